@@ -1,0 +1,15 @@
+//! Kippu's domain core: the rules of passes, gate verdicts, bundle pricing and
+//! delay cover. Nothing here does IO, so every rule is testable in isolation and
+//! the same code runs in the validator service, the gate simulator (offline
+//! mode) and the web app.
+
+pub mod money;
+pub mod pass;
+pub mod pricing;
+pub mod topics;
+pub mod validation;
+pub mod verdict;
+
+pub use pass::{Pass, PassError, PASS_WINDOW_SECS};
+pub use validation::{GateInfo, TicketState, Validator, ValidatorConfig};
+pub use verdict::{DenyReason, ScanRequest, VerdictMessage};

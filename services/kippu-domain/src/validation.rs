@@ -1,0 +1,326 @@
+//! The gate decision. Pure and in-memory: the validator service feeds it
+//! tickets from chain events and the database, so the hot path never waits on
+//! RPC or SQL. The same checks run offline in a gate from its last snapshot.
+
+use std::collections::{HashMap, VecDeque};
+
+use alloy_primitives::Address;
+
+use crate::pass::{window_at, Pass, PassError};
+use crate::verdict::{DenyReason, ScanRequest, VerdictMessage};
+
+/// A ticket as the validator knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketState {
+    /// ERC721 token id.
+    pub id: u64,
+    /// Current holder.
+    pub holder: Address,
+    /// Operator the ticket is valid with.
+    pub operator_id: u32,
+    /// Product it was sold as.
+    pub product_id: u32,
+    /// Validity start, unix seconds.
+    pub valid_from: u64,
+    /// Validity end (exclusive), unix seconds.
+    pub valid_until: u64,
+    /// Rides left; `None` for unlimited passes.
+    pub rides_left: Option<u32>,
+}
+
+/// What the validator knows of a registered gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateInfo {
+    /// Numeric operator id the gate belongs to.
+    pub operator_id: u32,
+}
+
+/// Tunables of the gate decision.
+#[derive(Debug, Clone)]
+pub struct ValidatorConfig {
+    /// How many windows before or after now a pass may be from (clock skew).
+    pub window_skew: u32,
+    /// A ticket that entered an operator's gate may not enter again within this many seconds.
+    pub passback_secs: u64,
+    /// How many recent scan ids to remember for idempotent re-sends.
+    pub remembered_scans: usize,
+}
+
+impl Default for ValidatorConfig {
+    fn default() -> Self {
+        Self { window_skew: 1, passback_secs: 30, remembered_scans: 100_000 }
+    }
+}
+
+/// An accepted entry, to be recorded and later anchored on chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tap {
+    /// The gate's scan id; unique, so a re-sent tap is recorded once.
+    pub scan_id: String,
+    /// Ticket that entered.
+    pub ticket_id: u64,
+    /// Operator whose gate it was.
+    pub operator_id: u32,
+    /// `operator/station/gate`.
+    pub gate: String,
+    /// Unix seconds.
+    pub at: u64,
+}
+
+/// Result of one scan: the verdict to publish and, when it opened, a new tap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Verdict for the gate.
+    pub verdict: VerdictMessage,
+    /// The tap to record; `None` for denials and re-sent scans.
+    pub tap: Option<Tap>,
+}
+
+/// In-memory validator state.
+#[derive(Debug, Default)]
+pub struct Validator {
+    cfg: ValidatorConfig,
+    tickets: HashMap<u64, TicketState>,
+    gates: HashMap<String, GateInfo>,
+    used_passes: HashMap<(u64, u32, [u8; 8]), ()>,
+    last_entry: HashMap<(u64, u32), u64>,
+    answered: HashMap<String, VerdictMessage>,
+    answered_order: VecDeque<String>,
+}
+
+impl Validator {
+    /// A validator with the given tunables and no tickets.
+    pub fn new(cfg: ValidatorConfig) -> Self {
+        Self { cfg, ..Default::default() }
+    }
+
+    /// Adds or replaces a ticket (from a chain event or the database).
+    pub fn upsert_ticket(&mut self, t: TicketState) {
+        self.tickets.insert(t.id, t);
+    }
+
+    /// Registers a gate by its `operator/station/gate` key.
+    pub fn add_gate(&mut self, key: &str, info: GateInfo) {
+        self.gates.insert(key.to_owned(), info);
+    }
+
+    /// A known ticket.
+    pub fn ticket(&self, id: u64) -> Option<&TicketState> {
+        self.tickets.get(&id)
+    }
+
+    /// Whether a gate is registered.
+    pub fn knows_gate(&self, key: &str) -> bool {
+        self.gates.contains_key(key)
+    }
+
+    /// Decides one scan at `now` (unix seconds).
+    pub fn check(&mut self, gate_key: &str, req: &ScanRequest, now: u64) -> Decision {
+        if let Some(prev) = self.answered.get(&req.id) {
+            // A gate re-sent a scan whose verdict it missed: answer the same, count nothing.
+            return Decision { verdict: prev.clone(), tap: None };
+        }
+        let decision = self.decide(gate_key, req, now);
+        self.remember(&req.id, &decision.verdict);
+        decision
+    }
+
+    fn remember(&mut self, id: &str, verdict: &VerdictMessage) {
+        self.answered.insert(id.to_owned(), verdict.clone());
+        self.answered_order.push_back(id.to_owned());
+        while self.answered_order.len() > self.cfg.remembered_scans {
+            if let Some(old) = self.answered_order.pop_front() {
+                self.answered.remove(&old);
+            }
+        }
+    }
+
+    fn decide(&mut self, gate_key: &str, req: &ScanRequest, now: u64) -> Decision {
+        let deny = |reason, ticket| Decision { verdict: VerdictMessage::deny(&req.id, reason, ticket), tap: None };
+        let Some(gate) = self.gates.get(gate_key).cloned() else {
+            return deny(DenyReason::UnknownGate, None);
+        };
+        let pass = match Pass::decode(&req.pass) {
+            Ok(p) => p,
+            Err(e) => return deny(pass_error_reason(&e), None),
+        };
+        let ticket_ref = Some(pass.ticket_id);
+        let now_window = window_at(now);
+        if pass.window.abs_diff(now_window) > self.cfg.window_skew {
+            return deny(DenyReason::StalePass, ticket_ref);
+        }
+        let signer = match pass.signer() {
+            Ok(a) => a,
+            Err(e) => return deny(pass_error_reason(&e), ticket_ref),
+        };
+        let Some(ticket) = self.tickets.get(&pass.ticket_id) else {
+            return deny(DenyReason::UnknownTicket, ticket_ref);
+        };
+        if ticket.holder != signer {
+            return deny(DenyReason::NotHolder, ticket_ref);
+        }
+        if ticket.operator_id != gate.operator_id {
+            return deny(DenyReason::WrongOperator, ticket_ref);
+        }
+        if now < ticket.valid_from {
+            return deny(DenyReason::NotYetValid, ticket_ref);
+        }
+        if now >= ticket.valid_until {
+            return deny(DenyReason::Expired, ticket_ref);
+        }
+        if ticket.rides_left == Some(0) {
+            return deny(DenyReason::NoRidesLeft, ticket_ref);
+        }
+        let pass_key = (pass.ticket_id, pass.window, pass.nonce);
+        if self.used_passes.contains_key(&pass_key) {
+            return deny(DenyReason::Replay, ticket_ref);
+        }
+        if let Some(last) = self.last_entry.get(&(pass.ticket_id, gate.operator_id)) {
+            if now.saturating_sub(*last) < self.cfg.passback_secs {
+                return deny(DenyReason::Passback, ticket_ref);
+            }
+        }
+        // Accept: effects only after every check passed.
+        self.used_passes.insert(pass_key, ());
+        self.prune_passes(now_window);
+        self.last_entry.insert((pass.ticket_id, gate.operator_id), now);
+        let ticket = self.tickets.get_mut(&pass.ticket_id).expect("checked above");
+        if let Some(r) = ticket.rides_left.as_mut() {
+            *r -= 1;
+        }
+        Decision {
+            verdict: VerdictMessage::open(&req.id, pass.ticket_id, ticket.rides_left),
+            tap: Some(Tap {
+                scan_id: req.id.clone(),
+                ticket_id: pass.ticket_id,
+                operator_id: gate.operator_id,
+                gate: gate_key.to_owned(),
+                at: now,
+            }),
+        }
+    }
+
+    fn prune_passes(&mut self, now_window: u32) {
+        // Passes older than the skew can never be accepted again, so forgetting them is safe.
+        if self.used_passes.len() > 10_000 {
+            let skew = self.cfg.window_skew;
+            self.used_passes.retain(|(_, w, _), _| w.saturating_add(skew) >= now_window);
+        }
+    }
+}
+
+/// Maps a pass format error to the gate's deny reason.
+pub fn pass_error_reason(e: &PassError) -> DenyReason {
+    match e {
+        PassError::NotAPass => DenyReason::NotAPass,
+        PassError::Oversized(_) => DenyReason::OversizedPass,
+        PassError::Malformed => DenyReason::MalformedPass,
+        PassError::UnsupportedVersion(_) => DenyReason::UnsupportedPass,
+        PassError::BadSignature => DenyReason::BadSignature,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::signers::{local::PrivateKeySigner, SignerSync};
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn pass(key: &PrivateKeySigner, ticket_id: u64, at: u64) -> String {
+        let nonce = rand::random::<[u8; 8]>();
+        let window = window_at(at);
+        let sig = key.sign_hash_sync(&Pass::digest(ticket_id, window, &nonce)).unwrap();
+        Pass { ticket_id, window, nonce, signature: sig.as_bytes() }.encode()
+    }
+
+    fn scan(id: &str, pass: String) -> ScanRequest {
+        ScanRequest { v: 1, id: id.into(), pass, ts: NOW * 1000 }
+    }
+
+    fn setup(rides: Option<u32>) -> (Validator, PrivateKeySigner) {
+        let key = PrivateKeySigner::random();
+        let mut v = Validator::new(ValidatorConfig::default());
+        v.add_gate("metro/central/g1", GateInfo { operator_id: 1 });
+        v.add_gate("bus/depot/g1", GateInfo { operator_id: 2 });
+        v.upsert_ticket(TicketState {
+            id: 7,
+            holder: key.address(),
+            operator_id: 1,
+            product_id: 10,
+            valid_from: NOW - 100,
+            valid_until: NOW + 100,
+            rides_left: rides,
+        });
+        (v, key)
+    }
+
+    fn reason(d: &Decision) -> Option<DenyReason> {
+        d.verdict.reason
+    }
+
+    #[test]
+    fn opens_for_the_holder_and_counts_the_ride() {
+        let (mut v, key) = setup(Some(2));
+        let d = v.check("metro/central/g1", &scan("s1", pass(&key, 7, NOW)), NOW);
+        assert!(d.verdict.open, "{d:?}");
+        assert_eq!(d.verdict.rides_left, Some(1));
+        assert_eq!(d.tap.as_ref().unwrap().ticket_id, 7);
+    }
+
+    #[test]
+    fn resent_scan_is_answered_again_but_not_counted() {
+        let (mut v, key) = setup(Some(5));
+        let req = scan("s1", pass(&key, 7, NOW));
+        let first = v.check("metro/central/g1", &req, NOW);
+        let again = v.check("metro/central/g1", &req, NOW + 1);
+        assert_eq!(first.verdict, again.verdict);
+        assert!(again.tap.is_none());
+        assert_eq!(v.ticket(7).unwrap().rides_left, Some(4));
+    }
+
+    #[test]
+    fn each_fraud_has_its_reason() {
+        let (mut v, key) = setup(Some(1));
+        let other = PrivateKeySigner::random();
+        let g = "metro/central/g1";
+        assert_eq!(reason(&v.check("nope/x/y", &scan("a", pass(&key, 7, NOW)), NOW)), Some(DenyReason::UnknownGate));
+        assert_eq!(reason(&v.check(g, &scan("b", "garbage".into()), NOW)), Some(DenyReason::NotAPass));
+        assert_eq!(reason(&v.check(g, &scan("c", "KP1.AQAA".into()), NOW)), Some(DenyReason::MalformedPass));
+        assert_eq!(reason(&v.check(g, &scan("d", pass(&other, 7, NOW)), NOW)), Some(DenyReason::NotHolder));
+        assert_eq!(reason(&v.check(g, &scan("e", pass(&key, 99, NOW)), NOW)), Some(DenyReason::UnknownTicket));
+        assert_eq!(reason(&v.check(g, &scan("f", pass(&key, 7, NOW - 60)), NOW)), Some(DenyReason::StalePass));
+        assert_eq!(reason(&v.check("bus/depot/g1", &scan("g", pass(&key, 7, NOW)), NOW)), Some(DenyReason::WrongOperator));
+        assert_eq!(reason(&v.check(g, &scan("h", pass(&key, 7, NOW + 200)), NOW + 200)), Some(DenyReason::Expired));
+        assert_eq!(reason(&v.check(g, &scan("i", pass(&key, 7, NOW - 200)), NOW - 200)), Some(DenyReason::NotYetValid));
+        let ok = pass(&key, 7, NOW);
+        assert!(v.check(g, &scan("j", ok.clone()), NOW).verdict.open);
+        assert_eq!(reason(&v.check(g, &scan("k", ok), NOW)), Some(DenyReason::NoRidesLeft));
+    }
+
+    #[test]
+    fn replay_and_passback() {
+        let (mut v, key) = setup(None);
+        let g = "metro/central/g1";
+        let p = pass(&key, 7, NOW);
+        assert!(v.check(g, &scan("a", p.clone()), NOW).verdict.open);
+        assert_eq!(reason(&v.check(g, &scan("b", p), NOW + 40)), Some(DenyReason::StalePass));
+        let p2 = pass(&key, 7, NOW + 5);
+        assert_eq!(reason(&v.check(g, &scan("c", p2.clone()), NOW + 5)), Some(DenyReason::Passback));
+        assert_eq!(reason(&v.check(g, &scan("d", p2), NOW + 5)), Some(DenyReason::Passback));
+        let p3 = pass(&key, 7, NOW + 31);
+        assert!(v.check(g, &scan("e", p3.clone()), NOW + 31).verdict.open);
+        assert_eq!(reason(&v.check(g, &scan("f", p3), NOW + 95)), Some(DenyReason::StalePass));
+    }
+
+    #[test]
+    fn same_pass_twice_is_a_replay() {
+        let mut cfg = ValidatorConfig::default();
+        cfg.passback_secs = 0;
+        let (mut v, key) = setup(None);
+        v.cfg = cfg;
+        let p = pass(&key, 7, NOW);
+        assert!(v.check("metro/central/g1", &scan("a", p.clone()), NOW).verdict.open);
+        assert_eq!(reason(&v.check("metro/central/g1", &scan("b", p), NOW)), Some(DenyReason::Replay));
+    }
+}
