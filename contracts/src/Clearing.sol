@@ -15,7 +15,7 @@ contract Clearing is AccessControl {
     bytes32 public constant SETTLER_ROLE = keccak256("SETTLER_ROLE");
     bytes32 public constant ANCHOR_ROLE = keccak256("ANCHOR_ROLE");
 
-    IERC20 public immutable fare;
+    IERC20 public immutable fareToken;
 
     uint32[] private _operatorIds;
     mapping(uint32 operatorId => address payee) private _payees;
@@ -34,9 +34,9 @@ contract Clearing is AccessControl {
     error UnknownOperator(uint32 operatorId);
     error InsufficientEscrow(uint256 balance, uint256 required);
 
-    constructor(address admin, IERC20 fare_) {
-        if (address(fare_) == address(0)) revert ZeroAddress();
-        fare = fare_;
+    constructor(address admin, IERC20 fare) {
+        if (address(fare) == address(0)) revert ZeroAddress();
+        fareToken = fare;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
@@ -52,7 +52,7 @@ contract Clearing is AccessControl {
     function credit(uint64 planId, uint32 operatorId, uint256 amount) external onlyRole(MARKET_ROLE) {
         if (_payees[operatorId] == address(0)) revert UnknownOperator(operatorId);
         uint256 newTotal = _totalUnpaid + amount;
-        uint256 balance = fare.balanceOf(address(this));
+        uint256 balance = fareToken.balanceOf(address(this));
         if (balance < newTotal) revert InsufficientEscrow(balance, newTotal);
         _totalUnpaid = newTotal;
         _unpaid[operatorId] += amount;
@@ -71,7 +71,7 @@ contract Clearing is AccessControl {
         return _currentPeriod;
     }
 
-    function payee(uint32 operatorId) external view returns (address) {
+    function operatorPayee(uint32 operatorId) external view returns (address) {
         return _payees[operatorId];
     }
 
@@ -101,14 +101,18 @@ contract Clearing is AccessControl {
             if (amount != 0) {
                 uint32 id = _operatorIds[i];
                 address to = _payees[id];
-                fare.safeTransfer(to, amount);
+                fareToken.safeTransfer(to, amount);
                 emit Payout(periodId, id, to, amount);
             }
         }
         emit PeriodClosed(periodId, totalPaid);
     }
 
-    function anchorTapBatch(bytes32 merkleRoot, uint32 tapCount) external onlyRole(ANCHOR_ROLE) returns (uint64 batchId) {
+    function anchorTapBatch(bytes32 merkleRoot, uint32 tapCount)
+        external
+        onlyRole(ANCHOR_ROLE)
+        returns (uint64 batchId)
+    {
         batchId = _nextBatchId++;
         emit TapBatchAnchored(batchId, merkleRoot, tapCount);
     }

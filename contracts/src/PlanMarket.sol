@@ -5,6 +5,7 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {FareToken} from "./FareToken.sol";
 import {Ticket} from "./Ticket.sol";
 import {Clearing} from "./Clearing.sol";
@@ -37,17 +38,22 @@ contract PlanMarket is AccessControl, Pausable {
         uint16 discountBps;
     }
 
-    FareToken public immutable fare;
-    Ticket public immutable ticket;
-    Clearing public immutable clearing;
-    DelayInsurance public immutable insurance;
+    FareToken public immutable fareToken;
+    Ticket public immutable ticketContract;
+    Clearing public immutable clearingContract;
+    DelayInsurance public immutable insuranceContract;
 
     mapping(uint32 productId => Product) private _products;
     mapping(uint32 bundleId => Bundle) private _bundles;
     uint64 private _nextPlanId = 1;
 
     event ProductListed(
-        uint32 indexed productId, uint32 indexed operatorId, uint128 price, uint64 duration, uint32 rides, bool insurance
+        uint32 indexed productId,
+        uint32 indexed operatorId,
+        uint128 price,
+        uint64 duration,
+        uint32 rides,
+        bool insurance
     );
     event BundleListed(uint32 indexed bundleId, uint32[] productIds, uint16 discountBps, uint256 price);
     event PlanPurchased(
@@ -65,29 +71,33 @@ contract PlanMarket is AccessControl, Pausable {
     error UnknownBundle(uint32 bundleId);
     error PriceAboveMax(uint256 price, uint256 maxPrice);
 
-    constructor(address admin, FareToken fare_, Ticket ticket_, Clearing clearing_, DelayInsurance insurance_) {
+    constructor(address admin, FareToken fare, Ticket ticket, Clearing clearing, DelayInsurance insurance) {
         if (
-            address(fare_) == address(0) || address(ticket_) == address(0) || address(clearing_) == address(0)
-                || address(insurance_) == address(0)
+            address(fare) == address(0) || address(ticket) == address(0) || address(clearing) == address(0)
+                || address(insurance) == address(0)
         ) revert ZeroAddress();
-        fare = fare_;
-        ticket = ticket_;
-        clearing = clearing_;
-        insurance = insurance_;
+        fareToken = fare;
+        ticketContract = ticket;
+        clearingContract = clearing;
+        insuranceContract = insurance;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
     // ------------------------------------------------------------------ catalogue
 
-    function setProduct(uint32 productId, uint32 operatorId, uint128 price, uint64 duration, uint32 rides, bool insurance_)
-        external
-        onlyRole(DEFAULT_ADMIN_ROLE)
-    {
+    function setProduct(
+        uint32 productId,
+        uint32 operatorId,
+        uint128 price,
+        uint64 duration,
+        uint32 rides,
+        bool insurance
+    ) external onlyRole(DEFAULT_ADMIN_ROLE) {
         if (duration == 0) revert InvalidDuration();
         _products[productId] = Product({
-            operatorId: operatorId, price: price, duration: duration, rides: rides, insurance: insurance_, active: true
+            operatorId: operatorId, price: price, duration: duration, rides: rides, insurance: insurance, active: true
         });
-        emit ProductListed(productId, operatorId, price, duration, rides, insurance_);
+        emit ProductListed(productId, operatorId, price, duration, rides, insurance);
     }
 
     function setBundle(uint32 bundleId, uint32[] calldata productIds, uint16 discountBps)
@@ -134,7 +144,7 @@ contract PlanMarket is AccessControl, Pausable {
         if (listSum == 0) return (price, legShares);
         uint256 allocated;
         for (uint256 i; i + 1 < n; ++i) {
-            uint256 share = price * listPrices[i] / listSum;
+            uint256 share = Math.mulDiv(price, listPrices[i], listSum); // 512-bit intermediate
             legShares[i] = share;
             allocated += share;
         }
@@ -161,7 +171,7 @@ contract PlanMarket is AccessControl, Pausable {
         bytes32 r,
         bytes32 s
     ) external onlyRole(RELAYER_ROLE) whenNotPaused returns (uint64 planId) {
-        try fare.permit(traveler, address(this), maxPrice, deadline, v, r, s) {} catch {}
+        try fareToken.permit(traveler, address(this), maxPrice, deadline, v, r, s) {} catch {}
         return _purchase(traveler, bundleId, validFrom, maxPrice);
     }
 
@@ -182,7 +192,7 @@ contract PlanMarket is AccessControl, Pausable {
         if (validFrom == 0) validFrom = uint64(block.timestamp);
         planId = _nextPlanId++;
 
-        IERC20(address(fare)).safeTransferFrom(traveler, address(clearing), price);
+        IERC20(address(fareToken)).safeTransferFrom(traveler, address(clearingContract), price);
         emit PlanPurchased(planId, traveler, bundleId, price, validFrom);
 
         uint32[] storage ids = _bundles[bundleId].productIds;
@@ -194,9 +204,10 @@ contract PlanMarket is AccessControl, Pausable {
     function _sellLeg(uint64 planId, address traveler, uint32 productId, uint64 validFrom, uint256 share) private {
         Product memory p = _products[productId];
         uint64 validUntil = validFrom + p.duration;
-        uint256 ticketId = ticket.mint(traveler, planId, p.operatorId, productId, validFrom, validUntil, p.rides);
-        clearing.credit(planId, p.operatorId, share);
+        uint256 ticketId =
+            ticketContract.mint(traveler, planId, p.operatorId, productId, validFrom, validUntil, p.rides);
+        clearingContract.credit(planId, p.operatorId, share);
         emit LegSold(planId, ticketId, p.operatorId, productId, share);
-        if (p.insurance) insurance.openPolicy(ticketId, traveler, validFrom, validUntil);
+        if (p.insurance) insuranceContract.openPolicy(ticketId, traveler, validFrom, validUntil);
     }
 }

@@ -99,8 +99,9 @@ abstract contract Fixture is Test {
     }
 
     function fund(address to, uint256 amount) internal {
+        bytes32 ref = keccak256(abi.encode("fund", to, amount, fare.totalSupply()));
         vm.prank(fareMinter);
-        fare.mint(to, amount, keccak256(abi.encode("fund", to, amount, fare.totalSupply())));
+        fare.mint(to, amount, ref);
     }
 
     function signPermit(uint256 key, address spender, uint256 value, uint256 deadline)

@@ -3,6 +3,7 @@
 //! the same code runs in the validator service, the gate simulator (offline
 //! mode) and the web app.
 
+pub mod events;
 pub mod money;
 pub mod pass;
 pub mod pricing;

@@ -9,6 +9,17 @@
 //! The crate is a pure library: no network, no clock, no file system (callers
 //! hand it bytes), so the same code runs in services, dev tools and tests.
 //!
+//! ```
+//! use kippu_gtfs::{affected, decode_feed, encode_trip_updates};
+//!
+//! // Bull Runner trip 1 on route A, 7 minutes late.
+//! let bytes = encode_trip_updates(1_420_459_200, &[("1".into(), Some("A".into()), 420)]);
+//! let delays = decode_feed(&bytes)?;
+//! assert_eq!(delays[0].trip_id, "1");
+//! assert!(affected(&delays[0], 5));
+//! # Ok::<(), kippu_gtfs::GtfsError>(())
+//! ```
+//!
 //! # Why the protobuf types are checked in
 //!
 //! The crates.io GTFS-Realtime bindings (`gtfs-realtime`, `gtfs-rt`) run

@@ -55,7 +55,10 @@ pub fn load_trips(zip_bytes: &[u8]) -> Result<Vec<Trip>> {
     read_csv(zip_bytes, "trips.txt")
 }
 
-fn read_csv<T: serde::de::DeserializeOwned>(zip_bytes: &[u8], file: &'static str) -> Result<Vec<T>> {
+fn read_csv<T: serde::de::DeserializeOwned>(
+    zip_bytes: &[u8],
+    file: &'static str,
+) -> Result<Vec<T>> {
     let mut archive = ZipArchive::new(Cursor::new(zip_bytes))?;
     // Many published feeds are zipped with an enclosing folder, so match on
     // the last path component instead of the exact entry name.

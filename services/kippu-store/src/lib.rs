@@ -1,1 +1,671 @@
-//! placeholder
+//! Kippu's SQL store. One code path for SQLite (the embedded default) and
+//! PostgreSQL (production) through sqlx's `Any` driver, with one portable
+//! migration set in `migrations/`. Queries use `$n` placeholders, which both
+//! backends accept, and integers only (amounts in FARE minor units).
+
+use alloy_primitives::Address;
+use kippu_domain::events::{ChainEvent, EventMeta};
+use kippu_domain::validation::Tap;
+use kippu_domain::TicketState;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+mod rows;
+pub use rows::*;
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed a query.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A URL that is neither `sqlite:` nor `postgres:`.
+    #[error("unsupported database url {0:?} (use sqlite:// or postgres://)")]
+    UnsupportedUrl(String),
+    /// A stored value that does not parse (corrupt row).
+    #[error("corrupt value in column {0}")]
+    Corrupt(&'static str),
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+fn addr(a: &Address) -> String {
+    format!("{a:#x}")
+}
+
+fn parse_addr(s: &str) -> Result<Address> {
+    s.parse().map_err(|_| StoreError::Corrupt("address"))
+}
+
+impl Store {
+    /// Connects (creating an SQLite file if needed) and applies migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let (url, max) = if url.starts_with("sqlite:") {
+            // SQLite takes one writer at a time; a small pool avoids lock churn.
+            let u = if url.contains('?') || url.contains(":memory:") { url.to_owned() } else { format!("{url}?mode=rwc") };
+            (u, 4)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            (url.to_owned(), 16)
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let pool = AnyPoolOptions::new().max_connections(max).connect(&url).await?;
+        if url.starts_with("sqlite:") {
+            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA busy_timeout=5000").execute(&pool).await?;
+        }
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The underlying pool, for adapters with their own queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    // ---- catalogue -------------------------------------------------------
+
+    /// Inserts or updates an operator.
+    pub async fn upsert_operator(&self, o: &Operator) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO operators (id, slug, name, kind, payee) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET slug = excluded.slug, name = excluded.name, kind = excluded.kind, payee = excluded.payee",
+        )
+        .bind(i64::from(o.id))
+        .bind(&o.slug)
+        .bind(&o.name)
+        .bind(&o.kind)
+        .bind(addr(&o.payee))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// All operators by id.
+    pub async fn operators(&self) -> Result<Vec<Operator>> {
+        let rows = sqlx::query("SELECT id, slug, name, kind, payee FROM operators ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Operator {
+                    id: r.try_get::<i64, _>(0)? as u32,
+                    slug: r.try_get(1)?,
+                    name: r.try_get(2)?,
+                    kind: r.try_get(3)?,
+                    payee: parse_addr(&r.try_get::<String, _>(4)?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Inserts or updates a product.
+    pub async fn upsert_product(&self, p: &Product) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO products (id, operator_id, name, price, duration_secs, rides, insurance) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (id) DO UPDATE SET operator_id = excluded.operator_id, name = excluded.name, price = excluded.price,
+             duration_secs = excluded.duration_secs, rides = excluded.rides, insurance = excluded.insurance",
+        )
+        .bind(i64::from(p.id))
+        .bind(i64::from(p.operator_id))
+        .bind(&p.name)
+        .bind(p.price)
+        .bind(p.duration_secs)
+        .bind(i64::from(p.rides))
+        .bind(i64::from(p.insurance))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// All products by id.
+    pub async fn products(&self) -> Result<Vec<Product>> {
+        let rows = sqlx::query("SELECT id, operator_id, name, price, duration_secs, rides, insurance FROM products ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Product {
+                    id: r.try_get::<i64, _>(0)? as u32,
+                    operator_id: r.try_get::<i64, _>(1)? as u32,
+                    name: r.try_get(2)?,
+                    price: r.try_get(3)?,
+                    duration_secs: r.try_get(4)?,
+                    rides: r.try_get::<i64, _>(5)? as u32,
+                    insurance: r.try_get::<i64, _>(6)? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Inserts or updates a bundle.
+    pub async fn upsert_bundle(&self, b: &Bundle) -> Result<()> {
+        let ids = b.product_ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        sqlx::query(
+            "INSERT INTO bundles (id, name, description, discount_bps, product_ids) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, description = excluded.description,
+             discount_bps = excluded.discount_bps, product_ids = excluded.product_ids",
+        )
+        .bind(i64::from(b.id))
+        .bind(&b.name)
+        .bind(&b.description)
+        .bind(i64::from(b.discount_bps))
+        .bind(ids)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// All bundles by id.
+    pub async fn bundles(&self) -> Result<Vec<Bundle>> {
+        let rows = sqlx::query("SELECT id, name, description, discount_bps, product_ids FROM bundles ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let ids: String = r.try_get(4)?;
+                Ok(Bundle {
+                    id: r.try_get::<i64, _>(0)? as u32,
+                    name: r.try_get(1)?,
+                    description: r.try_get(2)?,
+                    discount_bps: r.try_get::<i64, _>(3)? as u16,
+                    product_ids: ids
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(|s| s.parse().map_err(|_| StoreError::Corrupt("bundles.product_ids")))
+                        .collect::<Result<_>>()?,
+                })
+            })
+            .collect()
+    }
+
+    /// Registers a gate.
+    pub async fn upsert_gate(&self, g: &GateRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO gates (gate_key, operator_id, station) VALUES ($1, $2, $3)
+             ON CONFLICT (gate_key) DO UPDATE SET operator_id = excluded.operator_id, station = excluded.station",
+        )
+        .bind(&g.gate_key)
+        .bind(i64::from(g.operator_id))
+        .bind(&g.station)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// All registered gates.
+    pub async fn gates(&self) -> Result<Vec<GateRow>> {
+        let rows = sqlx::query("SELECT gate_key, operator_id, station FROM gates ORDER BY gate_key").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok(GateRow { gate_key: r.try_get(0)?, operator_id: r.try_get::<i64, _>(1)? as u32, station: r.try_get(2)? }))
+            .collect()
+    }
+
+    // ---- travelers and sessions -------------------------------------------
+
+    /// Adds a traveler, or refreshes its name and key if the address exists.
+    pub async fn upsert_traveler(&self, t: &Traveler) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO travelers (address, did, display_name, sealed_key, created_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (address) DO UPDATE SET display_name = excluded.display_name, sealed_key = excluded.sealed_key",
+        )
+        .bind(addr(&t.address))
+        .bind(&t.did)
+        .bind(&t.display_name)
+        .bind(t.sealed_key.clone())
+        .bind(t.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// All travelers.
+    pub async fn travelers(&self) -> Result<Vec<Traveler>> {
+        let rows = sqlx::query("SELECT address, did, display_name, sealed_key, created_at FROM travelers ORDER BY created_at, address")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(traveler_from_row).collect()
+    }
+
+    /// One traveler by address.
+    pub async fn traveler(&self, address: &Address) -> Result<Option<Traveler>> {
+        let row = sqlx::query("SELECT address, did, display_name, sealed_key, created_at FROM travelers WHERE address = $1")
+            .bind(addr(address))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(traveler_from_row).transpose()
+    }
+
+    /// Opens a session.
+    pub async fn create_session(&self, token: &str, address: &Address, expires_at: i64) -> Result<()> {
+        sqlx::query("INSERT INTO sessions (token, address, expires_at) VALUES ($1, $2, $3)")
+            .bind(token)
+            .bind(addr(address))
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The address behind a live session token.
+    pub async fn session(&self, token: &str, now: i64) -> Result<Option<Address>> {
+        let row = sqlx::query("SELECT address FROM sessions WHERE token = $1 AND expires_at > $2")
+            .bind(token)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| parse_addr(&r.try_get::<String, _>(0)?)).transpose()
+    }
+
+    /// Ends a session.
+    pub async fn delete_session(&self, token: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE token = $1").bind(token).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    // ---- chain events and the ledger -------------------------------------
+
+    /// Next block the named follower should read, if it has a checkpoint.
+    pub async fn cursor(&self, name: &str) -> Result<Option<u64>> {
+        let row = sqlx::query("SELECT next_block FROM chain_cursor WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.map(|n| n as u64))
+    }
+
+    /// Books a batch of events and moves the checkpoint, in one transaction so
+    /// a crash mid-batch leaves neither half-booked events nor a skipped range.
+    /// Events already booked (same block hash and log index) are skipped.
+    /// Returns how many events were new.
+    pub async fn apply_events(&self, cursor: &str, next_block: u64, events: &[(EventMeta, ChainEvent)]) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let mut applied = 0;
+        for (meta, ev) in events {
+            let key = meta.key();
+            let inserted = sqlx::query(
+                "INSERT INTO chain_events (event_key, block_number, block_hash, log_index, tx_hash, kind)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_key) DO NOTHING",
+            )
+            .bind(&key)
+            .bind(meta.block_number as i64)
+            .bind(format!("{:#x}", meta.block_hash))
+            .bind(meta.log_index as i64)
+            .bind(format!("{:#x}", meta.tx_hash))
+            .bind(ev.kind())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                continue;
+            }
+            applied += 1;
+            for (account, amount) in ev.postings() {
+                sqlx::query("INSERT INTO ledger_postings (event_key, account, amount) VALUES ($1, $2, $3)")
+                    .bind(&key)
+                    .bind(account)
+                    .bind(amount)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            apply_read_model(&mut tx, &key, ev).await?;
+        }
+        sqlx::query(
+            "INSERT INTO chain_cursor (name, next_block) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET next_block = excluded.next_block",
+        )
+        .bind(cursor)
+        .bind(next_block as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Balance of one ledger account (debits positive).
+    pub async fn account_balance(&self, account: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_postings WHERE account = $1")
+            .bind(account)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Sum over every posting; zero unless the ledger is broken.
+    pub async fn ledger_imbalance(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_postings").fetch_one(&self.pool).await?;
+        Ok(row.try_get(0)?)
+    }
+
+    // ---- read models -----------------------------------------------------
+
+    /// Tickets held by a traveler, newest first.
+    pub async fn tickets_of(&self, holder: &Address) -> Result<Vec<TicketRow>> {
+        let rows = sqlx::query(&format!("{TICKET_SELECT} WHERE t.holder = $1 ORDER BY t.id DESC"))
+            .bind(addr(holder))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(ticket_from_row).collect()
+    }
+
+    /// One ticket.
+    pub async fn ticket(&self, id: u64) -> Result<Option<TicketRow>> {
+        let row = sqlx::query(&format!("{TICKET_SELECT} WHERE t.id = $1")).bind(id as i64).fetch_optional(&self.pool).await?;
+        row.as_ref().map(ticket_from_row).transpose()
+    }
+
+    /// All tickets as validator state (rides left = issued rides minus recorded taps).
+    pub async fn ticket_states(&self) -> Result<Vec<TicketState>> {
+        let rows = sqlx::query(&format!("{TICKET_SELECT} ORDER BY t.id")).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| ticket_from_row(r).map(|t| t.state())).collect()
+    }
+
+    /// Vouchers of a traveler, newest first.
+    pub async fn vouchers_of(&self, holder: &Address) -> Result<Vec<VoucherRow>> {
+        let rows = sqlx::query(
+            "SELECT id, policy_id, holder, value, operator_id, expiry, delay_id, redeemed_by FROM vouchers WHERE holder = $1 ORDER BY id DESC",
+        )
+        .bind(addr(holder))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(voucher_from_row).collect()
+    }
+
+    /// Policies covering `now`.
+    pub async fn active_policies(&self, now: i64) -> Result<Vec<PolicyRow>> {
+        let rows = sqlx::query("SELECT policy_id, holder, valid_from, valid_until FROM policies WHERE valid_from <= $1 AND valid_until > $1 ORDER BY policy_id")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PolicyRow {
+                    policy_id: r.try_get::<i64, _>(0)? as u64,
+                    holder: parse_addr(&r.try_get::<String, _>(1)?)?,
+                    valid_from: r.try_get(2)?,
+                    valid_until: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records a delay claim once; false if this (delay, policy) was already claimed.
+    pub async fn claim_delay(&self, delay_id: &str, policy_id: u64, trip_id: &str, minutes: u32) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO delay_claims (delay_id, policy_id, trip_id, delay_minutes, status) VALUES ($1, $2, $3, $4, 'pending')
+             ON CONFLICT (delay_id, policy_id) DO NOTHING",
+        )
+        .bind(delay_id)
+        .bind(policy_id as i64)
+        .bind(trip_id)
+        .bind(i64::from(minutes))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Marks a delay claim's outcome.
+    pub async fn set_claim_status(&self, delay_id: &str, policy_id: u64, status: &str) -> Result<()> {
+        sqlx::query("UPDATE delay_claims SET status = $3 WHERE delay_id = $1 AND policy_id = $2")
+            .bind(delay_id)
+            .bind(policy_id as i64)
+            .bind(status)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a tap; false when the scan id was already recorded (a re-sent tap).
+    pub async fn record_tap(&self, tap: &Tap) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO taps (scan_id, ticket_id, operator_id, gate_key, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scan_id) DO NOTHING",
+        )
+        .bind(&tap.scan_id)
+        .bind(tap.ticket_id as i64)
+        .bind(i64::from(tap.operator_id))
+        .bind(&tap.gate)
+        .bind(tap.at as i64)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Taps of one ticket, newest first.
+    pub async fn taps_of_ticket(&self, ticket_id: u64) -> Result<Vec<TapRow>> {
+        let rows = sqlx::query("SELECT scan_id, ticket_id, operator_id, gate_key, at FROM taps WHERE ticket_id = $1 ORDER BY at DESC")
+            .bind(ticket_id as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TapRow {
+                    scan_id: r.try_get(0)?,
+                    ticket_id: r.try_get::<i64, _>(1)? as u64,
+                    operator_id: r.try_get::<i64, _>(2)? as u32,
+                    gate_key: r.try_get(3)?,
+                    at: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    // ---- payments ----------------------------------------------------------
+
+    /// Records a new Checkout Session.
+    pub async fn create_payment(&self, session_id: &str, traveler: &Address, amount: i64, now: i64) -> Result<()> {
+        sqlx::query("INSERT INTO payments (session_id, traveler, amount, status, created_at) VALUES ($1, $2, $3, 'open', $4)")
+            .bind(session_id)
+            .bind(addr(traveler))
+            .bind(amount)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Remembers a webhook event id; false if it was seen before (a duplicate delivery).
+    pub async fn first_webhook_delivery(&self, event_id: &str, now: i64) -> Result<bool> {
+        let n = sqlx::query("INSERT INTO webhook_events (event_id, received_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING")
+            .bind(event_id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Moves a payment from `open` to `paid`; returns the payment only on the
+    /// first transition, so concurrent deliveries mint at most once.
+    pub async fn mark_paid(&self, session_id: &str) -> Result<Option<Payment>> {
+        let n = sqlx::query("UPDATE payments SET status = 'paid' WHERE session_id = $1 AND status = 'open'")
+            .bind(session_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Ok(None);
+        }
+        self.payment(session_id).await
+    }
+
+    /// Records the mint transaction of a payment.
+    pub async fn mark_minted(&self, session_id: &str, tx_hash: &str) -> Result<()> {
+        sqlx::query("UPDATE payments SET status = 'minted', tx_hash = $2 WHERE session_id = $1")
+            .bind(session_id)
+            .bind(tx_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// One payment.
+    pub async fn payment(&self, session_id: &str) -> Result<Option<Payment>> {
+        let row = sqlx::query("SELECT session_id, traveler, amount, status, tx_hash FROM payments WHERE session_id = $1")
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Payment {
+                session_id: r.try_get(0)?,
+                traveler: parse_addr(&r.try_get::<String, _>(1)?)?,
+                amount: r.try_get(2)?,
+                status: r.try_get(3)?,
+                tx_hash: r.try_get(4)?,
+            })
+        })
+        .transpose()
+    }
+
+    // ---- reports -----------------------------------------------------------
+
+    /// Each operator's revenue share, legs sold, rides and vouchers redeemed,
+    /// straight from the ledger and read models.
+    pub async fn operator_report(&self) -> Result<Vec<OperatorReport>> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.name, o.kind,
+                CAST(COALESCE((SELECT SUM(-p.amount) FROM ledger_postings p JOIN chain_events e ON e.event_key = p.event_key
+                    WHERE p.account = 'operator:' || CAST(o.id AS TEXT) AND e.kind = 'LegSold'), 0) AS BIGINT),
+                CAST((SELECT COUNT(*) FROM tickets t WHERE t.operator_id = o.id) AS BIGINT),
+                CAST((SELECT COUNT(*) FROM taps x WHERE x.operator_id = o.id) AS BIGINT),
+                CAST(COALESCE((SELECT SUM(-p.amount) FROM ledger_postings p JOIN chain_events e ON e.event_key = p.event_key
+                    WHERE p.account = 'operator:' || CAST(o.id AS TEXT) AND e.kind = 'VoucherRedeemed'), 0) AS BIGINT),
+                CAST(COALESCE((SELECT SUM(p.amount) FROM ledger_postings p JOIN chain_events e ON e.event_key = p.event_key
+                    WHERE p.account = 'operator:' || CAST(o.id AS TEXT) AND e.kind = 'Payout'), 0) AS BIGINT)
+             FROM operators o ORDER BY o.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OperatorReport {
+                    operator_id: r.try_get::<i64, _>(0)? as u32,
+                    name: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    revenue: r.try_get(3)?,
+                    legs: r.try_get(4)?,
+                    rides: r.try_get(5)?,
+                    vouchers_redeemed: r.try_get(6)?,
+                    paid_out: r.try_get(7)?,
+                })
+            })
+            .collect()
+    }
+}
+
+const TICKET_SELECT: &str = "SELECT t.id, t.holder, t.plan_id, t.operator_id, t.product_id, t.valid_from, t.valid_until, t.rides, t.share,
+    CAST((SELECT COUNT(*) FROM taps x WHERE x.ticket_id = t.id) AS BIGINT) FROM tickets t";
+
+fn traveler_from_row(r: &AnyRow) -> Result<Traveler> {
+    Ok(Traveler {
+        address: parse_addr(&r.try_get::<String, _>(0)?)?,
+        did: r.try_get(1)?,
+        display_name: r.try_get(2)?,
+        sealed_key: r.try_get(3)?,
+        created_at: r.try_get(4)?,
+    })
+}
+
+fn ticket_from_row(r: &AnyRow) -> Result<TicketRow> {
+    Ok(TicketRow {
+        id: r.try_get::<i64, _>(0)? as u64,
+        holder: parse_addr(&r.try_get::<String, _>(1)?)?,
+        plan_id: r.try_get::<i64, _>(2)? as u64,
+        operator_id: r.try_get::<i64, _>(3)? as u32,
+        product_id: r.try_get::<i64, _>(4)? as u32,
+        valid_from: r.try_get(5)?,
+        valid_until: r.try_get(6)?,
+        rides: r.try_get::<i64, _>(7)? as u32,
+        share: r.try_get(8)?,
+        taps: r.try_get(9)?,
+    })
+}
+
+fn voucher_from_row(r: &AnyRow) -> Result<VoucherRow> {
+    Ok(VoucherRow {
+        id: r.try_get::<i64, _>(0)? as u64,
+        policy_id: r.try_get::<i64, _>(1)? as u64,
+        holder: parse_addr(&r.try_get::<String, _>(2)?)?,
+        value: r.try_get(3)?,
+        operator_id: r.try_get::<i64, _>(4)? as u32,
+        expiry: r.try_get(5)?,
+        delay_id: r.try_get(6)?,
+        redeemed_by: r.try_get::<Option<i64>, _>(7)?.map(|v| v as u32),
+    })
+}
+
+async fn apply_read_model(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &str, ev: &ChainEvent) -> Result<()> {
+    match ev {
+        ChainEvent::PlanPurchased { plan_id, traveler, bundle_id, price, valid_from } => {
+            sqlx::query("INSERT INTO plans (plan_id, traveler, bundle_id, price, valid_from, event_key) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(*plan_id as i64)
+                .bind(addr(traveler))
+                .bind(i64::from(*bundle_id))
+                .bind(*price)
+                .bind(*valid_from as i64)
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
+        }
+        ChainEvent::TicketIssued { ticket_id, holder, plan_id, operator_id, product_id, valid_from, valid_until, rides } => {
+            sqlx::query(
+                "INSERT INTO tickets (id, holder, plan_id, operator_id, product_id, valid_from, valid_until, rides) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(*ticket_id as i64)
+            .bind(addr(holder))
+            .bind(*plan_id as i64)
+            .bind(i64::from(*operator_id))
+            .bind(i64::from(*product_id))
+            .bind(*valid_from as i64)
+            .bind(*valid_until as i64)
+            .bind(i64::from(*rides))
+            .execute(&mut **tx)
+            .await?;
+        }
+        ChainEvent::LegSold { ticket_id, share, .. } => {
+            // TicketIssued precedes LegSold in the same transaction's logs.
+            sqlx::query("UPDATE tickets SET share = $2 WHERE id = $1").bind(*ticket_id as i64).bind(*share).execute(&mut **tx).await?;
+        }
+        ChainEvent::PolicyOpened { policy_id, holder, valid_from, valid_until } => {
+            sqlx::query("INSERT INTO policies (policy_id, holder, valid_from, valid_until) VALUES ($1, $2, $3, $4)")
+                .bind(*policy_id as i64)
+                .bind(addr(holder))
+                .bind(*valid_from as i64)
+                .bind(*valid_until as i64)
+                .execute(&mut **tx)
+                .await?;
+        }
+        ChainEvent::VoucherIssued { voucher_id, policy_id, holder, value, operator_id, expiry, delay_id } => {
+            sqlx::query(
+                "INSERT INTO vouchers (id, policy_id, holder, value, operator_id, expiry, delay_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(*voucher_id as i64)
+            .bind(*policy_id as i64)
+            .bind(addr(holder))
+            .bind(*value)
+            .bind(i64::from(*operator_id))
+            .bind(*expiry as i64)
+            .bind(format!("{delay_id:#x}"))
+            .execute(&mut **tx)
+            .await?;
+        }
+        ChainEvent::VoucherRedeemed { voucher_id, operator_id, .. } => {
+            sqlx::query("UPDATE vouchers SET redeemed_by = $2 WHERE id = $1")
+                .bind(*voucher_id as i64)
+                .bind(i64::from(*operator_id))
+                .execute(&mut **tx)
+                .await?;
+        }
+        ChainEvent::FareMinted { .. } | ChainEvent::Payout { .. } | ChainEvent::TapBatchAnchored { .. } => {}
+    }
+    Ok(())
+}

@@ -1,1 +1,131 @@
-//! placeholder
+//! Kippu's web app: traveler pages (sign-in, top-up, plans, tickets, the
+//! rotating QR pass), the Stripe webhook, and the operator report. Handlers
+//! stay thin: rules live in `kippu-domain`, IO in the adapters in [`AppState`].
+
+mod chart;
+mod error;
+mod pages;
+mod payments;
+mod qr;
+mod session;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::routing::{get, post};
+use axum::Router;
+use kippu_chain::Chain;
+use kippu_domain::VerdictMessage;
+use kippu_identity::{ChallengeBook, Keystore};
+use kippu_payments::Checkout;
+use kippu_store::Store;
+
+pub use error::AppError;
+pub use qr::{pass_png, qr_png, sign_pass};
+
+/// A gate as shown on the fleet page.
+#[derive(Debug, Clone)]
+pub struct GateStatus {
+    /// `operator/station/gate`.
+    pub key: String,
+    /// Station name.
+    pub station: String,
+    /// `online` or `offline`.
+    pub state: String,
+    /// Last verdict seen, human readable.
+    pub last: String,
+}
+
+/// What delay-feed ingestion did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DelayOutcome {
+    /// Trip updates in the feed.
+    pub trips: usize,
+    /// Trips at or over the threshold.
+    pub delayed: usize,
+    /// Vouchers issued on chain.
+    pub vouchers: Vec<u64>,
+}
+
+/// The running platform's services the web layer calls into, implemented by
+/// the `kippu` binary that wires the adapters together.
+#[async_trait]
+pub trait Platform: Send + Sync {
+    /// Waits until the indexer has booked everything mined so far.
+    async fn catch_up(&self);
+    /// Hands a QR image to a simulated gate and returns its verdict.
+    async fn scan_png(&self, gate_key: &str, png: Vec<u8>) -> Result<VerdictMessage, String>;
+    /// Fleet status.
+    async fn gates(&self) -> Vec<GateStatus>;
+    /// Ingests a GTFS-Realtime feed (protobuf) and issues vouchers for delays.
+    async fn ingest_delays(&self, feed: &[u8]) -> Result<DelayOutcome, String>;
+}
+
+/// Shared state of the web app.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+/// What [`AppState`] holds.
+pub struct Inner {
+    /// Database.
+    pub store: Store,
+    /// Chain adapter.
+    pub chain: Chain,
+    /// Custodial keys.
+    pub keystore: Keystore,
+    /// Pending sign-in challenges.
+    pub challenges: ChallengeBook,
+    /// Stripe Checkout client.
+    pub checkout: Checkout,
+    /// Stripe webhook signing secret.
+    pub webhook_secret: String,
+    /// Base URL travelers reach the app at (for Stripe's redirect URLs).
+    pub public_url: String,
+    /// Wired services.
+    pub platform: Arc<dyn Platform>,
+    /// Whether dev-only routes (feeding delays by hand) are on.
+    pub dev_routes: bool,
+}
+
+impl AppState {
+    /// Wraps the state.
+    pub fn new(inner: Inner) -> Self {
+        Self { inner: Arc::new(inner) }
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+/// The app's router.
+pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
+    let mut r = Router::new()
+        .route("/", get(pages::home))
+        .route("/signin", get(pages::signin_page).post(pages::signin))
+        .route("/signout", post(pages::signout))
+        .route("/topup", get(payments::topup_page).post(payments::topup))
+        .route("/topup/done", get(payments::topup_done))
+        .route("/webhooks/stripe", post(payments::stripe_webhook))
+        .route("/plans", get(pages::plans))
+        .route("/plans/{id}/buy", post(pages::buy))
+        .route("/tickets", get(pages::tickets))
+        .route("/tickets/{id}/pass", get(pages::pass_page))
+        .route("/tickets/{id}/pass.png", get(pages::pass_image))
+        .route("/gates", get(pages::gates))
+        .route("/gates/{op}/{station}/{gate}/scan", post(pages::gate_scan))
+        .route("/operators/report", get(pages::report))
+        .route("/api/me", get(pages::api_me))
+        .route("/healthz", get(|| async { "ok" }));
+    if state.dev_routes {
+        r = r.route("/dev/gtfs-rt", post(pages::dev_feed));
+    }
+    r.nest_service("/static", tower_http::services::ServeDir::new(static_dir))
+        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+        .with_state(state)
+}

@@ -52,17 +52,7 @@ pub mod feed_header {
     /// that use this mode.  There are discussions on the GTFS Realtime mailing
     /// list around fully specifying the behavior of DIFFERENTIAL mode and the
     /// documentation will be updated when those discussions are finalized.
-    #[derive(
-        Clone,
-        Copy,
-        Debug,
-        PartialEq,
-        Eq,
-        Hash,
-        PartialOrd,
-        Ord,
-        ::prost::Enumeration
-    )]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
     #[repr(i32)]
     pub enum Incrementality {
         FullDataset = 0,
@@ -291,9 +281,7 @@ pub mod trip_update {
         /// Realtime updates for certain properties defined within GTFS stop_times.txt
         /// NOTE: This field is still experimental, and subject to change. It may be formally adopted in the future.
         #[prost(message, optional, tag = "6")]
-        pub stop_time_properties: ::core::option::Option<
-            stop_time_update::StopTimeProperties,
-        >,
+        pub stop_time_properties: ::core::option::Option<stop_time_update::StopTimeProperties>,
     }
     /// Nested message and enum types in `StopTimeUpdate`.
     pub mod stop_time_update {
@@ -340,15 +328,7 @@ pub mod trip_update {
         /// Nested message and enum types in `StopTimeProperties`.
         pub mod stop_time_properties {
             #[derive(
-                Clone,
-                Copy,
-                Debug,
-                PartialEq,
-                Eq,
-                Hash,
-                PartialOrd,
-                Ord,
-                ::prost::Enumeration
+                Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration,
             )]
             #[repr(i32)]
             pub enum DropOffPickupType {
@@ -388,15 +368,7 @@ pub mod trip_update {
         }
         /// The relation between the StopTimeEvents and the static schedule.
         #[derive(
-            Clone,
-            Copy,
-            Debug,
-            PartialEq,
-            Eq,
-            Hash,
-            PartialOrd,
-            Ord,
-            ::prost::Enumeration
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration,
         )]
         #[repr(i32)]
         pub enum ScheduleRelationship {
@@ -565,9 +537,7 @@ pub struct VehiclePosition {
     /// information to passengers about where to stand on a platform.
     /// This message/field is still experimental, and subject to change. It may be formally adopted in the future.
     #[prost(message, repeated, tag = "11")]
-    pub multi_carriage_details: ::prost::alloc::vec::Vec<
-        vehicle_position::CarriageDetails,
-    >,
+    pub multi_carriage_details: ::prost::alloc::vec::Vec<vehicle_position::CarriageDetails>,
 }
 /// Nested message and enum types in `VehiclePosition`.
 pub mod vehicle_position {
@@ -612,17 +582,7 @@ pub mod vehicle_position {
         #[prost(uint32, optional, tag = "5")]
         pub carriage_sequence: ::core::option::Option<u32>,
     }
-    #[derive(
-        Clone,
-        Copy,
-        Debug,
-        PartialEq,
-        Eq,
-        Hash,
-        PartialOrd,
-        Ord,
-        ::prost::Enumeration
-    )]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
     #[repr(i32)]
     pub enum VehicleStopStatus {
         /// The vehicle is just about to arrive at the stop (on a stop
@@ -656,17 +616,7 @@ pub mod vehicle_position {
         }
     }
     /// Congestion level that is affecting this vehicle.
-    #[derive(
-        Clone,
-        Copy,
-        Debug,
-        PartialEq,
-        Eq,
-        Hash,
-        PartialOrd,
-        Ord,
-        ::prost::Enumeration
-    )]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
     #[repr(i32)]
     pub enum CongestionLevel {
         UnknownCongestionLevel = 0,
@@ -710,17 +660,7 @@ pub mod vehicle_position {
     /// correspond to actual vehicle occupancy states.
     /// For describing passenger occupancy levels on a linear scale, see `occupancy_percentage`.
     /// This field is still experimental, and subject to change. It may be formally adopted in the future.
-    #[derive(
-        Clone,
-        Copy,
-        Debug,
-        PartialEq,
-        Eq,
-        Hash,
-        PartialOrd,
-        Ord,
-        ::prost::Enumeration
-    )]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
     #[repr(i32)]
     pub enum OccupancyStatus {
         /// The vehicle or carriage is considered empty by most measures, and has few or no
@@ -798,7 +738,12 @@ pub struct Alert {
     /// Entities whose users we should notify of this alert.
     #[prost(message, repeated, tag = "5")]
     pub informed_entity: ::prost::alloc::vec::Vec<EntitySelector>,
-    #[prost(enumeration = "alert::Cause", optional, tag = "6", default = "UnknownCause")]
+    #[prost(
+        enumeration = "alert::Cause",
+        optional,
+        tag = "6",
+        default = "UnknownCause"
+    )]
     pub cause: ::core::option::Option<i32>,
     #[prost(
         enumeration = "alert::Effect",
@@ -852,17 +797,7 @@ pub struct Alert {
 /// Nested message and enum types in `Alert`.
 pub mod alert {
     /// Cause of this alert. If cause_detail is included, then Cause must also be included.
-    #[derive(
-        Clone,
-        Copy,
-        Debug,
-        PartialEq,
-        Eq,
-        Hash,
-        PartialOrd,
-        Ord,
-        ::prost::Enumeration
-    )]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
     #[repr(i32)]
     pub enum Cause {
         UnknownCause = 1,
@@ -922,17 +857,7 @@ pub mod alert {
         }
     }
     /// What is the effect of this problem on the affected entity. If effect_detail is included, then Effect must also be included.
-    #[derive(
-        Clone,
-        Copy,
-        Debug,
-        PartialEq,
-        Eq,
-        Hash,
-        PartialOrd,
-        Ord,
-        ::prost::Enumeration
-    )]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
     #[repr(i32)]
     pub enum Effect {
         NoService = 1,
@@ -989,17 +914,7 @@ pub mod alert {
         }
     }
     /// Severity of this alert.
-    #[derive(
-        Clone,
-        Copy,
-        Debug,
-        PartialEq,
-        Eq,
-        Hash,
-        PartialOrd,
-        Ord,
-        ::prost::Enumeration
-    )]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
     #[repr(i32)]
     pub enum SeverityLevel {
         UnknownSeverity = 1,
@@ -1125,7 +1040,11 @@ pub struct TripDescriptor {
     /// In YYYYMMDD format.
     #[prost(string, optional, tag = "3")]
     pub start_date: ::core::option::Option<::prost::alloc::string::String>,
-    #[prost(enumeration = "trip_descriptor::ScheduleRelationship", optional, tag = "4")]
+    #[prost(
+        enumeration = "trip_descriptor::ScheduleRelationship",
+        optional,
+        tag = "4"
+    )]
     pub schedule_relationship: ::core::option::Option<i32>,
     /// Linkage to any modifications done to this trip (shape changes, removal or addition of stops).
     /// If this field is provided, the `trip_id`, `route_id`, `direction_id`, `start_time`, `start_date` fields of the `TripDescriptor` MUST be left empty, to avoid confusion by consumers that aren't looking for the `ModifiedTripSelector` value.
@@ -1152,17 +1071,7 @@ pub mod trip_descriptor {
     /// The relation between this trip and the static schedule. If a trip is done
     /// in accordance with temporary schedule, not reflected in GTFS, then it
     /// shouldn't be marked as SCHEDULED, but likely as ADDED.
-    #[derive(
-        Clone,
-        Copy,
-        Debug,
-        PartialEq,
-        Eq,
-        Hash,
-        PartialOrd,
-        Ord,
-        ::prost::Enumeration
-    )]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
     #[repr(i32)]
     pub enum ScheduleRelationship {
         /// Trip that is running in accordance with its GTFS schedule, or is close
@@ -1235,7 +1144,10 @@ pub mod trip_descriptor {
         pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
             match value {
                 "SCHEDULED" => Some(Self::Scheduled),
-                "ADDED" => Some(#[allow(deprecated)] Self::Added),
+                "ADDED" => Some(
+                    #[allow(deprecated)]
+                    Self::Added,
+                ),
                 "UNSCHEDULED" => Some(Self::Unscheduled),
                 "CANCELED" => Some(Self::Canceled),
                 "REPLACEMENT" => Some(Self::Replacement),
@@ -1272,17 +1184,7 @@ pub struct VehicleDescriptor {
 }
 /// Nested message and enum types in `VehicleDescriptor`.
 pub mod vehicle_descriptor {
-    #[derive(
-        Clone,
-        Copy,
-        Debug,
-        PartialEq,
-        Eq,
-        Hash,
-        PartialOrd,
-        Ord,
-        ::prost::Enumeration
-    )]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
     #[repr(i32)]
     pub enum WheelchairAccessible {
         /// The trip doesn't have information about wheelchair accessibility.
@@ -1477,17 +1379,7 @@ pub struct Stop {
 }
 /// Nested message and enum types in `Stop`.
 pub mod stop {
-    #[derive(
-        Clone,
-        Copy,
-        Debug,
-        PartialEq,
-        Eq,
-        Hash,
-        PartialOrd,
-        Ord,
-        ::prost::Enumeration
-    )]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
     #[repr(i32)]
     pub enum WheelchairBoarding {
         Unknown = 0,

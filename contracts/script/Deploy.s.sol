@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: UNLICENSED
+pragma solidity ^0.8.24;
+
+import {Script} from "forge-std/Script.sol";
+import {FareToken} from "../src/FareToken.sol";
+import {Ticket} from "../src/Ticket.sol";
+import {Clearing} from "../src/Clearing.sol";
+import {DelayInsurance} from "../src/DelayInsurance.sol";
+import {PlanMarket} from "../src/PlanMarket.sol";
+
+/// @notice Deploys the five Kippu contracts and wires the market's roles.
+///         The broadcaster becomes admin of everything; operational roles
+///         (FARE minter, relayer, validator, settler, anchor, oracle, redeemer,
+///         pauser) are granted afterwards by the admin.
+/// @dev    forge script script/Deploy.s.sol --rpc-url http://127.0.0.1:8545 --broadcast --private-key $KEY
+contract Deploy is Script {
+    struct Deployment {
+        FareToken fare;
+        Ticket ticket;
+        Clearing clearing;
+        DelayInsurance insurance;
+        PlanMarket market;
+    }
+
+    function run() external returns (Deployment memory d) {
+        DelayInsurance.Terms memory terms = DelayInsurance.Terms({
+            thresholdMinutes: uint32(vm.envOr("KIPPU_DELAY_THRESHOLD_MINUTES", uint256(15))),
+            voucherValue: uint128(vm.envOr("KIPPU_VOUCHER_VALUE", uint256(500))),
+            voucherOperatorId: uint32(vm.envOr("KIPPU_VOUCHER_OPERATOR_ID", uint256(1))),
+            voucherLifetime: uint64(vm.envOr("KIPPU_VOUCHER_LIFETIME", uint256(30 days)))
+        });
+        vm.startBroadcast();
+        d = deploy(msg.sender, terms);
+        wire(d);
+        vm.stopBroadcast();
+    }
+
+    function deploy(address admin, DelayInsurance.Terms memory terms) public returns (Deployment memory d) {
+        d.fare = new FareToken(admin);
+        d.ticket = new Ticket(admin);
+        d.clearing = new Clearing(admin, d.fare);
+        d.insurance = new DelayInsurance(admin, terms);
+        d.market = new PlanMarket(admin, d.fare, d.ticket, d.clearing, d.insurance);
+    }
+
+    /// @dev must be called by the admin passed to `deploy`
+    function wire(Deployment memory d) public {
+        d.ticket.grantRole(d.ticket.MINTER_ROLE(), address(d.market));
+        d.clearing.grantRole(d.clearing.MARKET_ROLE(), address(d.market));
+        d.insurance.grantRole(d.insurance.MARKET_ROLE(), address(d.market));
+    }
+}

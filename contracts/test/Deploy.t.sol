@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: UNLICENSED
+pragma solidity ^0.8.24;
+
+import {Test} from "forge-std/Test.sol";
+import {Deploy} from "../script/Deploy.s.sol";
+import {DelayInsurance} from "../src/DelayInsurance.sol";
+
+contract DeployTest is Test {
+    function test_DeployWiresMarketRoles() public {
+        Deploy s = new Deploy();
+        Deploy.Deployment memory d = s.deploy(address(s), DelayInsurance.Terms(15, 500, 1, 30 days));
+        s.wire(d);
+        address m = address(d.market);
+        assertTrue(d.ticket.hasRole(d.ticket.MINTER_ROLE(), m));
+        assertTrue(d.clearing.hasRole(d.clearing.MARKET_ROLE(), m));
+        assertTrue(d.insurance.hasRole(d.insurance.MARKET_ROLE(), m));
+        assertTrue(d.market.hasRole(d.market.DEFAULT_ADMIN_ROLE(), address(s)));
+        assertEq(address(d.clearing.fareToken()), address(d.fare));
+        assertEq(address(d.market.insuranceContract()), address(d.insurance));
+    }
+}

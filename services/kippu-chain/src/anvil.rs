@@ -1,0 +1,84 @@
+//! anvil as a child process for the embedded default. `kill_on_drop` ties its
+//! life to ours, so Ctrl-C on `kippu dev` stops the chain too.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::{ChainError, Result};
+
+/// A running anvil.
+#[derive(Debug)]
+pub struct AnvilProcess {
+    child: Child,
+    port: u16,
+}
+
+impl AnvilProcess {
+    /// Starts `bin` on 127.0.0.1:`port` (0 = any free port) and waits until it listens.
+    /// `block_time` of `None` mines on every transaction.
+    pub async fn spawn(bin: &Path, port: u16, chain_id: u64, block_time: Option<u64>) -> Result<Self> {
+        let port = if port == 0 { free_port()? } else { port };
+        let mut cmd = Command::new(bin);
+        cmd.arg("--host")
+            .arg("127.0.0.1")
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--chain-id")
+            .arg(chain_id.to_string())
+            .arg("--silent")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(bt) = block_time {
+            cmd.arg("--block-time").arg(bt.to_string());
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            ChainError::Anvil(format!("cannot start {} ({e}); run `npm ci` in contracts/ first", bin.display()))
+        })?;
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(err).lines();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    tracing::warn!(target: "anvil", "{l}");
+                }
+            });
+        }
+        let url = format!("http://127.0.0.1:{port}");
+        let probe = alloy::providers::ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .connect_http(url.parse().map_err(|e| ChainError::Anvil(format!("{e}")))?);
+        for _ in 0..200 {
+            if let Some(status) = child.try_wait().map_err(|e| ChainError::Anvil(e.to_string()))? {
+                return Err(ChainError::Anvil(format!("exited at start with {status}")));
+            }
+            if alloy::providers::Provider::get_chain_id(&probe).await.is_ok() {
+                return Ok(Self { child, port });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(ChainError::Anvil("did not answer within 10 s".into()))
+    }
+
+    /// JSON-RPC URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops anvil now.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| ChainError::Anvil(e.to_string()))?;
+    Ok(l.local_addr().map_err(|e| ChainError::Anvil(e.to_string()))?.port())
+}
+
+/// anvil's first well-known dev account key; used only for the embedded default.
+pub const DEV_ADMIN_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";

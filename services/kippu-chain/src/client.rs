@@ -1,0 +1,372 @@
+//! Transactions and reads against a deployed Kippu. One admin key acts as
+//! deployer, relayer, minter, oracle and settler in the embedded default; the
+//! contracts keep those roles apart so production can split them.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{keccak256, Address, B256, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::{Filter, TransactionReceipt};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::signers::SignerSync;
+use alloy::sol_types::{eip712_domain, SolEvent, SolStruct};
+use kippu_domain::events::{ChainEvent, EventMeta};
+use serde::{Deserialize, Serialize};
+
+use crate::bindings::{Clearing, DelayInsurance, FareToken, Permit, PlanMarket, Ticket};
+use crate::{decode_log, ChainError, Result};
+
+/// How to reach the chain.
+#[derive(Debug, Clone)]
+pub struct ChainConfig {
+    /// JSON-RPC URL.
+    pub rpc_url: String,
+    /// Hex private key of the operating account.
+    pub admin_key: String,
+}
+
+/// Addresses of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Block the contracts were deployed in; the follower starts here.
+    pub deploy_block: u64,
+    /// FareToken.
+    pub fare: Address,
+    /// Ticket.
+    pub ticket: Address,
+    /// PlanMarket.
+    pub market: Address,
+    /// DelayInsurance.
+    pub insurance: Address,
+    /// Clearing.
+    pub clearing: Address,
+}
+
+/// An operator to register in Clearing.
+#[derive(Debug, Clone)]
+pub struct OperatorSpec {
+    /// Operator id.
+    pub id: u32,
+    /// Payout address.
+    pub payee: Address,
+}
+
+/// A product to list.
+#[derive(Debug, Clone)]
+pub struct ProductSpec {
+    /// Product id.
+    pub id: u32,
+    /// Operator.
+    pub operator_id: u32,
+    /// List price (minor units).
+    pub price: u128,
+    /// Validity (seconds).
+    pub duration: u64,
+    /// Rides (`u32::MAX` unlimited).
+    pub rides: u32,
+    /// Delay insurance product?
+    pub insurance: bool,
+}
+
+/// A bundle to list.
+#[derive(Debug, Clone)]
+pub struct BundleSpec {
+    /// Bundle id.
+    pub id: u32,
+    /// Products.
+    pub product_ids: Vec<u32>,
+    /// Discount (basis points).
+    pub discount_bps: u16,
+}
+
+/// Delay insurance terms.
+#[derive(Debug, Clone)]
+pub struct InsuranceTerms {
+    /// Minimum delay that pays.
+    pub threshold_minutes: u32,
+    /// Voucher value (minor units).
+    pub voucher_value: u128,
+    /// Operator that accepts the voucher (the taxi).
+    pub voucher_operator_id: u32,
+    /// Voucher lifetime (seconds).
+    pub voucher_lifetime: u64,
+}
+
+/// A connected, deployed Kippu.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    provider: DynProvider,
+    admin: Address,
+    d: Deployment,
+}
+
+fn rpc<E: std::fmt::Display>(e: E) -> ChainError {
+    ChainError::Rpc(e.to_string())
+}
+
+/// Decodes a revert into the contract's custom error name and arguments.
+fn revert(e: alloy::contract::Error) -> ChainError {
+    macro_rules! try_decode {
+        ($($errs:ty),*) => {$(
+            if let Some(err) = e.as_decoded_interface_error::<$errs>() {
+                return ChainError::Revert(format!("{err:?}"));
+            }
+        )*};
+    }
+    try_decode!(
+        PlanMarket::PlanMarketErrors,
+        FareToken::FareTokenErrors,
+        Ticket::TicketErrors,
+        DelayInsurance::DelayInsuranceErrors,
+        Clearing::ClearingErrors
+    );
+    ChainError::Revert(e.to_string())
+}
+
+macro_rules! send {
+    ($call:expr) => {{
+        let pending = $call.send().await.map_err(revert)?;
+        let receipt: TransactionReceipt = pending.get_receipt().await.map_err(rpc)?;
+        if !receipt.status() {
+            return Err(ChainError::TxFailed(format!("{:#x}", receipt.transaction_hash)));
+        }
+        receipt
+    }};
+}
+
+fn role(name: &str) -> B256 {
+    keccak256(name.as_bytes())
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+async fn connect(cfg: &ChainConfig) -> Result<(DynProvider, Address)> {
+    let signer: PrivateKeySigner = cfg.admin_key.parse().map_err(|e| ChainError::Config(format!("admin key: {e}")))?;
+    let admin = signer.address();
+    let url = cfg.rpc_url.parse().map_err(|e| ChainError::Config(format!("rpc url: {e}")))?;
+    // Cached nonces: several tasks (relayer, minter, oracle) send from one account.
+    let provider = ProviderBuilder::new()
+        .with_cached_nonce_management()
+        .wallet(EthereumWallet::from(signer))
+        .connect_http(url)
+        .erased();
+    Ok((provider, admin))
+}
+
+impl Chain {
+    /// Deploys all five contracts and wires their roles.
+    pub async fn deploy(cfg: &ChainConfig, terms: &InsuranceTerms) -> Result<Self> {
+        let (provider, admin) = connect(cfg).await?;
+        let chain_id = provider.get_chain_id().await.map_err(rpc)?;
+        let deploy_block = provider.get_block_number().await.map_err(rpc)?;
+        let fare = FareToken::deploy(provider.clone(), admin).await.map_err(revert)?;
+        let ticket = Ticket::deploy(provider.clone(), admin).await.map_err(revert)?;
+        let clearing = Clearing::deploy(provider.clone(), admin, *fare.address()).await.map_err(revert)?;
+        let t = DelayInsurance::Terms {
+            thresholdMinutes: terms.threshold_minutes,
+            voucherValue: terms.voucher_value,
+            voucherOperatorId: terms.voucher_operator_id,
+            voucherLifetime: terms.voucher_lifetime,
+        };
+        let insurance = DelayInsurance::deploy(provider.clone(), admin, t).await.map_err(revert)?;
+        let market = PlanMarket::deploy(
+            provider.clone(),
+            admin,
+            *fare.address(),
+            *ticket.address(),
+            *clearing.address(),
+            *insurance.address(),
+        )
+        .await
+        .map_err(revert)?;
+        let m = *market.address();
+        send!(ticket.grantRole(role("MINTER_ROLE"), m));
+        send!(ticket.grantRole(role("VALIDATOR_ROLE"), admin));
+        send!(clearing.grantRole(role("MARKET_ROLE"), m));
+        send!(clearing.grantRole(role("SETTLER_ROLE"), admin));
+        send!(clearing.grantRole(role("ANCHOR_ROLE"), admin));
+        send!(insurance.grantRole(role("MARKET_ROLE"), m));
+        send!(insurance.grantRole(role("ORACLE_ROLE"), admin));
+        send!(insurance.grantRole(role("REDEEMER_ROLE"), admin));
+        send!(fare.grantRole(role("MINTER_ROLE"), admin));
+        send!(market.grantRole(role("RELAYER_ROLE"), admin));
+        send!(market.grantRole(role("PAUSER_ROLE"), admin));
+        let d = Deployment {
+            chain_id,
+            deploy_block,
+            fare: *fare.address(),
+            ticket: *ticket.address(),
+            market: m,
+            insurance: *insurance.address(),
+            clearing: *clearing.address(),
+        };
+        tracing::info!(?d, "contracts deployed");
+        Ok(Self { provider, admin, d })
+    }
+
+    /// Connects to an existing deployment.
+    pub async fn attach(cfg: &ChainConfig, d: Deployment) -> Result<Self> {
+        let (provider, admin) = connect(cfg).await?;
+        Ok(Self { provider, admin, d })
+    }
+
+    /// The deployment's addresses.
+    pub fn deployment(&self) -> &Deployment {
+        &self.d
+    }
+
+    /// The operating account.
+    pub fn admin(&self) -> Address {
+        self.admin
+    }
+
+    /// Registers an operator's payout address.
+    pub async fn set_operator(&self, op: &OperatorSpec) -> Result<()> {
+        let c = Clearing::new(self.d.clearing, &self.provider);
+        send!(c.setOperator(op.id, op.payee));
+        Ok(())
+    }
+
+    /// Lists a product.
+    pub async fn list_product(&self, p: &ProductSpec) -> Result<()> {
+        let m = PlanMarket::new(self.d.market, &self.provider);
+        send!(m.setProduct(p.id, p.operator_id, p.price, p.duration, p.rides, p.insurance));
+        Ok(())
+    }
+
+    /// Lists a bundle.
+    pub async fn list_bundle(&self, b: &BundleSpec) -> Result<()> {
+        let m = PlanMarket::new(self.d.market, &self.provider);
+        send!(m.setBundle(b.id, b.product_ids.clone(), b.discount_bps));
+        Ok(())
+    }
+
+    /// FARE balance in minor units.
+    pub async fn fare_balance(&self, who: Address) -> Result<u128> {
+        let f = FareToken::new(self.d.fare, &self.provider);
+        let b: U256 = f.balanceOf(who).call().await.map_err(revert)?;
+        u128::try_from(b).map_err(|_| ChainError::Rpc("balance overflow".into()))
+    }
+
+    /// FARE held in escrow by Clearing.
+    pub async fn escrow_balance(&self) -> Result<u128> {
+        self.fare_balance(self.d.clearing).await
+    }
+
+    /// Mints FARE for a card payment; the contract refuses a second mint of the same payment.
+    pub async fn mint_fare(&self, to: Address, amount: u128, payment_ref: B256) -> Result<B256> {
+        let f = FareToken::new(self.d.fare, &self.provider);
+        let r = send!(f.mint(to, U256::from(amount), payment_ref));
+        Ok(r.transaction_hash)
+    }
+
+    /// Whether a payment was already minted on chain.
+    pub async fn payment_minted(&self, payment_ref: B256) -> Result<bool> {
+        let f = FareToken::new(self.d.fare, &self.provider);
+        f.paymentMinted(payment_ref).call().await.map_err(revert)
+    }
+
+    /// Price of a bundle and each leg's share.
+    pub async fn quote(&self, bundle_id: u32) -> Result<(u128, Vec<u128>)> {
+        let m = PlanMarket::new(self.d.market, &self.provider);
+        let q = m.quote(bundle_id).call().await.map_err(revert)?;
+        let price = u128::try_from(q.price).map_err(|_| ChainError::Rpc("price overflow".into()))?;
+        let shares = q.legShares.into_iter().map(|s| u128::try_from(s).unwrap_or(u128::MAX)).collect();
+        Ok((price, shares))
+    }
+
+    /// Buys a bundle for `traveler` in one relayed transaction: the traveler's
+    /// key signs an EIP-2612 permit here (it never leaves this process), the
+    /// relayer pays the gas. Returns the plan id and transaction hash.
+    pub async fn buy_with_permit(&self, traveler: &PrivateKeySigner, bundle_id: u32, max_price: u128) -> Result<(u64, B256)> {
+        let owner = traveler.address();
+        let f = FareToken::new(self.d.fare, &self.provider);
+        let nonce: U256 = f.nonces(owner).call().await.map_err(revert)?;
+        let deadline = U256::from(now() + 600);
+        let value = U256::from(max_price);
+        let permit = Permit { owner, spender: self.d.market, value, nonce, deadline };
+        let domain = eip712_domain! {
+            name: "Kippu Fare",
+            version: "1",
+            chain_id: self.d.chain_id,
+            verifying_contract: self.d.fare,
+        };
+        let sig = traveler.sign_hash_sync(&permit.eip712_signing_hash(&domain)).map_err(|e| ChainError::Config(e.to_string()))?;
+        let v = 27u8 + u8::from(sig.v());
+        let m = PlanMarket::new(self.d.market, &self.provider);
+        let r = send!(m.buyWithPermit(
+            owner,
+            bundle_id,
+            0,
+            value,
+            deadline,
+            v,
+            B256::from(sig.r()),
+            B256::from(sig.s())
+        ));
+        let plan = r
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| PlanMarket::PlanPurchased::decode_log_data(l.data()).ok())
+            .ok_or_else(|| ChainError::Rpc("purchase mined without PlanPurchased".into()))?;
+        Ok((plan.planId, r.transaction_hash))
+    }
+
+    /// Reports a delay for one policy as the oracle; returns the voucher id issued.
+    pub async fn report_delay(&self, delay_id: B256, policy_id: u64, delay_minutes: u32) -> Result<u64> {
+        let c = DelayInsurance::new(self.d.insurance, &self.provider);
+        let r = send!(c.reportDelay(delay_id, U256::from(policy_id), delay_minutes));
+        let v = r
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| DelayInsurance::VoucherIssued::decode_log_data(l.data()).ok())
+            .ok_or_else(|| ChainError::Rpc("delay report mined without VoucherIssued".into()))?;
+        u64::try_from(v.voucherId).map_err(|_| ChainError::Rpc("voucher id overflow".into()))
+    }
+
+    /// Redeems a voucher at an operator.
+    pub async fn redeem_voucher(&self, voucher_id: u64, operator_id: u32) -> Result<B256> {
+        let c = DelayInsurance::new(self.d.insurance, &self.provider);
+        Ok(send!(c.redeem(U256::from(voucher_id), operator_id)).transaction_hash)
+    }
+
+    /// Closes the clearing period, paying every operator.
+    pub async fn close_period(&self) -> Result<B256> {
+        let c = Clearing::new(self.d.clearing, &self.provider);
+        Ok(send!(c.closePeriod()).transaction_hash)
+    }
+
+    /// Anchors a tap batch's Merkle root.
+    pub async fn anchor_taps(&self, root: B256, count: u32) -> Result<B256> {
+        let c = Clearing::new(self.d.clearing, &self.provider);
+        Ok(send!(c.anchorTapBatch(root, count)).transaction_hash)
+    }
+
+    /// Latest block number.
+    pub async fn block_number(&self) -> Result<u64> {
+        self.provider.get_block_number().await.map_err(rpc)
+    }
+
+    /// Kippu's events in `[from, to]`, in chain order.
+    pub async fn events(&self, from: u64, to: u64) -> Result<Vec<(EventMeta, ChainEvent)>> {
+        let filter = Filter::new()
+            .address(vec![self.d.fare, self.d.ticket, self.d.market, self.d.insurance, self.d.clearing])
+            .from_block(from)
+            .to_block(to);
+        let logs = self.provider.get_logs(&filter).await.map_err(rpc)?;
+        let mut out: Vec<_> = logs.iter().filter_map(|l| decode_log(&self.d, l)).collect();
+        out.sort_by_key(|(m, _)| (m.block_number, m.log_index));
+        Ok(out)
+    }
+}
+
+
+
+

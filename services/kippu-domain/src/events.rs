@@ -1,0 +1,122 @@
+//! Contract events as the rest of Kippu sees them, decoupled from ABI types so
+//! the ledger and read models do not depend on the chain adapter.
+
+use alloy_primitives::{Address, B256};
+
+/// Where an event sits on chain; `(block_hash, log_index)` identifies it, which
+/// is what makes booking idempotent across restarts and re-deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventMeta {
+    /// Block height.
+    pub block_number: u64,
+    /// Block hash (reorgs change it).
+    pub block_hash: B256,
+    /// Index of the log within the block.
+    pub log_index: u64,
+    /// Transaction that emitted it.
+    pub tx_hash: B256,
+}
+
+impl EventMeta {
+    /// Stable key of the event: `0x<block hash>:<log index>`.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.block_hash, self.log_index)
+    }
+}
+
+/// A decoded contract event Kippu acts on. Amounts are FARE minor units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainEvent {
+    /// FareToken minted for a card payment.
+    FareMinted { to: Address, amount: i64, payment_ref: B256 },
+    /// PlanMarket sold a bundle.
+    PlanPurchased { plan_id: u64, traveler: Address, bundle_id: u32, price: i64, valid_from: u64 },
+    /// One leg of a plan and its revenue share.
+    LegSold { plan_id: u64, ticket_id: u64, operator_id: u32, product_id: u32, share: i64 },
+    /// Ticket minted.
+    TicketIssued {
+        ticket_id: u64,
+        holder: Address,
+        plan_id: u64,
+        operator_id: u32,
+        product_id: u32,
+        valid_from: u64,
+        valid_until: u64,
+        rides: u32,
+    },
+    /// A delay-insurance policy opened (policy id = insurance leg ticket id).
+    PolicyOpened { policy_id: u64, holder: Address, valid_from: u64, valid_until: u64 },
+    /// A voucher issued for a reported delay.
+    VoucherIssued { voucher_id: u64, policy_id: u64, holder: Address, value: i64, operator_id: u32, expiry: u64, delay_id: B256 },
+    /// A voucher redeemed (burned) by an operator.
+    VoucherRedeemed { voucher_id: u64, operator_id: u32, value: i64 },
+    /// Clearing paid an operator.
+    Payout { period_id: u64, operator_id: u32, payee: Address, amount: i64 },
+    /// A batch of taps anchored by its Merkle root.
+    TapBatchAnchored { batch_id: u64, root: B256, tap_count: u32 },
+}
+
+impl ChainEvent {
+    /// Short name for logs and the event table.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::FareMinted { .. } => "FareMinted",
+            Self::PlanPurchased { .. } => "PlanPurchased",
+            Self::LegSold { .. } => "LegSold",
+            Self::TicketIssued { .. } => "TicketIssued",
+            Self::PolicyOpened { .. } => "PolicyOpened",
+            Self::VoucherIssued { .. } => "VoucherIssued",
+            Self::VoucherRedeemed { .. } => "VoucherRedeemed",
+            Self::Payout { .. } => "Payout",
+            Self::TapBatchAnchored { .. } => "TapBatchAnchored",
+        }
+    }
+
+    /// Double-entry postings this event books: `(account, amount)` with debits
+    /// positive and credits negative, always summing to zero. Keeping the rule
+    /// here (not in SQL) lets it be tested without a database.
+    pub fn postings(&self) -> Vec<(String, i64)> {
+        match self {
+            Self::FareMinted { to, amount, .. } => {
+                vec![("card_clearing".into(), *amount), (format!("traveler:{to:#x}"), -amount)]
+            }
+            Self::PlanPurchased { traveler, price, .. } => {
+                vec![(format!("traveler:{traveler:#x}"), *price), ("escrow".into(), -price)]
+            }
+            Self::LegSold { operator_id, share, .. } => {
+                vec![("escrow".into(), *share), (format!("operator:{operator_id}"), -share)]
+            }
+            Self::VoucherRedeemed { operator_id, value, .. } => {
+                vec![("insurer_pool".into(), *value), (format!("operator:{operator_id}"), -value)]
+            }
+            Self::Payout { operator_id, amount, .. } => {
+                vec![(format!("operator:{operator_id}"), *amount), ("paid_out".into(), -amount)]
+            }
+            Self::TicketIssued { .. }
+            | Self::PolicyOpened { .. }
+            | Self::VoucherIssued { .. }
+            | Self::TapBatchAnchored { .. } => vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postings_balance() {
+        let events = [
+            ChainEvent::FareMinted { to: Address::ZERO, amount: 500, payment_ref: B256::ZERO },
+            ChainEvent::PlanPurchased { plan_id: 1, traveler: Address::ZERO, bundle_id: 1, price: 300, valid_from: 0 },
+            ChainEvent::LegSold { plan_id: 1, ticket_id: 1, operator_id: 2, product_id: 3, share: 100 },
+            ChainEvent::VoucherRedeemed { voucher_id: 1, operator_id: 3, value: 1500 },
+            ChainEvent::Payout { period_id: 1, operator_id: 2, payee: Address::ZERO, amount: 100 },
+        ];
+        for e in events {
+            let p = e.postings();
+            assert_eq!(p.len(), 2, "{}", e.kind());
+            assert_eq!(p.iter().map(|(_, a)| a).sum::<i64>(), 0, "{}", e.kind());
+        }
+    }
+}

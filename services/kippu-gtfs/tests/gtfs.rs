@@ -1,0 +1,294 @@
+//! Tests against real data: the USF Bull Runner static feed and GTFS-Realtime
+//! bytes made from its trip ids (see testdata/README.md).
+
+use std::io::{Cursor, Write};
+
+use kippu_gtfs::{
+    affected, decode_feed, delay_minutes, encode_trip_updates, load_routes, load_trips,
+    proto::{FeedEntity, FeedHeader, FeedMessage, Message},
+    GtfsError, Route, Trip, TripDelay,
+};
+
+const BULLRUNNER_ZIP: &[u8] = include_bytes!("../testdata/bullrunner-gtfs.zip");
+const OUR_FIXTURE: &[u8] = include_bytes!("../testdata/bullrunner-trip-updates.pb");
+const GOOGLE_FIXTURE: &[u8] = include_bytes!("../testdata/bullrunner-google-encoded.pb");
+
+fn s(v: &str) -> String {
+    v.to_string()
+}
+
+#[test]
+fn round_trip_encode_decode() {
+    let input = vec![
+        (s("1"), Some(s("A")), 420),
+        (s("9"), None, -45),
+        (s("1"), Some(s("A")), 0),
+    ];
+    let bytes = encode_trip_updates(1_700_000_000, &input);
+    let got = decode_feed(&bytes).unwrap();
+    assert_eq!(got.len(), 3);
+    for (d, (trip, route, delay)) in got.iter().zip(&input) {
+        assert_eq!(&d.trip_id, trip);
+        assert_eq!(&d.route_id, route);
+        assert_eq!(d.delay_secs, *delay);
+        assert_eq!(d.start_date, None);
+        assert_eq!(d.feed_timestamp, 1_700_000_000);
+    }
+    // The same trip listed twice still gets distinct entity ids.
+    assert_ne!(got[0].entity_id, got[2].entity_id);
+
+    // The header is what the GTFS-Realtime spec asks for.
+    let msg = FeedMessage::decode(bytes.as_slice()).unwrap();
+    assert_eq!(msg.header.gtfs_realtime_version, "2.0");
+    assert_eq!(
+        msg.header.incrementality(),
+        kippu_gtfs::proto::feed_header::Incrementality::FullDataset
+    );
+    assert_eq!(msg.header.timestamp, Some(1_700_000_000));
+}
+
+#[test]
+fn empty_delay_list_is_a_valid_empty_feed() {
+    let bytes = encode_trip_updates(42, &[]);
+    assert_eq!(decode_feed(&bytes).unwrap(), vec![]);
+}
+
+#[test]
+fn committed_fixture_from_our_encoder() {
+    // Pinned so an encoder change that alters the wire bytes is noticed.
+    assert_eq!(
+        encode_trip_updates(
+            1_420_459_200,
+            &[
+                (s("1"), Some(s("A")), 420),
+                (s("3"), Some(s("B")), 120),
+                (s("8"), Some(s("D")), 900),
+                (s("13"), Some(s("F")), -30),
+            ],
+        ),
+        OUR_FIXTURE
+    );
+    let got = decode_feed(OUR_FIXTURE).unwrap();
+    let summary: Vec<_> = got
+        .iter()
+        .map(|d| {
+            (
+                d.entity_id.as_str(),
+                d.trip_id.as_str(),
+                d.route_id.as_deref(),
+                d.delay_secs,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("tu-0-1", "1", Some("A"), 420),
+            ("tu-1-3", "3", Some("B"), 120),
+            ("tu-2-8", "8", Some("D"), 900),
+            ("tu-3-13", "13", Some("F"), -30),
+        ]
+    );
+    assert!(got.iter().all(|d| d.feed_timestamp == 1_420_459_200));
+    let late: Vec<_> = got
+        .iter()
+        .filter(|d| affected(d, 5))
+        .map(|d| &d.trip_id)
+        .collect();
+    assert_eq!(late, ["1", "8"]);
+}
+
+#[test]
+fn fixture_from_googles_bindings() {
+    // Written by gtfs-realtime-bindings (Python), not by this crate.
+    let got = decode_feed(GOOGLE_FIXTURE).unwrap();
+    assert_eq!(
+        got,
+        vec![
+            TripDelay {
+                entity_id: s("c-5"),
+                trip_id: s("5"),
+                route_id: Some(s("C")),
+                start_date: Some(s("20150105")),
+                // max(trip 240, arrivals 300/600, departure 660)
+                delay_secs: 660,
+                feed_timestamp: 1_420_459_260,
+            },
+            TripDelay {
+                entity_id: s("e-11"),
+                trip_id: s("11"),
+                route_id: None,
+                start_date: None,
+                delay_secs: 0,
+                feed_timestamp: 1_420_459_260,
+            },
+        ]
+    );
+    assert_eq!(delay_minutes(got[0].delay_secs), 11);
+    assert!(affected(&got[0], 11));
+    assert!(!affected(&got[0], 12));
+}
+
+#[test]
+fn garbage_bytes_are_an_error() {
+    for bad in [
+        &b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"[..],
+        b"not a protobuf at all",
+        b"\x0f",
+        // Field 1 declared as a 100-byte message with 1 byte present.
+        b"\x0a\x64\x00",
+    ] {
+        assert!(decode_feed(bad).is_err(), "{bad:?} decoded");
+    }
+}
+
+#[test]
+fn empty_or_headerless_input_is_an_error() {
+    assert!(matches!(decode_feed(b""), Err(GtfsError::MissingHeader)));
+    let headerless = FeedMessage {
+        header: FeedHeader::default(),
+        entity: vec![FeedEntity {
+            id: s("x"),
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec();
+    assert!(matches!(
+        decode_feed(&headerless),
+        Err(GtfsError::MissingHeader)
+    ));
+}
+
+#[test]
+fn truncated_message_is_an_error() {
+    // Dropping the last byte always cuts into the last entity, whose declared
+    // length then overruns the buffer.
+    for fixture in [OUR_FIXTURE, GOOGLE_FIXTURE] {
+        let cut = &fixture[..fixture.len() - 1];
+        assert!(matches!(decode_feed(cut), Err(GtfsError::Decode(_))));
+    }
+    // No prefix may panic; some end on a field boundary and legitimately
+    // decode, which is inherent to protobuf (it has no end marker).
+    for len in 0..GOOGLE_FIXTURE.len() {
+        let _ = decode_feed(&GOOGLE_FIXTURE[..len]);
+    }
+}
+
+#[test]
+fn delay_id_matches_independent_keccak_and_separates_runs() {
+    let run = |date: Option<&str>| TripDelay {
+        entity_id: s("whatever"),
+        trip_id: s("5"),
+        route_id: Some(s("C")),
+        start_date: date.map(s),
+        delay_secs: 660,
+        feed_timestamp: 1,
+    };
+    // Expected values from pycryptodome's Keccak-256, i.e. what Solidity's
+    // keccak256(bytes("5|20150105")) returns.
+    assert_eq!(
+        hex::encode(run(Some("20150105")).delay_id()),
+        "94b498d42afe62ae5424ede482b96079220a5f2e7e3cce6ce33cc950259a3f70"
+    );
+    assert_eq!(
+        hex::encode(run(Some("20150106")).delay_id()),
+        "d51fe1b11d36786eddbce116f05f54fb124dd72dcfd3110a5498106027e4f62c"
+    );
+    let mut one = run(None);
+    one.trip_id = s("1");
+    assert_eq!(
+        hex::encode(one.delay_id()),
+        "9542520ab868e156b289fc9c681aa466c5d4b4733ad539fbbb18c840f905141e"
+    );
+
+    // Stable across feed messages: only trip_id and start_date matter.
+    let mut later = run(Some("20150105"));
+    later.entity_id = s("other");
+    later.delay_secs = 900;
+    later.feed_timestamp = 99;
+    later.route_id = None;
+    assert_eq!(later.delay_id(), run(Some("20150105")).delay_id());
+    assert_ne!(run(Some("20150105")).delay_id(), run(None).delay_id());
+}
+
+#[test]
+fn bullrunner_routes() {
+    let routes = load_routes(BULLRUNNER_ZIP).unwrap();
+    let ids: Vec<_> = routes.iter().map(|r| r.route_id.as_str()).collect();
+    assert_eq!(ids, ["A", "B", "C", "D", "E", "F"]);
+    assert_eq!(
+        routes[0],
+        Route {
+            route_id: s("A"),
+            // Single-agency feed: agency_id column omitted.
+            agency_id: None,
+            short_name: s("A"),
+            long_name: s("Green Campus Loop"),
+        }
+    );
+    assert_eq!(routes[3].long_name, "Red Off-Campus West");
+}
+
+#[test]
+fn bullrunner_trips() {
+    let trips = load_trips(BULLRUNNER_ZIP).unwrap();
+    assert_eq!(trips.len(), 15);
+    assert_eq!(
+        trips[0],
+        Trip {
+            trip_id: s("1"),
+            route_id: s("A"),
+            service_id: s("Mo"),
+        }
+    );
+    let routes = load_routes(BULLRUNNER_ZIP).unwrap();
+    assert!(trips
+        .iter()
+        .all(|t| routes.iter().any(|r| r.route_id == t.route_id)));
+    // Every trip id the realtime fixtures use exists in the static feed.
+    for id in ["1", "3", "5", "8", "11", "13"] {
+        assert!(trips.iter().any(|t| t.trip_id == id), "trip {id}");
+    }
+}
+
+fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, body) in files {
+        w.start_file(*name, opts).unwrap();
+        w.write_all(body.as_bytes()).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+#[test]
+fn nested_folder_bom_spaces_and_agency_id() {
+    let zip = zip_of(&[(
+        "feed/routes.txt",
+        "\u{feff}route_id, agency_id ,route_short_name,route_type\nR1, AG ,1,3\nR2,,2,3\n",
+    )]);
+    let routes = load_routes(&zip).unwrap();
+    assert_eq!(routes[0].route_id, "R1");
+    assert_eq!(routes[0].agency_id.as_deref(), Some("AG"));
+    assert_eq!(routes[0].long_name, "");
+    assert_eq!(routes[1].agency_id, None);
+}
+
+#[test]
+fn static_feed_errors() {
+    assert!(matches!(load_routes(b"not a zip"), Err(GtfsError::Zip(_))));
+    let zip = zip_of(&[("agency.txt", "agency_name\nX\n")]);
+    assert!(matches!(
+        load_trips(&zip),
+        Err(GtfsError::MissingFile("trips.txt"))
+    ));
+    let zip = zip_of(&[("trips.txt", "trip_id,route_id\n1,A\n")]);
+    assert!(matches!(
+        load_trips(&zip),
+        Err(GtfsError::Csv {
+            file: "trips.txt",
+            ..
+        })
+    ));
+}

@@ -1,0 +1,93 @@
+//! Error policy of the web layer: every failure becomes a page (or JSON for
+//! API routes) with a status code and a message fit for a traveler. Internal
+//! errors (database, chain transport) are logged in full and shown only as
+//! "something went wrong"; contract reverts and bad input say what is wrong.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+/// An error a handler returns.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Not signed in.
+    #[error("please sign in")]
+    SignInRequired,
+    /// Bad input; the message says what is wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such thing (or not yours).
+    #[error("{0}")]
+    NotFound(String),
+    /// A business rule refused (e.g. insufficient FARE).
+    #[error("{0}")]
+    Refused(String),
+    /// Anything internal.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<kippu_store::StoreError> for AppError {
+    fn from(e: kippu_store::StoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl From<kippu_chain::ChainError> for AppError {
+    fn from(e: kippu_chain::ChainError) -> Self {
+        match e {
+            kippu_chain::ChainError::Revert(r) => Self::Refused(explain_revert(&r)),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<askama::Error> for AppError {
+    fn from(e: askama::Error) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+/// Turns a decoded custom error into traveler language.
+fn explain_revert(r: &str) -> String {
+    if r.contains("ERC20InsufficientBalance") || r.contains("ERC20InsufficientAllowance") {
+        "Not enough FARE for this plan: top up first.".into()
+    } else if r.contains("PriceAboveMax") {
+        "The price changed; please review the plan again.".into()
+    } else if r.contains("EnforcedPause") {
+        "Sales are paused right now.".into()
+    } else if r.contains("UnknownBundle") {
+        "That plan is not on sale.".into()
+    } else {
+        format!("The ticketing contract refused: {r}")
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+    chain_id: u64,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, title) = match &self {
+            Self::SignInRequired => return Redirect::to("/signin").into_response(),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "That did not work"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
+            Self::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Not possible"),
+            Self::Internal(e) => {
+                tracing::error!(error = %e, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")
+            }
+        };
+        let message = match &self {
+            Self::Internal(_) => "Please try again in a moment.".to_string(),
+            other => other.to_string(),
+        };
+        let page = ErrorPage { title, message: &message, chain_id: 0 }.render().unwrap_or_else(|_| message.clone());
+        (status, Html(page)).into_response()
+    }
+}

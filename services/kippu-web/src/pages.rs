@@ -1,0 +1,428 @@
+//! Traveler pages and the operator report.
+
+use std::collections::HashMap;
+
+use alloy::primitives::Address;
+use alloy::signers::local::PrivateKeySigner;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use axum_extra::extract::cookie::CookieJar;
+use kippu_domain::money::format_fare;
+use kippu_identity::{did_pkh, sign_challenge, verify_did_auth, SealedKey};
+use kippu_store::{Operator, Product, TicketRow};
+
+use crate::session::{new_cookie, now, MaybeTraveler, Traveler, COOKIE, SESSION_SECS};
+use crate::{chart, qr, AppError, AppState};
+
+type Page = Result<Html<String>, AppError>;
+
+fn html<T: Template>(t: T) -> Page {
+    Ok(Html(t.render()?))
+}
+
+fn fmt_time(ts: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(ts).ok().and_then(|t| t.format(&fmt).ok()).unwrap_or_else(|| ts.to_string())
+}
+
+pub(crate) struct TravelerCard {
+    address: String,
+    name: String,
+    did: String,
+}
+
+#[derive(Template)]
+#[template(path = "signin.html")]
+struct SigninPage {
+    travelers: Vec<TravelerCard>,
+    error: Option<String>,
+    chain_id: u64,
+}
+
+pub(crate) async fn signin_page(State(s): State<AppState>) -> Page {
+    signin_with(&s, None).await
+}
+
+async fn signin_with(s: &AppState, error: Option<String>) -> Page {
+    let travelers = s
+        .store
+        .travelers()
+        .await?
+        .into_iter()
+        .filter(|t| t.sealed_key.is_some())
+        .map(|t| TravelerCard { address: format!("{:#x}", t.address), name: t.display_name, did: t.did })
+        .collect();
+    html(SigninPage { travelers, error, chain_id: s.chain.deployment().chain_id })
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct SigninForm {
+    address: String,
+}
+
+/// DID challenge-response for a custodial traveler: the challenge is issued,
+/// signed by the keystore inside this process, and verified against the DID
+/// document resolved by `ssi`, exactly as a wallet's signature would be.
+pub(crate) async fn signin(State(s): State<AppState>, jar: CookieJar, Form(f): Form<SigninForm>) -> Result<Response, AppError> {
+    let address: Address = f.address.parse().map_err(|_| AppError::BadRequest("That is not an account address.".into()))?;
+    let Some(t) = s.store.traveler(&address).await? else {
+        return Ok(signin_with(&s, Some("No such traveler.".into())).await?.into_response());
+    };
+    let sealed = t.sealed_key.as_deref().ok_or_else(|| AppError::BadRequest("This account signs in with its own wallet.".into()))?;
+    let signer = open_key(&s, address, sealed)?;
+    let domain = host_of(&s.public_url);
+    let now_s = now() as u64;
+    let challenge = s.challenges.issue(&domain, now_s);
+    let signature = sign_challenge(&signer, &challenge, &t.did).map_err(|e| AppError::Internal(e.to_string()))?;
+    let challenge = s.challenges.take(&challenge.nonce, now_s).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let verified = verify_did_auth(&t.did, &challenge, &signature, now_s).await.map_err(|e| AppError::BadRequest(format!("DID authentication failed: {e}")))?;
+    if verified != address {
+        return Err(AppError::BadRequest("DID authentication failed: signer mismatch".into()));
+    }
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    s.store.create_session(&token, &address, now() + SESSION_SECS).await?;
+    tracing::info!(did = %t.did, "signed in");
+    Ok((jar.add(new_cookie(token)), Redirect::to("/")).into_response())
+}
+
+pub(crate) async fn signout(State(s): State<AppState>, jar: CookieJar) -> Result<Response, AppError> {
+    if let Some(c) = jar.get(COOKIE) {
+        s.store.delete_session(c.value()).await?;
+    }
+    Ok((jar.remove(axum_extra::extract::cookie::Cookie::from(COOKIE)), Redirect::to("/signin")).into_response())
+}
+
+fn host_of(url: &str) -> String {
+    url.split("://").nth(1).unwrap_or(url).split('/').next().unwrap_or("kippu").to_string()
+}
+
+pub(crate) fn open_key(s: &AppState, address: Address, sealed: &str) -> Result<PrivateKeySigner, AppError> {
+    let sealed = SealedKey::parse(sealed).map_err(|e| AppError::Internal(e.to_string()))?;
+    s.keystore.open_for(address, &sealed).map_err(|e| AppError::Internal(e.to_string()))
+}
+
+pub(crate) struct TicketView {
+    id: u64,
+    product: String,
+    operator: String,
+    validity: String,
+    rides: String,
+    kind: &'static str,
+}
+
+struct Catalogue {
+    operators: HashMap<u32, Operator>,
+    products: HashMap<u32, Product>,
+}
+
+impl Catalogue {
+    async fn load(s: &AppState) -> Result<Self, AppError> {
+        Ok(Self {
+            operators: s.store.operators().await?.into_iter().map(|o| (o.id, o)).collect(),
+            products: s.store.products().await?.into_iter().map(|p| (p.id, p)).collect(),
+        })
+    }
+
+    fn operator(&self, id: u32) -> String {
+        self.operators.get(&id).map(|o| o.name.clone()).unwrap_or_else(|| format!("operator {id}"))
+    }
+
+    fn ticket(&self, t: &TicketRow) -> TicketView {
+        let p = self.products.get(&t.product_id);
+        let insurance = p.is_some_and(|p| p.insurance);
+        TicketView {
+            id: t.id,
+            product: p.map(|p| p.name.clone()).unwrap_or_else(|| format!("product {}", t.product_id)),
+            operator: self.operator(t.operator_id),
+            validity: format!("{} → {}", fmt_time(t.valid_from), fmt_time(t.valid_until)),
+            rides: if insurance {
+                "delay cover".into()
+            } else {
+                match t.rides_left() {
+                    None => "unlimited rides".into(),
+                    Some(n) => format!("{n} rides left"),
+                }
+            },
+            kind: if insurance { "insurance" } else { "ride" },
+        }
+    }
+}
+
+pub(crate) struct VoucherView {
+    id: u64,
+    value: String,
+    operator: String,
+    state: String,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    name: String,
+    did: String,
+    balance: String,
+    tickets: Vec<TicketView>,
+    vouchers: Vec<VoucherView>,
+    chain_id: u64,
+}
+
+pub(crate) async fn home(State(s): State<AppState>, MaybeTraveler(me): MaybeTraveler) -> Result<Response, AppError> {
+    let Some(me) = me else { return Ok(Redirect::to("/signin").into_response()) };
+    let t = s.store.traveler(&me).await?.ok_or(AppError::SignInRequired)?;
+    let cat = Catalogue::load(&s).await?;
+    let balance = s.chain.fare_balance(me).await?;
+    let tickets = s.store.tickets_of(&me).await?.iter().map(|t| cat.ticket(t)).collect();
+    let vouchers = s
+        .store
+        .vouchers_of(&me)
+        .await?
+        .into_iter()
+        .map(|v| VoucherView {
+            id: v.id,
+            value: format_fare(i128::from(v.value)),
+            operator: cat.operator(v.operator_id),
+            state: match v.redeemed_by {
+                Some(_) => "redeemed".into(),
+                None if v.expiry < now() => "expired".into(),
+                None => format!("valid until {}", fmt_time(v.expiry)),
+            },
+        })
+        .collect();
+    Ok(html(HomePage {
+        name: t.display_name,
+        did: t.did,
+        balance: format_fare(balance as i128),
+        tickets,
+        vouchers,
+        chain_id: s.chain.deployment().chain_id,
+    })?
+    .into_response())
+}
+
+/// Machine-readable view of the signed-in traveler (used by tests and the app's scripts).
+pub(crate) async fn api_me(State(s): State<AppState>, Traveler(me): Traveler) -> Result<Json<serde_json::Value>, AppError> {
+    let balance = s.chain.fare_balance(me).await?;
+    let tickets: Vec<_> = s
+        .store
+        .tickets_of(&me)
+        .await?
+        .iter()
+        .map(|t| serde_json::json!({"id": t.id, "operator_id": t.operator_id, "product_id": t.product_id, "rides_left": t.rides_left(), "valid_until": t.valid_until}))
+        .collect();
+    let vouchers: Vec<_> = s
+        .store
+        .vouchers_of(&me)
+        .await?
+        .iter()
+        .map(|v| serde_json::json!({"id": v.id, "value": v.value, "operator_id": v.operator_id, "redeemed": v.redeemed_by.is_some()}))
+        .collect();
+    Ok(Json(serde_json::json!({
+        "address": format!("{me:#x}"),
+        "did": did_pkh(s.chain.deployment().chain_id, me),
+        "balance": balance as u64,
+        "tickets": tickets,
+        "vouchers": vouchers,
+    })))
+}
+
+pub(crate) struct BundleView {
+    id: u32,
+    name: String,
+    description: String,
+    legs: Vec<String>,
+    price: String,
+    list: String,
+    saving: String,
+}
+
+#[derive(Template)]
+#[template(path = "plans.html")]
+struct PlansPage {
+    bundles: Vec<BundleView>,
+    balance: String,
+    error: Option<String>,
+    chain_id: u64,
+}
+
+async fn plans_with(s: &AppState, me: Address, error: Option<String>) -> Page {
+    let cat = Catalogue::load(s).await?;
+    let mut bundles = Vec::new();
+    for b in s.store.bundles().await? {
+        let prices: Vec<u128> = b.product_ids.iter().map(|id| cat.products.get(id).map_or(0, |p| p.price.max(0) as u128)).collect();
+        let Some(q) = kippu_domain::pricing::quote(&prices, b.discount_bps) else { continue };
+        bundles.push(BundleView {
+            id: b.id,
+            name: b.name,
+            description: b.description,
+            legs: b
+                .product_ids
+                .iter()
+                .filter_map(|id| cat.products.get(id))
+                .map(|p| format!("{} · {} ({} FARE)", p.name, cat.operator(p.operator_id), format_fare(i128::from(p.price))))
+                .collect(),
+            price: format_fare(q.price as i128),
+            list: format_fare(q.list_total as i128),
+            saving: format_fare(q.saving() as i128),
+        });
+    }
+    let balance = s.chain.fare_balance(me).await?;
+    html(PlansPage { bundles, balance: format_fare(balance as i128), error, chain_id: s.chain.deployment().chain_id })
+}
+
+pub(crate) async fn plans(State(s): State<AppState>, Traveler(me): Traveler) -> Page {
+    plans_with(&s, me, None).await
+}
+
+/// Buys a bundle in one gasless transaction: the traveler's custodial key signs
+/// an EIP-2612 permit for exactly the quoted price, Kippu relays it.
+pub(crate) async fn buy(State(s): State<AppState>, Traveler(me): Traveler, Path(bundle_id): Path<u32>) -> Result<Response, AppError> {
+    let t = s.store.traveler(&me).await?.ok_or(AppError::SignInRequired)?;
+    let sealed = t.sealed_key.as_deref().ok_or_else(|| AppError::BadRequest("Wallet accounts buy from their wallet.".into()))?;
+    let signer = open_key(&s, me, sealed)?;
+    let (price, _) = match s.chain.quote(bundle_id).await {
+        Ok(q) => q,
+        Err(kippu_chain::ChainError::Revert(_)) => return Err(AppError::NotFound("That plan is not on sale.".into())),
+        Err(e) => return Err(e.into()),
+    };
+    let balance = s.chain.fare_balance(me).await?;
+    if balance < price {
+        let msg = format!("This plan costs {} FARE and you have {} FARE: top up first.", format_fare(price as i128), format_fare(balance as i128));
+        return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, plans_with(&s, me, Some(msg)).await?).into_response());
+    }
+    let (plan_id, tx) = s.chain.buy_with_permit(&signer, bundle_id, price).await?;
+    tracing::info!(plan_id, %tx, "plan bought");
+    s.platform.catch_up().await;
+    Ok(Redirect::to(&format!("/tickets?bought={plan_id}")).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "tickets.html")]
+struct TicketsPage {
+    tickets: Vec<TicketView>,
+    notice: Option<String>,
+    chain_id: u64,
+}
+
+pub(crate) async fn tickets(State(s): State<AppState>, Traveler(me): Traveler, Query(q): Query<HashMap<String, String>>) -> Page {
+    let cat = Catalogue::load(&s).await?;
+    let tickets = s.store.tickets_of(&me).await?.iter().map(|t| cat.ticket(t)).collect();
+    let notice = q.get("bought").map(|p| format!("Plan #{p} bought. Your tickets are below."));
+    html(TicketsPage { tickets, notice, chain_id: s.chain.deployment().chain_id })
+}
+
+async fn own_ticket(s: &AppState, me: Address, id: u64) -> Result<TicketRow, AppError> {
+    match s.store.ticket(id).await? {
+        Some(t) if t.holder == me => Ok(t),
+        _ => Err(AppError::NotFound(format!("You hold no ticket #{id}."))),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pass.html")]
+struct PassPage {
+    id: u64,
+    product: String,
+    operator: String,
+    rides: String,
+    gates: Vec<String>,
+    chain_id: u64,
+}
+
+pub(crate) async fn pass_page(State(s): State<AppState>, Traveler(me): Traveler, Path(id): Path<u64>) -> Page {
+    let t = own_ticket(&s, me, id).await?;
+    let cat = Catalogue::load(&s).await?;
+    let v = cat.ticket(&t);
+    let gates = s.store.gates().await?.into_iter().map(|g| g.gate_key).collect();
+    html(PassPage { id, product: v.product, operator: v.operator, rides: v.rides, gates, chain_id: s.chain.deployment().chain_id })
+}
+
+/// A freshly signed pass as PNG. Signed in-process by the custodial key; the
+/// next issue moves this onto the phone (device key certified by the account).
+pub(crate) async fn pass_image(State(s): State<AppState>, Traveler(me): Traveler, Path(id): Path<u64>) -> Result<Response, AppError> {
+    let t = own_ticket(&s, me, id).await?;
+    let tr = s.store.traveler(&me).await?.ok_or(AppError::SignInRequired)?;
+    let sealed = tr.sealed_key.as_deref().ok_or_else(|| AppError::BadRequest("Wallet accounts sign passes in their wallet.".into()))?;
+    let signer = open_key(&s, me, sealed)?;
+    let png = qr::pass_png(&signer, t.id, now() as u64).map_err(AppError::Internal)?;
+    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png).into_response())
+}
+
+pub(crate) struct GateView {
+    key: String,
+    station: String,
+    state: String,
+    last: String,
+}
+
+#[derive(Template)]
+#[template(path = "gates.html")]
+struct GatesPage {
+    gates: Vec<GateView>,
+    chain_id: u64,
+}
+
+pub(crate) async fn gates(State(s): State<AppState>) -> Page {
+    let gates = s.platform.gates().await.into_iter().map(|g| GateView { key: g.key, station: g.station, state: g.state, last: g.last }).collect();
+    html(GatesPage { gates, chain_id: s.chain.deployment().chain_id })
+}
+
+/// Presents a QR image to a simulated gate.
+pub(crate) async fn gate_scan(State(s): State<AppState>, Path((op, station, gate)): Path<(String, String, String)>, body: Bytes) -> Response {
+    let key = format!("{op}/{station}/{gate}");
+    match s.platform.scan_png(&key, body.to_vec()).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => (axum::http::StatusCode::BAD_REQUEST, Json(serde_json::json!({"open": false, "error": e}))).into_response(),
+    }
+}
+
+pub(crate) struct ReportRowView {
+    id: u32,
+    name: String,
+    kind: String,
+    legs: i64,
+    revenue: String,
+    rides: i64,
+    vouchers: String,
+    paid: String,
+}
+
+#[derive(Template)]
+#[template(path = "report.html")]
+struct ReportPage {
+    rows: Vec<ReportRowView>,
+    chart: String,
+    escrow: String,
+    chain_id: u64,
+}
+
+pub(crate) async fn report(State(s): State<AppState>) -> Page {
+    let rows = s.store.operator_report().await?;
+    let chart = chart::bars(&rows.iter().map(|r| (r.name.clone(), r.revenue)).collect::<Vec<_>>());
+    let escrow = s.chain.escrow_balance().await?;
+    let rows = rows
+        .into_iter()
+        .map(|r| ReportRowView {
+            id: r.operator_id,
+            name: r.name,
+            kind: r.kind,
+            legs: r.legs,
+            revenue: format_fare(i128::from(r.revenue)),
+            rides: r.rides,
+            vouchers: format_fare(i128::from(r.vouchers_redeemed)),
+            paid: format_fare(i128::from(r.paid_out)),
+        })
+        .collect();
+    html(ReportPage { rows, chart, escrow: format_fare(escrow as i128), chain_id: s.chain.deployment().chain_id })
+}
+
+/// Dev only: feed a GTFS-Realtime message (protobuf body) by hand.
+pub(crate) async fn dev_feed(State(s): State<AppState>, body: Bytes) -> Response {
+    match s.platform.ingest_delays(&body).await {
+        Ok(o) => Json(o).into_response(),
+        Err(e) => (axum::http::StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": e}))).into_response(),
+    }
+}

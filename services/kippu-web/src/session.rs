@@ -1,0 +1,52 @@
+//! Session cookie: an opaque random token mapped to the traveler in the
+//! database, so a session can be ended server-side.
+
+use alloy::primitives::Address;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+
+use crate::{AppError, AppState};
+
+pub(crate) const COOKIE: &str = "kippu_session";
+pub(crate) const SESSION_SECS: i64 = 12 * 3600;
+
+/// The signed-in traveler.
+pub(crate) struct Traveler(pub(crate) Address);
+
+/// The signed-in traveler, if any.
+pub(crate) struct MaybeTraveler(pub(crate) Option<Address>);
+
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+pub(crate) fn new_cookie(token: String) -> Cookie<'static> {
+    Cookie::build((COOKIE, token))
+        .path("/")
+        .http_only(true)
+        // Lax so the redirect back from Stripe Checkout keeps the session.
+        .same_site(SameSite::Lax)
+        .max_age(time_secs(SESSION_SECS))
+        .build()
+}
+
+fn time_secs(s: i64) -> time::Duration {
+    time::Duration::seconds(s)
+}
+
+impl FromRequestParts<AppState> for MaybeTraveler {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let Some(c) = jar.get(COOKIE) else { return Ok(Self(None)) };
+        Ok(Self(state.store.session(c.value(), now()).await?))
+    }
+}
+
+impl FromRequestParts<AppState> for Traveler {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        MaybeTraveler::from_request_parts(parts, state).await?.0.map(Self).ok_or(AppError::SignInRequired)
+    }
+}
