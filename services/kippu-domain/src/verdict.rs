@@ -16,6 +16,8 @@ pub const MAX_SCAN_BYTES: usize = 2048;
 pub enum DenyReason {
     /// The scan payload itself could not be parsed.
     MalformedScan,
+    /// The gate's reader found no QR code in the image (set by the gate).
+    UnreadableQr,
     /// The QR text is not a Kippu pass.
     NotAPass,
     /// The pass body is corrupt or truncated.
@@ -55,6 +57,7 @@ impl DenyReason {
     pub fn message(self) -> &'static str {
         match self {
             Self::MalformedScan => "scan could not be read",
+            Self::UnreadableQr => "no QR code found, try again",
             Self::NotAPass => "not a Kippu pass",
             Self::MalformedPass => "pass is damaged",
             Self::OversizedPass => "pass data too long",

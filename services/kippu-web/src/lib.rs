@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use axum::routing::{get, post};
+use axum::http::header::CONTENT_TYPE;
 use axum::Router;
 use kippu_chain::Chain;
 use kippu_domain::VerdictMessage;
@@ -103,8 +104,12 @@ impl std::ops::Deref for AppState {
     }
 }
 
+// Assets are compiled in so the binary runs from any directory.
+const CSS: &str = include_str!("../../../web/static/kippu.css");
+const PASS_JS: &str = include_str!("../../../web/static/pass.js");
+
 /// The app's router.
-pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
+pub fn router(state: AppState) -> Router {
     let mut r = Router::new()
         .route("/", get(pages::home))
         .route("/signin", get(pages::signin_page).post(pages::signin))
@@ -125,7 +130,8 @@ pub fn router(state: AppState, static_dir: &std::path::Path) -> Router {
     if state.dev_routes {
         r = r.route("/dev/gtfs-rt", post(pages::dev_feed));
     }
-    r.nest_service("/static", tower_http::services::ServeDir::new(static_dir))
+    r.route("/static/kippu.css", get(|| async { ([(CONTENT_TYPE, "text/css")], CSS) }))
+        .route("/static/pass.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], PASS_JS) }))
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .with_state(state)
 }

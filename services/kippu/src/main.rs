@@ -1,1 +1,70 @@
-fn main() {}
+//! `kippu`: run the platform.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "kippu", about = "Kippu: open MaaS ticketing")]
+struct Cli {
+    /// TOML configuration file (environment variables KIPPU_* override it).
+    #[arg(long, global = true, env = "KIPPU_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the whole platform; with no configuration, the embedded default
+    /// (SQLite, in-process MQTT broker, anvil child, loopback Stripe, demo data).
+    Dev,
+    /// Send a GTFS-Realtime TripUpdate with a delay to a running platform (dev routes).
+    FeedDelay {
+        /// Web app URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// GTFS trip id (the demo bus timetable has trips "1" to "15").
+        #[arg(long, default_value = "1")]
+        trip: String,
+        /// Delay in minutes.
+        #[arg(long, default_value_t = 20)]
+        minutes: i32,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,rumqttd=warn".into()))
+        .init();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Dev => {
+            let cfg = kippu::Config::load(cli.config.as_deref())?;
+            let stack = kippu::start(cfg).await?;
+            println!();
+            println!("Kippu is running.");
+            println!("  web app         {}", stack.web_url);
+            println!("  operator report {}/operators/report", stack.web_url);
+            println!("  gates           {}/gates", stack.web_url);
+            println!("  MQTT broker     {}", stack.mqtt_url);
+            println!("  chain (anvil)   {}  FareToken {:#x}", stack.rpc_url, stack.deployment.fare);
+            println!("  Stripe (fake)   {}", stack.stripe_url);
+            println!("  database        {}", stack.database_url);
+            println!("Sign in as a demo traveler, buy a plan, open a ticket's pass and present it to a gate.");
+            println!("Feed a delay:  cargo run -p kippu -- feed-delay --trip 1 --minutes 20");
+            println!("Ctrl-C stops everything.");
+            tokio::signal::ctrl_c().await?;
+            println!("stopping…");
+            stack.shutdown().await;
+        }
+        Cmd::FeedDelay { url, trip, minutes } => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+            let feed = kippu_gtfs::encode_trip_updates(now, &[(trip.clone(), None, minutes * 60)]);
+            let r = reqwest::Client::new().post(format!("{url}/dev/gtfs-rt")).body(feed).send().await?;
+            println!("{}", r.text().await?);
+        }
+    }
+    Ok(())
+}

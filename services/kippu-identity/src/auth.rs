@@ -1,0 +1,449 @@
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use alloy::primitives::{Address, Signature};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::signers::SignerSync;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use ssi_dids::document::verification_method::ValueOrReference;
+use ssi_dids::document::DIDVerificationMethod;
+use ssi_dids::{DIDResolver, Document, DID, DIDPKH};
+
+use crate::did::{parse_address, parse_chain_id, parse_did_pkh};
+use crate::{IdentityError, Result};
+
+/// How long a sign-in challenge stays valid when issued by [`ChallengeBook`].
+///
+/// Five minutes leaves time to switch to a wallet app and back, while keeping
+/// the window in which a leaked signature is usable short.
+pub const DEFAULT_CHALLENGE_TTL_SECS: u64 = 300;
+
+/// The did:pkh verification method type whose key is "whoever can sign for
+/// this account", i.e. checked by public-key recovery (what personal_sign needs).
+const RECOVERY_METHOD_TYPE: &str = "EcdsaSecp256k1RecoveryMethod2020";
+
+/// A one-time sign-in challenge.
+///
+/// Times are Unix seconds. The challenge is accepted while `now < expires_at`;
+/// `issued_at` is informational (shown to the traveler in the signed text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// 16 random bytes, hex: makes every signed message unique so a captured
+    /// signature cannot be replayed for a later sign-in.
+    pub nonce: String,
+    /// The site asking for the signature; part of the signed text so a
+    /// signature phished by another site is useless here.
+    pub domain: String,
+    /// When the challenge was issued.
+    pub issued_at: u64,
+    /// First second at which the challenge is no longer accepted.
+    pub expires_at: u64,
+}
+
+impl Challenge {
+    /// Issues a fresh challenge for `domain`, valid for `ttl_secs` from `now`.
+    pub fn new(domain: impl Into<String>, now: u64, ttl_secs: u64) -> Self {
+        let mut nonce = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        Self {
+            nonce: hex::encode(nonce),
+            domain: domain.into(),
+            issued_at: now,
+            expires_at: now.saturating_add(ttl_secs),
+        }
+    }
+
+    /// The exact text the traveler signs with EIP-191 `personal_sign`.
+    ///
+    /// Modelled on EIP-4361 (Sign-In with Ethereum) so wallets show a familiar,
+    /// human-readable request; it names the DID rather than a bare address so
+    /// the chain id is bound into the signature too.
+    pub fn message(&self, did: &str) -> String {
+        format!(
+            "{domain} wants you to sign in with your DID:\n\
+             {did}\n\
+             \n\
+             Sign in to Kippu. This signature proves you control this account; \
+             it does not authorize any payment or transaction.\n\
+             \n\
+             Version: 1\n\
+             Nonce: {nonce}\n\
+             Issued At: {issued}\n\
+             Expiration Time: {expires}",
+            domain = self.domain,
+            nonce = self.nonce,
+            issued = rfc3339(self.issued_at),
+            expires = rfc3339(self.expires_at),
+        )
+    }
+
+    /// Whether the challenge can no longer be answered at `now`.
+    pub fn is_expired(&self, now: u64) -> bool {
+        now >= self.expires_at
+    }
+
+    fn check_fresh(&self, now: u64) -> Result<()> {
+        if self.is_expired(now) {
+            return Err(IdentityError::ChallengeExpired {
+                expires_at: self.expires_at,
+                now,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn rfc3339(unix_secs: u64) -> String {
+    i64::try_from(unix_secs)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        // Out of chrono's range is not a real date; still show something
+        // deterministic rather than failing to build the message.
+        .unwrap_or_else(|| format!("@{unix_secs}"))
+}
+
+/// Signs `challenge` for `did` with a custodial key, as `personal_sign` would.
+///
+/// Used server-side for custodial travelers so their private key never leaves
+/// the server process. Returns the 65-byte signature as `0x…` hex.
+pub fn sign_challenge(
+    signer: &PrivateKeySigner,
+    challenge: &Challenge,
+    did: &str,
+) -> Result<String> {
+    let signature = signer
+        .sign_message_sync(challenge.message(did).as_bytes())
+        .map_err(|e| IdentityError::SigningFailed(e.to_string()))?;
+    Ok(format!("0x{}", hex::encode(signature.as_bytes())))
+}
+
+/// Verifies a DID-auth response and returns the authenticated address.
+///
+/// Steps, each with its own error: the challenge must still be valid
+/// ([`IdentityError::ChallengeExpired`]); the DID must be an eip155 `did:pkh`
+/// that `ssi` resolves ([`IdentityError::UnresolvableDid`]); its document must
+/// list an authentication method whose `blockchainAccountId` is the DID's
+/// account ([`IdentityError::NoVerificationMethod`]); the signature must parse
+/// ([`IdentityError::BadSignature`]) and recover, over
+/// [`Challenge::message`], to that account ([`IdentityError::SignerMismatch`]).
+///
+/// This does not consume the challenge: take it from the single-use store
+/// (e.g. [`ChallengeBook::take`]) before calling this.
+pub async fn verify_did_auth(
+    did: &str,
+    challenge: &Challenge,
+    signature_hex: &str,
+    now: u64,
+) -> Result<Address> {
+    verify_with(&DIDPKH, did, challenge, signature_hex, now).await
+}
+
+/// [`verify_did_auth`] against any resolver, so tests can feed documents that
+/// the did:pkh method itself never produces.
+pub(crate) async fn verify_with(
+    resolver: &impl DIDResolver,
+    did: &str,
+    challenge: &Challenge,
+    signature_hex: &str,
+    now: u64,
+) -> Result<Address> {
+    challenge.check_fresh(now)?;
+    let (chain_id, address) = parse_did_pkh(did)?;
+
+    let document = resolve(resolver, did).await?;
+    let accepted = authentication_methods(&document)
+        .filter(|vm| vm.type_ == RECOVERY_METHOD_TYPE)
+        .any(|vm| names_account(vm, chain_id, address));
+    if !accepted {
+        return Err(IdentityError::NoVerificationMethod(did.to_owned()));
+    }
+
+    let signature = parse_signature(signature_hex)?;
+    let recovered = signature
+        .recover_address_from_msg(challenge.message(did).as_bytes())
+        .map_err(|e| IdentityError::BadSignature(e.to_string()))?;
+    if recovered != address {
+        return Err(IdentityError::SignerMismatch {
+            expected: address,
+            recovered,
+        });
+    }
+    Ok(address)
+}
+
+/// Resolution goes through ssi's did:pkh method rather than being synthesised
+/// here, so Kippu trusts exactly the document a standard resolver produces.
+async fn resolve(resolver: &impl DIDResolver, did: &str) -> Result<Document> {
+    let unresolvable = |reason: String| IdentityError::UnresolvableDid {
+        did: did.to_owned(),
+        reason,
+    };
+    let parsed = DID::new(did).map_err(|e| unresolvable(e.to_string()))?;
+    let output = resolver
+        .resolve(parsed)
+        .await
+        .map_err(|e| unresolvable(e.to_string()))?;
+    Ok(output.document.into_document())
+}
+
+/// Verification methods the document allows for authentication, whether
+/// referenced by id or embedded in the `authentication` relationship.
+fn authentication_methods(doc: &Document) -> impl Iterator<Item = &DIDVerificationMethod> {
+    doc.verification_relationships
+        .authentication
+        .iter()
+        .filter_map(move |entry| match entry {
+            ValueOrReference::Value(vm) => Some(vm),
+            ValueOrReference::Reference(reference) => {
+                let id = reference.as_did_reference().resolve(&doc.id).into_owned();
+                doc.verification_method.iter().find(|vm| vm.id == id)
+            }
+        })
+}
+
+/// Compares by value, not string, because the document may spell the address
+/// in lowercase while the DID we were given is checksummed (or vice versa).
+fn names_account(vm: &DIDVerificationMethod, chain_id: u64, address: Address) -> bool {
+    let Some(account) = vm
+        .properties
+        .get("blockchainAccountId")
+        .and_then(|v| v.as_str())
+    else {
+        return false;
+    };
+    let mut parts = account.split(':');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("eip155"), Some(reference), Some(addr), None) => {
+            parse_chain_id(reference).ok() == Some(chain_id)
+                && parse_address(addr).ok() == Some(address)
+        }
+        _ => false,
+    }
+}
+
+fn parse_signature(signature_hex: &str) -> Result<Signature> {
+    let trimmed = signature_hex.trim();
+    let hex_part = trimmed.strip_prefix("0x").unwrap_or(trimmed);
+    let bytes = hex::decode(hex_part).map_err(|e| IdentityError::BadSignature(e.to_string()))?;
+    if bytes.len() != 65 {
+        return Err(IdentityError::BadSignature(format!(
+            "expected 65 bytes, got {}",
+            bytes.len()
+        )));
+    }
+    Signature::from_raw(&bytes).map_err(|e| IdentityError::BadSignature(e.to_string()))
+}
+
+/// In-memory store of outstanding challenges, each usable once.
+///
+/// Suitable for a single server process; a multi-instance deployment needs the
+/// same semantics (atomic take) in a shared store.
+#[derive(Debug)]
+pub struct ChallengeBook {
+    ttl_secs: u64,
+    outstanding: Mutex<HashMap<String, Challenge>>,
+}
+
+impl Default for ChallengeBook {
+    fn default() -> Self {
+        Self::new(DEFAULT_CHALLENGE_TTL_SECS)
+    }
+}
+
+impl ChallengeBook {
+    /// A book whose challenges live for `ttl_secs`.
+    pub fn new(ttl_secs: u64) -> Self {
+        Self {
+            ttl_secs,
+            outstanding: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Issues and records a new challenge for `domain`.
+    pub fn issue(&self, domain: &str, now: u64) -> Challenge {
+        let challenge = Challenge::new(domain, now, self.ttl_secs);
+        let mut book = self.lock();
+        // Pruning on issue too bounds memory by the issue rate times the TTL,
+        // even if clients never come back to answer.
+        book.retain(|_, c| !c.is_expired(now));
+        book.insert(challenge.nonce.clone(), challenge.clone());
+        challenge
+    }
+
+    /// Removes and returns the challenge with `nonce`.
+    ///
+    /// Removal happens before the expiry check so that a nonce can never be
+    /// answered twice, even if the first answer fails verification.
+    pub fn take(&self, nonce: &str, now: u64) -> Result<Challenge> {
+        let mut book = self.lock();
+        let taken = book.remove(nonce);
+        book.retain(|_, c| !c.is_expired(now));
+        drop(book);
+        let challenge = taken.ok_or(IdentityError::UnknownChallenge)?;
+        challenge.check_fresh(now)?;
+        Ok(challenge)
+    }
+
+    /// Number of challenges still held (including expired, not yet pruned ones).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no challenge is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Challenge>> {
+        // A panic while holding the lock cannot leave the map half-updated
+        // (every operation is a single insert/remove/retain), so keep going.
+        self.outstanding
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{deterministic_demo_key, did_pkh};
+    use ssi_dids::resolution::Output;
+    use ssi_dids::{DIDBuf, StaticDIDResolver};
+
+    const NOW: u64 = 1_750_000_000;
+
+    #[test]
+    fn message_names_domain_did_nonce_and_times() {
+        let c = Challenge::new("kippu.example", NOW, 300);
+        assert_eq!(c.nonce.len(), 32);
+        assert!(c.nonce.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(c.nonce, Challenge::new("kippu.example", NOW, 300).nonce);
+        assert_eq!(c.expires_at, NOW + 300);
+        let did = "did:pkh:eip155:1:0xb9c5714089478a327f09197987f16f9e5d936e8a";
+        let msg = c.message(did);
+        assert!(msg.starts_with("kippu.example wants you to sign in with your DID:\n"));
+        assert!(msg.contains(&format!("\n{did}\n")));
+        assert!(msg.contains(&format!("\nNonce: {}\n", c.nonce)));
+        assert!(msg.contains("\nIssued At: 2025-06-15T15:06:40Z\n"));
+        assert!(msg.ends_with("\nExpiration Time: 2025-06-15T15:11:40Z"));
+    }
+
+    #[test]
+    fn book_takes_each_nonce_once() {
+        let book = ChallengeBook::new(60);
+        let c = book.issue("kippu.example", NOW);
+        assert_eq!(book.len(), 1);
+        assert_eq!(book.take(&c.nonce, NOW + 1).unwrap(), c);
+        assert_eq!(
+            book.take(&c.nonce, NOW + 2),
+            Err(IdentityError::UnknownChallenge)
+        );
+        assert_eq!(
+            book.take("never-issued", NOW),
+            Err(IdentityError::UnknownChallenge)
+        );
+        assert!(book.is_empty());
+    }
+
+    #[test]
+    fn book_expires_and_prunes() {
+        let book = ChallengeBook::new(60);
+        let late = book.issue("kippu.example", NOW);
+        assert_eq!(
+            book.take(&late.nonce, NOW + 60),
+            Err(IdentityError::ChallengeExpired {
+                expires_at: NOW + 60,
+                now: NOW + 60
+            })
+        );
+        // Expired challenges are dropped when others are issued or taken.
+        let _stale = book.issue("kippu.example", NOW);
+        let fresh = book.issue("kippu.example", NOW + 100);
+        assert_eq!(book.len(), 1);
+        assert!(book.take(&fresh.nonce, NOW + 101).is_ok());
+    }
+
+    fn static_resolver(did: &str, document: serde_json::Value) -> StaticDIDResolver {
+        let mut resolver = StaticDIDResolver::new();
+        resolver.insert(
+            DIDBuf::from_string(did.to_owned()).unwrap(),
+            Output::from_content(
+                serde_json::to_vec(&document).unwrap(),
+                Some("application/did+json".to_owned()),
+            ),
+        );
+        resolver
+    }
+
+    fn document(did: &str, account: &str, authentication: bool) -> serde_json::Value {
+        let vm_id = format!("{did}#blockchainAccountId");
+        let mut doc = serde_json::json!({
+            "id": did,
+            "verificationMethod": [{
+                "id": vm_id,
+                "type": RECOVERY_METHOD_TYPE,
+                "controller": did,
+                "blockchainAccountId": account,
+            }],
+            "assertionMethod": [vm_id],
+        });
+        if authentication {
+            doc["authentication"] = serde_json::json!(["#blockchainAccountId"]);
+        }
+        doc
+    }
+
+    #[tokio::test]
+    async fn static_document_with_relative_authentication_reference_is_accepted() {
+        let signer = deterministic_demo_key("static");
+        let did = did_pkh(10, signer.address());
+        let account = format!("eip155:10:{:#x}", signer.address());
+        let resolver = static_resolver(&did, document(&did, &account, true));
+        let c = Challenge::new("kippu.example", NOW, 60);
+        let sig = sign_challenge(&signer, &c, &did).unwrap();
+        let got = verify_with(&resolver, &did, &c, &sig, NOW).await;
+        assert_eq!(got, Ok(signer.address()));
+    }
+
+    #[tokio::test]
+    async fn no_matching_authentication_method() {
+        let signer = deterministic_demo_key("static");
+        let did = did_pkh(10, signer.address());
+        let c = Challenge::new("kippu.example", NOW, 60);
+        let sig = sign_challenge(&signer, &c, &did).unwrap();
+        let same = format!("eip155:10:{:#x}", signer.address());
+        let other_chain = format!("eip155:1:{:#x}", signer.address());
+        let other_addr = format!("eip155:10:{:#x}", Address::ZERO);
+        for doc in [
+            document(&did, &same, false),
+            document(&did, &other_chain, true),
+            document(&did, &other_addr, true),
+            document(&did, "not-a-caip10", true),
+            serde_json::json!({ "id": did }),
+        ] {
+            let resolver = static_resolver(&did, doc.clone());
+            assert_eq!(
+                verify_with(&resolver, &did, &c, &sig, NOW).await,
+                Err(IdentityError::NoVerificationMethod(did.clone())),
+                "{doc}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn unresolvable_did() {
+        let signer = deterministic_demo_key("static");
+        let did = did_pkh(10, signer.address());
+        let c = Challenge::new("kippu.example", NOW, 60);
+        let sig = sign_challenge(&signer, &c, &did).unwrap();
+        let err = verify_with(&StaticDIDResolver::new(), &did, &c, &sig, NOW)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, IdentityError::UnresolvableDid { .. }),
+            "{err}"
+        );
+    }
+}

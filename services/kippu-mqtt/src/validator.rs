@@ -1,0 +1,340 @@
+//! The validator service: scans in, verdicts out.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use kippu_domain::topics::{GatePath, GATE_ROOT};
+use kippu_domain::validation::Tap;
+use kippu_domain::{Pass, ScanRequest, TicketState, Validator, VerdictMessage};
+use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
+use tokio::sync::{mpsc, watch, Mutex};
+use tokio::task::JoinHandle;
+
+use crate::error::{MqttError, Result};
+use crate::mqtt_url::MqttUrl;
+use crate::{now_unix, CONNECT_TIMEOUT, RECONNECT_DELAY};
+
+/// Where the validator finds tickets it has not seen yet (database, chain
+/// indexer). Asked only on a miss, so tickets bought after startup validate
+/// without the hot path touching the database for known ones.
+#[async_trait::async_trait]
+pub trait TicketLookup: Send + Sync {
+    /// The ticket with this id, if it exists.
+    async fn ticket(&self, id: u64) -> Option<TicketState>;
+}
+
+/// How a validator subscribes.
+#[derive(Debug, Clone)]
+pub struct ValidatorOptions {
+    /// Subscribe through `$share/{group}/...` so several validators split the scans
+    /// instead of each answering every one.
+    pub shared: bool,
+    /// Share group name (only used when `shared`).
+    pub group: String,
+    /// Only serve gates of this operator slug; `None` serves every operator.
+    pub operator: Option<String>,
+}
+
+impl Default for ValidatorOptions {
+    fn default() -> Self {
+        Self {
+            shared: false,
+            group: "validators".into(),
+            operator: None,
+        }
+    }
+}
+
+impl ValidatorOptions {
+    /// The MQTT filter these options subscribe to; with the defaults it is
+    /// [`kippu_domain::topics::scan_filter`].
+    pub fn filter(&self) -> String {
+        let base = format!(
+            "{GATE_ROOT}/{}/+/+/scan",
+            self.operator.as_deref().unwrap_or("+")
+        );
+        if self.shared {
+            format!("$share/{}/{base}", self.group)
+        } else {
+            base
+        }
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        // Reuse the topic-segment rule so a bad slug cannot widen or break the filter.
+        if let Some(op) = &self.operator {
+            GatePath::new(op, "x", "x").ok_or_else(|| format!("bad operator slug {op:?}"))?;
+        }
+        if self.shared {
+            GatePath::new(&self.group, "x", "x")
+                .ok_or_else(|| format!("bad share group {:?}", self.group))?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the gate validator over MQTT.
+pub struct ValidatorService;
+
+/// Handle on a running [`ValidatorService`]. Dropping it leaves the service
+/// running; call [`ValidatorHandle::abort`] to stop it.
+#[derive(Debug)]
+pub struct ValidatorHandle {
+    verdicts: Arc<AtomicU64>,
+    subscribed: watch::Receiver<u64>,
+    tasks: [JoinHandle<()>; 2],
+}
+
+/// Scans waiting for the worker; bounded so a flood pushes back on the broker
+/// connection instead of growing memory.
+const WORK_QUEUE: usize = 1024;
+
+impl ValidatorService {
+    /// Connects as `client_id`, subscribes (QoS 1) to every gate's scan topic and
+    /// answers each scan on the gate's verdict topic. Returns once the first
+    /// subscription is acknowledged, or fails after [`CONNECT_TIMEOUT`].
+    ///
+    /// Accepted entries go to `taps`. When the broker goes away the service keeps
+    /// reconnecting (and re-subscribing) on its own.
+    pub async fn spawn(
+        url: &MqttUrl,
+        client_id: &str,
+        shared: bool,
+        validator: Arc<Mutex<Validator>>,
+        lookup: Arc<dyn TicketLookup>,
+        taps: mpsc::Sender<Tap>,
+    ) -> Result<ValidatorHandle> {
+        let opts = ValidatorOptions {
+            shared,
+            ..Default::default()
+        };
+        Self::spawn_with(url, client_id, opts, validator, lookup, taps).await
+    }
+
+    /// [`Self::spawn`] with explicit subscription options.
+    pub async fn spawn_with(
+        url: &MqttUrl,
+        client_id: &str,
+        opts: ValidatorOptions,
+        validator: Arc<Mutex<Validator>>,
+        lookup: Arc<dyn TicketLookup>,
+        taps: mpsc::Sender<Tap>,
+    ) -> Result<ValidatorHandle> {
+        opts.check().map_err(MqttError::InvalidOptions)?;
+        let filter = opts.filter();
+        let (client, mut eventloop) = AsyncClient::new(url.options(client_id), 64);
+        let (work_tx, work_rx) = mpsc::channel::<Publish>(WORK_QUEUE);
+        let (sub_tx, mut subscribed) = watch::channel(0u64);
+        let last_error = Arc::new(std::sync::Mutex::new(None::<String>));
+        let verdicts = Arc::new(AtomicU64::new(0));
+
+        let poll_client = client.clone();
+        let poll_error = last_error.clone();
+        let poll_filter = filter.clone();
+        let poller = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        // Clean session: the broker forgot our subscription, so every
+                        // (re)connect subscribes again. `try_` because awaiting the request
+                        // channel from the task that drains it could deadlock.
+                        if let Err(e) = poll_client.try_subscribe(&poll_filter, QoS::AtLeastOnce) {
+                            tracing::error!(error = %e, "validator could not queue subscribe");
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        tracing::info!(filter = %poll_filter, "validator subscribed");
+                        sub_tx.send_modify(|n| *n += 1);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if work_tx.send(p).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "validator MQTT connection lost, reconnecting");
+                        *poll_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                        tokio::time::sleep(RECONNECT_DELAY).await;
+                    }
+                }
+            }
+        });
+        let worker = Worker {
+            client,
+            validator,
+            lookup,
+            taps,
+            verdicts: verdicts.clone(),
+        };
+        let worker = tokio::spawn(worker.run(work_rx));
+        let handle = ValidatorHandle {
+            verdicts,
+            subscribed: subscribed.clone(),
+            tasks: [poller, worker],
+        };
+
+        let ready = matches!(
+            tokio::time::timeout(CONNECT_TIMEOUT, subscribed.wait_for(|n| *n > 0)).await,
+            Ok(Ok(_))
+        );
+        if ready {
+            return Ok(handle);
+        }
+        handle.abort();
+        let reason = last_error.lock().unwrap_or_else(|p| p.into_inner()).take();
+        Err(MqttError::Connect {
+            url: url.to_string(),
+            reason: reason.unwrap_or_else(|| "timed out".into()),
+        })
+    }
+}
+
+impl ValidatorHandle {
+    /// Stops the service (both the connection and the worker task).
+    pub fn abort(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+
+    /// Verdicts published so far.
+    pub fn verdicts(&self) -> u64 {
+        self.verdicts.load(Ordering::Relaxed)
+    }
+
+    /// How many times the scan subscription has been acknowledged; more than 1
+    /// means the service reconnected.
+    pub fn subscriptions(&self) -> u64 {
+        *self.subscribed.borrow()
+    }
+
+    /// Waits until the subscription has been acknowledged at least `n` times.
+    pub async fn wait_subscriptions(&self, n: u64, timeout: std::time::Duration) -> bool {
+        let mut rx = self.subscribed.clone();
+        let reached = matches!(
+            tokio::time::timeout(timeout, rx.wait_for(|c| *c >= n)).await,
+            Ok(Ok(_))
+        );
+        reached
+    }
+
+    /// Whether the service tasks have ended (aborted or panicked).
+    pub fn is_finished(&self) -> bool {
+        self.tasks.iter().all(JoinHandle::is_finished)
+    }
+}
+
+struct Worker {
+    client: AsyncClient,
+    validator: Arc<Mutex<Validator>>,
+    lookup: Arc<dyn TicketLookup>,
+    taps: mpsc::Sender<Tap>,
+    verdicts: Arc<AtomicU64>,
+}
+
+impl Worker {
+    async fn run(self, mut rx: mpsc::Receiver<Publish>) {
+        while let Some(p) = rx.recv().await {
+            self.handle(&p).await;
+        }
+    }
+
+    async fn handle(&self, p: &Publish) {
+        let Some((gate, "scan")) = GatePath::parse_topic(&p.topic) else {
+            tracing::debug!(topic = %p.topic, "ignoring non-scan publish");
+            return;
+        };
+        let (verdict, tap) = match ScanRequest::parse(&p.payload) {
+            Ok(req) => {
+                let key = gate.key();
+                self.ensure_ticket(&key, &req).await;
+                let d = self.validator.lock().await.check(&key, &req, now_unix());
+                (d.verdict, d.tap)
+            }
+            Err(reason) => (VerdictMessage::deny("", reason, None), None),
+        };
+        tracing::info!(gate = %gate.key(), id = %verdict.id, open = verdict.open, reason = ?verdict.reason, "verdict");
+        self.publish(&gate, &verdict).await;
+        if let Some(tap) = tap {
+            // Awaiting (not dropping) on a full channel: a tap is a paid ride to record.
+            if self.taps.send(tap).await.is_err() {
+                tracing::error!("tap receiver dropped; entry not recorded");
+            }
+        }
+    }
+
+    /// Loads the pass's ticket from the lookup when the validator does not know
+    /// it. Only for registered gates, so an unregistered publisher cannot make
+    /// us hammer the database.
+    async fn ensure_ticket(&self, gate_key: &str, req: &ScanRequest) {
+        let Ok(pass) = Pass::decode(&req.pass) else {
+            return;
+        };
+        {
+            let v = self.validator.lock().await;
+            if !v.knows_gate(gate_key) || v.ticket(pass.ticket_id).is_some() {
+                return;
+            }
+        }
+        // The lock is not held across the lookup: other scans keep flowing while
+        // the database answers.
+        if let Some(t) = self.lookup.ticket(pass.ticket_id).await {
+            let mut v = self.validator.lock().await;
+            // A chain event may have delivered a fresher state meanwhile; keep it.
+            if v.ticket(t.id).is_none() {
+                v.upsert_ticket(t);
+            }
+        }
+    }
+
+    async fn publish(&self, gate: &GatePath, verdict: &VerdictMessage) {
+        let payload = match serde_json::to_vec(verdict) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "verdict did not serialize");
+                return;
+            }
+        };
+        match self
+            .client
+            .publish(gate.topic("verdict"), QoS::AtLeastOnce, false, payload)
+            .await
+        {
+            Ok(()) => {
+                self.verdicts.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!(error = %e, "could not queue verdict"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kippu_domain::topics::scan_filter;
+
+    #[test]
+    fn default_filters_are_the_domain_ones() {
+        for shared in [false, true] {
+            let o = ValidatorOptions {
+                shared,
+                ..Default::default()
+            };
+            assert_eq!(o.filter(), scan_filter(shared));
+        }
+        let o = ValidatorOptions {
+            shared: true,
+            group: "g1".into(),
+            operator: Some("metro".into()),
+        };
+        assert_eq!(o.filter(), "$share/g1/kippu/v1/gates/metro/+/+/scan");
+        assert!(o.check().is_ok());
+        assert!(ValidatorOptions {
+            operator: Some("#".into()),
+            ..Default::default()
+        }
+        .check()
+        .is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! The Kippu platform: configuration and wiring of the adapters. The binary
+//! (`kippu dev`) and the end-to-end tests both start [`stack::start`].
+
+pub mod config;
+pub mod indexer;
+pub mod insurance;
+pub mod seed;
+pub mod stack;
+
+pub use config::Config;
+pub use stack::{start, Stack};

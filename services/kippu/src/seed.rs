@@ -1,0 +1,132 @@
+//! The demo consortium: a metro, a bus operator (running the real USF Bull
+//! Runner timetable), a taxi company and an insurer; their products, two
+//! bundles, two simulated gates and two demo travelers with custodial keys.
+
+use alloy::primitives::{keccak256, Address};
+use kippu_chain::{BundleSpec, Chain, OperatorSpec, ProductSpec};
+use kippu_identity::{deterministic_demo_key, did_pkh, Keystore};
+use kippu_store::{Bundle, GateRow, Operator, Product, Store, Traveler};
+
+/// Operator ids of the demo.
+pub const METRO: u32 = 1;
+/// Bus operator id.
+pub const BUS: u32 = 2;
+/// Taxi operator id.
+pub const TAXI: u32 = 3;
+/// Insurer id.
+pub const INSURER: u32 = 4;
+
+const DAY: i64 = 86_400;
+const UNLIMITED: u32 = u32::MAX;
+
+/// The demo gates: `(key, operator, station)`.
+pub const GATES: [(&str, u32, &str); 2] =
+    [("metro/central/g1", METRO, "Central Station"), ("bus/usf-library/g1", BUS, "USF Library stop")];
+
+/// Demo travelers: `(label, name, welcome FARE in minor units)`.
+pub const TRAVELERS: [(&str, &str, u128); 2] = [("aiko", "Aiko Tanaka", 5_000), ("ben", "Ben Okafor", 0)];
+
+fn payee(label: &str) -> Address {
+    Address::from_slice(&keccak256(format!("kippu-demo-payee:{label}"))[12..])
+}
+
+fn operators() -> Vec<Operator> {
+    vec![
+        Operator { id: METRO, slug: "metro".into(), name: "Metro Rail".into(), kind: "rail".into(), payee: payee("metro") },
+        Operator { id: BUS, slug: "bus".into(), name: "Bull Runner Bus".into(), kind: "bus".into(), payee: payee("bus") },
+        Operator { id: TAXI, slug: "taxi".into(), name: "City Taxi".into(), kind: "taxi".into(), payee: payee("taxi") },
+        Operator { id: INSURER, slug: "insurer".into(), name: "Kippu Mutual".into(), kind: "insurer".into(), payee: payee("insurer") },
+    ]
+}
+
+fn products() -> Vec<Product> {
+    let p = |id, operator_id, name: &str, price, days, rides, insurance| Product {
+        id,
+        operator_id,
+        name: name.into(),
+        price,
+        duration_secs: days * DAY,
+        rides,
+        insurance,
+    };
+    vec![
+        p(101, METRO, "Metro 3-day pass", 1_800, 3, UNLIMITED, false),
+        p(102, METRO, "Metro 10 rides", 2_000, 30, 10, false),
+        p(201, BUS, "Bus day pass", 600, 1, UNLIMITED, false),
+        p(301, TAXI, "Taxi ride credit", 1_500, 7, 1, false),
+        p(401, INSURER, "Delay cover, 3 days", 300, 3, 1, true),
+        p(402, INSURER, "Delay cover, 1 day", 150, 1, 1, true),
+    ]
+}
+
+fn bundles() -> Vec<Bundle> {
+    vec![
+        Bundle {
+            id: 1,
+            name: "Explorer 3 days".into(),
+            description: "3 days of metro, a bus day, a taxi ride and delay cover.".into(),
+            discount_bps: 1_500,
+            product_ids: vec![101, 201, 301, 401],
+        },
+        Bundle {
+            id: 2,
+            name: "Commuter".into(),
+            description: "10 metro rides, a bus day and a day of delay cover.".into(),
+            discount_bps: 1_000,
+            product_ids: vec![102, 201, 402],
+        },
+    ]
+}
+
+/// Lists the catalogue on chain and in the database, and creates the demo travelers.
+pub async fn seed(chain: &Chain, store: &Store, keystore: &Keystore) -> anyhow::Result<()> {
+    for o in operators() {
+        chain.set_operator(&OperatorSpec { id: o.id, payee: o.payee }).await?;
+        store.upsert_operator(&o).await?;
+    }
+    for p in products() {
+        chain
+            .list_product(&ProductSpec {
+                id: p.id,
+                operator_id: p.operator_id,
+                price: p.price as u128,
+                duration: p.duration_secs as u64,
+                rides: p.rides,
+                insurance: p.insurance,
+            })
+            .await?;
+        store.upsert_product(&p).await?;
+    }
+    for b in bundles() {
+        chain.list_bundle(&BundleSpec { id: b.id, product_ids: b.product_ids.clone(), discount_bps: b.discount_bps }).await?;
+        store.upsert_bundle(&b).await?;
+    }
+    for (key, operator_id, station) in GATES {
+        store.upsert_gate(&GateRow { gate_key: key.into(), operator_id, station: station.into() }).await?;
+    }
+    let chain_id = chain.deployment().chain_id;
+    for (i, (label, name, welcome)) in TRAVELERS.iter().enumerate() {
+        let key = deterministic_demo_key(label);
+        let address = key.address();
+        let sealed = keystore.seal(&key)?;
+        store
+            .upsert_traveler(&Traveler {
+                address,
+                did: did_pkh(chain_id, address),
+                display_name: (*name).into(),
+                sealed_key: Some(sealed.to_string()),
+                created_at: i as i64,
+            })
+            .await?;
+        let welcome_ref = keccak256(format!("kippu-demo-welcome:{label}:{:#x}", chain.deployment().fare));
+        if *welcome > 0 && !chain.payment_minted(welcome_ref).await? {
+            chain.mint_fare(address, *welcome, welcome_ref).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Which operator runs a GTFS route: every route of the bundled Bull Runner feed is the bus operator's.
+pub fn route_operator(_route_id: &str) -> Option<u32> {
+    Some(BUS)
+}

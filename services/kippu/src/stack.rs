@@ -1,0 +1,302 @@
+//! Wires the adapters into one running platform. `kippu dev` and the
+//! end-to-end tests start exactly this, so the tests exercise what users run.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use gate_firmware_sim::{display as verdict_line, SimGate};
+use kippu_chain::anvil::{AnvilProcess, DEV_ADMIN_KEY};
+use kippu_chain::{Chain, ChainConfig, Deployment, InsuranceTerms};
+use kippu_domain::validation::Tap;
+use kippu_domain::{GateInfo, TicketState, Validator, ValidatorConfig, VerdictMessage};
+use kippu_identity::{ChallengeBook, Keystore};
+use kippu_mqtt::{EmbeddedBroker, MqttUrl, TicketLookup, ValidatorHandle, ValidatorService};
+use kippu_payments::fake::{FakeStripe, FakeStripeHandle};
+use kippu_payments::{Checkout, StripeConfig};
+use kippu_store::Store;
+use kippu_web::{AppState, DelayOutcome, GateStatus, Inner, Platform};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::indexer::Indexer;
+use crate::insurance::DelayInsurer;
+use crate::seed;
+
+/// The bundled timetable of the demo bus operator.
+pub const TIMETABLE: &[u8] = include_bytes!("../seed/bullrunner-gtfs.zip");
+
+/// A running platform. Dropping it stops anvil (child process) and the tasks.
+pub struct Stack {
+    /// Web app URL.
+    pub web_url: String,
+    /// Broker URL.
+    pub mqtt_url: String,
+    /// JSON-RPC URL.
+    pub rpc_url: String,
+    /// Stripe API base (the loopback fake in dev).
+    pub stripe_url: String,
+    /// Database URL.
+    pub database_url: String,
+    /// Contract addresses.
+    pub deployment: Deployment,
+    /// Chain adapter.
+    pub chain: Chain,
+    /// Store.
+    pub store: Store,
+    /// Loopback Stripe, when used.
+    pub fake_stripe: Option<FakeStripeHandle>,
+    /// Event follower.
+    pub indexer: Indexer,
+    /// Validator service.
+    pub validator: ValidatorHandle,
+    anvil: Option<AnvilProcess>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.validator.abort();
+    }
+}
+
+impl Stack {
+    /// Stops everything, anvil included.
+    pub async fn shutdown(mut self) {
+        if let Some(a) = self.anvil.take() {
+            a.stop().await;
+        }
+    }
+}
+
+struct Lookup(Store);
+
+#[async_trait]
+impl TicketLookup for Lookup {
+    async fn ticket(&self, id: u64) -> Option<TicketState> {
+        match self.0.ticket(id).await {
+            Ok(t) => t.map(|t| t.state()),
+            Err(e) => {
+                tracing::error!(error = %e, id, "ticket lookup failed");
+                None
+            }
+        }
+    }
+}
+
+struct Services {
+    indexer: Indexer,
+    gates: HashMap<String, (SimGate, String)>,
+    last: Mutex<HashMap<String, String>>,
+    insurer: DelayInsurer,
+}
+
+#[async_trait]
+impl Platform for Services {
+    async fn catch_up(&self) {
+        if let Err(e) = self.indexer.catch_up().await {
+            tracing::warn!(error = %e, "catch-up failed");
+        }
+    }
+
+    async fn scan_png(&self, gate_key: &str, png: Vec<u8>) -> Result<VerdictMessage, String> {
+        let (gate, _) = self.gates.get(gate_key).ok_or_else(|| format!("no simulated gate {gate_key}"))?;
+        let v = gate.present_image(&png).await.map_err(|e| e.to_string())?;
+        tracing::info!(gate = gate_key, "{}", verdict_line(&v));
+        self.last.lock().await.insert(gate_key.to_owned(), verdict_line(&v));
+        Ok(v)
+    }
+
+    async fn gates(&self) -> Vec<GateStatus> {
+        let last = self.last.lock().await;
+        let mut out: Vec<_> = self
+            .gates
+            .iter()
+            .map(|(k, (_, station))| GateStatus {
+                key: k.clone(),
+                station: station.clone(),
+                state: "online".into(),
+                last: last.get(k).cloned().unwrap_or_else(|| "no scans yet".into()),
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+
+    async fn ingest_delays(&self, feed: &[u8]) -> Result<DelayOutcome, String> {
+        let out = self.insurer.ingest(feed, now()).await.map_err(|e| e.to_string())?;
+        self.catch_up().await;
+        Ok(out)
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Starts the whole platform from `cfg`.
+pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(&cfg.web.bind).await.with_context(|| format!("binding web on {}", cfg.web.bind))?;
+    let web_addr: SocketAddr = listener.local_addr()?;
+    let web_url = cfg.web.public_url.clone().unwrap_or_else(|| format!("http://{web_addr}"));
+
+    // Chain: an external node, or a fresh anvil child whose lifetime is ours.
+    let (anvil, rpc_url, fresh_chain) = match &cfg.chain.rpc_url {
+        Some(u) => (None, u.clone(), false),
+        None => {
+            let a = AnvilProcess::spawn(&cfg.chain.anvil_bin, cfg.chain.anvil_port, cfg.chain.chain_id, None).await?;
+            let u = a.url();
+            (Some(a), u, true)
+        }
+    };
+
+    let database_url = match &cfg.database.url {
+        Some(u) => u.clone(),
+        None => {
+            let path = cfg.data_dir.join("kippu.db");
+            if fresh_chain {
+                // A new chain makes the old read models meaningless: start the embedded database anew too.
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            format!("sqlite://{}", path.display())
+        }
+    };
+    let store = Store::connect(&database_url).await.context("connecting the database")?;
+    let keystore = Keystore::from_hex(&cfg.identity.master_key).context("identity.master_key")?;
+
+    let chain_cfg = ChainConfig { rpc_url: rpc_url.clone(), admin_key: cfg.chain.admin_key.clone().unwrap_or_else(|| DEV_ADMIN_KEY.into()) };
+    let deployment_file = cfg.data_dir.join("deployment.json");
+    let existing = if fresh_chain {
+        None
+    } else {
+        std::fs::read(&deployment_file).ok().and_then(|b| serde_json::from_slice::<Deployment>(&b).ok())
+    };
+    let chain = match existing {
+        Some(d) => Chain::attach(&chain_cfg, d).await?,
+        None => {
+            let terms = InsuranceTerms {
+                threshold_minutes: cfg.insurance.threshold_minutes,
+                voucher_value: cfg.insurance.voucher_value,
+                voucher_operator_id: seed::TAXI,
+                voucher_lifetime: cfg.insurance.voucher_lifetime_secs,
+            };
+            let c = Chain::deploy(&chain_cfg, &terms).await.context("deploying contracts")?;
+            std::fs::write(&deployment_file, serde_json::to_vec_pretty(c.deployment())?)?;
+            if cfg.seed_demo {
+                seed::seed(&c, &store, &keystore).await.context("seeding the demo")?;
+            }
+            c
+        }
+    };
+
+    let (mqtt_url, _broker) = match &cfg.mqtt.url {
+        Some(u) => (u.clone(), None),
+        None => {
+            let bind: SocketAddr = cfg.mqtt.embedded_bind.parse().context("mqtt.embedded_bind")?;
+            let b = tokio::task::spawn_blocking(move || EmbeddedBroker::start(bind)).await??;
+            (b.url(), Some(b))
+        }
+    };
+    let mqtt = MqttUrl::parse(&mqtt_url)?;
+
+    let (stripe_url, fake_stripe) = match &cfg.stripe.api_base {
+        Some(u) => (u.clone(), None),
+        None => {
+            let bind: SocketAddr = cfg.stripe.fake_bind.parse().context("stripe.fake_bind")?;
+            let f = FakeStripe::start(bind, format!("{web_url}/webhooks/stripe"), cfg.stripe.webhook_secret.clone(), cfg.stripe.secret_key.clone())
+                .await?;
+            (f.base_url().to_string(), Some(f))
+        }
+    };
+    let checkout = Checkout::new(&StripeConfig {
+        api_base: stripe_url.clone(),
+        secret_key: cfg.stripe.secret_key.clone(),
+        webhook_secret: cfg.stripe.webhook_secret.clone(),
+        currency: cfg.stripe.currency.clone(),
+    })?;
+
+    let indexer = Indexer::new(chain.clone(), store.clone(), cfg.chain.confirmations);
+    indexer.catch_up().await.context("first indexer pass")?;
+    let mut tasks = vec![tokio::spawn(indexer.clone().run(Duration::from_millis(cfg.chain.poll_ms)))];
+
+    // Validator: gates and tickets preloaded, misses looked up in the database.
+    let mut v = Validator::new(ValidatorConfig::default());
+    let gate_rows = store.gates().await?;
+    for g in &gate_rows {
+        v.add_gate(&g.gate_key, GateInfo { operator_id: g.operator_id });
+    }
+    for t in store.ticket_states().await? {
+        v.upsert_ticket(t);
+    }
+    let (tap_tx, mut tap_rx) = tokio::sync::mpsc::channel::<Tap>(4096);
+    let validator = ValidatorService::spawn(
+        &mqtt,
+        &format!("kippu-validator-{}", std::process::id()),
+        cfg.mqtt.shared_subscription,
+        Arc::new(Mutex::new(v)),
+        Arc::new(Lookup(store.clone())),
+        tap_tx,
+    )
+    .await?;
+    let tap_store = store.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(tap) = tap_rx.recv().await {
+            match tap_store.record_tap(&tap).await {
+                Ok(true) => tracing::info!(ticket = tap.ticket_id, gate = %tap.gate, "tap recorded"),
+                Ok(false) => tracing::info!(scan = %tap.scan_id, "re-sent tap ignored"),
+                Err(e) => tracing::error!(error = %e, scan = %tap.scan_id, "tap not recorded"),
+            }
+        }
+    }));
+
+    let mut gates = HashMap::new();
+    for g in &gate_rows {
+        gates.insert(g.gate_key.clone(), (SimGate::connect(&mqtt_url, &g.gate_key).await?, g.station.clone()));
+    }
+    let insurer = DelayInsurer::new(chain.clone(), store.clone(), cfg.insurance.threshold_minutes, TIMETABLE)?;
+    let platform = Arc::new(Services { indexer: indexer.clone(), gates, last: Mutex::new(HashMap::new()), insurer });
+
+    let state = AppState::new(Inner {
+        store: store.clone(),
+        chain: chain.clone(),
+        keystore,
+        challenges: ChallengeBook::default(),
+        checkout,
+        webhook_secret: cfg.stripe.webhook_secret.clone(),
+        public_url: web_url.clone(),
+        platform,
+        dev_routes: cfg.web.dev_routes,
+    });
+    let app = kippu_web::router(state);
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "web server stopped");
+        }
+    }));
+
+    Ok(Stack {
+        web_url,
+        mqtt_url,
+        rpc_url,
+        stripe_url,
+        database_url,
+        deployment: chain.deployment().clone(),
+        chain,
+        store,
+        fake_stripe,
+        indexer,
+        validator,
+        anvil,
+        tasks,
+    })
+}
