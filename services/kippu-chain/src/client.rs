@@ -283,7 +283,12 @@ impl Chain {
     /// Buys a bundle for `traveler` in one relayed transaction: the traveler's
     /// key signs an EIP-2612 permit here (it never leaves this process), the
     /// relayer pays the gas. Returns the plan id and transaction hash.
-    pub async fn buy_with_permit(&self, traveler: &PrivateKeySigner, bundle_id: u32, max_price: u128) -> Result<(u64, B256)> {
+    pub async fn buy_with_permit(
+        &self,
+        traveler: &PrivateKeySigner,
+        bundle_id: u32,
+        max_price: u128,
+    ) -> Result<(u64, B256)> {
         let owner = traveler.address();
         let f = FareToken::new(self.d.fare, &self.provider);
         let nonce: U256 = f.nonces(owner).call().await.map_err(revert)?;
@@ -296,19 +301,13 @@ impl Chain {
             chain_id: self.d.chain_id,
             verifying_contract: self.d.fare,
         };
-        let sig = traveler.sign_hash_sync(&permit.eip712_signing_hash(&domain)).map_err(|e| ChainError::Config(e.to_string()))?;
+        let sig = traveler
+            .sign_hash_sync(&permit.eip712_signing_hash(&domain))
+            .map_err(|e| ChainError::Config(e.to_string()))?;
         let v = 27u8 + u8::from(sig.v());
         let m = PlanMarket::new(self.d.market, &self.provider);
-        let r = send!(m.buyWithPermit(
-            owner,
-            bundle_id,
-            0,
-            value,
-            deadline,
-            v,
-            B256::from(sig.r()),
-            B256::from(sig.s())
-        ));
+        let r =
+            send!(m.buyWithPermit(owner, bundle_id, 0, value, deadline, v, B256::from(sig.r()), B256::from(sig.s())));
         let plan = r
             .inner
             .logs()
@@ -366,7 +365,3 @@ impl Chain {
         Ok(out)
     }
 }
-
-
-
-

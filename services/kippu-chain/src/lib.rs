@@ -7,7 +7,7 @@ pub mod bindings;
 mod client;
 mod decode;
 
-pub use client::{Chain, ChainConfig, Deployment, ProductSpec, BundleSpec, OperatorSpec, InsuranceTerms};
+pub use client::{BundleSpec, Chain, ChainConfig, Deployment, InsuranceTerms, OperatorSpec, ProductSpec};
 pub use decode::decode_log;
 
 /// Chain adapter errors.

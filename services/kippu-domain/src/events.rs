@@ -47,7 +47,15 @@ pub enum ChainEvent {
     /// A delay-insurance policy opened (policy id = insurance leg ticket id).
     PolicyOpened { policy_id: u64, holder: Address, valid_from: u64, valid_until: u64 },
     /// A voucher issued for a reported delay.
-    VoucherIssued { voucher_id: u64, policy_id: u64, holder: Address, value: i64, operator_id: u32, expiry: u64, delay_id: B256 },
+    VoucherIssued {
+        voucher_id: u64,
+        policy_id: u64,
+        holder: Address,
+        value: i64,
+        operator_id: u32,
+        expiry: u64,
+        delay_id: B256,
+    },
     /// A voucher redeemed (burned) by an operator.
     VoucherRedeemed { voucher_id: u64, operator_id: u32, value: i64 },
     /// Clearing paid an operator.

@@ -7,7 +7,7 @@
 //! `version(1) | ticket_id(u64 BE) | window(u32 BE) | nonce(8) | signature(65)`,
 //! 86 bytes, small enough for a low-density QR code that scans fast.
 
-use alloy_primitives::{keccak256, eip191_hash_message, Address, Signature, B256};
+use alloy_primitives::{eip191_hash_message, keccak256, Address, Signature, B256};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 
 /// Length of one rotation window in seconds.

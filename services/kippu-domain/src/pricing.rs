@@ -34,10 +34,8 @@ pub fn quote(list_prices: &[u128], discount_bps: u16) -> Option<Quote> {
         // The last leg takes the rounding remainder so no unit is lost or made up.
         let share = if i + 1 == list_prices.len() {
             price - allotted
-        } else if list_total == 0 {
-            0
         } else {
-            price * p / list_total
+            (price * p).checked_div(list_total).unwrap_or(0)
         };
         allotted += share;
         leg_shares.push(share);

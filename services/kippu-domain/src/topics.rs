@@ -19,9 +19,7 @@ impl GatePath {
     /// Builds a path, refusing segments that would break the topic tree.
     pub fn new(operator: &str, station: &str, gate: &str) -> Option<Self> {
         let ok = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 64
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         };
         (ok(operator) && ok(station) && ok(gate)).then(|| Self {
             operator: operator.into(),

@@ -290,7 +290,10 @@ mod tests {
         assert_eq!(reason(&v.check(g, &scan("d", pass(&other, 7, NOW)), NOW)), Some(DenyReason::NotHolder));
         assert_eq!(reason(&v.check(g, &scan("e", pass(&key, 99, NOW)), NOW)), Some(DenyReason::UnknownTicket));
         assert_eq!(reason(&v.check(g, &scan("f", pass(&key, 7, NOW - 60)), NOW)), Some(DenyReason::StalePass));
-        assert_eq!(reason(&v.check("bus/depot/g1", &scan("g", pass(&key, 7, NOW)), NOW)), Some(DenyReason::WrongOperator));
+        assert_eq!(
+            reason(&v.check("bus/depot/g1", &scan("g", pass(&key, 7, NOW)), NOW)),
+            Some(DenyReason::WrongOperator)
+        );
         assert_eq!(reason(&v.check(g, &scan("h", pass(&key, 7, NOW + 200)), NOW + 200)), Some(DenyReason::Expired));
         assert_eq!(reason(&v.check(g, &scan("i", pass(&key, 7, NOW - 200)), NOW - 200)), Some(DenyReason::NotYetValid));
         let ok = pass(&key, 7, NOW);
@@ -315,8 +318,7 @@ mod tests {
 
     #[test]
     fn same_pass_twice_is_a_replay() {
-        let mut cfg = ValidatorConfig::default();
-        cfg.passback_secs = 0;
+        let cfg = ValidatorConfig { passback_secs: 0, ..Default::default() };
         let (mut v, key) = setup(None);
         v.cfg = cfg;
         let p = pass(&key, 7, NOW);

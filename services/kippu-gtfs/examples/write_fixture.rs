@@ -21,10 +21,7 @@ fn main() -> std::io::Result<()> {
         ("13".to_string(), Some("F".to_string()), -30),
     ];
     let bytes = encode_trip_updates(FEED_TIMESTAMP, &delays);
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/testdata/bullrunner-trip-updates.pb"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/bullrunner-trip-updates.pb");
     std::fs::write(path, &bytes)?;
     println!("wrote {} bytes to {path}", bytes.len());
     Ok(())

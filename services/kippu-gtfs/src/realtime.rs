@@ -76,12 +76,10 @@ pub fn decode_feed(bytes: &[u8]) -> Result<Vec<TripDelay>> {
         .filter_map(|e| {
             let tu = e.trip_update?;
             let trip_id = non_empty(tu.trip.trip_id)?;
-            let stop_delays = tu.stop_time_update.iter().flat_map(|stu| {
-                [stu.arrival, stu.departure]
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|ev| ev.delay)
-            });
+            let stop_delays = tu
+                .stop_time_update
+                .iter()
+                .flat_map(|stu| [stu.arrival, stu.departure].into_iter().flatten().filter_map(|ev| ev.delay));
             let delay_secs = tu.delay.into_iter().chain(stop_delays).max().unwrap_or(0);
             Some(TripDelay {
                 entity_id: e.id,
@@ -102,10 +100,7 @@ pub fn decode_feed(bytes: &[u8]) -> Result<Vec<TripDelay>> {
 /// Each delay is put on the arrival at `stop_sequence` 1 so that, by the
 /// GTFS-Realtime propagation rule, it applies to the whole trip. Entity ids
 /// are `tu-{index}-{trip_id}`, unique even if a trip is listed twice.
-pub fn encode_trip_updates(
-    feed_timestamp: u64,
-    delays: &[(String, Option<String>, i32)],
-) -> Vec<u8> {
+pub fn encode_trip_updates(feed_timestamp: u64, delays: &[(String, Option<String>, i32)]) -> Vec<u8> {
     let entity = delays
         .iter()
         .enumerate()
@@ -119,10 +114,7 @@ pub fn encode_trip_updates(
                 },
                 stop_time_update: vec![StopTimeUpdate {
                     stop_sequence: Some(1),
-                    arrival: Some(StopTimeEvent {
-                        delay: Some(*delay),
-                        ..Default::default()
-                    }),
+                    arrival: Some(StopTimeEvent { delay: Some(*delay), ..Default::default() }),
                     ..Default::default()
                 }],
                 timestamp: Some(feed_timestamp),

@@ -55,25 +55,15 @@ pub fn load_trips(zip_bytes: &[u8]) -> Result<Vec<Trip>> {
     read_csv(zip_bytes, "trips.txt")
 }
 
-fn read_csv<T: serde::de::DeserializeOwned>(
-    zip_bytes: &[u8],
-    file: &'static str,
-) -> Result<Vec<T>> {
+fn read_csv<T: serde::de::DeserializeOwned>(zip_bytes: &[u8], file: &'static str) -> Result<Vec<T>> {
     let mut archive = ZipArchive::new(Cursor::new(zip_bytes))?;
     // Many published feeds are zipped with an enclosing folder, so match on
     // the last path component instead of the exact entry name.
     let index = (0..archive.len())
-        .find(|&i| {
-            archive
-                .name_for_index(i)
-                .is_some_and(|name| name.rsplit('/').next() == Some(file))
-        })
+        .find(|&i| archive.name_for_index(i).is_some_and(|name| name.rsplit('/').next() == Some(file)))
         .ok_or(GtfsError::MissingFile(file))?;
     let mut text = Vec::new();
-    archive
-        .by_index(index)?
-        .read_to_end(&mut text)
-        .map_err(|e| GtfsError::Zip(e.into()))?;
+    archive.by_index(index)?.read_to_end(&mut text).map_err(|e| GtfsError::Zip(e.into()))?;
     let csv_err = |source| GtfsError::Csv { file, source };
     csv::ReaderBuilder::new()
         // Real feeds pad headers and values with spaces (Bull Runner's

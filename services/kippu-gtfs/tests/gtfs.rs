@@ -19,11 +19,7 @@ fn s(v: &str) -> String {
 
 #[test]
 fn round_trip_encode_decode() {
-    let input = vec![
-        (s("1"), Some(s("A")), 420),
-        (s("9"), None, -45),
-        (s("1"), Some(s("A")), 0),
-    ];
+    let input = vec![(s("1"), Some(s("A")), 420), (s("9"), None, -45), (s("1"), Some(s("A")), 0)];
     let bytes = encode_trip_updates(1_700_000_000, &input);
     let got = decode_feed(&bytes).unwrap();
     assert_eq!(got.len(), 3);
@@ -40,10 +36,7 @@ fn round_trip_encode_decode() {
     // The header is what the GTFS-Realtime spec asks for.
     let msg = FeedMessage::decode(bytes.as_slice()).unwrap();
     assert_eq!(msg.header.gtfs_realtime_version, "2.0");
-    assert_eq!(
-        msg.header.incrementality(),
-        kippu_gtfs::proto::feed_header::Incrementality::FullDataset
-    );
+    assert_eq!(msg.header.incrementality(), kippu_gtfs::proto::feed_header::Incrementality::FullDataset);
     assert_eq!(msg.header.timestamp, Some(1_700_000_000));
 }
 
@@ -69,17 +62,8 @@ fn committed_fixture_from_our_encoder() {
         OUR_FIXTURE
     );
     let got = decode_feed(OUR_FIXTURE).unwrap();
-    let summary: Vec<_> = got
-        .iter()
-        .map(|d| {
-            (
-                d.entity_id.as_str(),
-                d.trip_id.as_str(),
-                d.route_id.as_deref(),
-                d.delay_secs,
-            )
-        })
-        .collect();
+    let summary: Vec<_> =
+        got.iter().map(|d| (d.entity_id.as_str(), d.trip_id.as_str(), d.route_id.as_deref(), d.delay_secs)).collect();
     assert_eq!(
         summary,
         [
@@ -90,11 +74,7 @@ fn committed_fixture_from_our_encoder() {
         ]
     );
     assert!(got.iter().all(|d| d.feed_timestamp == 1_420_459_200));
-    let late: Vec<_> = got
-        .iter()
-        .filter(|d| affected(d, 5))
-        .map(|d| &d.trip_id)
-        .collect();
+    let late: Vec<_> = got.iter().filter(|d| affected(d, 5)).map(|d| &d.trip_id).collect();
     assert_eq!(late, ["1", "8"]);
 }
 
@@ -145,18 +125,10 @@ fn garbage_bytes_are_an_error() {
 #[test]
 fn empty_or_headerless_input_is_an_error() {
     assert!(matches!(decode_feed(b""), Err(GtfsError::MissingHeader)));
-    let headerless = FeedMessage {
-        header: FeedHeader::default(),
-        entity: vec![FeedEntity {
-            id: s("x"),
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec();
-    assert!(matches!(
-        decode_feed(&headerless),
-        Err(GtfsError::MissingHeader)
-    ));
+    let headerless =
+        FeedMessage { header: FeedHeader::default(), entity: vec![FeedEntity { id: s("x"), ..Default::default() }] }
+            .encode_to_vec();
+    assert!(matches!(decode_feed(&headerless), Err(GtfsError::MissingHeader)));
 }
 
 #[test]
@@ -196,10 +168,7 @@ fn delay_id_matches_independent_keccak_and_separates_runs() {
     );
     let mut one = run(None);
     one.trip_id = s("1");
-    assert_eq!(
-        hex::encode(one.delay_id()),
-        "9542520ab868e156b289fc9c681aa466c5d4b4733ad539fbbb18c840f905141e"
-    );
+    assert_eq!(hex::encode(one.delay_id()), "9542520ab868e156b289fc9c681aa466c5d4b4733ad539fbbb18c840f905141e");
 
     // Stable across feed messages: only trip_id and start_date matter.
     let mut later = run(Some("20150105"));
@@ -233,18 +202,9 @@ fn bullrunner_routes() {
 fn bullrunner_trips() {
     let trips = load_trips(BULLRUNNER_ZIP).unwrap();
     assert_eq!(trips.len(), 15);
-    assert_eq!(
-        trips[0],
-        Trip {
-            trip_id: s("1"),
-            route_id: s("A"),
-            service_id: s("Mo"),
-        }
-    );
+    assert_eq!(trips[0], Trip { trip_id: s("1"), route_id: s("A"), service_id: s("Mo") });
     let routes = load_routes(BULLRUNNER_ZIP).unwrap();
-    assert!(trips
-        .iter()
-        .all(|t| routes.iter().any(|r| r.route_id == t.route_id)));
+    assert!(trips.iter().all(|t| routes.iter().any(|r| r.route_id == t.route_id)));
     // Every trip id the realtime fixtures use exists in the static feed.
     for id in ["1", "3", "5", "8", "11", "13"] {
         assert!(trips.iter().any(|t| t.trip_id == id), "trip {id}");
@@ -253,8 +213,7 @@ fn bullrunner_trips() {
 
 fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let opts =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for (name, body) in files {
         w.start_file(*name, opts).unwrap();
         w.write_all(body.as_bytes()).unwrap();
@@ -279,16 +238,7 @@ fn nested_folder_bom_spaces_and_agency_id() {
 fn static_feed_errors() {
     assert!(matches!(load_routes(b"not a zip"), Err(GtfsError::Zip(_))));
     let zip = zip_of(&[("agency.txt", "agency_name\nX\n")]);
-    assert!(matches!(
-        load_trips(&zip),
-        Err(GtfsError::MissingFile("trips.txt"))
-    ));
+    assert!(matches!(load_trips(&zip), Err(GtfsError::MissingFile("trips.txt"))));
     let zip = zip_of(&[("trips.txt", "trip_id,route_id\n1,A\n")]);
-    assert!(matches!(
-        load_trips(&zip),
-        Err(GtfsError::Csv {
-            file: "trips.txt",
-            ..
-        })
-    ));
+    assert!(matches!(load_trips(&zip), Err(GtfsError::Csv { file: "trips.txt", .. })));
 }

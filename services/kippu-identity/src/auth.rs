@@ -85,10 +85,7 @@ impl Challenge {
 
     fn check_fresh(&self, now: u64) -> Result<()> {
         if self.is_expired(now) {
-            return Err(IdentityError::ChallengeExpired {
-                expires_at: self.expires_at,
-                now,
-            });
+            return Err(IdentityError::ChallengeExpired { expires_at: self.expires_at, now });
         }
         Ok(())
     }
@@ -108,11 +105,7 @@ fn rfc3339(unix_secs: u64) -> String {
 ///
 /// Used server-side for custodial travelers so their private key never leaves
 /// the server process. Returns the 65-byte signature as `0x…` hex.
-pub fn sign_challenge(
-    signer: &PrivateKeySigner,
-    challenge: &Challenge,
-    did: &str,
-) -> Result<String> {
+pub fn sign_challenge(signer: &PrivateKeySigner, challenge: &Challenge, did: &str) -> Result<String> {
     let signature = signer
         .sign_message_sync(challenge.message(did).as_bytes())
         .map_err(|e| IdentityError::SigningFailed(e.to_string()))?;
@@ -131,12 +124,7 @@ pub fn sign_challenge(
 ///
 /// This does not consume the challenge: take it from the single-use store
 /// (e.g. [`ChallengeBook::take`]) before calling this.
-pub async fn verify_did_auth(
-    did: &str,
-    challenge: &Challenge,
-    signature_hex: &str,
-    now: u64,
-) -> Result<Address> {
+pub async fn verify_did_auth(did: &str, challenge: &Challenge, signature_hex: &str, now: u64) -> Result<Address> {
     verify_with(&DIDPKH, did, challenge, signature_hex, now).await
 }
 
@@ -165,10 +153,7 @@ pub(crate) async fn verify_with(
         .recover_address_from_msg(challenge.message(did).as_bytes())
         .map_err(|e| IdentityError::BadSignature(e.to_string()))?;
     if recovered != address {
-        return Err(IdentityError::SignerMismatch {
-            expected: address,
-            recovered,
-        });
+        return Err(IdentityError::SignerMismatch { expected: address, recovered });
     }
     Ok(address)
 }
@@ -176,48 +161,34 @@ pub(crate) async fn verify_with(
 /// Resolution goes through ssi's did:pkh method rather than being synthesised
 /// here, so Kippu trusts exactly the document a standard resolver produces.
 async fn resolve(resolver: &impl DIDResolver, did: &str) -> Result<Document> {
-    let unresolvable = |reason: String| IdentityError::UnresolvableDid {
-        did: did.to_owned(),
-        reason,
-    };
+    let unresolvable = |reason: String| IdentityError::UnresolvableDid { did: did.to_owned(), reason };
     let parsed = DID::new(did).map_err(|e| unresolvable(e.to_string()))?;
-    let output = resolver
-        .resolve(parsed)
-        .await
-        .map_err(|e| unresolvable(e.to_string()))?;
+    let output = resolver.resolve(parsed).await.map_err(|e| unresolvable(e.to_string()))?;
     Ok(output.document.into_document())
 }
 
 /// Verification methods the document allows for authentication, whether
 /// referenced by id or embedded in the `authentication` relationship.
 fn authentication_methods(doc: &Document) -> impl Iterator<Item = &DIDVerificationMethod> {
-    doc.verification_relationships
-        .authentication
-        .iter()
-        .filter_map(move |entry| match entry {
-            ValueOrReference::Value(vm) => Some(vm),
-            ValueOrReference::Reference(reference) => {
-                let id = reference.as_did_reference().resolve(&doc.id).into_owned();
-                doc.verification_method.iter().find(|vm| vm.id == id)
-            }
-        })
+    doc.verification_relationships.authentication.iter().filter_map(move |entry| match entry {
+        ValueOrReference::Value(vm) => Some(vm),
+        ValueOrReference::Reference(reference) => {
+            let id = reference.as_did_reference().resolve(&doc.id).into_owned();
+            doc.verification_method.iter().find(|vm| vm.id == id)
+        }
+    })
 }
 
 /// Compares by value, not string, because the document may spell the address
 /// in lowercase while the DID we were given is checksummed (or vice versa).
 fn names_account(vm: &DIDVerificationMethod, chain_id: u64, address: Address) -> bool {
-    let Some(account) = vm
-        .properties
-        .get("blockchainAccountId")
-        .and_then(|v| v.as_str())
-    else {
+    let Some(account) = vm.properties.get("blockchainAccountId").and_then(|v| v.as_str()) else {
         return false;
     };
     let mut parts = account.split(':');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some("eip155"), Some(reference), Some(addr), None) => {
-            parse_chain_id(reference).ok() == Some(chain_id)
-                && parse_address(addr).ok() == Some(address)
+            parse_chain_id(reference).ok() == Some(chain_id) && parse_address(addr).ok() == Some(address)
         }
         _ => false,
     }
@@ -228,10 +199,7 @@ fn parse_signature(signature_hex: &str) -> Result<Signature> {
     let hex_part = trimmed.strip_prefix("0x").unwrap_or(trimmed);
     let bytes = hex::decode(hex_part).map_err(|e| IdentityError::BadSignature(e.to_string()))?;
     if bytes.len() != 65 {
-        return Err(IdentityError::BadSignature(format!(
-            "expected 65 bytes, got {}",
-            bytes.len()
-        )));
+        return Err(IdentityError::BadSignature(format!("expected 65 bytes, got {}", bytes.len())));
     }
     Signature::from_raw(&bytes).map_err(|e| IdentityError::BadSignature(e.to_string()))
 }
@@ -255,10 +223,7 @@ impl Default for ChallengeBook {
 impl ChallengeBook {
     /// A book whose challenges live for `ttl_secs`.
     pub fn new(ttl_secs: u64) -> Self {
-        Self {
-            ttl_secs,
-            outstanding: Mutex::new(HashMap::new()),
-        }
+        Self { ttl_secs, outstanding: Mutex::new(HashMap::new()) }
     }
 
     /// Issues and records a new challenge for `domain`.
@@ -299,9 +264,7 @@ impl ChallengeBook {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Challenge>> {
         // A panic while holding the lock cannot leave the map half-updated
         // (every operation is a single insert/remove/retain), so keep going.
-        self.outstanding
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.outstanding.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -336,14 +299,8 @@ mod tests {
         let c = book.issue("kippu.example", NOW);
         assert_eq!(book.len(), 1);
         assert_eq!(book.take(&c.nonce, NOW + 1).unwrap(), c);
-        assert_eq!(
-            book.take(&c.nonce, NOW + 2),
-            Err(IdentityError::UnknownChallenge)
-        );
-        assert_eq!(
-            book.take("never-issued", NOW),
-            Err(IdentityError::UnknownChallenge)
-        );
+        assert_eq!(book.take(&c.nonce, NOW + 2), Err(IdentityError::UnknownChallenge));
+        assert_eq!(book.take("never-issued", NOW), Err(IdentityError::UnknownChallenge));
         assert!(book.is_empty());
     }
 
@@ -353,10 +310,7 @@ mod tests {
         let late = book.issue("kippu.example", NOW);
         assert_eq!(
             book.take(&late.nonce, NOW + 60),
-            Err(IdentityError::ChallengeExpired {
-                expires_at: NOW + 60,
-                now: NOW + 60
-            })
+            Err(IdentityError::ChallengeExpired { expires_at: NOW + 60, now: NOW + 60 })
         );
         // Expired challenges are dropped when others are issued or taken.
         let _stale = book.issue("kippu.example", NOW);
@@ -369,10 +323,7 @@ mod tests {
         let mut resolver = StaticDIDResolver::new();
         resolver.insert(
             DIDBuf::from_string(did.to_owned()).unwrap(),
-            Output::from_content(
-                serde_json::to_vec(&document).unwrap(),
-                Some("application/did+json".to_owned()),
-            ),
+            Output::from_content(serde_json::to_vec(&document).unwrap(), Some("application/did+json".to_owned())),
         );
         resolver
     }
@@ -438,12 +389,7 @@ mod tests {
         let did = did_pkh(10, signer.address());
         let c = Challenge::new("kippu.example", NOW, 60);
         let sig = sign_challenge(&signer, &c, &did).unwrap();
-        let err = verify_with(&StaticDIDResolver::new(), &did, &c, &sig, NOW)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, IdentityError::UnresolvableDid { .. }),
-            "{err}"
-        );
+        let err = verify_with(&StaticDIDResolver::new(), &did, &c, &sig, NOW).await.unwrap_err();
+        assert!(matches!(err, IdentityError::UnresolvableDid { .. }), "{err}");
     }
 }

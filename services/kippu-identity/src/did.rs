@@ -18,9 +18,7 @@ pub fn did_pkh(chain_id: u64, address: Address) -> String {
 /// and many wallets emit, but rejects mixed case whose EIP-55 checksum is
 /// wrong, because that usually means a mistyped address.
 pub fn parse_did_pkh(did: &str) -> Result<(u64, Address)> {
-    let rest = did
-        .strip_prefix(PREFIX)
-        .ok_or_else(|| IdentityError::MalformedDid(did.to_owned()))?;
+    let rest = did.strip_prefix(PREFIX).ok_or_else(|| IdentityError::MalformedDid(did.to_owned()))?;
     // DID URLs (paths, queries, fragments) name resources *in* a document, not an identity.
     if rest.contains(['/', '?', '#']) {
         return Err(IdentityError::MalformedDid(did.to_owned()));
@@ -50,10 +48,7 @@ pub fn normalize_did_pkh(did: &str) -> Result<String> {
 /// DID spelling (no `01`, no `+1`); chain id 0 is not a valid EIP-155 chain.
 pub(crate) fn parse_chain_id(reference: &str) -> Result<u64> {
     let invalid = || IdentityError::InvalidChainId(reference.to_owned());
-    if reference.is_empty()
-        || !reference.bytes().all(|b| b.is_ascii_digit())
-        || reference.starts_with('0')
-    {
+    if reference.is_empty() || !reference.bytes().all(|b| b.is_ascii_digit()) || reference.starts_with('0') {
         return Err(invalid());
     }
     reference.parse().map_err(|_| invalid())
@@ -114,7 +109,8 @@ mod tests {
             ("did:pkh:eip155:1".to_owned(), "MalformedDid"),
             (format!("did:pkh:eip155:1:{a}#key"), "MalformedDid"),
             (
-                "did:pkh:solana:4sGjMW1sUnHzSxGspuhpqLDx6wiyjNtZ:CKg5d12Jhpej1JqtmxLJgaFqqeYjxgPqToJ4LBdvG9Ev".to_owned(),
+                "did:pkh:solana:4sGjMW1sUnHzSxGspuhpqLDx6wiyjNtZ:CKg5d12Jhpej1JqtmxLJgaFqqeYjxgPqToJ4LBdvG9Ev"
+                    .to_owned(),
                 "UnsupportedNamespace(\"solana\")",
             ),
             (format!("did:pkh:eip155:0:{a}"), "InvalidChainId"),

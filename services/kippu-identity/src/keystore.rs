@@ -45,9 +45,7 @@ impl fmt::Debug for Keystore {
 impl Keystore {
     /// A keystore using `master_key` to wrap data keys.
     pub fn new(master_key: [u8; KEY_LEN]) -> Self {
-        Self {
-            master: Zeroizing::new(master_key),
-        }
+        Self { master: Zeroizing::new(master_key) }
     }
 
     /// A keystore from a 64-hex-digit master key (optionally `0x`-prefixed),
@@ -76,15 +74,8 @@ impl Keystore {
         rand::rngs::OsRng.fill_bytes(data_key.as_mut());
 
         let (key_nonce, sealed_key) = encrypt(&data_key, AAD_KEY, address, secret.as_ref())?;
-        let (wrap_nonce, wrapped_key) =
-            encrypt(&self.master, AAD_WRAP, address, data_key.as_ref())?;
-        Ok(SealedKey {
-            address,
-            wrap_nonce,
-            wrapped_key,
-            key_nonce,
-            sealed_key,
-        })
+        let (wrap_nonce, wrapped_key) = encrypt(&self.master, AAD_WRAP, address, data_key.as_ref())?;
+        Ok(SealedKey { address, wrap_nonce, wrapped_key, key_nonce, sealed_key })
     }
 
     /// Decrypts a sealed key.
@@ -93,28 +84,11 @@ impl Keystore {
     /// modified byte, or an address that is not the one the key was sealed for.
     pub fn open(&self, sealed: &SealedKey) -> Result<PrivateKeySigner> {
         let address = sealed.address;
-        let data_key = decrypt(
-            &self.master,
-            AAD_WRAP,
-            address,
-            &sealed.wrap_nonce,
-            &sealed.wrapped_key,
-        )?;
-        let data_key: Zeroizing<[u8; KEY_LEN]> = Zeroizing::new(
-            data_key
-                .as_slice()
-                .try_into()
-                .map_err(|_| IdentityError::KeyUnsealFailed)?,
-        );
-        let secret = decrypt(
-            &data_key,
-            AAD_KEY,
-            address,
-            &sealed.key_nonce,
-            &sealed.sealed_key,
-        )?;
-        let signer =
-            PrivateKeySigner::from_slice(&secret).map_err(|_| IdentityError::KeyUnsealFailed)?;
+        let data_key = decrypt(&self.master, AAD_WRAP, address, &sealed.wrap_nonce, &sealed.wrapped_key)?;
+        let data_key: Zeroizing<[u8; KEY_LEN]> =
+            Zeroizing::new(data_key.as_slice().try_into().map_err(|_| IdentityError::KeyUnsealFailed)?);
+        let secret = decrypt(&data_key, AAD_KEY, address, &sealed.key_nonce, &sealed.sealed_key)?;
+        let signer = PrivateKeySigner::from_slice(&secret).map_err(|_| IdentityError::KeyUnsealFailed)?;
         // Redundant with the AAD unless the master key leaked, in which case
         // it still stops a forged blob from posing as another account.
         if signer.address() != address {
@@ -149,13 +123,7 @@ fn encrypt(
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let aad = aad(label, address);
     let ciphertext = XChaCha20Poly1305::new(key.into())
-        .encrypt(
-            &XNonce::from(nonce),
-            Payload {
-                msg: plaintext,
-                aad: &aad,
-            },
-        )
+        .encrypt(&XNonce::from(nonce), Payload { msg: plaintext, aad: &aad })
         .map_err(|e| IdentityError::KeySealFailed(e.to_string()))?;
     Ok((nonce, ciphertext))
 }
@@ -169,13 +137,7 @@ fn decrypt(
 ) -> Result<Zeroizing<Vec<u8>>> {
     let aad = aad(label, address);
     XChaCha20Poly1305::new(key.into())
-        .decrypt(
-            &XNonce::from(*nonce),
-            Payload {
-                msg: ciphertext,
-                aad: &aad,
-            },
-        )
+        .decrypt(&XNonce::from(*nonce), Payload { msg: ciphertext, aad: &aad })
         .map(Zeroizing::new)
         .map_err(|_| IdentityError::KeyUnsealFailed)
 }
@@ -197,9 +159,7 @@ pub struct SealedKey {
 
 impl fmt::Debug for SealedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SealedKey")
-            .field("address", &self.address)
-            .finish_non_exhaustive()
+        f.debug_struct("SealedKey").field("address", &self.address).finish_non_exhaustive()
     }
 }
 
@@ -212,18 +172,10 @@ impl SealedKey {
     /// Parses the text form produced by `Display`.
     pub fn parse(text: &str) -> Result<Self> {
         let malformed = |why: &str| IdentityError::MalformedSealedKey(why.to_owned());
-        let body = text
-            .trim()
-            .strip_prefix(TEXT_PREFIX)
-            .ok_or_else(|| malformed("missing ks1. prefix"))?;
-        let bytes = URL_SAFE_NO_PAD
-            .decode(body)
-            .map_err(|e| IdentityError::MalformedSealedKey(e.to_string()))?;
+        let body = text.trim().strip_prefix(TEXT_PREFIX).ok_or_else(|| malformed("missing ks1. prefix"))?;
+        let bytes = URL_SAFE_NO_PAD.decode(body).map_err(|e| IdentityError::MalformedSealedKey(e.to_string()))?;
         if bytes.len() != BLOB_LEN {
-            return Err(IdentityError::MalformedSealedKey(format!(
-                "expected {BLOB_LEN} bytes, got {}",
-                bytes.len()
-            )));
+            return Err(IdentityError::MalformedSealedKey(format!("expected {BLOB_LEN} bytes, got {}", bytes.len())));
         }
         let (address, rest) = bytes.split_at(ADDRESS_LEN);
         let (wrap_nonce, rest) = rest.split_at(NONCE_LEN);
@@ -241,14 +193,8 @@ impl SealedKey {
 
 impl fmt::Display for SealedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let bytes = [
-            self.address.as_slice(),
-            &self.wrap_nonce,
-            &self.wrapped_key,
-            &self.key_nonce,
-            &self.sealed_key,
-        ]
-        .concat();
+        let bytes =
+            [self.address.as_slice(), &self.wrap_nonce, &self.wrapped_key, &self.key_nonce, &self.sealed_key].concat();
         write!(f, "{TEXT_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
     }
 }
@@ -304,9 +250,7 @@ mod tests {
         assert_eq!(sealed.address(), address);
         let text = sealed.to_string();
         assert!(text.starts_with("ks1."));
-        assert!(text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+        assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
         let parsed: SealedKey = text.parse().unwrap();
         assert_eq!(parsed, sealed);
         let signer = ks.open(&parsed).unwrap();
@@ -346,11 +290,7 @@ mod tests {
             tampered[i] ^= 0x01;
             let blob = format!("{TEXT_PREFIX}{}", URL_SAFE_NO_PAD.encode(&tampered));
             let parsed = SealedKey::parse(&blob).unwrap();
-            assert_eq!(
-                ks.open(&parsed).map(|s| s.address()),
-                Err(IdentityError::KeyUnsealFailed),
-                "byte {i} flipped"
-            );
+            assert_eq!(ks.open(&parsed).map(|s| s.address()), Err(IdentityError::KeyUnsealFailed), "byte {i} flipped");
         }
     }
 
@@ -361,42 +301,24 @@ mod tests {
         let (bob, bob_sealed) = ks.create().unwrap();
 
         // A blob moved to another account's row is refused by open_for.
-        assert_eq!(
-            ks.open_for(bob, &alice_sealed).map(|s| s.address()),
-            Err(IdentityError::KeyUnsealFailed)
-        );
+        assert_eq!(ks.open_for(bob, &alice_sealed).map(|s| s.address()), Err(IdentityError::KeyUnsealFailed));
         // Relabelling a blob with another address breaks both AADs.
-        let relabelled = SealedKey {
-            address: bob,
-            ..alice_sealed.clone()
-        };
-        assert_eq!(
-            ks.open(&relabelled).map(|s| s.address()),
-            Err(IdentityError::KeyUnsealFailed)
-        );
+        let relabelled = SealedKey { address: bob, ..alice_sealed.clone() };
+        assert_eq!(ks.open(&relabelled).map(|s| s.address()), Err(IdentityError::KeyUnsealFailed));
         // Mixing layers of two accounts (Bob's wrapped data key, Alice's key).
         let mixed = SealedKey {
             wrap_nonce: bob_sealed.wrap_nonce,
             wrapped_key: bob_sealed.wrapped_key.clone(),
             ..alice_sealed.clone()
         };
-        assert_eq!(
-            ks.open(&mixed).map(|s| s.address()),
-            Err(IdentityError::KeyUnsealFailed)
-        );
+        assert_eq!(ks.open(&mixed).map(|s| s.address()), Err(IdentityError::KeyUnsealFailed));
         assert_eq!(ks.open(&alice_sealed).unwrap().address(), alice);
     }
 
     #[test]
     fn malformed_text_is_rejected() {
         for bad in ["", "ks1.", "ks2.AAAA", "ks1.!!!!", "ks1.AAAA"] {
-            assert!(
-                matches!(
-                    SealedKey::parse(bad),
-                    Err(IdentityError::MalformedSealedKey(_))
-                ),
-                "{bad:?}"
-            );
+            assert!(matches!(SealedKey::parse(bad), Err(IdentityError::MalformedSealedKey(_))), "{bad:?}");
         }
     }
 
@@ -406,20 +328,8 @@ mod tests {
         let ks = Keystore::from_hex(&format!("0x{hex_key}")).unwrap();
         let (_, sealed) = ks.create().unwrap();
         assert!(Keystore::new(MASTER).open(&sealed).is_ok());
-        for bad in [
-            "",
-            "00",
-            &hex_key[..62],
-            &format!("{hex_key}00"),
-            &"zz".repeat(32),
-        ] {
-            assert!(
-                matches!(
-                    Keystore::from_hex(bad),
-                    Err(IdentityError::InvalidMasterKey(_))
-                ),
-                "{bad:?}"
-            );
+        for bad in ["", "00", &hex_key[..62], &format!("{hex_key}00"), &"zz".repeat(32)] {
+            assert!(matches!(Keystore::from_hex(bad), Err(IdentityError::InvalidMasterKey(_))), "{bad:?}");
         }
         assert_eq!(format!("{ks:?}"), "Keystore { .. }");
     }

@@ -2,8 +2,7 @@
 //! server-side signing, and verification via ssi's did:pkh resolution.
 
 use kippu_identity::{
-    did_pkh, sign_challenge, verify_did_auth, ChallengeBook, IdentityError, Keystore,
-    PrivateKeySigner,
+    did_pkh, sign_challenge, verify_did_auth, ChallengeBook, IdentityError, Keystore, PrivateKeySigner,
 };
 
 const NOW: u64 = 1_750_000_000;
@@ -27,24 +26,17 @@ async fn custodial_sign_in_round_trip() {
     let book = ChallengeBook::default();
     let issued = book.issue(DOMAIN, NOW);
 
-    let signer = keystore
-        .open_for(address, &column.parse().unwrap())
-        .unwrap();
+    let signer = keystore.open_for(address, &column.parse().unwrap()).unwrap();
     let signature = sign_challenge(&signer, &issued, &did).unwrap();
     assert!(signature.starts_with("0x"));
     assert_eq!(signature.len(), 2 + 65 * 2);
 
     let challenge = book.take(&issued.nonce, NOW + 5).unwrap();
-    let who = verify_did_auth(&did, &challenge, &signature, NOW + 5)
-        .await
-        .unwrap();
+    let who = verify_did_auth(&did, &challenge, &signature, NOW + 5).await.unwrap();
     assert_eq!(who, address);
 
     // The same response cannot be replayed: the nonce is gone.
-    assert_eq!(
-        book.take(&issued.nonce, NOW + 6),
-        Err(IdentityError::UnknownChallenge)
-    );
+    assert_eq!(book.take(&issued.nonce, NOW + 6), Err(IdentityError::UnknownChallenge));
 }
 
 #[tokio::test]
@@ -53,10 +45,7 @@ async fn accepts_lowercase_did_spelling() {
     let did = did.to_lowercase();
     let c = ChallengeBook::default().issue(DOMAIN, NOW);
     let sig = sign_challenge(&signer, &c, &did).unwrap();
-    assert_eq!(
-        verify_did_auth(&did, &c, &sig, NOW).await,
-        Ok(signer.address())
-    );
+    assert_eq!(verify_did_auth(&did, &c, &sig, NOW).await, Ok(signer.address()));
 }
 
 #[tokio::test]
@@ -67,10 +56,7 @@ async fn rejects_expired_challenge() {
     assert!(verify_did_auth(&did, &c, &sig, NOW + 59).await.is_ok());
     assert_eq!(
         verify_did_auth(&did, &c, &sig, NOW + 60).await,
-        Err(IdentityError::ChallengeExpired {
-            expires_at: NOW + 60,
-            now: NOW + 60
-        })
+        Err(IdentityError::ChallengeExpired { expires_at: NOW + 60, now: NOW + 60 })
     );
 }
 
@@ -82,10 +68,7 @@ async fn rejects_signature_by_another_key() {
     let sig = sign_challenge(&mallory, &c, &did).unwrap();
     assert_eq!(
         verify_did_auth(&did, &c, &sig, NOW).await,
-        Err(IdentityError::SignerMismatch {
-            expected: signer.address(),
-            recovered: mallory.address(),
-        })
+        Err(IdentityError::SignerMismatch { expected: signer.address(), recovered: mallory.address() })
     );
 }
 
@@ -105,13 +88,8 @@ async fn rejects_tampered_message() {
     let mut earlier = c.clone();
     earlier.issued_at -= 1;
     for tampered in [other_nonce, other_domain, longer, earlier] {
-        let err = verify_did_auth(&did, &tampered, &sig, NOW)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, IdentityError::SignerMismatch { .. }),
-            "{tampered:?}: {err}"
-        );
+        let err = verify_did_auth(&did, &tampered, &sig, NOW).await.unwrap_err();
+        assert!(matches!(err, IdentityError::SignerMismatch { .. }), "{tampered:?}: {err}");
     }
 }
 
@@ -132,10 +110,7 @@ async fn rejects_malformed_signature() {
         &bad_v,
     ] {
         let err = verify_did_auth(&did, &c, bad, NOW).await.unwrap_err();
-        assert!(
-            matches!(err, IdentityError::BadSignature(_)),
-            "{bad:?}: {err}"
-        );
+        assert!(matches!(err, IdentityError::BadSignature(_)), "{bad:?}: {err}");
     }
     // Without the 0x prefix it is still the same signature.
     assert!(verify_did_auth(&did, &c, &good[2..], NOW).await.is_ok());
@@ -149,13 +124,8 @@ async fn rejects_did_with_wrong_chain_id() {
     let c = kippu_identity::Challenge::new(DOMAIN, NOW, 60);
     let sig = sign_challenge(&signer, &c, &did).unwrap();
     let other_chain = did_pkh(1, signer.address());
-    let err = verify_did_auth(&other_chain, &c, &sig, NOW)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, IdentityError::SignerMismatch { expected, .. } if expected == signer.address()),
-        "{err}"
-    );
+    let err = verify_did_auth(&other_chain, &c, &sig, NOW).await.unwrap_err();
+    assert!(matches!(err, IdentityError::SignerMismatch { expected, .. } if expected == signer.address()), "{err}");
 }
 
 #[tokio::test]
@@ -164,13 +134,9 @@ async fn rejects_non_pkh_and_malformed_dids() {
     let c = kippu_identity::Challenge::new(DOMAIN, NOW, 60);
     let sig = sign_challenge(&signer, &c, &did).unwrap();
     let cases = [
+        ("did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme".to_owned(), "MalformedDid"),
         (
-            "did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme".to_owned(),
-            "MalformedDid",
-        ),
-        (
-            "did:pkh:solana:4sGjMW1sUnHzSxGspuhpqLDx6wiyjNtZ:CKg5d12Jhpej1JqtmxLJgaFqqeYjxgPqToJ4LBdvG9Ev"
-                .to_owned(),
+            "did:pkh:solana:4sGjMW1sUnHzSxGspuhpqLDx6wiyjNtZ:CKg5d12Jhpej1JqtmxLJgaFqqeYjxgPqToJ4LBdvG9Ev".to_owned(),
             "UnsupportedNamespace",
         ),
         (did.replace(":31337:", ":0x7a69:"), "InvalidChainId"),

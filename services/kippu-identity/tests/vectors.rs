@@ -15,9 +15,7 @@ use ssi_dids::{AnyDidMethod, DIDResolver, DID, DIDPKH};
 const SECP256K1_PUB: [u8; 2] = [0xe7, 0x01];
 
 fn testdata(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -31,8 +29,7 @@ fn resolved_json(document: ssi_dids::Document) -> Value {
 
 #[tokio::test]
 async fn did_key_secp256k1_vectors_resolve_to_their_public_keys() {
-    let vectors: serde_json::Map<String, Value> =
-        serde_json::from_str(&testdata("did-key-secp256k1.json")).unwrap();
+    let vectors: serde_json::Map<String, Value> = serde_json::from_str(&testdata("did-key-secp256k1.json")).unwrap();
     assert_eq!(vectors.len(), 6);
     let resolver = AnyDidMethod::default();
 
@@ -50,12 +47,7 @@ async fn did_key_secp256k1_vectors_resolve_to_their_public_keys() {
         // Default representation: Multikey, whose multibase value must decode
         // to multicodec secp256k1-pub + the vector's key.
         let parsed = DID::new(did.as_str()).unwrap();
-        let doc = resolver
-            .resolve(parsed)
-            .await
-            .unwrap()
-            .document
-            .into_document();
+        let doc = resolver.resolve(parsed).await.unwrap().document.into_document();
         assert_eq!(doc.id.as_str(), did);
         assert_eq!(doc.verification_method.len(), 1);
         let vm = &doc.verification_method[0];
@@ -67,28 +59,17 @@ async fn did_key_secp256k1_vectors_resolve_to_their_public_keys() {
         assert_eq!(decoded[2..], expected_key[..], "{did}");
         let json = resolved_json(doc);
         for relation in ["authentication", "assertionMethod"] {
-            assert_eq!(
-                json[relation], vector["didDocument"][relation],
-                "{did} {relation}"
-            );
+            assert_eq!(json[relation], vector["didDocument"][relation], "{did} {relation}");
         }
 
         // The vector's own VM type: ssi represents the key as a JWK, which
         // must be the vector's key.
         let vm_type = expected_vm["type"].as_str().unwrap();
         let options = Options {
-            parameters: Parameters {
-                public_key_format: Some(vm_type.to_owned()),
-                ..Default::default()
-            },
+            parameters: Parameters { public_key_format: Some(vm_type.to_owned()), ..Default::default() },
             ..Default::default()
         };
-        let doc = resolver
-            .resolve_with(parsed, options)
-            .await
-            .unwrap()
-            .document
-            .into_document();
+        let doc = resolver.resolve_with(parsed, options).await.unwrap().document.into_document();
         let vm = &doc.verification_method[0];
         assert_eq!(vm.type_, vm_type, "{did}");
         let jwk = &vm.properties["publicKeyJwk"];
@@ -102,20 +83,13 @@ async fn did_key_secp256k1_vectors_resolve_to_their_public_keys() {
         // And the vector's private key is one alloy signs with for that key.
         let secret = match pair["privateKeyBase58"].as_str() {
             Some(key) => b58(key),
-            None => URL_SAFE_NO_PAD
-                .decode(pair["privateKeyJwk"]["d"].as_str().unwrap())
-                .unwrap(),
+            None => URL_SAFE_NO_PAD.decode(pair["privateKeyJwk"]["d"].as_str().unwrap()).unwrap(),
         };
         if let Some(seed) = vector.get("seed") {
             assert_eq!(hex::encode(&secret), seed.as_str().unwrap(), "{did}");
         }
         let signer = PrivateKeySigner::from_slice(&secret).unwrap();
-        let ours = signer
-            .credential()
-            .verifying_key()
-            .to_encoded_point(true)
-            .as_bytes()
-            .to_vec();
+        let ours = signer.credential().verifying_key().to_encoded_point(true).as_bytes().to_vec();
         assert_eq!(ours, expected_key, "{did}: private key");
     }
 }
@@ -135,16 +109,8 @@ fn compress_jwk(jwk: &Value) -> Vec<u8> {
 #[tokio::test]
 async fn did_pkh_vectors_resolve_to_ssi_expected_documents() {
     for (did, file, chain) in [
-        (
-            "did:pkh:eip155:1:0xb9c5714089478a327f09197987f16f9e5d936e8a",
-            "did-pkh-eth.jsonld",
-            1,
-        ),
-        (
-            "did:pkh:eip155:137:0x4e90e8a8191c1c23a24a598c3ab4fb47ce926ff5",
-            "did-pkh-poly.jsonld",
-            137,
-        ),
+        ("did:pkh:eip155:1:0xb9c5714089478a327f09197987f16f9e5d936e8a", "did-pkh-eth.jsonld", 1),
+        ("did:pkh:eip155:137:0x4e90e8a8191c1c23a24a598c3ab4fb47ce926ff5", "did-pkh-poly.jsonld", 137),
     ] {
         let expected: Value = serde_json::from_str(&testdata(file)).unwrap();
         let (parsed_chain, address) = parse_did_pkh(did).unwrap();
@@ -153,12 +119,7 @@ async fn did_pkh_vectors_resolve_to_ssi_expected_documents() {
 
         let out = DIDPKH.resolve(DID::new(did).unwrap()).await.unwrap();
         let doc = resolved_json(out.document.document().clone());
-        for field in [
-            "id",
-            "verificationMethod",
-            "authentication",
-            "assertionMethod",
-        ] {
+        for field in ["id", "verificationMethod", "authentication", "assertionMethod"] {
             assert_eq!(doc[field], expected[field], "{did} {field}");
         }
 
@@ -167,9 +128,6 @@ async fn did_pkh_vectors_resolve_to_ssi_expected_documents() {
         let c = Challenge::new("kippu.example", 1, 60);
         let sig = kippu_identity::sign_challenge(&PrivateKeySigner::random(), &c, did).unwrap();
         let err = verify_did_auth(did, &c, &sig, 2).await.unwrap_err();
-        assert!(
-            matches!(err, IdentityError::SignerMismatch { expected, .. } if expected == address),
-            "{err}"
-        );
+        assert!(matches!(err, IdentityError::SignerMismatch { expected, .. } if expected == address), "{err}");
     }
 }

@@ -52,9 +52,7 @@ impl EmbeddedBroker {
                     // Two port-0 probes can, rarely, be handed the same port.
                     continue;
                 }
-                return Err(MqttError::Broker(
-                    "v4 and v5 listeners need different ports".into(),
-                ));
+                return Err(MqttError::Broker("v4 and v5 listeners need different ports".into()));
             }
             match launch(addr, v5_addr) {
                 Ok(()) => {
@@ -109,8 +107,7 @@ impl EmbeddedBroker {
 /// Resolves port 0 to a free port, and fails early if a fixed address is taken.
 fn concrete(bind: SocketAddr) -> Result<SocketAddr> {
     // The probe listener is dropped right away; rumqttd binds the port next.
-    let probe = TcpListener::bind(bind)
-        .map_err(|e| MqttError::Broker(format!("cannot listen on {bind}: {e}")))?;
+    let probe = TcpListener::bind(bind).map_err(|e| MqttError::Broker(format!("cannot listen on {bind}: {e}")))?;
     Ok(probe.local_addr()?)
 }
 
@@ -124,21 +121,16 @@ fn connectable(addr: SocketAddr) -> SocketAddr {
 
 fn launch(addr: SocketAddr, v5_addr: Option<SocketAddr>) -> Result<()> {
     let config = config(addr, v5_addr)?;
-    let thread: JoinHandle<()> = std::thread::Builder::new()
-        .name("kippu-mqttd".into())
-        .spawn(move || {
-            let mut broker = rumqttd::Broker::new(config);
-            // `start` blocks while the listeners run and returns when they all died
-            // (e.g. bind failed); the waiter below notices the thread ending.
-            if let Err(e) = broker.start() {
-                tracing::error!(error = %e, "embedded broker stopped");
-            }
-        })?;
+    let thread: JoinHandle<()> = std::thread::Builder::new().name("kippu-mqttd".into()).spawn(move || {
+        let mut broker = rumqttd::Broker::new(config);
+        // `start` blocks while the listeners run and returns when they all died
+        // (e.g. bind failed); the waiter below notices the thread ending.
+        if let Err(e) = broker.start() {
+            tracing::error!(error = %e, "embedded broker stopped");
+        }
+    })?;
     let deadline = Instant::now() + READY_TIMEOUT;
-    let targets: Vec<SocketAddr> = std::iter::once(addr)
-        .chain(v5_addr)
-        .map(connectable)
-        .collect();
+    let targets: Vec<SocketAddr> = std::iter::once(addr).chain(v5_addr).map(connectable).collect();
     let mut pending = targets.clone();
     loop {
         pending.retain(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_err());
@@ -146,14 +138,10 @@ fn launch(addr: SocketAddr, v5_addr: Option<SocketAddr>) -> Result<()> {
             return Ok(());
         }
         if thread.is_finished() {
-            return Err(MqttError::Broker(format!(
-                "listener on {pending:?} failed to bind (see log)"
-            )));
+            return Err(MqttError::Broker(format!("listener on {pending:?} failed to bind (see log)")));
         }
         if Instant::now() > deadline {
-            return Err(MqttError::Broker(format!(
-                "{pending:?} not accepting connections after {READY_TIMEOUT:?}"
-            )));
+            return Err(MqttError::Broker(format!("{pending:?} not accepting connections after {READY_TIMEOUT:?}")));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -217,15 +205,8 @@ mod tests {
 
     #[test]
     fn config_literal_matches_rumqttd() {
-        let c = config(
-            "127.0.0.1:1".parse().unwrap(),
-            Some("127.0.0.1:2".parse().unwrap()),
-        )
-        .unwrap();
+        let c = config("127.0.0.1:1".parse().unwrap(), Some("127.0.0.1:2".parse().unwrap())).unwrap();
         assert!(c.v4.is_some() && c.v5.is_some());
-        assert!(config("127.0.0.1:1".parse().unwrap(), None)
-            .unwrap()
-            .v5
-            .is_none());
+        assert!(config("127.0.0.1:1".parse().unwrap(), None).unwrap().v5.is_none());
     }
 }

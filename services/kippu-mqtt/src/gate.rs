@@ -49,9 +49,7 @@ pub struct GateClient {
 
 impl std::fmt::Debug for GateClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GateClient")
-            .field("gate", &self.gate)
-            .finish_non_exhaustive()
+        f.debug_struct("GateClient").field("gate", &self.gate).finish_non_exhaustive()
     }
 }
 
@@ -63,22 +61,12 @@ impl GateClient {
     pub async fn connect(url: &MqttUrl, gate: GatePath) -> Result<GateClient> {
         // A random suffix: brokers drop the older session on a duplicate id, and the
         // will of that dropped session could overwrite our fresh `online`.
-        let client_id = format!(
-            "kippu-gate-{}-{}-{}-{:08x}",
-            gate.operator,
-            gate.station,
-            gate.gate,
-            rand::random::<u32>()
-        );
+        let client_id =
+            format!("kippu-gate-{}-{}-{}-{:08x}", gate.operator, gate.station, gate.gate, rand::random::<u32>());
         let status_topic = gate.topic("status");
         let verdict_topic = gate.topic("verdict");
         let mut options = url.options(&client_id);
-        options.set_last_will(LastWill::new(
-            &status_topic,
-            GateStatus::Offline.payload(),
-            QoS::AtLeastOnce,
-            true,
-        ));
+        options.set_last_will(LastWill::new(&status_topic, GateStatus::Offline.payload(), QoS::AtLeastOnce, true));
         let (client, mut eventloop) = AsyncClient::new(options, 64);
 
         let pending: Pending = Arc::default();
@@ -88,13 +76,8 @@ impl GateClient {
         let last_error = Arc::new(StdMutex::new(None::<String>));
 
         let driver = {
-            let (client, pending, verdicts, closing, last_error) = (
-                client.clone(),
-                pending.clone(),
-                verdicts.clone(),
-                closing.clone(),
-                last_error.clone(),
-            );
+            let (client, pending, verdicts, closing, last_error) =
+                (client.clone(), pending.clone(), verdicts.clone(), closing.clone(), last_error.clone());
             tokio::spawn(async move {
                 loop {
                     match eventloop.poll().await {
@@ -105,12 +88,8 @@ impl GateClient {
                             let (client, status, verdict) =
                                 (client.clone(), status_topic.clone(), verdict_topic.clone());
                             tokio::spawn(async move {
-                                let online = client.publish(
-                                    status,
-                                    QoS::AtLeastOnce,
-                                    true,
-                                    GateStatus::Online.payload(),
-                                );
+                                let online =
+                                    client.publish(status, QoS::AtLeastOnce, true, GateStatus::Online.payload());
                                 if let Err(e) = online.await {
                                     tracing::warn!(error = %e, "could not queue online status");
                                 }
@@ -125,10 +104,7 @@ impl GateClient {
                         Ok(Event::Incoming(Packet::Publish(p))) if p.topic == verdict_topic => {
                             match serde_json::from_slice::<VerdictMessage>(&p.payload) {
                                 Ok(v) => {
-                                    let waiter = pending
-                                        .lock()
-                                        .unwrap_or_else(|e| e.into_inner())
-                                        .remove(&v.id);
+                                    let waiter = pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&v.id);
                                     if let Some(tx) = waiter {
                                         let _ = tx.send(v.clone());
                                     }
@@ -145,8 +121,7 @@ impl GateClient {
                                 return;
                             }
                             tracing::warn!(error = %e, "gate MQTT connection lost, reconnecting");
-                            *last_error.lock().unwrap_or_else(|e| e.into_inner()) =
-                                Some(e.to_string());
+                            *last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
                             tokio::time::sleep(RECONNECT_DELAY).await;
                         }
                     }
@@ -154,27 +129,14 @@ impl GateClient {
             })
         };
 
-        let me = GateClient {
-            gate,
-            client,
-            pending,
-            verdicts,
-            closing,
-            driver: Some(driver),
-        };
-        let ready = matches!(
-            tokio::time::timeout(CONNECT_TIMEOUT, ready.wait_for(|r| *r)).await,
-            Ok(Ok(_))
-        );
+        let me = GateClient { gate, client, pending, verdicts, closing, driver: Some(driver) };
+        let ready = matches!(tokio::time::timeout(CONNECT_TIMEOUT, ready.wait_for(|r| *r)).await, Ok(Ok(_)));
         if ready {
             return Ok(me);
         }
         // `me` drops here, which aborts the driver.
         let reason = last_error.lock().unwrap_or_else(|e| e.into_inner()).take();
-        Err(MqttError::Connect {
-            url: url.to_string(),
-            reason: reason.unwrap_or_else(|| "timed out".into()),
-        })
+        Err(MqttError::Connect { url: url.to_string(), reason: reason.unwrap_or_else(|| "timed out".into()) })
     }
 
     /// This client's gate.
@@ -197,21 +159,13 @@ impl GateClient {
         let payload = serde_json::to_vec(&req)?;
         let (tx, rx) = oneshot::channel();
         // Registered before publishing: a fast validator may answer before `publish` returns.
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.clone(), tx);
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), tx);
         let outcome = tokio::time::timeout(timeout, async {
-            self.client
-                .publish(self.gate.topic("scan"), QoS::AtLeastOnce, false, payload)
-                .await?;
+            self.client.publish(self.gate.topic("scan"), QoS::AtLeastOnce, false, payload).await?;
             rx.await.map_err(|_| MqttError::Closed)
         })
         .await;
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
         match outcome {
             Ok(result) => result,
             Err(_elapsed) => Ok(VerdictMessage::deny(&id, DenyReason::Timeout, None)),
@@ -227,22 +181,15 @@ impl GateClient {
     /// Publishes arbitrary bytes on this gate's scan topic (QoS 1), bypassing
     /// the scan format; for firmware simulators and tests of bad input.
     pub async fn publish_raw_scan(&self, payload: Vec<u8>) -> Result<()> {
-        Ok(self
-            .client
-            .publish(self.gate.topic("scan"), QoS::AtLeastOnce, false, payload)
-            .await?)
+        Ok(self.client.publish(self.gate.topic("scan"), QoS::AtLeastOnce, false, payload).await?)
     }
 
     /// Marks the gate offline (a clean disconnect does not fire the last will)
     /// and closes the connection.
     pub async fn disconnect(mut self) {
         self.closing.store(true, Ordering::Relaxed);
-        let status = self.client.publish(
-            self.gate.topic("status"),
-            QoS::AtLeastOnce,
-            true,
-            GateStatus::Offline.payload(),
-        );
+        let status =
+            self.client.publish(self.gate.topic("status"), QoS::AtLeastOnce, true, GateStatus::Offline.payload());
         let bye = async {
             status.await?;
             self.client.disconnect().await
@@ -252,10 +199,7 @@ impl GateClient {
         }
         if let Some(mut driver) = self.driver.take() {
             // The driver ends once DISCONNECT is written; don't hang on a dead broker.
-            if tokio::time::timeout(Duration::from_secs(2), &mut driver)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(2), &mut driver).await.is_err() {
                 driver.abort();
             }
         }

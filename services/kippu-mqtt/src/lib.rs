@@ -30,10 +30,7 @@ pub fn now_unix() -> u64 {
 
 /// Current unix time in milliseconds, the unit of [`kippu_domain::ScanRequest::ts`].
 pub fn now_unix_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// How long `connect`/`spawn` wait for the broker before giving up.

@@ -38,16 +38,11 @@ pub struct MqttUrl {
 impl MqttUrl {
     /// Parses an `mqtt://` URL.
     pub fn parse(text: &str) -> Result<Self> {
-        let bad = |reason: &str| MqttError::InvalidUrl {
-            url: redact(text),
-            reason: reason.into(),
-        };
+        let bad = |reason: &str| MqttError::InvalidUrl { url: redact(text), reason: reason.into() };
         let url = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
         match url.scheme() {
             "mqtt" => {}
-            "mqtts" | "ssl" | "tls" => {
-                return Err(bad("TLS brokers are not supported, use mqtt://"))
-            }
+            "mqtts" | "ssl" | "tls" => return Err(bad("TLS brokers are not supported, use mqtt://")),
             "ws" | "wss" => return Err(bad("websocket brokers are not supported, use mqtt://")),
             other => return Err(bad(&format!("scheme {other:?} is not mqtt://"))),
         }
@@ -74,9 +69,7 @@ impl MqttUrl {
                     // Client ids with these characters are rejected by brokers (rumqttd) or
                     // break topic-like ACL patterns; refuse early with a clear message.
                     if value.chars().any(|c| "+#/ ".contains(c)) {
-                        return Err(bad(
-                            "client_prefix must not contain '+', '#', '/' or spaces",
-                        ));
+                        return Err(bad("client_prefix must not contain '+', '#', '/' or spaces"));
                     }
                     out.client_prefix = value.into_owned();
                 }
@@ -102,11 +95,7 @@ impl MqttUrl {
     /// Client options for `client_id` (prefixed with [`Self::client_prefix`]):
     /// keep-alive [`KEEP_ALIVE`], clean session, this URL's inflight and credentials.
     pub fn options(&self, client_id: &str) -> MqttOptions {
-        let mut o = MqttOptions::new(
-            format!("{}{client_id}", self.client_prefix),
-            &self.host,
-            self.port,
-        );
+        let mut o = MqttOptions::new(format!("{}{client_id}", self.client_prefix), &self.host, self.port);
         o.set_keep_alive(KEEP_ALIVE)
             .set_clean_session(true)
             .set_inflight(self.inflight.max(1))
@@ -177,10 +166,7 @@ mod tests {
     #[test]
     fn parses_host_port_and_defaults() {
         let u = MqttUrl::parse("mqtt://127.0.0.1:1883").unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.inflight),
-            ("127.0.0.1", 1883, DEFAULT_INFLIGHT)
-        );
+        assert_eq!((u.host.as_str(), u.port, u.inflight), ("127.0.0.1", 1883, DEFAULT_INFLIGHT));
         assert_eq!(u.to_string(), "mqtt://127.0.0.1:1883");
         assert_eq!(MqttUrl::parse("mqtt://broker.local").unwrap().port, 1883);
         let v6 = MqttUrl::parse("mqtt://[::1]:18830").unwrap();
@@ -199,10 +185,7 @@ mod tests {
         assert!(o.clean_session());
         assert_eq!(o.inflight(), 7);
         let login = o.credentials().unwrap();
-        assert_eq!(
-            (login.username.as_str(), login.password.as_str()),
-            ("gate@x", "p/w")
-        );
+        assert_eq!((login.username.as_str(), login.password.as_str()), ("gate@x", "p/w"));
         assert!(!format!("{u:?}").contains("p/w"));
         assert_eq!(u.clone().with_inflight(0).inflight, 1);
     }
@@ -223,9 +206,7 @@ mod tests {
             let e = MqttUrl::parse(bad).unwrap_err();
             assert!(matches!(e, MqttError::InvalidUrl { .. }), "{bad}: {e}");
         }
-        let e = MqttUrl::parse("mqtts://u:secret@h")
-            .unwrap_err()
-            .to_string();
+        let e = MqttUrl::parse("mqtts://u:secret@h").unwrap_err().to_string();
         assert!(e.contains("TLS") && !e.contains("secret"), "{e}");
     }
 }

@@ -37,11 +37,7 @@ pub struct ValidatorOptions {
 
 impl Default for ValidatorOptions {
     fn default() -> Self {
-        Self {
-            shared: false,
-            group: "validators".into(),
-            operator: None,
-        }
+        Self { shared: false, group: "validators".into(), operator: None }
     }
 }
 
@@ -49,10 +45,7 @@ impl ValidatorOptions {
     /// The MQTT filter these options subscribe to; with the defaults it is
     /// [`kippu_domain::topics::scan_filter`].
     pub fn filter(&self) -> String {
-        let base = format!(
-            "{GATE_ROOT}/{}/+/+/scan",
-            self.operator.as_deref().unwrap_or("+")
-        );
+        let base = format!("{GATE_ROOT}/{}/+/+/scan", self.operator.as_deref().unwrap_or("+"));
         if self.shared {
             format!("$share/{}/{base}", self.group)
         } else {
@@ -66,8 +59,7 @@ impl ValidatorOptions {
             GatePath::new(op, "x", "x").ok_or_else(|| format!("bad operator slug {op:?}"))?;
         }
         if self.shared {
-            GatePath::new(&self.group, "x", "x")
-                .ok_or_else(|| format!("bad share group {:?}", self.group))?;
+            GatePath::new(&self.group, "x", "x").ok_or_else(|| format!("bad share group {:?}", self.group))?;
         }
         Ok(())
     }
@@ -104,10 +96,7 @@ impl ValidatorService {
         lookup: Arc<dyn TicketLookup>,
         taps: mpsc::Sender<Tap>,
     ) -> Result<ValidatorHandle> {
-        let opts = ValidatorOptions {
-            shared,
-            ..Default::default()
-        };
+        let opts = ValidatorOptions { shared, ..Default::default() };
         Self::spawn_with(url, client_id, opts, validator, lookup, taps).await
     }
 
@@ -160,33 +149,17 @@ impl ValidatorService {
                 }
             }
         });
-        let worker = Worker {
-            client,
-            validator,
-            lookup,
-            taps,
-            verdicts: verdicts.clone(),
-        };
+        let worker = Worker { client, validator, lookup, taps, verdicts: verdicts.clone() };
         let worker = tokio::spawn(worker.run(work_rx));
-        let handle = ValidatorHandle {
-            verdicts,
-            subscribed: subscribed.clone(),
-            tasks: [poller, worker],
-        };
+        let handle = ValidatorHandle { verdicts, subscribed: subscribed.clone(), tasks: [poller, worker] };
 
-        let ready = matches!(
-            tokio::time::timeout(CONNECT_TIMEOUT, subscribed.wait_for(|n| *n > 0)).await,
-            Ok(Ok(_))
-        );
+        let ready = matches!(tokio::time::timeout(CONNECT_TIMEOUT, subscribed.wait_for(|n| *n > 0)).await, Ok(Ok(_)));
         if ready {
             return Ok(handle);
         }
         handle.abort();
         let reason = last_error.lock().unwrap_or_else(|p| p.into_inner()).take();
-        Err(MqttError::Connect {
-            url: url.to_string(),
-            reason: reason.unwrap_or_else(|| "timed out".into()),
-        })
+        Err(MqttError::Connect { url: url.to_string(), reason: reason.unwrap_or_else(|| "timed out".into()) })
     }
 }
 
@@ -212,10 +185,7 @@ impl ValidatorHandle {
     /// Waits until the subscription has been acknowledged at least `n` times.
     pub async fn wait_subscriptions(&self, n: u64, timeout: std::time::Duration) -> bool {
         let mut rx = self.subscribed.clone();
-        let reached = matches!(
-            tokio::time::timeout(timeout, rx.wait_for(|c| *c >= n)).await,
-            Ok(Ok(_))
-        );
+        let reached = matches!(tokio::time::timeout(timeout, rx.wait_for(|c| *c >= n)).await, Ok(Ok(_)));
         reached
     }
 
@@ -296,11 +266,7 @@ impl Worker {
                 return;
             }
         };
-        match self
-            .client
-            .publish(gate.topic("verdict"), QoS::AtLeastOnce, false, payload)
-            .await
-        {
+        match self.client.publish(gate.topic("verdict"), QoS::AtLeastOnce, false, payload).await {
             Ok(()) => {
                 self.verdicts.fetch_add(1, Ordering::Relaxed);
             }
@@ -317,24 +283,12 @@ mod tests {
     #[test]
     fn default_filters_are_the_domain_ones() {
         for shared in [false, true] {
-            let o = ValidatorOptions {
-                shared,
-                ..Default::default()
-            };
+            let o = ValidatorOptions { shared, ..Default::default() };
             assert_eq!(o.filter(), scan_filter(shared));
         }
-        let o = ValidatorOptions {
-            shared: true,
-            group: "g1".into(),
-            operator: Some("metro".into()),
-        };
+        let o = ValidatorOptions { shared: true, group: "g1".into(), operator: Some("metro".into()) };
         assert_eq!(o.filter(), "$share/g1/kippu/v1/gates/metro/+/+/scan");
         assert!(o.check().is_ok());
-        assert!(ValidatorOptions {
-            operator: Some("#".into()),
-            ..Default::default()
-        }
-        .check()
-        .is_err());
+        assert!(ValidatorOptions { operator: Some("#".into()), ..Default::default() }.check().is_err());
     }
 }

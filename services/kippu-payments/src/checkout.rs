@@ -4,8 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use stripe_checkout::checkout_session::{
-    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData,
-    ProductData,
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionLineItemsPriceData, ProductData,
 };
 use stripe_checkout::CheckoutSessionMode;
 use stripe_types::Currency;
@@ -61,9 +60,7 @@ impl Checkout {
         }
         let currency_code = config.currency.trim().to_ascii_lowercase();
         let currency: Currency = match currency_code.parse() {
-            Ok(Currency::Unknown(code)) => {
-                return Err(PaymentsError::Config(format!("unknown currency {code:?}")))
-            }
+            Ok(Currency::Unknown(code)) => return Err(PaymentsError::Config(format!("unknown currency {code:?}"))),
             Ok(currency) => currency,
             Err(never) => match never {},
         };
@@ -75,10 +72,8 @@ impl Checkout {
         // the error only says a provider was already installed, which is fine.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
-        let client = stripe::ClientBuilder::new(config.secret_key.clone())
-            .url(api_base)
-            .timeout(REQUEST_TIMEOUT)
-            .build()?;
+        let client =
+            stripe::ClientBuilder::new(config.secret_key.clone()).url(api_base).timeout(REQUEST_TIMEOUT).build()?;
         Ok(Self { client, currency })
     }
 
@@ -121,9 +116,9 @@ impl Checkout {
             .await?;
 
         let id = session.id.as_str().to_owned();
-        let url = session.url.ok_or_else(|| {
-            PaymentsError::UnexpectedResponse(format!("checkout session {id} has no url"))
-        })?;
+        let url = session
+            .url
+            .ok_or_else(|| PaymentsError::UnexpectedResponse(format!("checkout session {id} has no url")))?;
         Ok(CheckoutSession { id, url })
     }
 }
@@ -132,9 +127,7 @@ impl Checkout {
 fn normalize_api_base(raw: &str) -> Result<String> {
     let trimmed = raw.trim().trim_end_matches('/');
     if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) {
-        return Err(PaymentsError::Config(format!(
-            "api_base must be an http(s) URL, got {raw:?}"
-        )));
+        return Err(PaymentsError::Config(format!("api_base must be an http(s) URL, got {raw:?}")));
     }
     Ok(format!("{trimmed}/"))
 }
@@ -154,29 +147,17 @@ mod tests {
 
     #[test]
     fn api_base_gets_exactly_one_trailing_slash() {
-        assert_eq!(
-            normalize_api_base("https://api.stripe.com").unwrap(),
-            "https://api.stripe.com/"
-        );
-        assert_eq!(
-            normalize_api_base("http://127.0.0.1:9/stripe//").unwrap(),
-            "http://127.0.0.1:9/stripe/"
-        );
+        assert_eq!(normalize_api_base("https://api.stripe.com").unwrap(), "https://api.stripe.com/");
+        assert_eq!(normalize_api_base("http://127.0.0.1:9/stripe//").unwrap(), "http://127.0.0.1:9/stripe/");
         assert!(normalize_api_base("api.stripe.com").is_err());
     }
 
     #[test]
     fn rejects_unknown_currency_and_empty_key() {
-        assert!(matches!(
-            Checkout::new(&config("https://api.stripe.com", "zzz")),
-            Err(PaymentsError::Config(_))
-        ));
+        assert!(matches!(Checkout::new(&config("https://api.stripe.com", "zzz")), Err(PaymentsError::Config(_))));
         let mut no_key = config("https://api.stripe.com", "eur");
         no_key.secret_key = " ".into();
-        assert!(matches!(
-            Checkout::new(&no_key),
-            Err(PaymentsError::Config(_))
-        ));
+        assert!(matches!(Checkout::new(&no_key), Err(PaymentsError::Config(_))));
         assert!(Checkout::new(&config("https://api.stripe.com", "EUR")).is_ok());
     }
 }

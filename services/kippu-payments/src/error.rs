@@ -49,9 +49,7 @@ pub enum PaymentsError {
     SignatureMismatch,
 
     /// The signed timestamp is too far from the current time (possible replay).
-    #[error(
-        "webhook timestamp {timestamp} is outside the {tolerance_secs} s tolerance (now {now})"
-    )]
+    #[error("webhook timestamp {timestamp} is outside the {tolerance_secs} s tolerance (now {now})")]
     TimestampOutsideTolerance {
         /// `t=` value from the header.
         timestamp: i64,

@@ -86,14 +86,8 @@ impl FakeStripe {
             .build()
             .map_err(|e| PaymentsError::Config(format!("webhook HTTP client: {e}")))?;
 
-        let shared = Arc::new(Shared {
-            base_url,
-            webhook_url,
-            webhook_secret,
-            secret_key,
-            http,
-            state: Mutex::default(),
-        });
+        let shared =
+            Arc::new(Shared { base_url, webhook_url, webhook_secret, secret_key, http, state: Mutex::default() });
         let app = Router::new()
             .route("/v1/checkout/sessions", post(create_session))
             .route("/v1/checkout/sessions/{id}", get(retrieve_session))
@@ -111,12 +105,7 @@ impl FakeStripe {
         });
         tracing::info!(base_url = %shared.base_url, "fake Stripe listening");
 
-        Ok(FakeStripeHandle {
-            addr,
-            shared,
-            shutdown: Some(shutdown_tx),
-            task: Some(task),
-        })
+        Ok(FakeStripeHandle { addr, shared, shutdown: Some(shutdown_tx), task: Some(task) })
     }
 }
 
@@ -164,11 +153,7 @@ impl FakeStripeHandle {
 
     /// The current Checkout Session object as the API would return it.
     pub fn session(&self, session_id: &str) -> Option<Value> {
-        self.shared
-            .lock()
-            .sessions
-            .get(session_id)
-            .map(|s| s.object.clone())
+        self.shared.lock().sessions.get(session_id).map(|s| s.object.clone())
     }
 
     /// Ids of all events emitted so far, oldest first.
@@ -233,18 +218,14 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, FakeState> {
         // A panic while holding the lock cannot leave the maps half-updated in a way
         // that matters for a test double, so keep serving.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Marks the session paid and records the completion event; returns the event id.
     fn complete_session(&self, session_id: &str) -> Result<String> {
         let mut state = self.lock();
-        let session = state
-            .sessions
-            .get_mut(session_id)
-            .ok_or_else(|| PaymentsError::UnknownSession(session_id.to_owned()))?;
+        let session =
+            state.sessions.get_mut(session_id).ok_or_else(|| PaymentsError::UnknownSession(session_id.to_owned()))?;
         if session.object["status"] != "open" {
             return Err(PaymentsError::SessionNotOpen(session_id.to_owned()));
         }
@@ -289,10 +270,7 @@ impl Shared {
                 .http
                 .post(&self.webhook_url)
                 .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
-                .header(
-                    header::USER_AGENT,
-                    "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-                )
+                .header(header::USER_AGENT, "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
                 .header("Stripe-Signature", signature)
                 .body(payload.clone())
                 .send()
@@ -311,11 +289,7 @@ impl Shared {
                 delay *= 2;
             }
         }
-        Err(PaymentsError::WebhookDelivery {
-            event_id: event_id.to_owned(),
-            attempts: DELIVERY_ATTEMPTS,
-            last_error,
-        })
+        Err(PaymentsError::WebhookDelivery { event_id: event_id.to_owned(), attempts: DELIVERY_ATTEMPTS, last_error })
     }
 
     fn check_auth(&self, headers: &HeaderMap) -> std::result::Result<(), ApiError> {
@@ -327,20 +301,13 @@ impl Shared {
                  YOUR_SECRET_KEY').",
             ));
         };
-        let presented = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
+        let presented = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
         if presented != self.secret_key {
             // Stripe echoes only the last four characters of a rejected key.
             let tail_start = presented.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                format!(
-                    "Invalid API Key provided: sk_****{}",
-                    &presented[tail_start..]
-                ),
+                format!("Invalid API Key provided: sk_****{}", &presented[tail_start..]),
             ));
         }
         Ok(())
@@ -358,12 +325,7 @@ struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            param: None,
-            code: None,
-        }
+        Self { status, message: message.into(), param: None, code: None }
     }
 
     fn invalid_param(param: &str, message: impl Into<String>) -> Self {
@@ -378,10 +340,7 @@ impl ApiError {
         Self {
             param: Some(param.to_owned()),
             code: Some("parameter_missing"),
-            ..Self::new(
-                StatusCode::BAD_REQUEST,
-                format!("Missing required param: {param}."),
-            )
+            ..Self::new(StatusCode::BAD_REQUEST, format!("Missing required param: {param}."))
         }
     }
 }
@@ -410,15 +369,11 @@ struct LineItem {
 }
 
 /// Reads Stripe's bracket-notation form into the pieces the fake understands.
-fn parse_line_items(
-    form: &HashMap<String, String>,
-) -> std::result::Result<Vec<LineItem>, ApiError> {
+fn parse_line_items(form: &HashMap<String, String>) -> std::result::Result<Vec<LineItem>, ApiError> {
     let mut items = Vec::new();
     for i in 0.. {
         let key = |suffix: &str| format!("line_items[{i}]{suffix}");
-        let present = form
-            .keys()
-            .any(|k| k.starts_with(&format!("line_items[{i}]")));
+        let present = form.keys().any(|k| k.starts_with(&format!("line_items[{i}]")));
         if !present {
             break;
         }
@@ -430,19 +385,14 @@ fn parse_line_items(
         }
         let required = |suffix: &str| {
             let name = key(suffix);
-            form.get(&name)
-                .cloned()
-                .ok_or_else(|| ApiError::missing_param(&name))
+            form.get(&name).cloned().ok_or_else(|| ApiError::missing_param(&name))
         };
         let integer = |suffix: &str, min: i64| {
             let name = key(suffix);
             let raw = required(suffix)?;
             match raw.parse::<i64>() {
                 Ok(v) if v >= min => Ok(v),
-                _ => Err(ApiError::invalid_param(
-                    &name,
-                    format!("Invalid integer: {raw}"),
-                )),
+                _ => Err(ApiError::invalid_param(&name, format!("Invalid integer: {raw}"))),
             }
         };
         items.push(LineItem {
@@ -462,10 +412,7 @@ async fn create_session(
 ) -> std::result::Result<Json<Value>, ApiError> {
     shared.check_auth(&headers)?;
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "Request body is not valid application/x-www-form-urlencoded.",
-        )
+        ApiError::new(StatusCode::BAD_REQUEST, "Request body is not valid application/x-www-form-urlencoded.")
     })?;
     let form: HashMap<String, String> = pairs.into_iter().collect();
 
@@ -484,20 +431,13 @@ async fn create_session(
         return Err(ApiError::missing_param("line_items"));
     };
     if items.iter().any(|item| item.currency != currency) {
-        return Err(ApiError::invalid_param(
-            "line_items",
-            "All line items must use the same currency.",
-        ));
+        return Err(ApiError::invalid_param("line_items", "All line items must use the same currency."));
     }
-    let Some(amount_total) = items.iter().try_fold(0i64, |acc, item| {
-        item.unit_amount
-            .checked_mul(item.quantity)
-            .and_then(|line| acc.checked_add(line))
-    }) else {
-        return Err(ApiError::invalid_param(
-            "line_items",
-            "Amount total is too large.",
-        ));
+    let Some(amount_total) = items
+        .iter()
+        .try_fold(0i64, |acc, item| item.unit_amount.checked_mul(item.quantity).and_then(|line| acc.checked_add(line)))
+    else {
+        return Err(ApiError::invalid_param("line_items", "Amount total is too large."));
     };
     let metadata: serde_json::Map<String, Value> = form
         .iter()
@@ -567,10 +507,7 @@ async fn create_session(
     }
     shared.lock().sessions.insert(
         id,
-        FakeSession {
-            object: object.clone(),
-            product_names: items.into_iter().map(|item| item.name).collect(),
-        },
+        FakeSession { object: object.clone(), product_names: items.into_iter().map(|item| item.name).collect() },
     );
     Ok(Json(object))
 }
@@ -586,10 +523,7 @@ async fn retrieve_session(
         None => Err(ApiError {
             param: Some("session".into()),
             code: Some("resource_missing"),
-            ..ApiError::new(
-                StatusCode::NOT_FOUND,
-                format!("No such checkout.session: '{id}'"),
-            )
+            ..ApiError::new(StatusCode::NOT_FOUND, format!("No such checkout.session: '{id}'"))
         }),
     }
 }
@@ -611,9 +545,7 @@ async fn pay_page(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> 
             .as_str()
             .map(|url| format!(r#" <a href="{}">Cancel</a>"#, escape_html(url)))
             .unwrap_or_default();
-        format!(
-            r#"<form method="post" action="/pay/{id_html}"><button type="submit">Pay</button>{cancel}</form>"#
-        )
+        format!(r#"<form method="post" action="/pay/{id_html}"><button type="submit">Pay</button>{cancel}</form>"#)
     } else {
         "<p>This session has already been paid.</p>".to_owned()
     };
@@ -638,11 +570,7 @@ async fn pay(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Respo
         Err(PaymentsError::SessionNotOpen(_)) => {}
         Err(_) => return not_found_page(&id),
     }
-    let success_url = shared
-        .lock()
-        .sessions
-        .get(&id)
-        .and_then(|s| s.object["success_url"].as_str().map(str::to_owned));
+    let success_url = shared.lock().sessions.get(&id).and_then(|s| s.object["success_url"].as_str().map(str::to_owned));
     match success_url {
         Some(url) => Redirect::to(&url.replace("{CHECKOUT_SESSION_ID}", &id)).into_response(),
         None => Html("<!doctype html>\n<p>Payment complete.</p>\n").into_response(),
@@ -650,13 +578,7 @@ async fn pay(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Respo
 }
 
 fn not_found_page(id: &str) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Html(format!(
-            "<!doctype html>\n<p>No such checkout session: {}</p>\n",
-            escape_html(id)
-        )),
-    )
+    (StatusCode::NOT_FOUND, Html(format!("<!doctype html>\n<p>No such checkout session: {}</p>\n", escape_html(id))))
         .into_response()
 }
 
@@ -664,12 +586,7 @@ fn not_found_page(id: &str) -> Response {
 fn format_amount(minor: i64, currency: &str) -> String {
     let sign = if minor < 0 { "-" } else { "" };
     let abs = minor.unsigned_abs();
-    format!(
-        "{sign}{}.{:02} {}",
-        abs / 100,
-        abs % 100,
-        currency.to_ascii_uppercase()
-    )
+    format!("{sign}{}.{:02} {}", abs / 100, abs % 100, currency.to_ascii_uppercase())
 }
 
 fn escape_html(raw: &str) -> String {
@@ -688,10 +605,7 @@ fn escape_html(raw: &str) -> String {
 }
 
 fn new_id(prefix: &str) -> String {
-    format!(
-        "{prefix}{}",
-        Alphanumeric.sample_string(&mut rand::thread_rng(), 24)
-    )
+    format!("{prefix}{}", Alphanumeric.sample_string(&mut rand::thread_rng(), 24))
 }
 
 fn unix_now() -> i64 {
@@ -709,9 +623,6 @@ mod tests {
     fn formats_amounts_and_escapes_html() {
         assert_eq!(format_amount(2000, "eur"), "20.00 EUR");
         assert_eq!(format_amount(5, "eur"), "0.05 EUR");
-        assert_eq!(
-            escape_html(r#"<a href="x">&'"#),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
+        assert_eq!(escape_html(r#"<a href="x">&'"#), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
     }
 }

@@ -20,6 +20,5 @@ pub use checkout::{Checkout, CheckoutSession, TopUpRequest};
 pub use config::StripeConfig;
 pub use error::{PaymentsError, Result};
 pub use webhook::{
-    sign_webhook, verify_webhook, CompletedCheckout, WebhookEvent, CHECKOUT_SESSION_COMPLETED,
-    DEFAULT_TOLERANCE_SECS,
+    sign_webhook, verify_webhook, CompletedCheckout, WebhookEvent, CHECKOUT_SESSION_COMPLETED, DEFAULT_TOLERANCE_SECS,
 };

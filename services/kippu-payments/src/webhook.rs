@@ -59,19 +59,11 @@ impl CompletedCheckout {
 /// Computes the `Stripe-Signature` header Stripe would send for `payload` signed with
 /// `secret` at Unix time `t`: `t=<t>,v1=<hex(HMAC-SHA256(secret, "<t>.<payload>"))>`.
 pub fn sign_webhook(payload: &[u8], secret: &str, t: i64) -> String {
-    format!(
-        "t={t},v1={}",
-        hex::encode(
-            signed_payload_mac(payload, secret, t)
-                .finalize()
-                .into_bytes()
-        )
-    )
+    format!("t={t},v1={}", hex::encode(signed_payload_mac(payload, secret, t).finalize().into_bytes()))
 }
 
 fn signed_payload_mac(payload: &[u8], secret: &str, t: i64) -> HmacSha256 {
-    let mut mac =
-        HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(t.to_string().as_bytes());
     mac.update(b".");
     mac.update(payload);
@@ -105,9 +97,10 @@ pub fn verify_webhook(
     let expected = signed_payload_mac(payload, secret, header.t);
     // `verify_slice` compares in constant time; a candidate that is not even valid hex
     // simply cannot match.
-    let matched = header.v1.iter().any(|candidate| {
-        hex::decode(candidate).is_ok_and(|sig| expected.clone().verify_slice(&sig).is_ok())
-    });
+    let matched = header
+        .v1
+        .iter()
+        .any(|candidate| hex::decode(candidate).is_ok_and(|sig| expected.clone().verify_slice(&sig).is_ok()));
     if !matched {
         return Err(PaymentsError::SignatureMismatch);
     }
@@ -117,11 +110,7 @@ pub fn verify_webhook(
     // timestamp far in the future is as suspicious as an old one.
     let tolerance = u64::try_from(tolerance_secs).unwrap_or(0);
     if now_unix.abs_diff(header.t) > tolerance {
-        return Err(PaymentsError::TimestampOutsideTolerance {
-            timestamp: header.t,
-            now: now_unix,
-            tolerance_secs,
-        });
+        return Err(PaymentsError::TimestampOutsideTolerance { timestamp: header.t, now: now_unix, tolerance_secs });
     }
 
     parse_event(payload)
@@ -141,20 +130,13 @@ impl<'a> SignatureHeader<'a> {
         let mut t = None;
         let mut v1 = Vec::new();
         for item in raw.split(',') {
-            let (key, value) = item
-                .trim()
-                .split_once('=')
-                .ok_or_else(|| malformed("element without '='"))?;
+            let (key, value) = item.trim().split_once('=').ok_or_else(|| malformed("element without '='"))?;
             match key {
                 "t" => {
                     if t.is_some() {
                         return Err(malformed("more than one timestamp"));
                     }
-                    t = Some(
-                        value
-                            .parse::<i64>()
-                            .map_err(|_| malformed("timestamp is not an integer"))?,
-                    );
+                    t = Some(value.parse::<i64>().map_err(|_| malformed("timestamp is not an integer"))?);
                 }
                 "v1" => v1.push(value),
                 // v0 and future schemes are deliberately not trusted.
@@ -195,8 +177,8 @@ fn parse_event(payload: &[u8]) -> Result<WebhookEvent> {
     let malformed = |why: String| PaymentsError::MalformedPayload(why);
     let raw: RawEvent = serde_json::from_slice(payload).map_err(|e| malformed(e.to_string()))?;
     let completed = if raw.kind == CHECKOUT_SESSION_COMPLETED {
-        let session: RawSession = serde_json::from_value(raw.data.object)
-            .map_err(|e| malformed(format!("data.object: {e}")))?;
+        let session: RawSession =
+            serde_json::from_value(raw.data.object).map_err(|e| malformed(format!("data.object: {e}")))?;
         let traveler = session
             .client_reference_id
             .or_else(|| session.metadata.and_then(|mut m| m.remove("traveler")))
@@ -205,9 +187,7 @@ fn parse_event(payload: &[u8]) -> Result<WebhookEvent> {
             amount_total: session
                 .amount_total
                 .ok_or_else(|| malformed(format!("session {} has no amount_total", session.id)))?,
-            currency: session
-                .currency
-                .ok_or_else(|| malformed(format!("session {} has no currency", session.id)))?,
+            currency: session.currency.ok_or_else(|| malformed(format!("session {} has no currency", session.id)))?,
             session_id: session.id,
             traveler,
             payment_status: session.payment_status,
@@ -215,12 +195,7 @@ fn parse_event(payload: &[u8]) -> Result<WebhookEvent> {
     } else {
         None
     };
-    Ok(WebhookEvent {
-        id: raw.id,
-        kind: raw.kind,
-        created: raw.created,
-        completed,
-    })
+    Ok(WebhookEvent { id: raw.id, kind: raw.kind, created: raw.created, completed })
 }
 
 #[cfg(test)]
@@ -264,10 +239,7 @@ mod tests {
         mac.update(b"1700000000.{\"id\":\"evt_kat\"}");
         let expected_hex = hex::encode(mac.finalize().into_bytes());
         // And pinned, as computed by a separate HMAC implementation (Python's hmac module).
-        assert_eq!(
-            expected_hex,
-            "8e6c0dcba41bf13e245859de6dd1938de8b415a4d6dc0c081c1f53f41b563d33"
-        );
+        assert_eq!(expected_hex, "8e6c0dcba41bf13e245859de6dd1938de8b415a4d6dc0c081c1f53f41b563d33");
         assert_eq!(
             sign_webhook(br#"{"id":"evt_kat"}"#, "whsec_kat", 1_700_000_000),
             format!("t=1700000000,v1={expected_hex}")
@@ -323,9 +295,7 @@ mod tests {
     fn rejects_tampered_payload() {
         let payload = completed_payload();
         let header = sign_webhook(&payload, SECRET, NOW);
-        let tampered = String::from_utf8(payload)
-            .unwrap()
-            .replace("2000", "200000");
+        let tampered = String::from_utf8(payload).unwrap().replace("2000", "200000");
         let err = verify_webhook(tampered.as_bytes(), &header, SECRET, NOW, 300).unwrap_err();
         assert!(matches!(err, PaymentsError::SignatureMismatch), "{err}");
     }
@@ -366,36 +336,23 @@ mod tests {
     #[test]
     fn rejects_malformed_headers() {
         let payload = completed_payload();
-        for header in [
-            "",
-            "   ",
-            "garbage",
-            "t=abc,v1=00",
-            "v1=00",
-            "t=1,t=2,v1=00",
-            "t=1,,v1=00",
-        ] {
+        for header in ["", "   ", "garbage", "t=abc,v1=00", "v1=00", "t=1,t=2,v1=00", "t=1,,v1=00"] {
             let err = verify_webhook(&payload, header, SECRET, NOW, 300).unwrap_err();
-            assert!(
-                matches!(err, PaymentsError::MalformedSignatureHeader(_)),
-                "{header:?}: {err}"
-            );
+            assert!(matches!(err, PaymentsError::MalformedSignatureHeader(_)), "{header:?}: {err}");
         }
     }
 
     #[test]
     fn rejects_header_without_v1() {
         let payload = completed_payload();
-        let err =
-            verify_webhook(&payload, &format!("t={NOW},v0=abcd"), SECRET, NOW, 300).unwrap_err();
+        let err = verify_webhook(&payload, &format!("t={NOW},v0=abcd"), SECRET, NOW, 300).unwrap_err();
         assert!(matches!(err, PaymentsError::NoV1Signature), "{err}");
     }
 
     #[test]
     fn rejects_non_hex_signature_as_mismatch() {
         let payload = completed_payload();
-        let err =
-            verify_webhook(&payload, &format!("t={NOW},v1=zz"), SECRET, NOW, 300).unwrap_err();
+        let err = verify_webhook(&payload, &format!("t={NOW},v1=zz"), SECRET, NOW, 300).unwrap_err();
         assert!(matches!(err, PaymentsError::SignatureMismatch), "{err}");
     }
 

@@ -13,8 +13,8 @@ use axum::routing::post;
 use axum::Router;
 use kippu_payments::fake::{FakeStripe, FakeStripeHandle};
 use kippu_payments::{
-    verify_webhook, Checkout, PaymentsError, StripeConfig, TopUpRequest,
-    CHECKOUT_SESSION_COMPLETED, DEFAULT_TOLERANCE_SECS,
+    verify_webhook, Checkout, PaymentsError, StripeConfig, TopUpRequest, CHECKOUT_SESSION_COMPLETED,
+    DEFAULT_TOLERANCE_SECS,
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -44,20 +44,12 @@ struct ReceiverState {
     fail_first: u32,
 }
 
-async fn receive(
-    State(state): State<ReceiverState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
+async fn receive(State(state): State<ReceiverState>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let n = state.hits.fetch_add(1, Ordering::SeqCst);
     if n < state.fail_first {
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
-    let signature = headers
-        .get("stripe-signature")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let signature = headers.get("stripe-signature").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let _ = state.tx.send(Delivery { signature, body });
     StatusCode::OK
 }
@@ -65,34 +57,17 @@ async fn receive(
 async fn start_receiver(fail_first: u32) -> Receiver {
     let (tx, deliveries) = mpsc::unbounded_channel();
     let hits = Arc::new(AtomicU32::new(0));
-    let state = ReceiverState {
-        tx,
-        hits: hits.clone(),
-        fail_first,
-    };
-    let app = Router::new()
-        .route("/webhooks/stripe", post(receive))
-        .with_state(state);
+    let state = ReceiverState { tx, hits: hits.clone(), fail_first };
+    let app = Router::new().route("/webhooks/stripe", post(receive)).with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Receiver {
-        url: format!("http://{addr}/webhooks/stripe"),
-        deliveries,
-        hits,
-    }
+    Receiver { url: format!("http://{addr}/webhooks/stripe"), deliveries, hits }
 }
 
 async fn start_fake(webhook_url: &str) -> FakeStripeHandle {
     let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    FakeStripe::start(
-        bind,
-        webhook_url.into(),
-        WEBHOOK_SECRET.into(),
-        SECRET_KEY.into(),
-    )
-    .await
-    .unwrap()
+    FakeStripe::start(bind, webhook_url.into(), WEBHOOK_SECRET.into(), SECRET_KEY.into()).await.unwrap()
 }
 
 fn config(fake: &FakeStripeHandle, secret_key: &str) -> StripeConfig {
@@ -114,10 +89,7 @@ fn top_up(amount_minor: i64) -> TopUpRequest {
 }
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 async fn next_delivery(rx: &mut mpsc::UnboundedReceiver<Delivery>) -> Delivery {
@@ -128,11 +100,7 @@ async fn next_delivery(rx: &mut mpsc::UnboundedReceiver<Delivery>) -> Delivery {
 }
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap()
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().unwrap()
 }
 
 #[tokio::test]
@@ -142,18 +110,11 @@ async fn create_session_through_async_stripe() {
 
     let session = checkout.create_session(&top_up(2000)).await.unwrap();
     assert!(session.id.starts_with("cs_test_"), "{}", session.id);
-    assert_eq!(
-        session.url,
-        format!("{}/pay/{}", fake.base_url(), session.id)
-    );
+    assert_eq!(session.url, format!("{}/pay/{}", fake.base_url(), session.id));
 
     // Read it back over the API, the way Stripe clients would.
     let resp = http()
-        .get(format!(
-            "{}/v1/checkout/sessions/{}",
-            fake.base_url(),
-            session.id
-        ))
+        .get(format!("{}/v1/checkout/sessions/{}", fake.base_url(), session.id))
         .bearer_auth(SECRET_KEY)
         .send()
         .await
@@ -174,10 +135,7 @@ async fn create_session_through_async_stripe() {
     assert_eq!(object["cancel_url"], top_up(0).cancel_url);
 
     let missing = http()
-        .get(format!(
-            "{}/v1/checkout/sessions/cs_test_nope",
-            fake.base_url()
-        ))
+        .get(format!("{}/v1/checkout/sessions/cs_test_nope", fake.base_url()))
         .bearer_auth(SECRET_KEY)
         .send()
         .await
@@ -219,11 +177,7 @@ async fn rejects_bad_requests_before_and_at_stripe() {
 
     let wrong_key = Checkout::new(&config(&fake, "sk_test_wrong")).unwrap();
     match wrong_key.create_session(&top_up(500)).await {
-        Err(PaymentsError::StripeApi {
-            status,
-            kind,
-            message,
-        }) => {
+        Err(PaymentsError::StripeApi { status, kind, message }) => {
             assert_eq!(status, 401);
             assert_eq!(kind, "invalid_request_error");
             assert!(message.contains("Invalid API Key"), "{message}");
@@ -241,10 +195,7 @@ async fn rejects_bad_requests_before_and_at_stripe() {
     assert_eq!(anonymous.status(), 401);
     let body: Value = anonymous.json().await.unwrap();
     assert_eq!(body["error"]["type"], "invalid_request_error");
-    assert!(body["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("API key"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("API key"));
 
     let no_items = http()
         .post(format!("{}/v1/checkout/sessions", fake.base_url()))
@@ -259,10 +210,7 @@ async fn rejects_bad_requests_before_and_at_stripe() {
     assert_eq!(body["error"]["param"], "line_items");
 
     let checkout = Checkout::new(&config(&fake, SECRET_KEY)).unwrap();
-    assert!(matches!(
-        checkout.create_session(&top_up(0)).await,
-        Err(PaymentsError::InvalidRequest(_))
-    ));
+    assert!(matches!(checkout.create_session(&top_up(0)).await, Err(PaymentsError::InvalidRequest(_))));
 }
 
 #[tokio::test]
@@ -274,14 +222,7 @@ async fn completed_session_webhook_verifies_and_redelivers() {
 
     fake.complete(&session.id).await.unwrap();
     let first = next_delivery(&mut receiver.deliveries).await;
-    let event = verify_webhook(
-        &first.body,
-        &first.signature,
-        WEBHOOK_SECRET,
-        now(),
-        DEFAULT_TOLERANCE_SECS,
-    )
-    .unwrap();
+    let event = verify_webhook(&first.body, &first.signature, WEBHOOK_SECRET, now(), DEFAULT_TOLERANCE_SECS).unwrap();
     assert!(event.id.starts_with("evt_"), "{}", event.id);
     assert_eq!(event.kind, CHECKOUT_SESSION_COMPLETED);
     let completed = event.completed.clone().unwrap();
@@ -306,26 +247,13 @@ async fn completed_session_webhook_verifies_and_redelivers() {
     assert_eq!(fake.event_ids(), vec![event.id.clone()]);
     fake.redeliver(&event.id).await.unwrap();
     let second = next_delivery(&mut receiver.deliveries).await;
-    assert_eq!(
-        second.body, first.body,
-        "redelivery must carry the same event"
-    );
-    let again =
-        verify_webhook(&second.body, &second.signature, WEBHOOK_SECRET, now(), 300).unwrap();
+    assert_eq!(second.body, first.body, "redelivery must carry the same event");
+    let again = verify_webhook(&second.body, &second.signature, WEBHOOK_SECRET, now(), 300).unwrap();
     assert_eq!(again, event);
 
-    assert!(matches!(
-        fake.complete(&session.id).await,
-        Err(PaymentsError::SessionNotOpen(_))
-    ));
-    assert!(matches!(
-        fake.complete("cs_test_unknown").await,
-        Err(PaymentsError::UnknownSession(_))
-    ));
-    assert!(matches!(
-        fake.redeliver("evt_unknown").await,
-        Err(PaymentsError::UnknownEvent(_))
-    ));
+    assert!(matches!(fake.complete(&session.id).await, Err(PaymentsError::SessionNotOpen(_))));
+    assert!(matches!(fake.complete("cs_test_unknown").await, Err(PaymentsError::UnknownSession(_))));
+    assert!(matches!(fake.redeliver("evt_unknown").await, Err(PaymentsError::UnknownEvent(_))));
     assert_eq!(fake.session(&session.id).unwrap()["payment_status"], "paid");
 }
 
@@ -350,35 +278,17 @@ async fn hosted_page_pays_and_redirects() {
     assert_eq!(paid.headers()["location"], expected.as_str());
 
     let delivery = next_delivery(&mut receiver.deliveries).await;
-    let event = verify_webhook(
-        &delivery.body,
-        &delivery.signature,
-        WEBHOOK_SECRET,
-        now(),
-        300,
-    )
-    .unwrap();
+    let event = verify_webhook(&delivery.body, &delivery.signature, WEBHOOK_SECRET, now(), 300).unwrap();
     assert_eq!(event.completed.unwrap().amount_total, 1234);
 
     // A double-clicked Pay button redirects again but emits no second event.
     let again = client.post(&session.url).send().await.unwrap();
     assert_eq!(again.status(), 303);
     assert_eq!(fake.event_ids().len(), 1);
-    let html = client
-        .get(&session.url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = client.get(&session.url).send().await.unwrap().text().await.unwrap();
     assert!(!html.contains(">Pay</button>"), "{html}");
 
-    let missing = client
-        .get(format!("{}/pay/cs_test_missing", fake.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let missing = client.get(format!("{}/pay/cs_test_missing", fake.base_url())).send().await.unwrap();
     assert_eq!(missing.status(), 404);
 }
 
@@ -391,14 +301,7 @@ async fn delivery_retries_until_the_receiver_accepts() {
 
     fake.complete(&session.id).await.unwrap();
     let delivery = next_delivery(&mut receiver.deliveries).await;
-    verify_webhook(
-        &delivery.body,
-        &delivery.signature,
-        WEBHOOK_SECRET,
-        now(),
-        300,
-    )
-    .unwrap();
+    verify_webhook(&delivery.body, &delivery.signature, WEBHOOK_SECRET, now(), 300).unwrap();
     assert_eq!(receiver.hits.load(Ordering::SeqCst), 3);
 }
 
@@ -410,11 +313,7 @@ async fn delivery_gives_up_on_a_dead_receiver() {
     let session = checkout.create_session(&top_up(700)).await.unwrap();
 
     match fake.complete(&session.id).await {
-        Err(PaymentsError::WebhookDelivery {
-            attempts,
-            last_error,
-            ..
-        }) => {
+        Err(PaymentsError::WebhookDelivery { attempts, last_error, .. }) => {
             assert_eq!(attempts, 4);
             assert!(last_error.contains("500"), "{last_error}");
         }

@@ -55,7 +55,8 @@ impl Store {
         sqlx::any::install_default_drivers();
         let (url, max) = if url.starts_with("sqlite:") {
             // SQLite takes one writer at a time; a small pool avoids lock churn.
-            let u = if url.contains('?') || url.contains(":memory:") { url.to_owned() } else { format!("{url}?mode=rwc") };
+            let u =
+                if url.contains('?') || url.contains(":memory:") { url.to_owned() } else { format!("{url}?mode=rwc") };
             (u, 4)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             (url.to_owned(), 16)
@@ -96,7 +97,8 @@ impl Store {
 
     /// All operators by id.
     pub async fn operators(&self) -> Result<Vec<Operator>> {
-        let rows = sqlx::query("SELECT id, slug, name, kind, payee FROM operators ORDER BY id").fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query("SELECT id, slug, name, kind, payee FROM operators ORDER BY id").fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 Ok(Operator {
@@ -131,9 +133,11 @@ impl Store {
 
     /// All products by id.
     pub async fn products(&self) -> Result<Vec<Product>> {
-        let rows = sqlx::query("SELECT id, operator_id, name, price, duration_secs, rides, insurance FROM products ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, operator_id, name, price, duration_secs, rides, insurance FROM products ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(Product {
@@ -206,9 +210,17 @@ impl Store {
 
     /// All registered gates.
     pub async fn gates(&self) -> Result<Vec<GateRow>> {
-        let rows = sqlx::query("SELECT gate_key, operator_id, station FROM gates ORDER BY gate_key").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT gate_key, operator_id, station FROM gates ORDER BY gate_key")
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
-            .map(|r| Ok(GateRow { gate_key: r.try_get(0)?, operator_id: r.try_get::<i64, _>(1)? as u32, station: r.try_get(2)? }))
+            .map(|r| {
+                Ok(GateRow {
+                    gate_key: r.try_get(0)?,
+                    operator_id: r.try_get::<i64, _>(1)? as u32,
+                    station: r.try_get(2)?,
+                })
+            })
             .collect()
     }
 
@@ -232,18 +244,21 @@ impl Store {
 
     /// All travelers.
     pub async fn travelers(&self) -> Result<Vec<Traveler>> {
-        let rows = sqlx::query("SELECT address, did, display_name, sealed_key, created_at FROM travelers ORDER BY created_at, address")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT address, did, display_name, sealed_key, created_at FROM travelers ORDER BY created_at, address",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(traveler_from_row).collect()
     }
 
     /// One traveler by address.
     pub async fn traveler(&self, address: &Address) -> Result<Option<Traveler>> {
-        let row = sqlx::query("SELECT address, did, display_name, sealed_key, created_at FROM travelers WHERE address = $1")
-            .bind(addr(address))
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT address, did, display_name, sealed_key, created_at FROM travelers WHERE address = $1")
+                .bind(addr(address))
+                .fetch_optional(&self.pool)
+                .await?;
         row.as_ref().map(traveler_from_row).transpose()
     }
 
@@ -278,7 +293,10 @@ impl Store {
 
     /// Next block the named follower should read, if it has a checkpoint.
     pub async fn cursor(&self, name: &str) -> Result<Option<u64>> {
-        let row = sqlx::query("SELECT next_block FROM chain_cursor WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT next_block FROM chain_cursor WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.map(|n| n as u64))
     }
 
@@ -286,7 +304,12 @@ impl Store {
     /// a crash mid-batch leaves neither half-booked events nor a skipped range.
     /// Events already booked (same block hash and log index) are skipped.
     /// Returns how many events were new.
-    pub async fn apply_events(&self, cursor: &str, next_block: u64, events: &[(EventMeta, ChainEvent)]) -> Result<usize> {
+    pub async fn apply_events(
+        &self,
+        cursor: &str,
+        next_block: u64,
+        events: &[(EventMeta, ChainEvent)],
+    ) -> Result<usize> {
         let mut tx = self.pool.begin().await?;
         let mut applied = 0;
         for (meta, ev) in events {
@@ -332,16 +355,19 @@ impl Store {
 
     /// Balance of one ledger account (debits positive).
     pub async fn account_balance(&self, account: &str) -> Result<i64> {
-        let row = sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_postings WHERE account = $1")
-            .bind(account)
-            .fetch_one(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_postings WHERE account = $1")
+                .bind(account)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(row.try_get(0)?)
     }
 
     /// Sum over every posting; zero unless the ledger is broken.
     pub async fn ledger_imbalance(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_postings").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_postings")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get(0)?)
     }
 
@@ -358,7 +384,8 @@ impl Store {
 
     /// One ticket.
     pub async fn ticket(&self, id: u64) -> Result<Option<TicketRow>> {
-        let row = sqlx::query(&format!("{TICKET_SELECT} WHERE t.id = $1")).bind(id as i64).fetch_optional(&self.pool).await?;
+        let row =
+            sqlx::query(&format!("{TICKET_SELECT} WHERE t.id = $1")).bind(id as i64).fetch_optional(&self.pool).await?;
         row.as_ref().map(ticket_from_row).transpose()
     }
 
@@ -442,10 +469,12 @@ impl Store {
 
     /// Taps of one ticket, newest first.
     pub async fn taps_of_ticket(&self, ticket_id: u64) -> Result<Vec<TapRow>> {
-        let rows = sqlx::query("SELECT scan_id, ticket_id, operator_id, gate_key, at FROM taps WHERE ticket_id = $1 ORDER BY at DESC")
-            .bind(ticket_id as i64)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT scan_id, ticket_id, operator_id, gate_key, at FROM taps WHERE ticket_id = $1 ORDER BY at DESC",
+        )
+        .bind(ticket_id as i64)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(TapRow {
@@ -463,24 +492,28 @@ impl Store {
 
     /// Records a new Checkout Session.
     pub async fn create_payment(&self, session_id: &str, traveler: &Address, amount: i64, now: i64) -> Result<()> {
-        sqlx::query("INSERT INTO payments (session_id, traveler, amount, status, created_at) VALUES ($1, $2, $3, 'open', $4)")
-            .bind(session_id)
-            .bind(addr(traveler))
-            .bind(amount)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO payments (session_id, traveler, amount, status, created_at) VALUES ($1, $2, $3, 'open', $4)",
+        )
+        .bind(session_id)
+        .bind(addr(traveler))
+        .bind(amount)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Remembers a webhook event id; false if it was seen before (a duplicate delivery).
     pub async fn first_webhook_delivery(&self, event_id: &str, now: i64) -> Result<bool> {
-        let n = sqlx::query("INSERT INTO webhook_events (event_id, received_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING")
-            .bind(event_id)
-            .bind(now)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let n = sqlx::query(
+            "INSERT INTO webhook_events (event_id, received_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(event_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
         Ok(n == 1)
     }
 
@@ -510,10 +543,11 @@ impl Store {
 
     /// One payment.
     pub async fn payment(&self, session_id: &str) -> Result<Option<Payment>> {
-        let row = sqlx::query("SELECT session_id, traveler, amount, status, tx_hash FROM payments WHERE session_id = $1")
-            .bind(session_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT session_id, traveler, amount, status, tx_hash FROM payments WHERE session_id = $1")
+                .bind(session_id)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|r| {
             Ok(Payment {
                 session_id: r.try_get(0)?,
@@ -562,7 +596,8 @@ impl Store {
     }
 }
 
-const TICKET_SELECT: &str = "SELECT t.id, t.holder, t.plan_id, t.operator_id, t.product_id, t.valid_from, t.valid_until, t.rides, t.share,
+const TICKET_SELECT: &str =
+    "SELECT t.id, t.holder, t.plan_id, t.operator_id, t.product_id, t.valid_from, t.valid_until, t.rides, t.share,
     CAST((SELECT COUNT(*) FROM taps x WHERE x.ticket_id = t.id) AS BIGINT) FROM tickets t";
 
 fn traveler_from_row(r: &AnyRow) -> Result<Traveler> {
@@ -616,7 +651,16 @@ async fn apply_read_model(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &str, 
                 .execute(&mut **tx)
                 .await?;
         }
-        ChainEvent::TicketIssued { ticket_id, holder, plan_id, operator_id, product_id, valid_from, valid_until, rides } => {
+        ChainEvent::TicketIssued {
+            ticket_id,
+            holder,
+            plan_id,
+            operator_id,
+            product_id,
+            valid_from,
+            valid_until,
+            rides,
+        } => {
             sqlx::query(
                 "INSERT INTO tickets (id, holder, plan_id, operator_id, product_id, valid_from, valid_until, rides) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
@@ -633,7 +677,11 @@ async fn apply_read_model(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &str, 
         }
         ChainEvent::LegSold { ticket_id, share, .. } => {
             // TicketIssued precedes LegSold in the same transaction's logs.
-            sqlx::query("UPDATE tickets SET share = $2 WHERE id = $1").bind(*ticket_id as i64).bind(*share).execute(&mut **tx).await?;
+            sqlx::query("UPDATE tickets SET share = $2 WHERE id = $1")
+                .bind(*ticket_id as i64)
+                .bind(*share)
+                .execute(&mut **tx)
+                .await?;
         }
         ChainEvent::PolicyOpened { policy_id, holder, valid_from, valid_until } => {
             sqlx::query("INSERT INTO policies (policy_id, holder, valid_from, valid_until) VALUES ($1, $2, $3, $4)")

@@ -12,8 +12,8 @@ mod session;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::routing::{get, post};
 use axum::http::header::CONTENT_TYPE;
+use axum::routing::{get, post};
 use axum::Router;
 use kippu_chain::Chain;
 use kippu_domain::VerdictMessage;

@@ -26,7 +26,10 @@ fn html<T: Template>(t: T) -> Page {
 
 fn fmt_time(ts: i64) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    time::OffsetDateTime::from_unix_timestamp(ts).ok().and_then(|t| t.format(&fmt).ok()).unwrap_or_else(|| ts.to_string())
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| ts.to_string())
 }
 
 pub(crate) struct TravelerCard {
@@ -67,19 +70,29 @@ pub(crate) struct SigninForm {
 /// DID challenge-response for a custodial traveler: the challenge is issued,
 /// signed by the keystore inside this process, and verified against the DID
 /// document resolved by `ssi`, exactly as a wallet's signature would be.
-pub(crate) async fn signin(State(s): State<AppState>, jar: CookieJar, Form(f): Form<SigninForm>) -> Result<Response, AppError> {
-    let address: Address = f.address.parse().map_err(|_| AppError::BadRequest("That is not an account address.".into()))?;
+pub(crate) async fn signin(
+    State(s): State<AppState>,
+    jar: CookieJar,
+    Form(f): Form<SigninForm>,
+) -> Result<Response, AppError> {
+    let address: Address =
+        f.address.parse().map_err(|_| AppError::BadRequest("That is not an account address.".into()))?;
     let Some(t) = s.store.traveler(&address).await? else {
         return Ok(signin_with(&s, Some("No such traveler.".into())).await?.into_response());
     };
-    let sealed = t.sealed_key.as_deref().ok_or_else(|| AppError::BadRequest("This account signs in with its own wallet.".into()))?;
+    let sealed = t
+        .sealed_key
+        .as_deref()
+        .ok_or_else(|| AppError::BadRequest("This account signs in with its own wallet.".into()))?;
     let signer = open_key(&s, address, sealed)?;
     let domain = host_of(&s.public_url);
     let now_s = now() as u64;
     let challenge = s.challenges.issue(&domain, now_s);
     let signature = sign_challenge(&signer, &challenge, &t.did).map_err(|e| AppError::Internal(e.to_string()))?;
     let challenge = s.challenges.take(&challenge.nonce, now_s).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let verified = verify_did_auth(&t.did, &challenge, &signature, now_s).await.map_err(|e| AppError::BadRequest(format!("DID authentication failed: {e}")))?;
+    let verified = verify_did_auth(&t.did, &challenge, &signature, now_s)
+        .await
+        .map_err(|e| AppError::BadRequest(format!("DID authentication failed: {e}")))?;
     if verified != address {
         return Err(AppError::BadRequest("DID authentication failed: signer mismatch".into()));
     }
@@ -204,7 +217,10 @@ pub(crate) async fn home(State(s): State<AppState>, MaybeTraveler(me): MaybeTrav
 }
 
 /// Machine-readable view of the signed-in traveler (used by tests and the app's scripts).
-pub(crate) async fn api_me(State(s): State<AppState>, Traveler(me): Traveler) -> Result<Json<serde_json::Value>, AppError> {
+pub(crate) async fn api_me(
+    State(s): State<AppState>,
+    Traveler(me): Traveler,
+) -> Result<Json<serde_json::Value>, AppError> {
     let balance = s.chain.fare_balance(me).await?;
     let tickets: Vec<_> = s
         .store
@@ -252,7 +268,8 @@ async fn plans_with(s: &AppState, me: Address, error: Option<String>) -> Page {
     let cat = Catalogue::load(s).await?;
     let mut bundles = Vec::new();
     for b in s.store.bundles().await? {
-        let prices: Vec<u128> = b.product_ids.iter().map(|id| cat.products.get(id).map_or(0, |p| p.price.max(0) as u128)).collect();
+        let prices: Vec<u128> =
+            b.product_ids.iter().map(|id| cat.products.get(id).map_or(0, |p| p.price.max(0) as u128)).collect();
         let Some(q) = kippu_domain::pricing::quote(&prices, b.discount_bps) else { continue };
         bundles.push(BundleView {
             id: b.id,
@@ -262,7 +279,9 @@ async fn plans_with(s: &AppState, me: Address, error: Option<String>) -> Page {
                 .product_ids
                 .iter()
                 .filter_map(|id| cat.products.get(id))
-                .map(|p| format!("{} · {} ({} FARE)", p.name, cat.operator(p.operator_id), format_fare(i128::from(p.price))))
+                .map(|p| {
+                    format!("{} · {} ({} FARE)", p.name, cat.operator(p.operator_id), format_fare(i128::from(p.price)))
+                })
                 .collect(),
             price: format_fare(q.price as i128),
             list: format_fare(q.list_total as i128),
@@ -279,9 +298,14 @@ pub(crate) async fn plans(State(s): State<AppState>, Traveler(me): Traveler) -> 
 
 /// Buys a bundle in one gasless transaction: the traveler's custodial key signs
 /// an EIP-2612 permit for exactly the quoted price, Kippu relays it.
-pub(crate) async fn buy(State(s): State<AppState>, Traveler(me): Traveler, Path(bundle_id): Path<u32>) -> Result<Response, AppError> {
+pub(crate) async fn buy(
+    State(s): State<AppState>,
+    Traveler(me): Traveler,
+    Path(bundle_id): Path<u32>,
+) -> Result<Response, AppError> {
     let t = s.store.traveler(&me).await?.ok_or(AppError::SignInRequired)?;
-    let sealed = t.sealed_key.as_deref().ok_or_else(|| AppError::BadRequest("Wallet accounts buy from their wallet.".into()))?;
+    let sealed =
+        t.sealed_key.as_deref().ok_or_else(|| AppError::BadRequest("Wallet accounts buy from their wallet.".into()))?;
     let signer = open_key(&s, me, sealed)?;
     let (price, _) = match s.chain.quote(bundle_id).await {
         Ok(q) => q,
@@ -290,7 +314,11 @@ pub(crate) async fn buy(State(s): State<AppState>, Traveler(me): Traveler, Path(
     };
     let balance = s.chain.fare_balance(me).await?;
     if balance < price {
-        let msg = format!("This plan costs {} FARE and you have {} FARE: top up first.", format_fare(price as i128), format_fare(balance as i128));
+        let msg = format!(
+            "This plan costs {} FARE and you have {} FARE: top up first.",
+            format_fare(price as i128),
+            format_fare(balance as i128)
+        );
         return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, plans_with(&s, me, Some(msg)).await?).into_response());
     }
     let (plan_id, tx) = s.chain.buy_with_permit(&signer, bundle_id, price).await?;
@@ -307,7 +335,11 @@ struct TicketsPage {
     chain_id: u64,
 }
 
-pub(crate) async fn tickets(State(s): State<AppState>, Traveler(me): Traveler, Query(q): Query<HashMap<String, String>>) -> Page {
+pub(crate) async fn tickets(
+    State(s): State<AppState>,
+    Traveler(me): Traveler,
+    Query(q): Query<HashMap<String, String>>,
+) -> Page {
     let cat = Catalogue::load(&s).await?;
     let tickets = s.store.tickets_of(&me).await?.iter().map(|t| cat.ticket(t)).collect();
     let notice = q.get("bought").map(|p| format!("Plan #{p} bought. Your tickets are below."));
@@ -337,15 +369,29 @@ pub(crate) async fn pass_page(State(s): State<AppState>, Traveler(me): Traveler,
     let cat = Catalogue::load(&s).await?;
     let v = cat.ticket(&t);
     let gates = s.store.gates().await?.into_iter().map(|g| g.gate_key).collect();
-    html(PassPage { id, product: v.product, operator: v.operator, rides: v.rides, gates, chain_id: s.chain.deployment().chain_id })
+    html(PassPage {
+        id,
+        product: v.product,
+        operator: v.operator,
+        rides: v.rides,
+        gates,
+        chain_id: s.chain.deployment().chain_id,
+    })
 }
 
 /// A freshly signed pass as PNG. Signed in-process by the custodial key; the
 /// next issue moves this onto the phone (device key certified by the account).
-pub(crate) async fn pass_image(State(s): State<AppState>, Traveler(me): Traveler, Path(id): Path<u64>) -> Result<Response, AppError> {
+pub(crate) async fn pass_image(
+    State(s): State<AppState>,
+    Traveler(me): Traveler,
+    Path(id): Path<u64>,
+) -> Result<Response, AppError> {
     let t = own_ticket(&s, me, id).await?;
     let tr = s.store.traveler(&me).await?.ok_or(AppError::SignInRequired)?;
-    let sealed = tr.sealed_key.as_deref().ok_or_else(|| AppError::BadRequest("Wallet accounts sign passes in their wallet.".into()))?;
+    let sealed = tr
+        .sealed_key
+        .as_deref()
+        .ok_or_else(|| AppError::BadRequest("Wallet accounts sign passes in their wallet.".into()))?;
     let signer = open_key(&s, me, sealed)?;
     let png = qr::pass_png(&signer, t.id, now() as u64).map_err(AppError::Internal)?;
     Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png).into_response())
@@ -366,16 +412,28 @@ struct GatesPage {
 }
 
 pub(crate) async fn gates(State(s): State<AppState>) -> Page {
-    let gates = s.platform.gates().await.into_iter().map(|g| GateView { key: g.key, station: g.station, state: g.state, last: g.last }).collect();
+    let gates = s
+        .platform
+        .gates()
+        .await
+        .into_iter()
+        .map(|g| GateView { key: g.key, station: g.station, state: g.state, last: g.last })
+        .collect();
     html(GatesPage { gates, chain_id: s.chain.deployment().chain_id })
 }
 
 /// Presents a QR image to a simulated gate.
-pub(crate) async fn gate_scan(State(s): State<AppState>, Path((op, station, gate)): Path<(String, String, String)>, body: Bytes) -> Response {
+pub(crate) async fn gate_scan(
+    State(s): State<AppState>,
+    Path((op, station, gate)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
     let key = format!("{op}/{station}/{gate}");
     match s.platform.scan_png(&key, body.to_vec()).await {
         Ok(v) => Json(v).into_response(),
-        Err(e) => (axum::http::StatusCode::BAD_REQUEST, Json(serde_json::json!({"open": false, "error": e}))).into_response(),
+        Err(e) => {
+            (axum::http::StatusCode::BAD_REQUEST, Json(serde_json::json!({"open": false, "error": e}))).into_response()
+        }
     }
 }
 

@@ -39,7 +39,11 @@ pub(crate) struct TopupForm {
     amount: String,
 }
 
-pub(crate) async fn topup(State(s): State<AppState>, Traveler(me): Traveler, Form(f): Form<TopupForm>) -> Result<Response, AppError> {
+pub(crate) async fn topup(
+    State(s): State<AppState>,
+    Traveler(me): Traveler,
+    Form(f): Form<TopupForm>,
+) -> Result<Response, AppError> {
     let amount = match parse_fare(&f.amount) {
         Some(a) if (MIN_TOPUP..=MAX_TOPUP).contains(&a) => a,
         _ => {
@@ -131,7 +135,12 @@ pub(crate) async fn stripe_webhook(State(s): State<AppState>, headers: HeaderMap
     }
 }
 
-async fn mint_for(s: &AppState, session_id: &str, amount: i64, traveler: &str) -> Result<&'static str, (StatusCode, String)> {
+async fn mint_for(
+    s: &AppState,
+    session_id: &str,
+    amount: i64,
+    traveler: &str,
+) -> Result<&'static str, (StatusCode, String)> {
     let internal = |e: String| (StatusCode::INTERNAL_SERVER_ERROR, e);
     let p = s.store.payment(session_id).await.map_err(|e| internal(e.to_string()))?;
     let Some(p) = p else {

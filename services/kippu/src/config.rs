@@ -42,7 +42,7 @@ pub struct WebConfig {
 }
 
 /// Database settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://...` or `postgres://...`; empty = SQLite file in `data_dir`.
@@ -136,12 +136,6 @@ impl Default for Config {
 impl Default for WebConfig {
     fn default() -> Self {
         Self { bind: "127.0.0.1:8080".into(), public_url: None, dev_routes: true }
-    }
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        Self { url: None }
     }
 }
 

@@ -45,7 +45,11 @@ impl DelayInsurer {
                 // The policy is the plan's insurance leg; cover extends to that plan's legs only.
                 let Some(plan) = self.store.ticket(policy.policy_id).await?.map(|t| t.plan_id) else { continue };
                 let covered = self.store.tickets_of(&policy.holder).await?.iter().any(|t| {
-                    t.plan_id == plan && t.id != policy.policy_id && t.operator_id == operator && t.valid_from <= now && now < t.valid_until
+                    t.plan_id == plan
+                        && t.id != policy.policy_id
+                        && t.operator_id == operator
+                        && t.valid_from <= now
+                        && now < t.valid_until
                 });
                 if !covered {
                     continue;

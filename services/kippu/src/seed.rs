@@ -32,10 +32,28 @@ fn payee(label: &str) -> Address {
 
 fn operators() -> Vec<Operator> {
     vec![
-        Operator { id: METRO, slug: "metro".into(), name: "Metro Rail".into(), kind: "rail".into(), payee: payee("metro") },
-        Operator { id: BUS, slug: "bus".into(), name: "Bull Runner Bus".into(), kind: "bus".into(), payee: payee("bus") },
+        Operator {
+            id: METRO,
+            slug: "metro".into(),
+            name: "Metro Rail".into(),
+            kind: "rail".into(),
+            payee: payee("metro"),
+        },
+        Operator {
+            id: BUS,
+            slug: "bus".into(),
+            name: "Bull Runner Bus".into(),
+            kind: "bus".into(),
+            payee: payee("bus"),
+        },
         Operator { id: TAXI, slug: "taxi".into(), name: "City Taxi".into(), kind: "taxi".into(), payee: payee("taxi") },
-        Operator { id: INSURER, slug: "insurer".into(), name: "Kippu Mutual".into(), kind: "insurer".into(), payee: payee("insurer") },
+        Operator {
+            id: INSURER,
+            slug: "insurer".into(),
+            name: "Kippu Mutual".into(),
+            kind: "insurer".into(),
+            payee: payee("insurer"),
+        },
     ]
 }
 
@@ -98,7 +116,9 @@ pub async fn seed(chain: &Chain, store: &Store, keystore: &Keystore) -> anyhow::
         store.upsert_product(&p).await?;
     }
     for b in bundles() {
-        chain.list_bundle(&BundleSpec { id: b.id, product_ids: b.product_ids.clone(), discount_bps: b.discount_bps }).await?;
+        chain
+            .list_bundle(&BundleSpec { id: b.id, product_ids: b.product_ids.clone(), discount_bps: b.discount_bps })
+            .await?;
         store.upsert_bundle(&b).await?;
     }
     for (key, operator_id, station) in GATES {

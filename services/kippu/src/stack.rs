@@ -144,7 +144,9 @@ fn now() -> i64 {
 /// Starts the whole platform from `cfg`.
 pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    let listener = tokio::net::TcpListener::bind(&cfg.web.bind).await.with_context(|| format!("binding web on {}", cfg.web.bind))?;
+    let listener = tokio::net::TcpListener::bind(&cfg.web.bind)
+        .await
+        .with_context(|| format!("binding web on {}", cfg.web.bind))?;
     let web_addr: SocketAddr = listener.local_addr()?;
     let web_url = cfg.web.public_url.clone().unwrap_or_else(|| format!("http://{web_addr}"));
 
@@ -174,7 +176,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     let store = Store::connect(&database_url).await.context("connecting the database")?;
     let keystore = Keystore::from_hex(&cfg.identity.master_key).context("identity.master_key")?;
 
-    let chain_cfg = ChainConfig { rpc_url: rpc_url.clone(), admin_key: cfg.chain.admin_key.clone().unwrap_or_else(|| DEV_ADMIN_KEY.into()) };
+    let chain_cfg = ChainConfig {
+        rpc_url: rpc_url.clone(),
+        admin_key: cfg.chain.admin_key.clone().unwrap_or_else(|| DEV_ADMIN_KEY.into()),
+    };
     let deployment_file = cfg.data_dir.join("deployment.json");
     let existing = if fresh_chain {
         None
@@ -213,8 +218,13 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         Some(u) => (u.clone(), None),
         None => {
             let bind: SocketAddr = cfg.stripe.fake_bind.parse().context("stripe.fake_bind")?;
-            let f = FakeStripe::start(bind, format!("{web_url}/webhooks/stripe"), cfg.stripe.webhook_secret.clone(), cfg.stripe.secret_key.clone())
-                .await?;
+            let f = FakeStripe::start(
+                bind,
+                format!("{web_url}/webhooks/stripe"),
+                cfg.stripe.webhook_secret.clone(),
+                cfg.stripe.secret_key.clone(),
+            )
+            .await?;
             (f.base_url().to_string(), Some(f))
         }
     };

@@ -27,12 +27,7 @@ pub struct FeedHeader {
     /// The current version is 2.0.  Valid versions are "2.0", "1.0".
     #[prost(string, required, tag = "1")]
     pub gtfs_realtime_version: ::prost::alloc::string::String,
-    #[prost(
-        enumeration = "feed_header::Incrementality",
-        optional,
-        tag = "2",
-        default = "FullDataset"
-    )]
+    #[prost(enumeration = "feed_header::Incrementality", optional, tag = "2", default = "FullDataset")]
     pub incrementality: ::core::option::Option<i32>,
     /// This timestamp identifies the moment when the content of this feed has been
     /// created (in server time). In POSIX time (i.e., number of seconds since
@@ -265,18 +260,9 @@ pub mod trip_update {
         /// Should be provided only for future stops.
         /// In order to provide departure_occupancy_status without either arrival or
         /// departure StopTimeEvents, ScheduleRelationship should be set to NO_DATA.
-        #[prost(
-            enumeration = "super::vehicle_position::OccupancyStatus",
-            optional,
-            tag = "7"
-        )]
+        #[prost(enumeration = "super::vehicle_position::OccupancyStatus", optional, tag = "7")]
         pub departure_occupancy_status: ::core::option::Option<i32>,
-        #[prost(
-            enumeration = "stop_time_update::ScheduleRelationship",
-            optional,
-            tag = "5",
-            default = "Scheduled"
-        )]
+        #[prost(enumeration = "stop_time_update::ScheduleRelationship", optional, tag = "5", default = "Scheduled")]
         pub schedule_relationship: ::core::option::Option<i32>,
         /// Realtime updates for certain properties defined within GTFS stop_times.txt
         /// NOTE: This field is still experimental, and subject to change. It may be formally adopted in the future.
@@ -310,26 +296,16 @@ pub mod trip_update {
             pub stop_headsign: ::core::option::Option<::prost::alloc::string::String>,
             /// The updated pickup of the vehicle at the stop.
             /// NOTE: This field is still experimental, and subject to change. It may be formally adopted in the future.
-            #[prost(
-                enumeration = "stop_time_properties::DropOffPickupType",
-                optional,
-                tag = "3"
-            )]
+            #[prost(enumeration = "stop_time_properties::DropOffPickupType", optional, tag = "3")]
             pub pickup_type: ::core::option::Option<i32>,
             /// The updated drop off of the vehicle at the stop.
             /// NOTE: This field is still experimental, and subject to change. It may be formally adopted in the future.
-            #[prost(
-                enumeration = "stop_time_properties::DropOffPickupType",
-                optional,
-                tag = "4"
-            )]
+            #[prost(enumeration = "stop_time_properties::DropOffPickupType", optional, tag = "4")]
             pub drop_off_type: ::core::option::Option<i32>,
         }
         /// Nested message and enum types in `StopTimeProperties`.
         pub mod stop_time_properties {
-            #[derive(
-                Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration,
-            )]
+            #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
             #[repr(i32)]
             pub enum DropOffPickupType {
                 /// Regularly scheduled pickup/dropoff.
@@ -367,9 +343,7 @@ pub mod trip_update {
             }
         }
         /// The relation between the StopTimeEvents and the static schedule.
-        #[derive(
-            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration,
-        )]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
         #[repr(i32)]
         pub enum ScheduleRelationship {
             /// The vehicle is proceeding in accordance with its static schedule of
@@ -499,12 +473,7 @@ pub struct VehiclePosition {
     pub stop_id: ::core::option::Option<::prost::alloc::string::String>,
     /// The exact status of the vehicle with respect to the current stop.
     /// Ignored if current_stop_sequence is missing.
-    #[prost(
-        enumeration = "vehicle_position::VehicleStopStatus",
-        optional,
-        tag = "4",
-        default = "InTransitTo"
-    )]
+    #[prost(enumeration = "vehicle_position::VehicleStopStatus", optional, tag = "4", default = "InTransitTo")]
     pub current_status: ::core::option::Option<i32>,
     /// Moment at which the vehicle's position was measured. In POSIX time
     /// (i.e., number of seconds since January 1st 1970 00:00:00 UTC).
@@ -555,12 +524,7 @@ pub mod vehicle_position {
         pub label: ::core::option::Option<::prost::alloc::string::String>,
         /// Occupancy status for this given carriage, in this vehicle
         /// This message/field is still experimental, and subject to change. It may be formally adopted in the future.
-        #[prost(
-            enumeration = "OccupancyStatus",
-            optional,
-            tag = "3",
-            default = "NoDataAvailable"
-        )]
+        #[prost(enumeration = "OccupancyStatus", optional, tag = "3", default = "NoDataAvailable")]
         pub occupancy_status: ::core::option::Option<i32>,
         /// Occupancy percentage for this given carriage, in this vehicle.
         /// Follows the same rules as "VehiclePosition.occupancy_percentage"
@@ -738,19 +702,9 @@ pub struct Alert {
     /// Entities whose users we should notify of this alert.
     #[prost(message, repeated, tag = "5")]
     pub informed_entity: ::prost::alloc::vec::Vec<EntitySelector>,
-    #[prost(
-        enumeration = "alert::Cause",
-        optional,
-        tag = "6",
-        default = "UnknownCause"
-    )]
+    #[prost(enumeration = "alert::Cause", optional, tag = "6", default = "UnknownCause")]
     pub cause: ::core::option::Option<i32>,
-    #[prost(
-        enumeration = "alert::Effect",
-        optional,
-        tag = "7",
-        default = "UnknownEffect"
-    )]
+    #[prost(enumeration = "alert::Effect", optional, tag = "7", default = "UnknownEffect")]
     pub effect: ::core::option::Option<i32>,
     /// The URL which provides additional information about the alert.
     #[prost(message, optional, tag = "8")]
@@ -768,12 +722,7 @@ pub struct Alert {
     /// Text for full description for the alert to be used in text-to-speech implementations. This field is the text-to-speech version of description_text.
     #[prost(message, optional, tag = "13")]
     pub tts_description_text: ::core::option::Option<TranslatedString>,
-    #[prost(
-        enumeration = "alert::SeverityLevel",
-        optional,
-        tag = "14",
-        default = "UnknownSeverity"
-    )]
+    #[prost(enumeration = "alert::SeverityLevel", optional, tag = "14", default = "UnknownSeverity")]
     pub severity_level: ::core::option::Option<i32>,
     /// TranslatedImage to be displayed along the alert text. Used to explain visually the alert effect of a detour, station closure, etc. The image must enhance the understanding of the alert. Any essential information communicated within the image must also be contained in the alert text.
     /// The following types of images are discouraged : image containing mainly text, marketing or branded images that add no additional information.
@@ -1040,11 +989,7 @@ pub struct TripDescriptor {
     /// In YYYYMMDD format.
     #[prost(string, optional, tag = "3")]
     pub start_date: ::core::option::Option<::prost::alloc::string::String>,
-    #[prost(
-        enumeration = "trip_descriptor::ScheduleRelationship",
-        optional,
-        tag = "4"
-    )]
+    #[prost(enumeration = "trip_descriptor::ScheduleRelationship", optional, tag = "4")]
     pub schedule_relationship: ::core::option::Option<i32>,
     /// Linkage to any modifications done to this trip (shape changes, removal or addition of stops).
     /// If this field is provided, the `trip_id`, `route_id`, `direction_id`, `start_time`, `start_date` fields of the `TripDescriptor` MUST be left empty, to avoid confusion by consumers that aren't looking for the `ModifiedTripSelector` value.
@@ -1174,12 +1119,7 @@ pub struct VehicleDescriptor {
     /// The license plate of the vehicle.
     #[prost(string, optional, tag = "3")]
     pub license_plate: ::core::option::Option<::prost::alloc::string::String>,
-    #[prost(
-        enumeration = "vehicle_descriptor::WheelchairAccessible",
-        optional,
-        tag = "4",
-        default = "NoValue"
-    )]
+    #[prost(enumeration = "vehicle_descriptor::WheelchairAccessible", optional, tag = "4", default = "NoValue")]
     pub wheelchair_accessible: ::core::option::Option<i32>,
 }
 /// Nested message and enum types in `VehicleDescriptor`.
@@ -1365,12 +1305,7 @@ pub struct Stop {
     pub parent_station: ::core::option::Option<::prost::alloc::string::String>,
     #[prost(string, optional, tag = "12")]
     pub stop_timezone: ::core::option::Option<::prost::alloc::string::String>,
-    #[prost(
-        enumeration = "stop::WheelchairBoarding",
-        optional,
-        tag = "13",
-        default = "Unknown"
-    )]
+    #[prost(enumeration = "stop::WheelchairBoarding", optional, tag = "13", default = "Unknown")]
     pub wheelchair_boarding: ::core::option::Option<i32>,
     #[prost(string, optional, tag = "14")]
     pub level_id: ::core::option::Option<::prost::alloc::string::String>,

@@ -17,8 +17,8 @@ use kippu_domain::topics::GatePath;
 use kippu_domain::validation::Tap;
 use kippu_domain::{DenyReason, GateInfo, Pass, TicketState, Validator, ValidatorConfig};
 use kippu_mqtt::{
-    now_unix, EmbeddedBroker, GateClient, GateStatus, MqttUrl, TicketLookup, ValidatorHandle,
-    ValidatorOptions, ValidatorService,
+    now_unix, EmbeddedBroker, GateClient, GateStatus, MqttUrl, TicketLookup, ValidatorHandle, ValidatorOptions,
+    ValidatorService,
 };
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::{mpsc, Mutex};
@@ -70,9 +70,7 @@ async fn embedded() -> MqttUrl {
 fn mosquitto() -> Option<MqttUrl> {
     init_tracing();
     match std::env::var("KIPPU_TEST_MOSQUITTO") {
-        Ok(url) if !url.is_empty() => {
-            Some(MqttUrl::parse(&url).expect("KIPPU_TEST_MOSQUITTO is an mqtt:// URL"))
-        }
+        Ok(url) if !url.is_empty() => Some(MqttUrl::parse(&url).expect("KIPPU_TEST_MOSQUITTO is an mqtt:// URL")),
         _ => {
             eprintln!("note: KIPPU_TEST_MOSQUITTO unset, skipping the Mosquitto run of this test");
             None
@@ -133,17 +131,8 @@ impl Fixture {
         let mut v = Validator::new(ValidatorConfig::default());
         v.add_gate(&format!("{op}/st/g1"), GateInfo { operator_id: 1 });
         v.upsert_ticket(ticket(PRELOADED));
-        let lookup = MapLookup {
-            tickets: HashMap::from([(LOOKUP_ONLY, ticket(LOOKUP_ONLY))]),
-            ..Default::default()
-        };
-        Self {
-            url,
-            op,
-            key,
-            validator: Arc::new(Mutex::new(v)),
-            lookup: Arc::new(lookup),
-        }
+        let lookup = MapLookup { tickets: HashMap::from([(LOOKUP_ONLY, ticket(LOOKUP_ONLY))]), ..Default::default() };
+        Self { url, op, key, validator: Arc::new(Mutex::new(v)), lookup: Arc::new(lookup) }
     }
 
     fn gate(&self, name: &str) -> GatePath {
@@ -151,19 +140,11 @@ impl Fixture {
     }
 
     fn options(&self, shared: bool, group: &str) -> ValidatorOptions {
-        ValidatorOptions {
-            shared,
-            group: group.into(),
-            operator: Some(self.op.clone()),
-        }
+        ValidatorOptions { shared, group: group.into(), operator: Some(self.op.clone()) }
     }
 
     /// Starts a validator scoped to this fixture's operator.
-    async fn validator_on(
-        &self,
-        url: &MqttUrl,
-        opts: ValidatorOptions,
-    ) -> (ValidatorHandle, mpsc::Receiver<Tap>) {
+    async fn validator_on(&self, url: &MqttUrl, opts: ValidatorOptions) -> (ValidatorHandle, mpsc::Receiver<Tap>) {
         let (tx, rx) = mpsc::channel(16);
         let h = ValidatorService::spawn_with(
             url,
@@ -179,31 +160,19 @@ impl Fixture {
     }
 
     async fn validator(&self) -> (ValidatorHandle, mpsc::Receiver<Tap>) {
-        self.validator_on(&self.url, self.options(false, "validators"))
-            .await
+        self.validator_on(&self.url, self.options(false, "validators")).await
     }
 
     async fn gate_client(&self, name: &str) -> GateClient {
-        GateClient::connect(&self.url, self.gate(name))
-            .await
-            .expect("gate connects")
+        GateClient::connect(&self.url, self.gate(name)).await.expect("gate connects")
     }
 
     /// A fresh pass for `ticket`, signed now by the holder.
     fn pass(&self, ticket: u64) -> String {
         let nonce = rand::random::<[u8; 8]>();
         let window = window_at(now_unix());
-        let sig = self
-            .key
-            .sign_hash_sync(&Pass::digest(ticket, window, &nonce))
-            .unwrap();
-        Pass {
-            ticket_id: ticket,
-            window,
-            nonce,
-            signature: sig.as_bytes(),
-        }
-        .encode()
+        let sig = self.key.sign_hash_sync(&Pass::digest(ticket, window, &nonce)).unwrap();
+        Pass { ticket_id: ticket, window, nonce, signature: sig.as_bytes() }.encode()
     }
 }
 
@@ -217,10 +186,7 @@ async fn valid_pass_opens_and_taps_once(url: MqttUrl) {
     assert_eq!(v.ticket, Some(PRELOADED));
     assert_eq!(v.id.len(), 16);
 
-    let tap = tokio::time::timeout(SCAN_TIMEOUT, taps.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let tap = tokio::time::timeout(SCAN_TIMEOUT, taps.recv()).await.unwrap().unwrap();
     assert_eq!(
         (tap.ticket_id, tap.gate.as_str(), tap.scan_id.as_str()),
         (PRELOADED, &*format!("{}/st/g1", fx.op), &*v.id)
@@ -241,10 +207,7 @@ async fn garbage_pass_is_not_a_pass(url: MqttUrl) {
     let fx = Fixture::new(url);
     let (h, mut taps) = fx.validator().await;
     let gate = fx.gate_client("g1").await;
-    let v = gate
-        .scan("https://example.com/definitely-not-a-pass", SCAN_TIMEOUT)
-        .await
-        .unwrap();
+    let v = gate.scan("https://example.com/definitely-not-a-pass", SCAN_TIMEOUT).await.unwrap();
     assert!(!v.open);
     assert_eq!(v.reason, Some(DenyReason::NotAPass));
     assert!(taps.try_recv().is_err());
@@ -256,16 +219,9 @@ async fn malformed_scan_json_gets_malformed_scan(url: MqttUrl) {
     let (h, _taps) = fx.validator().await;
     let gate = fx.gate_client("g1").await;
     let mut all = gate.subscribe_verdicts();
-    for junk in [
-        &b"{not json"[..],
-        br#"{"v":9,"id":"x","pass":"p","ts":1}"#,
-        &[0xff; 3000],
-    ] {
+    for junk in [&b"{not json"[..], br#"{"v":9,"id":"x","pass":"p","ts":1}"#, &[0xff; 3000]] {
         gate.publish_raw_scan(junk.to_vec()).await.unwrap();
-        let v = tokio::time::timeout(SCAN_TIMEOUT, all.recv())
-            .await
-            .expect("a verdict")
-            .unwrap();
+        let v = tokio::time::timeout(SCAN_TIMEOUT, all.recv()).await.expect("a verdict").unwrap();
         assert_eq!(v.id, "");
         assert!(!v.open);
         assert_eq!(v.reason, Some(DenyReason::MalformedScan));
@@ -280,10 +236,7 @@ async fn unregistered_gate_gets_unknown_gate(url: MqttUrl) {
     let fx = Fixture::new(url);
     let (h, mut taps) = fx.validator().await;
     let rogue = fx.gate_client("g9").await;
-    let v = rogue
-        .scan(&fx.pass(LOOKUP_ONLY), SCAN_TIMEOUT)
-        .await
-        .unwrap();
+    let v = rogue.scan(&fx.pass(LOOKUP_ONLY), SCAN_TIMEOUT).await.unwrap();
     assert_eq!(v.reason, Some(DenyReason::UnknownGate));
     assert!(taps.try_recv().is_err());
     // An unregistered gate must not make the validator query the database.
@@ -297,18 +250,12 @@ async fn ticket_known_only_to_lookup_opens(url: MqttUrl) {
     let gate = fx.gate_client("g1").await;
     assert!(fx.validator.lock().await.ticket(LOOKUP_ONLY).is_none());
 
-    let v = gate
-        .scan(&fx.pass(LOOKUP_ONLY), SCAN_TIMEOUT)
-        .await
-        .unwrap();
+    let v = gate.scan(&fx.pass(LOOKUP_ONLY), SCAN_TIMEOUT).await.unwrap();
     assert!(v.open, "{v:?}");
     assert_eq!(v.ticket, Some(LOOKUP_ONLY));
     assert_eq!(fx.lookup.calls.load(Ordering::SeqCst), 1);
     assert!(fx.validator.lock().await.ticket(LOOKUP_ONLY).is_some());
-    let tap = tokio::time::timeout(SCAN_TIMEOUT, taps.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let tap = tokio::time::timeout(SCAN_TIMEOUT, taps.recv()).await.unwrap().unwrap();
     assert_eq!(tap.ticket_id, LOOKUP_ONLY);
 
     // Unknown everywhere: asked once more, then denied.
@@ -325,8 +272,7 @@ async fn first_message(url: &MqttUrl, topic: &str) -> (GateStatus, bool) {
     client.subscribe(topic, QoS::AtLeastOnce).await.unwrap();
     let msg = tokio::time::timeout(SCAN_TIMEOUT, async {
         loop {
-            if let Event::Incoming(Packet::Publish(p)) = el.poll().await.expect("watcher connects")
-            {
+            if let Event::Incoming(Packet::Publish(p)) = el.poll().await.expect("watcher connects") {
                 return p;
             }
         }
@@ -341,15 +287,9 @@ async fn status_is_retained_online_then_offline(url: MqttUrl) {
     let fx = Fixture::new(url);
     let gate = fx.gate_client("g1").await;
     let topic = fx.gate("g1").topic("status");
-    assert_eq!(
-        first_message(&fx.url, &topic).await,
-        (GateStatus::Online, true)
-    );
+    assert_eq!(first_message(&fx.url, &topic).await, (GateStatus::Online, true));
     gate.disconnect().await;
-    assert_eq!(
-        first_message(&fx.url, &topic).await,
-        (GateStatus::Offline, true)
-    );
+    assert_eq!(first_message(&fx.url, &topic).await, (GateStatus::Offline, true));
 }
 
 async fn last_will_marks_a_dropped_gate_offline(url: MqttUrl) {
@@ -378,10 +318,7 @@ async fn last_will_marks_a_dropped_gate_offline(url: MqttUrl) {
     .await
     .expect("the will arrives");
     assert_eq!(seen, [GateStatus::Online, GateStatus::Offline]);
-    assert_eq!(
-        first_message(&fx.url, &topic).await,
-        (GateStatus::Offline, true)
-    );
+    assert_eq!(first_message(&fx.url, &topic).await, (GateStatus::Offline, true));
 }
 
 async fn shared_subscription_splits_the_load(url: MqttUrl) {
@@ -406,12 +343,7 @@ async fn shared_subscription_splits_the_load(url: MqttUrl) {
     assert_eq!(received, N);
     assert_eq!(a.verdicts() + b.verdicts(), N);
     // ...and both validators took part.
-    assert!(
-        a.verdicts() > 0 && b.verdicts() > 0,
-        "a={} b={}",
-        a.verdicts(),
-        b.verdicts()
-    );
+    assert!(a.verdicts() > 0 && b.verdicts() > 0, "a={} b={}", a.verdicts(), b.verdicts());
     a.abort();
     b.abort();
 }
@@ -419,17 +351,12 @@ async fn shared_subscription_splits_the_load(url: MqttUrl) {
 async fn validator_reconnects_after_connection_loss(url: MqttUrl) {
     let fx = Fixture::new(url);
     let proxy = proxy::Proxy::start(&fx.url).await;
-    let (h, _taps) = fx
-        .validator_on(&proxy.url(), fx.options(false, "validators"))
-        .await;
+    let (h, _taps) = fx.validator_on(&proxy.url(), fx.options(false, "validators")).await;
     let gate = fx.gate_client("g1").await;
     assert!(gate.scan("garbage", SCAN_TIMEOUT).await.unwrap().reason == Some(DenyReason::NotAPass));
 
     proxy.cut();
-    assert!(
-        h.wait_subscriptions(2, Duration::from_secs(15)).await,
-        "validator re-subscribed"
-    );
+    assert!(h.wait_subscriptions(2, Duration::from_secs(15)).await, "validator re-subscribed");
     let v = gate.scan(&fx.pass(PRELOADED), SCAN_TIMEOUT).await.unwrap();
     assert!(v.open, "{v:?}");
     assert!(!h.is_finished());
@@ -445,12 +372,9 @@ async fn many_sequential_scans_on_one_client(url: MqttUrl) {
         assert_eq!(v.reason, Some(DenyReason::NotAPass), "scan {i}");
     }
     // Nobody answers on another operator's gate: the gate gets a Timeout verdict, not an error.
-    let other = GateClient::connect(
-        &fx.url,
-        GatePath::new(&format!("nobody-{}", rand_hex()), "s", "g").unwrap(),
-    )
-    .await
-    .unwrap();
+    let other = GateClient::connect(&fx.url, GatePath::new(&format!("nobody-{}", rand_hex()), "s", "g").unwrap())
+        .await
+        .unwrap();
     let v = other.scan("x", Duration::from_millis(300)).await.unwrap();
     assert_eq!(v.reason, Some(DenyReason::Timeout));
     assert_eq!(v.id.len(), 16);
@@ -463,10 +387,7 @@ async fn embedded_broker_speaks_mqtt5_too() {
     use rumqttc::v5;
     init_tracing();
     let broker = tokio::task::spawn_blocking(|| {
-        EmbeddedBroker::start_with_v5(
-            "127.0.0.1:0".parse().unwrap(),
-            Some("127.0.0.1:0".parse().unwrap()),
-        )
+        EmbeddedBroker::start_with_v5("127.0.0.1:0".parse().unwrap(), Some("127.0.0.1:0".parse().unwrap()))
     })
     .await
     .unwrap()
@@ -474,24 +395,11 @@ async fn embedded_broker_speaks_mqtt5_too() {
     let v5_addr = broker.v5_addr().unwrap();
     let opts = v5::MqttOptions::new("v5-client", v5_addr.ip().to_string(), v5_addr.port());
     let (client, mut el) = v5::AsyncClient::new(opts, 10);
-    client
-        .subscribe("kippu/v5/test", v5::mqttbytes::QoS::AtLeastOnce)
-        .await
-        .unwrap();
-    client
-        .publish(
-            "kippu/v5/test",
-            v5::mqttbytes::QoS::AtLeastOnce,
-            false,
-            "hi",
-        )
-        .await
-        .unwrap();
+    client.subscribe("kippu/v5/test", v5::mqttbytes::QoS::AtLeastOnce).await.unwrap();
+    client.publish("kippu/v5/test", v5::mqttbytes::QoS::AtLeastOnce, false, "hi").await.unwrap();
     let got = tokio::time::timeout(SCAN_TIMEOUT, async {
         loop {
-            if let v5::Event::Incoming(v5::mqttbytes::v5::Packet::Publish(p)) =
-                el.poll().await.unwrap()
-            {
+            if let v5::Event::Incoming(v5::mqttbytes::v5::Packet::Publish(p)) = el.poll().await.unwrap() {
                 return p.payload;
             }
         }
@@ -504,25 +412,12 @@ async fn embedded_broker_speaks_mqtt5_too() {
 #[tokio::test]
 async fn unreachable_broker_is_a_connect_error() {
     // A port nothing listens on: bind, read the port, drop.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = MqttUrl::parse(&format!("mqtt://127.0.0.1:{port}")).unwrap();
     let fx = Fixture::new(url.clone());
     let (tx, _rx) = mpsc::channel(1);
     let started = tokio::time::Instant::now();
-    let e = ValidatorService::spawn(
-        &url,
-        "v",
-        false,
-        fx.validator.clone(),
-        fx.lookup.clone(),
-        tx,
-    )
-    .await
-    .unwrap_err();
+    let e = ValidatorService::spawn(&url, "v", false, fx.validator.clone(), fx.lookup.clone(), tx).await.unwrap_err();
     assert!(e.to_string().contains("could not connect"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(15));
 }

@@ -31,11 +31,7 @@ impl Proxy {
                 tracked.lock().unwrap().push(conn);
             }
         });
-        Proxy {
-            port,
-            conns,
-            accept,
-        }
+        Proxy { port, conns, accept }
     }
 
     pub(crate) fn url(&self) -> MqttUrl {

@@ -1,0 +1,50 @@
+# Kippu: two commands.
+#   make dev    runs the whole platform on the embedded default
+#   make test   runs every check and test
+SHELL := /bin/bash
+CONTRACTS := contracts
+ANVIL := $(CONTRACTS)/node_modules/.bin/anvil
+
+# The production-parts variant of the end-to-end test runs against these;
+# set them empty (make test KIPPU_TEST_POSTGRES= KIPPU_TEST_MOSQUITTO=) on a machine without them.
+KIPPU_TEST_POSTGRES ?= postgres://127.0.0.1:5432/test
+KIPPU_TEST_MOSQUITTO ?= mqtt://127.0.0.1:1883
+export KIPPU_TEST_POSTGRES KIPPU_TEST_MOSQUITTO
+
+.PHONY: dev test node fmt-check clippy contracts-test abi check-abi rust-test fmt
+
+# npm ci only when the lockfile changed since the last install.
+$(CONTRACTS)/node_modules/.installed: $(CONTRACTS)/package-lock.json
+	cd $(CONTRACTS) && npm ci --no-audit --no-fund
+	touch $@
+
+node: $(CONTRACTS)/node_modules/.installed
+
+dev: node
+	cargo run --release -p kippu -- dev
+
+test: fmt-check clippy contracts-test check-abi rust-test
+	@echo "make test: all checks passed"
+
+fmt-check:
+	cargo fmt --all --check
+
+fmt: node
+	cargo fmt --all
+	cd $(CONTRACTS) && node_modules/.bin/forge fmt
+
+clippy:
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+contracts-test: node
+	$(MAKE) -C $(CONTRACTS) fmt-check test-ci snapshot-check
+
+# Rust bindings come from contracts/abi; this fails when they are stale against the Solidity sources.
+check-abi: node
+	$(MAKE) -C $(CONTRACTS) check-abi
+
+abi: node
+	$(MAKE) -C $(CONTRACTS) abi
+
+rust-test: node
+	cargo test --workspace --locked

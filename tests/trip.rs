@@ -1,0 +1,222 @@
+//! The whole trip, end to end, on real parts: anvil (child process), a real
+//! MQTT broker (embedded rumqttd, or Mosquitto), a real database (SQLite, or
+//! PostgreSQL), the loopback Stripe that speaks Stripe's wire format, and the
+//! web app over HTTP. The production variant runs when
+//! `KIPPU_TEST_POSTGRES` and `KIPPU_TEST_MOSQUITTO` are set (`make test` sets them).
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alloy::signers::local::PrivateKeySigner;
+use kippu::Config;
+use kippu_identity::deterministic_demo_key;
+use serde_json::Value;
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn config(tag: &str, database_url: Option<String>, mqtt_url: Option<String>) -> Config {
+    let d = Config::default();
+    Config {
+        data_dir: std::env::temp_dir().join(format!(
+            "kippu-e2e-{tag}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        )),
+        web: kippu::config::WebConfig { bind: "127.0.0.1:0".into(), ..d.web },
+        chain: kippu::config::ChainSection {
+            anvil_port: 0,
+            anvil_bin: repo().join("contracts/node_modules/.bin/anvil"),
+            ..d.chain
+        },
+        mqtt: kippu::config::MqttConfig { embedded_bind: "127.0.0.1:0".into(), url: mqtt_url, ..d.mqtt },
+        stripe: kippu::config::StripeSection { fake_bind: "127.0.0.1:0".into(), ..d.stripe },
+        database: kippu::config::DatabaseConfig { url: database_url },
+        ..d
+    }
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    fn new(base: &str) -> Self {
+        Self { http: reqwest::Client::builder().cookie_store(true).build().unwrap(), base: base.into() }
+    }
+
+    async fn me(&self) -> Value {
+        self.http.get(format!("{}/api/me", self.base)).send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn scan(&self, gate: &str, png: Vec<u8>) -> Value {
+        let r = self.http.post(format!("{}/gates/{gate}/scan", self.base)).body(png).send().await.unwrap();
+        r.json().await.unwrap()
+    }
+
+    async fn feed(&self, trips: &[(&str, i32)]) -> Value {
+        let items: Vec<_> = trips.iter().map(|(t, m)| (t.to_string(), None, m * 60)).collect();
+        let body = kippu_gtfs::encode_trip_updates(now(), &items);
+        let r = self.http.post(format!("{}/dev/gtfs-rt", self.base)).body(body).send().await.unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        r.json().await.unwrap()
+    }
+}
+
+fn reason(v: &Value) -> &str {
+    v["reason"].as_str().unwrap_or("")
+}
+
+async fn run_trip(cfg: Config) {
+    let stack = kippu::start(cfg).await.expect("stack starts");
+    let c = Client::new(&stack.web_url);
+    let ben = deterministic_demo_key("ben");
+    let ben_addr = format!("{:#x}", ben.address());
+
+    // Sign in by DID challenge-response; the DID is shown.
+    let r = c.http.post(format!("{}/signin", c.base)).form(&[("address", ben_addr.as_str())]).send().await.unwrap();
+    assert!(r.status().is_success());
+    let home = r.text().await.unwrap();
+    assert!(home.contains("did:pkh:eip155:31337:"), "home shows the DID");
+    let me = c.me().await;
+    assert_eq!(me["balance"], 0);
+
+    // Top up by card: Checkout Session on the loopback Stripe, pay, signed webhook mints FARE.
+    let r = c.http.post(format!("{}/topup", c.base)).form(&[("amount", "40")]).send().await.unwrap();
+    let pay_url = r.url().clone();
+    assert!(pay_url.path().starts_with("/pay/cs_"), "redirected to Checkout, got {pay_url}");
+    let r = c.http.post(pay_url.as_str()).send().await.unwrap();
+    assert!(r.url().path().starts_with("/topup/done"), "{}", r.url());
+    assert_eq!(c.me().await["balance"], 4000);
+    // Stripe delivers again: nothing more is minted.
+    let fake = stack.fake_stripe.as_ref().expect("fake stripe");
+    for id in fake.event_ids() {
+        fake.redeliver(&id).await.expect("redelivered");
+    }
+    assert_eq!(c.me().await["balance"], 4000, "duplicate webhook minted twice");
+    // A forged webhook is refused.
+    let forged = c
+        .http
+        .post(format!("{}/webhooks/stripe", c.base))
+        .header("stripe-signature", format!("t={},v1={}", now(), "00".repeat(32)))
+        .body(r#"{"id":"evt_forged","type":"checkout.session.completed","data":{"object":{}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+
+    // Buy the Explorer bundle in one step.
+    let r = c.http.post(format!("{}/plans/1/buy", c.base)).send().await.unwrap();
+    assert!(r.url().query().unwrap_or("").starts_with("bought="), "{}", r.url());
+    let me = c.me().await;
+    assert_eq!(me["balance"], 4000 - 3570);
+    let tickets = me["tickets"].as_array().unwrap().clone();
+    assert_eq!(tickets.len(), 4);
+    let metro = tickets.iter().find(|t| t["operator_id"] == 1).unwrap()["id"].as_u64().unwrap();
+
+    // The gate reads the QR image the app shows and asks the validator over MQTT.
+    let png = c
+        .http
+        .get(format!("{}/tickets/{metro}/pass.png", c.base))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let v = c.scan("metro/central/g1", png.clone()).await;
+    assert_eq!(v["open"], true, "{v}");
+    assert_eq!(reason(&c.scan("metro/central/g1", png.clone()).await), "REPLAY");
+    assert_eq!(reason(&c.scan("bus/usf-library/g1", png).await), "WRONG_OPERATOR");
+    let not_a_pass = kippu_web::qr_png("https://example.com/not-a-ticket").unwrap();
+    assert_eq!(reason(&c.scan("metro/central/g1", not_a_pass).await), "NOT_A_PASS");
+    let mut blank = std::io::Cursor::new(Vec::new());
+    image::GrayImage::from_pixel(64, 64, image::Luma([255u8])).write_to(&mut blank, image::ImageFormat::Png).unwrap();
+    assert_eq!(reason(&c.scan("metro/central/g1", blank.into_inner()).await), "UNREADABLE_QR");
+    let forger = PrivateKeySigner::random();
+    let forged = kippu_web::pass_png(&forger, metro, now()).unwrap();
+    assert_eq!(reason(&c.scan("metro/central/g1", forged).await), "NOT_HOLDER");
+    let unknown = kippu_web::pass_png(&ben, 999_999, now()).unwrap();
+    assert_eq!(reason(&c.scan("metro/central/g1", unknown).await), "UNKNOWN_TICKET");
+    let stale = kippu_web::pass_png(&ben, metro, now() - 120).unwrap();
+    assert_eq!(reason(&c.scan("metro/central/g1", stale).await), "STALE_PASS");
+
+    // The accepted tap is recorded once.
+    let mut taps = Vec::new();
+    for _ in 0..50 {
+        taps = stack.store.taps_of_ticket(metro).await.unwrap();
+        if !taps.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(taps.len(), 1);
+
+    // Delay insurance: a real GTFS-RT TripUpdate over the threshold on a bus trip.
+    let out = c.feed(&[("1", 20)]).await;
+    assert_eq!(out["vouchers"].as_array().unwrap().len(), 1, "{out}");
+    let again = c.feed(&[("1", 25)]).await;
+    assert_eq!(again["vouchers"].as_array().unwrap().len(), 0, "same delay paid twice: {again}");
+    let small = c.feed(&[("3", 5)]).await;
+    assert_eq!(small["delayed"], 0);
+    let me = c.me().await;
+    assert_eq!(me["vouchers"].as_array().unwrap().len(), 1);
+    assert_eq!(me["vouchers"][0]["value"], 1500);
+    let home = c.http.get(format!("{}/", c.base)).send().await.unwrap().text().await.unwrap();
+    assert!(home.contains("data-voucher="), "voucher visible in the app");
+
+    // Settlement: the ledger splits the purchase across operators, balanced and equal to escrow.
+    stack.indexer.catch_up().await.unwrap();
+    let report = stack.store.operator_report().await.unwrap();
+    let share = |id: u32| report.iter().find(|r| r.operator_id == id).unwrap().revenue;
+    assert_eq!((share(1), share(2), share(3), share(4)), (1530, 510, 1275, 255));
+    assert_eq!(report.iter().find(|r| r.operator_id == 1).unwrap().rides, 1);
+    assert_eq!(stack.store.ledger_imbalance().await.unwrap(), 0);
+    // Escrow on chain equals what the ledger says operators are owed.
+    let escrow_on_chain = stack.chain.escrow_balance().await.unwrap() as i64;
+    let mut owed = 0;
+    for id in 1..=4 {
+        owed -= stack.store.account_balance(&format!("operator:{id}")).await.unwrap();
+    }
+    assert_eq!(owed, escrow_on_chain);
+    assert_eq!(escrow_on_chain, 3570);
+    let page = c.http.get(format!("{}/operators/report", c.base)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("15.30") && page.contains("<svg"), "report shows shares and a chart");
+
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trip_on_embedded_default() {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
+    run_trip(config("embedded", None, None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trip_on_postgres_and_mosquitto() {
+    let var = |k| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let (Some(pg), Some(mqtt)) = (var("KIPPU_TEST_POSTGRES"), var("KIPPU_TEST_MOSQUITTO")) else {
+        eprintln!(
+            "SKIPPED: set KIPPU_TEST_POSTGRES and KIPPU_TEST_MOSQUITTO (make test does) to run the production variant"
+        );
+        return;
+    };
+    // A fresh database per run, so the run is independent of earlier ones.
+    sqlx::any::install_default_drivers();
+    let name = format!("kippu_e2e_{}", rand::random::<u32>());
+    let admin = sqlx::AnyPool::connect(&pg).await.expect("postgres reachable");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
+    let url = match pg.rfind('/') {
+        Some(i) => format!("{}/{name}", &pg[..i]),
+        None => panic!("KIPPU_TEST_POSTGRES needs a database path"),
+    };
+    run_trip(config("prod", Some(url), Some(mqtt))).await;
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&admin).await.unwrap();
+}
