@@ -21,7 +21,7 @@ $(CONTRACTS)/node_modules/.installed: $(CONTRACTS)/package-lock.json
 node: $(CONTRACTS)/node_modules/.installed
 
 dev: node
-	cargo run --release -p kippu -- dev
+	cargo run -p kippu -- dev
 
 test: fmt-check clippy contracts-test check-abi rust-test
 	@echo "make test: all checks passed"

@@ -375,7 +375,7 @@ impl Store {
 
     /// Tickets held by a traveler, newest first.
     pub async fn tickets_of(&self, holder: &Address) -> Result<Vec<TicketRow>> {
-        let rows = sqlx::query(&format!("{TICKET_SELECT} WHERE t.holder = $1 ORDER BY t.id DESC"))
+        let rows = sqlx::query(&format!("{TICKET_SELECT} WHERE t.holder = $1 ORDER BY t.plan_id DESC, t.id"))
             .bind(addr(holder))
             .fetch_all(&self.pool)
             .await?;

@@ -157,6 +157,7 @@ impl Catalogue {
             } else {
                 match t.rides_left() {
                     None => "unlimited rides".into(),
+                    Some(1) => "1 ride left".into(),
                     Some(n) => format!("{n} rides left"),
                 }
             },
