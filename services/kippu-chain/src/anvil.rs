@@ -22,7 +22,8 @@ impl AnvilProcess {
     /// `block_time` of `None` mines on every transaction.
     pub async fn spawn(bin: &Path, port: u16, chain_id: u64, block_time: Option<u64>) -> Result<Self> {
         let port = if port == 0 { free_port()? } else { port };
-        let mut cmd = Command::new(bin);
+        let bin = native_binary(bin);
+        let mut cmd = Command::new(&bin);
         cmd.arg("--host")
             .arg("127.0.0.1")
             .arg("--port")
@@ -73,6 +74,24 @@ impl AnvilProcess {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// npm's `.bin/anvil` is a Node wrapper that spawns the platform binary as its
+/// own child; killing the wrapper would orphan the real anvil. Run the platform
+/// binary (`@foundry-rs/anvil-<os>-<arch>/bin/anvil`) directly when it is there.
+pub fn native_binary(bin: &Path) -> std::path::PathBuf {
+    let Ok(real) = std::fs::canonicalize(bin) else { return bin.to_path_buf() };
+    if real.extension().is_none_or(|e| e != "mjs" && e != "js") {
+        return real;
+    }
+    let Some(scope) = real.parent().and_then(Path::parent) else { return bin.to_path_buf() };
+    let Ok(entries) = std::fs::read_dir(scope) else { return bin.to_path_buf() };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("anvil-"))
+        .map(|e| e.path().join("bin/anvil"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| bin.to_path_buf())
 }
 
 fn free_port() -> Result<u16> {

@@ -33,6 +33,16 @@ enum Cmd {
     },
 }
 
+/// Ctrl-C or SIGTERM: both must reach `shutdown`, or the anvil child outlives us.
+async fn wait_for_stop() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -58,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
             println!("Sign in as a demo traveler, buy a plan, open a ticket's pass and present it to a gate.");
             println!("Feed a delay:  cargo run -p kippu -- feed-delay --trip 1 --minutes 20");
             println!("Ctrl-C stops everything.");
-            tokio::signal::ctrl_c().await?;
+            wait_for_stop().await?;
             println!("stopping…");
             stack.shutdown().await;
         }

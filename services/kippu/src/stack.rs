@@ -141,6 +141,19 @@ fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
+/// The configured anvil, else the repository's npm-installed one (so the
+/// binary also runs outside the checkout's root), else `anvil` on PATH.
+fn resolve_anvil(configured: &std::path::Path) -> std::path::PathBuf {
+    if configured.exists() || configured.is_absolute() {
+        return configured.to_path_buf();
+    }
+    let in_repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(configured);
+    if in_repo.exists() {
+        return in_repo;
+    }
+    std::path::PathBuf::from("anvil")
+}
+
 /// Starts the whole platform from `cfg`.
 pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
@@ -154,7 +167,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     let (anvil, rpc_url, fresh_chain) = match &cfg.chain.rpc_url {
         Some(u) => (None, u.clone(), false),
         None => {
-            let a = AnvilProcess::spawn(&cfg.chain.anvil_bin, cfg.chain.anvil_port, cfg.chain.chain_id, None).await?;
+            let bin = resolve_anvil(&cfg.chain.anvil_bin);
+            let a = AnvilProcess::spawn(&bin, cfg.chain.anvil_port, cfg.chain.chain_id, None).await?;
             let u = a.url();
             (Some(a), u, true)
         }
