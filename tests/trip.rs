@@ -187,6 +187,18 @@ async fn run_trip(cfg: Config) {
     }
     assert_eq!(owed, escrow_on_chain);
     assert_eq!(escrow_on_chain, 3570);
+    // Period close: Clearing pays each operator its share; the ledger books the payouts and escrow empties.
+    let r = c.http.post(format!("{}/dev/close-period", c.base)).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let report = stack.store.operator_report().await.unwrap();
+    for r in &report {
+        assert_eq!(r.paid_out, r.revenue, "operator {} paid its share", r.operator_id);
+    }
+    assert_eq!(stack.chain.escrow_balance().await.unwrap(), 0);
+    for id in 1..=4 {
+        assert_eq!(stack.store.account_balance(&format!("operator:{id}")).await.unwrap(), 0);
+    }
+    assert_eq!(stack.store.ledger_imbalance().await.unwrap(), 0);
     let page = c.http.get(format!("{}/operators/report", c.base)).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("15.30") && page.contains("<svg"), "report shows shares and a chart");
 

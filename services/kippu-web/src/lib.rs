@@ -128,7 +128,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/me", get(pages::api_me))
         .route("/healthz", get(|| async { "ok" }));
     if state.dev_routes {
-        r = r.route("/dev/gtfs-rt", post(pages::dev_feed));
+        r = r.route("/dev/gtfs-rt", post(pages::dev_feed)).route("/dev/close-period", post(pages::dev_close_period));
     }
     r.route("/static/kippu.css", get(|| async { ([(CONTENT_TYPE, "text/css")], CSS) }))
         .route("/static/pass.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], PASS_JS) }))
