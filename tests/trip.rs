@@ -88,18 +88,18 @@ async fn run_trip(cfg: Config) {
     assert_eq!(me["balance"], 0);
 
     // Top up by card: Checkout Session on the loopback Stripe, pay, signed webhook mints FARE.
-    let r = c.http.post(format!("{}/topup", c.base)).form(&[("amount", "40")]).send().await.unwrap();
+    let r = c.http.post(format!("{}/topup", c.base)).form(&[("amount", "150")]).send().await.unwrap();
     let pay_url = r.url().clone();
     assert!(pay_url.path().starts_with("/pay/cs_"), "redirected to Checkout, got {pay_url}");
     let r = c.http.post(pay_url.as_str()).send().await.unwrap();
     assert!(r.url().path().starts_with("/topup/done"), "{}", r.url());
-    assert_eq!(c.me().await["balance"], 4000);
+    assert_eq!(c.me().await["balance"], 15_000);
     // Stripe delivers again: nothing more is minted.
     let fake = stack.fake_stripe.as_ref().expect("fake stripe");
     for id in fake.event_ids() {
         fake.redeliver(&id).await.expect("redelivered");
     }
-    assert_eq!(c.me().await["balance"], 4000, "duplicate webhook minted twice");
+    assert_eq!(c.me().await["balance"], 15_000, "duplicate webhook minted twice");
     // A forged webhook is refused.
     let forged = c
         .http
@@ -115,7 +115,7 @@ async fn run_trip(cfg: Config) {
     let r = c.http.post(format!("{}/plans/1/buy", c.base)).send().await.unwrap();
     assert!(r.url().query().unwrap_or("").starts_with("bought="), "{}", r.url());
     let me = c.me().await;
-    assert_eq!(me["balance"], 4000 - 3570);
+    assert_eq!(me["balance"], 15_000 - 3570);
     let tickets = me["tickets"].as_array().unwrap().clone();
     assert_eq!(tickets.len(), 4);
     let metro = tickets.iter().find(|t| t["operator_id"] == 1).unwrap()["id"].as_u64().unwrap();
@@ -148,6 +148,23 @@ async fn run_trip(cfg: Config) {
     let stale = kippu_web::pass_png(&ben, metro, now() - 120).unwrap();
     assert_eq!(reason(&c.scan("metro/central/g1", stale).await), "STALE_PASS");
 
+    // Validity windows: a plan whose 3 days ended yesterday, and one starting tomorrow.
+    let (price, _) = stack.chain.quote(1).await.unwrap();
+    let day = 86_400;
+    for (start, want) in [(now() - 4 * day, "EXPIRED"), (now() + day, "NOT_YET_VALID")] {
+        let (plan, _) = stack.chain.buy_with_permit(&ben, 1, price, start).await.unwrap();
+        stack.indexer.catch_up().await.unwrap();
+        let me = c.me().await;
+        let t =
+            me["tickets"].as_array().unwrap().iter().find(|t| t["operator_id"] == 1 && t["plan_id"] == plan).unwrap()
+                ["id"]
+                .as_u64()
+                .unwrap();
+        let png = c.http.get(format!("{}/tickets/{t}/pass.png", c.base)).send().await.unwrap().bytes().await.unwrap();
+        let v = c.scan("metro/central/g1", png.to_vec()).await;
+        assert_eq!(reason(&v), want, "{v}");
+    }
+
     // The accepted tap is recorded once.
     let mut taps = Vec::new();
     for _ in 0..50 {
@@ -176,7 +193,8 @@ async fn run_trip(cfg: Config) {
     stack.indexer.catch_up().await.unwrap();
     let report = stack.store.operator_report().await.unwrap();
     let share = |id: u32| report.iter().find(|r| r.operator_id == id).unwrap().revenue;
-    assert_eq!((share(1), share(2), share(3), share(4)), (1530, 510, 1275, 255));
+    // Three Explorer plans (the current one, the expired and the future one), each split by list-price share.
+    assert_eq!((share(1), share(2), share(3), share(4)), (3 * 1530, 3 * 510, 3 * 1275, 3 * 255));
     assert_eq!(report.iter().find(|r| r.operator_id == 1).unwrap().rides, 1);
     assert_eq!(stack.store.ledger_imbalance().await.unwrap(), 0);
     // Escrow on chain equals what the ledger says operators are owed.
@@ -186,7 +204,7 @@ async fn run_trip(cfg: Config) {
         owed -= stack.store.account_balance(&format!("operator:{id}")).await.unwrap();
     }
     assert_eq!(owed, escrow_on_chain);
-    assert_eq!(escrow_on_chain, 3570);
+    assert_eq!(escrow_on_chain, 3 * 3570);
     // Period close: Clearing pays each operator its share; the ledger books the payouts and escrow empties.
     let r = c.http.post(format!("{}/dev/close-period", c.base)).send().await.unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
@@ -200,7 +218,7 @@ async fn run_trip(cfg: Config) {
     }
     assert_eq!(stack.store.ledger_imbalance().await.unwrap(), 0);
     let page = c.http.get(format!("{}/operators/report", c.base)).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("15.30") && page.contains("<svg"), "report shows shares and a chart");
+    assert!(page.contains("45.90") && page.contains("<svg"), "report shows shares and a chart");
 
     stack.shutdown().await;
 }

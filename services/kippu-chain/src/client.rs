@@ -282,12 +282,15 @@ impl Chain {
 
     /// Buys a bundle for `traveler` in one relayed transaction: the traveler's
     /// key signs an EIP-2612 permit here (it never leaves this process), the
-    /// relayer pays the gas. Returns the plan id and transaction hash.
+    /// relayer pays the gas. `valid_from` 0 starts validity at the block's time
+    /// (travelers may also buy ahead for a later start). Returns the plan id and
+    /// transaction hash.
     pub async fn buy_with_permit(
         &self,
         traveler: &PrivateKeySigner,
         bundle_id: u32,
         max_price: u128,
+        valid_from: u64,
     ) -> Result<(u64, B256)> {
         let owner = traveler.address();
         let f = FareToken::new(self.d.fare, &self.provider);
@@ -306,8 +309,16 @@ impl Chain {
             .map_err(|e| ChainError::Config(e.to_string()))?;
         let v = 27u8 + u8::from(sig.v());
         let m = PlanMarket::new(self.d.market, &self.provider);
-        let r =
-            send!(m.buyWithPermit(owner, bundle_id, 0, value, deadline, v, B256::from(sig.r()), B256::from(sig.s())));
+        let r = send!(m.buyWithPermit(
+            owner,
+            bundle_id,
+            valid_from,
+            value,
+            deadline,
+            v,
+            B256::from(sig.r()),
+            B256::from(sig.s())
+        ));
         let plan = r
             .inner
             .logs()

@@ -228,7 +228,7 @@ pub(crate) async fn api_me(
         .tickets_of(&me)
         .await?
         .iter()
-        .map(|t| serde_json::json!({"id": t.id, "operator_id": t.operator_id, "product_id": t.product_id, "rides_left": t.rides_left(), "valid_until": t.valid_until}))
+        .map(|t| serde_json::json!({"id": t.id, "plan_id": t.plan_id, "operator_id": t.operator_id, "product_id": t.product_id, "rides_left": t.rides_left(), "valid_until": t.valid_until}))
         .collect();
     let vouchers: Vec<_> = s
         .store
@@ -322,7 +322,7 @@ pub(crate) async fn buy(
         );
         return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, plans_with(&s, me, Some(msg)).await?).into_response());
     }
-    let (plan_id, tx) = s.chain.buy_with_permit(&signer, bundle_id, price).await?;
+    let (plan_id, tx) = s.chain.buy_with_permit(&signer, bundle_id, price, 0).await?;
     tracing::info!(plan_id, %tx, "plan bought");
     s.platform.catch_up().await;
     Ok(Redirect::to(&format!("/tickets?bought={plan_id}")).into_response())
