@@ -220,6 +220,17 @@ async fn run_trip(cfg: Config) {
     let page = c.http.get(format!("{}/operators/report", c.base)).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("45.90") && page.contains("<svg"), "report shows shares and a chart");
 
+    // The fleet page reads the gates' retained status from the broker.
+    let mut fleet = String::new();
+    for _ in 0..50 {
+        fleet = c.http.get(format!("{}/gates", c.base)).send().await.unwrap().text().await.unwrap();
+        if fleet.matches("gate online").count() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(fleet.matches("gate online").count(), 2, "{fleet}");
+
     stack.shutdown().await;
 }
 

@@ -14,7 +14,10 @@ use kippu_chain::{Chain, ChainConfig, Deployment, InsuranceTerms};
 use kippu_domain::validation::Tap;
 use kippu_domain::{GateInfo, TicketState, Validator, ValidatorConfig, VerdictMessage};
 use kippu_identity::{ChallengeBook, Keystore};
-use kippu_mqtt::{EmbeddedBroker, MqttUrl, TicketLookup, ValidatorHandle, ValidatorService};
+use kippu_mqtt::{
+    EmbeddedBroker, FleetWatcher, GateStatus as MqttGateStatus, MqttUrl, TicketLookup, ValidatorHandle,
+    ValidatorService,
+};
 use kippu_payments::fake::{FakeStripe, FakeStripeHandle};
 use kippu_payments::{Checkout, StripeConfig};
 use kippu_store::Store;
@@ -93,6 +96,8 @@ impl TicketLookup for Lookup {
 
 struct Services {
     indexer: Indexer,
+    fleet: FleetWatcher,
+    stations: HashMap<String, String>,
     gates: HashMap<String, (SimGate, String)>,
     last: Mutex<HashMap<String, String>>,
     insurer: DelayInsurer,
@@ -116,13 +121,22 @@ impl Platform for Services {
 
     async fn gates(&self) -> Vec<GateStatus> {
         let last = self.last.lock().await;
-        let mut out: Vec<_> = self
-            .gates
-            .iter()
-            .map(|(k, (_, station))| GateStatus {
+        let fleet = self.fleet.snapshot();
+        // Registered gates plus any gate the broker reports, registered or not.
+        let mut keys: Vec<&String> = self.stations.keys().chain(fleet.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        let mut out: Vec<_> = keys
+            .into_iter()
+            .map(|k| GateStatus {
                 key: k.clone(),
-                station: station.clone(),
-                state: "online".into(),
+                station: self.stations.get(k).cloned().unwrap_or_else(|| "not registered".into()),
+                state: match fleet.get(k) {
+                    Some(MqttGateStatus::Online) => "online",
+                    Some(MqttGateStatus::Offline) => "offline",
+                    None => "never seen",
+                }
+                .into(),
                 last: last.get(k).cloned().unwrap_or_else(|| "no scans yet".into()),
             })
             .collect();
@@ -288,7 +302,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         gates.insert(g.gate_key.clone(), (SimGate::connect(&mqtt_url, &g.gate_key).await?, g.station.clone()));
     }
     let insurer = DelayInsurer::new(chain.clone(), store.clone(), cfg.insurance.threshold_minutes, TIMETABLE)?;
-    let platform = Arc::new(Services { indexer: indexer.clone(), gates, last: Mutex::new(HashMap::new()), insurer });
+    let fleet = FleetWatcher::spawn(&mqtt, &format!("kippu-fleet-{}", std::process::id()));
+    let stations = gate_rows.iter().map(|g| (g.gate_key.clone(), g.station.clone())).collect();
+    let platform = Arc::new(Services {
+        indexer: indexer.clone(),
+        fleet,
+        stations,
+        gates,
+        last: Mutex::new(HashMap::new()),
+        insurer,
+    });
 
     let state = AppState::new(Inner {
         store: store.clone(),
