@@ -220,6 +220,10 @@ async fn run_trip(cfg: Config) {
     let page = c.http.get(format!("{}/operators/report", c.base)).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("45.90") && page.contains("<svg"), "report shows shares and a chart");
 
+    // Prometheus metrics count what happened.
+    let m = c.http.get(format!("{}/metrics", c.base)).send().await.unwrap().text().await.unwrap();
+    assert!(m.contains("kippu_gate_verdicts_total") && m.contains("kippu_ledger_events_booked_total"), "{m}");
+
     // The fleet page reads the gates' retained status from the broker.
     let mut fleet = String::new();
     for _ in 0..50 {

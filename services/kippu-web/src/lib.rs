@@ -60,6 +60,8 @@ pub trait Platform: Send + Sync {
     async fn gates(&self) -> Vec<GateStatus>;
     /// Ingests a GTFS-Realtime feed (protobuf) and issues vouchers for delays.
     async fn ingest_delays(&self, feed: &[u8]) -> Result<DelayOutcome, String>;
+    /// Prometheus text exposition of the process's metrics.
+    fn metrics(&self) -> String;
 }
 
 /// Shared state of the web app.
@@ -126,7 +128,13 @@ pub fn router(state: AppState) -> Router {
         .route("/gates/{op}/{station}/{gate}/scan", post(pages::gate_scan))
         .route("/operators/report", get(pages::report))
         .route("/api/me", get(pages::api_me))
-        .route("/healthz", get(|| async { "ok" }));
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(|axum::extract::State(s): axum::extract::State<AppState>| async move {
+                ([(CONTENT_TYPE, "text/plain; version=0.0.4")], s.platform.metrics())
+            }),
+        );
     if state.dev_routes {
         r = r.route("/dev/gtfs-rt", post(pages::dev_feed)).route("/dev/close-period", post(pages::dev_close_period));
     }

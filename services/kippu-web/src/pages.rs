@@ -324,6 +324,7 @@ pub(crate) async fn buy(
     }
     let (plan_id, tx) = s.chain.buy_with_permit(&signer, bundle_id, price, 0).await?;
     tracing::info!(plan_id, %tx, "plan bought");
+    metrics::counter!("kippu_plans_bought_total").increment(1);
     s.platform.catch_up().await;
     Ok(Redirect::to(&format!("/tickets?bought={plan_id}")).into_response())
 }
@@ -431,7 +432,11 @@ pub(crate) async fn gate_scan(
 ) -> Response {
     let key = format!("{op}/{station}/{gate}");
     match s.platform.scan_png(&key, body.to_vec()).await {
-        Ok(v) => Json(v).into_response(),
+        Ok(v) => {
+            let outcome = v.reason.map_or_else(|| "OPEN".to_string(), |r| r.code());
+            metrics::counter!("kippu_gate_verdicts_total", "gate" => key, "verdict" => outcome).increment(1);
+            Json(v).into_response()
+        }
         Err(e) => {
             (axum::http::StatusCode::BAD_REQUEST, Json(serde_json::json!({"open": false, "error": e}))).into_response()
         }

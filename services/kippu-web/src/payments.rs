@@ -112,6 +112,7 @@ pub(crate) async fn stripe_webhook(State(s): State<AppState>, headers: HeaderMap
     let event = match verify_webhook(&body, sig, &s.webhook_secret, now(), DEFAULT_TOLERANCE_SECS) {
         Ok(e) => e,
         Err(e) => {
+            metrics::counter!("kippu_webhooks_total", "outcome" => "rejected").increment(1);
             tracing::warn!(error = %e, "rejected webhook");
             return (StatusCode::BAD_REQUEST, format!("invalid webhook: {e}")).into_response();
         }
@@ -125,6 +126,7 @@ pub(crate) async fn stripe_webhook(State(s): State<AppState>, headers: HeaderMap
     };
     match mint_for(&s, &done.session_id, done.amount_total, &done.traveler).await {
         Ok(msg) => {
+            metrics::counter!("kippu_webhooks_total", "outcome" => msg.replace(' ', "_")).increment(1);
             tracing::info!(event = %event.id, first, session = %done.session_id, "{msg}");
             (StatusCode::OK, msg).into_response()
         }

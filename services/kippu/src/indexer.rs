@@ -46,7 +46,10 @@ impl Indexer {
             }
             let to = head.min(from + MAX_RANGE - 1);
             let events = self.chain.events(from, to).await?;
-            total += self.store.apply_events(CURSOR, to + 1, &events).await?;
+            let booked = self.store.apply_events(CURSOR, to + 1, &events).await?;
+            metrics::counter!("kippu_ledger_events_booked_total").increment(booked as u64);
+            metrics::gauge!("kippu_indexer_next_block").set((to + 1) as f64);
+            total += booked;
         }
     }
 

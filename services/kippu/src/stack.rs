@@ -146,9 +146,28 @@ impl Platform for Services {
 
     async fn ingest_delays(&self, feed: &[u8]) -> Result<DelayOutcome, String> {
         let out = self.insurer.ingest(feed, now()).await.map_err(|e| e.to_string())?;
+        metrics::counter!("kippu_vouchers_issued_total").increment(out.vouchers.len() as u64);
         self.catch_up().await;
         Ok(out)
     }
+
+    fn metrics(&self) -> String {
+        prometheus().render()
+    }
+}
+
+/// The process-wide Prometheus recorder; installed once, even when a test
+/// process starts several stacks.
+fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics shows only this handle's view");
+        }
+        handle
+    })
 }
 
 fn now() -> i64 {
@@ -170,6 +189,7 @@ fn resolve_anvil(configured: &std::path::Path) -> std::path::PathBuf {
 
 /// Starts the whole platform from `cfg`.
 pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
+    prometheus();
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(&cfg.web.bind)
         .await
@@ -290,7 +310,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     tasks.push(tokio::spawn(async move {
         while let Some(tap) = tap_rx.recv().await {
             match tap_store.record_tap(&tap).await {
-                Ok(true) => tracing::info!(ticket = tap.ticket_id, gate = %tap.gate, "tap recorded"),
+                Ok(true) => {
+                    metrics::counter!("kippu_taps_recorded_total").increment(1);
+                    tracing::info!(ticket = tap.ticket_id, gate = %tap.gate, "tap recorded")
+                }
                 Ok(false) => tracing::info!(scan = %tap.scan_id, "re-sent tap ignored"),
                 Err(e) => tracing::error!(error = %e, scan = %tap.scan_id, "tap not recorded"),
             }
