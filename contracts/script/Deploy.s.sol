@@ -11,7 +11,11 @@ import {PlanMarket} from "../src/PlanMarket.sol";
 /// @notice Deploys the five Kippu contracts and wires the market's roles.
 ///         The broadcaster becomes admin of everything; operational roles
 ///         (FARE minter, relayer, validator, settler, anchor, oracle, redeemer,
-///         pauser) are granted afterwards by the admin.
+///         pauser, concession issuer) are granted afterwards by the admin.
+///         Optional env: KIPPU_ORACLE_QUORUM (default 1 = single oracle),
+///         KIPPU_VOUCHER_POOL_CAP (FARE cents per pool period, default 0 = no cap),
+///         KIPPU_VOUCHER_POOL_PERIOD (seconds, default 30 days),
+///         KIPPU_CONCESSION_ISSUER (address granted CONCESSION_ISSUER_ROLE, default none).
 /// @dev    forge script script/Deploy.s.sol --rpc-url http://127.0.0.1:8545 --broadcast --private-key $KEY
 contract Deploy is Script {
     struct Deployment {
@@ -29,9 +33,14 @@ contract Deploy is Script {
             voucherOperatorId: uint32(vm.envOr("KIPPU_VOUCHER_OPERATOR_ID", uint256(1))),
             voucherLifetime: uint64(vm.envOr("KIPPU_VOUCHER_LIFETIME", uint256(30 days)))
         });
+        uint8 quorum = uint8(vm.envOr("KIPPU_ORACLE_QUORUM", uint256(1)));
+        uint128 poolCap = uint128(vm.envOr("KIPPU_VOUCHER_POOL_CAP", uint256(0)));
+        uint64 poolPeriod = uint64(vm.envOr("KIPPU_VOUCHER_POOL_PERIOD", uint256(30 days)));
+        address issuer = vm.envOr("KIPPU_CONCESSION_ISSUER", address(0));
         vm.startBroadcast();
         d = deploy(msg.sender, terms);
         wire(d);
+        configure(d, quorum, poolCap, poolPeriod, issuer);
         vm.stopBroadcast();
     }
 
@@ -48,5 +57,13 @@ contract Deploy is Script {
         d.ticket.grantRole(d.ticket.MINTER_ROLE(), address(d.market));
         d.clearing.grantRole(d.clearing.MARKET_ROLE(), address(d.market));
         d.insurance.grantRole(d.insurance.MARKET_ROLE(), address(d.market));
+        d.insurance.setTicketContract(d.ticket);
+    }
+
+    /// @dev must be called by the admin passed to `deploy`; quorum 1 = single oracle key
+    function configure(Deployment memory d, uint8 quorum, uint128 poolCap, uint64 poolPeriod, address issuer) public {
+        if (quorum != d.insurance.quorum()) d.insurance.setQuorum(quorum);
+        if (poolCap != 0) d.insurance.setPoolCap(poolCap, poolPeriod);
+        if (issuer != address(0)) d.market.grantRole(d.market.CONCESSION_ISSUER_ROLE(), issuer);
     }
 }

@@ -14,8 +14,25 @@ contract DeployTest is Test {
         assertTrue(d.ticket.hasRole(d.ticket.MINTER_ROLE(), m));
         assertTrue(d.clearing.hasRole(d.clearing.MARKET_ROLE(), m));
         assertTrue(d.insurance.hasRole(d.insurance.MARKET_ROLE(), m));
+        assertEq(address(d.insurance.ticketContract()), address(d.ticket));
         assertTrue(d.market.hasRole(d.market.DEFAULT_ADMIN_ROLE(), address(s)));
         assertEq(address(d.clearing.fareToken()), address(d.fare));
         assertEq(address(d.market.insuranceContract()), address(d.insurance));
+    }
+
+    function test_DeployConfigures() public {
+        Deploy s = new Deploy();
+        Deploy.Deployment memory d = s.deploy(address(s), DelayInsurance.Terms(15, 500, 1, 30 days));
+        s.wire(d);
+        s.configure(d, 1, 0, 30 days, address(0));
+        assertEq(d.insurance.quorum(), 1);
+        (uint128 cap,) = d.insurance.poolCap();
+        assertEq(cap, 0);
+        s.configure(d, 3, 10_000, 7 days, address(0xC0FFEE));
+        assertEq(d.insurance.quorum(), 3);
+        (uint128 cap2, uint64 len) = d.insurance.poolCap();
+        assertEq(cap2, 10_000);
+        assertEq(len, 7 days);
+        assertTrue(d.market.hasRole(d.market.CONCESSION_ISSUER_ROLE(), address(0xC0FFEE)));
     }
 }

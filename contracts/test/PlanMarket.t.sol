@@ -62,7 +62,7 @@ contract PlanMarketTest is Fixture {
         vm.expectEmit(true, true, false, true, address(market));
         emit ProductListed(40, OP_BUS, 120, 90 minutes, 1, true);
         vm.prank(admin);
-        market.setProduct(40, OP_BUS, 120, 90 minutes, 1, true);
+        market.setProduct(40, fixedProduct(OP_BUS, 120, 90 minutes, 1, true));
         PlanMarket.Product memory p = market.product(40);
         assertEq(p.operatorId, OP_BUS);
         assertEq(p.price, 120);
@@ -76,13 +76,13 @@ contract PlanMarketTest is Fixture {
     function test_RevertWhen_SetProductZeroDuration() public {
         vm.prank(admin);
         vm.expectRevert(PlanMarket.InvalidDuration.selector);
-        market.setProduct(40, OP_BUS, 120, 0, 1, false);
+        market.setProduct(40, fixedProduct(OP_BUS, 120, 0, 1, false));
     }
 
     function test_RevertWhen_SetProductUnauthorized() public {
         vm.prank(relayer);
         vm.expectRevert(unauthorized(relayer, bytes32(0)));
-        market.setProduct(40, OP_BUS, 120, 1, 1, false);
+        market.setProduct(40, fixedProduct(OP_BUS, 120, 1, 1, false));
     }
 
     function test_SetBundle() public {
@@ -137,8 +137,8 @@ contract PlanMarketTest is Fixture {
 
     function test_QuoteFreeBundle() public {
         vm.startPrank(admin);
-        market.setProduct(50, OP_BUS, 0, 1 days, 1, false);
-        market.setProduct(51, OP_BIKE, 0, 1 days, 1, false);
+        market.setProduct(50, fixedProduct(OP_BUS, 0, 1 days, 1, false));
+        market.setProduct(51, fixedProduct(OP_BIKE, 0, 1 days, 1, false));
         uint32[] memory ids = new uint32[](2);
         ids[0] = 50;
         ids[1] = 51;
@@ -271,7 +271,7 @@ contract PlanMarketTest is Fixture {
 
     function test_RevertWhen_BuyUnregisteredOperator() public {
         vm.startPrank(admin);
-        market.setProduct(60, 42, 100, 1 days, 1, false);
+        market.setProduct(60, fixedProduct(42, 100, 1 days, 1, false));
         market.setBundle(9, _ids(60), 0);
         vm.stopPrank();
         vm.startPrank(traveler);
@@ -436,7 +436,8 @@ contract PlanMarketTest is Fixture {
         vm.startPrank(admin);
         for (uint32 i; i < n; ++i) {
             ids[i] = 1000 + i;
-            market.setProduct(ids[i], OP_BUS, prices[i], 1 days, 1, false);
+            prices[i] = uint128(bound(prices[i], 0, type(uint96).max));
+            market.setProduct(ids[i], fixedProduct(OP_BUS, prices[i], 1 days, 1, false));
             listSum += prices[i];
         }
         market.setBundle(77, ids, discountBps);
@@ -459,8 +460,8 @@ contract PlanMarketTest is Fixture {
         b = uint128(bound(b, 0, 1e12));
         discountBps = uint16(bound(discountBps, 0, 5000));
         vm.startPrank(admin);
-        market.setProduct(70, OP_RAIL, a, 1 days, 1, false);
-        market.setProduct(71, OP_BIKE, b, 1 days, 1, false);
+        market.setProduct(70, fixedProduct(OP_RAIL, a, 1 days, 1, false));
+        market.setProduct(71, fixedProduct(OP_BIKE, b, 1 days, 1, false));
         uint32[] memory ids = new uint32[](2);
         ids[0] = 70;
         ids[1] = 71;

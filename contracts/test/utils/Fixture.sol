@@ -69,6 +69,7 @@ abstract contract Fixture is Test {
         clearing.grantRole(clearing.SETTLER_ROLE(), settler);
         clearing.grantRole(clearing.ANCHOR_ROLE(), anchor);
         insurance.grantRole(insurance.MARKET_ROLE(), address(market));
+        insurance.setTicketContract(ticket);
         insurance.grantRole(insurance.ORACLE_ROLE(), oracle);
         insurance.grantRole(insurance.REDEEMER_ROLE(), redeemer);
         market.grantRole(market.RELAYER_ROLE(), relayer);
@@ -78,9 +79,9 @@ abstract contract Fixture is Test {
         clearing.setOperator(OP_BUS, busPayee);
         clearing.setOperator(OP_BIKE, bikePayee);
 
-        market.setProduct(P_RAIL_DAY, OP_RAIL, 1000, 1 days, type(uint32).max, true);
-        market.setProduct(P_BUS_2, OP_BUS, 333, 1 days, 2, false);
-        market.setProduct(P_BIKE_WEEK, OP_BIKE, 250, 7 days, 10, false);
+        market.setProduct(P_RAIL_DAY, fixedProduct(OP_RAIL, 1000, 1 days, type(uint32).max, true));
+        market.setProduct(P_BUS_2, fixedProduct(OP_BUS, 333, 1 days, 2, false));
+        market.setProduct(P_BIKE_WEEK, fixedProduct(OP_BIKE, 250, 7 days, 10, false));
         uint32[] memory ids = new uint32[](3);
         ids[0] = P_RAIL_DAY;
         ids[1] = P_BUS_2;
@@ -96,6 +97,19 @@ abstract contract Fixture is Test {
             voucherOperatorId: OP_RAIL,
             voucherLifetime: VOUCHER_LIFETIME
         });
+    }
+
+    function fixedProduct(uint32 operatorId, uint128 price, uint64 duration, uint32 rides, bool insured)
+        internal
+        pure
+        returns (PlanMarket.ProductConfig memory c)
+    {
+        c.operatorId = operatorId;
+        c.price = price;
+        c.duration = duration;
+        c.rides = rides;
+        c.insurance = insured;
+        c.transferable = true;
     }
 
     function fund(address to, uint256 amount) internal {

@@ -54,6 +54,17 @@ pub struct OperatorSpec {
     pub payee: Address,
 }
 
+/// How a product's validity window is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validity {
+    /// `duration` seconds from the plan's start.
+    Fixed = 0,
+    /// `duration` days from the first ride, which must come within the activation window.
+    Rolling = 1,
+    /// A number of rides within `duration` seconds.
+    Rides = 2,
+}
+
 /// A product to list.
 #[derive(Debug, Clone)]
 pub struct ProductSpec {
@@ -61,14 +72,26 @@ pub struct ProductSpec {
     pub id: u32,
     /// Operator.
     pub operator_id: u32,
+    /// Zone or route the product is valid in (0 = the operator's whole network).
+    pub zone: u32,
     /// List price (minor units).
     pub price: u128,
-    /// Validity (seconds).
+    /// Validity kind.
+    pub validity: Validity,
+    /// Seconds (fixed, rides) or days (rolling).
     pub duration: u64,
+    /// Rolling only: how long after purchase the first ride may come.
+    pub activation_window: u64,
     /// Rides (`u32::MAX` unlimited).
     pub rides: u32,
     /// Delay insurance product?
     pub insurance: bool,
+    /// May the ticket change hands?
+    pub transferable: bool,
+    /// Share refunded for an unused ticket (basis points; 0 = no refunds).
+    pub refund_bps: u16,
+    /// How long after purchase a refund is possible.
+    pub refund_window: u64,
 }
 
 /// A bundle to list.
@@ -191,6 +214,8 @@ impl Chain {
         send!(clearing.grantRole(role("SETTLER_ROLE"), admin));
         send!(clearing.grantRole(role("ANCHOR_ROLE"), admin));
         send!(insurance.grantRole(role("MARKET_ROLE"), m));
+        // Insured legs are covered through the Ticket contract's own data.
+        send!(insurance.setTicketContract(*ticket.address()));
         send!(insurance.grantRole(role("ORACLE_ROLE"), admin));
         send!(insurance.grantRole(role("REDEEMER_ROLE"), admin));
         send!(fare.grantRole(role("MINTER_ROLE"), admin));
@@ -235,7 +260,20 @@ impl Chain {
     /// Lists a product.
     pub async fn list_product(&self, p: &ProductSpec) -> Result<()> {
         let m = PlanMarket::new(self.d.market, &self.provider);
-        send!(m.setProduct(p.id, p.operator_id, p.price, p.duration, p.rides, p.insurance));
+        let c = PlanMarket::ProductConfig {
+            operatorId: p.operator_id,
+            zone: p.zone,
+            price: p.price,
+            validity: p.validity as u8,
+            duration: p.duration,
+            activationWindow: p.activation_window,
+            rides: p.rides,
+            insurance: p.insurance,
+            transferable: p.transferable,
+            refundBps: p.refund_bps,
+            refundWindow: p.refund_window,
+        };
+        send!(m.setProduct(p.id, c));
         Ok(())
     }
 

@@ -53,6 +53,15 @@ pub fn decode_log(d: &Deployment, log: &Log) -> Option<(EventMeta, ChainEvent)> 
                     valid_from: e.validFrom,
                 }
             }
+            PlanMarket::TicketRefunded::SIGNATURE_HASH => {
+                let e = PlanMarket::TicketRefunded::decode_log_data(data).ok()?;
+                ChainEvent::TicketRefunded {
+                    ticket_id: id(e.ticketId)?,
+                    traveler: e.traveler,
+                    operator_id: e.operatorId,
+                    amount: amount(e.amount)?,
+                }
+            }
             PlanMarket::LegSold::SIGNATURE_HASH => {
                 let e = PlanMarket::LegSold::decode_log_data(data).ok()?;
                 ChainEvent::LegSold {
@@ -78,6 +87,14 @@ pub fn decode_log(d: &Deployment, log: &Log) -> Option<(EventMeta, ChainEvent)> 
                     valid_from: e.validFrom,
                     valid_until: e.validUntil,
                     rides: e.rides,
+                }
+            }
+            Ticket::TicketActivated::SIGNATURE_HASH => {
+                let e = Ticket::TicketActivated::decode_log_data(data).ok()?;
+                ChainEvent::TicketActivated {
+                    ticket_id: id(e.tokenId)?,
+                    valid_from: e.validFrom,
+                    valid_until: e.validUntil,
                 }
             }
             _ => return None,

@@ -7,7 +7,7 @@ pub mod bindings;
 mod client;
 mod decode;
 
-pub use client::{BundleSpec, Chain, ChainConfig, Deployment, InsuranceTerms, OperatorSpec, ProductSpec};
+pub use client::{BundleSpec, Chain, ChainConfig, Deployment, InsuranceTerms, OperatorSpec, ProductSpec, Validity};
 pub use decode::decode_log;
 
 /// Chain adapter errors.

@@ -62,6 +62,10 @@ pub enum ChainEvent {
     Payout { period_id: u64, operator_id: u32, payee: Address, amount: i64 },
     /// A batch of taps anchored by its Merkle root.
     TapBatchAnchored { batch_id: u64, root: B256, tap_count: u32 },
+    /// An unused ticket refunded from escrow to its holder.
+    TicketRefunded { ticket_id: u64, traveler: Address, operator_id: u32, amount: i64 },
+    /// A rolling ticket's window started at its first ride.
+    TicketActivated { ticket_id: u64, valid_from: u64, valid_until: u64 },
 }
 
 impl ChainEvent {
@@ -77,6 +81,8 @@ impl ChainEvent {
             Self::VoucherRedeemed { .. } => "VoucherRedeemed",
             Self::Payout { .. } => "Payout",
             Self::TapBatchAnchored { .. } => "TapBatchAnchored",
+            Self::TicketRefunded { .. } => "TicketRefunded",
+            Self::TicketActivated { .. } => "TicketActivated",
         }
     }
 
@@ -100,7 +106,12 @@ impl ChainEvent {
             Self::Payout { operator_id, amount, .. } => {
                 vec![(format!("operator:{operator_id}"), *amount), ("paid_out".into(), -amount)]
             }
+            // The operator's claim shrinks; the traveler holds the FARE again.
+            Self::TicketRefunded { traveler, operator_id, amount, .. } => {
+                vec![(format!("operator:{operator_id}"), *amount), (format!("traveler:{traveler:#x}"), -amount)]
+            }
             Self::TicketIssued { .. }
+            | Self::TicketActivated { .. }
             | Self::PolicyOpened { .. }
             | Self::VoucherIssued { .. }
             | Self::TapBatchAnchored { .. } => vec![],
@@ -120,6 +131,7 @@ mod tests {
             ChainEvent::LegSold { plan_id: 1, ticket_id: 1, operator_id: 2, product_id: 3, share: 100 },
             ChainEvent::VoucherRedeemed { voucher_id: 1, operator_id: 3, value: 1500 },
             ChainEvent::Payout { period_id: 1, operator_id: 2, payee: Address::ZERO, amount: 100 },
+            ChainEvent::TicketRefunded { ticket_id: 1, traveler: Address::ZERO, operator_id: 2, amount: 80 },
         ];
         for e in events {
             let p = e.postings();

@@ -713,6 +713,18 @@ async fn apply_read_model(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &str, 
                 .execute(&mut **tx)
                 .await?;
         }
+        ChainEvent::TicketRefunded { ticket_id, .. } => {
+            // A refunded ticket is burned: it leaves the holder's list and the validator's reach.
+            sqlx::query("DELETE FROM tickets WHERE id = $1").bind(*ticket_id as i64).execute(&mut **tx).await?;
+        }
+        ChainEvent::TicketActivated { ticket_id, valid_from, valid_until } => {
+            sqlx::query("UPDATE tickets SET valid_from = $2, valid_until = $3 WHERE id = $1")
+                .bind(*ticket_id as i64)
+                .bind(*valid_from as i64)
+                .bind(*valid_until as i64)
+                .execute(&mut **tx)
+                .await?;
+        }
         ChainEvent::FareMinted { .. } | ChainEvent::Payout { .. } | ChainEvent::TapBatchAnchored { .. } => {}
     }
     Ok(())

@@ -3,7 +3,7 @@
 //! bundles, two simulated gates and two demo travelers with custodial keys.
 
 use alloy::primitives::{keccak256, Address};
-use kippu_chain::{BundleSpec, Chain, OperatorSpec, ProductSpec};
+use kippu_chain::{BundleSpec, Chain, OperatorSpec, ProductSpec, Validity};
 use kippu_identity::{deterministic_demo_key, did_pkh, Keystore};
 use kippu_store::{Bundle, GateRow, Operator, Product, Store, Traveler};
 
@@ -107,10 +107,17 @@ pub async fn seed(chain: &Chain, store: &Store, keystore: &Keystore) -> anyhow::
             .list_product(&ProductSpec {
                 id: p.id,
                 operator_id: p.operator_id,
+                zone: 0,
                 price: p.price as u128,
+                validity: if p.rides == UNLIMITED || p.insurance { Validity::Fixed } else { Validity::Rides },
                 duration: p.duration_secs as u64,
+                activation_window: 0,
                 rides: p.rides,
                 insurance: p.insurance,
+                transferable: true,
+                // Unused ride tickets refund 80 % within a day of purchase; passes and cover do not refund.
+                refund_bps: if p.rides != UNLIMITED && !p.insurance { 8_000 } else { 0 },
+                refund_window: DAY as u64,
             })
             .await?;
         store.upsert_product(&p).await?;
