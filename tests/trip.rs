@@ -151,6 +151,7 @@ async fn run_trip(cfg: Config) {
     // Validity windows: a plan whose 3 days ended yesterday, and one starting tomorrow.
     let (price, _) = stack.chain.quote(1).await.unwrap();
     let day = 86_400;
+    let mut future_plan = None;
     for (start, want) in [(now() - 4 * day, "EXPIRED"), (now() + day, "NOT_YET_VALID")] {
         let (plan, _) = stack.chain.buy_with_permit(&ben, 1, price, start).await.unwrap();
         stack.indexer.catch_up().await.unwrap();
@@ -163,7 +164,27 @@ async fn run_trip(cfg: Config) {
         let png = c.http.get(format!("{}/tickets/{t}/pass.png", c.base)).send().await.unwrap().bytes().await.unwrap();
         let v = c.scan("metro/central/g1", png.to_vec()).await;
         assert_eq!(reason(&v), want, "{v}");
+        future_plan = Some(plan);
     }
+
+    // Refunds: the unused taxi credit of the future plan returns 80 % of its share
+    // from escrow; a pass whose product allows no refund is refused.
+    let plan = future_plan.unwrap();
+    let me = c.me().await;
+    let leg = |op: u32| {
+        me["tickets"].as_array().unwrap().iter().find(|t| t["operator_id"] == op && t["plan_id"] == plan).unwrap()["id"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = me["balance"].as_u64().unwrap();
+    let refunded = stack.chain.refund(leg(3)).await.unwrap();
+    assert_eq!(refunded, 1275 * 8 / 10);
+    let err = stack.chain.refund(leg(1)).await.unwrap_err();
+    assert!(err.to_string().contains("NotRefundable"), "{err}");
+    stack.indexer.catch_up().await.unwrap();
+    let me = c.me().await;
+    assert_eq!(me["balance"].as_u64().unwrap(), before + 1020);
+    assert!(!me["tickets"].as_array().unwrap().iter().any(|t| t["id"] == leg(3)), "refunded ticket still listed");
 
     // The accepted tap is recorded once.
     let mut taps = Vec::new();
@@ -204,13 +225,14 @@ async fn run_trip(cfg: Config) {
         owed -= stack.store.account_balance(&format!("operator:{id}")).await.unwrap();
     }
     assert_eq!(owed, escrow_on_chain);
-    assert_eq!(escrow_on_chain, 3 * 3570);
+    assert_eq!(escrow_on_chain, 3 * 3570 - 1020);
     // Period close: Clearing pays each operator its share; the ledger books the payouts and escrow empties.
     let r = c.http.post(format!("{}/dev/close-period", c.base)).send().await.unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     let report = stack.store.operator_report().await.unwrap();
     for r in &report {
-        assert_eq!(r.paid_out, r.revenue, "operator {} paid its share", r.operator_id);
+        let refunded = if r.operator_id == 3 { 1020 } else { 0 };
+        assert_eq!(r.paid_out, r.revenue - refunded, "operator {} paid its share less refunds", r.operator_id);
     }
     assert_eq!(stack.chain.escrow_balance().await.unwrap(), 0);
     for id in 1..=4 {

@@ -124,6 +124,7 @@ pub struct Chain {
     provider: DynProvider,
     admin: Address,
     d: Deployment,
+    send_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 fn rpc<E: std::fmt::Display>(e: E) -> ChainError {
@@ -149,16 +150,26 @@ fn revert(e: alloy::contract::Error) -> ChainError {
     ChainError::Revert(e.to_string())
 }
 
+/// Sends one transaction. Sends from the operating account are serialized so
+/// each takes the next pending nonce; a call that reverts at estimation never
+/// consumes a nonce (a cached nonce would, leaving a gap that stalls every later
+/// transaction). Receipt waits are bounded.
 macro_rules! send {
-    ($call:expr) => {{
+    ($lock:expr, $call:expr) => {{
+        let guard = $lock.lock().await;
         let pending = $call.send().await.map_err(revert)?;
-        let receipt: TransactionReceipt = pending.get_receipt().await.map_err(rpc)?;
+        drop(guard);
+        let receipt: TransactionReceipt =
+            pending.with_timeout(Some(RECEIPT_TIMEOUT)).get_receipt().await.map_err(rpc)?;
         if !receipt.status() {
             return Err(ChainError::TxFailed(format!("{:#x}", receipt.transaction_hash)));
         }
         receipt
     }};
 }
+
+/// Longest wait for a transaction to be mined.
+const RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn role(name: &str) -> B256 {
     keccak256(name.as_bytes())
@@ -172,9 +183,14 @@ async fn connect(cfg: &ChainConfig) -> Result<(DynProvider, Address)> {
     let signer: PrivateKeySigner = cfg.admin_key.parse().map_err(|e| ChainError::Config(format!("admin key: {e}")))?;
     let admin = signer.address();
     let url = cfg.rpc_url.parse().map_err(|e| ChainError::Config(format!("rpc url: {e}")))?;
-    // Cached nonces: several tasks (relayer, minter, oracle) send from one account.
+    // alloy's recommended fillers cache nonces, and a call that reverts at gas
+    // estimation still consumes one, stalling every later transaction behind
+    // the gap. Ask the node for the pending count instead (sends are serialized).
     let provider = ProviderBuilder::new()
-        .with_cached_nonce_management()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
         .wallet(EthereumWallet::from(signer))
         .connect_http(url)
         .erased();
@@ -185,6 +201,7 @@ impl Chain {
     /// Deploys all five contracts and wires their roles.
     pub async fn deploy(cfg: &ChainConfig, terms: &InsuranceTerms) -> Result<Self> {
         let (provider, admin) = connect(cfg).await?;
+        let lock = std::sync::Arc::new(tokio::sync::Mutex::new(()));
         let chain_id = provider.get_chain_id().await.map_err(rpc)?;
         let deploy_block = provider.get_block_number().await.map_err(rpc)?;
         let fare = FareToken::deploy(provider.clone(), admin).await.map_err(revert)?;
@@ -208,19 +225,19 @@ impl Chain {
         .await
         .map_err(revert)?;
         let m = *market.address();
-        send!(ticket.grantRole(role("MINTER_ROLE"), m));
-        send!(ticket.grantRole(role("VALIDATOR_ROLE"), admin));
-        send!(clearing.grantRole(role("MARKET_ROLE"), m));
-        send!(clearing.grantRole(role("SETTLER_ROLE"), admin));
-        send!(clearing.grantRole(role("ANCHOR_ROLE"), admin));
-        send!(insurance.grantRole(role("MARKET_ROLE"), m));
+        send!(lock, ticket.grantRole(role("MINTER_ROLE"), m));
+        send!(lock, ticket.grantRole(role("VALIDATOR_ROLE"), admin));
+        send!(lock, clearing.grantRole(role("MARKET_ROLE"), m));
+        send!(lock, clearing.grantRole(role("SETTLER_ROLE"), admin));
+        send!(lock, clearing.grantRole(role("ANCHOR_ROLE"), admin));
+        send!(lock, insurance.grantRole(role("MARKET_ROLE"), m));
         // Insured legs are covered through the Ticket contract's own data.
-        send!(insurance.setTicketContract(*ticket.address()));
-        send!(insurance.grantRole(role("ORACLE_ROLE"), admin));
-        send!(insurance.grantRole(role("REDEEMER_ROLE"), admin));
-        send!(fare.grantRole(role("MINTER_ROLE"), admin));
-        send!(market.grantRole(role("RELAYER_ROLE"), admin));
-        send!(market.grantRole(role("PAUSER_ROLE"), admin));
+        send!(lock, insurance.setTicketContract(*ticket.address()));
+        send!(lock, insurance.grantRole(role("ORACLE_ROLE"), admin));
+        send!(lock, insurance.grantRole(role("REDEEMER_ROLE"), admin));
+        send!(lock, fare.grantRole(role("MINTER_ROLE"), admin));
+        send!(lock, market.grantRole(role("RELAYER_ROLE"), admin));
+        send!(lock, market.grantRole(role("PAUSER_ROLE"), admin));
         let d = Deployment {
             chain_id,
             deploy_block,
@@ -231,13 +248,13 @@ impl Chain {
             clearing: *clearing.address(),
         };
         tracing::info!(?d, "contracts deployed");
-        Ok(Self { provider, admin, d })
+        Ok(Self { provider, admin, d, send_lock: lock })
     }
 
     /// Connects to an existing deployment.
     pub async fn attach(cfg: &ChainConfig, d: Deployment) -> Result<Self> {
         let (provider, admin) = connect(cfg).await?;
-        Ok(Self { provider, admin, d })
+        Ok(Self { provider, admin, d, send_lock: Default::default() })
     }
 
     /// The deployment's addresses.
@@ -253,7 +270,7 @@ impl Chain {
     /// Registers an operator's payout address.
     pub async fn set_operator(&self, op: &OperatorSpec) -> Result<()> {
         let c = Clearing::new(self.d.clearing, &self.provider);
-        send!(c.setOperator(op.id, op.payee));
+        send!(self.send_lock, c.setOperator(op.id, op.payee));
         Ok(())
     }
 
@@ -273,14 +290,14 @@ impl Chain {
             refundBps: p.refund_bps,
             refundWindow: p.refund_window,
         };
-        send!(m.setProduct(p.id, c));
+        send!(self.send_lock, m.setProduct(p.id, c));
         Ok(())
     }
 
     /// Lists a bundle.
     pub async fn list_bundle(&self, b: &BundleSpec) -> Result<()> {
         let m = PlanMarket::new(self.d.market, &self.provider);
-        send!(m.setBundle(b.id, b.product_ids.clone(), b.discount_bps));
+        send!(self.send_lock, m.setBundle(b.id, b.product_ids.clone(), b.discount_bps));
         Ok(())
     }
 
@@ -299,7 +316,7 @@ impl Chain {
     /// Mints FARE for a card payment; the contract refuses a second mint of the same payment.
     pub async fn mint_fare(&self, to: Address, amount: u128, payment_ref: B256) -> Result<B256> {
         let f = FareToken::new(self.d.fare, &self.provider);
-        let r = send!(f.mint(to, U256::from(amount), payment_ref));
+        let r = send!(self.send_lock, f.mint(to, U256::from(amount), payment_ref));
         Ok(r.transaction_hash)
     }
 
@@ -347,16 +364,10 @@ impl Chain {
             .map_err(|e| ChainError::Config(e.to_string()))?;
         let v = 27u8 + u8::from(sig.v());
         let m = PlanMarket::new(self.d.market, &self.provider);
-        let r = send!(m.buyWithPermit(
-            owner,
-            bundle_id,
-            valid_from,
-            value,
-            deadline,
-            v,
-            B256::from(sig.r()),
-            B256::from(sig.s())
-        ));
+        let r = send!(
+            self.send_lock,
+            m.buyWithPermit(owner, bundle_id, valid_from, value, deadline, v, B256::from(sig.r()), B256::from(sig.s()))
+        );
         let plan = r
             .inner
             .logs()
@@ -366,10 +377,24 @@ impl Chain {
         Ok((plan.planId, r.transaction_hash))
     }
 
+    /// Refunds an unused ticket to its holder (as the relayer) under its
+    /// product's refund policy. Returns the amount refunded.
+    pub async fn refund(&self, ticket_id: u64) -> Result<u128> {
+        let m = PlanMarket::new(self.d.market, &self.provider);
+        let r = send!(self.send_lock, m.refund(U256::from(ticket_id)));
+        let e = r
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| PlanMarket::TicketRefunded::decode_log_data(l.data()).ok())
+            .ok_or_else(|| ChainError::Rpc("refund mined without TicketRefunded".into()))?;
+        u128::try_from(e.amount).map_err(|_| ChainError::Rpc("refund overflow".into()))
+    }
+
     /// Reports a delay for one policy as the oracle; returns the voucher id issued.
     pub async fn report_delay(&self, delay_id: B256, policy_id: u64, delay_minutes: u32) -> Result<u64> {
         let c = DelayInsurance::new(self.d.insurance, &self.provider);
-        let r = send!(c.reportDelay(delay_id, U256::from(policy_id), delay_minutes));
+        let r = send!(self.send_lock, c.reportDelay(delay_id, U256::from(policy_id), delay_minutes));
         let v = r
             .inner
             .logs()
@@ -382,19 +407,19 @@ impl Chain {
     /// Redeems a voucher at an operator.
     pub async fn redeem_voucher(&self, voucher_id: u64, operator_id: u32) -> Result<B256> {
         let c = DelayInsurance::new(self.d.insurance, &self.provider);
-        Ok(send!(c.redeem(U256::from(voucher_id), operator_id)).transaction_hash)
+        Ok(send!(self.send_lock, c.redeem(U256::from(voucher_id), operator_id)).transaction_hash)
     }
 
     /// Closes the clearing period, paying every operator.
     pub async fn close_period(&self) -> Result<B256> {
         let c = Clearing::new(self.d.clearing, &self.provider);
-        Ok(send!(c.closePeriod()).transaction_hash)
+        Ok(send!(self.send_lock, c.closePeriod()).transaction_hash)
     }
 
     /// Anchors a tap batch's Merkle root.
     pub async fn anchor_taps(&self, root: B256, count: u32) -> Result<B256> {
         let c = Clearing::new(self.d.clearing, &self.provider);
-        Ok(send!(c.anchorTapBatch(root, count)).transaction_hash)
+        Ok(send!(self.send_lock, c.anchorTapBatch(root, count)).transaction_hash)
     }
 
     /// Latest block number.
