@@ -91,6 +91,35 @@ contract GasBench is Fixture {
         assertLe(txGas / 4, 100_000, "gas per leg regressed");
     }
 
+    function _buyAs(uint256 key, uint32 bundle) internal returns (uint256) {
+        address who = vm.addr(key);
+        fund(who, 100_000);
+        (uint256 price,) = market.quote(bundle);
+        uint256 deadline = block.timestamp + 1 hours;
+        (uint8 v, bytes32 r, bytes32 s) = signPermit(key, address(market), price, deadline);
+        bytes memory data = abi.encodeCall(market.buyWithPermit, (who, bundle, uint64(0), price, deadline, v, r, s));
+        _coolAll();
+        vm.cool(who);
+        vm.prank(relayer);
+        market.buyWithPermit(who, bundle, 0, price, deadline, v, r, s);
+        return _report("buyWithPermit, first purchase of a new traveler", data);
+    }
+
+    /// The cost one more leg adds to a purchase: (4-leg - 1-leg) / 3, both first
+    /// purchases of fresh travelers, so per-purchase costs (permit, base, the
+    /// traveler's first ticket balance) cancel out.
+    function test_Gas_MarginalLeg() public {
+        uint32[] memory one = new uint32[](1);
+        one[0] = P_TAXI;
+        vm.prank(admin);
+        market.setBundle(401, one, 0);
+        uint256 g1 = _buyAs(0xA11CE, 401);
+        uint256 g4 = _buyAs(0xB0B, BUNDLE4);
+        uint256 marginal = (g4 - g1) / 3;
+        console.log("  marginal gas per additional leg", marginal);
+        assertLe(marginal, 75_000, "marginal gas per leg over the 75k target");
+    }
+
     function _anchor(uint32 taps) internal returns (uint256) {
         bytes memory data = abi.encodeCall(clearing.anchorTapBatch, (keccak256("root"), taps));
         _coolAll();
