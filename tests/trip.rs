@@ -28,7 +28,7 @@ fn config(tag: &str, database_url: Option<String>, mqtt_url: Option<String>) -> 
             std::process::id(),
             rand::random::<u32>()
         )),
-        web: kippu::config::WebConfig { bind: "127.0.0.1:0".into(), ..d.web },
+        web: kippu::config::WebConfig { bind: "127.0.0.1:0".into(), dev_routes: Some(true), ..d.web },
         chain: kippu::config::ChainSection {
             anvil_port: 0,
             anvil_bin: repo().join("contracts/node_modules/.bin/anvil"),

@@ -37,8 +37,9 @@ pub struct WebConfig {
     pub bind: String,
     /// URL travelers use (for redirects from Stripe).
     pub public_url: Option<String>,
-    /// Dev-only routes (feed a GTFS-RT message by POST).
-    pub dev_routes: bool,
+    /// Dev-only, unauthenticated routes (feed a GTFS-RT message, close the
+    /// clearing period). Off unless configured; `kippu dev` turns them on.
+    pub dev_routes: Option<bool>,
 }
 
 /// Database settings.
@@ -135,7 +136,7 @@ impl Default for Config {
 
 impl Default for WebConfig {
     fn default() -> Self {
-        Self { bind: "127.0.0.1:8080".into(), public_url: None, dev_routes: true }
+        Self { bind: "127.0.0.1:8080".into(), public_url: None, dev_routes: None }
     }
 }
 
@@ -258,7 +259,7 @@ impl Config {
             self.web.public_url = Some(v);
         }
         if let Some(v) = nonempty("KIPPU_DEV_ROUTES") {
-            self.web.dev_routes = flag("KIPPU_DEV_ROUTES", v)?;
+            self.web.dev_routes = Some(flag("KIPPU_DEV_ROUTES", v)?);
         }
         if let Some(v) = nonempty("KIPPU_STRIPE_API_BASE") {
             self.stripe.api_base = Some(v);

@@ -54,7 +54,9 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Dev => {
-            let cfg = kippu::Config::load(cli.config.as_deref())?;
+            let mut cfg = kippu::Config::load(cli.config.as_deref())?;
+            // The demo needs its hand-fed delays and period close unless the configuration says otherwise.
+            cfg.web.dev_routes.get_or_insert(true);
             let stack = kippu::start(cfg).await?;
             println!();
             println!("Kippu is running.");

@@ -345,7 +345,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         webhook_secret: cfg.stripe.webhook_secret.clone(),
         public_url: web_url.clone(),
         platform,
-        dev_routes: cfg.web.dev_routes,
+        dev_routes: cfg.web.dev_routes.unwrap_or(false),
     });
     let app = kippu_web::router(state);
     tasks.push(tokio::spawn(async move {
