@@ -196,6 +196,25 @@ async fn run_trip(cfg: Config) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(taps.len(), 1);
+    // Taps are anchored on chain as one Merkle root; a tap's proof checks on chain, a forged one does not.
+    let (batch, count) = kippu::anchor::anchor_pending(&stack.chain, &stack.store).await.unwrap().expect("a batch");
+    assert_eq!(count, 1);
+    assert!(kippu::anchor::anchor_pending(&stack.chain, &stack.store).await.unwrap().is_none(), "anchored twice");
+    let leaf = kippu::anchor::leaf_of(&taps[0]);
+    assert!(stack.chain.verify_tap(batch, leaf, vec![]).await.unwrap());
+    let forged = kippu_domain::merkle::tap_leaf("forged", metro, 1, 0);
+    assert!(!stack.chain.verify_tap(batch, forged, vec![]).await.unwrap());
+    let t = &taps[0];
+    let scan_hash = alloy::primitives::keccak256(t.scan_id.as_bytes());
+    assert_eq!(stack.chain.tap_leaf(scan_hash, t.ticket_id, t.operator_id, t.at as u64).await.unwrap(), leaf);
+    // A larger tree: every Rust-built proof verifies on chain (sorted-pair hashing as OpenZeppelin's).
+    let leaves: Vec<_> = (0..5u64).map(|i| kippu_domain::merkle::tap_leaf(&format!("s{i}"), i, 1, i)).collect();
+    let tree = kippu_domain::merkle::MerkleTree::new(leaves.clone()).unwrap();
+    let big = stack.chain.anchor_taps(tree.root(), 5).await.unwrap();
+    for (i, l) in leaves.iter().enumerate() {
+        assert!(stack.chain.verify_tap(big, *l, tree.proof(i).unwrap()).await.unwrap(), "leaf {i}");
+    }
+    assert!(!stack.chain.verify_tap(big, forged, tree.proof(0).unwrap()).await.unwrap());
 
     // Delay insurance: a real GTFS-RT TripUpdate over the threshold on a bus trip.
     let out = c.feed(&[("1", 20)]).await;

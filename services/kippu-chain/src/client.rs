@@ -416,10 +416,28 @@ impl Chain {
         Ok(send!(self.send_lock, c.closePeriod()).transaction_hash)
     }
 
-    /// Anchors a tap batch's Merkle root.
-    pub async fn anchor_taps(&self, root: B256, count: u32) -> Result<B256> {
+    /// Anchors a tap batch's Merkle root; returns the batch id.
+    pub async fn anchor_taps(&self, root: B256, count: u32) -> Result<u64> {
         let c = Clearing::new(self.d.clearing, &self.provider);
-        Ok(send!(self.send_lock, c.anchorTapBatch(root, count)).transaction_hash)
+        let r = send!(self.send_lock, c.anchorTapBatch(root, count));
+        r.inner
+            .logs()
+            .iter()
+            .find_map(|l| Clearing::TapBatchAnchored::decode_log_data(l.data()).ok())
+            .map(|e| e.batchId)
+            .ok_or_else(|| ChainError::Rpc("anchor mined without TapBatchAnchored".into()))
+    }
+
+    /// Clearing's own leaf of a tap (to check the off-chain encoding against).
+    pub async fn tap_leaf(&self, scan_id_hash: B256, ticket_id: u64, operator_id: u32, at: u64) -> Result<B256> {
+        let c = Clearing::new(self.d.clearing, &self.provider);
+        c.tapLeaf(scan_id_hash, U256::from(ticket_id), operator_id, at).call().await.map_err(revert)
+    }
+
+    /// Asks Clearing whether `leaf` is in anchored batch `batch_id`.
+    pub async fn verify_tap(&self, batch_id: u64, leaf: B256, proof: Vec<B256>) -> Result<bool> {
+        let c = Clearing::new(self.d.clearing, &self.provider);
+        c.verifyTap(batch_id, leaf, proof).call().await.map_err(revert)
     }
 
     /// Latest block number.

@@ -4,6 +4,7 @@
 //! mode) and the web app.
 
 pub mod events;
+pub mod merkle;
 pub mod money;
 pub mod pass;
 pub mod pricing;

@@ -467,6 +467,31 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Taps not yet anchored on chain, oldest first, at most `limit`.
+    pub async fn unanchored_taps(&self, limit: i64) -> Result<Vec<TapRow>> {
+        let rows = sqlx::query(
+            "SELECT scan_id, ticket_id, operator_id, gate_key, at FROM taps WHERE batch_id IS NULL ORDER BY at, scan_id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(tap_from_row).collect()
+    }
+
+    /// Records that these taps are anchored in `batch_id`.
+    pub async fn mark_anchored(&self, scan_ids: &[String], batch_id: u64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for id in scan_ids {
+            sqlx::query("UPDATE taps SET batch_id = $2 WHERE scan_id = $1 AND batch_id IS NULL")
+                .bind(id)
+                .bind(batch_id as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Taps of one ticket, newest first.
     pub async fn taps_of_ticket(&self, ticket_id: u64) -> Result<Vec<TapRow>> {
         let rows = sqlx::query(
@@ -475,17 +500,7 @@ impl Store {
         .bind(ticket_id as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TapRow {
-                    scan_id: r.try_get(0)?,
-                    ticket_id: r.try_get::<i64, _>(1)? as u64,
-                    operator_id: r.try_get::<i64, _>(2)? as u32,
-                    gate_key: r.try_get(3)?,
-                    at: r.try_get(4)?,
-                })
-            })
-            .collect()
+        rows.iter().map(tap_from_row).collect()
     }
 
     // ---- payments ----------------------------------------------------------
@@ -622,6 +637,16 @@ fn ticket_from_row(r: &AnyRow) -> Result<TicketRow> {
         rides: r.try_get::<i64, _>(7)? as u32,
         share: r.try_get(8)?,
         taps: r.try_get(9)?,
+    })
+}
+
+fn tap_from_row(r: &AnyRow) -> Result<TapRow> {
+    Ok(TapRow {
+        scan_id: r.try_get(0)?,
+        ticket_id: r.try_get::<i64, _>(1)? as u64,
+        operator_id: r.try_get::<i64, _>(2)? as u32,
+        gate_key: r.try_get(3)?,
+        at: r.try_get(4)?,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The Kippu platform: configuration and wiring of the adapters. The binary
 //! (`kippu dev`) and the end-to-end tests both start [`stack::start`].
 
+pub mod anchor;
 pub mod config;
 pub mod indexer;
 pub mod insurance;

@@ -320,6 +320,18 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         }
     }));
 
+    let (anchor_chain, anchor_store) = (chain.clone(), store.clone());
+    tasks.push(tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(30));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if let Err(e) = crate::anchor::anchor_pending(&anchor_chain, &anchor_store).await {
+                tracing::warn!(error = %e, "tap anchoring failed; retrying next round");
+            }
+        }
+    }));
+
     let mut gates = HashMap::new();
     for g in &gate_rows {
         gates.insert(g.gate_key.clone(), (SimGate::connect(&mqtt_url, &g.gate_key).await?, g.station.clone()));
