@@ -7,12 +7,6 @@ import {Clearing} from "../src/Clearing.sol";
 import {FareToken} from "../src/FareToken.sol";
 
 contract ClearingTest is Fixture {
-    event OperatorSet(uint32 indexed operatorId, address payee);
-    event Credited(uint64 indexed planId, uint32 indexed operatorId, uint256 amount);
-    event Payout(uint64 indexed periodId, uint32 indexed operatorId, address payee, uint256 amount);
-    event PeriodClosed(uint64 indexed periodId, uint256 totalPaid);
-    event TapBatchAnchored(uint64 indexed batchId, bytes32 merkleRoot, uint32 tapCount);
-
     address internal mkt = makeAddr("mkt");
 
     function setUp() public override {
@@ -50,7 +44,7 @@ contract ClearingTest is Fixture {
 
     function test_SetOperator() public {
         vm.expectEmit(true, false, false, true, address(clearing));
-        emit OperatorSet(9, stranger);
+        emit Clearing.OperatorSet(9, stranger);
         vm.prank(admin);
         clearing.setOperator(9, stranger);
         assertEq(clearing.operatorIds().length, 4);
@@ -78,7 +72,7 @@ contract ClearingTest is Fixture {
     function test_Credit() public {
         fund(address(clearing), 300);
         vm.expectEmit(true, true, false, true, address(clearing));
-        emit Credited(5, OP_BUS, 120);
+        emit Clearing.Credited(5, OP_BUS, 120);
         vm.startPrank(mkt);
         clearing.credit(5, OP_BUS, 120);
         clearing.credit(5, OP_BIKE, 180);
@@ -118,11 +112,11 @@ contract ClearingTest is Fixture {
         _escrowAndCredit(2, OP_RAIL, 100);
 
         vm.expectEmit(true, true, false, true, address(clearing));
-        emit Payout(1, OP_RAIL, railPayee, 1000);
+        emit Clearing.Payout(1, OP_RAIL, railPayee, 1000);
         vm.expectEmit(true, true, false, true, address(clearing));
-        emit Payout(1, OP_BIKE, bikePayee, 250);
+        emit Clearing.Payout(1, OP_BIKE, bikePayee, 250);
         vm.expectEmit(true, false, false, true, address(clearing));
-        emit PeriodClosed(1, 1250);
+        emit Clearing.PeriodClosed(1, 1250);
         vm.recordLogs();
         vm.prank(settler);
         uint64 closed = clearing.closePeriod();
@@ -140,14 +134,14 @@ contract ClearingTest is Fixture {
         Vm.Log[] memory logs = vm.getRecordedLogs();
         uint256 payouts;
         for (uint256 i; i < logs.length; ++i) {
-            if (logs[i].emitter == address(clearing) && logs[i].topics[0] == Payout.selector) ++payouts;
+            if (logs[i].emitter == address(clearing) && logs[i].topics[0] == Clearing.Payout.selector) ++payouts;
         }
         assertEq(payouts, 2);
     }
 
     function test_ClosePeriodEmpty() public {
         vm.expectEmit(true, false, false, true, address(clearing));
-        emit PeriodClosed(1, 0);
+        emit Clearing.PeriodClosed(1, 0);
         vm.prank(settler);
         assertEq(clearing.closePeriod(), 1);
         vm.prank(settler);
@@ -174,7 +168,7 @@ contract ClearingTest is Fixture {
     function test_AnchorTapBatch() public {
         bytes32 root = keccak256("root-1");
         vm.expectEmit(true, false, false, true, address(clearing));
-        emit TapBatchAnchored(1, root, 420);
+        emit Clearing.TapBatchAnchored(1, root, 420);
         vm.startPrank(anchor);
         assertEq(clearing.anchorTapBatch(root, 420), 1);
         assertEq(clearing.anchorTapBatch(keccak256("root-2"), 1), 2);

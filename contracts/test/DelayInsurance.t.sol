@@ -7,20 +7,6 @@ import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
 import {IERC721Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
 
 contract DelayInsuranceTest is Fixture {
-    event TermsSet(uint32 thresholdMinutes, uint128 voucherValue, uint32 voucherOperatorId, uint64 voucherLifetime);
-    event PolicyOpened(uint256 indexed policyId, address indexed holder, uint64 validFrom, uint64 validUntil);
-    event DelayReported(bytes32 indexed delayId, uint256 indexed policyId, uint32 delayMinutes);
-    event VoucherIssued(
-        uint256 indexed voucherId,
-        uint256 indexed policyId,
-        address indexed holder,
-        uint128 value,
-        uint32 operatorId,
-        uint64 expiry,
-        bytes32 delayId
-    );
-    event VoucherRedeemed(uint256 indexed voucherId, uint32 indexed operatorId, uint128 value);
-
     address internal mkt = makeAddr("mkt");
     uint64 internal t0;
     bytes32 internal constant DELAY = keccak256("IC 123 2025-06-15 +22min");
@@ -61,7 +47,7 @@ contract DelayInsuranceTest is Fixture {
     function test_SetTerms() public {
         DelayInsurance.Terms memory t = DelayInsurance.Terms(60, 1234, OP_BUS, 7 days);
         vm.expectEmit(false, false, false, true, address(insurance));
-        emit TermsSet(60, 1234, OP_BUS, 7 days);
+        emit DelayInsurance.TermsSet(60, 1234, OP_BUS, 7 days);
         vm.prank(admin);
         insurance.setTerms(t);
         DelayInsurance.Terms memory got = insurance.terms();
@@ -88,7 +74,7 @@ contract DelayInsuranceTest is Fixture {
 
     function test_OpenPolicy() public {
         vm.expectEmit(true, true, false, true, address(insurance));
-        emit PolicyOpened(11, traveler, t0, t0 + 1 days);
+        emit DelayInsurance.PolicyOpened(11, traveler, t0, t0 + 1 days);
         _open(11);
         DelayInsurance.Policy memory p = insurance.policy(11);
         assertEq(p.holder, traveler);
@@ -128,9 +114,9 @@ contract DelayInsuranceTest is Fixture {
         _open(11);
         uint64 expiry = t0 + VOUCHER_LIFETIME;
         vm.expectEmit(true, true, false, true, address(insurance));
-        emit DelayReported(DELAY, 11, 30);
+        emit DelayInsurance.DelayReported(DELAY, 11, 30);
         vm.expectEmit(true, true, true, true, address(insurance));
-        emit VoucherIssued(1, 11, traveler, VOUCHER_VALUE, OP_RAIL, expiry, DELAY);
+        emit DelayInsurance.VoucherIssued(1, 11, traveler, VOUCHER_VALUE, OP_RAIL, expiry, DELAY);
         vm.prank(oracle);
         uint256 id = insurance.reportDelay(DELAY, 11, 30);
 
@@ -206,7 +192,7 @@ contract DelayInsuranceTest is Fixture {
     function test_Redeem() public {
         uint256 id = _voucher();
         vm.expectEmit(true, true, false, true, address(insurance));
-        emit VoucherRedeemed(id, OP_RAIL, VOUCHER_VALUE);
+        emit DelayInsurance.VoucherRedeemed(id, OP_RAIL, VOUCHER_VALUE);
         vm.prank(redeemer);
         insurance.redeem(id, OP_RAIL);
 

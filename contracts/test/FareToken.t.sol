@@ -7,8 +7,6 @@ import {ERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20P
 import {IERC20Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.sol";
 
 contract FareTokenTest is Fixture {
-    event FareMinted(address indexed to, uint256 amount, bytes32 indexed paymentRef);
-
     function test_Metadata() public view {
         assertEq(fare.name(), "Kippu Fare");
         assertEq(fare.symbol(), "FARE");
@@ -22,7 +20,7 @@ contract FareTokenTest is Fixture {
         bytes32 ref = keccak256("pi_123");
         assertFalse(fare.paymentMinted(ref));
         vm.expectEmit(true, true, false, true, address(fare));
-        emit FareMinted(traveler, 2500, ref);
+        emit FareToken.FareMinted(traveler, 2500, ref);
         vm.prank(fareMinter);
         fare.mint(traveler, 2500, ref);
         assertEq(fare.balanceOf(traveler), 2500);

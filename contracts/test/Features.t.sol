@@ -12,9 +12,6 @@ import {IERC721Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.s
 /// @dev Validity kinds, transferability, refunds, concessions, quorum insurance,
 ///      pool caps, voucher categories and tap proofs.
 contract FeaturesTest is Fixture {
-    event TicketRefunded(uint256 indexed ticketId, address indexed traveler, uint32 indexed operatorId, uint256 amount);
-    event VoucherRedeemed(uint256 indexed voucherId, uint32 indexed operatorId, uint128 value);
-
     uint32 internal constant P_ROLL = 50; // 7-day rolling pass, activate within 30 days
     uint32 internal constant P_CARNET = 51; // 10 rides within 90 days, refundable 80% for 2 days
     uint32 internal constant P_REFUND_INS = 52; // insured, refundable 100% for 1 day
@@ -211,7 +208,7 @@ contract FeaturesTest is Fixture {
         assertEq(deadline, block.timestamp + 2 days);
         uint256 before = fare.balanceOf(traveler);
         vm.expectEmit(address(market));
-        emit TicketRefunded(id, traveler, OP_BUS, 800);
+        emit PlanMarket.TicketRefunded(id, traveler, OP_BUS, 800);
         vm.prank(traveler);
         assertEq(market.refund(id), 800);
         assertEq(fare.balanceOf(traveler), before + 800);
@@ -511,7 +508,7 @@ contract FeaturesTest is Fixture {
         uint256 vid = insurance.reportDelay("x", pid, 30);
         assertEq(insurance.voucher(vid).category, taxi);
         vm.expectEmit(address(insurance));
-        emit VoucherRedeemed(vid, 77, VOUCHER_VALUE);
+        emit DelayInsurance.VoucherRedeemed(vid, 77, VOUCHER_VALUE);
         vm.prank(redeemer);
         insurance.redeem(vid, 77);
         assertEq(insurance.payableTo(77), VOUCHER_VALUE);

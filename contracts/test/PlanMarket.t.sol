@@ -13,22 +13,6 @@ import {IERC20Errors} from "@openzeppelin/contracts/interfaces/draft-IERC6093.so
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
 contract PlanMarketTest is Fixture {
-    event ProductListed(
-        uint32 indexed productId,
-        uint32 indexed operatorId,
-        uint128 price,
-        uint64 duration,
-        uint32 rides,
-        bool insurance
-    );
-    event BundleListed(uint32 indexed bundleId, uint32[] productIds, uint16 discountBps, uint256 price);
-    event PlanPurchased(
-        uint64 indexed planId, address indexed traveler, uint32 indexed bundleId, uint256 price, uint64 validFrom
-    );
-    event LegSold(
-        uint64 indexed planId, uint256 indexed ticketId, uint32 indexed operatorId, uint32 productId, uint256 share
-    );
-
     // bundle 100: list 1000 + 333 + 250 = 1583, 10% off -> 1424; shares 899 / 299 / 226
     uint256 internal constant BUNDLE_PRICE = 1424;
 
@@ -60,7 +44,7 @@ contract PlanMarketTest is Fixture {
 
     function test_SetProduct() public {
         vm.expectEmit(true, true, false, true, address(market));
-        emit ProductListed(40, OP_BUS, 120, 90 minutes, 1, true);
+        emit PlanMarket.ProductListed(40, OP_BUS, 120, 90 minutes, 1, true);
         vm.prank(admin);
         market.setProduct(40, fixedProduct(OP_BUS, 120, 90 minutes, 1, true));
         PlanMarket.Product memory p = market.product(40);
@@ -90,7 +74,7 @@ contract PlanMarketTest is Fixture {
         ids[0] = P_BUS_2;
         ids[1] = P_BIKE_WEEK;
         vm.expectEmit(true, false, false, true, address(market));
-        emit BundleListed(7, ids, 5000, 291); // (333 + 250) / 2, floored
+        emit PlanMarket.BundleListed(7, ids, 5000, 291); // (333 + 250) / 2, floored
         vm.prank(admin);
         market.setBundle(7, ids, 5000);
         (uint32[] memory got, uint16 bps) = market.bundleProducts(7);
@@ -162,13 +146,13 @@ contract PlanMarketTest is Fixture {
         fare.approve(address(market), BUNDLE_PRICE);
 
         vm.expectEmit(true, true, true, true, address(market));
-        emit PlanPurchased(1, traveler, BUNDLE, BUNDLE_PRICE, t0);
+        emit PlanMarket.PlanPurchased(1, traveler, BUNDLE, BUNDLE_PRICE, t0);
         vm.expectEmit(true, true, true, true, address(market));
-        emit LegSold(1, 1, OP_RAIL, P_RAIL_DAY, 899);
+        emit PlanMarket.LegSold(1, 1, OP_RAIL, P_RAIL_DAY, 899);
         vm.expectEmit(true, true, true, true, address(market));
-        emit LegSold(1, 2, OP_BUS, P_BUS_2, 299);
+        emit PlanMarket.LegSold(1, 2, OP_BUS, P_BUS_2, 299);
         vm.expectEmit(true, true, true, true, address(market));
-        emit LegSold(1, 3, OP_BIKE, P_BIKE_WEEK, 226);
+        emit PlanMarket.LegSold(1, 3, OP_BIKE, P_BIKE_WEEK, 226);
         vm.prank(traveler);
         uint64 planId = market.buy(BUNDLE, 0, BUNDLE_PRICE);
 
@@ -213,9 +197,9 @@ contract PlanMarketTest is Fixture {
         uint256 legs;
         for (uint256 i; i < logs.length; ++i) {
             if (logs[i].emitter != address(market)) continue;
-            if (logs[i].topics[0] == PlanPurchased.selector) {
+            if (logs[i].topics[0] == PlanMarket.PlanPurchased.selector) {
                 purchasedAt = i;
-            } else if (logs[i].topics[0] == LegSold.selector) {
+            } else if (logs[i].topics[0] == PlanMarket.LegSold.selector) {
                 assertLt(purchasedAt, i, "PlanPurchased must precede LegSold");
                 ++legs;
             }
@@ -297,7 +281,7 @@ contract PlanMarketTest is Fixture {
         (uint8 v, bytes32 r, bytes32 s) = signPermit(travelerKey, address(market), maxPrice, deadline);
 
         vm.expectEmit(true, true, true, true, address(market));
-        emit PlanPurchased(1, traveler, BUNDLE, BUNDLE_PRICE, uint64(block.timestamp));
+        emit PlanMarket.PlanPurchased(1, traveler, BUNDLE, BUNDLE_PRICE, uint64(block.timestamp));
         vm.prank(relayer);
         uint64 planId = market.buyWithPermit(traveler, BUNDLE, 0, maxPrice, deadline, v, r, s);
 

@@ -7,18 +7,6 @@ import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 
 contract TicketTest is Fixture {
-    event TicketIssued(
-        uint256 indexed tokenId,
-        address indexed holder,
-        uint64 indexed planId,
-        uint32 operatorId,
-        uint32 productId,
-        uint64 validFrom,
-        uint64 validUntil,
-        uint32 rides
-    );
-    event RideRecorded(uint256 indexed tokenId, uint32 ridesLeft);
-
     address internal ticketMinter = makeAddr("ticketMinter");
     uint64 internal t0;
 
@@ -48,7 +36,7 @@ contract TicketTest is Fixture {
 
     function test_MintSequentialIds() public {
         vm.expectEmit(true, true, true, true, address(ticket));
-        emit TicketIssued(1, traveler, 7, OP_BUS, P_BUS_2, t0, t0 + 1 days, 2);
+        emit Ticket.TicketIssued(1, traveler, 7, OP_BUS, P_BUS_2, t0, t0 + 1 days, 2);
         assertEq(_mint(2), 1);
         assertEq(_mint(3), 2);
         assertEq(ticket.nextTicketId(), 3);
@@ -85,7 +73,7 @@ contract TicketTest is Fixture {
         uint256 id = _mint(2);
         vm.startPrank(validator);
         vm.expectEmit(true, false, false, true, address(ticket));
-        emit RideRecorded(id, 1);
+        emit Ticket.RideRecorded(id, 1);
         ticket.recordRide(id);
         assertEq(ticket.ticketData(id).ridesLeft, 1);
         ticket.recordRide(id);
@@ -101,7 +89,7 @@ contract TicketTest is Fixture {
         vm.startPrank(validator);
         for (uint256 i; i < 5; ++i) {
             vm.expectEmit(true, false, false, true, address(ticket));
-            emit RideRecorded(id, unlimited);
+            emit Ticket.RideRecorded(id, unlimited);
             ticket.recordRide(id);
         }
         vm.stopPrank();

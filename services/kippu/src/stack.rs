@@ -98,7 +98,7 @@ struct Services {
     indexer: Indexer,
     fleet: FleetWatcher,
     stations: HashMap<String, String>,
-    gates: HashMap<String, (SimGate, String)>,
+    gates: HashMap<String, SimGate>,
     last: Mutex<HashMap<String, String>>,
     insurer: DelayInsurer,
 }
@@ -112,7 +112,7 @@ impl Platform for Services {
     }
 
     async fn scan_png(&self, gate_key: &str, png: Vec<u8>) -> Result<VerdictMessage, String> {
-        let (gate, _) = self.gates.get(gate_key).ok_or_else(|| format!("no simulated gate {gate_key}"))?;
+        let gate = self.gates.get(gate_key).ok_or_else(|| format!("no simulated gate {gate_key}"))?;
         let v = gate.present_image(&png).await.map_err(|e| e.to_string())?;
         tracing::info!(gate = gate_key, "{}", verdict_line(&v));
         self.last.lock().await.insert(gate_key.to_owned(), verdict_line(&v));
@@ -334,7 +334,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
 
     let mut gates = HashMap::new();
     for g in &gate_rows {
-        gates.insert(g.gate_key.clone(), (SimGate::connect(&mqtt_url, &g.gate_key).await?, g.station.clone()));
+        gates.insert(g.gate_key.clone(), SimGate::connect(&mqtt_url, &g.gate_key).await?);
     }
     let insurer = DelayInsurer::new(chain.clone(), store.clone(), cfg.insurance.threshold_minutes, TIMETABLE)?;
     let fleet = FleetWatcher::spawn(&mqtt, &format!("kippu-fleet-{}", std::process::id()));
