@@ -1,1 +1,110 @@
-//! End-to-end tests of Kippu live in `trip.rs`; this library is empty.
+//! Support for Kippu's end-to-end tests (`trip.rs`, `identity.rs`, `browser.rs`):
+//! a platform configuration on ephemeral ports, a cookie-keeping HTTP client,
+//! and a fresh PostgreSQL database per run for the production-parts variants.
+
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use kippu::Config;
+use serde_json::Value;
+
+/// Unix seconds.
+pub fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The whole platform on ephemeral ports with a throw-away data directory;
+/// SQLite and the embedded broker unless URLs are given.
+pub fn config(tag: &str, database_url: Option<String>, mqtt_url: Option<String>) -> Config {
+    let d = Config::default();
+    Config {
+        data_dir: std::env::temp_dir().join(format!(
+            "kippu-e2e-{tag}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        )),
+        web: kippu::config::WebConfig { bind: "127.0.0.1:0".into(), dev_routes: Some(true), ..d.web },
+        chain: kippu::config::ChainSection {
+            anvil_port: 0,
+            anvil_bin: repo().join("contracts/node_modules/.bin/anvil"),
+            ..d.chain
+        },
+        mqtt: kippu::config::MqttConfig { embedded_bind: "127.0.0.1:0".into(), url: mqtt_url, ..d.mqtt },
+        stripe: kippu::config::StripeSection { fake_bind: "127.0.0.1:0".into(), ..d.stripe },
+        database: kippu::config::DatabaseConfig { url: database_url },
+        ..d
+    }
+}
+
+/// A browser-like HTTP client: keeps cookies, follows redirects.
+pub struct Client {
+    /// The client.
+    pub http: reqwest::Client,
+    /// Base URL of the web app.
+    pub base: String,
+}
+
+impl Client {
+    /// A client with an empty cookie jar.
+    pub fn new(base: &str) -> Self {
+        Self { http: reqwest::Client::builder().cookie_store(true).build().unwrap(), base: base.into() }
+    }
+
+    /// `GET /api/me`.
+    pub async fn me(&self) -> Value {
+        self.http.get(format!("{}/api/me", self.base)).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// GET a page's HTML.
+    pub async fn page(&self, path: &str) -> String {
+        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        r.text().await.unwrap()
+    }
+
+    /// POST a form; returns the final status, URL and body.
+    pub async fn form(&self, path: &str, form: &[(&str, &str)]) -> (u16, String, String) {
+        let r = self.http.post(format!("{}{path}", self.base)).form(form).send().await.unwrap();
+        let (status, url) = (r.status().as_u16(), r.url().to_string());
+        (status, url, r.text().await.unwrap())
+    }
+}
+
+/// A fresh PostgreSQL database for one run, when `KIPPU_TEST_POSTGRES` and
+/// `KIPPU_TEST_MOSQUITTO` are set (`make test` sets them): `(database url,
+/// mqtt url, drop guard)`. `None` (and a SKIPPED line) otherwise.
+pub async fn production_parts() -> Option<(String, String, DropDatabase)> {
+    let var = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+    let (Some(pg), Some(mqtt)) = (var("KIPPU_TEST_POSTGRES"), var("KIPPU_TEST_MOSQUITTO")) else {
+        eprintln!(
+            "SKIPPED: set KIPPU_TEST_POSTGRES and KIPPU_TEST_MOSQUITTO (make test does) to run the production variant"
+        );
+        return None;
+    };
+    sqlx::any::install_default_drivers();
+    let name = format!("kippu_e2e_{}", rand::random::<u32>());
+    let admin = sqlx::AnyPool::connect(&pg).await.expect("postgres reachable");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
+    let url = match pg.rfind('/') {
+        Some(i) => format!("{}/{name}", &pg[..i]),
+        None => panic!("KIPPU_TEST_POSTGRES needs a database path"),
+    };
+    Some((url, mqtt, DropDatabase { admin, name }))
+}
+
+/// Drops the per-run database; call [`DropDatabase::drop_now`] at the end of a passing run.
+pub struct DropDatabase {
+    admin: sqlx::AnyPool,
+    name: String,
+}
+
+impl DropDatabase {
+    /// Drops the database.
+    pub async fn drop_now(self) {
+        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name)).execute(&self.admin).await.unwrap();
+    }
+}

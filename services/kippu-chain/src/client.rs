@@ -348,6 +348,86 @@ impl Chain {
         valid_from: u64,
     ) -> Result<(u64, B256)> {
         let owner = traveler.address();
+        let (value, deadline, v, r, s) = self.permit(traveler, max_price).await?;
+        let m = PlanMarket::new(self.d.market, &self.provider);
+        let r = send!(self.send_lock, m.buyWithPermit(owner, bundle_id, valid_from, value, deadline, v, r, s));
+        let plan = r
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| PlanMarket::PlanPurchased::decode_log_data(l.data()).ok())
+            .ok_or_else(|| ChainError::Rpc("purchase mined without PlanPurchased".into()))?;
+        Ok((plan.planId, r.transaction_hash))
+    }
+
+    /// The bundle's price after a concession discount of `concession_bps`.
+    pub async fn quote_with_concession(&self, bundle_id: u32, concession_bps: u16) -> Result<u128> {
+        let m = PlanMarket::new(self.d.market, &self.provider);
+        let q = m.quoteWithConcession(bundle_id, concession_bps).call().await.map_err(revert)?;
+        u128::try_from(q.price).map_err(|_| ChainError::Rpc("price overflow".into()))
+    }
+
+    /// Grants `account` the right to sign concession attestations.
+    pub async fn grant_concession_issuer(&self, account: Address) -> Result<()> {
+        let m = PlanMarket::new(self.d.market, &self.provider);
+        send!(self.send_lock, m.grantRole(keccak256("CONCESSION_ISSUER_ROLE"), account));
+        Ok(())
+    }
+
+    /// Buys a bundle at a concession price. `attestor` (a CONCESSION_ISSUER_ROLE
+    /// account, Kippu's credential verifier) signs an EIP-712 attestation that
+    /// names only the traveler's address, the concession kind and the discount:
+    /// the credential itself, and whatever personal data it holds, stays off chain.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn buy_with_permit_and_concession(
+        &self,
+        traveler: &PrivateKeySigner,
+        attestor: &PrivateKeySigner,
+        bundle_id: u32,
+        max_price: u128,
+        valid_from: u64,
+        kind: u8,
+        discount_bps: u16,
+    ) -> Result<(u64, B256)> {
+        let owner = traveler.address();
+        let m = PlanMarket::new(self.d.market, &self.provider);
+        let concession = PlanMarket::Concession {
+            holder: owner,
+            kind,
+            discountBps: discount_bps,
+            expiry: now() + 600,
+            nonce: B256::from(rand::random::<[u8; 32]>()),
+        };
+        // The contract's own digest, so the attestation can never drift from its EIP-712 encoding.
+        let digest = m.concessionDigest(concession.clone()).call().await.map_err(revert)?;
+        let concession_sig =
+            attestor.sign_hash_sync(&digest).map_err(|e| ChainError::Config(e.to_string()))?.as_bytes();
+        let (value, deadline, v, r, s) = self.permit(traveler, max_price).await?;
+        let permit = PlanMarket::PermitSig { deadline, v, r, s };
+        let r = send!(
+            self.send_lock,
+            m.buyWithPermitAndConcession(
+                owner,
+                bundle_id,
+                valid_from,
+                value,
+                permit.clone(),
+                concession.clone(),
+                concession_sig.to_vec().into()
+            )
+        );
+        let plan = r
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| PlanMarket::PlanPurchased::decode_log_data(l.data()).ok())
+            .ok_or_else(|| ChainError::Rpc("purchase mined without PlanPurchased".into()))?;
+        Ok((plan.planId, r.transaction_hash))
+    }
+
+    /// Signs an EIP-2612 permit of `max_price` FARE to the market with the traveler's key.
+    async fn permit(&self, traveler: &PrivateKeySigner, max_price: u128) -> Result<(U256, U256, u8, B256, B256)> {
+        let owner = traveler.address();
         let f = FareToken::new(self.d.fare, &self.provider);
         let nonce: U256 = f.nonces(owner).call().await.map_err(revert)?;
         let deadline = U256::from(now() + 600);
@@ -362,19 +442,7 @@ impl Chain {
         let sig = traveler
             .sign_hash_sync(&permit.eip712_signing_hash(&domain))
             .map_err(|e| ChainError::Config(e.to_string()))?;
-        let v = 27u8 + u8::from(sig.v());
-        let m = PlanMarket::new(self.d.market, &self.provider);
-        let r = send!(
-            self.send_lock,
-            m.buyWithPermit(owner, bundle_id, valid_from, value, deadline, v, B256::from(sig.r()), B256::from(sig.s()))
-        );
-        let plan = r
-            .inner
-            .logs()
-            .iter()
-            .find_map(|l| PlanMarket::PlanPurchased::decode_log_data(l.data()).ok())
-            .ok_or_else(|| ChainError::Rpc("purchase mined without PlanPurchased".into()))?;
-        Ok((plan.planId, r.transaction_hash))
+        Ok((value, deadline, 27u8 + u8::from(sig.v()), B256::from(sig.r()), B256::from(sig.s())))
     }
 
     /// Refunds an unused ticket to its holder (as the relayer) under its

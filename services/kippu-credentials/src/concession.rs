@@ -22,6 +22,9 @@ pub const CONCESSION_CONTEXT_DOCUMENT: &str = include_str!("../contexts/concessi
 /// The Bitstring Status List spec's minimum length (16 KiB of bits), so one
 /// credential's status cannot be singled out from a short list.
 pub const STATUS_LIST_LEN: usize = 131_072;
+/// Proofs created up to this far in the verifier's future are accepted: the
+/// issuer's clock may run ahead. Validity dates are checked exactly, before.
+const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(300);
 
 /// The concession a credential proves. The numbers are PlanMarket's `kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -149,7 +152,8 @@ impl Credentials {
     }
 
     async fn sign_eddsa(&self, issuer_did: &str, key: &IssuerKey, doc: JsonCredential) -> Result<Value> {
-        let vm: DIDURLBuf = format!("{issuer_did}#key-1").parse().map_err(|e| CredentialError::Signing(format!("{e}")))?;
+        let vm: DIDURLBuf =
+            format!("{issuer_did}#key-1").parse().map_err(|e| CredentialError::Signing(format!("{e}")))?;
         let options = ProofOptions::from_method(vm.into_iri().into());
         let signer = SingleSecretSigner::new(key.jwk()).into_local();
         let vm_resolver = self.resolver.clone().into_vm_resolver::<AnyMethod>();
@@ -237,8 +241,9 @@ impl Credentials {
         });
         let vp: JsonPresentation<DataIntegrity<JsonCredential, AnySuite>> =
             serde_json::from_value(vp).map_err(|e| CredentialError::Malformed(e.to_string()))?;
-        let vm: DIDURLBuf =
-            format!("{holder_did}#blockchainAccountId").parse().map_err(|e| CredentialError::Signing(format!("{e}")))?;
+        let vm: DIDURLBuf = format!("{holder_did}#blockchainAccountId")
+            .parse()
+            .map_err(|e| CredentialError::Signing(format!("{e}")))?;
         let mut options = ProofOptions::from_method(vm.into_iri().into());
         options.proof_purpose = ProofPurpose::Authentication;
         options.challenge = Some(challenge.to_owned());
@@ -303,8 +308,9 @@ impl Credentials {
         let signed: DataIntegrity<JsonCredential, AnySuite> =
             serde_json::from_value(vc.clone()).map_err(|e| CredentialError::Malformed(e.to_string()))?;
         let vm_resolver = self.resolver.clone().into_vm_resolver::<AnyMethod>();
-        let params =
-            VerificationParameters::from_resolver(&vm_resolver).with_json_ld_loader(self.loader.clone()).with_date_time(now);
+        let params = VerificationParameters::from_resolver(&vm_resolver)
+            .with_json_ld_loader(self.loader.clone())
+            .with_date_time(now + CLOCK_SKEW);
         match signed.verify(&params).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(invalid)) => {
@@ -347,20 +353,21 @@ impl Credentials {
                 "the status list at {url} is issued by {list_issuer:?}, not by the credential's issuer"
             )));
         }
-        self.check_issuer_proof(&list, issuer, now)
-            .await
-            .map_err(|e| CredentialError::StatusUnavailable(format!("the status list at {url} failed its check: {e}")))?;
-        let encoded = list
-            .pointer("/credentialSubject/encodedList")
-            .and_then(Value::as_str)
-            .ok_or_else(|| CredentialError::StatusUnavailable(format!("the status list at {url} has no encodedList")))?;
-        let bytes = EncodedList::new(encoded.to_owned())
-            .decode(None)
-            .map_err(|e| CredentialError::StatusUnavailable(format!("the status list at {url} does not decode: {e}")))?;
+        self.check_issuer_proof(&list, issuer, now).await.map_err(|e| {
+            CredentialError::StatusUnavailable(format!("the status list at {url} failed its check: {e}"))
+        })?;
+        let encoded = list.pointer("/credentialSubject/encodedList").and_then(Value::as_str).ok_or_else(|| {
+            CredentialError::StatusUnavailable(format!("the status list at {url} has no encodedList"))
+        })?;
+        let bytes = EncodedList::new(encoded.to_owned()).decode(None).map_err(|e| {
+            CredentialError::StatusUnavailable(format!("the status list at {url} does not decode: {e}"))
+        })?;
         match BitString::from_bytes(bytes).get(StatusSize::default(), index) {
             Some(0) => Ok(()),
             Some(_) => Err(CredentialError::Revoked),
-            None => Err(CredentialError::StatusUnavailable(format!("index {index} is beyond the status list at {url}"))),
+            None => {
+                Err(CredentialError::StatusUnavailable(format!("index {index} is beyond the status list at {url}")))
+            }
         }
     }
 
@@ -403,8 +410,9 @@ impl Credentials {
         let signed: DataIntegrity<JsonPresentation<DataIntegrity<JsonCredential, AnySuite>>, AnySuite> =
             serde_json::from_value(vp.clone()).map_err(|e| CredentialError::Malformed(e.to_string()))?;
         let vm_resolver = self.resolver.clone().into_vm_resolver::<AnyMethod>();
-        let params =
-            VerificationParameters::from_resolver(&vm_resolver).with_json_ld_loader(self.loader.clone()).with_date_time(now);
+        let params = VerificationParameters::from_resolver(&vm_resolver)
+            .with_json_ld_loader(self.loader.clone())
+            .with_date_time(now + CLOCK_SKEW);
         match signed.verify(&params).await {
             Ok(Ok(())) => {}
             Ok(Err(invalid)) => return Err(CredentialError::BadPresentation(invalid.to_string())),

@@ -97,9 +97,7 @@ impl DIDResolver for Resolver {
         if self.is_local(key) {
             let local = self.inner.local.read().expect("resolver lock").get(key).cloned();
             self.bump(|s| s.local += 1);
-            return local
-                .map(|doc| Output::from_content(doc, Some(DID_JSON.into())))
-                .ok_or(ResolutionError::NotFound);
+            return local.map(|doc| Output::from_content(doc, Some(DID_JSON.into()))).ok_or(ResolutionError::NotFound);
         }
         let now = Instant::now();
         if let Some((at, doc)) = self.inner.cache.lock().expect("cache lock").get(key) {

@@ -89,13 +89,19 @@ async fn digital_bazaar_verifies_kippu_credentials_and_status_lists() {
     let doc = k.creds.resolver().local_document(&k.issuer).unwrap();
 
     let list = k.creds.status_list(&k.issuer, &k.key, LIST, &[], Utc::now()).await.unwrap();
-    let out = node("verify", &json!({"credential": vc, "didDocuments": [doc], "statusLists": {LIST: list}, "now": "2026-11-24T12:00:00Z"}));
+    let out = node(
+        "verify",
+        &json!({"credential": vc, "didDocuments": [doc], "statusLists": {LIST: list}, "now": "2026-11-24T12:00:00Z"}),
+    );
     assert_eq!(out["verified"], true, "{out}");
     assert_eq!(out["statusChecked"], true, "{out}");
     assert_eq!(out["revoked"], false, "{out}");
 
     let revoked = k.creds.status_list(&k.issuer, &k.key, LIST, &[5], Utc::now()).await.unwrap();
-    let out = node("verify", &json!({"credential": vc, "didDocuments": [doc], "statusLists": {LIST: revoked}, "now": "2026-11-24T12:00:00Z"}));
+    let out = node(
+        "verify",
+        &json!({"credential": vc, "didDocuments": [doc], "statusLists": {LIST: revoked}, "now": "2026-11-24T12:00:00Z"}),
+    );
     assert_eq!(out["revoked"], true, "bit 5 set by Kippu must read as revoked: {out}");
 
     let mut tampered = vc.clone();
@@ -124,7 +130,10 @@ async fn kippu_verifies_digital_bazaar_credentials() {
 
     trust.trust(&issuer, Concession::Student);
     let ok = k.creds.verify_credential(&vc, &trust, &none, now()).await.unwrap();
-    assert_eq!((ok.issuer.as_str(), ok.subject.as_str(), ok.concession), (issuer.as_str(), HOLDER, Concession::Student));
+    assert_eq!(
+        (ok.issuer.as_str(), ok.subject.as_str(), ok.concession),
+        (issuer.as_str(), HOLDER, Concession::Student)
+    );
 
     let mut tampered = vc.clone();
     tampered["credentialSubject"]["id"] = json!("did:pkh:eip155:31337:0x0000000000000000000000000000000000000001");
@@ -185,7 +194,9 @@ fn decompress(bytes: Vec<u8>) -> Vec<u8> {
     match bytes.len() {
         33 if bytes[0] == 2 || bytes[0] == 3 => k256::PublicKey::from_sec1_bytes(&bytes)
             .map(|k| k.to_encoded_point(false).as_bytes().to_vec())
-            .or_else(|_| p256::PublicKey::from_sec1_bytes(&bytes).map(|k| k.to_encoded_point(false).as_bytes().to_vec()))
+            .or_else(|_| {
+                p256::PublicKey::from_sec1_bytes(&bytes).map(|k| k.to_encoded_point(false).as_bytes().to_vec())
+            })
             .unwrap(),
         49 => p384::PublicKey::from_sec1_bytes(&bytes).unwrap().to_encoded_point(false).as_bytes().to_vec(),
         _ => bytes,

@@ -108,6 +108,60 @@ impl Keystore {
     }
 }
 
+impl Keystore {
+    /// Seals a 32-byte secret that is not an EVM account key (an issuer's
+    /// Ed25519 seed), bound to `owner` so a blob cannot be moved to another owner.
+    pub fn seal_seed(&self, owner: &str, seed: &[u8; KEY_LEN]) -> Result<String> {
+        let id = seed_owner(owner);
+        let mut data_key = Zeroizing::new([0u8; KEY_LEN]);
+        rand::rngs::OsRng.fill_bytes(data_key.as_mut());
+        let (key_nonce, sealed) = encrypt(&data_key, AAD_SEED, id, seed)?;
+        let (wrap_nonce, wrapped) = encrypt(&self.master, AAD_WRAP, id, data_key.as_ref())?;
+        let blob = [&wrap_nonce[..], &wrapped, &key_nonce, &sealed].concat();
+        Ok(format!("{SEED_PREFIX}{}", URL_SAFE_NO_PAD.encode(blob)))
+    }
+
+    /// Opens a seed sealed by [`Keystore::seal_seed`] for the same `owner`.
+    pub fn open_seed(&self, owner: &str, text: &str) -> Result<Zeroizing<[u8; KEY_LEN]>> {
+        let id = seed_owner(owner);
+        let body = text
+            .strip_prefix(SEED_PREFIX)
+            .ok_or_else(|| IdentityError::MalformedSealedKey("missing ks1s. prefix".into()))?;
+        let blob = URL_SAFE_NO_PAD.decode(body).map_err(|e| IdentityError::MalformedSealedKey(e.to_string()))?;
+        if blob.len() != SEED_BLOB_LEN {
+            return Err(IdentityError::MalformedSealedKey(format!(
+                "expected {SEED_BLOB_LEN} bytes, got {}",
+                blob.len()
+            )));
+        }
+        let (wrap_nonce, rest) = blob.split_at(NONCE_LEN);
+        let (wrapped, rest) = rest.split_at(SEALED_LEN);
+        let (key_nonce, sealed) = rest.split_at(NONCE_LEN);
+        let wrap_nonce: [u8; NONCE_LEN] = wrap_nonce.try_into().expect("split at NONCE_LEN");
+        let key_nonce: [u8; NONCE_LEN] = key_nonce.try_into().expect("split at NONCE_LEN");
+        let data_key = decrypt(&self.master, AAD_WRAP, id, &wrap_nonce, wrapped)?;
+        let data_key: Zeroizing<[u8; KEY_LEN]> =
+            Zeroizing::new(data_key.as_slice().try_into().map_err(|_| IdentityError::KeyUnsealFailed)?);
+        let seed = decrypt(&data_key, AAD_SEED, id, &key_nonce, sealed)?;
+        Ok(Zeroizing::new(seed.as_slice().try_into().map_err(|_| IdentityError::KeyUnsealFailed)?))
+    }
+
+    /// A secret derived from the master key for `label` (simulated devices'
+    /// keys): reproducible across restarts without storing it, and useless
+    /// without the master key.
+    pub fn derive_seed(&self, label: &str) -> Zeroizing<[u8; KEY_LEN]> {
+        Zeroizing::new(keccak256([self.master.as_slice(), b"kippu-derive:", label.as_bytes()].concat()).0)
+    }
+}
+
+const SEED_PREFIX: &str = "ks1s.";
+const AAD_SEED: &[u8] = b"kippu-ks1-seed";
+const SEED_BLOB_LEN: usize = NONCE_LEN + SEALED_LEN + NONCE_LEN + SEALED_LEN;
+
+fn seed_owner(owner: &str) -> Address {
+    Address::from_slice(&keccak256(owner.as_bytes())[12..])
+}
+
 fn aad(label: &[u8], address: Address) -> Vec<u8> {
     [label, address.as_slice()].concat()
 }

@@ -10,7 +10,9 @@ use kippu_domain::TicketState;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+mod identity;
 mod rows;
+pub use identity::{IssuedCredential, IssuerRow, WalletCredential};
 pub use rows::*;
 
 /// Store errors.

@@ -4,6 +4,7 @@
 
 mod chart;
 mod error;
+mod identity;
 mod pages;
 mod payments;
 mod qr;
@@ -22,6 +23,7 @@ use kippu_payments::Checkout;
 use kippu_store::Store;
 
 pub use error::AppError;
+pub use identity::IdentityServices;
 pub use qr::{pass_png, qr_png, sign_pass};
 
 /// A gate as shown on the fleet page.
@@ -90,6 +92,8 @@ pub struct Inner {
     pub platform: Arc<dyn Platform>,
     /// Whether dev-only routes (feeding delays by hand) are on.
     pub dev_routes: bool,
+    /// DIDs, credentials and concessions.
+    pub identity: IdentityServices,
 }
 
 impl AppState {
@@ -128,6 +132,20 @@ pub fn router(state: AppState) -> Router {
         .route("/gates/{op}/{station}/{gate}/scan", post(pages::gate_scan))
         .route("/operators/report", get(pages::report))
         .route("/api/me", get(pages::api_me))
+        .route("/.well-known/did.json", get(identity::well_known_did))
+        .route("/{kind}/{slug}/did.json", get(identity::path_did))
+        .route("/credentials/status/{slug}", get(identity::status_list))
+        .route("/credentials", get(identity::wallet))
+        .route("/credentials/import", post(identity::wallet_import))
+        .route("/credentials/download", get(identity::wallet_download))
+        .route("/portal/issuers/{slug}", get(identity::issuer))
+        .route("/portal/issuers/{slug}/issue", post(identity::issue))
+        .route("/portal/issuers/{slug}/revoke", post(identity::revoke))
+        .route("/api/presentations/challenge", get(identity::presentation_challenge))
+        .route("/api/presentations", post(identity::verify_presentation_api))
+        .route("/me/data", get(identity::export))
+        .route("/me/erase", post(identity::erase))
+        .route("/me/revoke-key", post(identity::revoke_key))
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/metrics",

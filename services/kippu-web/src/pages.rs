@@ -77,8 +77,12 @@ pub(crate) async fn signin(
 ) -> Result<Response, AppError> {
     let address: Address =
         f.address.parse().map_err(|_| AppError::BadRequest("That is not an account address.".into()))?;
+    if let Err(e) = refuse_revoked(&s, address).await {
+        return Ok((axum::http::StatusCode::FORBIDDEN, signin_with(&s, Some(e.to_string())).await?).into_response());
+    }
     let Some(t) = s.store.traveler(&address).await? else {
-        return Ok(signin_with(&s, Some("No such traveler.".into())).await?.into_response());
+        return Ok((axum::http::StatusCode::NOT_FOUND, signin_with(&s, Some("No such traveler.".into())).await?)
+            .into_response());
     };
     let sealed = t
         .sealed_key
@@ -111,6 +115,17 @@ pub(crate) async fn signout(State(s): State<AppState>, jar: CookieJar) -> Result
 
 fn host_of(url: &str) -> String {
     url.split("://").nth(1).unwrap_or(url).split('/').next().unwrap_or("kippu").to_string()
+}
+
+/// A revoked account key signs nothing: no sign-in, no pass.
+pub(crate) async fn refuse_revoked(s: &AppState, address: Address) -> Result<(), AppError> {
+    match s.store.key_revocation(&address).await? {
+        Some((at, reason)) => Err(AppError::Refused(format!(
+            "This account's key was revoked on {} ({reason}): it can no longer sign.",
+            fmt_time(at)
+        ))),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn open_key(s: &AppState, address: Address, sealed: &str) -> Result<PrivateKeySigner, AppError> {
@@ -254,12 +269,14 @@ pub(crate) struct BundleView {
     price: String,
     list: String,
     saving: String,
+    concession_price: Option<String>,
 }
 
 #[derive(Template)]
 #[template(path = "plans.html")]
 struct PlansPage {
     bundles: Vec<BundleView>,
+    concession: Option<String>,
     balance: String,
     error: Option<String>,
     chain_id: u64,
@@ -267,6 +284,7 @@ struct PlansPage {
 
 async fn plans_with(s: &AppState, me: Address, error: Option<String>) -> Page {
     let cat = Catalogue::load(s).await?;
+    let concession = crate::identity::best_concession(s, me).await?;
     let mut bundles = Vec::new();
     for b in s.store.bundles().await? {
         let prices: Vec<u128> =
@@ -287,10 +305,21 @@ async fn plans_with(s: &AppState, me: Address, error: Option<String>) -> Page {
             price: format_fare(q.price as i128),
             list: format_fare(q.list_total as i128),
             saving: format_fare(q.saving() as i128),
+            concession_price: match &concession {
+                Some((_, bps, _)) => Some(format_fare(s.chain.quote_with_concession(b.id, *bps).await? as i128)),
+                None => None,
+            },
         });
     }
     let balance = s.chain.fare_balance(me).await?;
-    html(PlansPage { bundles, balance: format_fare(balance as i128), error, chain_id: s.chain.deployment().chain_id })
+    let concession = concession.map(|(c, bps, _)| format!("{c} concession, {}% off", bps / 100));
+    html(PlansPage {
+        bundles,
+        concession,
+        balance: format_fare(balance as i128),
+        error,
+        chain_id: s.chain.deployment().chain_id,
+    })
 }
 
 pub(crate) async fn plans(State(s): State<AppState>, Traveler(me): Traveler) -> Page {
@@ -307,11 +336,24 @@ pub(crate) async fn buy(
     let t = s.store.traveler(&me).await?.ok_or(AppError::SignInRequired)?;
     let sealed =
         t.sealed_key.as_deref().ok_or_else(|| AppError::BadRequest("Wallet accounts buy from their wallet.".into()))?;
+    refuse_revoked(&s, me).await?;
     let signer = open_key(&s, me, sealed)?;
-    let (price, _) = match s.chain.quote(bundle_id).await {
+    let (list_price, _) = match s.chain.quote(bundle_id).await {
         Ok(q) => q,
         Err(kippu_chain::ChainError::Revert(_)) => return Err(AppError::NotFound("That plan is not on sale.".into())),
         Err(e) => return Err(e.into()),
+    };
+    // A held concession is presented (and verified afresh: it may have been revoked since the page was shown).
+    let concession = match crate::identity::best_concession(&s, me).await? {
+        Some((_, bps, vc)) => {
+            let ok = crate::identity::present_and_verify(&s, &signer, &vc).await?;
+            Some((ok.concession, bps))
+        }
+        None => None,
+    };
+    let price = match concession {
+        Some((_, bps)) => s.chain.quote_with_concession(bundle_id, bps).await?,
+        None => list_price,
     };
     let balance = s.chain.fare_balance(me).await?;
     if balance < price {
@@ -322,7 +364,14 @@ pub(crate) async fn buy(
         );
         return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, plans_with(&s, me, Some(msg)).await?).into_response());
     }
-    let (plan_id, tx) = s.chain.buy_with_permit(&signer, bundle_id, price, 0).await?;
+    let (plan_id, tx) = match concession {
+        Some((c, bps)) => {
+            s.chain
+                .buy_with_permit_and_concession(&signer, &s.identity.attestor, bundle_id, price, 0, c.kind(), bps)
+                .await?
+        }
+        None => s.chain.buy_with_permit(&signer, bundle_id, price, 0).await?,
+    };
     tracing::info!(plan_id, %tx, "plan bought");
     metrics::counter!("kippu_plans_bought_total").increment(1);
     s.platform.catch_up().await;
@@ -394,6 +443,7 @@ pub(crate) async fn pass_image(
         .sealed_key
         .as_deref()
         .ok_or_else(|| AppError::BadRequest("Wallet accounts sign passes in their wallet.".into()))?;
+    refuse_revoked(&s, me).await?;
     let signer = open_key(&s, me, sealed)?;
     let png = qr::pass_png(&signer, t.id, now() as u64).map_err(AppError::Internal)?;
     Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png).into_response())

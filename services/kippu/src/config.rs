@@ -104,6 +104,16 @@ pub struct StripeSection {
 pub struct IdentityConfig {
     /// Keystore master key (64 hex chars). The dev default is public: never use it in production.
     pub master_key: String,
+    /// Hex private key of the concession attestor (PlanMarket's CONCESSION_ISSUER_ROLE). Dev default is public.
+    pub attestor_key: Option<String>,
+    /// Concession discounts in basis points.
+    pub student_discount_bps: u16,
+    /// Senior discount (bps).
+    pub senior_discount_bps: u16,
+    /// Disability discount (bps).
+    pub disability_discount_bps: u16,
+    /// How long a resolved DID document (other than Kippu's own) is cached, in seconds.
+    pub did_cache_secs: u64,
 }
 
 /// Delay insurance settings.
@@ -174,7 +184,14 @@ impl Default for StripeSection {
 
 impl Default for IdentityConfig {
     fn default() -> Self {
-        Self { master_key: "6b697070752d6465762d6d61737465722d6b65792d6e6f742d7365637265742e".into() }
+        Self {
+            master_key: "6b697070752d6465762d6d61737465722d6b65792d6e6f742d7365637265742e".into(),
+            attestor_key: None,
+            student_discount_bps: 3_000,
+            senior_discount_bps: 5_000,
+            disability_discount_bps: 5_000,
+            did_cache_secs: 300,
+        }
     }
 }
 
@@ -272,6 +289,9 @@ impl Config {
         }
         if let Some(v) = nonempty("KIPPU_STRIPE_FAKE_BIND") {
             self.stripe.fake_bind = v;
+        }
+        if let Some(v) = nonempty("KIPPU_ATTESTOR_KEY") {
+            self.identity.attestor_key = Some(v);
         }
         if let Some(v) = nonempty("KIPPU_MASTER_KEY") {
             self.identity.master_key = v;

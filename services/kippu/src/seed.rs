@@ -153,6 +153,36 @@ pub async fn seed(chain: &Chain, store: &Store, keystore: &Keystore) -> anyhow::
     Ok(())
 }
 
+/// Demo concession issuers Kippu hosts: `(slug, name, concessions it is trusted for)`.
+pub const ISSUERS: [(&str, &str, &[&str]); 2] = [
+    ("usf", "University of South Florida, Student Services", &["student"]),
+    ("tampa-welfare", "City of Tampa Welfare Office", &["senior", "disability"]),
+];
+
+/// Hosts the demo issuers (fresh Ed25519 keys, sealed) and puts them on the trust list.
+pub async fn seed_issuers(store: &Store, keystore: &Keystore, authority: &str) -> anyhow::Result<()> {
+    let existing: Vec<String> = store.issuers().await?.into_iter().map(|i| i.slug).collect();
+    for (slug, name, concessions) in ISSUERS {
+        let did = kippu_credentials::did_web(authority, &["issuers", slug]);
+        if !existing.iter().any(|s| s == slug) {
+            let key = kippu_credentials::IssuerKey::generate();
+            let sealed_seed = keystore.seal_seed(&did, key.seed())?;
+            store
+                .insert_issuer(&kippu_store::IssuerRow {
+                    slug: slug.into(),
+                    did: did.clone(),
+                    name: name.into(),
+                    sealed_seed,
+                })
+                .await?;
+        }
+        for c in concessions {
+            store.trust(&did, c).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Which operator runs a GTFS route: every route of the bundled Bull Runner feed is the bus operator's.
 pub fn route_operator(_route_id: &str) -> Option<u32> {
     Some(BUS)

@@ -6,11 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alloy::signers::local::PrivateKeySigner;
 use anyhow::Context;
 use async_trait::async_trait;
 use gate_firmware_sim::{display as verdict_line, SimGate};
 use kippu_chain::anvil::{AnvilProcess, DEV_ADMIN_KEY};
 use kippu_chain::{Chain, ChainConfig, Deployment, InsuranceTerms};
+use kippu_credentials::{account_document, did_web, issuer_document, Concession, Credentials, IssuerKey, Resolver};
 use kippu_domain::validation::Tap;
 use kippu_domain::{GateInfo, TicketState, Validator, ValidatorConfig, VerdictMessage};
 use kippu_identity::{ChallengeBook, Keystore};
@@ -21,7 +23,7 @@ use kippu_mqtt::{
 use kippu_payments::fake::{FakeStripe, FakeStripeHandle};
 use kippu_payments::{Checkout, StripeConfig};
 use kippu_store::Store;
-use kippu_web::{AppState, DelayOutcome, GateStatus, Inner, Platform};
+use kippu_web::{AppState, DelayOutcome, GateStatus, IdentityServices, Inner, Platform};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
@@ -176,6 +178,51 @@ fn now() -> i64 {
 
 /// The configured anvil, else the repository's npm-installed one (so the
 /// binary also runs outside the checkout's root), else `anvil` on PATH.
+/// `host[:port]` of a URL: the did:web authority Kippu's DIDs live under.
+fn authority_of(url: &str) -> String {
+    url.split("://").nth(1).unwrap_or(url).split('/').next().unwrap_or("localhost").to_owned()
+}
+
+/// DIDs and credentials: hosts the demo issuers, grants the concession
+/// attestor its role, and publishes every did:web document Kippu answers for.
+async fn identity_services(
+    cfg: &Config,
+    chain: &Chain,
+    store: &Store,
+    keystore: &Keystore,
+    web_url: &str,
+) -> anyhow::Result<IdentityServices> {
+    let authority = authority_of(web_url);
+    if cfg.seed_demo {
+        seed::seed_issuers(store, keystore, &authority).await.context("seeding the demo issuers")?;
+    }
+    let attestor = match &cfg.identity.attestor_key {
+        Some(k) => k.parse::<PrivateKeySigner>().context("identity.attestor_key")?,
+        None => kippu_identity::deterministic_demo_key("kippu-concession-attestor"),
+    };
+    chain.grant_concession_issuer(attestor.address()).await.context("granting the concession attestor its role")?;
+    let resolver = Resolver::new(did_web(&authority, &[]), Duration::from_secs(cfg.identity.did_cache_secs));
+    let chain_id = chain.deployment().chain_id;
+    let root = did_web(&authority, &[]);
+    let attestor_account = attestor.address().to_checksum(None);
+    resolver.publish(&root, &account_document(&root, chain_id, &attestor_account, "Kippu consortium"));
+    for o in store.operators().await? {
+        let did = did_web(&authority, &["operators", &o.slug]);
+        resolver.publish(&did, &account_document(&did, chain_id, &o.payee.to_checksum(None), &o.name));
+    }
+    for i in store.issuers().await? {
+        let seed = keystore.open_seed(&i.did, &i.sealed_seed).with_context(|| format!("issuer {} key", i.slug))?;
+        let key = IssuerKey::from_seed(*seed);
+        resolver.publish(&i.did, &issuer_document(&i.did, &key.public_key(), &i.name));
+    }
+    let discounts = HashMap::from([
+        (Concession::Student, cfg.identity.student_discount_bps),
+        (Concession::Senior, cfg.identity.senior_discount_bps),
+        (Concession::Disability, cfg.identity.disability_discount_bps),
+    ]);
+    Ok(IdentityServices { credentials: Credentials::new(resolver), authority, attestor, discounts })
+}
+
 fn resolve_anvil(configured: &std::path::Path) -> std::path::PathBuf {
     if configured.exists() || configured.is_absolute() {
         return configured.to_path_buf();
@@ -348,6 +395,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         insurer,
     });
 
+    let identity = identity_services(&cfg, &chain, &store, &keystore, &web_url).await?;
     let state = AppState::new(Inner {
         store: store.clone(),
         chain: chain.clone(),
@@ -358,6 +406,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         public_url: web_url.clone(),
         platform,
         dev_routes: cfg.web.dev_routes.unwrap_or(false),
+        identity,
     });
     let app = kippu_web::router(state);
     tasks.push(tokio::spawn(async move {
