@@ -18,7 +18,12 @@ $(CONTRACTS)/node_modules/.installed: $(CONTRACTS)/package-lock.json
 	cd $(CONTRACTS) && npm ci --no-audit --no-fund
 	touch $@
 
-node: $(CONTRACTS)/node_modules/.installed
+# The independent VC implementation (Digital Bazaar) the interop tests run against.
+tests/interop/node_modules/.installed: tests/interop/package-lock.json
+	cd tests/interop && npm ci --no-audit --no-fund
+	touch $@
+
+node: $(CONTRACTS)/node_modules/.installed tests/interop/node_modules/.installed
 
 dev: node
 	cargo run -p kippu -- dev

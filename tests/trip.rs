@@ -4,57 +4,21 @@
 //! web app over HTTP. The production variant runs when
 //! `KIPPU_TEST_POSTGRES` and `KIPPU_TEST_MOSQUITTO` are set (`make test` sets them).
 
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use alloy::signers::local::PrivateKeySigner;
 use kippu::Config;
+use kippu_e2e::{config, now, production_parts, Client};
 use kippu_identity::deterministic_demo_key;
 use serde_json::Value;
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+/// Scenario steps on top of the shared client.
+trait Trip {
+    async fn scan(&self, gate: &str, png: Vec<u8>) -> Value;
+    async fn feed(&self, trips: &[(&str, i32)]) -> Value;
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn config(tag: &str, database_url: Option<String>, mqtt_url: Option<String>) -> Config {
-    let d = Config::default();
-    Config {
-        data_dir: std::env::temp_dir().join(format!(
-            "kippu-e2e-{tag}-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        )),
-        web: kippu::config::WebConfig { bind: "127.0.0.1:0".into(), dev_routes: Some(true), ..d.web },
-        chain: kippu::config::ChainSection {
-            anvil_port: 0,
-            anvil_bin: repo().join("contracts/node_modules/.bin/anvil"),
-            ..d.chain
-        },
-        mqtt: kippu::config::MqttConfig { embedded_bind: "127.0.0.1:0".into(), url: mqtt_url, ..d.mqtt },
-        stripe: kippu::config::StripeSection { fake_bind: "127.0.0.1:0".into(), ..d.stripe },
-        database: kippu::config::DatabaseConfig { url: database_url },
-        ..d
-    }
-}
-
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    fn new(base: &str) -> Self {
-        Self { http: reqwest::Client::builder().cookie_store(true).build().unwrap(), base: base.into() }
-    }
-
-    async fn me(&self) -> Value {
-        self.http.get(format!("{}/api/me", self.base)).send().await.unwrap().json().await.unwrap()
-    }
-
+impl Trip for Client {
     async fn scan(&self, gate: &str, png: Vec<u8>) -> Value {
         let r = self.http.post(format!("{}/gates/{gate}/scan", self.base)).body(png).send().await.unwrap();
         r.json().await.unwrap()
@@ -287,22 +251,7 @@ async fn trip_on_embedded_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn trip_on_postgres_and_mosquitto() {
-    let var = |k| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let (Some(pg), Some(mqtt)) = (var("KIPPU_TEST_POSTGRES"), var("KIPPU_TEST_MOSQUITTO")) else {
-        eprintln!(
-            "SKIPPED: set KIPPU_TEST_POSTGRES and KIPPU_TEST_MOSQUITTO (make test does) to run the production variant"
-        );
-        return;
-    };
-    // A fresh database per run, so the run is independent of earlier ones.
-    sqlx::any::install_default_drivers();
-    let name = format!("kippu_e2e_{}", rand::random::<u32>());
-    let admin = sqlx::AnyPool::connect(&pg).await.expect("postgres reachable");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
-    let url = match pg.rfind('/') {
-        Some(i) => format!("{}/{name}", &pg[..i]),
-        None => panic!("KIPPU_TEST_POSTGRES needs a database path"),
-    };
-    run_trip(config("prod", Some(url), Some(mqtt))).await;
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&admin).await.unwrap();
+    let Some((db, mqtt, guard)) = production_parts().await else { return };
+    run_trip(config("prod", Some(db), Some(mqtt))).await;
+    guard.drop_now().await;
 }

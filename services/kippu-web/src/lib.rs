@@ -37,6 +37,8 @@ pub struct GateStatus {
     pub state: String,
     /// Last verdict seen, human readable.
     pub last: String,
+    /// The gate's device DID (`did:key`).
+    pub did: String,
 }
 
 /// What delay-feed ingestion did.

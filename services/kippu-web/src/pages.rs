@@ -454,6 +454,7 @@ pub(crate) struct GateView {
     station: String,
     state: String,
     last: String,
+    did: String,
 }
 
 #[derive(Template)]
@@ -469,7 +470,7 @@ pub(crate) async fn gates(State(s): State<AppState>) -> Page {
         .gates()
         .await
         .into_iter()
-        .map(|g| GateView { key: g.key, station: g.station, state: g.state, last: g.last })
+        .map(|g| GateView { key: g.key, station: g.station, state: g.state, last: g.last, did: g.did })
         .collect();
     html(GatesPage { gates, chain_id: s.chain.deployment().chain_id })
 }

@@ -100,6 +100,8 @@ struct Services {
     indexer: Indexer,
     fleet: FleetWatcher,
     stations: HashMap<String, String>,
+    /// Each registered gate's device identity (did:key of its Ed25519 key).
+    gate_dids: HashMap<String, String>,
     gates: HashMap<String, SimGate>,
     last: Mutex<HashMap<String, String>>,
     insurer: DelayInsurer,
@@ -140,6 +142,7 @@ impl Platform for Services {
                 }
                 .into(),
                 last: last.get(k).cloned().unwrap_or_else(|| "no scans yet".into()),
+                did: self.gate_dids.get(k).cloned().unwrap_or_default(),
             })
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -386,10 +389,20 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     let insurer = DelayInsurer::new(chain.clone(), store.clone(), cfg.insurance.threshold_minutes, TIMETABLE)?;
     let fleet = FleetWatcher::spawn(&mqtt, &format!("kippu-fleet-{}", std::process::id()));
     let stations = gate_rows.iter().map(|g| (g.gate_key.clone(), g.station.clone())).collect();
+    // Simulated gates' device keys are derived from the master key; a real
+    // gate generates its own and registers the did:key.
+    let gate_dids = gate_rows
+        .iter()
+        .map(|g| {
+            let key = IssuerKey::from_seed(*keystore.derive_seed(&format!("gate:{}", g.gate_key)));
+            (g.gate_key.clone(), format!("did:key:{}", key.public_key_multibase()))
+        })
+        .collect();
     let platform = Arc::new(Services {
         indexer: indexer.clone(),
         fleet,
         stations,
+        gate_dids,
         gates,
         last: Mutex::new(HashMap::new()),
         insurer,

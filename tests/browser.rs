@@ -1,0 +1,473 @@
+//! Real-browser end-to-end tests: the whole platform (anvil, embedded MQTT,
+//! SQLite, the web app) driven through headless Chromium over WebDriver, as a
+//! traveler on a phone would use it. Needs Debian's `chromium` and
+//! `chromium-driver` (`scripts/install-browser.sh` installs them).
+//!
+//! Environment:
+//! - `KIPPU_CHROMEDRIVER`: chromedriver to run (default: `chromedriver` on `PATH`);
+//! - `KIPPU_CHROMIUM`: browser binary (default: `/usr/bin/chromium` when it exists);
+//! - `KIPPU_UPDATE_SCREENSHOTS=1`: save screenshots to `docs/screenshots/`
+//!   instead of a temporary directory.
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use kippu_domain::pass::Pass;
+use kippu_e2e::{config, repo};
+use kippu_identity::{deterministic_demo_key, did_pkh};
+use serde_json::{json, Value};
+
+/// How long any wait for the page lasts before the test fails.
+const WAIT: Duration = Duration::from_secs(15);
+const POLL: Duration = Duration::from_millis(100);
+/// A phone-sized viewport: the app is mobile-first.
+const WINDOW: (u32, u32) = (412, 915);
+
+fn env_path(key: &str) -> Option<PathBuf> {
+    std::env::var_os(key).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// The chromedriver to run; fails with how to install it when there is none.
+fn chromedriver_bin() -> PathBuf {
+    env_path("KIPPU_CHROMEDRIVER").or_else(|| on_path("chromedriver")).unwrap_or_else(|| {
+        panic!(
+            "chromedriver not found (set KIPPU_CHROMEDRIVER or put it on PATH): \
+             run scripts/install-browser.sh to install Chromium and ChromeDriver"
+        )
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+}
+
+/// chromedriver as a child process in its own process group; dropping it
+/// kills the group, so no Chromium outlives a failed test.
+struct Driver {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Driver {
+    async fn spawn(dir: &Path) -> Self {
+        let bin = chromedriver_bin();
+        let port = free_port();
+        let log = dir.join("chromedriver.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = {
+            use std::os::unix::process::CommandExt;
+            Command::new(&bin)
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().unwrap())
+                .stderr(out)
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {}: {e}; run scripts/install-browser.sh", bin.display()))
+        };
+        let mut d = Self { child, port, log };
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+            if let Some(status) = d.child.try_wait().unwrap() {
+                panic!(
+                    "{} exited with {status}: {}",
+                    bin.display(),
+                    std::fs::read_to_string(&d.log).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not listen on port {port} within {WAIT:?}");
+            tokio::time::sleep(POLL).await;
+        }
+        d
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The negative pid names the process group the child leads.
+        let pgid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) with a group id we created; no memory is touched.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// A headless Chromium session against the running app, with waits that fail
+/// with the page's URL and text.
+struct Browser {
+    client: Client,
+    base: String,
+    shots: PathBuf,
+    /// Scratch: chromedriver's log and failure screenshots (never the repo).
+    tmp: PathBuf,
+    // Last: the session is closed (or abandoned) before chromedriver is killed.
+    _driver: Driver,
+}
+
+impl Browser {
+    async fn start(base: &str) -> Self {
+        let tmp = std::env::temp_dir().join(format!("kippu-browser-{}-{}", std::process::id(), rand::random::<u32>()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let shots = if std::env::var("KIPPU_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
+            repo().join("docs/screenshots")
+        } else {
+            tmp.join("screenshots")
+        };
+        std::fs::create_dir_all(&shots).unwrap();
+        let driver = Driver::spawn(&tmp).await;
+
+        let mut options = json!({
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                format!("--window-size={},{}", WINDOW.0, WINDOW.1),
+                "--hide-scrollbars",
+            ],
+            // Desktop Chromium keeps windows at least 500 px wide and takes its
+            // (headless) toolbar off the height: emulate the phone's viewport.
+            "mobileEmulation": {
+                "deviceMetrics": { "width": WINDOW.0, "height": WINDOW.1, "pixelRatio": 1.0, "touch": true },
+            },
+        });
+        let binary =
+            env_path("KIPPU_CHROMIUM").or_else(|| Some(PathBuf::from("/usr/bin/chromium")).filter(|p| p.exists()));
+        if let Some(b) = binary {
+            options["binary"] = json!(b);
+        }
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert("goog:chromeOptions".into(), options);
+        let client = ClientBuilder::rustls()
+            .expect("rustls connector")
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "no WebDriver session: {e}\nchromedriver log ({}):\n{}",
+                    driver.log.display(),
+                    std::fs::read_to_string(&driver.log).unwrap_or_default()
+                )
+            });
+        eprintln!("browser: screenshots go to {}", shots.display());
+        Self { client, base: base.trim_end_matches('/').to_string(), shots, tmp, _driver: driver }
+    }
+
+    async fn goto(&self, path: &str) {
+        let url = format!("{}{path}", self.base);
+        self.client.goto(&url).await.unwrap_or_else(|e| panic!("opening {url}: {e}"));
+    }
+
+    /// The path (and query) of the page the browser is on.
+    async fn path(&self) -> String {
+        let u = self.client.current_url().await.unwrap();
+        match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        }
+    }
+
+    async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client.execute(script, args).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Where the browser is and what it shows, for failure messages; also
+    /// saves a screenshot of it.
+    async fn context(&self) -> String {
+        let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_else(|e| format!("<{e}>"));
+        let text = self
+            .client
+            .execute("return document.body ? document.body.innerText : document.documentElement.outerHTML", vec![])
+            .await
+            .map(|v| v.as_str().unwrap_or_default().to_string())
+            .unwrap_or_else(|e| format!("<{e}>"));
+        let snippet: String = text.chars().take(1200).collect();
+        let shot = self.tmp.join(format!("failure-{}.png", rand::random::<u32>()));
+        let saved = match self.client.screenshot().await {
+            Ok(png) if std::fs::write(&shot, &png).is_ok() => shot.display().to_string(),
+            _ => "none".into(),
+        };
+        format!("\n  at: {url}\n  screenshot: {saved}\n  page text:\n{snippet}")
+    }
+
+    /// Polls `probe` until it yields a value or `WAIT` passes, then fails
+    /// with `what` and the page context.
+    async fn wait<T, F, Fut>(&self, what: &str, mut probe: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(v) = probe().await {
+                return v;
+            }
+            if Instant::now() >= deadline {
+                panic!("timed out after {WAIT:?} waiting for {what}{}", self.context().await);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits for a displayed element whose text contains `text` (any text when empty).
+    async fn wait_for_text(&self, loc: Locator<'_>, text: &str) -> Element {
+        let what = if text.is_empty() { format!("{loc:?}") } else { format!("{loc:?} showing {text:?}") };
+        self.wait(&what, || async {
+            for e in self.client.find_all(loc).await.ok()? {
+                // Errors (a stale element while the page changes) mean "not yet".
+                if e.is_displayed().await.unwrap_or(false) && e.text().await.is_ok_and(|t| t.contains(text)) {
+                    return Some(e);
+                }
+            }
+            None
+        })
+        .await
+    }
+
+    /// Waits for a displayed element.
+    async fn wait_for(&self, loc: Locator<'_>) -> Element {
+        self.wait_for_text(loc, "").await
+    }
+
+    /// Waits until the script returns something other than null, false or "".
+    async fn wait_js(&self, what: &str, script: &str, args: Vec<Value>) -> Value {
+        self.wait(what, || async {
+            match self.client.execute(script, args.clone()).await.ok()? {
+                Value::Null | Value::Bool(false) => None,
+                Value::String(s) if s.is_empty() => None,
+                v => Some(v),
+            }
+        })
+        .await
+    }
+
+    /// Waits until the browser is on a page whose path starts with `prefix`.
+    async fn wait_for_path(&self, prefix: &str) {
+        self.wait(&format!("a page at {prefix}"), || async { self.path().await.starts_with(prefix).then_some(()) })
+            .await
+    }
+
+    async fn click(&self, e: &Element, what: &str) {
+        if let Err(err) = e.click().await {
+            panic!("clicking {what}: {err}{}", self.context().await);
+        }
+    }
+
+    /// Fails when the page is wider than the phone (it would scroll sideways).
+    async fn fits_phone(&self, page: &str) {
+        let over = self.js("return document.documentElement.scrollWidth - window.innerWidth", vec![]).await;
+        if over.as_i64().is_none_or(|px| px > 0) {
+            panic!("the {page} page is wider than the phone by {over} px{}", self.context().await);
+        }
+    }
+
+    /// Saves what the viewport shows as `<name>.png`.
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "screenshot {name} is not a PNG");
+        let path = self.shots.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        eprintln!("browser: screenshot {}", path.display());
+    }
+
+    async fn close(self) {
+        let Browser { client, _driver, .. } = self;
+        client.close().await.expect("closing the browser session");
+    }
+}
+
+/// The pass an on-screen QR image carries, read from the pixels the browser shows.
+async fn displayed_pass(b: &Browser, img: &Element) -> (String, Pass) {
+    let png = img.screenshot().await.unwrap();
+    let gray = image::load_from_memory(&png).expect("QR screenshot decodes as an image").to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(gray);
+    let grids = prepared.detect_grids();
+    let Some(grid) = grids.first() else { panic!("no QR code visible in the pass image{}", b.context().await) };
+    let (_, text) = grid.decode().unwrap_or_else(|e| panic!("the QR on screen does not decode: {e:?}"));
+    let pass = Pass::decode(&text).unwrap_or_else(|e| panic!("the QR on screen is not a pass ({e:?}): {text}"));
+    (text, pass)
+}
+
+const QR_LOADED: &str = "const i = document.getElementById('qr'); \
+    return i && i.complete && i.naturalWidth > 0 ? i.getAttribute('src') : null;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn traveler_journey_in_browser() {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
+    let started = Instant::now();
+    chromedriver_bin(); // fail fast, before the stack starts
+    let stack = kippu::start(config("browser", None, None)).await.expect("stack starts");
+    let b = Browser::start(&stack.web_url).await;
+    eprintln!("browser: stack and browser up in {:.1?}", started.elapsed());
+
+    let aiko = deterministic_demo_key("aiko");
+    let did = did_pkh(stack.deployment.chain_id, aiko.address());
+
+    // Signed out, the app sends Aiko to the sign-in page, which lists the demo travelers with their DIDs.
+    b.goto("/").await;
+    b.wait_for_path("/signin").await;
+    b.wait_for_text(Locator::Css("h1"), "Sign in").await;
+    let card =
+        b.wait_for(Locator::XPath("//li[contains(@class,'card')][.//h2[normalize-space()='Aiko Tanaka']]")).await;
+    let card_did = card.find(Locator::Css(".did")).await.unwrap().text().await.unwrap();
+    assert_eq!(card_did, did, "Aiko's card shows her DID");
+    let viewport = b.js("return [window.innerWidth, window.innerHeight]", vec![]).await;
+    assert_eq!(viewport, json!([WINDOW.0, WINDOW.1]), "phone-sized viewport");
+    b.fits_phone("sign-in").await;
+    b.screenshot("signin").await;
+
+    // The form runs the DID challenge-response with her custodial key.
+    let button = card.find(Locator::Css("button[type=submit]")).await.unwrap();
+    assert_eq!(button.text().await.unwrap(), "Sign in as Aiko Tanaka");
+    b.click(&button, "Aiko's sign-in button").await;
+    b.wait_for_text(Locator::Css("h1"), "Hello, Aiko Tanaka").await;
+    assert_eq!(b.path().await, "/", "signed in lands on home");
+    assert_eq!(b.wait_for(Locator::Id("did")).await.text().await.unwrap(), did);
+    assert_eq!(b.wait_for(Locator::Id("balance")).await.text().await.unwrap(), "50.00", "welcome FARE");
+
+    // Plans, through the nav bar; the Explorer bundle is bought with its own button.
+    let nav = b.wait_for(Locator::Css("header nav a[href='/plans']")).await;
+    b.click(&nav, "the Plans link").await;
+    b.wait_for_text(Locator::Css("h1"), "Trip plans").await;
+    assert_eq!(b.wait_for(Locator::Id("balance")).await.text().await.unwrap(), "50.00");
+    let explorer =
+        b.wait_for(Locator::XPath("//li[contains(@class,'bundle')][.//h2[starts-with(.,'Explorer')]]")).await;
+    let legs = explorer.find_all(Locator::Css(".legs li")).await.unwrap();
+    assert_eq!(legs.len(), 4, "Explorer has four legs");
+    let buy = explorer.find(Locator::Css("form button[type=submit]")).await.unwrap();
+    assert_eq!(buy.text().await.unwrap(), "Buy for 35.70 FARE");
+    b.fits_phone("plans").await;
+    b.screenshot("plans").await;
+    b.click(&buy, "the Explorer buy button").await;
+
+    // The tickets page announces the plan and lists a ticket per leg.
+    b.wait_for_text(Locator::Css("h1"), "My tickets").await;
+    assert!(b.path().await.starts_with("/tickets?bought="), "{}", b.path().await);
+    b.wait_for_text(Locator::Css(".flash.ok"), "bought").await;
+    let tickets = b.client.find_all(Locator::Css("ul.tickets li.ticket")).await.unwrap();
+    let mut lines = Vec::new();
+    for t in &tickets {
+        lines.push(t.text().await.unwrap());
+    }
+    assert_eq!(lines.len(), 4, "one ticket per leg: {lines:#?}");
+    for want in ["Metro 3-day pass · Metro Rail", "Bus day pass · Bull Runner Bus", "Taxi ride credit · City Taxi"] {
+        assert!(lines.iter().any(|l| l.contains(want)), "{want:?} listed: {lines:#?}");
+    }
+    assert!(lines.iter().any(|l| l.contains("Delay cover") && l.contains("delay cover")), "{lines:#?}");
+    b.fits_phone("tickets").await;
+    b.screenshot("tickets").await;
+
+    // The metro pass: a QR image that is displayed, is a pass signed by Aiko, and rotates.
+    let metro = b.wait_for(Locator::XPath("//li[contains(@class,'ticket')]//a[contains(.,'Metro Rail')]")).await;
+    let href = metro.attr("href").await.unwrap().expect("ticket link");
+    let ticket_id: u64 =
+        href.trim_start_matches("/tickets/").trim_end_matches("/pass").parse().expect("ticket id in link");
+    b.click(&metro, "the metro ticket").await;
+    b.wait_for_path(&href).await;
+    b.wait_for_text(Locator::Css("h1"), "Metro 3-day pass").await;
+    b.wait_for_text(Locator::Css(".pass p"), &format!("ticket #{ticket_id}")).await;
+    let qr = b.wait_for(Locator::Id("qr")).await;
+    let first_src = b.wait_js("the QR image to load", QR_LOADED, vec![]).await;
+    let (_, _, w, h) = qr.rectangle().await.unwrap();
+    assert!(w >= 200.0 && h >= 200.0 && w <= f64::from(WINDOW.0), "QR is shown large and fits the phone: {w}x{h}");
+    let (first_text, first) = displayed_pass(&b, &qr).await;
+    assert_eq!(first.ticket_id, ticket_id);
+    assert_eq!(first.signer().expect("pass signature recovers"), aiko.address(), "pass signed by Aiko's key");
+
+    // Rotation: the page swaps in a freshly signed pass every few seconds.
+    let rotated = "const i = document.getElementById('qr'); \
+        return i.getAttribute('src') !== arguments[0] && i.complete && i.naturalWidth > 0;";
+    b.wait_js("the QR to rotate", rotated, vec![first_src.clone()]).await;
+    let (second_text, second) = displayed_pass(&b, &qr).await;
+    assert_ne!(second_text, first_text, "rotated QR shows a new pass");
+    assert_eq!(second.ticket_id, ticket_id);
+    assert_eq!(second.signer().unwrap(), aiko.address());
+
+    // Present the pass to the simulated metro gate: it decodes the PNG and the validator opens.
+    let gate = b.wait_for(Locator::Css(".gate-btn[data-gate='metro/central/g1']")).await;
+    b.click(&gate, "the metro gate button").await;
+    let verdict = b.wait_for_text(Locator::Id("verdict"), "OPEN").await;
+    assert_eq!(verdict.attr("class").await.unwrap().as_deref(), Some("open"));
+    assert!(verdict.text().await.unwrap().starts_with("OPEN"), "{}", verdict.text().await.unwrap());
+    b.fits_phone("pass").await;
+    b.screenshot("pass").await;
+
+    // Home shows the new balance (50.00 - 35.70) and the tickets.
+    b.goto("/").await;
+    b.wait_for_text(Locator::Css("h1"), "Hello, Aiko Tanaka").await;
+    assert_eq!(b.wait_for(Locator::Id("balance")).await.text().await.unwrap(), "14.30");
+    assert_eq!(b.client.find_all(Locator::Css("ul.tickets li.ticket")).await.unwrap().len(), 4);
+    b.fits_phone("home").await;
+
+    b.close().await;
+    stack.shutdown().await;
+    eprintln!("browser: journey done in {:.1?}", started.elapsed());
+}
+
+/// Issue #4's acceptance: a student credential issued in the issuer portal
+/// lowers a bundle's price in the browser; revoking it restores the full price.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concession_credential_in_browser() {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
+    chromedriver_bin();
+    let stack = kippu::start(config("browser-concession", None, None)).await.expect("stack starts");
+    let b = Browser::start(&stack.web_url).await;
+    let aiko = deterministic_demo_key("aiko");
+    let did = did_pkh(stack.deployment.chain_id, aiko.address());
+
+    b.goto("/signin").await;
+    let button = b.wait_for_text(Locator::Css("button[type=submit]"), "Sign in as Aiko Tanaka").await;
+    b.click(&button, "Aiko's sign-in button").await;
+    b.wait_for_text(Locator::Css(".did"), &did).await;
+
+    b.goto("/plans").await;
+    b.wait_for_text(Locator::Id("buy-1"), "Buy for 35.70 FARE").await;
+    assert!(b.client.find(Locator::Id("concession")).await.is_err(), "no concession before a credential");
+
+    // University staff issue her a student credential in the portal.
+    b.goto("/portal/issuers/usf").await;
+    b.wait_for_text(Locator::Css("h1"), "University of South Florida").await;
+    let holder = b.wait_for(Locator::Id("holder")).await;
+    holder.send_keys(&did).await.unwrap();
+    let issue = b.wait_for(Locator::Id("issue")).await;
+    b.fits_phone("issuer portal").await;
+    b.click(&issue, "Issue").await;
+    b.wait_for_text(Locator::Css(".flash"), "delivered to the traveler").await;
+    b.wait_for_text(Locator::Css("table.register"), &did).await;
+    b.screenshot("issuer-portal").await;
+
+    // Her wallet holds it, verified; the plans page now shows the student price.
+    b.goto("/credentials").await;
+    b.wait_for_text(Locator::Css(".credential.ok"), "valid").await;
+    b.fits_phone("credentials").await;
+    b.screenshot("credentials").await;
+    b.goto("/plans").await;
+    b.wait_for_text(Locator::Id("concession"), "student concession, 30% off").await;
+    b.wait_for_text(Locator::Id("buy-1"), "Buy for 24.99 FARE").await;
+    b.screenshot("plans-concession").await;
+
+    // The issuer revokes it: the full price is back, and the wallet says why.
+    b.goto("/portal/issuers/usf").await;
+    let revoke = b.wait_for(Locator::Css("button.revoke")).await;
+    b.click(&revoke, "Revoke").await;
+    b.wait_for_text(Locator::Css(".flash"), "Revoked").await;
+    b.goto("/plans").await;
+    b.wait_for_text(Locator::Id("buy-1"), "Buy for 35.70 FARE").await;
+    assert!(b.client.find(Locator::Id("concession")).await.is_err(), "revoked credential still discounts");
+    b.goto("/credentials").await;
+    b.wait_for_text(Locator::Css(".credential.bad"), "revoked by its issuer").await;
+
+    b.close().await;
+    stack.shutdown().await;
+}
