@@ -8,12 +8,17 @@
 use std::time::Duration;
 
 use alloy::signers::local::PrivateKeySigner;
+use alloy::signers::SignerSync;
 use chrono::{TimeZone, Utc};
 use kippu::Config;
 use kippu_credentials::{did_web, Concession, Credentials, IssuerKey, NewConcession, Resolver};
 use kippu_e2e::{config, production_parts, Client};
 use kippu_identity::{deterministic_demo_key, did_pkh};
 use serde_json::{json, Value};
+
+fn thief_key() -> PrivateKeySigner {
+    PrivateKeySigner::random()
+}
 
 fn one_year() -> String {
     (Utc::now() + chrono::Duration::days(365)).format("%Y-%m-%d").to_string()
@@ -160,6 +165,47 @@ async fn run(cfg: Config) {
     // A self-custodied wallet: its credential comes over the issuer's JSON API; it presents on its own.
     let w = Wallet::new();
     let vc = issue_json(&c, "usf", &w.did, "student").await;
+    // It signs in with its own key (DID challenge-response, personal_sign on the wallet side).
+    let wc = Client::new(&stack.web_url);
+    let ch: Value = wc
+        .http
+        .get(format!("{}/signin/wallet/challenge?did={}", wc.base, w.did))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let msg = ch["message"].as_str().unwrap();
+    let sig = format!("0x{}", hex::encode(w.key.sign_message_sync(msg.as_bytes()).unwrap().as_bytes()));
+    let signin = json!({"did": w.did, "nonce": ch["nonce"], "signature": sig});
+    let r = wc.http.post(format!("{}/signin/wallet", wc.base)).json(&signin).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(wc.me().await["did"], json!(w.did));
+    let r = wc.http.post(format!("{}/signin/wallet", wc.base)).json(&signin).send().await.unwrap();
+    assert_eq!(r.status(), 400, "a sign-in signature cannot be replayed");
+    let ch: Value = wc
+        .http
+        .get(format!("{}/signin/wallet/challenge?did={}", wc.base, w.did))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let forged = format!(
+        "0x{}",
+        hex::encode(thief_key().sign_message_sync(ch["message"].as_str().unwrap().as_bytes()).unwrap().as_bytes())
+    );
+    let r = wc
+        .http
+        .post(format!("{}/signin/wallet", wc.base))
+        .json(&json!({"did": w.did, "nonce": ch["nonce"], "signature": forged}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("DID authentication failed"));
     let ok = present(&c, &w, std::slice::from_ref(&vc)).await;
     assert_eq!(ok["verified"], true, "{ok}");
     assert_eq!(ok["concessions"][0]["concession"], "student");
@@ -228,6 +274,12 @@ async fn run(cfg: Config) {
     assert_eq!(data["tickets"].as_array().unwrap().len(), 4);
     assert!(data["credentials_issued_to_you"][0]["revoked_at"].is_i64());
 
+    // A pass her phone showed before erasure (captured, say) no longer opens a gate afterwards.
+    let metro = c.me().await["tickets"].as_array().unwrap().iter().find(|t| t["operator_id"] == 1).unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    let pass = c.http.get(format!("{}/tickets/{metro}/pass.png", c.base)).send().await.unwrap().bytes().await.unwrap();
+
     // Article 17: erased, signed out, no sign-in; the chain and the ledger are untouched and exact.
     let imbalance = stack.store.ledger_imbalance().await.unwrap();
     let tickets_before = stack.store.tickets_of(&aiko.address()).await.unwrap().len();
@@ -245,6 +297,17 @@ async fn run(cfg: Config) {
     let (status, _, page) = c.form("/signin", &[("address", &format!("{:#x}", aiko.address()))]).await;
     assert_eq!(status, 403, "an erased account cannot sign in");
     assert!(page.contains("erased at the traveler"), "{page}");
+    let v: Value = c
+        .http
+        .post(format!("{}/gates/metro/central/g1/scan", c.base))
+        .body(pass.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["reason"], "KEY_REVOKED", "{v}");
 
     // Key revocation: Ben revokes his key; it signs nothing any more.
     let b = Client::new(&stack.web_url);

@@ -2,7 +2,7 @@
 //! tickets from chain events and the database, so the hot path never waits on
 //! RPC or SQL. The same checks run offline in a gate from its last snapshot.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use alloy_primitives::Address;
 
@@ -86,6 +86,7 @@ pub struct Validator {
     last_entry: HashMap<(u64, u32), u64>,
     answered: HashMap<String, VerdictMessage>,
     answered_order: VecDeque<String>,
+    revoked_keys: HashSet<Address>,
 }
 
 impl Validator {
@@ -97,6 +98,11 @@ impl Validator {
     /// Adds or replaces a ticket (from a chain event or the database).
     pub fn upsert_ticket(&mut self, t: TicketState) {
         self.tickets.insert(t.id, t);
+    }
+
+    /// Denies every pass signed by `holder` from now on (a revoked account key).
+    pub fn revoke_key(&mut self, holder: Address) {
+        self.revoked_keys.insert(holder);
     }
 
     /// Registers a gate by its `operator/station/gate` key.
@@ -158,6 +164,9 @@ impl Validator {
         };
         if ticket.holder != signer {
             return deny(DenyReason::NotHolder, ticket_ref);
+        }
+        if self.revoked_keys.contains(&signer) {
+            return deny(DenyReason::KeyRevoked, ticket_ref);
         }
         if ticket.operator_id != gate.operator_id {
             return deny(DenyReason::WrongOperator, ticket_ref);
@@ -324,5 +333,13 @@ mod tests {
         let p = pass(&key, 7, NOW);
         assert!(v.check("metro/central/g1", &scan("a", p.clone()), NOW).verdict.open);
         assert_eq!(reason(&v.check("metro/central/g1", &scan("b", p), NOW)), Some(DenyReason::Replay));
+    }
+
+    #[test]
+    fn a_revoked_key_signs_no_pass() {
+        let (mut v, key) = setup(None);
+        v.revoke_key(key.address());
+        let g = "metro/central/g1";
+        assert_eq!(reason(&v.check(g, &scan("r", pass(&key, 7, NOW)), NOW)), Some(DenyReason::KeyRevoked));
     }
 }

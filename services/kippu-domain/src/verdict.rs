@@ -48,6 +48,8 @@ pub enum DenyReason {
     NoRidesLeft,
     /// The same ticket just entered at this operator (anti-passback).
     Passback,
+    /// The holder's account key was revoked (lost phone, erased account): it signs no passes.
+    KeyRevoked,
     /// No verdict arrived in time (set by the gate, never by a validator).
     Timeout,
 }
@@ -73,6 +75,7 @@ impl DenyReason {
             Self::Expired => "ticket expired",
             Self::NoRidesLeft => "no rides left",
             Self::Passback => "ticket just used here",
+            Self::KeyRevoked => "account key revoked",
             Self::Timeout => "no answer from validator",
         }
     }

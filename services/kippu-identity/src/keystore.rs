@@ -298,6 +298,25 @@ mod tests {
     const MASTER: [u8; 32] = [7u8; 32];
 
     #[test]
+    fn sealed_seeds_open_only_for_their_owner_and_master() {
+        let ks = Keystore::new(MASTER);
+        let seed = [42u8; 32];
+        let text = ks.seal_seed("did:web:kippu.example:issuers:usf", &seed).unwrap();
+        assert!(text.starts_with("ks1s."));
+        assert_eq!(*ks.open_seed("did:web:kippu.example:issuers:usf", &text).unwrap(), seed);
+        assert!(ks.open_seed("did:web:kippu.example:issuers:other", &text).is_err(), "moved to another owner");
+        assert!(Keystore::new([8u8; 32]).open_seed("did:web:kippu.example:issuers:usf", &text).is_err());
+        let mut bad = text.clone().into_bytes();
+        let last = bad.len() - 1;
+        bad[last] = if bad[last] == b'A' { b'B' } else { b'A' };
+        assert!(ks.open_seed("did:web:kippu.example:issuers:usf", std::str::from_utf8(&bad).unwrap()).is_err());
+        assert!(ks.open_seed("x", "ks1.abc").is_err());
+        assert_eq!(*ks.derive_seed("gate:a"), *ks.derive_seed("gate:a"));
+        assert_ne!(*ks.derive_seed("gate:a"), *ks.derive_seed("gate:b"));
+        assert_ne!(*ks.derive_seed("gate:a"), *Keystore::new([8u8; 32]).derive_seed("gate:a"));
+    }
+
+    #[test]
     fn seal_open_round_trip_through_text() {
         let ks = Keystore::new(MASTER);
         let (address, sealed) = ks.create().unwrap();

@@ -571,6 +571,7 @@ pub(crate) async fn erase(
     }
     let did = did_pkh(s.chain.deployment().chain_id, me);
     s.store.erase_personal_data(&me, &did, now()).await?;
+    s.platform.key_revoked(me).await;
     tracing::info!(address = %me, "personal data erased at the traveler's request");
     Ok((jar.remove(axum_extra::extract::cookie::Cookie::from(COOKIE)), Redirect::to("/signin?erased=1"))
         .into_response())
@@ -588,6 +589,7 @@ pub(crate) async fn revoke_key(
         return Err(AppError::BadRequest("Type revoke in the box to confirm.".into()));
     }
     s.store.revoke_key(&me, "revoked by the traveler", now()).await?;
+    s.platform.key_revoked(me).await;
     tracing::info!(address = %me, "account key revoked");
     Ok((jar.remove(axum_extra::extract::cookie::Cookie::from(COOKIE)), Redirect::to("/signin?revoked=1"))
         .into_response())
@@ -608,4 +610,72 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+// ---- self-custodied sign-in ----------------------------------------------------------------
+
+#[derive(serde::Deserialize)]
+pub(crate) struct WalletChallengeQuery {
+    did: String,
+}
+
+/// A sign-in challenge for a wallet: the exact text to `personal_sign`.
+pub(crate) async fn wallet_challenge(
+    State(s): State<AppState>,
+    Query(q): Query<WalletChallengeQuery>,
+) -> Result<Json<Value>, AppError> {
+    let did = kippu_identity::normalize_did_pkh(q.did.trim()).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let c = s.challenges.issue(&s.identity.authority, now() as u64);
+    Ok(Json(json!({"did": did, "nonce": c.nonce, "message": c.message(&did), "expires_at": c.expires_at})))
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct WalletSignin {
+    did: String,
+    nonce: String,
+    signature: String,
+}
+
+/// DID authentication for a self-custodied wallet (the same verification the
+/// custodial form goes through). A first sign-in registers the traveler with
+/// no custodial key: Kippu never holds theirs.
+pub(crate) async fn wallet_signin(
+    State(s): State<AppState>,
+    jar: CookieJar,
+    Json(f): Json<WalletSignin>,
+) -> Result<Response, AppError> {
+    let did = kippu_identity::normalize_did_pkh(f.did.trim()).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let (chain_id, address) = kippu_identity::parse_did_pkh(&did).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    if chain_id != s.chain.deployment().chain_id {
+        return Err(AppError::BadRequest(format!(
+            "This DID is on chain {chain_id}; Kippu runs on chain {}.",
+            s.chain.deployment().chain_id
+        )));
+    }
+    let now_s = now() as u64;
+    let challenge =
+        s.challenges.take(&f.nonce, now_s).map_err(|e| AppError::BadRequest(format!("Sign-in refused: {e}.")))?;
+    let verified = kippu_identity::verify_did_auth(&did, &challenge, &f.signature, now_s)
+        .await
+        .map_err(|e| AppError::BadRequest(format!("DID authentication failed: {e}.")))?;
+    if verified != address {
+        return Err(AppError::BadRequest("DID authentication failed: signer mismatch.".into()));
+    }
+    crate::pages::refuse_revoked(&s, address).await?;
+    if s.store.traveler(&address).await?.is_none() {
+        let short = format!("{address:#x}");
+        s.store
+            .upsert_traveler(&kippu_store::Traveler {
+                address,
+                did: did.clone(),
+                display_name: format!("Wallet {}…{}", &short[..6], &short[short.len() - 4..]),
+                sealed_key: None,
+                created_at: now(),
+            })
+            .await?;
+    }
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    s.store.create_session(&token, &address, now() + crate::session::SESSION_SECS).await?;
+    tracing::info!(%did, "wallet signed in");
+    Ok((jar.add(crate::session::new_cookie(token)), Json(json!({"did": did, "signed_in": true}))).into_response())
 }

@@ -64,6 +64,8 @@ pub trait Platform: Send + Sync {
     async fn gates(&self) -> Vec<GateStatus>;
     /// Ingests a GTFS-Realtime feed (protobuf) and issues vouchers for delays.
     async fn ingest_delays(&self, feed: &[u8]) -> Result<DelayOutcome, String>;
+    /// An account key was revoked: its passes must stop opening gates now.
+    async fn key_revoked(&self, holder: alloy::primitives::Address);
     /// Prometheus text exposition of the process's metrics.
     fn metrics(&self) -> String;
 }
@@ -122,6 +124,8 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::home))
         .route("/signin", get(pages::signin_page).post(pages::signin))
         .route("/signout", post(pages::signout))
+        .route("/signin/wallet/challenge", get(identity::wallet_challenge))
+        .route("/signin/wallet", post(identity::wallet_signin))
         .route("/topup", get(payments::topup_page).post(payments::topup))
         .route("/topup/done", get(payments::topup_done))
         .route("/webhooks/stripe", post(payments::stripe_webhook))

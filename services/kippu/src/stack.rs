@@ -102,6 +102,8 @@ struct Services {
     stations: HashMap<String, String>,
     /// Each registered gate's device identity (did:key of its Ed25519 key).
     gate_dids: HashMap<String, String>,
+    /// The in-process validator's state (revocations reach it at once).
+    validator_state: Arc<Mutex<Validator>>,
     gates: HashMap<String, SimGate>,
     last: Mutex<HashMap<String, String>>,
     insurer: DelayInsurer,
@@ -154,6 +156,10 @@ impl Platform for Services {
         metrics::counter!("kippu_vouchers_issued_total").increment(out.vouchers.len() as u64);
         self.catch_up().await;
         Ok(out)
+    }
+
+    async fn key_revoked(&self, holder: alloy::primitives::Address) {
+        self.validator_state.lock().await.revoke_key(holder);
     }
 
     fn metrics(&self) -> String {
@@ -346,12 +352,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     for t in store.ticket_states().await? {
         v.upsert_ticket(t);
     }
+    for holder in store.revoked_keys().await? {
+        v.revoke_key(holder);
+    }
+    let validator_state = Arc::new(Mutex::new(v));
     let (tap_tx, mut tap_rx) = tokio::sync::mpsc::channel::<Tap>(4096);
     let validator = ValidatorService::spawn(
         &mqtt,
         &format!("kippu-validator-{}", std::process::id()),
         cfg.mqtt.shared_subscription,
-        Arc::new(Mutex::new(v)),
+        validator_state.clone(),
         Arc::new(Lookup(store.clone())),
         tap_tx,
     )
@@ -403,6 +413,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         fleet,
         stations,
         gate_dids,
+        validator_state,
         gates,
         last: Mutex::new(HashMap::new()),
         insurer,
