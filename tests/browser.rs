@@ -435,8 +435,12 @@ async fn concession_credential_in_browser() {
     b.wait_for_text(Locator::Id("buy-1"), "Buy for 35.70 FARE").await;
     assert!(b.client.find(Locator::Id("concession")).await.is_err(), "no concession before a credential");
 
-    // University staff issue her a student credential in the portal.
+    // University staff sign in to the issuer portal and issue her a student credential.
     b.goto("/portal/issuers/usf").await;
+    let password = b.wait_for(Locator::Id("password")).await;
+    password.send_keys(kippu::config::DEV_PORTAL_PASSWORD).await.unwrap();
+    let sign_in = b.wait_for(Locator::Id("portal-signin")).await;
+    b.click(&sign_in, "portal sign-in").await;
     b.wait_for_text(Locator::Css("h1"), "University of South Florida").await;
     let holder = b.wait_for(Locator::Id("holder")).await;
     holder.send_keys(&did).await.unwrap();

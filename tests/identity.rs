@@ -66,6 +66,7 @@ async fn issue_json(c: &Client, issuer: &str, holder: &str, concession: &str) ->
         .http
         .post(format!("{}/portal/issuers/{issuer}/issue", c.base))
         .header("accept", "application/json")
+        .bearer_auth(kippu::config::DEV_PORTAL_PASSWORD)
         .form(&[("holder", holder), ("concession", concession), ("valid_until", one_year().as_str())])
         .send()
         .await
@@ -105,6 +106,24 @@ async fn run(cfg: Config) {
     let fmt = |v: u128| kippu_domain::money::format_fare(v as i128);
     let plans = c.page("/plans").await;
     assert!(plans.contains(&format!("Buy for {} FARE", fmt(full))) && !plans.contains("id=\"concession\""), "{plans}");
+
+    // The portal is for the issuer's staff only.
+    let page = c.page("/portal/issuers/usf").await;
+    assert!(page.contains("Staff password"), "unauthenticated portal visit goes to the staff sign-in");
+    let (status, _, _) = c
+        .form(
+            "/portal/issuers/usf/issue",
+            &[("holder", &aiko_did), ("concession", "student"), ("valid_until", &one_year())],
+        )
+        .await;
+    assert_eq!(status, 401, "nobody but staff issues credentials");
+    assert!(stack.store.issued_by("usf").await.unwrap().is_empty());
+    let (status, _, _) = c.form("/portal/signin", &[("password", "guess"), ("next", "/portal/issuers/usf")]).await;
+    assert_eq!(status, 401);
+    let (status, url, _) = c
+        .form("/portal/signin", &[("password", kippu::config::DEV_PORTAL_PASSWORD), ("next", "/portal/issuers/usf")])
+        .await;
+    assert_eq!((status, url.ends_with("/portal/issuers/usf")), (200, true), "{url}");
 
     // The university issues her a student credential in the portal; it lands in her wallet.
     let (status, url, page) = c

@@ -22,6 +22,7 @@ use kippu_identity::{did_pkh, Keystore};
 use kippu_store::{IssuedCredential, IssuerRow};
 use serde_json::{json, Value};
 
+use crate::portal::Staff;
 use crate::session::{now, Traveler, COOKIE};
 use crate::{AppError, AppState};
 
@@ -35,6 +36,8 @@ pub struct IdentityServices {
     pub attestor: PrivateKeySigner,
     /// Discount per concession, in basis points.
     pub discounts: HashMap<Concession, u16>,
+    /// Staff sign-in for the issuer portal.
+    pub portal: crate::portal::PortalAuth,
 }
 
 type Page = Result<Html<String>, AppError>;
@@ -414,6 +417,7 @@ async fn issuer_page(s: &AppState, slug: &str, notice: Option<String>, error: Op
 }
 
 pub(crate) async fn issuer(
+    _staff: Staff,
     State(s): State<AppState>,
     Path(slug): Path<String>,
     Query(q): Query<HashMap<String, String>>,
@@ -431,6 +435,7 @@ pub(crate) struct IssueForm {
 /// Issues a concession credential to a traveler's DID and delivers it to
 /// their Kippu wallet when they have one here.
 pub(crate) async fn issue(
+    _staff: Staff,
     State(s): State<AppState>,
     Path(slug): Path<String>,
     headers: axum::http::HeaderMap,
@@ -525,6 +530,7 @@ pub(crate) struct RevokeForm {
 }
 
 pub(crate) async fn revoke(
+    _staff: Staff,
     State(s): State<AppState>,
     Path(slug): Path<String>,
     Form(f): Form<RevokeForm>,
@@ -603,7 +609,7 @@ fn uuid_v4() -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),

@@ -7,6 +7,7 @@ mod error;
 mod identity;
 mod pages;
 mod payments;
+mod portal;
 mod qr;
 mod session;
 
@@ -24,6 +25,7 @@ use kippu_store::Store;
 
 pub use error::AppError;
 pub use identity::IdentityServices;
+pub use portal::PortalAuth;
 pub use qr::{pass_png, qr_png, sign_pass};
 
 /// A gate as shown on the fleet page.
@@ -144,6 +146,7 @@ pub fn router(state: AppState) -> Router {
         .route("/credentials", get(identity::wallet))
         .route("/credentials/import", post(identity::wallet_import))
         .route("/credentials/download", get(identity::wallet_download))
+        .route("/portal/signin", get(portal::signin_page).post(portal::signin))
         .route("/portal/issuers/{slug}", get(identity::issuer))
         .route("/portal/issuers/{slug}/issue", post(identity::issue))
         .route("/portal/issuers/{slug}/revoke", post(identity::revoke))

@@ -40,6 +40,8 @@ pub struct WebConfig {
     /// Dev-only, unauthenticated routes (feed a GTFS-RT message, close the
     /// clearing period). Off unless configured; `kippu dev` turns them on.
     pub dev_routes: Option<bool>,
+    /// Password of the issuer portal (staff of the hosted concession issuers). The dev default is public.
+    pub portal_password: String,
 }
 
 /// Database settings.
@@ -144,9 +146,17 @@ impl Default for Config {
     }
 }
 
+/// The issuer portal's password in development (public, like the other dev secrets).
+pub const DEV_PORTAL_PASSWORD: &str = "kippu-dev-portal";
+
 impl Default for WebConfig {
     fn default() -> Self {
-        Self { bind: "127.0.0.1:8080".into(), public_url: None, dev_routes: None }
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            public_url: None,
+            dev_routes: None,
+            portal_password: DEV_PORTAL_PASSWORD.into(),
+        }
     }
 }
 
@@ -274,6 +284,9 @@ impl Config {
         }
         if let Some(v) = nonempty("KIPPU_PUBLIC_URL") {
             self.web.public_url = Some(v);
+        }
+        if let Some(v) = nonempty("KIPPU_PORTAL_PASSWORD") {
+            self.web.portal_password = v;
         }
         if let Some(v) = nonempty("KIPPU_DEV_ROUTES") {
             self.web.dev_routes = Some(flag("KIPPU_DEV_ROUTES", v)?);

@@ -63,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
             println!("  web app         {}", stack.web_url);
             println!("  operator report {}/operators/report", stack.web_url);
             println!("  gates           {}/gates", stack.web_url);
+            println!("  issuer portal   {}/portal/issuers/usf  (staff password: {})", stack.web_url, cfg_portal_hint());
             println!("  MQTT broker     {}", stack.mqtt_url);
             println!("  chain (anvil)   {}  FareToken {:#x}", stack.rpc_url, stack.deployment.fare);
             println!("  Stripe (fake)   {}", stack.stripe_url);
@@ -82,4 +83,12 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `kippu dev` tells about the portal password: the public dev default, or that one is configured.
+fn cfg_portal_hint() -> String {
+    match std::env::var("KIPPU_PORTAL_PASSWORD") {
+        Ok(v) if !v.is_empty() => "set by KIPPU_PORTAL_PASSWORD".into(),
+        _ => kippu::config::DEV_PORTAL_PASSWORD.into(),
+    }
 }

@@ -229,7 +229,13 @@ async fn identity_services(
         (Concession::Senior, cfg.identity.senior_discount_bps),
         (Concession::Disability, cfg.identity.disability_discount_bps),
     ]);
-    Ok(IdentityServices { credentials: Credentials::new(resolver), authority, attestor, discounts })
+    Ok(IdentityServices {
+        credentials: Credentials::new(resolver),
+        authority,
+        attestor,
+        discounts,
+        portal: kippu_web::PortalAuth::new(&cfg.web.portal_password),
+    })
 }
 
 fn resolve_anvil(configured: &std::path::Path) -> std::path::PathBuf {

@@ -1,0 +1,132 @@
+//! Staff sign-in for the issuer portal: a password from configuration, a
+//! short-lived server-side session in a strict same-site cookie, and a
+//! per-attempt delay so the password cannot be guessed quickly. Issuers'
+//! own systems may instead send the password as a bearer token.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use askama::Template;
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use sha2::{Digest, Sha256};
+
+use crate::session::now;
+use crate::{AppError, AppState};
+
+const COOKIE: &str = "kippu_portal";
+const SESSION_SECS: i64 = 8 * 3600;
+
+/// The portal's password (as a digest) and its open staff sessions.
+pub struct PortalAuth {
+    password: [u8; 32],
+    sessions: Mutex<HashMap<String, i64>>,
+}
+
+impl PortalAuth {
+    /// Staff sign in with `password`.
+    pub fn new(password: &str) -> Self {
+        Self { password: Sha256::digest(password.as_bytes()).into(), sessions: Mutex::default() }
+    }
+
+    /// Compares digests, so the comparison's timing says nothing about the password.
+    fn accepts(&self, candidate: &str) -> bool {
+        let d: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
+        d.iter().zip(self.password.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+
+    fn open(&self) -> String {
+        let token = hex::encode(rand::random::<[u8; 32]>());
+        let mut s = self.sessions.lock().expect("portal sessions");
+        let t = now();
+        s.retain(|_, exp| *exp > t);
+        s.insert(token.clone(), t + SESSION_SECS);
+        token
+    }
+
+    fn live(&self, token: &str) -> bool {
+        self.sessions.lock().expect("portal sessions").get(token).is_some_and(|exp| *exp > now())
+    }
+}
+
+/// A signed-in member of an issuer's staff.
+pub(crate) struct Staff;
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
+        let portal = &s.identity.portal;
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if bearer.is_some_and(|b| portal.accepts(b)) {
+            return Ok(Staff);
+        }
+        let jar = CookieJar::from_headers(&parts.headers);
+        if jar.get(COOKIE).is_some_and(|c| portal.live(c.value())) {
+            return Ok(Staff);
+        }
+        if bearer.is_some() || parts.method != axum::http::Method::GET {
+            return Err((StatusCode::UNAUTHORIZED, "issuer portal: staff sign-in required").into_response());
+        }
+        let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        Err(Redirect::to(&format!("/portal/signin?next={}", crate::identity::urlencode(next))).into_response())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "portal_signin.html")]
+struct SigninPage {
+    next: String,
+    error: Option<String>,
+    chain_id: u64,
+}
+
+fn safe_next(next: Option<&String>) -> String {
+    // Only paths on this site: no open redirect.
+    next.filter(|n| n.starts_with("/portal/") && !n.starts_with("//"))
+        .cloned()
+        .unwrap_or_else(|| "/portal/issuers/usf".into())
+}
+
+pub(crate) async fn signin_page(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Html<String>, AppError> {
+    let page = SigninPage { next: safe_next(q.get("next")), error: None, chain_id: s.chain.deployment().chain_id };
+    Ok(Html(page.render()?))
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct SigninForm {
+    password: String,
+    next: Option<String>,
+}
+
+pub(crate) async fn signin(
+    State(s): State<AppState>,
+    jar: CookieJar,
+    Form(f): Form<SigninForm>,
+) -> Result<Response, AppError> {
+    let next = safe_next(f.next.as_ref());
+    if !s.identity.portal.accepts(&f.password) {
+        // A fixed pause per wrong attempt bounds guessing to one try per second per connection.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        tracing::warn!("issuer portal: wrong password");
+        let page = SigninPage { next, error: Some("Wrong password.".into()), chain_id: s.chain.deployment().chain_id };
+        return Ok((StatusCode::UNAUTHORIZED, Html(page.render()?)).into_response());
+    }
+    let cookie = Cookie::build((COOKIE, s.identity.portal.open()))
+        .path("/portal")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .max_age(time::Duration::seconds(SESSION_SECS))
+        .build();
+    Ok((jar.add(cookie), Redirect::to(&next)).into_response())
+}
