@@ -44,8 +44,7 @@ impl Wallet {
 }
 
 async fn challenge(c: &Client) -> (String, String) {
-    let v: Value =
-        c.http.get(format!("{}/api/presentations/challenge", c.base)).send().await.unwrap().json().await.unwrap();
+    let v: Value = c.json("/api/presentations/challenge").await;
     (v["challenge"].as_str().unwrap().to_owned(), v["domain"].as_str().unwrap().to_owned())
 }
 
@@ -81,17 +80,15 @@ async fn run(cfg: Config) {
     let authority = stack.web_url.trim_start_matches("http://").to_owned();
 
     // did:web documents: the consortium (its attestor account), operators, issuers (Ed25519 Multikey).
-    let root: Value =
-        c.http.get(format!("{}/.well-known/did.json", c.base)).send().await.unwrap().json().await.unwrap();
+    let root: Value = c.json("/.well-known/did.json").await;
     assert_eq!(root["id"], did_web(&authority, &[]));
     assert!(root["verificationMethod"][0]["blockchainAccountId"].as_str().unwrap().starts_with("eip155:31337:0x"));
     let usf_did = did_web(&authority, &["issuers", "usf"]);
-    let usf: Value = c.http.get(format!("{}/issuers/usf/did.json", c.base)).send().await.unwrap().json().await.unwrap();
+    let usf: Value = c.json("/issuers/usf/did.json").await;
     assert_eq!(usf["id"], usf_did);
     assert_eq!(usf["verificationMethod"][0]["type"], "Multikey");
     assert!(usf["verificationMethod"][0]["publicKeyMultibase"].as_str().unwrap().starts_with("z6Mk"));
-    let metro: Value =
-        c.http.get(format!("{}/operators/metro/did.json", c.base)).send().await.unwrap().json().await.unwrap();
+    let metro: Value = c.json("/operators/metro/did.json").await;
     assert_eq!(metro["id"], did_web(&authority, &["operators", "metro"]));
     assert_eq!(c.http.get(format!("{}/issuers/nobody/did.json", c.base)).send().await.unwrap().status(), 404);
 
@@ -173,8 +170,7 @@ async fn run(cfg: Config) {
     assert!(page.contains("revoked"), "{page}");
     let (status, _, _) = c.form("/portal/issuers/usf/revoke", &[("id", &id)]).await;
     assert_eq!(status, 404, "revoking twice is refused");
-    let list: Value =
-        c.http.get(format!("{}/credentials/status/usf", c.base)).send().await.unwrap().json().await.unwrap();
+    let list: Value = c.json("/credentials/status/usf").await;
     assert_eq!(list["type"][1], "BitstringStatusListCredential");
     let wallet = c.page("/credentials").await;
     assert!(wallet.contains("revoked by its issuer"), "{wallet}");
@@ -186,15 +182,7 @@ async fn run(cfg: Config) {
     let vc = issue_json(&c, "usf", &w.did, "student").await;
     // It signs in with its own key (DID challenge-response, personal_sign on the wallet side).
     let wc = Client::new(&stack.web_url);
-    let ch: Value = wc
-        .http
-        .get(format!("{}/signin/wallet/challenge?did={}", wc.base, w.did))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ch: Value = wc.json(&format!("/signin/wallet/challenge?did={}", w.did)).await;
     let msg = ch["message"].as_str().unwrap();
     let sig = format!("0x{}", hex::encode(w.key.sign_message_sync(msg.as_bytes()).unwrap().as_bytes()));
     let signin = json!({"did": w.did, "nonce": ch["nonce"], "signature": sig});
@@ -203,15 +191,7 @@ async fn run(cfg: Config) {
     assert_eq!(wc.me().await["did"], json!(w.did));
     let r = wc.http.post(format!("{}/signin/wallet", wc.base)).json(&signin).send().await.unwrap();
     assert_eq!(r.status(), 400, "a sign-in signature cannot be replayed");
-    let ch: Value = wc
-        .http
-        .get(format!("{}/signin/wallet/challenge?did={}", wc.base, w.did))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ch: Value = wc.json(&format!("/signin/wallet/challenge?did={}", w.did)).await;
     let forged = format!(
         "0x{}",
         hex::encode(thief_key().sign_message_sync(ch["message"].as_str().unwrap().as_bytes()).unwrap().as_bytes())
@@ -287,7 +267,7 @@ async fn run(cfg: Config) {
     assert_eq!(present(&c, &w, &[]).await["code"], "NOTHING_PRESENTED");
 
     // GDPR article 15: everything about Aiko, as JSON.
-    let data: Value = c.http.get(format!("{}/me/data", c.base)).send().await.unwrap().json().await.unwrap();
+    let data: Value = c.json("/me/data").await;
     assert_eq!(data["profile"]["display_name"], "Aiko Tanaka");
     assert_eq!(data["wallet_credentials"].as_array().unwrap().len(), 1);
     assert_eq!(data["tickets"].as_array().unwrap().len(), 4);

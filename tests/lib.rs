@@ -60,6 +60,12 @@ impl Client {
         self.http.get(format!("{}/api/me", self.base)).send().await.unwrap().json().await.unwrap()
     }
 
+    /// GET a JSON document.
+    pub async fn json(&self, path: &str) -> Value {
+        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        r.json().await.unwrap_or_else(|e| panic!("{path}: not JSON: {e}"))
+    }
+
     /// GET a page's HTML.
     pub async fn page(&self, path: &str) -> String {
         let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();

@@ -131,6 +131,17 @@ fn rpc<E: std::fmt::Display>(e: E) -> ChainError {
     ChainError::Rpc(e.to_string())
 }
 
+/// The plan id a mined purchase created, and its transaction hash.
+fn purchased(r: &TransactionReceipt) -> Result<(u64, B256)> {
+    let plan = r
+        .inner
+        .logs()
+        .iter()
+        .find_map(|l| PlanMarket::PlanPurchased::decode_log_data(l.data()).ok())
+        .ok_or_else(|| ChainError::Rpc("purchase mined without PlanPurchased".into()))?;
+    Ok((plan.planId, r.transaction_hash))
+}
+
 /// Decodes a revert into the contract's custom error name and arguments.
 fn revert(e: alloy::contract::Error) -> ChainError {
     macro_rules! try_decode {
@@ -351,13 +362,7 @@ impl Chain {
         let (value, deadline, v, r, s) = self.permit(traveler, max_price).await?;
         let m = PlanMarket::new(self.d.market, &self.provider);
         let r = send!(self.send_lock, m.buyWithPermit(owner, bundle_id, valid_from, value, deadline, v, r, s));
-        let plan = r
-            .inner
-            .logs()
-            .iter()
-            .find_map(|l| PlanMarket::PlanPurchased::decode_log_data(l.data()).ok())
-            .ok_or_else(|| ChainError::Rpc("purchase mined without PlanPurchased".into()))?;
-        Ok((plan.planId, r.transaction_hash))
+        purchased(&r)
     }
 
     /// The bundle's price after a concession discount of `concession_bps`.
@@ -416,13 +421,7 @@ impl Chain {
                 concession_sig.to_vec().into()
             )
         );
-        let plan = r
-            .inner
-            .logs()
-            .iter()
-            .find_map(|l| PlanMarket::PlanPurchased::decode_log_data(l.data()).ok())
-            .ok_or_else(|| ChainError::Rpc("purchase mined without PlanPurchased".into()))?;
-        Ok((plan.planId, r.transaction_hash))
+        purchased(&r)
     }
 
     /// Signs an EIP-2612 permit of `max_price` FARE to the market with the traveler's key.
