@@ -410,6 +410,24 @@ async fn traveler_journey_in_browser() {
     assert_eq!(b.client.find_all(Locator::Css("ul.tickets li.ticket")).await.unwrap().len(), 4);
     b.fits_phone("home").await;
 
+    // Her bus trip runs 20 minutes late (a GTFS-Realtime TripUpdate): the delay cover pays a taxi voucher.
+    let feed = kippu_gtfs::encode_trip_updates(kippu_e2e::now(), &[("1".to_string(), None, 20 * 60)]);
+    let r = reqwest::Client::new().post(format!("{}/dev/gtfs-rt", stack.web_url)).body(feed).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    b.goto("/").await;
+    b.wait_for_text(Locator::Css("li.voucher"), "Voucher #").await;
+    b.screenshot("home").await;
+
+    // The operators' side: the fleet of gates and the settlement report.
+    b.goto("/gates").await;
+    b.wait_for_text(Locator::Css(".gate"), "metro/central/g1").await;
+    b.fits_phone("gates").await;
+    b.screenshot("gates").await;
+    b.goto("/operators/report").await;
+    b.wait_for(Locator::Css("svg")).await;
+    b.fits_phone("operator report").await;
+    b.screenshot("report").await;
+
     b.close().await;
     stack.shutdown().await;
     eprintln!("browser: journey done in {:.1?}", started.elapsed());
