@@ -411,7 +411,7 @@ async fn traveler_journey_in_browser() {
     b.fits_phone("home").await;
 
     // Her bus trip runs 20 minutes late (a GTFS-Realtime TripUpdate): the delay cover pays a taxi voucher.
-    let feed = kippu_gtfs::encode_trip_updates(kippu_e2e::now(), &[("1".to_string(), None, 20 * 60)]);
+    let feed = kippu_gtfs::encode_trip_updates(kippu_e2e::now() - 5, &[("1".to_string(), None, 20 * 60)]);
     let r = reqwest::Client::new().post(format!("{}/dev/gtfs-rt", stack.web_url)).body(feed).send().await.unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     b.goto("/").await;

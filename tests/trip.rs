@@ -15,7 +15,8 @@ use serde_json::Value;
 /// Scenario steps on top of the shared client.
 trait Trip {
     async fn scan(&self, gate: &str, png: Vec<u8>) -> Value;
-    async fn feed(&self, trips: &[(&str, i32)]) -> Value;
+    async fn feed(&self, feed_time: u64, trips: &[(&str, i32)]) -> Value;
+    async fn feed_bytes(&self, body: Vec<u8>) -> (u16, Value);
 }
 
 impl Trip for Client {
@@ -24,12 +25,17 @@ impl Trip for Client {
         r.json().await.unwrap()
     }
 
-    async fn feed(&self, trips: &[(&str, i32)]) -> Value {
+    /// Feeds a message stamped `feed_time` that must be accepted.
+    async fn feed(&self, feed_time: u64, trips: &[(&str, i32)]) -> Value {
         let items: Vec<_> = trips.iter().map(|(t, m)| (t.to_string(), None, m * 60)).collect();
-        let body = kippu_gtfs::encode_trip_updates(now(), &items);
+        let (status, out) = self.feed_bytes(kippu_gtfs::encode_trip_updates(feed_time, &items)).await;
+        assert_eq!(status, 200, "{out}");
+        out
+    }
+
+    async fn feed_bytes(&self, body: Vec<u8>) -> (u16, Value) {
         let r = self.http.post(format!("{}/dev/gtfs-rt", self.base)).body(body).send().await.unwrap();
-        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-        r.json().await.unwrap()
+        (r.status().as_u16(), r.json().await.unwrap())
     }
 }
 
@@ -181,11 +187,23 @@ async fn run_trip(cfg: Config) {
     assert!(!stack.chain.verify_tap(big, forged, tree.proof(0).unwrap()).await.unwrap());
 
     // Delay insurance: a real GTFS-RT TripUpdate over the threshold on a bus trip.
-    let out = c.feed(&[("1", 20)]).await;
+    let t0 = now() - 30;
+    let out = c.feed(t0, &[("1", 20)]).await;
     assert_eq!(out["vouchers"].as_array().unwrap().len(), 1, "{out}");
-    let again = c.feed(&[("1", 25)]).await;
+    let restated = kippu_gtfs::encode_trip_updates(t0 + 1, &[("1".into(), None, 25 * 60)]);
+    let (_, again) = c.feed_bytes(restated.clone()).await;
     assert_eq!(again["vouchers"].as_array().unwrap().len(), 0, "same delay paid twice: {again}");
-    let small = c.feed(&[("3", 5)]).await;
+    // The same message again, an older one arriving late, a cached hour-old one, garbage: refused, nothing paid.
+    let refused = |(status, v): (u16, Value), why: &str| {
+        assert_eq!(status, 422, "{v}");
+        assert!(v["rejected"].as_str().unwrap_or("").starts_with(why), "{why}: {v}");
+        assert!(v["vouchers"].as_array().unwrap().is_empty());
+    };
+    refused(c.feed_bytes(restated).await, "duplicate");
+    refused(c.feed_bytes(kippu_gtfs::encode_trip_updates(t0 - 5, &[("7".into(), None, 3600)])).await, "out-of-order");
+    refused(c.feed_bytes(kippu_gtfs::encode_trip_updates(now() - 3600, &[("7".into(), None, 3600)])).await, "stale");
+    refused(c.feed_bytes(b"not a protobuf feed".to_vec()).await, "malformed");
+    let small = c.feed(t0 + 2, &[("3", 5)]).await;
     assert_eq!(small["delayed"], 0);
     let me = c.me().await;
     assert_eq!(me["vouchers"].as_array().unwrap().len(), 1);

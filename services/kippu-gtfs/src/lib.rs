@@ -33,11 +33,13 @@
 //! `prost_build::Config::new().out_dir(..).compile_protos(&["gtfs-realtime.proto"], &["."])`,
 //! then copy the result over the file, keeping its header comment.
 
+mod guard;
 mod policy;
 pub mod proto;
 mod realtime;
 mod static_feed;
 
+pub use guard::{Accepted, FeedGuard, FeedRejection};
 pub use policy::{affected, delay_minutes};
 pub use realtime::{decode_feed, encode_trip_updates, TripDelay};
 pub use static_feed::{load_routes, load_trips, Route, Trip};

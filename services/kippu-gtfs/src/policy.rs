@@ -31,6 +31,7 @@ mod tests {
             start_date: None,
             delay_secs: secs,
             feed_timestamp: 0,
+            measured_at: None,
         }
     }
 

@@ -28,6 +28,8 @@ pub struct TripDelay {
     pub delay_secs: i32,
     /// `FeedHeader.timestamp` (POSIX seconds), 0 when absent.
     pub feed_timestamp: u64,
+    /// `TripUpdate.timestamp`: when the producer last measured this trip, if it says.
+    pub measured_at: Option<u64>,
 }
 
 impl TripDelay {
@@ -88,6 +90,7 @@ pub fn decode_feed(bytes: &[u8]) -> Result<Vec<TripDelay>> {
                 start_date: non_empty(tu.trip.start_date),
                 delay_secs,
                 feed_timestamp,
+                measured_at: tu.timestamp,
             })
         })
         .collect())

@@ -93,6 +93,7 @@ fn fixture_from_googles_bindings() {
                 // max(trip 240, arrivals 300/600, departure 660)
                 delay_secs: 660,
                 feed_timestamp: 1_420_459_260,
+                measured_at: None,
             },
             TripDelay {
                 entity_id: s("e-11"),
@@ -101,6 +102,7 @@ fn fixture_from_googles_bindings() {
                 start_date: None,
                 delay_secs: 0,
                 feed_timestamp: 1_420_459_260,
+                measured_at: None,
             },
         ]
     );
@@ -155,6 +157,7 @@ fn delay_id_matches_independent_keccak_and_separates_runs() {
         start_date: date.map(s),
         delay_secs: 660,
         feed_timestamp: 1,
+        measured_at: None,
     };
     // Expected values from pycryptodome's Keccak-256, i.e. what Solidity's
     // keccak256(bytes("5|20150105")) returns.

@@ -52,6 +52,10 @@ pub struct DelayOutcome {
     pub delayed: usize,
     /// Vouchers issued on chain.
     pub vouchers: Vec<u64>,
+    /// Trip updates dropped as older than one already used for the same trip.
+    pub superseded: usize,
+    /// Why the whole message was refused (duplicate, out of order, stale, malformed), if it was.
+    pub rejected: Option<String>,
 }
 
 /// The running platform's services the web layer calls into, implemented by

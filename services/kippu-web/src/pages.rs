@@ -537,6 +537,8 @@ pub(crate) async fn report(State(s): State<AppState>) -> Page {
 /// Dev only: feed a GTFS-Realtime message (protobuf body) by hand.
 pub(crate) async fn dev_feed(State(s): State<AppState>, body: Bytes) -> Response {
     match s.platform.ingest_delays(&body).await {
+        // A refused message (duplicate, out of order, stale, malformed) is the sender's problem: 422 with the reason.
+        Ok(o) if o.rejected.is_some() => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, Json(o)).into_response(),
         Ok(o) => Json(o).into_response(),
         Err(e) => (axum::http::StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": e}))).into_response(),
     }

@@ -128,6 +128,12 @@ pub struct InsuranceConfig {
     pub voucher_value: u128,
     /// Voucher lifetime (seconds).
     pub voucher_lifetime_secs: u64,
+    /// A GTFS-Realtime TripUpdates URL to poll (none: feeds arrive only through the dev route or CLI).
+    pub feed_url: Option<String>,
+    /// Seconds between polls of `feed_url`.
+    pub poll_secs: u64,
+    /// Feed messages older than this (seconds) are refused as stale.
+    pub feed_max_age_secs: u64,
 }
 
 impl Default for Config {
@@ -207,7 +213,14 @@ impl Default for IdentityConfig {
 
 impl Default for InsuranceConfig {
     fn default() -> Self {
-        Self { threshold_minutes: 15, voucher_value: 1500, voucher_lifetime_secs: 7 * 86_400 }
+        Self {
+            threshold_minutes: 15,
+            voucher_value: 1500,
+            voucher_lifetime_secs: 7 * 86_400,
+            feed_url: None,
+            poll_secs: 30,
+            feed_max_age_secs: 300,
+        }
     }
 }
 
@@ -284,6 +297,9 @@ impl Config {
         }
         if let Some(v) = nonempty("KIPPU_PUBLIC_URL") {
             self.web.public_url = Some(v);
+        }
+        if let Some(v) = nonempty("KIPPU_GTFS_RT_URL") {
+            self.insurance.feed_url = Some(v);
         }
         if let Some(v) = nonempty("KIPPU_PORTAL_PASSWORD") {
             self.web.portal_password = v;

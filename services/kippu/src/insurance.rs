@@ -6,7 +6,7 @@
 
 use alloy::primitives::B256;
 use kippu_chain::{Chain, ChainError};
-use kippu_gtfs::{affected, decode_feed, delay_minutes};
+use kippu_gtfs::{affected, delay_minutes, FeedGuard};
 use kippu_store::Store;
 use kippu_web::DelayOutcome;
 
@@ -19,19 +19,39 @@ pub struct DelayInsurer {
     store: Store,
     threshold_minutes: u32,
     trip_routes: std::collections::HashMap<String, String>,
+    /// Freshness and order of the delay feed; shared by every path a feed arrives by.
+    guard: std::sync::Arc<std::sync::Mutex<FeedGuard>>,
 }
 
 impl DelayInsurer {
     /// An insurer using `timetable` (a GTFS zip) to find each trip's route.
-    pub fn new(chain: Chain, store: Store, threshold_minutes: u32, timetable: &[u8]) -> anyhow::Result<Self> {
+    pub fn new(
+        chain: Chain,
+        store: Store,
+        threshold_minutes: u32,
+        feed_max_age_secs: u64,
+        timetable: &[u8],
+    ) -> anyhow::Result<Self> {
         let trip_routes = kippu_gtfs::load_trips(timetable)?.into_iter().map(|t| (t.trip_id, t.route_id)).collect();
-        Ok(Self { chain, store, threshold_minutes, trip_routes })
+        // 30 s of clock skew between the producer and us is tolerated.
+        let guard = std::sync::Arc::new(std::sync::Mutex::new(FeedGuard::new(feed_max_age_secs, 30)));
+        Ok(Self { chain, store, threshold_minutes, trip_routes, guard })
     }
 
     /// Processes one GTFS-Realtime message.
     pub async fn ingest(&self, feed: &[u8], now: i64) -> anyhow::Result<DelayOutcome> {
-        let delays = decode_feed(feed)?;
-        let mut out = DelayOutcome { trips: delays.len(), ..Default::default() };
+        let screened = self.guard.lock().expect("feed guard").accept(feed, now.max(0) as u64);
+        let accepted = match screened {
+            Ok(a) => a,
+            Err(rejection) => {
+                metrics::counter!("kippu_delay_feeds_rejected_total", "reason" => rejection_code(&rejection))
+                    .increment(1);
+                tracing::warn!(%rejection, "delay feed refused");
+                return Ok(DelayOutcome { rejected: Some(rejection.to_string()), ..Default::default() });
+            }
+        };
+        let delays = accepted.delays;
+        let mut out = DelayOutcome { trips: delays.len(), superseded: accepted.superseded, ..Default::default() };
         for d in delays.iter().filter(|d| affected(d, self.threshold_minutes)) {
             out.delayed += 1;
             let route = d.route_id.clone().or_else(|| self.trip_routes.get(&d.trip_id).cloned());
@@ -73,5 +93,56 @@ impl DelayInsurer {
             }
         }
         Ok(out)
+    }
+}
+
+fn rejection_code(r: &kippu_gtfs::FeedRejection) -> &'static str {
+    use kippu_gtfs::FeedRejection::*;
+    match r {
+        Malformed(_) => "malformed",
+        NoTimestamp => "no_timestamp",
+        Duplicate(_) => "duplicate",
+        OutOfOrder { .. } => "out_of_order",
+        Stale { .. } => "stale",
+        FromTheFuture { .. } => "future",
+    }
+}
+
+/// Polls a GTFS-Realtime URL every `every` and hands each message to the insurer;
+/// the guard turns an unchanged feed into a no-op (duplicate), so polling often is safe.
+pub async fn poll(insurer: DelayInsurer, url: String, every: std::time::Duration) {
+    let http = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build() {
+        Ok(c) => c,
+        Err(e) => return tracing::error!(error = %e, "delay feed poller not started"),
+    };
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let bytes = match http.get(&url).send().await.and_then(|r| r.error_for_status()) {
+            Ok(r) => match r.bytes().await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(%url, error = %e, "delay feed body unreadable");
+                    continue;
+                }
+            },
+            Err(e) => {
+                tracing::warn!(%url, error = %e, "delay feed unreachable");
+                continue;
+            }
+        };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        match insurer.ingest(&bytes, now).await {
+            Ok(out) if out.rejected.is_none() => {
+                tracing::info!(
+                    trips = out.trips,
+                    delayed = out.delayed,
+                    vouchers = out.vouchers.len(),
+                    "delay feed polled"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "delay feed processing failed; next poll retries"),
+        }
     }
 }

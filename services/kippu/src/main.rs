@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -30,6 +31,9 @@ enum Cmd {
         /// Delay in minutes.
         #[arg(long, default_value_t = 20)]
         minutes: i32,
+        /// Send this GTFS-Realtime protobuf file as is instead (a recorded or third-party feed).
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
     },
 }
 
@@ -75,9 +79,14 @@ async fn main() -> anyhow::Result<()> {
             println!("stopping…");
             stack.shutdown().await;
         }
-        Cmd::FeedDelay { url, trip, minutes } => {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-            let feed = kippu_gtfs::encode_trip_updates(now, &[(trip.clone(), None, minutes * 60)]);
+        Cmd::FeedDelay { url, trip, minutes, file } => {
+            let feed = match file {
+                Some(path) => std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+                None => {
+                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+                    kippu_gtfs::encode_trip_updates(now, &[(trip.clone(), None, minutes * 60)])
+                }
+            };
             let r = reqwest::Client::new().post(format!("{url}/dev/gtfs-rt")).body(feed).send().await?;
             println!("{}", r.text().await?);
         }

@@ -402,7 +402,17 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     for g in &gate_rows {
         gates.insert(g.gate_key.clone(), SimGate::connect(&mqtt_url, &g.gate_key).await?);
     }
-    let insurer = DelayInsurer::new(chain.clone(), store.clone(), cfg.insurance.threshold_minutes, TIMETABLE)?;
+    let insurer = DelayInsurer::new(
+        chain.clone(),
+        store.clone(),
+        cfg.insurance.threshold_minutes,
+        cfg.insurance.feed_max_age_secs,
+        TIMETABLE,
+    )?;
+    if let Some(url) = &cfg.insurance.feed_url {
+        let every = Duration::from_secs(cfg.insurance.poll_secs.max(1));
+        tasks.push(tokio::spawn(crate::insurance::poll(insurer.clone(), url.clone(), every)));
+    }
     let fleet = FleetWatcher::spawn(&mqtt, &format!("kippu-fleet-{}", std::process::id()));
     let stations = gate_rows.iter().map(|g| (g.gate_key.clone(), g.station.clone())).collect();
     // Simulated gates' device keys are derived from the master key; a real
