@@ -411,11 +411,13 @@ async fn traveler_journey_in_browser() {
     b.fits_phone("home").await;
 
     // Her bus trip runs 20 minutes late (a GTFS-Realtime TripUpdate): the delay cover pays a taxi voucher.
+    // The home page is open; the voucher must appear on it by itself (pushed, no reload).
+    b.js("window.kippuMarker = 'same page'", vec![]).await;
     let feed = kippu_gtfs::encode_trip_updates(kippu_e2e::now() - 5, &[("1".to_string(), None, 20 * 60)]);
     let r = reqwest::Client::new().post(format!("{}/dev/gtfs-rt", stack.web_url)).body(feed).send().await.unwrap();
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    b.goto("/").await;
     b.wait_for_text(Locator::Css("li.voucher"), "Voucher #").await;
+    assert_eq!(b.js("return window.kippuMarker", vec![]).await, json!("same page"), "the page was reloaded");
     b.screenshot("home").await;
 
     // The operators' side: the fleet of gates and the settlement report.
@@ -423,6 +425,10 @@ async fn traveler_journey_in_browser() {
     b.wait_for_text(Locator::Css(".gate"), "metro/central/g1").await;
     b.fits_phone("gates").await;
     b.screenshot("gates").await;
+    b.goto("/operators/insurance").await;
+    b.wait_for(Locator::Css("#delays-chart svg")).await;
+    b.fits_phone("delay insurance dashboard").await;
+    b.screenshot("insurance").await;
     b.goto("/operators/report").await;
     b.wait_for(Locator::Css("svg")).await;
     b.fits_phone("operator report").await;

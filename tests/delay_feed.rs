@@ -67,3 +67,67 @@ async fn delay_feed_polled_from_a_url_pays_once() {
     assert!(duplicates.as_f64().is_some_and(|n| n >= 1.0), "unchanged polls are counted as duplicates: {duplicates}");
     stack.shutdown().await;
 }
+
+/// k-of-n delay oracles: with a quorum of 2, this process's lone reporter only
+/// records a vote; its replay is refused; an account without the oracle role
+/// is refused; a second, independent reporter (its own key, outside this
+/// process) completes the quorum and the voucher is issued once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lone_or_replayed_oracle_report_pays_nothing() {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
+    let key_hex = |k: &alloy::signers::local::PrivateKeySigner| hex::encode(k.to_bytes());
+    let r1 = deterministic_demo_key("oracle-reporter-1");
+    let r2 = deterministic_demo_key("oracle-reporter-2");
+    let mut cfg = config("oracle", None, None);
+    cfg.insurance.quorum = 2;
+    cfg.insurance.reporter_keys = vec![key_hex(&r1)];
+    let stack = kippu::start(cfg).await.expect("stack starts");
+    let c = Client::new(&stack.web_url);
+    let aiko = deterministic_demo_key("aiko");
+    c.form("/signin", &[("address", &format!("{:#x}", aiko.address()))]).await;
+    let (_, url, _) = c.form("/plans/1/buy", &[]).await;
+    assert!(url.contains("bought="), "{url}");
+    let me = c.me().await;
+    let policy =
+        me["tickets"].as_array().unwrap().iter().find(|t| t["operator_id"] == 4).unwrap()["id"].as_u64().unwrap();
+
+    // The feed reports bus trip 1 20 minutes late: one vote of two, no voucher.
+    let feed = kippu_gtfs::encode_trip_updates(now() - 5, &[("1".into(), None, 20 * 60)]);
+    let r = c.http.post(format!("{}/dev/gtfs-rt", c.base)).body(feed.clone()).send().await.unwrap();
+    let out: Value = r.json().await.unwrap();
+    assert_eq!(out["delayed"], 1, "{out}");
+    assert!(out["vouchers"].as_array().unwrap().is_empty(), "a lone reporter paid: {out}");
+    let delay_id = alloy::primitives::B256::from(kippu_gtfs::decode_feed(&feed).unwrap()[0].delay_id());
+
+    // The same reporter again (a replayed report): refused by the contract.
+    let rpc = &stack.rpc_url;
+    let again = stack.chain.as_account(rpc, &key_hex(&r1)).await.unwrap();
+    let err = again.report_delay(delay_id, policy, 20).await.unwrap_err();
+    assert!(err.to_string().contains("AlreadyVoted"), "{err}");
+    // Someone without the oracle role: refused.
+    let outsider = deterministic_demo_key("not-an-oracle");
+    stack.chain.fund(outsider.address(), 10u128.pow(18)).await.unwrap();
+    let err = stack
+        .chain
+        .as_account(rpc, &key_hex(&outsider))
+        .await
+        .unwrap()
+        .report_delay(delay_id, policy, 20)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("AccessControl"), "{err}");
+    stack.indexer.catch_up().await.unwrap();
+    assert!(c.me().await["vouchers"].as_array().unwrap().is_empty());
+
+    // An independent second reporter completes the quorum: one voucher, at the lower reported delay.
+    stack.chain.grant_oracle(r2.address()).await.unwrap();
+    stack.chain.fund(r2.address(), 10u128.pow(18)).await.unwrap();
+    let second = stack.chain.as_account(rpc, &key_hex(&r2)).await.unwrap();
+    let voucher = second.report_delay(delay_id, policy, 45).await.unwrap();
+    assert!(voucher.is_some(), "the second vote reaches the quorum");
+    let err = again.report_delay(delay_id, policy, 20).await.unwrap_err();
+    assert!(err.to_string().contains("AlreadyCompensated"), "{err}");
+    stack.indexer.catch_up().await.unwrap();
+    assert_eq!(c.me().await["vouchers"].as_array().unwrap().len(), 1);
+    stack.shutdown().await;
+}

@@ -210,6 +210,11 @@ async fn run_trip(cfg: Config) {
     assert_eq!(me["vouchers"][0]["value"], 1500);
     let home = c.http.get(format!("{}/", c.base)).send().await.unwrap().text().await.unwrap();
     assert!(home.contains("data-voucher="), "voucher visible in the app");
+    // The dashboard: one late run on the trip's route (trip 7 was refused, trip 3 under threshold), one voucher.
+    let dash = c.page("/operators/insurance").await;
+    assert_eq!(dash.matches("<tr data-route=").count(), 1, "{dash}");
+    assert!(dash.contains("id=\"delays-chart\"") && dash.contains("id=\"vouchers-chart\""), "{dash}");
+    assert!(dash.contains("<td>City Taxi</td><td class=\"num\">1</td><td class=\"num\">15.00</td>"), "{dash}");
 
     // Settlement: the ledger splits the purchase across operators, balanced and equal to escrow.
     stack.indexer.catch_up().await.unwrap();

@@ -458,17 +458,50 @@ impl Chain {
         u128::try_from(e.amount).map_err(|_| ChainError::Rpc("refund overflow".into()))
     }
 
-    /// Reports a delay for one policy as the oracle; returns the voucher id issued.
-    pub async fn report_delay(&self, delay_id: B256, policy_id: u64, delay_minutes: u32) -> Result<u64> {
+    /// Reports a delay for one policy as this account (an oracle). Returns the
+    /// voucher id when this vote completed the quorum, `None` when it only
+    /// recorded a vote (k-of-n reporting, fewer than k so far).
+    pub async fn report_delay(&self, delay_id: B256, policy_id: u64, delay_minutes: u32) -> Result<Option<u64>> {
         let c = DelayInsurance::new(self.d.insurance, &self.provider);
         let r = send!(self.send_lock, c.reportDelay(delay_id, U256::from(policy_id), delay_minutes));
-        let v = r
-            .inner
+        r.inner
             .logs()
             .iter()
             .find_map(|l| DelayInsurance::VoucherIssued::decode_log_data(l.data()).ok())
-            .ok_or_else(|| ChainError::Rpc("delay report mined without VoucherIssued".into()))?;
-        u64::try_from(v.voucherId).map_err(|_| ChainError::Rpc("voucher id overflow".into()))
+            .map(|v| u64::try_from(v.voucherId).map_err(|_| ChainError::Rpc("voucher id overflow".into())))
+            .transpose()
+    }
+
+    /// Sets how many distinct oracles must report a delay before it pays.
+    pub async fn set_quorum(&self, quorum: u8) -> Result<()> {
+        let c = DelayInsurance::new(self.d.insurance, &self.provider);
+        send!(self.send_lock, c.setQuorum(quorum));
+        Ok(())
+    }
+
+    /// Makes `account` a delay oracle (a reporter with its own key).
+    pub async fn grant_oracle(&self, account: Address) -> Result<()> {
+        let c = DelayInsurance::new(self.d.insurance, &self.provider);
+        send!(self.send_lock, c.grantRole(role("ORACLE_ROLE"), account));
+        Ok(())
+    }
+
+    /// Sends `wei` of the chain's native coin from the operating account (gas for another key).
+    pub async fn fund(&self, to: Address, wei: u128) -> Result<()> {
+        let tx = alloy::rpc::types::TransactionRequest::default().to(to).value(U256::from(wei));
+        let guard = self.send_lock.lock().await;
+        let pending = self.provider.send_transaction(tx).await.map_err(rpc)?;
+        drop(guard);
+        let receipt = pending.with_timeout(Some(RECEIPT_TIMEOUT)).get_receipt().await.map_err(rpc)?;
+        if !receipt.status() {
+            return Err(ChainError::TxFailed(format!("{:#x}", receipt.transaction_hash)));
+        }
+        Ok(())
+    }
+
+    /// The same deployment, operated by another key (an independent reporter).
+    pub async fn as_account(&self, rpc_url: &str, key: &str) -> Result<Self> {
+        Self::attach(&ChainConfig { rpc_url: rpc_url.into(), admin_key: key.into() }, self.d.clone()).await
     }
 
     /// Redeems a voucher at an operator.

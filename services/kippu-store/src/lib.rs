@@ -11,8 +11,10 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 mod identity;
+mod insurance;
 mod rows;
 pub use identity::{IssuedCredential, IssuerRow, WalletCredential};
+pub use insurance::{RouteDelays, VoucherStats};
 pub use rows::*;
 
 /// Store errors.

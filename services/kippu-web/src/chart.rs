@@ -3,11 +3,17 @@
 
 /// Horizontal bars, one per `(label, value)`; values in FARE minor units.
 pub(crate) fn bars(items: &[(String, i64)]) -> String {
+    bars_with(items, "Revenue share per operator", |v| kippu_domain::money::format_fare(i128::from(v)))
+}
+
+/// Horizontal bars with each value shown by `show`; `title` is the chart's accessible name.
+pub(crate) fn bars_with(items: &[(String, i64)], title: &str, show: impl Fn(i64) -> String) -> String {
     let max = items.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1);
     let row = 34;
     let height = row * items.len().max(1) + 10;
     let mut svg = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 640 {height}" role="img" aria-label="Revenue share per operator">"##
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 640 {height}" role="img" aria-label="{}">"##,
+        escape(title)
     );
     let colors = ["#0b6e4f", "#1570ef", "#f5a524", "#7a5af8", "#b42318"];
     for (i, (label, v)) in items.iter().enumerate() {
@@ -19,7 +25,7 @@ pub(crate) fn bars(items: &[(String, i64)]) -> String {
             ty = y + 17,
             label = escape(label),
             tx = 150 + w + 8,
-            val = kippu_domain::money::format_fare(i128::from(*v)),
+            val = escape(&show(*v)),
         ));
     }
     svg.push_str("</svg>");

@@ -123,6 +123,7 @@ impl std::ops::Deref for AppState {
 // Assets are compiled in so the binary runs from any directory.
 const CSS: &str = include_str!("../../../web/static/kippu.css");
 const PASS_JS: &str = include_str!("../../../web/static/pass.js");
+const LIVE_JS: &str = include_str!("../../../web/static/live.js");
 
 /// The app's router.
 pub fn router(state: AppState) -> Router {
@@ -143,7 +144,9 @@ pub fn router(state: AppState) -> Router {
         .route("/gates", get(pages::gates))
         .route("/gates/{op}/{station}/{gate}/scan", post(pages::gate_scan))
         .route("/operators/report", get(pages::report))
+        .route("/operators/insurance", get(pages::insurance))
         .route("/api/me", get(pages::api_me))
+        .route("/api/events", get(pages::events))
         .route("/.well-known/did.json", get(identity::well_known_did))
         .route("/{kind}/{slug}/did.json", get(identity::path_did))
         .route("/credentials/status/{slug}", get(identity::status_list))
@@ -171,6 +174,7 @@ pub fn router(state: AppState) -> Router {
     }
     r.route("/static/kippu.css", get(|| async { ([(CONTENT_TYPE, "text/css")], CSS) }))
         .route("/static/pass.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], PASS_JS) }))
+        .route("/static/live.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], LIVE_JS) }))
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .with_state(state)
 }

@@ -232,6 +232,43 @@ pub(crate) async fn home(State(s): State<AppState>, MaybeTraveler(me): MaybeTrav
     .into_response())
 }
 
+/// Pushes the signed-in traveler's new vouchers as Server-Sent Events. The
+/// store is polled every 2 s per open page, which is cheap next to the
+/// seconds a delay report takes to be mined and indexed.
+pub(crate) async fn events(
+    State(s): State<AppState>,
+    Traveler(me): Traveler,
+) -> axum::response::sse::Sse<impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>>
+{
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let known: std::collections::HashSet<u64> =
+        s.store.vouchers_of(&me).await.unwrap_or_default().into_iter().map(|v| v.id).collect();
+    let stream =
+        futures::stream::unfold((s, known, Vec::<Event>::new()), move |(s, mut known, mut queue)| async move {
+            loop {
+                if let Some(e) = queue.pop() {
+                    return Some((Ok(e), (s, known, queue)));
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                let Ok(vouchers) = s.store.vouchers_of(&me).await else { continue };
+                let Ok(cat) = Catalogue::load(&s).await else { continue };
+                for v in vouchers {
+                    if !known.insert(v.id) {
+                        continue;
+                    }
+                    let data = serde_json::json!({
+                        "id": v.id,
+                        "value": format_fare(i128::from(v.value)),
+                        "operator": cat.operator(v.operator_id),
+                        "state": format!("valid until {}", fmt_time(v.expiry)),
+                    });
+                    queue.push(Event::default().event("voucher").data(data.to_string()));
+                }
+            }
+        });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
 /// Machine-readable view of the signed-in traveler (used by tests and the app's scripts).
 pub(crate) async fn api_me(
     State(s): State<AppState>,
@@ -532,6 +569,51 @@ pub(crate) async fn report(State(s): State<AppState>) -> Page {
         })
         .collect();
     html(ReportPage { rows, chart, escrow: format_fare(escrow as i128), chain_id: s.chain.deployment().chain_id })
+}
+
+#[derive(Template)]
+#[template(path = "insurance.html")]
+struct InsurancePage {
+    delays_chart: String,
+    vouchers_chart: String,
+    routes: Vec<kippu_store::RouteDelays>,
+    vouchers: Vec<(String, i64, String, i64, String)>,
+    chain_id: u64,
+}
+
+/// The delay-insurance dashboard for operators and the insurer: late runs per
+/// route (from the GTFS-Realtime feed) and vouchers issued and redeemed.
+pub(crate) async fn insurance(State(s): State<AppState>) -> Page {
+    let routes = s.store.delays_per_route().await?;
+    let cat = Catalogue::load(&s).await?;
+    let delays_chart = chart::bars_with(
+        &routes.iter().map(|r| (format!("route {}", r.route_id), r.runs)).collect::<Vec<_>>(),
+        "Late trip runs per route",
+        |n| format!("{n} late"),
+    );
+    let stats = s.store.voucher_stats().await?;
+    let mut bars = Vec::new();
+    for v in &stats {
+        let name = cat.operator(v.operator_id);
+        bars.push((format!("{name}: issued"), v.issued_value));
+        bars.push((format!("{name}: redeemed"), v.redeemed_value));
+    }
+    let vouchers_chart = chart::bars_with(&bars, "Voucher value issued and redeemed", |v| {
+        format!("{} FARE", format_fare(i128::from(v)))
+    });
+    let vouchers = stats
+        .into_iter()
+        .map(|v| {
+            (
+                cat.operator(v.operator_id),
+                v.issued,
+                format_fare(i128::from(v.issued_value)),
+                v.redeemed,
+                format_fare(i128::from(v.redeemed_value)),
+            )
+        })
+        .collect();
+    html(InsurancePage { delays_chart, vouchers_chart, routes, vouchers, chain_id: s.chain.deployment().chain_id })
 }
 
 /// Dev only: feed a GTFS-Realtime message (protobuf body) by hand.

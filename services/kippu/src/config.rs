@@ -134,6 +134,10 @@ pub struct InsuranceConfig {
     pub poll_secs: u64,
     /// Feed messages older than this (seconds) are refused as stale.
     pub feed_max_age_secs: u64,
+    /// Distinct oracle reports needed before a delay pays (k of k-of-n).
+    pub quorum: u8,
+    /// Hex keys of the oracle reporters this process runs; empty: the operating account reports alone.
+    pub reporter_keys: Vec<String>,
 }
 
 impl Default for Config {
@@ -220,6 +224,8 @@ impl Default for InsuranceConfig {
             feed_url: None,
             poll_secs: 30,
             feed_max_age_secs: 300,
+            quorum: 1,
+            reporter_keys: Vec::new(),
         }
     }
 }

@@ -15,10 +15,11 @@ use crate::seed::route_operator;
 /// Turns delays into vouchers.
 #[derive(Clone)]
 pub struct DelayInsurer {
-    chain: Chain,
     store: Store,
     threshold_minutes: u32,
     trip_routes: std::collections::HashMap<String, String>,
+    /// The oracle keys this process reports with (k-of-n: the contract counts distinct reporters).
+    reporters: Vec<Chain>,
     /// Freshness and order of the delay feed; shared by every path a feed arrives by.
     guard: std::sync::Arc<std::sync::Mutex<FeedGuard>>,
 }
@@ -26,16 +27,16 @@ pub struct DelayInsurer {
 impl DelayInsurer {
     /// An insurer using `timetable` (a GTFS zip) to find each trip's route.
     pub fn new(
-        chain: Chain,
         store: Store,
         threshold_minutes: u32,
         feed_max_age_secs: u64,
+        reporters: Vec<Chain>,
         timetable: &[u8],
     ) -> anyhow::Result<Self> {
         let trip_routes = kippu_gtfs::load_trips(timetable)?.into_iter().map(|t| (t.trip_id, t.route_id)).collect();
         // 30 s of clock skew between the producer and us is tolerated.
         let guard = std::sync::Arc::new(std::sync::Mutex::new(FeedGuard::new(feed_max_age_secs, 30)));
-        Ok(Self { chain, store, threshold_minutes, trip_routes, guard })
+        Ok(Self { store, threshold_minutes, trip_routes, reporters, guard })
     }
 
     /// Processes one GTFS-Realtime message.
@@ -61,6 +62,8 @@ impl DelayInsurer {
             };
             let delay_id = B256::from(d.delay_id());
             let minutes = delay_minutes(d.delay_secs);
+            let route_label = route.as_deref().unwrap_or("?");
+            self.store.record_delay(&format!("{delay_id:#x}"), &d.trip_id, route_label, minutes, now).await?;
             for policy in self.store.active_policies(now).await? {
                 // The policy is the plan's insurance leg; cover extends to that plan's legs only.
                 let Some(plan) = self.store.ticket(policy.policy_id).await?.map(|t| t.plan_id) else { continue };
@@ -78,18 +81,28 @@ impl DelayInsurer {
                 if !self.store.claim_delay(&key, policy.policy_id, &d.trip_id, minutes).await? {
                     continue;
                 }
-                match self.chain.report_delay(delay_id, policy.policy_id, minutes).await {
-                    Ok(voucher) => {
-                        self.store.set_claim_status(&key, policy.policy_id, "voucher").await?;
-                        tracing::info!(trip = %d.trip_id, policy = policy.policy_id, voucher, minutes, "voucher issued");
-                        out.vouchers.push(voucher);
+                // Every reporter this process holds a key of votes; the contract pays once k have.
+                let mut status = "voted";
+                for reporter in &self.reporters {
+                    match reporter.report_delay(delay_id, policy.policy_id, minutes).await {
+                        Ok(Some(voucher)) => {
+                            tracing::info!(trip = %d.trip_id, policy = policy.policy_id, voucher, minutes, "voucher issued");
+                            out.vouchers.push(voucher);
+                            status = "voucher";
+                            break;
+                        }
+                        Ok(None) => {
+                            tracing::info!(trip = %d.trip_id, policy = policy.policy_id, reporter = %reporter.admin(), "delay vote recorded, below quorum")
+                        }
+                        Err(ChainError::Revert(r)) => {
+                            tracing::warn!(trip = %d.trip_id, policy = policy.policy_id, revert = %r, "delay report refused");
+                            status = "refused";
+                            break;
+                        }
+                        Err(e) => return Err(e.into()),
                     }
-                    Err(ChainError::Revert(r)) => {
-                        self.store.set_claim_status(&key, policy.policy_id, "refused").await?;
-                        tracing::warn!(trip = %d.trip_id, policy = policy.policy_id, revert = %r, "delay report refused");
-                    }
-                    Err(e) => return Err(e.into()),
                 }
+                self.store.set_claim_status(&key, policy.policy_id, status).await?;
             }
         }
         Ok(out)

@@ -187,6 +187,28 @@ fn now() -> i64 {
 
 /// The configured anvil, else the repository's npm-installed one (so the
 /// binary also runs outside the checkout's root), else `anvil` on PATH.
+/// The delay oracles this process reports as. On a chain it deployed, it also
+/// sets the quorum and registers and funds the reporters; on an existing
+/// chain that is the consortium's governance, done beforehand.
+async fn oracle_reporters(cfg: &Config, chain: &Chain, rpc_url: &str, fresh: bool) -> anyhow::Result<Vec<Chain>> {
+    if fresh && cfg.insurance.quorum > 1 {
+        chain.set_quorum(cfg.insurance.quorum).await?;
+    }
+    if cfg.insurance.reporter_keys.is_empty() {
+        return Ok(vec![chain.clone()]);
+    }
+    let mut reporters = Vec::new();
+    for key in &cfg.insurance.reporter_keys {
+        let r = chain.as_account(rpc_url, key).await.context("insurance.reporter_keys")?;
+        if fresh {
+            chain.grant_oracle(r.admin()).await?;
+            chain.fund(r.admin(), 10u128.pow(19)).await?;
+        }
+        reporters.push(r);
+    }
+    Ok(reporters)
+}
+
 /// `host[:port]` of a URL: the did:web authority Kippu's DIDs live under.
 fn authority_of(url: &str) -> String {
     url.split("://").nth(1).unwrap_or(url).split('/').next().unwrap_or("localhost").to_owned()
@@ -402,11 +424,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     for g in &gate_rows {
         gates.insert(g.gate_key.clone(), SimGate::connect(&mqtt_url, &g.gate_key).await?);
     }
+    let reporters = oracle_reporters(&cfg, &chain, &rpc_url, fresh_chain).await?;
     let insurer = DelayInsurer::new(
-        chain.clone(),
         store.clone(),
         cfg.insurance.threshold_minutes,
         cfg.insurance.feed_max_age_secs,
+        reporters,
         TIMETABLE,
     )?;
     if let Some(url) = &cfg.insurance.feed_url {
