@@ -57,6 +57,37 @@ async fn delay_feed_polled_from_a_url_pays_once() {
     *current.lock().unwrap() = kippu_gtfs::encode_trip_updates(now() + 1, &[("1".into(), None, 30 * 60)]);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(vouchers(&c).await, 1);
+
+    // The taxi driver's scanner reads the voucher's QR from Aiko's phone and redeems it, once.
+    let id = c.me().await["vouchers"][0]["id"].as_u64().unwrap();
+    let page = c.page(&format!("/vouchers/{id}")).await;
+    assert!(page.contains("City Taxi") && page.contains("voucher-qr"), "{page}");
+    let png = c.http.get(format!("{}/vouchers/{id}/code.png", c.base)).send().await.unwrap().bytes().await.unwrap();
+    let code = read_qr(&png);
+    assert!(code.starts_with("KV1."), "{code}");
+    let redeem = |slug: &'static str, code: String| {
+        let c = &c;
+        async move {
+            let url = format!("{}/operators/{slug}/vouchers/redeem", c.base);
+            let r = c.http.post(url).json(&serde_json::json!({"code": code})).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, v) = redeem("bus", code.clone()).await;
+    assert_eq!((status, v["reason"].as_str()), (422, Some("WRONG_OPERATOR")), "{v}");
+    let thief = alloy::signers::local::PrivateKeySigner::random();
+    let window = kippu_domain::voucher::voucher_window(now());
+    let sig =
+        alloy::signers::SignerSync::sign_hash_sync(&thief, &kippu_domain::voucher::VoucherCode::digest(id, window))
+            .unwrap();
+    let forged = kippu_domain::voucher::VoucherCode { voucher_id: id, window, signature: sig.as_bytes() }.encode();
+    assert_eq!(redeem("taxi", forged).await.1["reason"], "NOT_HOLDER");
+    assert_eq!(redeem("taxi", "KV1.garbage".into()).await.1["reason"], "MALFORMED");
+    let (status, v) = redeem("taxi", code.clone()).await;
+    assert_eq!((status, v["redeemed"].as_bool()), (200, Some(true)), "{v}");
+    assert_eq!(redeem("taxi", code).await.1["reason"], "ALREADY_REDEEMED");
+    let dash = c.page("/operators/insurance").await;
+    assert!(dash.contains("<td>City Taxi</td><td class=\"num\">1</td><td class=\"num\">15.00</td><td class=\"num\">1</td><td class=\"num\">15.00</td>"), "{dash}");
     let metrics = c.page("/metrics").await;
     let duplicates: Value = metrics
         .lines()
@@ -130,4 +161,12 @@ async fn a_lone_or_replayed_oracle_report_pays_nothing() {
     stack.indexer.catch_up().await.unwrap();
     assert_eq!(c.me().await["vouchers"].as_array().unwrap().len(), 1);
     stack.shutdown().await;
+}
+
+/// The text of the QR code in a PNG, read as a scanner's camera would.
+fn read_qr(png: &[u8]) -> String {
+    let gray = image::load_from_memory(png).unwrap().to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(gray);
+    let grids = prepared.detect_grids();
+    grids.first().expect("a QR code in the image").decode().unwrap().1
 }

@@ -10,9 +10,12 @@
     var li = document.createElement('li');
     li.className = 'voucher new';
     li.setAttribute('data-voucher', v.id);
+    var a = document.createElement('a');
+    a.href = '/vouchers/' + v.id;
     var strong = document.createElement('strong');
     strong.textContent = 'Voucher #' + v.id;
-    li.appendChild(strong);
+    a.appendChild(strong);
+    li.appendChild(a);
     li.appendChild(document.createTextNode(' · ' + v.value + ' FARE at ' + v.operator + ' · ' + v.state));
     list.appendChild(li);
     var none = document.getElementById('no-vouchers');

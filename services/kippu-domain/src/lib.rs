@@ -11,6 +11,7 @@ pub mod pricing;
 pub mod topics;
 pub mod validation;
 pub mod verdict;
+pub mod voucher;
 
 pub use pass::{Pass, PassError, PASS_WINDOW_SECS};
 pub use validation::{GateInfo, TicketState, Validator, ValidatorConfig};

@@ -410,6 +410,17 @@ impl Store {
         rows.iter().map(voucher_from_row).collect()
     }
 
+    /// One voucher by id.
+    pub async fn voucher(&self, id: u64) -> Result<Option<VoucherRow>> {
+        let row = sqlx::query(
+            "SELECT id, policy_id, holder, value, operator_id, expiry, delay_id, redeemed_by FROM vouchers WHERE id = $1",
+        )
+        .bind(id as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(voucher_from_row).transpose()
+    }
+
     /// Policies covering `now`.
     pub async fn active_policies(&self, now: i64) -> Result<Vec<PolicyRow>> {
         let rows = sqlx::query("SELECT policy_id, holder, valid_from, valid_until FROM policies WHERE valid_from <= $1 AND valid_until > $1 ORDER BY policy_id")

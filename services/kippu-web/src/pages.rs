@@ -616,6 +616,118 @@ pub(crate) async fn insurance(State(s): State<AppState>) -> Page {
     html(InsurancePage { delays_chart, vouchers_chart, routes, vouchers, chain_id: s.chain.deployment().chain_id })
 }
 
+#[derive(Template)]
+#[template(path = "voucher.html")]
+struct VoucherPage {
+    id: u64,
+    value: String,
+    operator: String,
+    state: String,
+    chain_id: u64,
+}
+
+async fn own_voucher(s: &AppState, me: Address, id: u64) -> Result<kippu_store::VoucherRow, AppError> {
+    match s.store.voucher(id).await? {
+        Some(v) if v.holder == me => Ok(v),
+        _ => Err(AppError::NotFound(format!("You hold no voucher #{id}."))),
+    }
+}
+
+/// A voucher's redemption code page.
+pub(crate) async fn voucher_page(State(s): State<AppState>, Traveler(me): Traveler, Path(id): Path<u64>) -> Page {
+    let v = own_voucher(&s, me, id).await?;
+    let cat = Catalogue::load(&s).await?;
+    html(VoucherPage {
+        id,
+        value: format_fare(i128::from(v.value)),
+        operator: cat.operator(v.operator_id),
+        state: match v.redeemed_by {
+            Some(_) => "redeemed".into(),
+            None if v.expiry < now() => "expired".into(),
+            None => format!("valid until {}", fmt_time(v.expiry)),
+        },
+        chain_id: s.chain.deployment().chain_id,
+    })
+}
+
+/// The voucher's redemption code as a QR PNG, signed now by the holder's key.
+pub(crate) async fn voucher_code(
+    State(s): State<AppState>,
+    Traveler(me): Traveler,
+    Path(id): Path<u64>,
+) -> Result<Response, AppError> {
+    own_voucher(&s, me, id).await?;
+    refuse_revoked(&s, me).await?;
+    let t = s.store.traveler(&me).await?.ok_or(AppError::SignInRequired)?;
+    let sealed = t
+        .sealed_key
+        .as_deref()
+        .ok_or_else(|| AppError::BadRequest("Wallet accounts sign voucher codes in their wallet.".into()))?;
+    let signer = open_key(&s, me, sealed)?;
+    let window = kippu_domain::voucher::voucher_window(now() as u64);
+    let digest = kippu_domain::voucher::VoucherCode::digest(id, window);
+    let sig =
+        alloy::signers::SignerSync::sign_hash_sync(&signer, &digest).map_err(|e| AppError::Internal(e.to_string()))?;
+    let code = kippu_domain::voucher::VoucherCode { voucher_id: id, window, signature: sig.as_bytes() };
+    let png = qr::qr_png(&code.encode()).map_err(AppError::Internal)?;
+    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct RedeemRequest {
+    code: String,
+}
+
+/// A taxi operator's scanner redeems a voucher code: checked against the
+/// voucher's holder, operator, expiry and state, then redeemed on chain
+/// (the insurer's pool owes the operator its value in settlement).
+pub(crate) async fn redeem_voucher(
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    Json(r): Json<RedeemRequest>,
+) -> Result<Response, AppError> {
+    use kippu_domain::voucher::{check_redemption, RedeemDeny, VoucherCode, VoucherState};
+    let operator = s
+        .store
+        .operators()
+        .await?
+        .into_iter()
+        .find(|o| o.slug == slug)
+        .ok_or_else(|| AppError::NotFound(format!("No operator {slug:?}.")))?;
+    let deny = |reason: RedeemDeny| {
+        metrics::counter!("kippu_voucher_redemptions_refused_total").increment(1);
+        Ok((
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({"redeemed": false, "reason": reason, "message": reason.message()})),
+        )
+            .into_response())
+    };
+    let code = match VoucherCode::decode(&r.code) {
+        Ok(c) => c,
+        Err(e) => return deny(e),
+    };
+    let state = s.store.voucher(code.voucher_id).await?.map(|v| VoucherState {
+        holder: v.holder,
+        operator_id: v.operator_id,
+        expiry: v.expiry.max(0) as u64,
+        redeemed: v.redeemed_by.is_some(),
+    });
+    if let Err(reason) = check_redemption(&code, state.as_ref(), operator.id, now() as u64) {
+        return deny(reason);
+    }
+    match s.chain.redeem_voucher(code.voucher_id, operator.id).await {
+        Ok(tx) => {
+            s.platform.catch_up().await;
+            tracing::info!(voucher = code.voucher_id, operator = %slug, %tx, "voucher redeemed");
+            Ok(Json(serde_json::json!({"redeemed": true, "voucher": code.voucher_id, "tx": format!("{tx:#x}")}))
+                .into_response())
+        }
+        // The chain is the authority: a redemption that raced another one loses there.
+        Err(kippu_chain::ChainError::Revert(r)) if r.contains("UnknownVoucher") => deny(RedeemDeny::AlreadyRedeemed),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Dev only: feed a GTFS-Realtime message (protobuf body) by hand.
 pub(crate) async fn dev_feed(State(s): State<AppState>, body: Bytes) -> Response {
     match s.platform.ingest_delays(&body).await {
