@@ -170,3 +170,37 @@ fn read_qr(png: &[u8]) -> String {
     let grids = prepared.detect_grids();
     grids.first().expect("a QR code in the image").decode().unwrap().1
 }
+
+/// Operators import their static GTFS feed; a broken one is refused with what
+/// is wrong and the current timetable stays in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gtfs_import_refuses_a_broken_feed_and_keeps_the_previous_one() {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
+    let stack = kippu::start(config("gtfs-import", None, None)).await.expect("stack starts");
+    let c = Client::new(&stack.web_url);
+    let current = c.json("/operators/bus/timetable").await;
+    assert_eq!(current["version"], 1, "the seed imported the real Bull Runner feed: {current}");
+    assert_eq!(current["summary"]["routes"].as_object().unwrap().len(), 6);
+    let post = |body: Vec<u8>, auth: bool| {
+        let c = &c;
+        async move {
+            let mut r = c.http.post(format!("{}/operators/bus/timetable", c.base)).body(body);
+            if auth {
+                r = r.bearer_auth(kippu::config::DEV_PORTAL_PASSWORD);
+            }
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let real = std::fs::read(kippu_e2e::repo().join("services/kippu/seed/bullrunner-gtfs.zip")).unwrap();
+    assert_eq!(post(real.clone(), false).await.0, 401, "only operator staff import timetables");
+    let (status, body) = post(b"PK\x03\x04 truncated".to_vec(), true).await;
+    assert_eq!(status, 422, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(!v["problems"].as_array().unwrap().is_empty() && v["current_version"] == 1, "{v}");
+    assert_eq!(c.json("/operators/bus/timetable").await["version"], 1, "the previous timetable stays");
+    let (status, body) = post(real, true).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(c.json("/operators/bus/timetable").await["version"], 2);
+    stack.shutdown().await;
+}

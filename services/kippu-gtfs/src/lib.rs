@@ -2,8 +2,8 @@
 //!
 //! * [`decode_feed`] / [`encode_trip_updates`]: GTFS-Realtime `FeedMessage`s
 //!   in the real protobuf wire format, reduced to one [`TripDelay`] per trip.
-//! * [`load_routes`] / [`load_trips`]: the parts of a static GTFS zip that
-//!   policies refer to.
+//! * [`import_timetable`]: an operator's static GTFS zip, read with the
+//!   rust-transit `gtfs-structures` crate and checked, or refused with a report.
 //! * [`affected`] / [`delay_minutes`]: the pure payout decision.
 //!
 //! The crate is a pure library: no network, no clock, no file system (callers
@@ -37,12 +37,12 @@ mod guard;
 mod policy;
 pub mod proto;
 mod realtime;
-mod static_feed;
+mod timetable;
 
 pub use guard::{Accepted, FeedGuard, FeedRejection};
 pub use policy::{affected, delay_minutes};
 pub use realtime::{decode_feed, encode_trip_updates, TripDelay};
-pub use static_feed::{load_routes, load_trips, Route, Trip};
+pub use timetable::{import_timetable, ImportReport, Timetable, TimetableSummary};
 
 /// Everything that can go wrong reading GTFS or GTFS-Realtime input.
 ///
@@ -59,21 +59,6 @@ pub enum GtfsError {
     /// message, so this is how empty or foreign input is caught.
     #[error("not a GTFS-Realtime feed: header.gtfs_realtime_version is missing")]
     MissingHeader,
-    /// The static feed is not a readable zip archive.
-    #[error("invalid GTFS zip: {0}")]
-    Zip(#[from] zip::result::ZipError),
-    /// A file that the GTFS reference requires is absent from the zip.
-    #[error("GTFS zip has no {0}")]
-    MissingFile(&'static str),
-    /// A GTFS file is not valid CSV or lacks a required column.
-    #[error("invalid {file}: {source}")]
-    Csv {
-        /// The GTFS file name, e.g. `routes.txt`.
-        file: &'static str,
-        /// What the CSV reader objected to.
-        #[source]
-        source: csv::Error,
-    },
 }
 
 /// Result type of this crate.

@@ -1,12 +1,10 @@
 //! Tests against real data: the USF Bull Runner static feed and GTFS-Realtime
 //! bytes made from its trip ids (see testdata/README.md).
 
-use std::io::{Cursor, Write};
-
 use kippu_gtfs::{
-    affected, decode_feed, delay_minutes, encode_trip_updates, load_routes, load_trips,
+    affected, decode_feed, delay_minutes, encode_trip_updates, import_timetable,
     proto::{FeedEntity, FeedHeader, FeedMessage, Message},
-    GtfsError, Route, Trip, TripDelay,
+    GtfsError, TripDelay,
 };
 
 const BULLRUNNER_ZIP: &[u8] = include_bytes!("../testdata/bullrunner-gtfs.zip");
@@ -184,64 +182,15 @@ fn delay_id_matches_independent_keccak_and_separates_runs() {
 }
 
 #[test]
-fn bullrunner_routes() {
-    let routes = load_routes(BULLRUNNER_ZIP).unwrap();
-    let ids: Vec<_> = routes.iter().map(|r| r.route_id.as_str()).collect();
+fn bullrunner_timetable() {
+    let t = import_timetable(BULLRUNNER_ZIP).unwrap();
+    let ids: Vec<_> = t.summary.routes.keys().map(String::as_str).collect();
     assert_eq!(ids, ["A", "B", "C", "D", "E", "F"]);
-    assert_eq!(
-        routes[0],
-        Route {
-            route_id: s("A"),
-            // Single-agency feed: agency_id column omitted.
-            agency_id: None,
-            short_name: s("A"),
-            long_name: s("Green Campus Loop"),
-        }
-    );
-    assert_eq!(routes[3].long_name, "Red Off-Campus West");
-}
-
-#[test]
-fn bullrunner_trips() {
-    let trips = load_trips(BULLRUNNER_ZIP).unwrap();
-    assert_eq!(trips.len(), 15);
-    assert_eq!(trips[0], Trip { trip_id: s("1"), route_id: s("A"), service_id: s("Mo") });
-    let routes = load_routes(BULLRUNNER_ZIP).unwrap();
-    assert!(trips.iter().all(|t| routes.iter().any(|r| r.route_id == t.route_id)));
+    assert_eq!(t.summary.routes["A"], "A");
+    assert_eq!(t.summary.trips, 15);
+    assert_eq!(t.trip_routes["1"], "A");
     // Every trip id the realtime fixtures use exists in the static feed.
     for id in ["1", "3", "5", "8", "11", "13"] {
-        assert!(trips.iter().any(|t| t.trip_id == id), "trip {id}");
+        assert!(t.trip_routes.contains_key(id), "trip {id}");
     }
-}
-
-fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (name, body) in files {
-        w.start_file(*name, opts).unwrap();
-        w.write_all(body.as_bytes()).unwrap();
-    }
-    w.finish().unwrap().into_inner()
-}
-
-#[test]
-fn nested_folder_bom_spaces_and_agency_id() {
-    let zip = zip_of(&[(
-        "feed/routes.txt",
-        "\u{feff}route_id, agency_id ,route_short_name,route_type\nR1, AG ,1,3\nR2,,2,3\n",
-    )]);
-    let routes = load_routes(&zip).unwrap();
-    assert_eq!(routes[0].route_id, "R1");
-    assert_eq!(routes[0].agency_id.as_deref(), Some("AG"));
-    assert_eq!(routes[0].long_name, "");
-    assert_eq!(routes[1].agency_id, None);
-}
-
-#[test]
-fn static_feed_errors() {
-    assert!(matches!(load_routes(b"not a zip"), Err(GtfsError::Zip(_))));
-    let zip = zip_of(&[("agency.txt", "agency_name\nX\n")]);
-    assert!(matches!(load_trips(&zip), Err(GtfsError::MissingFile("trips.txt"))));
-    let zip = zip_of(&[("trips.txt", "trip_id,route_id\n1,A\n")]);
-    assert!(matches!(load_trips(&zip), Err(GtfsError::Csv { file: "trips.txt", .. })));
 }

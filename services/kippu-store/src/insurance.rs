@@ -92,3 +92,64 @@ impl Store {
             .collect()
     }
 }
+
+/// An operator's imported timetable version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimetableRow {
+    /// Operator slug.
+    pub operator_slug: String,
+    /// 1, 2, …
+    pub version: i64,
+    /// Unix seconds.
+    pub imported_at: i64,
+    /// The import summary, JSON.
+    pub summary: String,
+    /// The GTFS zip, base64.
+    pub feed: String,
+}
+
+impl Store {
+    /// Stores a newly accepted timetable as the operator's next version; returns the version.
+    pub async fn save_timetable(&self, slug: &str, summary: &str, feed_b64: &str, now: i64) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM timetables WHERE operator_slug = $1")
+            .bind(slug)
+            .fetch_one(&mut *tx)
+            .await?;
+        let version = row.try_get::<i64, _>(0)? + 1;
+        sqlx::query(
+            "INSERT INTO timetables (operator_slug, version, imported_at, summary, feed) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(slug)
+        .bind(version)
+        .bind(now)
+        .bind(summary)
+        .bind(feed_b64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    /// Each operator's current (newest) timetable.
+    pub async fn current_timetables(&self) -> Result<Vec<TimetableRow>> {
+        let rows = sqlx::query(
+            "SELECT t.operator_slug, t.version, t.imported_at, t.summary, t.feed FROM timetables t
+             WHERE t.version = (SELECT MAX(version) FROM timetables u WHERE u.operator_slug = t.operator_slug)
+             ORDER BY t.operator_slug",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TimetableRow {
+                    operator_slug: r.try_get(0)?,
+                    version: r.try_get(1)?,
+                    imported_at: r.try_get(2)?,
+                    summary: r.try_get(3)?,
+                    feed: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+}

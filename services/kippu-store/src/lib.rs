@@ -14,7 +14,7 @@ mod identity;
 mod insurance;
 mod rows;
 pub use identity::{IssuedCredential, IssuerRow, WalletCredential};
-pub use insurance::{RouteDelays, VoucherStats};
+pub use insurance::{RouteDelays, TimetableRow, VoucherStats};
 pub use rows::*;
 
 /// Store errors.

@@ -10,6 +10,7 @@ mod payments;
 mod portal;
 mod qr;
 mod session;
+mod timetable;
 
 use std::sync::Arc;
 
@@ -70,6 +71,8 @@ pub trait Platform: Send + Sync {
     async fn gates(&self) -> Vec<GateStatus>;
     /// Ingests a GTFS-Realtime feed (protobuf) and issues vouchers for delays.
     async fn ingest_delays(&self, feed: &[u8]) -> Result<DelayOutcome, String>;
+    /// An operator imported a new timetable: delays on its trips are matched from now on.
+    async fn timetable_imported(&self, trip_routes: std::collections::HashMap<String, String>);
     /// An account key was revoked: its passes must stop opening gates now.
     async fn key_revoked(&self, holder: alloy::primitives::Address);
     /// Prometheus text exposition of the process's metrics.
@@ -146,6 +149,13 @@ pub fn router(state: AppState) -> Router {
         .route("/operators/report", get(pages::report))
         .route("/operators/insurance", get(pages::insurance))
         .route("/operators/{slug}/vouchers/redeem", post(pages::redeem_voucher))
+        .route(
+            "/operators/{slug}/timetable",
+            // GTFS zips of real agencies run to tens of MB; everything else stays under the 1 MiB default.
+            get(timetable::current)
+                .post(timetable::import)
+                .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024)),
+        )
         .route("/vouchers/{id}", get(pages::voucher_page))
         .route("/vouchers/{id}/code.png", get(pages::voucher_code))
         .route("/api/me", get(pages::api_me))

@@ -17,7 +17,8 @@ use crate::seed::route_operator;
 pub struct DelayInsurer {
     store: Store,
     threshold_minutes: u32,
-    trip_routes: std::collections::HashMap<String, String>,
+    /// `trip_id → route_id` of every current timetable; replaced when an operator imports a new feed.
+    trip_routes: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, String>>>,
     /// The oracle keys this process reports with (k-of-n: the contract counts distinct reporters).
     reporters: Vec<Chain>,
     /// Freshness and order of the delay feed; shared by every path a feed arrives by.
@@ -31,12 +32,17 @@ impl DelayInsurer {
         threshold_minutes: u32,
         feed_max_age_secs: u64,
         reporters: Vec<Chain>,
-        timetable: &[u8],
+        trip_routes: std::collections::HashMap<String, String>,
     ) -> anyhow::Result<Self> {
-        let trip_routes = kippu_gtfs::load_trips(timetable)?.into_iter().map(|t| (t.trip_id, t.route_id)).collect();
+        let trip_routes = std::sync::Arc::new(std::sync::RwLock::new(trip_routes));
         // 30 s of clock skew between the producer and us is tolerated.
         let guard = std::sync::Arc::new(std::sync::Mutex::new(FeedGuard::new(feed_max_age_secs, 30)));
         Ok(Self { store, threshold_minutes, trip_routes, reporters, guard })
+    }
+
+    /// Takes in a newly imported timetable's trips (they replace same-id trips).
+    pub fn add_trip_routes(&self, trips: std::collections::HashMap<String, String>) {
+        self.trip_routes.write().expect("trip routes").extend(trips);
     }
 
     /// Processes one GTFS-Realtime message.
@@ -55,7 +61,8 @@ impl DelayInsurer {
         let mut out = DelayOutcome { trips: delays.len(), superseded: accepted.superseded, ..Default::default() };
         for d in delays.iter().filter(|d| affected(d, self.threshold_minutes)) {
             out.delayed += 1;
-            let route = d.route_id.clone().or_else(|| self.trip_routes.get(&d.trip_id).cloned());
+            let route =
+                d.route_id.clone().or_else(|| self.trip_routes.read().expect("trip routes").get(&d.trip_id).cloned());
             let Some(operator) = route.as_deref().and_then(route_operator) else {
                 tracing::warn!(trip = %d.trip_id, "delay on a trip of no known route; ignored");
                 continue;

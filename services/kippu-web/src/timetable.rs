@@ -1,0 +1,61 @@
+//! Operators import their static GTFS feed (staff only). A refused feed is
+//! answered with everything wrong in it and the current timetable stays.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine as _;
+use serde_json::json;
+
+use crate::portal::Staff;
+use crate::session::now;
+use crate::{AppError, AppState};
+
+async fn operator_exists(s: &AppState, slug: &str) -> Result<(), AppError> {
+    if s.store.operators().await?.iter().any(|o| o.slug == slug) {
+        Ok(())
+    } else {
+        Err(AppError::NotFound(format!("No operator {slug:?}.")))
+    }
+}
+
+/// The operator's current timetable: version, import time and summary.
+pub(crate) async fn current(State(s): State<AppState>, Path(slug): Path<String>) -> Result<Response, AppError> {
+    operator_exists(&s, &slug).await?;
+    let Some(t) = s.store.current_timetables().await?.into_iter().find(|t| t.operator_slug == slug) else {
+        return Err(AppError::NotFound(format!("{slug} has not imported a timetable.")));
+    };
+    let summary: serde_json::Value = serde_json::from_str(&t.summary).unwrap_or_default();
+    Ok(Json(json!({"operator": slug, "version": t.version, "imported_at": t.imported_at, "summary": summary}))
+        .into_response())
+}
+
+/// Imports a GTFS zip (the request body) as the operator's next timetable version.
+pub(crate) async fn import(
+    _staff: Staff,
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    operator_exists(&s, &slug).await?;
+    let current = s.store.current_timetables().await?.into_iter().find(|t| t.operator_slug == slug).map(|t| t.version);
+    let timetable = match kippu_gtfs::import_timetable(&body) {
+        Ok(t) => t,
+        Err(report) => {
+            tracing::warn!(operator = %slug, problems = ?report.problems, "GTFS import refused; previous timetable kept");
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({"imported": false, "problems": report.problems, "current_version": current})),
+            )
+                .into_response());
+        }
+    };
+    let summary = serde_json::to_string(&timetable.summary).map_err(|e| AppError::Internal(e.to_string()))?;
+    let feed = base64::engine::general_purpose::STANDARD.encode(&body);
+    let version = s.store.save_timetable(&slug, &summary, &feed, now()).await?;
+    s.platform.timetable_imported(timetable.trip_routes).await;
+    tracing::info!(operator = %slug, version, trips = timetable.summary.trips, "GTFS timetable imported");
+    Ok(Json(json!({"imported": true, "version": version, "summary": timetable.summary})).into_response())
+}
