@@ -128,6 +128,29 @@ pub(crate) async fn refuse_revoked(s: &AppState, address: Address) -> Result<(),
     }
 }
 
+/// The signed-in traveler's custodial key, opened for one signature in this
+/// process; refused for revoked keys and for wallet accounts (which `do_instead`).
+pub(crate) async fn custodial_signer(
+    s: &AppState,
+    me: Address,
+    do_instead: &str,
+) -> Result<PrivateKeySigner, AppError> {
+    let t = s.store.traveler(&me).await?.ok_or(AppError::SignInRequired)?;
+    let sealed =
+        t.sealed_key.as_deref().ok_or_else(|| AppError::BadRequest(format!("Wallet accounts {do_instead}.")))?;
+    refuse_revoked(s, me).await?;
+    open_key(s, me, sealed)
+}
+
+/// How a voucher stands, in words.
+fn voucher_state(v: &kippu_store::VoucherRow) -> String {
+    match v.redeemed_by {
+        Some(_) => "redeemed".into(),
+        None if v.expiry < now() => "expired".into(),
+        None => format!("valid until {}", fmt_time(v.expiry)),
+    }
+}
+
 pub(crate) fn open_key(s: &AppState, address: Address, sealed: &str) -> Result<PrivateKeySigner, AppError> {
     let sealed = SealedKey::parse(sealed).map_err(|e| AppError::Internal(e.to_string()))?;
     s.keystore.open_for(address, &sealed).map_err(|e| AppError::Internal(e.to_string()))
@@ -214,11 +237,7 @@ pub(crate) async fn home(State(s): State<AppState>, MaybeTraveler(me): MaybeTrav
             id: v.id,
             value: format_fare(i128::from(v.value)),
             operator: cat.operator(v.operator_id),
-            state: match v.redeemed_by {
-                Some(_) => "redeemed".into(),
-                None if v.expiry < now() => "expired".into(),
-                None => format!("valid until {}", fmt_time(v.expiry)),
-            },
+            state: voucher_state(&v),
         })
         .collect();
     Ok(html(HomePage {
@@ -260,7 +279,7 @@ pub(crate) async fn events(
                         "id": v.id,
                         "value": format_fare(i128::from(v.value)),
                         "operator": cat.operator(v.operator_id),
-                        "state": format!("valid until {}", fmt_time(v.expiry)),
+                        "state": voucher_state(&v),
                     });
                     queue.push(Event::default().event("voucher").data(data.to_string()));
                 }
@@ -370,11 +389,7 @@ pub(crate) async fn buy(
     Traveler(me): Traveler,
     Path(bundle_id): Path<u32>,
 ) -> Result<Response, AppError> {
-    let t = s.store.traveler(&me).await?.ok_or(AppError::SignInRequired)?;
-    let sealed =
-        t.sealed_key.as_deref().ok_or_else(|| AppError::BadRequest("Wallet accounts buy from their wallet.".into()))?;
-    refuse_revoked(&s, me).await?;
-    let signer = open_key(&s, me, sealed)?;
+    let signer = custodial_signer(&s, me, "buy from their wallet").await?;
     let (list_price, _) = match s.chain.quote(bundle_id).await {
         Ok(q) => q,
         Err(kippu_chain::ChainError::Revert(_)) => return Err(AppError::NotFound("That plan is not on sale.".into())),
@@ -475,13 +490,7 @@ pub(crate) async fn pass_image(
     Path(id): Path<u64>,
 ) -> Result<Response, AppError> {
     let t = own_ticket(&s, me, id).await?;
-    let tr = s.store.traveler(&me).await?.ok_or(AppError::SignInRequired)?;
-    let sealed = tr
-        .sealed_key
-        .as_deref()
-        .ok_or_else(|| AppError::BadRequest("Wallet accounts sign passes in their wallet.".into()))?;
-    refuse_revoked(&s, me).await?;
-    let signer = open_key(&s, me, sealed)?;
+    let signer = custodial_signer(&s, me, "sign passes in their wallet").await?;
     let png = qr::pass_png(&signer, t.id, now() as u64).map_err(AppError::Internal)?;
     Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png).into_response())
 }
@@ -641,11 +650,7 @@ pub(crate) async fn voucher_page(State(s): State<AppState>, Traveler(me): Travel
         id,
         value: format_fare(i128::from(v.value)),
         operator: cat.operator(v.operator_id),
-        state: match v.redeemed_by {
-            Some(_) => "redeemed".into(),
-            None if v.expiry < now() => "expired".into(),
-            None => format!("valid until {}", fmt_time(v.expiry)),
-        },
+        state: voucher_state(&v),
         chain_id: s.chain.deployment().chain_id,
     })
 }
@@ -657,13 +662,7 @@ pub(crate) async fn voucher_code(
     Path(id): Path<u64>,
 ) -> Result<Response, AppError> {
     own_voucher(&s, me, id).await?;
-    refuse_revoked(&s, me).await?;
-    let t = s.store.traveler(&me).await?.ok_or(AppError::SignInRequired)?;
-    let sealed = t
-        .sealed_key
-        .as_deref()
-        .ok_or_else(|| AppError::BadRequest("Wallet accounts sign voucher codes in their wallet.".into()))?;
-    let signer = open_key(&s, me, sealed)?;
+    let signer = custodial_signer(&s, me, "sign voucher codes in their wallet").await?;
     let window = kippu_domain::voucher::voucher_window(now() as u64);
     let digest = kippu_domain::voucher::VoucherCode::digest(id, window);
     let sig =
