@@ -134,7 +134,8 @@ pub async fn seed(chain: &Chain, store: &Store, keystore: &Keystore) -> anyhow::
     {
         use base64::Engine as _;
         let feed = base64::engine::general_purpose::STANDARD.encode(crate::stack::TIMETABLE);
-        store.save_timetable("bus", &summary, &feed, 0).await?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+        store.save_timetable("bus", &summary, &feed, now).await?;
     }
     for (key, operator_id, station) in GATES {
         store.upsert_gate(&GateRow { gate_key: key.into(), operator_id, station: station.into() }).await?;
