@@ -41,8 +41,8 @@ mod timetable;
 
 pub use guard::{Accepted, FeedGuard, FeedRejection};
 pub use policy::{affected, delay_minutes};
-pub use realtime::{decode_feed, encode_trip_updates, TripDelay};
-pub use timetable::{import_timetable, ImportReport, Timetable, TimetableSummary};
+pub use realtime::{decode_feed, encode_trip_updates, ObservedStop, TripDelay};
+pub use timetable::{import_timetable, ImportReport, Timetable, TimetableSummary, TripSchedule};
 
 /// Everything that can go wrong reading GTFS or GTFS-Realtime input.
 ///

@@ -32,6 +32,8 @@ mod tests {
             delay_secs: secs,
             feed_timestamp: 0,
             measured_at: None,
+            start_time: None,
+            observed: vec![],
         }
     }
 

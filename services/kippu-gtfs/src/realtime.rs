@@ -30,6 +30,22 @@ pub struct TripDelay {
     pub feed_timestamp: u64,
     /// `TripUpdate.timestamp`: when the producer last measured this trip, if it says.
     pub measured_at: Option<u64>,
+    /// `TripDescriptor.start_time` (`HH:MM:SS`), which places a frequency-based run in its day.
+    pub start_time: Option<String>,
+    /// Stop events given as absolute times (no delay): matched against the timetable by
+    /// [`crate::TripSchedule::delay_of`], since such producers state when, not how late.
+    pub observed: Vec<ObservedStop>,
+}
+
+/// An arrival (or departure) a producer reported as an absolute time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedStop {
+    /// `stop_sequence`, when given.
+    pub stop_sequence: Option<u32>,
+    /// `stop_id`, when given.
+    pub stop_id: Option<String>,
+    /// POSIX seconds.
+    pub time: i64,
 }
 
 impl TripDelay {
@@ -83,6 +99,21 @@ pub fn decode_feed(bytes: &[u8]) -> Result<Vec<TripDelay>> {
                 .iter()
                 .flat_map(|stu| [stu.arrival, stu.departure].into_iter().flatten().filter_map(|ev| ev.delay));
             let delay_secs = tu.delay.into_iter().chain(stop_delays).max().unwrap_or(0);
+            let observed = tu
+                .stop_time_update
+                .iter()
+                .flat_map(|stu| {
+                    [stu.arrival, stu.departure].into_iter().flatten().filter(|ev| ev.delay.is_none()).filter_map(
+                        |ev| {
+                            ev.time.map(|time| ObservedStop {
+                                stop_sequence: stu.stop_sequence,
+                                stop_id: non_empty(stu.stop_id.clone()),
+                                time,
+                            })
+                        },
+                    )
+                })
+                .collect();
             Some(TripDelay {
                 entity_id: e.id,
                 trip_id,
@@ -91,6 +122,8 @@ pub fn decode_feed(bytes: &[u8]) -> Result<Vec<TripDelay>> {
                 delay_secs,
                 feed_timestamp,
                 measured_at: tu.timestamp,
+                start_time: non_empty(tu.trip.start_time),
+                observed,
             })
         })
         .collect())

@@ -32,6 +32,67 @@ pub struct Timetable {
     pub summary: TimetableSummary,
     /// `trip_id → route_id`.
     pub trip_routes: HashMap<String, String>,
+    /// `trip_id →` its scheduled stops, to measure delays reported as absolute times.
+    pub schedules: HashMap<String, std::sync::Arc<TripSchedule>>,
+}
+
+/// One trip's schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TripSchedule {
+    /// `(stop_sequence, stop_id, seconds after the service day's start)`, in order.
+    pub stops: Vec<(u32, String, u32)>,
+    /// Whether runs come from `frequencies.txt` (times are then relative to the run's start).
+    pub frequency_based: bool,
+    /// The agency's time zone.
+    pub timezone: chrono_tz::Tz,
+}
+
+impl TripSchedule {
+    /// The worst delay, in seconds, of the absolute stop times `d` reports, against
+    /// this schedule on the run's service day; `None` when none of them can be placed.
+    pub fn delay_of(&self, d: &crate::TripDelay) -> Option<i32> {
+        let first = self.stops.first()?.2;
+        let mut worst: Option<i64> = None;
+        for o in &d.observed {
+            let scheduled = self
+                .stops
+                .iter()
+                .find(|(seq, id, _)| match (o.stop_sequence, &o.stop_id) {
+                    (Some(s), _) => *seq == s,
+                    (None, Some(stop)) => id == stop,
+                    (None, None) => false,
+                })
+                .map(|s| s.2)?;
+            let day = self.service_day_start(d.start_date.as_deref(), o.time)?;
+            let offset = if self.frequency_based {
+                // A frequency run starts at the descriptor's start_time; the stop times are its template.
+                i64::from(parse_hms(d.start_time.as_deref()?)?) + i64::from(scheduled) - i64::from(first)
+            } else {
+                i64::from(scheduled)
+            };
+            let delay = o.time - (day + offset);
+            worst = Some(worst.map_or(delay, |w| w.max(delay)));
+        }
+        worst.map(|w| w.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
+    }
+
+    /// POSIX time of "noon minus 12 h" (GTFS's service-day origin) on `start_date`
+    /// (`YYYYMMDD`), or on the local date of `fallback` when the producer gave none.
+    fn service_day_start(&self, start_date: Option<&str>, fallback: i64) -> Option<i64> {
+        use chrono::{NaiveDate, TimeZone};
+        let date = match start_date {
+            Some(s) => NaiveDate::parse_from_str(s, "%Y%m%d").ok()?,
+            None => chrono::DateTime::from_timestamp(fallback, 0)?.with_timezone(&self.timezone).date_naive(),
+        };
+        let noon = self.timezone.from_local_datetime(&date.and_hms_opt(12, 0, 0)?).earliest()?;
+        Some(noon.timestamp() - 12 * 3600)
+    }
+}
+
+fn parse_hms(s: &str) -> Option<u32> {
+    let mut parts = s.split(':').map(|p| p.parse::<u32>().ok());
+    let (h, m, sec) = (parts.next()??, parts.next()??, parts.next()??);
+    (m < 60 && sec < 60).then_some(h * 3600 + m * 60 + sec)
 }
 
 /// Why a feed was refused: every problem found, each naming the file or object.
@@ -111,7 +172,31 @@ pub fn import_timetable(zip: &[u8]) -> Result<Timetable, ImportReport> {
         services: services.len(),
     };
     let trip_routes = gtfs.trips.values().map(|t| (t.id.clone(), t.route_id.clone())).collect();
-    Ok(Timetable { summary, trip_routes })
+    let timezone: chrono_tz::Tz = match gtfs.agencies[0].timezone.parse() {
+        Ok(tz) => tz,
+        Err(_) => {
+            return Err(ImportReport {
+                problems: vec![format!("agency.txt: unknown time zone {:?}", gtfs.agencies[0].timezone)],
+            })
+        }
+    };
+    let schedules = gtfs
+        .trips
+        .values()
+        .map(|t| {
+            let mut stops: Vec<(u32, String, u32)> = t
+                .stop_times
+                .iter()
+                .filter_map(|st| {
+                    st.arrival_time.or(st.departure_time).map(|a| (st.stop_sequence, st.stop.id.clone(), a))
+                })
+                .collect();
+            stops.sort_by_key(|s| s.0);
+            let schedule = TripSchedule { stops, frequency_based: !t.frequencies.is_empty(), timezone };
+            (t.id.clone(), std::sync::Arc::new(schedule))
+        })
+        .collect();
+    Ok(Timetable { summary, trip_routes, schedules })
 }
 
 /// The reader's error with the file and line where it has them.
@@ -152,6 +237,57 @@ mod tests {
         assert!(t.summary.agencies.iter().any(|a| a.contains("Bull Runner")), "{:?}", t.summary.agencies);
         assert!(t.summary.trips > 0 && t.summary.stop_times > t.summary.trips && t.summary.stops > 10);
         assert!(t.trip_routes.contains_key("1"));
+    }
+
+    fn observed(trip: &str, date: Option<&str>, start: Option<&str>, stops: &[(u32, i64)]) -> crate::TripDelay {
+        crate::TripDelay {
+            entity_id: "e".into(),
+            trip_id: trip.into(),
+            route_id: None,
+            start_date: date.map(str::to_owned),
+            delay_secs: 0,
+            feed_timestamp: 0,
+            measured_at: None,
+            start_time: start.map(str::to_owned),
+            observed: stops
+                .iter()
+                .map(|(seq, time)| crate::ObservedStop { stop_sequence: Some(*seq), stop_id: None, time: *time })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn delays_reported_as_absolute_times_are_measured_against_the_schedule() {
+        let t = import_timetable(&zip_of(&test_feed())).unwrap();
+        let s = &t.schedules["T1"];
+        // 2026-03-02 is a Monday; the feed runs in UTC. T1 is due at stop 2 at 08:10.
+        let due = 1_772_439_000; // 2026-03-02T08:10:00Z
+        assert_eq!(s.delay_of(&observed("T1", Some("20260302"), None, &[(2, due + 22 * 60)])), Some(22 * 60));
+        assert_eq!(s.delay_of(&observed("T1", None, None, &[(1, due - 600 + 30), (2, due + 300)])), Some(300));
+        assert_eq!(s.delay_of(&observed("T1", Some("20260302"), None, &[(9, due)])), None, "unknown stop");
+        // Bull Runner trips run by frequency: the run's start_time places the template in the day (America/New_York).
+        let br = import_timetable(BULL_RUNNER).unwrap();
+        let s1 = &br.schedules["1"];
+        assert!(s1.frequency_based && s1.stops.len() >= 2);
+        let (seq, _, at) = s1.stops[1].clone();
+        let first = s1.stops[0].2;
+        // 2015-01-05 07:30 New York = 12:30 UTC.
+        let run_start = 1_420_461_000;
+        let due = run_start + i64::from(at - first);
+        let late = observed("1", Some("20150105"), Some("07:30:00"), &[(seq, due + 17 * 60)]);
+        assert_eq!(s1.delay_of(&late), Some(17 * 60));
+        assert_eq!(s1.delay_of(&observed("1", Some("20150105"), None, &[(seq, due)])), None, "no start_time");
+    }
+
+    fn test_feed() -> [(&'static str, &'static str); 6] {
+        [
+            ("agency.txt", "agency_id,agency_name,agency_url,agency_timezone\nA,Test Transit,https://t.example,UTC\n"),
+            ("routes.txt", "route_id,agency_id,route_short_name,route_long_name,route_type\nR1,A,1,One,3\n"),
+            ("stops.txt", "stop_id,stop_name,stop_lat,stop_lon\nS1,First,0,0\nS2,Second,0,0.01\n"),
+            ("calendar.txt", "service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date\nWK,1,1,1,1,1,0,0,20260101,20261231\n"),
+            ("trips.txt", "route_id,service_id,trip_id\nR1,WK,T1\n"),
+            ("stop_times.txt", "trip_id,arrival_time,departure_time,stop_id,stop_sequence\nT1,08:00:00,08:00:00,S1,1\nT1,08:10:00,08:10:00,S2,2\n"),
+        ]
     }
 
     #[test]

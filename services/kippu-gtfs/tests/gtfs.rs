@@ -92,6 +92,8 @@ fn fixture_from_googles_bindings() {
                 delay_secs: 660,
                 feed_timestamp: 1_420_459_260,
                 measured_at: None,
+                start_time: Some(s("08:00:00")),
+                observed: vec![],
             },
             TripDelay {
                 entity_id: s("e-11"),
@@ -101,6 +103,13 @@ fn fixture_from_googles_bindings() {
                 delay_secs: 0,
                 feed_timestamp: 1_420_459_260,
                 measured_at: None,
+                start_time: None,
+                // An absolute arrival time, no delay: measured against the timetable instead.
+                observed: vec![kippu_gtfs::ObservedStop {
+                    stop_sequence: None,
+                    stop_id: Some(s("222")),
+                    time: 1_420_459_500
+                }],
             },
         ]
     );
@@ -156,6 +165,8 @@ fn delay_id_matches_independent_keccak_and_separates_runs() {
         delay_secs: 660,
         feed_timestamp: 1,
         measured_at: None,
+        start_time: None,
+        observed: vec![],
     };
     // Expected values from pycryptodome's Keccak-256, i.e. what Solidity's
     // keccak256(bytes("5|20150105")) returns.

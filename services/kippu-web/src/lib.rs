@@ -72,7 +72,7 @@ pub trait Platform: Send + Sync {
     /// Ingests a GTFS-Realtime feed (protobuf) and issues vouchers for delays.
     async fn ingest_delays(&self, feed: &[u8]) -> Result<DelayOutcome, String>;
     /// An operator imported a new timetable: delays on its trips are matched from now on.
-    async fn timetable_imported(&self, trip_routes: std::collections::HashMap<String, String>);
+    async fn timetable_imported(&self, timetable: kippu_gtfs::Timetable);
     /// An account key was revoked: its passes must stop opening gates now.
     async fn key_revoked(&self, holder: alloy::primitives::Address);
     /// Prometheus text exposition of the process's metrics.

@@ -55,7 +55,9 @@ pub(crate) async fn import(
     let summary = serde_json::to_string(&timetable.summary).map_err(|e| AppError::Internal(e.to_string()))?;
     let feed = base64::engine::general_purpose::STANDARD.encode(&body);
     let version = s.store.save_timetable(&slug, &summary, &feed, now()).await?;
-    s.platform.timetable_imported(timetable.trip_routes).await;
-    tracing::info!(operator = %slug, version, trips = timetable.summary.trips, "GTFS timetable imported");
-    Ok(Json(json!({"imported": true, "version": version, "summary": timetable.summary})).into_response())
+    let trips = timetable.summary.trips;
+    let summary_json = serde_json::to_value(&timetable.summary).unwrap_or_default();
+    s.platform.timetable_imported(timetable).await;
+    tracing::info!(operator = %slug, version, trips, "GTFS timetable imported");
+    Ok(Json(json!({"imported": true, "version": version, "summary": summary_json})).into_response())
 }

@@ -17,8 +17,8 @@ use crate::seed::route_operator;
 pub struct DelayInsurer {
     store: Store,
     threshold_minutes: u32,
-    /// `trip_id → route_id` of every current timetable; replaced when an operator imports a new feed.
-    trip_routes: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, String>>>,
+    /// Routes and schedules of every current timetable; extended when an operator imports a new feed.
+    timetables: std::sync::Arc<std::sync::RwLock<Timetables>>,
     /// The oracle keys this process reports with (k-of-n: the contract counts distinct reporters).
     reporters: Vec<Chain>,
     /// Freshness and order of the delay feed; shared by every path a feed arrives by.
@@ -32,17 +32,21 @@ impl DelayInsurer {
         threshold_minutes: u32,
         feed_max_age_secs: u64,
         reporters: Vec<Chain>,
-        trip_routes: std::collections::HashMap<String, String>,
+        timetables: Vec<kippu_gtfs::Timetable>,
     ) -> anyhow::Result<Self> {
-        let trip_routes = std::sync::Arc::new(std::sync::RwLock::new(trip_routes));
+        let mut merged = Timetables::default();
+        for t in timetables {
+            merged.add(t);
+        }
+        let timetables = std::sync::Arc::new(std::sync::RwLock::new(merged));
         // 30 s of clock skew between the producer and us is tolerated.
         let guard = std::sync::Arc::new(std::sync::Mutex::new(FeedGuard::new(feed_max_age_secs, 30)));
-        Ok(Self { store, threshold_minutes, trip_routes, reporters, guard })
+        Ok(Self { store, threshold_minutes, timetables, reporters, guard })
     }
 
-    /// Takes in a newly imported timetable's trips (they replace same-id trips).
-    pub fn add_trip_routes(&self, trips: std::collections::HashMap<String, String>) {
-        self.trip_routes.write().expect("trip routes").extend(trips);
+    /// Takes in a newly imported timetable (its trips replace same-id trips).
+    pub fn add_timetable(&self, t: kippu_gtfs::Timetable) {
+        self.timetables.write().expect("timetables").add(t);
     }
 
     /// Processes one GTFS-Realtime message.
@@ -59,10 +63,20 @@ impl DelayInsurer {
         };
         let delays = accepted.delays;
         let mut out = DelayOutcome { trips: delays.len(), superseded: accepted.superseded, ..Default::default() };
-        for d in delays.iter().filter(|d| affected(d, self.threshold_minutes)) {
+        for mut d in delays {
+            let (known_route, scheduled_delay) = {
+                let tt = self.timetables.read().expect("timetables");
+                (tt.routes.get(&d.trip_id).cloned(), tt.schedules.get(&d.trip_id).and_then(|s| s.delay_of(&d)))
+            };
+            // Producers that send absolute times rather than delays are measured against the timetable.
+            if let Some(late) = scheduled_delay {
+                d.delay_secs = d.delay_secs.max(late);
+            }
+            if !affected(&d, self.threshold_minutes) {
+                continue;
+            }
             out.delayed += 1;
-            let route =
-                d.route_id.clone().or_else(|| self.trip_routes.read().expect("trip routes").get(&d.trip_id).cloned());
+            let route = d.route_id.clone().or(known_route);
             let Some(operator) = route.as_deref().and_then(route_operator) else {
                 tracing::warn!(trip = %d.trip_id, "delay on a trip of no known route; ignored");
                 continue;
@@ -164,5 +178,19 @@ pub async fn poll(insurer: DelayInsurer, url: String, every: std::time::Duration
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "delay feed processing failed; next poll retries"),
         }
+    }
+}
+
+/// Every operator's current timetable, merged by trip id.
+#[derive(Default)]
+struct Timetables {
+    routes: std::collections::HashMap<String, String>,
+    schedules: std::collections::HashMap<String, std::sync::Arc<kippu_gtfs::TripSchedule>>,
+}
+
+impl Timetables {
+    fn add(&mut self, t: kippu_gtfs::Timetable) {
+        self.routes.extend(t.trip_routes);
+        self.schedules.extend(t.schedules);
     }
 }

@@ -158,8 +158,8 @@ impl Platform for Services {
         Ok(out)
     }
 
-    async fn timetable_imported(&self, trip_routes: HashMap<String, String>) {
-        self.insurer.add_trip_routes(trip_routes);
+    async fn timetable_imported(&self, timetable: kippu_gtfs::Timetable) {
+        self.insurer.add_timetable(timetable);
     }
 
     async fn key_revoked(&self, holder: alloy::primitives::Address) {
@@ -191,20 +191,20 @@ fn now() -> i64 {
 
 /// The configured anvil, else the repository's npm-installed one (so the
 /// binary also runs outside the checkout's root), else `anvil` on PATH.
-/// `trip_id → route_id` over every operator's current timetable; the bundled
-/// Bull Runner feed when none was imported (an external database without the demo).
-async fn current_trip_routes(store: &Store) -> anyhow::Result<HashMap<String, String>> {
+/// Every operator's current timetable; the bundled Bull Runner feed when none
+/// was imported (an external database without the demo).
+async fn current_timetables(store: &Store) -> anyhow::Result<Vec<kippu_gtfs::Timetable>> {
     use base64::Engine as _;
-    let mut trips = HashMap::new();
     let current = store.current_timetables().await?;
     if current.is_empty() {
-        return Ok(kippu_gtfs::import_timetable(TIMETABLE)?.trip_routes);
+        return Ok(vec![kippu_gtfs::import_timetable(TIMETABLE)?]);
     }
+    let mut out = Vec::new();
     for t in current {
         let zip = base64::engine::general_purpose::STANDARD.decode(&t.feed)?;
-        trips.extend(kippu_gtfs::import_timetable(&zip)?.trip_routes);
+        out.push(kippu_gtfs::import_timetable(&zip)?);
     }
-    Ok(trips)
+    Ok(out)
 }
 
 /// The delay oracles this process reports as. On a chain it deployed, it also
@@ -450,7 +450,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         cfg.insurance.threshold_minutes,
         cfg.insurance.feed_max_age_secs,
         reporters,
-        current_trip_routes(&store).await?,
+        current_timetables(&store).await?,
     )?;
     if let Some(url) = &cfg.insurance.feed_url {
         let every = Duration::from_secs(cfg.insurance.poll_secs.max(1));
