@@ -270,11 +270,14 @@ pub(crate) async fn events(
                 }
                 tokio::time::sleep(std::time::Duration::from_secs(2)).await;
                 let Ok(vouchers) = s.store.vouchers_of(&me).await else { continue };
+                let fresh: Vec<_> = vouchers.into_iter().filter(|v| !known.contains(&v.id)).collect();
+                if fresh.is_empty() {
+                    continue;
+                }
+                // The catalogue (operator names) is read only when there is something to send.
                 let Ok(cat) = Catalogue::load(&s).await else { continue };
-                for v in vouchers {
-                    if !known.insert(v.id) {
-                        continue;
-                    }
+                for v in fresh {
+                    known.insert(v.id);
                     let data = serde_json::json!({
                         "id": v.id,
                         "value": format_fare(i128::from(v.value)),
