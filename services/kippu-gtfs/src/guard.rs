@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::realtime::{decode_feed, TripDelay};
+use crate::realtime::{decode_message, ServiceAlert, TripDelay};
 
 /// Why a whole feed message was not acted on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +52,10 @@ pub struct Accepted {
     pub delays: Vec<TripDelay>,
     /// Trip updates dropped because a newer one for the same trip was already used.
     pub superseded: usize,
+    /// The message's alerts (a full dataset: they replace the previous message's).
+    pub alerts: Vec<ServiceAlert>,
+    /// The message's header timestamp, to hand back to [`FeedGuard::release`] if acting on it failed.
+    pub timestamp: u64,
 }
 
 /// Per-source freshness state. Pure: the caller supplies the clock.
@@ -60,23 +64,22 @@ pub struct FeedGuard {
     max_age_secs: u64,
     skew_secs: u64,
     last_feed: Option<u64>,
+    previous_feed: Option<u64>,
     last_trip: HashMap<String, u64>,
 }
 
 impl FeedGuard {
     /// A guard accepting messages at most `max_age_secs` old (and `skew_secs` early).
     pub fn new(max_age_secs: u64, skew_secs: u64) -> Self {
-        Self { max_age_secs, skew_secs, last_feed: None, last_trip: HashMap::new() }
+        Self { max_age_secs, skew_secs, last_feed: None, previous_feed: None, last_trip: HashMap::new() }
     }
 
     /// Decodes and screens one message received at `now` (POSIX seconds).
     pub fn accept(&mut self, bytes: &[u8], now: u64) -> Result<Accepted, FeedRejection> {
-        let delays = decode_feed(bytes).map_err(|e| FeedRejection::Malformed(e.to_string()))?;
-        let ts = match delays.first().map(|d| d.feed_timestamp) {
-            Some(0) => return Err(FeedRejection::NoTimestamp),
-            Some(ts) => ts,
-            // An empty message still has a header; read its timestamp the same way.
-            None => header_timestamp(bytes).ok_or(FeedRejection::NoTimestamp)?,
+        let content = decode_message(bytes).map_err(|e| FeedRejection::Malformed(e.to_string()))?;
+        let ts = match content.timestamp {
+            0 => return Err(FeedRejection::NoTimestamp),
+            ts => ts,
         };
         if ts > now + self.skew_secs {
             return Err(FeedRejection::FromTheFuture { ahead_secs: ts - now });
@@ -89,9 +92,10 @@ impl FeedGuard {
             Some(last) if ts < last => return Err(FeedRejection::OutOfOrder { got: ts, last }),
             _ => {}
         }
+        self.previous_feed = self.last_feed;
         self.last_feed = Some(ts);
-        let mut out = Accepted::default();
-        for d in delays {
+        let mut out = Accepted { alerts: content.alerts, timestamp: ts, ..Default::default() };
+        for d in content.delays {
             let measured = d.measured_at.unwrap_or(ts);
             let key = format!("{}|{}", d.trip_id, d.start_date.as_deref().unwrap_or(""));
             match self.last_trip.get(&key) {
@@ -107,11 +111,20 @@ impl FeedGuard {
         self.last_trip.retain(|_, seen| *seen >= horizon);
         Ok(out)
     }
-}
 
-fn header_timestamp(bytes: &[u8]) -> Option<u64> {
-    use prost::Message;
-    crate::proto::FeedMessage::decode(bytes).ok()?.header.timestamp.filter(|t| *t > 0)
+    /// Un-accepts the last accepted message (stamped `timestamp`) when acting on it
+    /// failed part-way (the chain was unreachable), so the same message, re-sent or
+    /// polled again, is processed again instead of refused as a duplicate. Trips it
+    /// carried become acceptable again too. Payouts already made are not repeated:
+    /// the claim store and the contract each refuse a second payout for a run.
+    pub fn release(&mut self, accepted: &Accepted) {
+        if self.last_feed == Some(accepted.timestamp) {
+            self.last_feed = self.previous_feed.take();
+            for d in &accepted.delays {
+                self.last_trip.remove(&format!("{}|{}", d.trip_id, d.start_date.as_deref().unwrap_or("")));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -157,6 +170,20 @@ mod tests {
         let a = g.accept(&restated, NOW).unwrap();
         assert_eq!((a.delays.len(), a.superseded), (1, 1));
         assert_eq!(a.delays[0].trip_id, "2");
+    }
+
+    #[test]
+    fn a_released_message_is_accepted_again_and_its_trips_with_it() {
+        let mut g = FeedGuard::new(300, 30);
+        g.accept(&feed(NOW - 20, &[("1", 900)]), NOW).unwrap();
+        let msg = feed(NOW - 10, &[("1", 1200), ("2", 60)]);
+        let a = g.accept(&msg, NOW).unwrap();
+        assert_eq!(a.delays.len(), 2);
+        g.release(&a);
+        // The retry sees the same trips; a duplicate of the earlier message is still out of order.
+        assert_eq!(g.accept(&msg, NOW).unwrap().delays.len(), 2);
+        assert_eq!(g.accept(&msg, NOW), Err(FeedRejection::Duplicate(NOW - 10)));
+        assert!(matches!(g.accept(&feed(NOW - 20, &[]), NOW), Err(FeedRejection::OutOfOrder { .. })));
     }
 
     fn encode_with_measured(ts: u64, items: &mut [(String, Option<String>, i32)], measured: Option<u64>) -> Vec<u8> {

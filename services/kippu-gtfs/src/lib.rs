@@ -40,8 +40,11 @@ mod realtime;
 mod timetable;
 
 pub use guard::{Accepted, FeedGuard, FeedRejection};
-pub use policy::{affected, delay_minutes};
-pub use realtime::{decode_feed, encode_trip_updates, ObservedStop, TripDelay};
+pub use policy::{affected, affected_by, delay_minutes, Affected, RiderTap, Windows};
+pub use realtime::{
+    decode_feed, decode_message, encode_feed, encode_trip_updates, FeedContent, FeedSpec, ObservedStop, ServiceAlert,
+    TripDelay,
+};
 pub use timetable::{import_timetable, ImportReport, Timetable, TimetableSummary, TripSchedule};
 
 /// Everything that can go wrong reading GTFS or GTFS-Realtime input.

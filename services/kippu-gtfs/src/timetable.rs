@@ -253,6 +253,7 @@ mod tests {
                 .iter()
                 .map(|(seq, time)| crate::ObservedStop { stop_sequence: Some(*seq), stop_id: None, time: *time })
                 .collect(),
+            ..Default::default()
         }
     }
 

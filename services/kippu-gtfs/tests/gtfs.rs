@@ -94,6 +94,7 @@ fn fixture_from_googles_bindings() {
                 measured_at: None,
                 start_time: Some(s("08:00:00")),
                 observed: vec![],
+                ..Default::default()
             },
             TripDelay {
                 entity_id: s("e-11"),
@@ -110,6 +111,7 @@ fn fixture_from_googles_bindings() {
                     stop_id: Some(s("222")),
                     time: 1_420_459_500
                 }],
+                ..Default::default()
             },
         ]
     );
@@ -167,6 +169,7 @@ fn delay_id_matches_independent_keccak_and_separates_runs() {
         measured_at: None,
         start_time: None,
         observed: vec![],
+        ..Default::default()
     };
     // Expected values from pycryptodome's Keccak-256, i.e. what Solidity's
     // keccak256(bytes("5|20150105")) returns.
@@ -204,4 +207,41 @@ fn bullrunner_timetable() {
     for id in ["1", "3", "5", "8", "11", "13"] {
         assert!(t.trip_routes.contains_key(id), "trip {id}");
     }
+}
+
+#[test]
+fn cancellations_skipped_stops_and_alerts_survive_the_wire() {
+    use kippu_gtfs::{decode_message, encode_feed, FeedSpec, ServiceAlert};
+    let alert = ServiceAlert {
+        id: s("storm"),
+        cause: s("WEATHER"),
+        effect: s("NO_SERVICE"),
+        header: s("Route C suspended"),
+        description: s("Flooding on Fowler Ave"),
+        active: vec![(Some(1_420_459_000), Some(1_420_470_000))],
+        routes: vec![s("C")],
+        trips: vec![s("5")],
+        stops: vec![],
+    };
+    let bytes = encode_feed(
+        1_420_459_260,
+        &FeedSpec {
+            delays: vec![(s("1"), Some(s("A")), 420)],
+            cancelled: vec![s("5")],
+            skipped: vec![(s("8"), s("222"))],
+            alerts: vec![alert.clone()],
+        },
+    );
+    let got = decode_message(&bytes).unwrap();
+    assert_eq!(got.timestamp, 1_420_459_260);
+    assert_eq!(got.delays.len(), 3);
+    assert!(!got.delays[0].cancelled && got.delays[0].skipped_stops.is_empty());
+    assert!(got.delays[1].cancelled && got.delays[1].trip_id == "5");
+    assert_eq!(got.delays[2].skipped_stops, vec![s("222")]);
+    assert_eq!(got.alerts, vec![alert.clone()]);
+    assert!(alert.active_at(1_420_459_260));
+    assert!(!alert.active_at(1_420_470_000), "an active period's end is exclusive");
+    // A message with nothing but an alert still carries its timestamp.
+    let only = encode_feed(7, &FeedSpec { alerts: vec![alert], ..Default::default() });
+    assert_eq!(decode_message(&only).unwrap().timestamp, 7);
 }
