@@ -40,6 +40,8 @@ async fn delay_feed_polled_from_a_url_pays_once() {
     let (_, url, _) = c.form("/plans/1/buy", &[]).await;
     assert!(url.contains("bought="), "{url}");
     assert_eq!(vouchers(&c).await, 0);
+    let bus = c.ticket_of(2, None).await;
+    assert_eq!(c.ride(&stack.store, bus, "bus/bull-runner-7/onboard", Some("1")).await["open"], true);
 
     // Bus trip 1 runs 20 minutes late: the next poll pays Aiko's delay cover.
     *current.lock().unwrap() = kippu_gtfs::encode_trip_updates(now(), &[("1".into(), None, 20 * 60)]);
@@ -99,6 +101,87 @@ async fn delay_feed_polled_from_a_url_pays_once() {
     stack.shutdown().await;
 }
 
+/// Who is paid, and how much, is decided per insured product: Ben (Explorer, cover 401:
+/// 15 min, 15.00 FARE, two a day) and Aiko (Commuter, cover 402: 20 min, 8.00 FARE, one a
+/// day) ride the same late bus; Aiko then waits at the library stop for a run that is
+/// cancelled, and for another that skips it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_insured_product_pays_its_affected_travelers_on_its_own_terms() {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
+    let stack = kippu::start(config("affected", None, None)).await.expect("stack starts");
+    let (aiko, ben) = (Client::new(&stack.web_url), Client::new(&stack.web_url));
+    let aiko_key = deterministic_demo_key("aiko");
+    let ben_key = deterministic_demo_key("ben");
+    stack.chain.mint_fare(ben_key.address(), 5_000, alloy::primitives::B256::repeat_byte(7)).await.unwrap();
+    for (c, key, bundle) in [(&aiko, &aiko_key, 2), (&ben, &ben_key, 1)] {
+        c.form("/signin", &[("address", &format!("{:#x}", key.address()))]).await;
+        let (_, url, body) = c.form(&format!("/plans/{bundle}/buy"), &[]).await;
+        assert!(url.contains("bought="), "{url} {body}");
+    }
+    // Product terms are on chain, and the contract answers with them per policy.
+    let policy_of = |me: Value| {
+        me["tickets"].as_array().unwrap().iter().find(|t| t["operator_id"] == 4).unwrap()["id"].as_u64().unwrap()
+    };
+    let (aiko_policy, ben_policy) = (policy_of(aiko.me().await), policy_of(ben.me().await));
+    let taxi = kippu_chain::voucher_category("taxi");
+    assert_eq!(stack.chain.terms_for(aiko_policy).await.unwrap(), (20, 800, 3, taxi, 25, 1));
+    assert_eq!(stack.chain.terms_for(ben_policy).await.unwrap(), (15, 1500, 3, taxi, 0, 2));
+
+    // Both ride bus trip 3, which runs 17 minutes late: over Ben's 15, under Aiko's 20.
+    for c in [&aiko, &ben] {
+        let bus = c.ticket_of(2, None).await;
+        assert_eq!(c.ride(&stack.store, bus, "bus/bull-runner-7/onboard", Some("3")).await["open"], true);
+    }
+    let feed = |spec: kippu_gtfs::FeedSpec, at: u64| {
+        let c = &aiko;
+        async move {
+            let body = kippu_gtfs::encode_feed(at, &spec);
+            let r = c.http.post(format!("{}/dev/gtfs-rt", c.base)).body(body).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let t0 = now() - 60;
+    let late = kippu_gtfs::FeedSpec { delays: vec![("3".into(), None, 17 * 60)], ..Default::default() };
+    let out = feed(late, t0).await;
+    assert_eq!(out["affected"], serde_json::json!([[ben_policy, "tapped"]]), "{out}");
+    assert_eq!((vouchers(&aiko).await, vouchers(&ben).await), (0, 1));
+    assert_eq!(ben.me().await["vouchers"][0]["value"], 1500);
+
+    // Aiko taps in at the library stop (Bull Runner stop 102); run 5, due there, is cancelled.
+    let bus = aiko.ticket_of(2, None).await;
+    assert_eq!(
+        aiko.ride(&stack.store, bus, "bus/usf-library/g1", None).await["open"],
+        true,
+        "boarding after the bus is not passback"
+    );
+    let cancelled = kippu_gtfs::FeedSpec { cancelled: vec!["5".into()], ..Default::default() };
+    let out = feed(cancelled, t0 + 1).await;
+    assert_eq!(out["cancelled"], 1, "{out}");
+    assert_eq!(out["affected"], serde_json::json!([[aiko_policy, "not_carried"]]), "{out}");
+    assert_eq!(aiko.me().await["vouchers"][0]["value"], 800);
+
+    // Run 8 then skips the stop: affected again, but cover 402 pays one voucher a day.
+    let skipped = kippu_gtfs::FeedSpec { skipped: vec![("8".into(), "102".into())], ..Default::default() };
+    let out = feed(skipped, t0 + 2).await;
+    assert_eq!(out["affected"], serde_json::json!([[aiko_policy, "not_carried"]]), "{out}");
+    assert_eq!((out["capped"].as_u64(), out["vouchers"].as_array().unwrap().len()), (Some(1), 0), "{out}");
+    // A run skipping a stop nobody waited at, and one nobody rode, pay nothing.
+    let elsewhere = kippu_gtfs::FeedSpec {
+        skipped: vec![("1".into(), "101".into())],
+        delays: vec![("11".into(), None, 3600)],
+        ..Default::default()
+    };
+    let out = feed(elsewhere, t0 + 3).await;
+    assert_eq!((out["delayed"].as_u64(), out["affected"].as_array().unwrap().len()), (Some(2), 0), "{out}");
+    assert_eq!((vouchers(&aiko).await, vouchers(&ben).await), (1, 1));
+    let mut claims = stack.store.claim_counts().await.unwrap();
+    claims.sort();
+    let want = [("not_carried", "capped", 1), ("not_carried", "voucher", 1), ("tapped", "voucher", 1)];
+    assert_eq!(claims, want.map(|(a, b, n)| (a.to_string(), b.to_string(), n)).to_vec());
+    stack.shutdown().await;
+}
+
 /// k-of-n delay oracles: with a quorum of 2, this process's lone reporter only
 /// records a vote; its replay is refused; an account without the oracle role
 /// is refused; a second, independent reporter (its own key, outside this
@@ -121,6 +204,8 @@ async fn a_lone_or_replayed_oracle_report_pays_nothing() {
     let me = c.me().await;
     let policy =
         me["tickets"].as_array().unwrap().iter().find(|t| t["operator_id"] == 4).unwrap()["id"].as_u64().unwrap();
+    let bus = c.ticket_of(2, None).await;
+    assert_eq!(c.ride(&stack.store, bus, "bus/bull-runner-7/onboard", Some("1")).await["open"], true);
 
     // The feed reports bus trip 1 20 minutes late: one vote of two, no voucher.
     let feed = kippu_gtfs::encode_trip_updates(now() - 5, &[("1".into(), None, 20 * 60)]);

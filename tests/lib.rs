@@ -72,6 +72,40 @@ impl Client {
         r.text().await.unwrap()
     }
 
+    /// Presents ticket `ticket`'s current pass (the PNG the app shows) at `gate`; `trip` is the run
+    /// an on-board gate's vehicle is working. Returns the verdict once an accepted tap is recorded.
+    pub async fn ride(&self, store: &kippu_store::Store, ticket: u64, gate: &str, trip: Option<&str>) -> Value {
+        let png = self.http.get(format!("{}/tickets/{ticket}/pass.png", self.base)).send().await.unwrap();
+        let png = png.bytes().await.unwrap().to_vec();
+        let before = store.taps_of_ticket(ticket).await.unwrap().len();
+        let query = trip.map(|t| format!("?trip={t}")).unwrap_or_default();
+        let r = self.http.post(format!("{}/gates/{gate}/scan{query}", self.base)).body(png).send().await.unwrap();
+        let v: Value = r.json().await.unwrap();
+        if v["open"] == true {
+            for _ in 0..100 {
+                if store.taps_of_ticket(ticket).await.unwrap().len() > before {
+                    return v;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("tap of ticket {ticket} at {gate} never recorded");
+        }
+        v
+    }
+
+    /// The id of the signed-in traveler's ticket with `operator_id` in plan `plan` (any plan if `None`).
+    pub async fn ticket_of(&self, operator_id: u32, plan: Option<u64>) -> u64 {
+        let me = self.me().await;
+        me["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["operator_id"] == operator_id && plan.is_none_or(|p| t["plan_id"] == p))
+            .unwrap_or_else(|| panic!("no ticket of operator {operator_id}: {me}"))["id"]
+            .as_u64()
+            .unwrap()
+    }
+
     /// POST a form; returns the final status, URL and body.
     pub async fn form(&self, path: &str, form: &[(&str, &str)]) -> (u16, String, String) {
         let r = self.http.post(format!("{}{path}", self.base)).form(form).send().await.unwrap();

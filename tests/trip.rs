@@ -186,10 +186,17 @@ async fn run_trip(cfg: Config) {
     }
     assert!(!stack.chain.verify_tap(big, forged, tree.proof(0).unwrap()).await.unwrap());
 
-    // Delay insurance: a real GTFS-RT TripUpdate over the threshold on a bus trip.
+    // Delay insurance pays the affected only: Ben boards bus trip 1 (the on-board validator names
+    // the run); trips 1 and 8 then run late, and only his trip pays.
+    let bus = c.ticket_of(2, Some(tickets[0]["plan_id"].as_u64().unwrap())).await;
+    let v = c.ride(&stack.store, bus, "bus/bull-runner-7/onboard", Some("1")).await;
+    assert_eq!(v["open"], true, "{v}");
     let t0 = now() - 30;
-    let out = c.feed(t0, &[("1", 20)]).await;
+    let out = c.feed(t0, &[("1", 20), ("8", 40)]).await;
     assert_eq!(out["vouchers"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(out["delayed"], 2, "{out}");
+    assert_eq!(out["affected"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(out["affected"][0][1], "tapped", "{out}");
     let restated = kippu_gtfs::encode_trip_updates(t0 + 1, &[("1".into(), None, 25 * 60)]);
     let (_, again) = c.feed_bytes(restated.clone()).await;
     assert_eq!(again["vouchers"].as_array().unwrap().len(), 0, "same delay paid twice: {again}");
@@ -210,9 +217,9 @@ async fn run_trip(cfg: Config) {
     assert_eq!(me["vouchers"][0]["value"], 1500);
     let home = c.http.get(format!("{}/", c.base)).send().await.unwrap().text().await.unwrap();
     assert!(home.contains("data-voucher="), "voucher visible in the app");
-    // The dashboard: one late run on the trip's route (trip 7 was refused, trip 3 under threshold), one voucher.
+    // The dashboard: late runs on routes A and D (trip 7 was refused, trip 3 under threshold), one voucher.
     let dash = c.page("/operators/insurance").await;
-    assert_eq!(dash.matches("<tr data-route=").count(), 1, "{dash}");
+    assert_eq!(dash.matches("<tr data-route=").count(), 2, "{dash}");
     assert!(dash.contains("id=\"delays-chart\"") && dash.contains("id=\"vouchers-chart\""), "{dash}");
     assert!(dash.contains("<td>City Taxi</td><td class=\"num\">1</td><td class=\"num\">15.00</td>"), "{dash}");
 
@@ -256,12 +263,12 @@ async fn run_trip(cfg: Config) {
     let mut fleet = String::new();
     for _ in 0..50 {
         fleet = c.http.get(format!("{}/gates", c.base)).send().await.unwrap().text().await.unwrap();
-        if fleet.matches("gate online").count() == 2 {
+        if fleet.matches("gate online").count() == 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(fleet.matches("gate online").count(), 2, "{fleet}");
+    assert_eq!(fleet.matches("gate online").count(), 3, "{fleet}");
 
     stack.shutdown().await;
 }

@@ -13,6 +13,10 @@ import {Ticket} from "./Ticket.sol";
 ///         before expiry, at its operator or at any operator of its category; redemption
 ///         books the insurer's payable to the redeeming operator. Total voucher value
 ///         issued per pool period is capped (`poolCap`, 0 = no cap).
+///         A product (Ticket `productId`) can carry its own terms (`setProductTerms`):
+///         threshold, voucher value/operator/lifetime/category and caps per delayed run
+///         (`maxPerTrip`) and per policy and UTC day (`maxPerDay`); products without
+///         terms and stored policies (product 0) use the global `Terms`.
 contract DelayInsurance is ERC721, AccessControl {
     bytes32 public constant MARKET_ROLE = keccak256("MARKET_ROLE");
     bytes32 public constant ORACLE_ROLE = keccak256("ORACLE_ROLE");
@@ -23,6 +27,17 @@ contract DelayInsurance is ERC721, AccessControl {
         uint128 voucherValue;
         uint32 voucherOperatorId;
         uint64 voucherLifetime;
+    }
+
+    /// @notice Delay cover terms of one product (see `setProductTerms`).
+    struct ProductTerms {
+        uint32 thresholdMinutes;
+        uint128 voucherValue;
+        uint32 voucherOperatorId;
+        uint64 voucherLifetime;
+        bytes32 voucherCategory; // kind of voucher (e.g. keccak256("taxi")); 0 = only voucherOperatorId accepts it
+        uint16 maxPerTrip; // vouchers this product pays for one delayed run (delayId), all holders together; 0 = no cap
+        uint16 maxPerDay; // vouchers one policy receives per UTC day (block.timestamp / 1 days); 0 = no cap
     }
 
     struct Policy {
@@ -60,6 +75,21 @@ contract DelayInsurance is ERC721, AccessControl {
     }
 
     /// @dev one slot
+    struct ProductCaps {
+        uint16 maxPerTrip;
+        uint16 maxPerDay;
+        bool hasCategory;
+    }
+
+    /// @dev slot 0 = `terms` (voucherLifetime != 0 marks the product as set), slot 1 = `caps`,
+    ///      slot 2 = `category`, read only when `caps.hasCategory`
+    struct ProductTermsSlot {
+        Terms terms;
+        ProductCaps caps;
+        bytes32 category;
+    }
+
+    /// @dev one slot
     struct Tally {
         uint8 votes;
         uint32 minMinutes;
@@ -83,6 +113,9 @@ contract DelayInsurance is ERC721, AccessControl {
     mapping(uint64 poolPeriodId => uint256 value) private _issuedInPeriod;
     mapping(uint32 operatorId => bytes32 category) private _operatorCategory;
     mapping(uint32 operatorId => uint256 amount) private _payable;
+    mapping(uint32 productId => ProductTermsSlot) private _productTerms;
+    mapping(uint32 productId => mapping(bytes32 delayId => uint16)) private _issuedForRun;
+    mapping(uint256 policyId => mapping(uint64 day => uint16)) private _issuedOnDay;
 
     event TermsSet(uint32 thresholdMinutes, uint128 voucherValue, uint32 voucherOperatorId, uint64 voucherLifetime);
     event QuorumSet(uint8 quorum);
@@ -90,6 +123,17 @@ contract DelayInsurance is ERC721, AccessControl {
     event PoolCapSet(uint128 cap, uint64 periodLength);
     event VoucherCategorySet(bytes32 category);
     event OperatorCategorySet(uint32 indexed operatorId, bytes32 category);
+    event ProductTermsSet(
+        uint32 indexed productId,
+        uint32 thresholdMinutes,
+        uint128 voucherValue,
+        uint32 voucherOperatorId,
+        uint64 voucherLifetime,
+        bytes32 voucherCategory,
+        uint16 maxPerTrip,
+        uint16 maxPerDay
+    );
+    event ProductTermsCleared(uint32 indexed productId);
     event PolicyOpened(uint256 indexed policyId, address indexed holder, uint64 validFrom, uint64 validUntil);
     event PolicyCancelled(uint256 indexed policyId);
     event DelayVote(
@@ -121,6 +165,8 @@ contract DelayInsurance is ERC721, AccessControl {
     error UnknownVoucher(uint256 voucherId);
     error WrongOperator(uint256 voucherId, uint32 operatorId);
     error VoucherExpired(uint256 voucherId);
+    error TripCapReached(uint32 productId, bytes32 delayId, uint16 cap);
+    error DailyCapReached(uint256 policyId, uint64 day, uint16 cap);
 
     constructor(address admin, Terms memory terms_) ERC721("Kippu Voucher", "KVCH") {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
@@ -166,6 +212,39 @@ contract DelayInsurance is ERC721, AccessControl {
         emit OperatorCategorySet(operatorId, category);
     }
 
+    /// @notice Terms for insured tickets of `productId`, replacing the global terms for them.
+    ///         Caps (0 = none) are counted only while they are set: `maxPerTrip` per
+    ///         (productId, delayId) over all holders, `maxPerDay` per policy and UTC day.
+    function setProductTerms(uint32 productId, ProductTerms calldata t) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (t.voucherLifetime == 0 || productId == 0) revert InvalidTerms();
+        ProductTermsSlot storage s = _productTerms[productId];
+        s.terms = Terms({
+            thresholdMinutes: t.thresholdMinutes,
+            voucherValue: t.voucherValue,
+            voucherOperatorId: t.voucherOperatorId,
+            voucherLifetime: t.voucherLifetime
+        });
+        bool hasCategory = t.voucherCategory != bytes32(0);
+        s.caps = ProductCaps({maxPerTrip: t.maxPerTrip, maxPerDay: t.maxPerDay, hasCategory: hasCategory});
+        if (hasCategory || s.category != bytes32(0)) s.category = t.voucherCategory;
+        emit ProductTermsSet(
+            productId,
+            t.thresholdMinutes,
+            t.voucherValue,
+            t.voucherOperatorId,
+            t.voucherLifetime,
+            t.voucherCategory,
+            t.maxPerTrip,
+            t.maxPerDay
+        );
+    }
+
+    /// @notice Drop `productId`'s terms: its policies fall back to the global terms (no caps).
+    function clearProductTerms(uint32 productId) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        delete _productTerms[productId];
+        emit ProductTermsCleared(productId);
+    }
+
     // ------------------------------------------------------------------ views
 
     function terms() external view returns (Terms memory) {
@@ -194,6 +273,39 @@ contract DelayInsurance is ERC721, AccessControl {
 
     function operatorCategory(uint32 operatorId) external view returns (bytes32) {
         return _operatorCategory[operatorId];
+    }
+
+    function productTerms(uint32 productId) external view returns (ProductTerms memory cover, bool isSet) {
+        return _productTermsOf(productId);
+    }
+
+    /// @notice The terms a delay report against `policyId` uses: its product's terms, else the
+    ///         global terms with the global voucher category and no caps.
+    function termsFor(uint256 policyId) external view returns (ProductTerms memory) {
+        (PolicySlot memory p, uint32 productId) = _policyOf(policyId);
+        if (p.holder == address(0)) revert UnknownPolicy(policyId);
+        (ProductTerms memory pt, bool isSet) = _productTermsOf(productId);
+        if (isSet) return pt;
+        Terms memory g = _terms;
+        return ProductTerms({
+            thresholdMinutes: g.thresholdMinutes,
+            voucherValue: g.voucherValue,
+            voucherOperatorId: g.voucherOperatorId,
+            voucherLifetime: g.voucherLifetime,
+            voucherCategory: _voucherCategory,
+            maxPerTrip: 0,
+            maxPerDay: 0
+        });
+    }
+
+    /// @notice Vouchers issued for `productId` on the delayed run `delayId` (counted while a trip cap is set).
+    function issuedForRun(uint32 productId, bytes32 delayId) external view returns (uint16) {
+        return _issuedForRun[productId][delayId];
+    }
+
+    /// @notice Vouchers `policyId` received on UTC day `day` (counted while its product has a daily cap).
+    function issuedOnDay(uint256 policyId, uint64 day) external view returns (uint16) {
+        return _issuedOnDay[policyId][day];
     }
 
     /// @notice Voucher value booked as payable by the insurer to `operatorId`.
@@ -250,17 +362,23 @@ contract DelayInsurance is ERC721, AccessControl {
         onlyRole(ORACLE_ROLE)
         returns (uint256 voucherId)
     {
-        PolicySlot memory p = _policyOf(policyId);
+        (PolicySlot memory p, uint32 productId) = _policyOf(policyId);
         if (p.holder == address(0)) revert UnknownPolicy(policyId);
         if (block.timestamp < p.validFrom || block.timestamp >= p.validUntil) revert NotCovered(policyId);
-        Terms memory t = _terms;
+        // the product's terms if it has any (productId stays the product), else the global ones (productId = 0)
+        Terms memory t;
+        if (productId != 0) t = _productTerms[productId].terms;
+        if (t.voucherLifetime == 0) {
+            t = _terms;
+            productId = 0;
+        }
         if (delayMinutes < t.thresholdMinutes) revert BelowThreshold(delayMinutes, t.thresholdMinutes);
         if (_compensated[policyId][delayId]) revert AlreadyCompensated(policyId, delayId);
         if (_quorum == 1) {
             // single-oracle fast path: no vote bookkeeping
             emit DelayVote(delayId, policyId, msg.sender, delayMinutes, 1);
             _compensated[policyId][delayId] = true;
-            return _issue(delayId, policyId, p.holder, t, delayMinutes);
+            return _issue(delayId, policyId, p.holder, t, delayMinutes, productId);
         }
         if (_voted[policyId][delayId][msg.sender]) revert AlreadyVoted(policyId, delayId, msg.sender);
         _voted[policyId][delayId][msg.sender] = true;
@@ -275,7 +393,7 @@ contract DelayInsurance is ERC721, AccessControl {
         }
         delete _tallies[policyId][delayId];
         _compensated[policyId][delayId] = true;
-        voucherId = _issue(delayId, policyId, p.holder, t, tally.minMinutes);
+        voucherId = _issue(delayId, policyId, p.holder, t, tally.minMinutes, productId);
     }
 
     function redeem(uint256 voucherId, uint32 operatorId) external onlyRole(REDEEMER_ROLE) {
@@ -308,7 +426,7 @@ contract DelayInsurance is ERC721, AccessControl {
     }
 
     function policy(uint256 id) external view returns (Policy memory) {
-        PolicySlot memory p = _policyOf(id);
+        (PolicySlot memory p,) = _policyOf(id);
         if (p.holder == address(0)) revert UnknownPolicy(id);
         return Policy({holder: p.holder, validFrom: p.validFrom, validUntil: p.validUntil});
     }
@@ -323,46 +441,101 @@ contract DelayInsurance is ERC721, AccessControl {
     }
 
     /// @dev stored policy, else the insured, unburnt ticket `id` (a not yet activated ROLLING
-    ///      ticket is covered from its validFrom to activation deadline + its rolling days)
-    function _policyOf(uint256 id) private view returns (PolicySlot memory p) {
+    ///      ticket is covered from its validFrom to activation deadline + its rolling days), with
+    ///      its product (the ticket's productId; 0 for stored policies)
+    function _policyOf(uint256 id) private view returns (PolicySlot memory p, uint32 productId) {
         p = _policies[id];
         Ticket t = ticketContract;
-        if (p.holder != address(0) || address(t) == address(0)) return p;
+        if (p.holder != address(0) || address(t) == address(0)) return (p, 0);
         try t.ticketData(id) returns (Ticket.TicketData memory d) {
-            if (d.flags & 4 == 0) return p; // Ticket.FLAG_INSURED
+            if (d.flags & 4 == 0) return (p, 0); // Ticket.FLAG_INSURED
             uint40 until = d.validUntil;
             if (d.validity == 1 && d.flags & 2 == 0) until += uint40(d.rollingDays) * 1 days; // ROLLING, unused
-            return PolicySlot({holder: t.ownerOf(id), validFrom: d.validFrom, validUntil: until});
+            return (PolicySlot({holder: t.ownerOf(id), validFrom: d.validFrom, validUntil: until}), d.productId);
         } catch {
-            return p;
+            return (p, 0);
         }
     }
 
-    function _issue(bytes32 delayId, uint256 policyId, address holder, Terms memory t, uint32 minutes_)
-        private
-        returns (uint256 voucherId)
-    {
-        uint128 cap = _poolCap;
-        if (cap != 0) {
-            uint64 pid = poolPeriodId();
-            uint256 issued = _issuedInPeriod[pid] + t.voucherValue;
-            if (issued > cap) revert PoolCapReached(_issuedInPeriod[pid], cap);
-            _issuedInPeriod[pid] = issued;
-        }
-        voucherId = _nextVoucherId++;
-        uint64 expiry = uint64(block.timestamp) + t.voucherLifetime;
-        _vouchers[voucherId] = VoucherSlot({
-            value: t.voucherValue,
-            operatorId: t.voucherOperatorId,
-            expiry: expiry,
-            delayMinutes: minutes_,
-            policyId: policyId,
-            delayId: delayId,
-            category: _voucherCategory
+    function _productTermsOf(uint32 productId) private view returns (ProductTerms memory r, bool isSet) {
+        ProductTermsSlot memory s = _productTerms[productId];
+        isSet = s.terms.voucherLifetime != 0;
+        r = ProductTerms({
+            thresholdMinutes: s.terms.thresholdMinutes,
+            voucherValue: s.terms.voucherValue,
+            voucherOperatorId: s.terms.voucherOperatorId,
+            voucherLifetime: s.terms.voucherLifetime,
+            voucherCategory: s.category,
+            maxPerTrip: s.caps.maxPerTrip,
+            maxPerDay: s.caps.maxPerDay
         });
+    }
+
+    /// @dev category of a voucher issued now under the terms of `productId` (0 = global terms);
+    ///      for a product, first checks and counts its caps for one more voucher
+    function _voucherCategoryFor(uint32 productId, bytes32 delayId, uint256 policyId) private returns (bytes32) {
+        if (productId == 0) return _voucherCategory;
+        ProductTermsSlot storage s = _productTerms[productId];
+        ProductCaps memory c = s.caps;
+        if (c.maxPerTrip != 0) {
+            uint16 n = _issuedForRun[productId][delayId];
+            if (n >= c.maxPerTrip) revert TripCapReached(productId, delayId, c.maxPerTrip);
+            unchecked {
+                _issuedForRun[productId][delayId] = n + 1;
+            }
+        }
+        if (c.maxPerDay != 0) {
+            uint64 day = uint64(block.timestamp / 1 days);
+            uint16 n = _issuedOnDay[policyId][day];
+            if (n >= c.maxPerDay) revert DailyCapReached(policyId, day, c.maxPerDay);
+            unchecked {
+                _issuedOnDay[policyId][day] = n + 1;
+            }
+        }
+        return c.hasCategory ? s.category : bytes32(0);
+    }
+
+    /// @dev `productId` = product whose terms `t` are (its caps and category apply), 0 = global terms.
+    ///      Checks in order: trip cap, daily cap, pool cap.
+    function _issue(
+        bytes32 delayId,
+        uint256 policyId,
+        address holder,
+        Terms memory t,
+        uint32 minutes_,
+        uint32 productId
+    ) private returns (uint256 voucherId) {
+        {
+            bytes32 category = _voucherCategoryFor(productId, delayId, policyId);
+            uint128 cap = _poolCap;
+            if (cap != 0) {
+                uint64 pid = poolPeriodId();
+                uint256 issued = _issuedInPeriod[pid] + t.voucherValue;
+                if (issued > cap) revert PoolCapReached(_issuedInPeriod[pid], cap);
+                _issuedInPeriod[pid] = issued;
+            }
+            voucherId = _nextVoucherId++;
+            _vouchers[voucherId] = VoucherSlot({
+                value: t.voucherValue,
+                operatorId: t.voucherOperatorId,
+                expiry: uint64(block.timestamp) + t.voucherLifetime,
+                delayMinutes: minutes_,
+                policyId: policyId,
+                delayId: delayId,
+                category: category
+            });
+        }
         emit DelayReported(delayId, policyId, minutes_);
         _mint(holder, voucherId);
-        emit VoucherIssued(voucherId, policyId, holder, t.voucherValue, t.voucherOperatorId, expiry, delayId);
+        emit VoucherIssued(
+            voucherId,
+            policyId,
+            holder,
+            t.voucherValue,
+            t.voucherOperatorId,
+            uint64(block.timestamp) + t.voucherLifetime,
+            delayId
+        );
     }
 
     function _setTerms(Terms memory t) private {

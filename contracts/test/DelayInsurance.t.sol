@@ -255,3 +255,423 @@ contract DelayInsuranceTest is Fixture {
         insurance.redeem(id, OP_RAIL);
     }
 }
+
+/// @dev Per-product delay-cover terms and caps, on ticket-backed policies bought through the market.
+contract DelayInsuranceProductTermsTest is Fixture {
+    uint32 internal constant P_TAXI_COVER = 61; // insured, bus operator, 3 days
+    uint32 internal constant B_RAIL = 610;
+    uint32 internal constant B_TAXI = 611;
+    uint32 internal constant B_BUS = 612; // uninsured
+    uint32 internal constant OP_TAXI = 77;
+    bytes32 internal constant TAXI = keccak256("taxi");
+    bytes32 internal constant D1 = keccak256("IC 1 2025-06-15");
+    bytes32 internal constant D2 = keccak256("IC 2 2025-06-15");
+    bytes32 internal constant D3 = keccak256("IC 3 2025-06-15");
+
+    address internal alice = makeAddr("alice");
+    address internal bob = makeAddr("bob");
+    address internal oracle2 = makeAddr("oracle2");
+
+    function setUp() public override {
+        super.setUp();
+        vm.startPrank(admin);
+        market.setProduct(P_TAXI_COVER, fixedProduct(OP_BUS, 200, 3 days, type(uint32).max, true));
+        market.setBundle(B_RAIL, _ids(P_RAIL_DAY), 0);
+        market.setBundle(B_TAXI, _ids(P_TAXI_COVER), 0);
+        market.setBundle(B_BUS, _ids(P_BUS_2), 0);
+        insurance.grantRole(insurance.ORACLE_ROLE(), oracle2);
+        vm.stopPrank();
+        address[3] memory who = [traveler, alice, bob];
+        for (uint256 i; i < who.length; ++i) {
+            fund(who[i], 100_000);
+            vm.prank(who[i]);
+            fare.approve(address(market), type(uint256).max);
+        }
+    }
+
+    function _ids(uint32 a) internal pure returns (uint32[] memory ids) {
+        ids = new uint32[](1);
+        ids[0] = a;
+    }
+
+    function _buy(address who, uint32 bundleId) internal returns (uint256 ticketId) {
+        ticketId = ticket.nextTicketId();
+        vm.prank(who);
+        market.buy(bundleId, 0, type(uint256).max);
+    }
+
+    function _pt(uint32 threshold, uint128 value, uint64 lifetime, bytes32 category, uint16 maxTrip, uint16 maxDay)
+        internal
+        pure
+        returns (DelayInsurance.ProductTerms memory)
+    {
+        return DelayInsurance.ProductTerms({
+            thresholdMinutes: threshold,
+            voucherValue: value,
+            voucherOperatorId: OP_TAXI,
+            voucherLifetime: lifetime,
+            voucherCategory: category,
+            maxPerTrip: maxTrip,
+            maxPerDay: maxDay
+        });
+    }
+
+    function _setTerms(uint32 productId, DelayInsurance.ProductTerms memory t) internal {
+        vm.prank(admin);
+        insurance.setProductTerms(productId, t);
+    }
+
+    function _caps(uint16 maxTrip, uint16 maxDay) internal {
+        _setTerms(P_TAXI_COVER, _pt(20, 900, 2 days, TAXI, maxTrip, maxDay));
+    }
+
+    function _report(address o, bytes32 delayId, uint256 policyId) internal returns (uint256) {
+        vm.prank(o);
+        return insurance.reportDelay(delayId, policyId, 45);
+    }
+
+    function _today() internal view returns (uint64) {
+        return uint64(block.timestamp / 1 days);
+    }
+
+    function _assertTerms(DelayInsurance.ProductTerms memory a, DelayInsurance.ProductTerms memory b) internal pure {
+        assertEq(a.thresholdMinutes, b.thresholdMinutes, "threshold");
+        assertEq(a.voucherValue, b.voucherValue, "value");
+        assertEq(a.voucherOperatorId, b.voucherOperatorId, "operator");
+        assertEq(a.voucherLifetime, b.voucherLifetime, "lifetime");
+        assertEq(a.voucherCategory, b.voucherCategory, "category");
+        assertEq(a.maxPerTrip, b.maxPerTrip, "maxPerTrip");
+        assertEq(a.maxPerDay, b.maxPerDay, "maxPerDay");
+    }
+
+    function _globalTerms(bytes32 category) internal pure returns (DelayInsurance.ProductTerms memory) {
+        return DelayInsurance.ProductTerms(THRESHOLD, VOUCHER_VALUE, OP_RAIL, VOUCHER_LIFETIME, category, 0, 0);
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    function test_SetProductTerms() public {
+        DelayInsurance.ProductTerms memory t = _pt(40, 900, 2 days, TAXI, 3, 2);
+        vm.expectEmit(true, false, false, true, address(insurance));
+        emit DelayInsurance.ProductTermsSet(P_TAXI_COVER, 40, 900, OP_TAXI, 2 days, TAXI, 3, 2);
+        _setTerms(P_TAXI_COVER, t);
+        (DelayInsurance.ProductTerms memory got, bool isSet) = insurance.productTerms(P_TAXI_COVER);
+        assertTrue(isSet);
+        _assertTerms(got, t);
+        // other products and the global terms are untouched
+        (got, isSet) = insurance.productTerms(P_RAIL_DAY);
+        assertFalse(isSet);
+        _assertTerms(got, DelayInsurance.ProductTerms(0, 0, 0, 0, 0, 0, 0));
+        assertEq(insurance.terms().voucherValue, VOUCHER_VALUE);
+    }
+
+    function test_RevertWhen_SetProductTermsInvalid() public {
+        vm.startPrank(admin);
+        vm.expectRevert(DelayInsurance.InvalidTerms.selector);
+        insurance.setProductTerms(P_TAXI_COVER, _pt(40, 900, 0, TAXI, 0, 0)); // lifetime 0
+        vm.expectRevert(DelayInsurance.InvalidTerms.selector);
+        insurance.setProductTerms(0, _pt(40, 900, 2 days, TAXI, 0, 0)); // product 0 = stored policies
+        vm.stopPrank();
+        (, bool isSet) = insurance.productTerms(P_TAXI_COVER);
+        assertFalse(isSet);
+    }
+
+    function test_RevertWhen_ProductTermsUnauthorized() public {
+        address[2] memory notAdmin = [oracle, stranger];
+        for (uint256 i; i < notAdmin.length; ++i) {
+            vm.prank(notAdmin[i]);
+            vm.expectRevert(unauthorized(notAdmin[i], bytes32(0)));
+            insurance.setProductTerms(P_TAXI_COVER, _pt(40, 900, 2 days, TAXI, 0, 0));
+            vm.prank(notAdmin[i]);
+            vm.expectRevert(unauthorized(notAdmin[i], bytes32(0)));
+            insurance.clearProductTerms(P_TAXI_COVER);
+        }
+        // the market role is not enough either
+        vm.prank(address(market));
+        vm.expectRevert(unauthorized(address(market), bytes32(0)));
+        insurance.setProductTerms(P_TAXI_COVER, _pt(40, 900, 2 days, TAXI, 0, 0));
+    }
+
+    function test_SetProductTermsAgainReplacesCategory() public {
+        _setTerms(P_TAXI_COVER, _pt(20, 900, 2 days, TAXI, 0, 0));
+        _setTerms(P_TAXI_COVER, _pt(20, 700, 2 days, bytes32(0), 0, 0));
+        (DelayInsurance.ProductTerms memory got,) = insurance.productTerms(P_TAXI_COVER);
+        assertEq(got.voucherCategory, bytes32(0));
+        assertEq(got.voucherValue, 700);
+        uint256 id = _buy(traveler, B_TAXI);
+        uint256 vid = _report(oracle, D1, id);
+        assertEq(insurance.voucher(vid).category, bytes32(0));
+        assertEq(insurance.voucher(vid).value, 700);
+    }
+
+    // ------------------------------------------------------------------ terms in reportDelay
+
+    function test_ProductTermsOverrideGlobal() public {
+        _setTerms(P_TAXI_COVER, _pt(40, 900, 2 days, TAXI, 0, 0));
+        uint256 id = _buy(traveler, B_TAXI);
+        _assertTerms(insurance.termsFor(id), _pt(40, 900, 2 days, TAXI, 0, 0));
+
+        // the product's threshold, not the global one (15)
+        vm.prank(oracle);
+        vm.expectRevert(abi.encodeWithSelector(DelayInsurance.BelowThreshold.selector, 39, 40));
+        insurance.reportDelay(D1, id, 39);
+
+        uint64 expiry = uint64(block.timestamp) + 2 days;
+        vm.expectEmit(true, true, true, true, address(insurance));
+        emit DelayInsurance.VoucherIssued(1, id, traveler, 900, OP_TAXI, expiry, D1);
+        vm.prank(oracle);
+        uint256 vid = insurance.reportDelay(D1, id, 40);
+        DelayInsurance.Voucher memory v = insurance.voucher(vid);
+        assertEq(v.value, 900);
+        assertEq(v.operatorId, OP_TAXI);
+        assertEq(v.expiry, expiry);
+        assertEq(v.category, TAXI);
+        assertEq(v.delayMinutes, 40);
+        assertEq(insurance.ownerOf(vid), traveler);
+
+        // the voucher is redeemable by any operator of its category, until the product's lifetime ends
+        vm.prank(admin);
+        insurance.setOperatorCategory(OP_BIKE, TAXI);
+        vm.warp(expiry);
+        vm.prank(redeemer);
+        vm.expectRevert(abi.encodeWithSelector(DelayInsurance.VoucherExpired.selector, vid));
+        insurance.redeem(vid, OP_BIKE);
+        vm.warp(expiry - 1);
+        vm.prank(redeemer);
+        insurance.redeem(vid, OP_BIKE);
+        assertEq(insurance.payableTo(OP_BIKE), 900);
+    }
+
+    function test_ProductWithoutTermsUsesGlobal() public {
+        vm.startPrank(admin);
+        insurance.setVoucherCategory("rail");
+        insurance.setProductTerms(P_TAXI_COVER, _pt(40, 900, 2 days, TAXI, 1, 1));
+        vm.stopPrank();
+        uint256 id = _buy(traveler, B_RAIL);
+        _assertTerms(insurance.termsFor(id), _globalTerms("rail"));
+
+        vm.prank(oracle);
+        vm.expectRevert(abi.encodeWithSelector(DelayInsurance.BelowThreshold.selector, THRESHOLD - 1, THRESHOLD));
+        insurance.reportDelay(D1, id, THRESHOLD - 1);
+        vm.startPrank(oracle);
+        DelayInsurance.Voucher memory v = insurance.voucher(insurance.reportDelay(D1, id, THRESHOLD));
+        assertEq(v.value, VOUCHER_VALUE);
+        assertEq(v.operatorId, OP_RAIL);
+        assertEq(v.expiry, block.timestamp + VOUCHER_LIFETIME);
+        assertEq(v.category, bytes32("rail"));
+        // no caps on the global terms: the taxi product's caps of 1 do not apply
+        insurance.reportDelay(D2, id, THRESHOLD);
+        insurance.reportDelay(D3, id, THRESHOLD);
+        vm.stopPrank();
+        assertEq(insurance.balanceOf(traveler), 3);
+        assertEq(insurance.issuedForRun(P_RAIL_DAY, D1), 0);
+        assertEq(insurance.issuedOnDay(id, _today()), 0);
+    }
+
+    function test_StoredPolicyUsesGlobalTerms() public {
+        bytes32 role = insurance.MARKET_ROLE();
+        vm.startPrank(admin);
+        insurance.grantRole(role, address(this));
+        insurance.setProductTerms(P_TAXI_COVER, _pt(40, 900, 2 days, TAXI, 1, 1));
+        vm.stopPrank();
+        uint256 pid = 1_000_000;
+        insurance.openPolicy(pid, traveler, uint64(block.timestamp), uint64(block.timestamp + 1 days));
+        _assertTerms(insurance.termsFor(pid), _globalTerms(0));
+        vm.prank(oracle);
+        assertEq(insurance.voucher(insurance.reportDelay(D1, pid, THRESHOLD)).value, VOUCHER_VALUE);
+    }
+
+    function test_RevertWhen_TermsForUnknownPolicy() public {
+        vm.expectRevert(abi.encodeWithSelector(DelayInsurance.UnknownPolicy.selector, 999));
+        insurance.termsFor(999);
+        uint256 bus = _buy(traveler, B_BUS); // uninsured ticket: no policy
+        vm.expectRevert(abi.encodeWithSelector(DelayInsurance.UnknownPolicy.selector, bus));
+        insurance.termsFor(bus);
+    }
+
+    function test_ClearProductTermsFallsBack() public {
+        _caps(1, 1);
+        uint256 id = _buy(traveler, B_TAXI);
+        assertEq(insurance.voucher(_report(oracle, D1, id)).value, 900);
+
+        vm.expectEmit(true, false, false, false, address(insurance));
+        emit DelayInsurance.ProductTermsCleared(P_TAXI_COVER);
+        vm.prank(admin);
+        insurance.clearProductTerms(P_TAXI_COVER);
+        (DelayInsurance.ProductTerms memory got, bool isSet) = insurance.productTerms(P_TAXI_COVER);
+        assertFalse(isSet);
+        _assertTerms(got, DelayInsurance.ProductTerms(0, 0, 0, 0, 0, 0, 0));
+        _assertTerms(insurance.termsFor(id), _globalTerms(0));
+
+        // global terms again, and the (now gone) daily cap of 1 no longer applies
+        DelayInsurance.Voucher memory v = insurance.voucher(_report(oracle, D2, id));
+        assertEq(v.value, VOUCHER_VALUE);
+        assertEq(v.operatorId, OP_RAIL);
+        assertEq(v.category, bytes32(0));
+    }
+
+    // ------------------------------------------------------------------ caps
+
+    function test_TripCapAcrossHolders() public {
+        _caps(2, 0);
+        uint256 t1 = _buy(traveler, B_TAXI);
+        uint256 t2 = _buy(alice, B_TAXI);
+        uint256 t3 = _buy(bob, B_TAXI);
+        uint256 rail = _buy(bob, B_RAIL);
+
+        _report(oracle, D1, t1);
+        _report(oracle, D1, t2);
+        assertEq(insurance.issuedForRun(P_TAXI_COVER, D1), 2);
+        vm.prank(oracle);
+        vm.expectRevert(abi.encodeWithSelector(DelayInsurance.TripCapReached.selector, P_TAXI_COVER, D1, 2));
+        insurance.reportDelay(D1, t3, 45);
+        // nothing recorded by the refused report
+        assertFalse(insurance.compensated(t3, D1));
+        assertEq(insurance.issuedForRun(P_TAXI_COVER, D1), 2);
+        assertEq(insurance.balanceOf(bob), 0);
+
+        // another run of the product still pays, and the cap is per product
+        assertTrue(_report(oracle, D2, t3) != 0);
+        assertEq(insurance.issuedForRun(P_TAXI_COVER, D2), 1);
+        assertTrue(_report(oracle, D1, rail) != 0);
+        assertEq(insurance.balanceOf(bob), 2);
+    }
+
+    function test_DailyCapPerPolicy() public {
+        _caps(0, 2);
+        uint256 id = _buy(traveler, B_TAXI);
+        uint256 other = _buy(alice, B_TAXI);
+        uint64 day = _today();
+
+        _report(oracle, D1, id);
+        _report(oracle, D2, id);
+        assertEq(insurance.issuedOnDay(id, day), 2);
+        vm.prank(oracle);
+        vm.expectRevert(abi.encodeWithSelector(DelayInsurance.DailyCapReached.selector, id, day, 2));
+        insurance.reportDelay(D3, id, 45);
+        assertFalse(insurance.compensated(id, D3));
+        assertEq(insurance.issuedOnDay(id, day), 2);
+        // the cap is per policy
+        _report(oracle, D3, other);
+
+        // next UTC day (the 3-day ticket still covers): pays again
+        vm.warp((uint256(day) + 1) * 1 days);
+        assertTrue(_report(oracle, D3, id) != 0);
+        assertEq(insurance.issuedOnDay(id, day + 1), 1);
+        assertEq(insurance.issuedOnDay(id, day), 2);
+        assertEq(insurance.balanceOf(traveler), 3);
+    }
+
+    function test_CapsCheckedAtQuorumVote() public {
+        vm.prank(admin);
+        insurance.setQuorum(2);
+        _caps(1, 0);
+        uint256 t1 = _buy(traveler, B_TAXI);
+        uint256 t2 = _buy(alice, B_TAXI);
+
+        assertEq(_report(oracle, D1, t1), 0);
+        assertEq(insurance.issuedForRun(P_TAXI_COVER, D1), 0); // a vote below quorum issues nothing
+        assertTrue(_report(oracle2, D1, t1) != 0);
+        assertEq(insurance.issuedForRun(P_TAXI_COVER, D1), 1);
+
+        // a first vote on a run whose cap is used up is still recorded; the completing vote reverts
+        assertEq(_report(oracle, D1, t2), 0);
+        vm.prank(oracle2);
+        vm.expectRevert(abi.encodeWithSelector(DelayInsurance.TripCapReached.selector, P_TAXI_COVER, D1, 1));
+        insurance.reportDelay(D1, t2, 45);
+        (uint8 n,) = insurance.votes(t2, D1);
+        assertEq(n, 1);
+        assertFalse(insurance.hasVoted(t2, D1, oracle2));
+        assertFalse(insurance.compensated(t2, D1));
+        assertEq(insurance.balanceOf(alice), 0);
+    }
+
+    function test_DailyCapWithQuorumPaysNextDay() public {
+        vm.prank(admin);
+        insurance.setQuorum(2);
+        _caps(0, 1);
+        uint256 id = _buy(traveler, B_TAXI);
+        uint64 day = _today();
+        _report(oracle, D1, id);
+        _report(oracle2, D1, id);
+        assertEq(_report(oracle, D2, id), 0);
+        vm.prank(oracle2);
+        vm.expectRevert(abi.encodeWithSelector(DelayInsurance.DailyCapReached.selector, id, day, 1));
+        insurance.reportDelay(D2, id, 45);
+
+        vm.warp((uint256(day) + 1) * 1 days);
+        uint256 vid = _report(oracle2, D2, id); // the first vote was kept
+        assertTrue(vid != 0);
+        assertEq(insurance.issuedOnDay(id, day + 1), 1);
+    }
+
+    function test_PoolCapAppliesOnTopOfProductCaps() public {
+        _caps(5, 5);
+        vm.prank(admin);
+        insurance.setPoolCap(1000, 30 days);
+        uint256 id = _buy(traveler, B_TAXI);
+        _report(oracle, D1, id); // 900 of 1000
+        vm.prank(oracle);
+        vm.expectRevert(abi.encodeWithSelector(DelayInsurance.PoolCapReached.selector, 900, 1000));
+        insurance.reportDelay(D2, id, 45);
+        // the refused voucher is not counted against the product's caps
+        assertEq(insurance.issuedForRun(P_TAXI_COVER, D2), 0);
+        assertEq(insurance.issuedOnDay(id, _today()), 1);
+    }
+
+    // ------------------------------------------------------------------ fuzz
+
+    function testFuzz_ProductThreshold(uint32 threshold, uint32 delayMinutes, uint128 value) public {
+        value = uint128(bound(value, 1, type(uint128).max));
+        _setTerms(P_TAXI_COVER, _pt(threshold, value, 1 days, TAXI, 0, 0));
+        uint256 id = _buy(traveler, B_TAXI);
+        vm.prank(oracle);
+        if (delayMinutes < threshold) {
+            vm.expectRevert(abi.encodeWithSelector(DelayInsurance.BelowThreshold.selector, delayMinutes, threshold));
+            insurance.reportDelay(D1, id, delayMinutes);
+            assertEq(insurance.balanceOf(traveler), 0);
+        } else {
+            uint256 vid = insurance.reportDelay(D1, id, delayMinutes);
+            assertEq(insurance.voucher(vid).value, value);
+            assertEq(insurance.voucher(vid).delayMinutes, delayMinutes);
+            assertEq(insurance.ownerOf(vid), traveler);
+        }
+    }
+
+    /// n reports on distinct runs of one policy in one day, then n holders on one run: min(n, cap) pay each time
+    function testFuzz_CapsBoundVouchers(uint8 tripCap, uint8 dayCap, uint8 n) public {
+        tripCap = uint8(bound(tripCap, 0, 4));
+        dayCap = uint8(bound(dayCap, 0, 4));
+        n = uint8(bound(n, 1, 6));
+        _caps(tripCap, dayCap);
+        uint256 id = _buy(traveler, B_TAXI);
+        uint256 paid;
+        for (uint256 i; i < n; ++i) {
+            vm.prank(oracle);
+            try insurance.reportDelay(keccak256(abi.encode("run", i)), id, 45) returns (uint256) {
+                ++paid;
+            } catch (bytes memory err) {
+                assertEq(bytes4(err), DelayInsurance.DailyCapReached.selector);
+            }
+        }
+        assertEq(paid, dayCap == 0 ? n : (n < dayCap ? n : dayCap));
+        assertEq(insurance.balanceOf(traveler), paid);
+
+        paid = 0;
+        for (uint256 i; i < n; ++i) {
+            address holder = makeAddr(string.concat("holder", vm.toString(i)));
+            fund(holder, 1000);
+            vm.prank(holder);
+            fare.approve(address(market), type(uint256).max);
+            uint256 t = _buy(holder, B_TAXI);
+            vm.prank(oracle);
+            try insurance.reportDelay(D1, t, 45) returns (uint256) {
+                ++paid;
+            } catch (bytes memory err) {
+                assertEq(bytes4(err), DelayInsurance.TripCapReached.selector);
+            }
+        }
+        assertEq(paid, tripCap == 0 ? n : (n < tripCap ? n : tripCap));
+        assertEq(insurance.issuedForRun(P_TAXI_COVER, D1), tripCap == 0 ? 0 : paid);
+    }
+}

@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {Vm} from "forge-std/Vm.sol";
 import {console} from "forge-std/console.sol";
 import {Fixture} from "./utils/Fixture.sol";
+import {DelayInsurance} from "../src/DelayInsurance.sol";
 
 /// @dev Gas benchmark of the five hot paths. Every measured call starts with all
 ///      touched accounts cooled (`vm.cool`), so storage access is priced as in a
@@ -137,14 +138,43 @@ contract GasBench is Fixture {
         assertApproxEqAbs(a, c, 100);
     }
 
-    function _issueVoucher() internal returns (uint256 voucherId) {
+    function _issueVoucher(string memory what) internal returns (uint256 voucherId, uint256 txGas) {
         _buy4();
         uint256 policyId = ticket.nextTicketId() - 4; // rail leg = insured
         bytes memory data = abi.encodeCall(insurance.reportDelay, (keccak256("IC 1"), policyId, 30));
         _coolAll();
         vm.prank(oracle);
         voucherId = insurance.reportDelay(keccak256("IC 1"), policyId, 30);
-        _report("reportDelay -> voucher issue (quorum 1)", data);
+        txGas = _report(what, data);
+    }
+
+    function _issueVoucher() internal returns (uint256 voucherId) {
+        (voucherId,) = _issueVoucher("reportDelay -> voucher issue (quorum 1)");
+    }
+
+    function _railProductTerms(bytes32 category, uint16 maxPerTrip, uint16 maxPerDay) internal {
+        vm.prank(admin);
+        insurance.setProductTerms(
+            P_RAIL_DAY,
+            DelayInsurance.ProductTerms(
+                THRESHOLD, VOUCHER_VALUE, OP_RAIL, VOUCHER_LIFETIME, category, maxPerTrip, maxPerDay
+            )
+        );
+    }
+
+    /// quorum 1 with the rail product's own terms, no caps, no category
+    function test_Gas_VoucherIssueProductTerms() public {
+        _railProductTerms(bytes32(0), 0, 0);
+        (uint256 id,) = _issueVoucher("reportDelay -> voucher issue, product terms without caps (quorum 1)");
+        assertEq(insurance.voucher(id).category, bytes32(0));
+    }
+
+    /// quorum 1 with the rail product's own terms, a category and both caps (two fresh counters)
+    function test_Gas_VoucherIssueProductTermsCapped() public {
+        _railProductTerms(keccak256("taxi"), 10, 10);
+        (uint256 id,) = _issueVoucher("reportDelay -> voucher issue, product terms with category + trip and day caps");
+        assertEq(insurance.issuedForRun(P_RAIL_DAY, keccak256("IC 1")), 1);
+        assertEq(insurance.voucher(id).category, keccak256("taxi"));
     }
 
     function test_Gas_VoucherIssueAndRedeem() public {

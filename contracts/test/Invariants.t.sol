@@ -40,6 +40,9 @@ contract KippuHandler is Test {
     mapping(uint256 => bool) public insured;
     mapping(uint256 => address) public buyer;
     mapping(uint256 policyId => mapping(bytes32 delayId => uint256)) public reporters;
+    mapping(uint256 ticketId => uint32) public productOf;
+    mapping(uint256 voucherId => uint64) public voucherDay;
+    uint256 public ghostCapRefusals;
 
     uint256[] public ticketIds;
     mapping(uint256 => uint32) public issuedRides;
@@ -119,6 +122,7 @@ contract KippuHandler is Test {
             Ticket.TicketData memory d = ticket.ticketData(id);
             issuedRides[id] = d.ridesLeft;
             insured[id] = d.flags & ticket.FLAG_INSURED() != 0;
+            productOf[id] = d.productId;
             buyer[id] = actor;
         }
     }
@@ -159,10 +163,16 @@ contract KippuHandler is Test {
         bytes32 delayId = bytes32(delaySeed % 3);
         address o = oracles[oracleSeed % 2];
         vm.prank(o);
-        try insurance.reportDelay(delayId, id, uint32(bound(minutes_, 10, 120))) {
+        try insurance.reportDelay(delayId, id, uint32(bound(minutes_, 10, 120))) returns (uint256 vid) {
             ++reporters[id][delayId];
             ++ghostVotes;
-        } catch {}
+            if (vid != 0) voucherDay[vid] = uint64(block.timestamp / 1 days);
+        } catch (bytes memory err) {
+            bytes4 sel = bytes4(err);
+            if (sel == DelayInsurance.TripCapReached.selector || sel == DelayInsurance.DailyCapReached.selector) {
+                ++ghostCapRefusals;
+            }
+        }
     }
 
     function closePeriod() external {
@@ -201,6 +211,19 @@ contract InvariantsTest is Fixture {
         market.setBundle(REFUND_BUNDLE, ids, 500);
         insurance.setQuorum(2);
         insurance.grantRole(insurance.ORACLE_ROLE(), oracle2);
+        // the rail day pass (in BUNDLE and REFUND_BUNDLE) has its own, capped terms; the bike leg uses the global ones
+        insurance.setProductTerms(
+            P_RAIL_DAY,
+            DelayInsurance.ProductTerms({
+                thresholdMinutes: 30,
+                voucherValue: 800,
+                voucherOperatorId: OP_RAIL,
+                voucherLifetime: 7 days,
+                voucherCategory: keccak256("rail"),
+                maxPerTrip: 2,
+                maxPerDay: 1
+            })
+        );
         vm.stopPrank();
 
         uint32[] memory bundles = new uint32[](3);
@@ -275,12 +298,54 @@ contract InvariantsTest is Fixture {
         assertLe(issued * insurance.quorum(), handler.ghostVotes());
     }
 
+    /// @dev vouchers of a capped product: per (product, run) <= maxPerTrip and per (policy, UTC day)
+    ///      <= maxPerDay, matching the contract's counters; every voucher carries its policy's terms
+    function invariant_ProductCapsHold() public view {
+        (DelayInsurance.ProductTerms memory pt, bool isSet) = insurance.productTerms(P_RAIL_DAY);
+        assertTrue(isSet);
+        uint256 n;
+        while (true) {
+            try insurance.voucher(n + 1) {
+                ++n;
+            } catch {
+                break;
+            }
+        }
+        DelayInsurance.Voucher[] memory vs = new DelayInsurance.Voucher[](n);
+        for (uint256 i; i < n; ++i) {
+            vs[i] = insurance.voucher(i + 1);
+            bool capped = handler.productOf(vs[i].policyId) == P_RAIL_DAY;
+            assertEq(vs[i].value, capped ? pt.voucherValue : VOUCHER_VALUE, "voucher value");
+            assertEq(vs[i].category, capped ? pt.voucherCategory : bytes32(0), "voucher category");
+            assertGe(vs[i].delayMinutes, capped ? pt.thresholdMinutes : THRESHOLD, "below threshold");
+        }
+        for (uint256 d; d < 3; ++d) {
+            uint256 perRun;
+            for (uint256 i; i < n; ++i) {
+                if (vs[i].delayId == bytes32(d) && handler.productOf(vs[i].policyId) == P_RAIL_DAY) ++perRun;
+            }
+            assertLe(perRun, pt.maxPerTrip, "trip cap exceeded");
+            assertEq(perRun, insurance.issuedForRun(P_RAIL_DAY, bytes32(d)));
+        }
+        for (uint256 i; i < n; ++i) {
+            if (handler.productOf(vs[i].policyId) != P_RAIL_DAY) continue;
+            uint64 day = handler.voucherDay(i + 1);
+            uint256 perDay;
+            for (uint256 j; j < n; ++j) {
+                if (vs[j].policyId == vs[i].policyId && handler.voucherDay(j + 1) == day) ++perDay;
+            }
+            assertLe(perDay, pt.maxPerDay, "daily cap exceeded");
+            assertEq(perDay, insurance.issuedOnDay(vs[i].policyId, day));
+        }
+    }
+
     function afterInvariant() public view {
         // run statistics, visible with -vv
         console.log("purchases", handler.ghostPurchases());
         console.log("rides", handler.ghostRides());
         console.log("refunds", handler.ghostRefunds());
         console.log("oracle votes", handler.ghostVotes());
+        console.log("cap refusals", handler.ghostCapRefusals());
     }
 
     /// @dev the handler's refund and quorum paths really fire (not only reverted-and-caught)
@@ -297,5 +362,27 @@ contract InvariantsTest is Fixture {
         invariant_SalesConserved();
         invariant_EscrowEqualsTotalUnpaid();
         invariant_TicketRidesWithinIssued();
+        invariant_ProductCapsHold();
+    }
+
+    /// @dev the handler really runs into the product caps (the rail day pass: 2 per run, 1 per policy and day)
+    function test_HandlerCapPathsReachable() public {
+        for (uint256 i; i < 3; ++i) {
+            handler.buy(i, 2, 0); // REFUND_BUNDLE: bike leg, then the capped rail leg; 3 different actors
+        }
+        // the rail legs are ticketIds[1], [3], [5]; _recent(seed) = ticketIds[5 - seed % 6]
+        uint256[3] memory seeds = [uint256(4), 2, 0];
+        for (uint256 i; i < 3; ++i) {
+            handler.reportDelay(seeds[i], 0, 0, 45); // run 0, oracle 1
+            handler.reportDelay(seeds[i], 1, 0, 45); // oracle 2 -> quorum
+        }
+        assertEq(insurance.issuedForRun(P_RAIL_DAY, bytes32(0)), 2);
+        assertEq(handler.ghostCapRefusals(), 1); // third holder on run 0
+        handler.reportDelay(4, 0, 1, 45); // first rail leg, run 1: already paid today
+        handler.reportDelay(4, 1, 1, 45);
+        assertEq(handler.ghostCapRefusals(), 2);
+        assertEq(insurance.balanceOf(handler.buyer(handler.ticketIds(1))), 1);
+        invariant_ProductCapsHold();
+        invariant_NoVoucherWithoutQuorumOnInsuredTicket();
     }
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use kippu_domain::topics::GatePath;
-use kippu_domain::{DenyReason, VerdictMessage};
+use kippu_domain::{DenyReason, TripRef, VerdictMessage};
 use kippu_mqtt::{GateClient, MqttUrl};
 
 /// Gate errors (not denials: a denial is a normal verdict).
@@ -47,6 +47,8 @@ pub fn read_qr(image_bytes: &[u8]) -> Result<String, ReadError> {
 pub struct SimGate {
     client: GateClient,
     timeout: Duration,
+    /// For an on-board validator: the run its vehicle is working, as the vehicle's AVL unit says.
+    run: std::sync::Mutex<Option<TripRef>>,
 }
 
 impl SimGate {
@@ -59,7 +61,11 @@ impl SimGate {
         }
         .ok_or_else(|| GateError::BadPath(gate_key.into()))?;
         let url = MqttUrl::parse(mqtt_url)?;
-        Ok(Self { client: GateClient::connect(&url, path).await?, timeout: Duration::from_secs(3) })
+        Ok(Self {
+            client: GateClient::connect(&url, path).await?,
+            timeout: Duration::from_secs(3),
+            run: std::sync::Mutex::new(None),
+        })
     }
 
     /// The gate's path.
@@ -81,7 +87,14 @@ impl SimGate {
 
     /// Presents already-decoded QR text.
     pub async fn present_text(&self, text: &str) -> Result<VerdictMessage, GateError> {
-        Ok(self.client.scan(text, self.timeout).await?)
+        let run = self.run.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Ok(self.client.scan_on_run(text, run.as_ref(), self.timeout).await?)
+    }
+
+    /// Sets the run the gate's vehicle works (`None` for a stop gate, or between runs);
+    /// every scan from then on names it, so delay insurance knows who rode it.
+    pub fn set_run(&self, run: Option<TripRef>) {
+        *self.run.lock().unwrap_or_else(|e| e.into_inner()) = run;
     }
 
     /// Disconnects (the broker then publishes the gate's `offline` will only on an unclean drop).

@@ -118,6 +118,34 @@ pub struct InsuranceTerms {
     pub voucher_lifetime: u64,
 }
 
+/// One insured product's delay-cover terms (`DelayInsurance.ProductTerms`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductCover {
+    /// Minimum delay that pays.
+    pub threshold_minutes: u32,
+    /// Voucher value (minor units).
+    pub voucher_value: u128,
+    /// Operator that issues and always accepts the voucher.
+    pub voucher_operator_id: u32,
+    /// Voucher lifetime (seconds).
+    pub voucher_lifetime: u64,
+    /// Kind of voucher (e.g. `taxi`): any operator of that category accepts it; empty = only the operator.
+    pub voucher_kind: String,
+    /// Vouchers this product pays for one run, all holders together (0 = no cap).
+    pub max_per_trip: u16,
+    /// Vouchers one policy receives per UTC day (0 = no cap).
+    pub max_per_day: u16,
+}
+
+/// The on-chain category of a voucher kind: keccak256 of its name, zero for none.
+pub fn voucher_category(kind: &str) -> B256 {
+    if kind.is_empty() {
+        B256::ZERO
+    } else {
+        alloy::primitives::keccak256(kind.as_bytes())
+    }
+}
+
 /// A connected, deployed Kippu.
 #[derive(Clone, Debug)]
 pub struct Chain {
@@ -470,6 +498,37 @@ impl Chain {
             .find_map(|l| DelayInsurance::VoucherIssued::decode_log_data(l.data()).ok())
             .map(|v| u64::try_from(v.voucherId).map_err(|_| ChainError::Rpc("voucher id overflow".into())))
             .transpose()
+    }
+
+    /// Sets an insured product's own terms (threshold, voucher, caps).
+    pub async fn set_product_terms(&self, product_id: u32, t: &ProductCover) -> Result<()> {
+        let c = DelayInsurance::new(self.d.insurance, &self.provider);
+        let terms = DelayInsurance::ProductTerms {
+            thresholdMinutes: t.threshold_minutes,
+            voucherValue: t.voucher_value,
+            voucherOperatorId: t.voucher_operator_id,
+            voucherLifetime: t.voucher_lifetime,
+            voucherCategory: voucher_category(&t.voucher_kind),
+            maxPerTrip: t.max_per_trip,
+            maxPerDay: t.max_per_day,
+        };
+        send!(self.send_lock, c.setProductTerms(product_id, terms));
+        Ok(())
+    }
+
+    /// The terms a delay report against `policy_id` uses, as the contract sees them:
+    /// `(threshold minutes, voucher value, voucher operator, category, max per trip, max per day)`.
+    pub async fn terms_for(&self, policy_id: u64) -> Result<(u32, u128, u32, B256, u16, u16)> {
+        let c = DelayInsurance::new(self.d.insurance, &self.provider);
+        let t = c.termsFor(U256::from(policy_id)).call().await.map_err(revert)?;
+        Ok((t.thresholdMinutes, t.voucherValue, t.voucherOperatorId, t.voucherCategory, t.maxPerTrip, t.maxPerDay))
+    }
+
+    /// Puts an operator in a voucher category: it then accepts vouchers of that kind.
+    pub async fn set_operator_category(&self, operator_id: u32, kind: &str) -> Result<()> {
+        let c = DelayInsurance::new(self.d.insurance, &self.provider);
+        send!(self.send_lock, c.setOperatorCategory(operator_id, voucher_category(kind)));
+        Ok(())
     }
 
     /// Sets how many distinct oracles must report a delay before it pays.

@@ -7,7 +7,10 @@ pub mod bindings;
 mod client;
 mod decode;
 
-pub use client::{BundleSpec, Chain, ChainConfig, Deployment, InsuranceTerms, OperatorSpec, ProductSpec, Validity};
+pub use client::{
+    voucher_category, BundleSpec, Chain, ChainConfig, Deployment, InsuranceTerms, OperatorSpec, ProductCover,
+    ProductSpec, Validity,
+};
 pub use decode::decode_log;
 
 /// Chain adapter errors.

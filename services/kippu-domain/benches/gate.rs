@@ -29,7 +29,7 @@ fn main() {
             let window = window_at(now);
             let sig = key.sign_hash_sync(&Pass::digest(i, window, &nonce)).unwrap();
             let pass = Pass { ticket_id: i, window, nonce, signature: sig.as_bytes() }.encode();
-            ScanRequest { v: 1, id: format!("s{i}"), pass, ts: now * 1000 }
+            ScanRequest { v: 1, id: format!("s{i}"), pass, ts: now * 1000, trip: None }
         })
         .collect();
 

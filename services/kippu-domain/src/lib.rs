@@ -15,4 +15,4 @@ pub mod voucher;
 
 pub use pass::{Pass, PassError, PASS_WINDOW_SECS};
 pub use validation::{GateInfo, TicketState, Validator, ValidatorConfig};
-pub use verdict::{DenyReason, ScanRequest, VerdictMessage};
+pub use verdict::{DenyReason, ScanRequest, TripRef, VerdictMessage};

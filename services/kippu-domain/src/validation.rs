@@ -63,6 +63,8 @@ pub struct Tap {
     pub operator_id: u32,
     /// `operator/station/gate`.
     pub gate: String,
+    /// The run the gate's vehicle was working, for on-board validators.
+    pub trip: Option<crate::verdict::TripRef>,
     /// Unix seconds.
     pub at: u64,
 }
@@ -83,7 +85,7 @@ pub struct Validator {
     tickets: HashMap<u64, TicketState>,
     gates: HashMap<String, GateInfo>,
     used_passes: HashMap<(u64, u32, [u8; 8]), ()>,
-    last_entry: HashMap<(u64, u32), u64>,
+    last_entry: HashMap<(u64, u32, bool), u64>,
     answered: HashMap<String, VerdictMessage>,
     answered_order: VecDeque<String>,
     revoked_keys: HashSet<Address>,
@@ -184,7 +186,10 @@ impl Validator {
         if self.used_passes.contains_key(&pass_key) {
             return deny(DenyReason::Replay, ticket_ref);
         }
-        if let Some(last) = self.last_entry.get(&(pass.ticket_id, gate.operator_id)) {
+        // Boarding a vehicle after entering a stop's gate is one journey, not a pass handed back:
+        // on-board validators (they name a run) and fixed gates are separate passback areas.
+        let area = (pass.ticket_id, gate.operator_id, req.trip.is_some());
+        if let Some(last) = self.last_entry.get(&area) {
             if now.saturating_sub(*last) < self.cfg.passback_secs {
                 return deny(DenyReason::Passback, ticket_ref);
             }
@@ -192,7 +197,7 @@ impl Validator {
         // Accept: effects only after every check passed.
         self.used_passes.insert(pass_key, ());
         self.prune_passes(now_window);
-        self.last_entry.insert((pass.ticket_id, gate.operator_id), now);
+        self.last_entry.insert(area, now);
         let ticket = self.tickets.get_mut(&pass.ticket_id).expect("checked above");
         if let Some(r) = ticket.rides_left.as_mut() {
             *r -= 1;
@@ -204,6 +209,7 @@ impl Validator {
                 ticket_id: pass.ticket_id,
                 operator_id: gate.operator_id,
                 gate: gate_key.to_owned(),
+                trip: req.trip.clone(),
                 at: now,
             }),
         }
@@ -244,7 +250,7 @@ mod tests {
     }
 
     fn scan(id: &str, pass: String) -> ScanRequest {
-        ScanRequest { v: 1, id: id.into(), pass, ts: NOW * 1000 }
+        ScanRequest { v: 1, id: id.into(), pass, ts: NOW * 1000, trip: None }
     }
 
     fn setup(rides: Option<u32>) -> (Validator, PrivateKeySigner) {
@@ -323,6 +329,17 @@ mod tests {
         let p3 = pass(&key, 7, NOW + 31);
         assert!(v.check(g, &scan("e", p3.clone()), NOW + 31).verdict.open);
         assert_eq!(reason(&v.check(g, &scan("f", p3), NOW + 95)), Some(DenyReason::StalePass));
+        // Boarding a vehicle right after the stop's gate is one journey: its validator names a run.
+        let on_board = |id: &str, p: String| ScanRequest {
+            trip: Some(crate::TripRef { id: "8".into(), date: None }),
+            ..scan(id, p)
+        };
+        let p4 = pass(&key, 7, NOW + 33);
+        let tap = v.check(g, &on_board("g", p4), NOW + 33);
+        assert!(tap.verdict.open);
+        assert_eq!(tap.tap.unwrap().trip.unwrap().id, "8", "the tap carries the run");
+        let p5 = pass(&key, 7, NOW + 34);
+        assert_eq!(reason(&v.check(g, &on_board("h", p5), NOW + 34)), Some(DenyReason::Passback));
     }
 
     #[test]

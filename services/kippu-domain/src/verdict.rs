@@ -103,6 +103,19 @@ pub struct ScanRequest {
     pub pass: String,
     /// Gate clock, unix milliseconds.
     pub ts: u64,
+    /// The run an on-board validator's vehicle is working (from its AVL unit); absent at stop gates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trip: Option<TripRef>,
+}
+
+/// A GTFS run: what delay insurance matches a tap against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TripRef {
+    /// GTFS `trip_id`.
+    pub id: String,
+    /// Service day, `YYYYMMDD`, when the vehicle knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
 }
 
 impl ScanRequest {
@@ -112,7 +125,12 @@ impl ScanRequest {
             return Err(DenyReason::MalformedScan);
         }
         let req: Self = serde_json::from_slice(bytes).map_err(|_| DenyReason::MalformedScan)?;
-        if req.v != PROTOCOL_VERSION || req.id.is_empty() || req.id.len() > 64 {
+        let bad_trip = req.trip.as_ref().is_some_and(|t| {
+            t.id.is_empty()
+                || t.id.len() > 128
+                || t.date.as_ref().is_some_and(|d| d.len() != 8 || !d.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if req.v != PROTOCOL_VERSION || req.id.is_empty() || req.id.len() > 64 || bad_trip {
             return Err(DenyReason::MalformedScan);
         }
         Ok(req)

@@ -5,7 +5,11 @@ use serde::{Deserialize, Serialize};
 use tiny_keccak::{Hasher, Keccak};
 
 use crate::proto::{
-    alert, feed_header::Incrementality, translated_string::Translation, trip_descriptor, trip_update::stop_time_update,
+    alert,
+    feed_header::Incrementality,
+    translated_string::Translation,
+    trip_descriptor,
+    trip_update::stop_time_update,
     trip_update::{StopTimeEvent, StopTimeUpdate},
     Alert, EntitySelector, FeedEntity, FeedHeader, FeedMessage, TimeRange, TranslatedString, TripDescriptor,
     TripUpdate,
@@ -293,10 +297,7 @@ pub fn encode_feed(feed_timestamp: u64, spec: &FeedSpec) -> Vec<u8> {
     }));
     entity.extend(spec.alerts.iter().map(|a| {
         let text = |s: &str| {
-            Some(TranslatedString {
-                translation: vec![Translation { text: s.into(), language: Some("en".into()) }],
-                ..Default::default()
-            })
+            Some(TranslatedString { translation: vec![Translation { text: s.into(), language: Some("en".into()) }] })
         };
         let selectors = a
             .routes

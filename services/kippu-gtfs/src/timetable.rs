@@ -6,10 +6,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What a successful import contains, in numbers people can check against the agency's own.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimetableSummary {
     /// Agency names.
     pub agencies: Vec<String>,
@@ -23,6 +23,9 @@ pub struct TimetableSummary {
     pub stop_times: usize,
     /// Services (calendar and calendar_dates) defined.
     pub services: usize,
+    /// Fare zones named by stops (`stops.txt` zone_id).
+    #[serde(default)]
+    pub zones: std::collections::BTreeSet<String>,
 }
 
 /// An imported timetable: what policies and delay matching need.
@@ -170,6 +173,7 @@ pub fn import_timetable(zip: &[u8]) -> Result<Timetable, ImportReport> {
         trips: gtfs.trips.len(),
         stop_times: gtfs.trips.values().map(|t| t.stop_times.len()).sum(),
         services: services.len(),
+        zones: gtfs.stops.values().filter_map(|s| s.zone_id.clone()).filter(|z| !z.is_empty()).collect(),
     };
     let trip_routes = gtfs.trips.values().map(|t| (t.id.clone(), t.route_id.clone())).collect();
     let timezone: chrono_tz::Tz = match gtfs.agencies[0].timezone.parse() {

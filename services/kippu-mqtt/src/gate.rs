@@ -149,12 +149,23 @@ impl GateClient {
     /// A missing verdict is not an error: the gate stays shut with
     /// [`DenyReason::Timeout`], which is what the passenger should see.
     pub async fn scan(&self, pass_text: &str, timeout: Duration) -> Result<VerdictMessage> {
+        self.scan_on_run(pass_text, None, timeout).await
+    }
+
+    /// As [`GateClient::scan`], from an on-board validator whose vehicle works `trip`.
+    pub async fn scan_on_run(
+        &self,
+        pass_text: &str,
+        trip: Option<&kippu_domain::TripRef>,
+        timeout: Duration,
+    ) -> Result<VerdictMessage> {
         let id = format!("{:016x}", rand::random::<u64>());
         let req = ScanRequest {
             v: kippu_domain::verdict::PROTOCOL_VERSION,
             id: id.clone(),
             pass: pass_text.to_owned(),
             ts: now_unix_millis(),
+            trip: trip.cloned(),
         };
         let payload = serde_json::to_vec(&req)?;
         let (tx, rx) = oneshot::channel();

@@ -15,6 +15,59 @@ pub struct RouteDelays {
     pub worst_minutes: i64,
 }
 
+/// Terms of one insured product (mirrored on chain by `DelayInsurance.setProductTerms`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoverTerms {
+    /// The insured product.
+    pub product_id: u32,
+    /// Minutes late that make a rider affected.
+    pub threshold_minutes: u32,
+    /// What the voucher is for (e.g. `taxi`): operators of that kind accept it.
+    pub voucher_kind: String,
+    /// Operator that issues and always accepts the voucher.
+    pub voucher_operator_id: u32,
+    /// Voucher value, FARE minor units.
+    pub voucher_value: i64,
+    /// Voucher lifetime after issue.
+    pub voucher_lifetime_secs: i64,
+    /// Vouchers this product pays for one delayed run, all travelers together (0 = no cap).
+    pub max_per_trip: u16,
+    /// Vouchers one policy receives per UTC day (0 = no cap).
+    pub max_per_day: u16,
+}
+
+/// A tap by a ticket of a plan, for deciding who rode or waited for a late run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanTap {
+    /// Plan of the ticket tapped.
+    pub plan_id: u64,
+    /// Ticket tapped.
+    pub ticket_id: u64,
+    /// Its product.
+    pub product_id: u32,
+    /// Its operator.
+    pub operator_id: u32,
+    /// Unix seconds.
+    pub at: i64,
+    /// Run named by an on-board validator.
+    pub trip_id: Option<String>,
+    /// That run's service day.
+    pub trip_date: Option<String>,
+    /// GTFS stop of the stop gate.
+    pub stop_id: Option<String>,
+}
+
+/// An active insurance policy and the plan it covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsuredPlan {
+    /// Policy (the insured ticket's id).
+    pub policy_id: u64,
+    /// Plan whose legs it covers.
+    pub plan_id: u64,
+    /// The insurance product, whose terms apply.
+    pub product_id: u32,
+}
+
 /// Vouchers per redeeming operator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VoucherStats {
@@ -38,22 +91,154 @@ impl Store {
         trip_id: &str,
         route_id: &str,
         minutes: u32,
+        cancelled: bool,
         now: i64,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO delays (delay_id, trip_id, route_id, max_minutes, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $5)
+            "INSERT INTO delays (delay_id, trip_id, route_id, max_minutes, first_seen, last_seen, cancelled) VALUES ($1, $2, $3, $4, $5, $5, $6)
              ON CONFLICT (delay_id) DO UPDATE SET
                max_minutes = CASE WHEN excluded.max_minutes > delays.max_minutes THEN excluded.max_minutes ELSE delays.max_minutes END,
-               last_seen = excluded.last_seen",
+               last_seen = excluded.last_seen,
+               cancelled = CASE WHEN excluded.cancelled > delays.cancelled THEN excluded.cancelled ELSE delays.cancelled END",
         )
         .bind(delay_id)
         .bind(trip_id)
         .bind(route_id)
         .bind(i64::from(minutes))
         .bind(now)
+        .bind(i64::from(cancelled))
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Sets an insured product's terms.
+    pub async fn upsert_cover_terms(&self, t: &CoverTerms) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO cover_terms (product_id, threshold_minutes, voucher_kind, voucher_operator_id, voucher_value,
+                                      voucher_lifetime_secs, max_per_trip, max_per_day)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (product_id) DO UPDATE SET threshold_minutes = excluded.threshold_minutes,
+               voucher_kind = excluded.voucher_kind, voucher_operator_id = excluded.voucher_operator_id,
+               voucher_value = excluded.voucher_value, voucher_lifetime_secs = excluded.voucher_lifetime_secs,
+               max_per_trip = excluded.max_per_trip, max_per_day = excluded.max_per_day",
+        )
+        .bind(i64::from(t.product_id))
+        .bind(i64::from(t.threshold_minutes))
+        .bind(&t.voucher_kind)
+        .bind(i64::from(t.voucher_operator_id))
+        .bind(t.voucher_value)
+        .bind(t.voucher_lifetime_secs)
+        .bind(i64::from(t.max_per_trip))
+        .bind(i64::from(t.max_per_day))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every insured product's terms, by product id.
+    pub async fn cover_terms(&self) -> Result<Vec<CoverTerms>> {
+        let rows = sqlx::query(
+            "SELECT product_id, threshold_minutes, voucher_kind, voucher_operator_id, voucher_value, voucher_lifetime_secs,
+                    max_per_trip, max_per_day FROM cover_terms ORDER BY product_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CoverTerms {
+                    product_id: r.try_get::<i64, _>(0)? as u32,
+                    threshold_minutes: r.try_get::<i64, _>(1)? as u32,
+                    voucher_kind: r.try_get(2)?,
+                    voucher_operator_id: r.try_get::<i64, _>(3)? as u32,
+                    voucher_value: r.try_get(4)?,
+                    voucher_lifetime_secs: r.try_get(5)?,
+                    max_per_trip: r.try_get::<i64, _>(6)? as u16,
+                    max_per_day: r.try_get::<i64, _>(7)? as u16,
+                })
+            })
+            .collect()
+    }
+
+    /// Taps since `since` with the plan and product of the ticket and the stop of the gate.
+    pub async fn plan_taps_since(&self, since: i64) -> Result<Vec<PlanTap>> {
+        let rows = sqlx::query(
+            "SELECT t.plan_id, x.ticket_id, t.product_id, x.operator_id, x.at, x.trip_id, x.trip_date, g.stop_id
+             FROM taps x JOIN tickets t ON t.id = x.ticket_id LEFT JOIN gates g ON g.gate_key = x.gate_key
+             WHERE x.at >= $1 ORDER BY x.at",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PlanTap {
+                    plan_id: r.try_get::<i64, _>(0)? as u64,
+                    ticket_id: r.try_get::<i64, _>(1)? as u64,
+                    product_id: r.try_get::<i64, _>(2)? as u32,
+                    operator_id: r.try_get::<i64, _>(3)? as u32,
+                    at: r.try_get(4)?,
+                    trip_id: r.try_get(5)?,
+                    trip_date: r.try_get(6)?,
+                    stop_id: r.try_get(7)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Policies in force at `now` with the plan each covers.
+    pub async fn insured_plans(&self, now: i64) -> Result<Vec<InsuredPlan>> {
+        let rows = sqlx::query(
+            "SELECT p.policy_id, t.plan_id, t.product_id FROM policies p JOIN tickets t ON t.id = p.policy_id
+             WHERE p.valid_from <= $1 AND p.valid_until > $1 ORDER BY p.policy_id",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InsuredPlan {
+                    policy_id: r.try_get::<i64, _>(0)? as u64,
+                    plan_id: r.try_get::<i64, _>(1)? as u64,
+                    product_id: r.try_get::<i64, _>(2)? as u32,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces the service alerts with those of the newest accepted feed message
+    /// (`(id, JSON body)`); one transaction, so readers never see half a set.
+    pub async fn replace_alerts(&self, alerts: &[(String, String)], now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM service_alerts").execute(&mut *tx).await?;
+        for (id, body) in alerts {
+            sqlx::query(
+                "INSERT INTO service_alerts (alert_id, body, received_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (alert_id) DO UPDATE SET body = excluded.body",
+            )
+            .bind(id)
+            .bind(body)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Current service alerts as stored JSON bodies, by id.
+    pub async fn alerts(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT body FROM service_alerts ORDER BY alert_id").fetch_all(&self.pool).await?)
+    }
+
+    /// Claims per reason and outcome: `(reason, status, count)`.
+    pub async fn claim_counts(&self) -> Result<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT reason, status, CAST(COUNT(*) AS BIGINT) FROM delay_claims GROUP BY reason, status ORDER BY reason, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
     }
 
     /// Late runs per route, most first.

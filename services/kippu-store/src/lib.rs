@@ -14,7 +14,7 @@ mod identity;
 mod insurance;
 mod rows;
 pub use identity::{IssuedCredential, IssuerRow, WalletCredential};
-pub use insurance::{RouteDelays, TimetableRow, VoucherStats};
+pub use insurance::{CoverTerms, InsuredPlan, PlanTap, RouteDelays, TimetableRow, VoucherStats};
 pub use rows::*;
 
 /// Store errors.
@@ -119,9 +119,10 @@ impl Store {
     /// Inserts or updates a product.
     pub async fn upsert_product(&self, p: &Product) -> Result<()> {
         sqlx::query(
-            "INSERT INTO products (id, operator_id, name, price, duration_secs, rides, insurance) VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO products (id, operator_id, name, price, duration_secs, rides, insurance, routes, zones) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (id) DO UPDATE SET operator_id = excluded.operator_id, name = excluded.name, price = excluded.price,
-             duration_secs = excluded.duration_secs, rides = excluded.rides, insurance = excluded.insurance",
+             duration_secs = excluded.duration_secs, rides = excluded.rides, insurance = excluded.insurance,
+             routes = excluded.routes, zones = excluded.zones",
         )
         .bind(i64::from(p.id))
         .bind(i64::from(p.operator_id))
@@ -130,6 +131,8 @@ impl Store {
         .bind(p.duration_secs)
         .bind(i64::from(p.rides))
         .bind(i64::from(p.insurance))
+        .bind(p.routes.join(" "))
+        .bind(p.zones.join(" "))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -138,7 +141,7 @@ impl Store {
     /// All products by id.
     pub async fn products(&self) -> Result<Vec<Product>> {
         let rows = sqlx::query(
-            "SELECT id, operator_id, name, price, duration_secs, rides, insurance FROM products ORDER BY id",
+            "SELECT id, operator_id, name, price, duration_secs, rides, insurance, routes, zones FROM products ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -152,6 +155,8 @@ impl Store {
                     duration_secs: r.try_get(4)?,
                     rides: r.try_get::<i64, _>(5)? as u32,
                     insurance: r.try_get::<i64, _>(6)? != 0,
+                    routes: words(&r.try_get::<String, _>(7)?),
+                    zones: words(&r.try_get::<String, _>(8)?),
                 })
             })
             .collect()
@@ -201,12 +206,13 @@ impl Store {
     /// Registers a gate.
     pub async fn upsert_gate(&self, g: &GateRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO gates (gate_key, operator_id, station) VALUES ($1, $2, $3)
-             ON CONFLICT (gate_key) DO UPDATE SET operator_id = excluded.operator_id, station = excluded.station",
+            "INSERT INTO gates (gate_key, operator_id, station, stop_id) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (gate_key) DO UPDATE SET operator_id = excluded.operator_id, station = excluded.station, stop_id = excluded.stop_id",
         )
         .bind(&g.gate_key)
         .bind(i64::from(g.operator_id))
         .bind(&g.station)
+        .bind(&g.stop_id)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -214,7 +220,7 @@ impl Store {
 
     /// All registered gates.
     pub async fn gates(&self) -> Result<Vec<GateRow>> {
-        let rows = sqlx::query("SELECT gate_key, operator_id, station FROM gates ORDER BY gate_key")
+        let rows = sqlx::query("SELECT gate_key, operator_id, station, stop_id FROM gates ORDER BY gate_key")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -223,6 +229,7 @@ impl Store {
                     gate_key: r.try_get(0)?,
                     operator_id: r.try_get::<i64, _>(1)? as u32,
                     station: r.try_get(2)?,
+                    stop_id: r.try_get(3)?,
                 })
             })
             .collect()
@@ -439,20 +446,35 @@ impl Store {
             .collect()
     }
 
-    /// Records a delay claim once; false if this (delay, policy) was already claimed.
-    pub async fn claim_delay(&self, delay_id: &str, policy_id: u64, trip_id: &str, minutes: u32) -> Result<bool> {
-        let n = sqlx::query(
-            "INSERT INTO delay_claims (delay_id, policy_id, trip_id, delay_minutes, status) VALUES ($1, $2, $3, $4, 'pending')
+    /// Records a delay claim; true when it is to be reported: new, or left `pending` by a
+    /// run that failed before the chain answered (the contract refuses a second payout, so
+    /// retrying a pending claim is safe). False once a claim has an outcome.
+    pub async fn claim_delay(
+        &self,
+        delay_id: &str,
+        policy_id: u64,
+        trip_id: &str,
+        minutes: u32,
+        reason: &str,
+    ) -> Result<bool> {
+        sqlx::query(
+            "INSERT INTO delay_claims (delay_id, policy_id, trip_id, delay_minutes, status, reason) VALUES ($1, $2, $3, $4, 'pending', $5)
              ON CONFLICT (delay_id, policy_id) DO NOTHING",
         )
         .bind(delay_id)
         .bind(policy_id as i64)
         .bind(trip_id)
         .bind(i64::from(minutes))
+        .bind(reason)
         .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n == 1)
+        .await?;
+        let status: String =
+            sqlx::query_scalar("SELECT status FROM delay_claims WHERE delay_id = $1 AND policy_id = $2")
+                .bind(delay_id)
+                .bind(policy_id as i64)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(status == "pending")
     }
 
     /// Marks a delay claim's outcome.
@@ -469,13 +491,16 @@ impl Store {
     /// Records a tap; false when the scan id was already recorded (a re-sent tap).
     pub async fn record_tap(&self, tap: &Tap) -> Result<bool> {
         let n = sqlx::query(
-            "INSERT INTO taps (scan_id, ticket_id, operator_id, gate_key, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scan_id) DO NOTHING",
+            "INSERT INTO taps (scan_id, ticket_id, operator_id, gate_key, at, trip_id, trip_date) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (scan_id) DO NOTHING",
         )
         .bind(&tap.scan_id)
         .bind(tap.ticket_id as i64)
         .bind(i64::from(tap.operator_id))
         .bind(&tap.gate)
         .bind(tap.at as i64)
+        .bind(tap.trip.as_ref().map(|t| t.id.clone()))
+        .bind(tap.trip.as_ref().and_then(|t| t.date.clone()))
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -768,4 +793,9 @@ async fn apply_read_model(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &str, 
         ChainEvent::FareMinted { .. } | ChainEvent::Payout { .. } | ChainEvent::TapBatchAnchored { .. } => {}
     }
     Ok(())
+}
+
+/// Space-separated ids as a list.
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_owned).collect()
 }

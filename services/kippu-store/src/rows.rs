@@ -35,6 +35,17 @@ pub struct Product {
     pub rides: u32,
     /// Whether this product is delay insurance.
     pub insurance: bool,
+    /// GTFS route ids of the operator's timetable it is valid on; empty = all of them.
+    pub routes: Vec<String>,
+    /// GTFS fare zones it is valid in; empty = all of them.
+    pub zones: Vec<String>,
+}
+
+impl Product {
+    /// Whether a ticket of this product is valid on `route_id` (of its operator's timetable).
+    pub fn covers_route(&self, route_id: &str) -> bool {
+        self.routes.is_empty() || self.routes.iter().any(|r| r == route_id)
+    }
 }
 
 /// A bundle of products sold at a discount.
@@ -61,6 +72,8 @@ pub struct GateRow {
     pub operator_id: u32,
     /// Station name.
     pub station: String,
+    /// The GTFS stop a stop gate stands at; `None` for on-board validators and non-GTFS stations.
+    pub stop_id: Option<String>,
 }
 
 /// A traveler account.

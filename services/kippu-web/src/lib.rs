@@ -57,6 +57,14 @@ pub struct DelayOutcome {
     pub superseded: usize,
     /// Why the whole message was refused (duplicate, out of order, stale, malformed), if it was.
     pub rejected: Option<String>,
+    /// Runs reported cancelled.
+    pub cancelled: usize,
+    /// Insured plans found affected (a claim each): `(policy id, "tapped" | "not_carried")`.
+    pub affected: Vec<(u64, String)>,
+    /// Claims the product's caps (per run, per day) or the pool cap stopped.
+    pub capped: usize,
+    /// Service alerts in the message.
+    pub alerts: usize,
 }
 
 /// The running platform's services the web layer calls into, implemented by
@@ -65,14 +73,20 @@ pub struct DelayOutcome {
 pub trait Platform: Send + Sync {
     /// Waits until the indexer has booked everything mined so far.
     async fn catch_up(&self);
-    /// Hands a QR image to a simulated gate and returns its verdict.
-    async fn scan_png(&self, gate_key: &str, png: Vec<u8>) -> Result<VerdictMessage, String>;
+    /// Hands a QR image to a simulated gate and returns its verdict; `run` is the trip
+    /// an on-board gate's vehicle is working (`None` at a stop gate).
+    async fn scan_png(
+        &self,
+        gate_key: &str,
+        png: Vec<u8>,
+        run: Option<kippu_domain::TripRef>,
+    ) -> Result<VerdictMessage, String>;
     /// Fleet status.
     async fn gates(&self) -> Vec<GateStatus>;
     /// Ingests a GTFS-Realtime feed (protobuf) and issues vouchers for delays.
     async fn ingest_delays(&self, feed: &[u8]) -> Result<DelayOutcome, String>;
     /// An operator imported a new timetable: delays on its trips are matched from now on.
-    async fn timetable_imported(&self, timetable: kippu_gtfs::Timetable);
+    async fn timetable_imported(&self, operator_id: u32, timetable: kippu_gtfs::Timetable);
     /// An account key was revoked: its passes must stop opening gates now.
     async fn key_revoked(&self, holder: alloy::primitives::Address);
     /// Prometheus text exposition of the process's metrics.

@@ -524,14 +524,23 @@ pub(crate) async fn gates(State(s): State<AppState>) -> Page {
     html(GatesPage { gates, chain_id: s.chain.deployment().chain_id })
 }
 
+/// `?trip=…&date=YYYYMMDD`: the run an on-board gate's vehicle is working.
+#[derive(serde::Deserialize)]
+pub(crate) struct RunQuery {
+    trip: Option<String>,
+    date: Option<String>,
+}
+
 /// Presents a QR image to a simulated gate.
 pub(crate) async fn gate_scan(
     State(s): State<AppState>,
     Path((op, station, gate)): Path<(String, String, String)>,
+    Query(run): Query<RunQuery>,
     body: Bytes,
 ) -> Response {
     let key = format!("{op}/{station}/{gate}");
-    match s.platform.scan_png(&key, body.to_vec()).await {
+    let run = run.trip.filter(|t| !t.is_empty()).map(|id| kippu_domain::TripRef { id, date: run.date });
+    match s.platform.scan_png(&key, body.to_vec(), run).await {
         Ok(v) => {
             let outcome = v.reason.map_or_else(|| "OPEN".to_string(), |r| r.code());
             metrics::counter!("kippu_gate_verdicts_total", "gate" => key, "verdict" => outcome).increment(1);

@@ -39,9 +39,21 @@ pub(crate) async fn import(
     Path(slug): Path<String>,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    operator_exists(&s, &slug).await?;
+    let Some(operator) = s.store.operators().await?.into_iter().find(|o| o.slug == slug) else {
+        return Err(AppError::NotFound(format!("No operator {slug:?}.")));
+    };
     let current = s.store.current_timetables().await?.into_iter().find(|t| t.operator_slug == slug).map(|t| t.version);
-    let timetable = match kippu_gtfs::import_timetable(&body) {
+    let products = s.store.products().await?;
+    let imported = kippu_gtfs::import_timetable(&body).and_then(|t| {
+        // Products are sold for routes and zones of this timetable: a feed that drops one would strand them.
+        let problems = products_left_without_network(&products, operator.id, &t.summary);
+        if problems.is_empty() {
+            Ok(t)
+        } else {
+            Err(kippu_gtfs::ImportReport { problems })
+        }
+    });
+    let timetable = match imported {
         Ok(t) => t,
         Err(report) => {
             tracing::warn!(operator = %slug, problems = ?report.problems, "GTFS import refused; previous timetable kept");
@@ -57,7 +69,27 @@ pub(crate) async fn import(
     let version = s.store.save_timetable(&slug, &summary, &feed, now()).await?;
     let trips = timetable.summary.trips;
     let summary_json = serde_json::to_value(&timetable.summary).unwrap_or_default();
-    s.platform.timetable_imported(timetable).await;
+    s.platform.timetable_imported(operator.id, timetable).await;
     tracing::info!(operator = %slug, version, trips, "GTFS timetable imported");
     Ok(Json(json!({"imported": true, "version": version, "summary": summary_json})).into_response())
+}
+
+/// Products of `operator_id` naming a route or zone that `summary` does not have.
+fn products_left_without_network(
+    products: &[kippu_store::Product],
+    operator_id: u32,
+    summary: &kippu_gtfs::TimetableSummary,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for p in products.iter().filter(|p| p.operator_id == operator_id) {
+        for r in p.routes.iter().filter(|r| !summary.routes.contains_key(*r)) {
+            problems
+                .push(format!("product {} ({}) is sold for route {r:?}, which this feed does not have", p.id, p.name));
+        }
+        for z in p.zones.iter().filter(|z| !summary.zones.contains(*z)) {
+            problems
+                .push(format!("product {} ({}) is sold for zone {z:?}, which this feed does not have", p.id, p.name));
+        }
+    }
+    problems
 }

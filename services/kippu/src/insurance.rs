@@ -1,55 +1,72 @@
-//! Delay insurance: a GTFS-Realtime feed in, vouchers out. A voucher goes to
-//! each insured traveler whose policy covers now and whose plan holds a ticket
-//! valid with the delayed trip's operator. The database claim (delay id,
-//! policy) and the contract's own once-per-policy-per-delay rule both stop a
-//! duplicated or repeated feed from paying twice.
+//! Delay insurance: a GTFS-Realtime feed in, vouchers out.
+//!
+//! A voucher goes to an insured plan when one of its tickets makes the traveler
+//! *affected* by a late or cancelled run ([`kippu_gtfs::affected_by`]): they
+//! tapped onto it (an on-board validator names the run), or they tapped in at a
+//! stop gate the run then cancelled or skipped and no vehicle carried them since.
+//! The ticket must be valid with the run's operator and, if its product names
+//! routes, on the run's route. Each insured product has its own terms (threshold,
+//! voucher, caps); the contract holds the same terms and enforces them. The
+//! database claim (run, policy) and the contract's once-per-policy-per-run rule
+//! both stop a repeated feed from paying twice.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 
 use alloy::primitives::B256;
 use kippu_chain::{Chain, ChainError};
-use kippu_gtfs::{affected, delay_minutes, FeedGuard};
-use kippu_store::Store;
+use kippu_gtfs::{affected, affected_by, delay_minutes, Accepted, FeedGuard, RiderTap, Windows};
+use kippu_store::{CoverTerms, PlanTap, Product, Store};
 use kippu_web::DelayOutcome;
-
-use crate::seed::route_operator;
 
 /// Turns delays into vouchers.
 #[derive(Clone)]
 pub struct DelayInsurer {
     store: Store,
-    threshold_minutes: u32,
-    /// Routes and schedules of every current timetable; extended when an operator imports a new feed.
-    timetables: std::sync::Arc<std::sync::RwLock<Timetables>>,
+    /// Threshold of policies whose product has no terms of its own (the contract's global terms).
+    default_threshold: u32,
+    windows: Windows,
+    /// Routes, operators and schedules of every current timetable; extended when an operator imports a new feed.
+    timetables: Arc<RwLock<Timetables>>,
     /// The oracle keys this process reports with (k-of-n: the contract counts distinct reporters).
     reporters: Vec<Chain>,
     /// Freshness and order of the delay feed; shared by every path a feed arrives by.
-    guard: std::sync::Arc<std::sync::Mutex<FeedGuard>>,
+    guard: Arc<Mutex<FeedGuard>>,
 }
 
 impl DelayInsurer {
-    /// An insurer using `timetable` (a GTFS zip) to find each trip's route.
+    /// An insurer matching delays against `timetables` (`(operator id, timetable)`).
     pub fn new(
         store: Store,
-        threshold_minutes: u32,
+        default_threshold: u32,
         feed_max_age_secs: u64,
         reporters: Vec<Chain>,
-        timetables: Vec<kippu_gtfs::Timetable>,
-    ) -> anyhow::Result<Self> {
+        timetables: Vec<(u32, kippu_gtfs::Timetable)>,
+    ) -> Self {
         let mut merged = Timetables::default();
-        for t in timetables {
-            merged.add(t);
+        for (operator, t) in timetables {
+            merged.add(operator, t);
         }
-        let timetables = std::sync::Arc::new(std::sync::RwLock::new(merged));
         // 30 s of clock skew between the producer and us is tolerated.
-        let guard = std::sync::Arc::new(std::sync::Mutex::new(FeedGuard::new(feed_max_age_secs, 30)));
-        Ok(Self { store, threshold_minutes, timetables, reporters, guard })
+        let guard = Arc::new(Mutex::new(FeedGuard::new(feed_max_age_secs, 30)));
+        Self {
+            store,
+            default_threshold,
+            windows: Windows::default(),
+            timetables: Arc::new(RwLock::new(merged)),
+            reporters,
+            guard,
+        }
     }
 
-    /// Takes in a newly imported timetable (its trips replace same-id trips).
-    pub fn add_timetable(&self, t: kippu_gtfs::Timetable) {
-        self.timetables.write().expect("timetables").add(t);
+    /// Takes in an operator's newly imported timetable (its trips replace same-id trips).
+    pub fn add_timetable(&self, operator_id: u32, t: kippu_gtfs::Timetable) {
+        self.timetables.write().expect("timetables").add(operator_id, t);
     }
 
-    /// Processes one GTFS-Realtime message.
+    /// Processes one GTFS-Realtime message. If acting on it fails part-way (the chain or
+    /// the database is unreachable), the message is released so that, sent or polled
+    /// again, it is processed again; claims already settled are not repeated.
     pub async fn ingest(&self, feed: &[u8], now: i64) -> anyhow::Result<DelayOutcome> {
         let screened = self.guard.lock().expect("feed guard").accept(feed, now.max(0) as u64);
         let accepted = match screened {
@@ -61,73 +78,144 @@ impl DelayInsurer {
                 return Ok(DelayOutcome { rejected: Some(rejection.to_string()), ..Default::default() });
             }
         };
-        let delays = accepted.delays;
-        let mut out = DelayOutcome { trips: delays.len(), superseded: accepted.superseded, ..Default::default() };
-        for mut d in delays {
-            let (known_route, scheduled_delay) = {
-                let tt = self.timetables.read().expect("timetables");
-                (tt.routes.get(&d.trip_id).cloned(), tt.schedules.get(&d.trip_id).and_then(|s| s.delay_of(&d)))
-            };
-            // Producers that send absolute times rather than delays are measured against the timetable.
-            if let Some(late) = scheduled_delay {
-                d.delay_secs = d.delay_secs.max(late);
+        match self.act_on(&accepted, now).await {
+            Ok(out) => Ok(out),
+            Err(e) => {
+                self.guard.lock().expect("feed guard").release(&accepted);
+                Err(e)
             }
-            if !affected(&d, self.threshold_minutes) {
+        }
+    }
+
+    async fn act_on(&self, accepted: &Accepted, now: i64) -> anyhow::Result<DelayOutcome> {
+        let mut out = DelayOutcome {
+            trips: accepted.delays.len(),
+            superseded: accepted.superseded,
+            alerts: accepted.alerts.len(),
+            ..Default::default()
+        };
+        let alerts: Vec<(String, String)> = accepted
+            .alerts
+            .iter()
+            .map(|a| Ok((a.id.clone(), serde_json::to_string(a)?)))
+            .collect::<serde_json::Result<_>>()?;
+        self.store.replace_alerts(&alerts, now).await?;
+
+        let terms: HashMap<u32, CoverTerms> =
+            self.store.cover_terms().await?.into_iter().map(|t| (t.product_id, t)).collect();
+        let products: HashMap<u32, Product> = self.store.products().await?.into_iter().map(|p| (p.id, p)).collect();
+        let min_threshold = terms.values().map(|t| t.threshold_minutes).min().unwrap_or(self.default_threshold);
+        let riders = Riders::new(self.store.plan_taps_since(now - self.windows.ride_secs).await?);
+        let insured = self.store.insured_plans(now).await?;
+
+        for d in &accepted.delays {
+            let mut d = d.clone();
+            let (run, stops) = {
+                let tt = self.timetables.read().expect("timetables");
+                let run = tt.trips.get(&d.trip_id).cloned();
+                // Producers that send absolute times rather than delays are measured against the timetable.
+                if let Some(late) = run.as_ref().and_then(|r| r.schedule.as_ref()?.delay_of(&d)) {
+                    d.delay_secs = d.delay_secs.max(late);
+                }
+                let stops: Vec<String> = run
+                    .as_ref()
+                    .and_then(|r| r.schedule.as_ref())
+                    .map(|s| s.stops.iter().map(|(_, stop, _)| stop.clone()).collect())
+                    .unwrap_or_default();
+                (run, stops)
+            };
+            let stranding = d.cancelled || !d.skipped_stops.is_empty();
+            if !stranding && !affected(&d, min_threshold) {
                 continue;
             }
             out.delayed += 1;
-            let route = d.route_id.clone().or(known_route);
-            let Some(operator) = route.as_deref().and_then(route_operator) else {
-                tracing::warn!(trip = %d.trip_id, "delay on a trip of no known route; ignored");
+            out.cancelled += usize::from(d.cancelled);
+            let Some(run) = run.or_else(|| {
+                // A run of a timetable we do not hold: only its route id, if sent, can place it.
+                d.route_id.as_ref().and_then(|r| self.timetables.read().expect("timetables").route_operator(r))
+            }) else {
+                tracing::warn!(trip = %d.trip_id, "delay on a trip of no known timetable; ignored");
                 continue;
             };
+            let route = d.route_id.clone().unwrap_or_else(|| run.route_id.clone());
             let delay_id = B256::from(d.delay_id());
-            let minutes = delay_minutes(d.delay_secs);
-            let route_label = route.as_deref().unwrap_or("?");
-            self.store.record_delay(&format!("{delay_id:#x}"), &d.trip_id, route_label, minutes, now).await?;
-            for policy in self.store.active_policies(now).await? {
-                // The policy is the plan's insurance leg; cover extends to that plan's legs only.
-                let Some(plan) = self.store.ticket(policy.policy_id).await?.map(|t| t.plan_id) else { continue };
-                let covered = self.store.tickets_of(&policy.holder).await?.iter().any(|t| {
-                    t.plan_id == plan
-                        && t.id != policy.policy_id
-                        && t.operator_id == operator
-                        && t.valid_from <= now
-                        && now < t.valid_until
-                });
-                if !covered {
+            let key = format!("{delay_id:#x}");
+            self.store.record_delay(&key, &d.trip_id, &route, delay_minutes(d.delay_secs), d.cancelled, now).await?;
+            let stop_refs: Vec<&str> = stops.iter().map(String::as_str).collect();
+
+            for policy in insured.iter().filter(|p| riders.plans_near(&d, &stop_refs).contains(&p.plan_id)) {
+                let cover = terms.get(&policy.product_id);
+                let threshold = cover.map_or(self.default_threshold, |t| t.threshold_minutes);
+                // Taps with tickets of this plan that are valid on this run's operator and route.
+                let taps: Vec<RiderTap> = riders
+                    .of_plan(policy.plan_id)
+                    .filter(|t| {
+                        t.operator_id == run.operator_id
+                            && products.get(&t.product_id).is_some_and(|p| p.covers_route(&route))
+                    })
+                    .map(|t| RiderTap {
+                        ticket_id: t.ticket_id,
+                        at: t.at,
+                        trip_id: t.trip_id.clone(),
+                        trip_date: t.trip_date.clone(),
+                        stop_id: t.stop_id.clone(),
+                    })
+                    .collect();
+                let Some((why, tap)) = affected_by(&d, &stop_refs, &taps, now, threshold, self.windows) else {
+                    continue;
+                };
+                // A stranded traveler's wait is at least the threshold: the contract needs a delay it pays on.
+                let minutes = delay_minutes(d.delay_secs).max(if stranding { threshold } else { 0 });
+                if !self.store.claim_delay(&key, policy.policy_id, &d.trip_id, minutes, why.as_str()).await? {
                     continue;
                 }
-                let key = format!("{delay_id:#x}");
-                if !self.store.claim_delay(&key, policy.policy_id, &d.trip_id, minutes).await? {
-                    continue;
-                }
-                // Every reporter this process holds a key of votes; the contract pays once k have.
-                let mut status = "voted";
-                for reporter in &self.reporters {
-                    match reporter.report_delay(delay_id, policy.policy_id, minutes).await {
-                        Ok(Some(voucher)) => {
-                            tracing::info!(trip = %d.trip_id, policy = policy.policy_id, voucher, minutes, "voucher issued");
-                            out.vouchers.push(voucher);
-                            status = "voucher";
-                            break;
-                        }
-                        Ok(None) => {
-                            tracing::info!(trip = %d.trip_id, policy = policy.policy_id, reporter = %reporter.admin(), "delay vote recorded, below quorum")
-                        }
-                        Err(ChainError::Revert(r)) => {
-                            tracing::warn!(trip = %d.trip_id, policy = policy.policy_id, revert = %r, "delay report refused");
-                            status = "refused";
-                            break;
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+                tracing::info!(trip = %d.trip_id, policy = policy.policy_id, ticket = tap.ticket_id, reason = why.as_str(), minutes, "affected traveler");
+                out.affected.push((policy.policy_id, why.as_str().to_owned()));
+                let status = self.report(delay_id, policy.policy_id, minutes, &mut out).await?;
                 self.store.set_claim_status(&key, policy.policy_id, status).await?;
             }
         }
         Ok(out)
     }
+
+    /// Every reporter this process holds a key of votes; the contract pays once k have.
+    async fn report(
+        &self,
+        delay_id: B256,
+        policy_id: u64,
+        minutes: u32,
+        out: &mut DelayOutcome,
+    ) -> anyhow::Result<&'static str> {
+        let mut status = "voted";
+        for reporter in &self.reporters {
+            match reporter.report_delay(delay_id, policy_id, minutes).await {
+                Ok(Some(voucher)) => {
+                    tracing::info!(policy = policy_id, voucher, minutes, "voucher issued");
+                    out.vouchers.push(voucher);
+                    return Ok("voucher");
+                }
+                Ok(None) => {
+                    tracing::info!(policy = policy_id, reporter = %reporter.admin(), "delay vote recorded, below quorum")
+                }
+                Err(ChainError::Revert(r)) if is_cap(&r) => {
+                    tracing::warn!(policy = policy_id, revert = %r, "voucher capped by the product's terms");
+                    out.capped += 1;
+                    return Ok("capped");
+                }
+                Err(ChainError::Revert(r)) => {
+                    tracing::warn!(policy = policy_id, revert = %r, "delay report refused");
+                    status = "refused";
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(status)
+    }
+}
+
+fn is_cap(revert: &str) -> bool {
+    ["TripCapReached", "DailyCapReached", "PoolCapReached"].iter().any(|c| revert.contains(c))
 }
 
 fn rejection_code(r: &kippu_gtfs::FeedRejection) -> &'static str {
@@ -139,6 +227,43 @@ fn rejection_code(r: &kippu_gtfs::FeedRejection) -> &'static str {
         OutOfOrder { .. } => "out_of_order",
         Stale { .. } => "stale",
         FromTheFuture { .. } => "future",
+    }
+}
+
+/// Recent taps indexed by plan, by run and by stop, so each late run looks only at
+/// the plans whose travelers rode it or waited at one of its stops.
+struct Riders {
+    taps: Vec<PlanTap>,
+    by_plan: HashMap<u64, Vec<usize>>,
+    by_trip: HashMap<String, HashSet<u64>>,
+    by_stop: HashMap<String, HashSet<u64>>,
+}
+
+impl Riders {
+    fn new(taps: Vec<PlanTap>) -> Self {
+        let mut r = Self { taps, by_plan: HashMap::new(), by_trip: HashMap::new(), by_stop: HashMap::new() };
+        for (i, t) in r.taps.iter().enumerate() {
+            r.by_plan.entry(t.plan_id).or_default().push(i);
+            if let Some(trip) = &t.trip_id {
+                r.by_trip.entry(trip.clone()).or_default().insert(t.plan_id);
+            }
+            if let Some(stop) = &t.stop_id {
+                r.by_stop.entry(stop.clone()).or_default().insert(t.plan_id);
+            }
+        }
+        r
+    }
+
+    fn plans_near(&self, d: &kippu_gtfs::TripDelay, stops: &[&str]) -> HashSet<u64> {
+        let mut plans: HashSet<u64> = self.by_trip.get(&d.trip_id).cloned().unwrap_or_default();
+        for s in stops.iter().copied().chain(d.skipped_stops.iter().map(String::as_str)) {
+            plans.extend(self.by_stop.get(s).into_iter().flatten());
+        }
+        plans
+    }
+
+    fn of_plan(&self, plan: u64) -> impl Iterator<Item = &PlanTap> {
+        self.by_plan.get(&plan).into_iter().flatten().map(|&i| &self.taps[i])
     }
 }
 
@@ -181,16 +306,35 @@ pub async fn poll(insurer: DelayInsurer, url: String, every: std::time::Duration
     }
 }
 
+/// One trip of a timetable: whose, on which route, when.
+#[derive(Clone)]
+struct Run {
+    operator_id: u32,
+    route_id: String,
+    /// `None` for a run known only by its route id.
+    schedule: Option<Arc<kippu_gtfs::TripSchedule>>,
+}
+
 /// Every operator's current timetable, merged by trip id.
 #[derive(Default)]
 struct Timetables {
-    routes: std::collections::HashMap<String, String>,
-    schedules: std::collections::HashMap<String, std::sync::Arc<kippu_gtfs::TripSchedule>>,
+    trips: HashMap<String, Run>,
+    routes: HashMap<String, u32>,
 }
 
 impl Timetables {
-    fn add(&mut self, t: kippu_gtfs::Timetable) {
-        self.routes.extend(t.trip_routes);
-        self.schedules.extend(t.schedules);
+    fn add(&mut self, operator_id: u32, t: kippu_gtfs::Timetable) {
+        for route in t.summary.routes.keys() {
+            self.routes.insert(route.clone(), operator_id);
+        }
+        for (trip, route_id) in t.trip_routes {
+            let Some(schedule) = t.schedules.get(&trip).cloned() else { continue };
+            self.trips.insert(trip, Run { operator_id, route_id, schedule: Some(schedule) });
+        }
+    }
+
+    /// A run known only by its route: no schedule, so only riders who tapped onto it can be matched.
+    fn route_operator(&self, route_id: &str) -> Option<Run> {
+        self.routes.get(route_id).map(|&operator_id| Run { operator_id, route_id: route_id.to_owned(), schedule: None })
     }
 }

@@ -3,9 +3,9 @@
 //! bundles, two simulated gates and two demo travelers with custodial keys.
 
 use alloy::primitives::{keccak256, Address};
-use kippu_chain::{BundleSpec, Chain, OperatorSpec, ProductSpec, Validity};
+use kippu_chain::{BundleSpec, Chain, InsuranceTerms, OperatorSpec, ProductCover, ProductSpec, Validity};
 use kippu_identity::{deterministic_demo_key, did_pkh, Keystore};
-use kippu_store::{Bundle, GateRow, Operator, Product, Store, Traveler};
+use kippu_store::{Bundle, CoverTerms, GateRow, Operator, Product, Store, Traveler};
 
 /// Operator ids of the demo.
 pub const METRO: u32 = 1;
@@ -19,9 +19,17 @@ pub const INSURER: u32 = 4;
 const DAY: i64 = 86_400;
 const UNLIMITED: u32 = u32::MAX;
 
-/// The demo gates: `(key, operator, station)`.
-pub const GATES: [(&str, u32, &str); 2] =
-    [("metro/central/g1", METRO, "Central Station"), ("bus/usf-library/g1", BUS, "USF Library stop")];
+/// The demo gates: `(key, operator, station, GTFS stop)`. The library stop's gate stands at
+/// Bull Runner stop 102 ("Library LIB"); the bus's on-board validator names the run its
+/// vehicle works with each scan instead.
+pub const GATES: [(&str, u32, &str, Option<&str>); 3] = [
+    ("metro/central/g1", METRO, "Central Station", None),
+    ("bus/usf-library/g1", BUS, "USF Library stop", Some("102")),
+    ("bus/bull-runner-7/onboard", BUS, "Bull Runner bus 7 (on board)", None),
+];
+
+/// Every route of the Bull Runner timetable: the bus products are sold for the whole campus network.
+pub const BUS_ROUTES: [&str; 6] = ["A", "B", "C", "D", "E", "F"];
 
 /// Demo travelers: `(label, name, welcome FARE in minor units)`.
 pub const TRAVELERS: [(&str, &str, u128); 2] = [("aiko", "Aiko Tanaka", 5_000), ("ben", "Ben Okafor", 0)];
@@ -66,6 +74,8 @@ fn products() -> Vec<Product> {
         duration_secs: days * DAY,
         rides,
         insurance,
+        routes: if operator_id == BUS { BUS_ROUTES.map(str::to_owned).to_vec() } else { vec![] },
+        zones: vec![],
     };
     vec![
         p(101, METRO, "Metro 3-day pass", 1_800, 3, UNLIMITED, false),
@@ -74,6 +84,33 @@ fn products() -> Vec<Product> {
         p(301, TAXI, "Taxi ride credit", 1_500, 7, 1, false),
         p(401, INSURER, "Delay cover, 3 days", 300, 3, 1, true),
         p(402, INSURER, "Delay cover, 1 day", 150, 1, 1, true),
+    ]
+}
+
+/// What each insured product pays: the 3-day cover follows the deployment's configured terms
+/// (so `insurance.*` settings apply), the cheaper day cover pays less, later and more sparingly.
+fn cover_terms(base: &InsuranceTerms) -> Vec<CoverTerms> {
+    vec![
+        CoverTerms {
+            product_id: 401,
+            threshold_minutes: base.threshold_minutes,
+            voucher_kind: "taxi".into(),
+            voucher_operator_id: TAXI,
+            voucher_value: base.voucher_value as i64,
+            voucher_lifetime_secs: base.voucher_lifetime as i64,
+            max_per_trip: 0,
+            max_per_day: 2,
+        },
+        CoverTerms {
+            product_id: 402,
+            threshold_minutes: base.threshold_minutes + 5,
+            voucher_kind: "taxi".into(),
+            voucher_operator_id: TAXI,
+            voucher_value: 800,
+            voucher_lifetime_secs: 3 * DAY,
+            max_per_trip: 25,
+            max_per_day: 1,
+        },
     ]
 }
 
@@ -97,7 +134,12 @@ fn bundles() -> Vec<Bundle> {
 }
 
 /// Lists the catalogue on chain and in the database, and creates the demo travelers.
-pub async fn seed(chain: &Chain, store: &Store, keystore: &Keystore) -> anyhow::Result<()> {
+pub async fn seed(
+    chain: &Chain,
+    store: &Store,
+    keystore: &Keystore,
+    base_terms: &InsuranceTerms,
+) -> anyhow::Result<()> {
     for o in operators() {
         chain.set_operator(&OperatorSpec { id: o.id, payee: o.payee }).await?;
         store.upsert_operator(&o).await?;
@@ -122,6 +164,25 @@ pub async fn seed(chain: &Chain, store: &Store, keystore: &Keystore) -> anyhow::
             .await?;
         store.upsert_product(&p).await?;
     }
+    // Taxi vouchers are accepted by any operator in the taxi category, not only City Taxi.
+    chain.set_operator_category(TAXI, "taxi").await?;
+    for t in cover_terms(base_terms) {
+        chain
+            .set_product_terms(
+                t.product_id,
+                &ProductCover {
+                    threshold_minutes: t.threshold_minutes,
+                    voucher_value: t.voucher_value as u128,
+                    voucher_operator_id: t.voucher_operator_id,
+                    voucher_lifetime: t.voucher_lifetime_secs as u64,
+                    voucher_kind: t.voucher_kind.clone(),
+                    max_per_trip: t.max_per_trip,
+                    max_per_day: t.max_per_day,
+                },
+            )
+            .await?;
+        store.upsert_cover_terms(&t).await?;
+    }
     for b in bundles() {
         chain
             .list_bundle(&BundleSpec { id: b.id, product_ids: b.product_ids.clone(), discount_bps: b.discount_bps })
@@ -137,8 +198,15 @@ pub async fn seed(chain: &Chain, store: &Store, keystore: &Keystore) -> anyhow::
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
         store.save_timetable("bus", &summary, &feed, now).await?;
     }
-    for (key, operator_id, station) in GATES {
-        store.upsert_gate(&GateRow { gate_key: key.into(), operator_id, station: station.into() }).await?;
+    for (key, operator_id, station, stop) in GATES {
+        store
+            .upsert_gate(&GateRow {
+                gate_key: key.into(),
+                operator_id,
+                station: station.into(),
+                stop_id: stop.map(str::to_owned),
+            })
+            .await?;
     }
     let chain_id = chain.deployment().chain_id;
     for (i, (label, name, welcome)) in TRAVELERS.iter().enumerate() {
@@ -190,9 +258,4 @@ pub async fn seed_issuers(store: &Store, keystore: &Keystore, authority: &str) -
         }
     }
     Ok(())
-}
-
-/// Which operator runs a GTFS route: every route of the bundled Bull Runner feed is the bus operator's.
-pub fn route_operator(_route_id: &str) -> Option<u32> {
-    Some(BUS)
 }

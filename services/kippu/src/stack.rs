@@ -14,6 +14,7 @@ use kippu_chain::anvil::{AnvilProcess, DEV_ADMIN_KEY};
 use kippu_chain::{Chain, ChainConfig, Deployment, InsuranceTerms};
 use kippu_credentials::{account_document, did_web, issuer_document, Concession, Credentials, IssuerKey, Resolver};
 use kippu_domain::validation::Tap;
+use kippu_domain::TripRef;
 use kippu_domain::{GateInfo, TicketState, Validator, ValidatorConfig, VerdictMessage};
 use kippu_identity::{ChallengeBook, Keystore};
 use kippu_mqtt::{
@@ -117,8 +118,9 @@ impl Platform for Services {
         }
     }
 
-    async fn scan_png(&self, gate_key: &str, png: Vec<u8>) -> Result<VerdictMessage, String> {
+    async fn scan_png(&self, gate_key: &str, png: Vec<u8>, run: Option<TripRef>) -> Result<VerdictMessage, String> {
         let gate = self.gates.get(gate_key).ok_or_else(|| format!("no simulated gate {gate_key}"))?;
+        gate.set_run(run);
         let v = gate.present_image(&png).await.map_err(|e| e.to_string())?;
         tracing::info!(gate = gate_key, "{}", verdict_line(&v));
         self.last.lock().await.insert(gate_key.to_owned(), verdict_line(&v));
@@ -158,8 +160,8 @@ impl Platform for Services {
         Ok(out)
     }
 
-    async fn timetable_imported(&self, timetable: kippu_gtfs::Timetable) {
-        self.insurer.add_timetable(timetable);
+    async fn timetable_imported(&self, operator_id: u32, timetable: kippu_gtfs::Timetable) {
+        self.insurer.add_timetable(operator_id, timetable);
     }
 
     async fn key_revoked(&self, holder: alloy::primitives::Address) {
@@ -193,16 +195,18 @@ fn now() -> i64 {
 /// binary also runs outside the checkout's root), else `anvil` on PATH.
 /// Every operator's current timetable; the bundled Bull Runner feed when none
 /// was imported (an external database without the demo).
-async fn current_timetables(store: &Store) -> anyhow::Result<Vec<kippu_gtfs::Timetable>> {
+async fn current_timetables(store: &Store) -> anyhow::Result<Vec<(u32, kippu_gtfs::Timetable)>> {
     use base64::Engine as _;
     let current = store.current_timetables().await?;
     if current.is_empty() {
-        return Ok(vec![kippu_gtfs::import_timetable(TIMETABLE)?]);
+        return Ok(vec![(seed::BUS, kippu_gtfs::import_timetable(TIMETABLE)?)]);
     }
+    let operators: HashMap<String, u32> = store.operators().await?.into_iter().map(|o| (o.slug, o.id)).collect();
     let mut out = Vec::new();
     for t in current {
+        let Some(&operator) = operators.get(&t.operator_slug) else { continue };
         let zip = base64::engine::general_purpose::STANDARD.decode(&t.feed)?;
-        out.push(kippu_gtfs::import_timetable(&zip)?);
+        out.push((operator, kippu_gtfs::import_timetable(&zip)?));
     }
     Ok(out)
 }
@@ -350,7 +354,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
             let c = Chain::deploy(&chain_cfg, &terms).await.context("deploying contracts")?;
             std::fs::write(&deployment_file, serde_json::to_vec_pretty(c.deployment())?)?;
             if cfg.seed_demo {
-                seed::seed(&c, &store, &keystore).await.context("seeding the demo")?;
+                seed::seed(&c, &store, &keystore, &terms).await.context("seeding the demo")?;
             }
             c
         }
@@ -451,7 +455,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         cfg.insurance.feed_max_age_secs,
         reporters,
         current_timetables(&store).await?,
-    )?;
+    );
     if let Some(url) = &cfg.insurance.feed_url {
         let every = Duration::from_secs(cfg.insurance.poll_secs.max(1));
         tasks.push(tokio::spawn(crate::insurance::poll(insurer.clone(), url.clone(), every)));
