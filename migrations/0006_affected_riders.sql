@@ -5,6 +5,7 @@ ALTER TABLE taps ADD COLUMN trip_id TEXT;
 ALTER TABLE taps ADD COLUMN trip_date TEXT;
 CREATE INDEX taps_at ON taps (at);
 ALTER TABLE gates ADD COLUMN stop_id TEXT;
+ALTER TABLE gates ADD COLUMN on_board BIGINT NOT NULL DEFAULT 0;
 
 -- Products name the GTFS routes and fare zones of the operator's timetable they are valid on
 -- (space-separated ids; '' = the whole network of the operator).

@@ -403,6 +403,22 @@ async fn traveler_journey_in_browser() {
     b.fits_phone("pass").await;
     b.screenshot("pass").await;
 
+    // She boards Bull Runner run 1: the bus's on-board validator names the run with the scan.
+    let tickets = stack.store.tickets_of(&aiko.address()).await.unwrap();
+    let bus = tickets.iter().find(|t| t.operator_id == 2).unwrap().id;
+    b.goto(&format!("/tickets/{bus}/pass")).await;
+    let run = b.wait_for(Locator::Css("select.run[data-for='bus/bull-runner-7/onboard']")).await;
+    assert_eq!(run.prop("value").await.unwrap().as_deref(), Some("1"), "the first run is preselected");
+    let gate = b.wait_for(Locator::Css(".gate-btn[data-gate='bus/bull-runner-7/onboard']")).await;
+    b.click(&gate, "the on-board validator button").await;
+    b.wait_for_text(Locator::Id("verdict"), "OPEN").await;
+    for _ in 0..100 {
+        if stack.store.taps_of_ticket(bus).await.unwrap().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
     // Home shows the new balance (50.00 - 35.70) and the tickets.
     b.goto("/").await;
     b.wait_for_text(Locator::Css("h1"), "Hello, Aiko Tanaka").await;

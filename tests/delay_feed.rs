@@ -67,13 +67,36 @@ async fn delay_feed_polled_from_a_url_pays_once() {
     let png = c.http.get(format!("{}/vouchers/{id}/code.png", c.base)).send().await.unwrap().bytes().await.unwrap();
     let code = read_qr(&png);
     assert!(code.starts_with("KV1."), "{code}");
-    let redeem = |slug: &'static str, code: String| {
+    // Each operator's scanners hold their own token, which staff fetch from the portal.
+    let staff = reqwest::Client::new();
+    let token = |slug: &'static str| {
+        let (staff, base) = (&staff, &c.base);
+        async move {
+            let r = staff.get(format!("{base}/operators/{slug}/scanner-token"));
+            let v: Value =
+                r.bearer_auth(kippu::config::DEV_PORTAL_PASSWORD).send().await.unwrap().json().await.unwrap();
+            v["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let (taxi_token, bus_token) = (token("taxi").await, token("bus").await);
+    let redeem_as = |slug: &'static str, code: String, auth: Option<String>| {
         let c = &c;
         async move {
             let url = format!("{}/operators/{slug}/vouchers/redeem", c.base);
-            let r = c.http.post(url).json(&serde_json::json!({"code": code})).send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            let mut r = reqwest::Client::new().post(url).json(&serde_json::json!({"code": code}));
+            if let Some(t) = auth {
+                r = r.bearer_auth(t);
+            }
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
         }
+    };
+    assert_eq!(redeem_as("taxi", code.clone(), None).await.0, 401, "no token, no redemption");
+    assert_eq!(redeem_as("taxi", code.clone(), Some(bus_token.clone())).await.0, 401, "the bus's token at the taxi");
+    let redeem = |slug: &'static str, code: String| {
+        let token = if slug == "taxi" { taxi_token.clone() } else { bus_token.clone() };
+        redeem_as(slug, code, Some(token))
     };
     let (status, v) = redeem("bus", code.clone()).await;
     assert_eq!((status, v["reason"].as_str()), (422, Some("WRONG_OPERATOR")), "{v}");
@@ -155,15 +178,31 @@ async fn each_insured_product_pays_its_affected_travelers_on_its_own_terms() {
         true,
         "boarding after the bus is not passback"
     );
-    let cancelled = kippu_gtfs::FeedSpec { cancelled: vec!["5".into()], ..Default::default() };
+    let alert = kippu_gtfs::ServiceAlert {
+        id: "c-suspended".into(),
+        cause: "TECHNICAL_PROBLEM".into(),
+        effect: "REDUCED_SERVICE".into(),
+        header: "Route C: one run cancelled".into(),
+        description: "Bus 5 is out of service; next run in 20 minutes.".into(),
+        active: vec![],
+        routes: vec!["C".into()],
+        trips: vec!["5".into()],
+        stops: vec![],
+    };
+    let cancelled = kippu_gtfs::FeedSpec { cancelled: vec!["5".into()], alerts: vec![alert], ..Default::default() };
     let out = feed(cancelled, t0 + 1).await;
-    assert_eq!(out["cancelled"], 1, "{out}");
+    assert_eq!((out["cancelled"].as_u64(), out["alerts"].as_u64()), (Some(1), Some(1)), "{out}");
+    // The alert reaches travelers whose tickets cover route C, and the dashboard.
+    assert!(aiko.page("/").await.contains("data-alert=\"c-suspended\""), "alert on Aiko's home");
+    assert!(aiko.page("/operators/insurance").await.contains("Route C: one run cancelled"));
     assert_eq!(out["affected"], serde_json::json!([[aiko_policy, "not_carried"]]), "{out}");
     assert_eq!(aiko.me().await["vouchers"][0]["value"], 800);
 
     // Run 8 then skips the stop: affected again, but cover 402 pays one voucher a day.
     let skipped = kippu_gtfs::FeedSpec { skipped: vec![("8".into(), "102".into())], ..Default::default() };
     let out = feed(skipped, t0 + 2).await;
+    // A full-dataset message without the alert retires it.
+    assert!(aiko.page("/operators/insurance").await.contains("id=\"no-alerts\""));
     assert_eq!(out["affected"], serde_json::json!([[aiko_policy, "not_carried"]]), "{out}");
     assert_eq!((out["capped"].as_u64(), out["vouchers"].as_array().unwrap().len()), (Some(1), 0), "{out}");
     // A run skipping a stop nobody waited at, and one nobody rode, pay nothing.

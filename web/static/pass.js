@@ -10,7 +10,10 @@
       out.textContent = 'Scanning…';
       out.className = '';
       const png = await (await fetch(img.src)).blob();
-      const r = await fetch('/gates/' + b.dataset.gate + '/scan', { method: 'POST', body: png, headers: { 'content-type': 'image/png' } });
+      // An on-board validator names the run its vehicle is working (its AVL unit would).
+      const run = document.querySelector('select.run[data-for="' + b.dataset.gate + '"]');
+      const query = run ? '?trip=' + encodeURIComponent(run.value) : '';
+      const r = await fetch('/gates/' + b.dataset.gate + '/scan' + query, { method: 'POST', body: png, headers: { 'content-type': 'image/png' } });
       const v = await r.json();
       out.textContent = v.open ? 'OPEN' + (v.rides_left != null ? ' · rides left ' + v.rides_left : '') : 'DENY · ' + (v.reason || v.error);
       out.className = v.open ? 'open' : 'deny';

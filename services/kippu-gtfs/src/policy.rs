@@ -106,10 +106,9 @@ pub fn affected_by<'t>(
         .find(|t| {
             let Some(stop) = t.stop_id.as_deref() else { return false };
             // A cancelled run strands every stop it was due at; producers often list them as skipped too.
-            let stranded =
-                run.skipped_stops.iter().any(|s| s == stop) || (run.cancelled && run_stops.contains(&stop));
+            let stranded = run.skipped_stops.iter().any(|s| s == stop) || (run.cancelled && run_stops.contains(&stop));
             // Any vehicle tap after waiting there means they were carried, by this run or another.
-            stranded && !taps.iter().any(|v| v.trip_id.is_some() && v.at >= t.at)
+            stranded && !taps.iter().any(|v| v.trip_id.is_some() && v.at > t.at)
         })
         .map(|t| (Affected::NotCarried, t))
 }

@@ -174,7 +174,8 @@ fn who_is_affected_on_real_ovapi_runs() {
         trip_date: Some("20141130".into()),
         stop_id: None,
     };
-    let at_stop = |stop: &str| RiderTap { ticket_id: 1, at: now - 600, stop_id: Some(stop.into()), ..Default::default() };
+    let at_stop =
+        |stop: &str| RiderTap { ticket_id: 1, at: now - 600, stop_id: Some(stop.into()), ..Default::default() };
     let why = |trip: &str, taps: &[RiderTap]| affected_by(run(trip), &[], taps, now, 15, w).map(|(a, _)| a);
     assert_eq!(why("17921312", &[on_board("17921312")]), Some(Affected::Tapped), "4 h late, rode it");
     assert_eq!(why("8803145", &[on_board("8803145")]), None, "19 s late");

@@ -13,6 +13,8 @@ pub struct RouteDelays {
     pub runs: i64,
     /// Worst delay, minutes.
     pub worst_minutes: i64,
+    /// Runs cancelled.
+    pub cancelled: i64,
 }
 
 /// Terms of one insured product (mirrored on chain by `DelayInsurance.setProductTerms`).
@@ -244,12 +246,20 @@ impl Store {
     /// Late runs per route, most first.
     pub async fn delays_per_route(&self) -> Result<Vec<RouteDelays>> {
         let rows = sqlx::query(
-            "SELECT route_id, COUNT(*) AS runs, MAX(max_minutes) AS worst FROM delays GROUP BY route_id ORDER BY runs DESC, route_id",
+            "SELECT route_id, CAST(COUNT(*) AS BIGINT) AS runs, MAX(max_minutes) AS worst, CAST(SUM(cancelled) AS BIGINT)
+             FROM delays GROUP BY route_id ORDER BY runs DESC, route_id",
         )
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok(RouteDelays { route_id: r.try_get(0)?, runs: r.try_get(1)?, worst_minutes: r.try_get(2)? }))
+            .map(|r| {
+                Ok(RouteDelays {
+                    route_id: r.try_get(0)?,
+                    runs: r.try_get(1)?,
+                    worst_minutes: r.try_get(2)?,
+                    cancelled: r.try_get(3)?,
+                })
+            })
             .collect()
     }
 

@@ -206,13 +206,15 @@ impl Store {
     /// Registers a gate.
     pub async fn upsert_gate(&self, g: &GateRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO gates (gate_key, operator_id, station, stop_id) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (gate_key) DO UPDATE SET operator_id = excluded.operator_id, station = excluded.station, stop_id = excluded.stop_id",
+            "INSERT INTO gates (gate_key, operator_id, station, stop_id, on_board) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (gate_key) DO UPDATE SET operator_id = excluded.operator_id, station = excluded.station,
+             stop_id = excluded.stop_id, on_board = excluded.on_board",
         )
         .bind(&g.gate_key)
         .bind(i64::from(g.operator_id))
         .bind(&g.station)
         .bind(&g.stop_id)
+        .bind(i64::from(g.on_board))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -220,7 +222,7 @@ impl Store {
 
     /// All registered gates.
     pub async fn gates(&self) -> Result<Vec<GateRow>> {
-        let rows = sqlx::query("SELECT gate_key, operator_id, station, stop_id FROM gates ORDER BY gate_key")
+        let rows = sqlx::query("SELECT gate_key, operator_id, station, stop_id, on_board FROM gates ORDER BY gate_key")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -230,6 +232,7 @@ impl Store {
                     operator_id: r.try_get::<i64, _>(1)? as u32,
                     station: r.try_get(2)?,
                     stop_id: r.try_get(3)?,
+                    on_board: r.try_get::<i64, _>(4)? != 0,
                 })
             })
             .collect()

@@ -74,6 +74,8 @@ pub struct GateRow {
     pub station: String,
     /// The GTFS stop a stop gate stands at; `None` for on-board validators and non-GTFS stations.
     pub stop_id: Option<String>,
+    /// An on-board validator: it rides a vehicle and names the run with each scan.
+    pub on_board: bool,
 }
 
 /// A traveler account.

@@ -87,6 +87,8 @@ pub trait Platform: Send + Sync {
     async fn ingest_delays(&self, feed: &[u8]) -> Result<DelayOutcome, String>;
     /// An operator imported a new timetable: delays on its trips are matched from now on.
     async fn timetable_imported(&self, operator_id: u32, timetable: kippu_gtfs::Timetable);
+    /// The runs of an operator's current timetable, `(trip id, route id)`, in trip order.
+    fn runs_of(&self, operator_id: u32) -> Vec<(String, String)>;
     /// An account key was revoked: its passes must stop opening gates now.
     async fn key_revoked(&self, holder: alloy::primitives::Address);
     /// Prometheus text exposition of the process's metrics.
@@ -163,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         .route("/operators/report", get(pages::report))
         .route("/operators/insurance", get(pages::insurance))
         .route("/operators/{slug}/vouchers/redeem", post(pages::redeem_voucher))
+        .route("/operators/{slug}/scanner-token", get(portal::scanner_token))
         .route(
             "/operators/{slug}/timetable",
             // GTFS zips of real agencies run to tens of MB; everything else stays under the 1 MiB default.

@@ -182,6 +182,10 @@ impl Catalogue {
         self.operators.get(&id).map(|o| o.name.clone()).unwrap_or_else(|| format!("operator {id}"))
     }
 
+    fn product_name(&self, id: u32) -> String {
+        self.products.get(&id).map(|p| p.name.clone()).unwrap_or_else(|| format!("product {id}"))
+    }
+
     fn ticket(&self, t: &TicketRow) -> TicketView {
         let p = self.products.get(&t.product_id);
         let insurance = p.is_some_and(|p| p.insurance);
@@ -219,6 +223,7 @@ struct HomePage {
     balance: String,
     tickets: Vec<TicketView>,
     vouchers: Vec<VoucherView>,
+    alerts: Vec<kippu_gtfs::ServiceAlert>,
     chain_id: u64,
 }
 
@@ -227,7 +232,20 @@ pub(crate) async fn home(State(s): State<AppState>, MaybeTraveler(me): MaybeTrav
     let t = s.store.traveler(&me).await?.ok_or(AppError::SignInRequired)?;
     let cat = Catalogue::load(&s).await?;
     let balance = s.chain.fare_balance(me).await?;
-    let tickets = s.store.tickets_of(&me).await?.iter().map(|t| cat.ticket(t)).collect();
+    let rows = s.store.tickets_of(&me).await?;
+    // Alerts on the routes the traveler's current tickets are sold for.
+    let my_routes: std::collections::HashSet<&str> = rows
+        .iter()
+        .filter(|t| t.valid_until > now())
+        .filter_map(|t| cat.products.get(&t.product_id))
+        .flat_map(|p| p.routes.iter().map(String::as_str))
+        .collect();
+    let alerts = active_alerts(&s, now() as u64)
+        .await?
+        .into_iter()
+        .filter(|a| a.routes.iter().any(|r| my_routes.contains(r.as_str())))
+        .collect();
+    let tickets = rows.iter().map(|t| cat.ticket(t)).collect();
     let vouchers = s
         .store
         .vouchers_of(&me)
@@ -246,6 +264,7 @@ pub(crate) async fn home(State(s): State<AppState>, MaybeTraveler(me): MaybeTrav
         balance: format_fare(balance as i128),
         tickets,
         vouchers,
+        alerts,
         chain_id: s.chain.deployment().chain_id,
     })?
     .into_response())
@@ -466,15 +485,30 @@ struct PassPage {
     product: String,
     operator: String,
     rides: String,
-    gates: Vec<String>,
+    gates: Vec<GateButton>,
     chain_id: u64,
+}
+
+/// A simulated gate on the pass page; an on-board one offers the runs its vehicle may be working.
+struct GateButton {
+    key: String,
+    runs: Vec<(String, String)>,
 }
 
 pub(crate) async fn pass_page(State(s): State<AppState>, Traveler(me): Traveler, Path(id): Path<u64>) -> Page {
     let t = own_ticket(&s, me, id).await?;
     let cat = Catalogue::load(&s).await?;
     let v = cat.ticket(&t);
-    let gates = s.store.gates().await?.into_iter().map(|g| g.gate_key).collect();
+    let gates = s
+        .store
+        .gates()
+        .await?
+        .into_iter()
+        .map(|g| GateButton {
+            runs: if g.on_board { s.platform.runs_of(g.operator_id).into_iter().take(200).collect() } else { vec![] },
+            key: g.gate_key,
+        })
+        .collect();
     html(PassPage {
         id,
         product: v.product,
@@ -599,7 +633,47 @@ struct InsurancePage {
     vouchers_chart: String,
     routes: Vec<kippu_store::RouteDelays>,
     vouchers: Vec<(String, i64, String, i64, String)>,
+    terms: Vec<TermsView>,
+    claims: Vec<(String, String, i64)>,
+    alerts: Vec<kippu_gtfs::ServiceAlert>,
     chain_id: u64,
+}
+
+/// An insured product's terms, as people read them.
+pub(crate) struct TermsView {
+    product: String,
+    threshold: u32,
+    voucher: String,
+    caps: String,
+}
+
+/// The service alerts stored from the newest feed message that are active at `now`.
+async fn active_alerts(s: &AppState, now: u64) -> Result<Vec<kippu_gtfs::ServiceAlert>, AppError> {
+    Ok(s.store
+        .alerts()
+        .await?
+        .iter()
+        .filter_map(|body| serde_json::from_str::<kippu_gtfs::ServiceAlert>(body).ok())
+        .filter(|a| a.active_at(now))
+        .collect())
+}
+
+/// Human wording of a claim's reason and outcome.
+fn claim_words(reason: &str, status: &str) -> (String, String) {
+    let why = match reason {
+        "tapped" => "rode the late run",
+        "not_carried" => "left waiting (run cancelled or stop skipped)",
+        other => other,
+    };
+    let outcome = match status {
+        "voucher" => "voucher issued",
+        "capped" => "stopped by a cap",
+        "voted" => "vote recorded, awaiting quorum",
+        "refused" => "refused on chain",
+        "pending" => "pending (will be retried)",
+        other => other,
+    };
+    (why.into(), outcome.into())
 }
 
 /// The delay-insurance dashboard for operators and the insurer: late runs per
@@ -634,7 +708,50 @@ pub(crate) async fn insurance(State(s): State<AppState>) -> Page {
             )
         })
         .collect();
-    html(InsurancePage { delays_chart, vouchers_chart, routes, vouchers, chain_id: s.chain.deployment().chain_id })
+    let terms = s
+        .store
+        .cover_terms()
+        .await?
+        .into_iter()
+        .map(|t| TermsView {
+            product: cat.product_name(t.product_id),
+            threshold: t.threshold_minutes,
+            voucher: format!(
+                "{} FARE {} voucher, valid {} days, at {}{}",
+                format_fare(i128::from(t.voucher_value)),
+                t.voucher_kind,
+                t.voucher_lifetime_secs / 86_400,
+                cat.operator(t.voucher_operator_id),
+                if t.voucher_kind.is_empty() { String::new() } else { format!(" or any {} operator", t.voucher_kind) }
+            ),
+            caps: format!(
+                "{} per run · {} per traveler a day",
+                if t.max_per_trip == 0 { "no cap".to_string() } else { t.max_per_trip.to_string() },
+                if t.max_per_day == 0 { "no cap".to_string() } else { t.max_per_day.to_string() }
+            ),
+        })
+        .collect();
+    let claims = s
+        .store
+        .claim_counts()
+        .await?
+        .into_iter()
+        .map(|(reason, status, n)| {
+            let (why, outcome) = claim_words(&reason, &status);
+            (why, outcome, n)
+        })
+        .collect();
+    let alerts = active_alerts(&s, now() as u64).await?;
+    html(InsurancePage {
+        delays_chart,
+        vouchers_chart,
+        routes,
+        vouchers,
+        terms,
+        claims,
+        alerts,
+        chain_id: s.chain.deployment().chain_id,
+    })
 }
 
 #[derive(Template)]
@@ -693,6 +810,7 @@ pub(crate) struct RedeemRequest {
 /// voucher's holder, operator, expiry and state, then redeemed on chain
 /// (the insurer's pool owes the operator its value in settlement).
 pub(crate) async fn redeem_voucher(
+    _scanner: crate::portal::Scanner,
     State(s): State<AppState>,
     Path(slug): Path<String>,
     Json(r): Json<RedeemRequest>,

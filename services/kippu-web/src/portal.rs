@@ -51,6 +51,60 @@ impl PortalAuth {
     fn live(&self, token: &str) -> bool {
         self.sessions.lock().expect("portal sessions").get(token).is_some_and(|exp| *exp > now())
     }
+
+    /// The bearer token of one operator's voucher scanners: bound to that operator, so a
+    /// token lifted from a taxi's scanner redeems nothing anywhere else, and it is not
+    /// the staff password. Derived (keyed by the password's digest), so nothing to store.
+    pub fn scanner_token(&self, operator_slug: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(b"kippu-voucher-scanner\0");
+        h.update(self.password);
+        h.update(operator_slug.as_bytes());
+        hex::encode(&h.finalize()[..20])
+    }
+
+    fn accepts_scanner(&self, operator_slug: &str, candidate: &str) -> bool {
+        let want = self.scanner_token(operator_slug);
+        want.len() == candidate.len() && want.bytes().zip(candidate.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+}
+
+/// A voucher scanner of the operator named in the path (`/operators/{slug}/…`), by its
+/// bearer token, or a signed-in staff member.
+pub(crate) struct Scanner;
+
+impl FromRequestParts<AppState> for Scanner {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
+        let portal = &s.identity.portal;
+        let slug = parts.uri.path().strip_prefix("/operators/").and_then(|p| p.split('/').next()).unwrap_or("");
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if bearer.is_some_and(|b| portal.accepts_scanner(slug, b) || portal.accepts(b)) {
+            return Ok(Scanner);
+        }
+        let jar = CookieJar::from_headers(&parts.headers);
+        if jar.get(COOKIE).is_some_and(|c| portal.live(c.value())) {
+            return Ok(Scanner);
+        }
+        Err((StatusCode::UNAUTHORIZED, "voucher redemption: this operator's scanner token required").into_response())
+    }
+}
+
+/// `GET /operators/{slug}/scanner-token`: staff fetch the token to configure the operator's scanners.
+pub(crate) async fn scanner_token(
+    _staff: Staff,
+    State(s): State<AppState>,
+    axum::extract::Path(slug): axum::extract::Path<String>,
+) -> Result<Response, AppError> {
+    if !s.store.operators().await?.iter().any(|o| o.slug == slug) {
+        return Err(AppError::NotFound(format!("No operator {slug:?}.")));
+    }
+    Ok(axum::Json(serde_json::json!({"operator": slug, "token": s.identity.portal.scanner_token(&slug)}))
+        .into_response())
 }
 
 /// A signed-in member of an issuer's staff.

@@ -93,3 +93,47 @@ fn products_left_without_network(
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_feed_dropping_a_route_or_zone_a_product_is_sold_for_is_refused() {
+        let product = |id, operator_id, routes: &[&str], zones: &[&str]| kippu_store::Product {
+            id,
+            operator_id,
+            name: format!("p{id}"),
+            price: 1,
+            duration_secs: 1,
+            rides: 1,
+            insurance: false,
+            routes: routes.iter().map(|r| r.to_string()).collect(),
+            zones: zones.iter().map(|z| z.to_string()).collect(),
+        };
+        let summary = kippu_gtfs::TimetableSummary {
+            agencies: vec![],
+            routes: [("A".to_string(), "A".to_string())].into(),
+            stops: 0,
+            trips: 0,
+            stop_times: 0,
+            services: 0,
+            zones: ["1".to_string()].into(),
+        };
+        let products = [
+            product(1, 2, &["A"], &["1"]),
+            product(2, 2, &[], &[]),
+            product(3, 2, &["A", "F"], &["2"]),
+            product(4, 9, &["Z"], &[]),
+        ];
+        let problems = products_left_without_network(&products, 2, &summary);
+        assert_eq!(
+            problems,
+            [
+                "product 3 (p3) is sold for route \"F\", which this feed does not have",
+                "product 3 (p3) is sold for zone \"2\", which this feed does not have",
+            ],
+            "another operator's product 4 is not this feed's business"
+        );
+    }
+}

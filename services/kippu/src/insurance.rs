@@ -64,6 +64,23 @@ impl DelayInsurer {
         self.timetables.write().expect("timetables").add(operator_id, t);
     }
 
+    /// The runs of an operator's current timetable, `(trip id, route id)`, by trip id
+    /// (numerically where the ids are numbers).
+    pub fn runs_of(&self, operator_id: u32) -> Vec<(String, String)> {
+        let tt = self.timetables.read().expect("timetables");
+        let mut runs: Vec<(String, String)> = tt
+            .trips
+            .iter()
+            .filter(|(_, r)| r.operator_id == operator_id)
+            .map(|(trip, r)| (trip.clone(), r.route_id.clone()))
+            .collect();
+        runs.sort_by(|a, b| match (a.0.parse::<u64>(), b.0.parse::<u64>()) {
+            (Ok(x), Ok(y)) => x.cmp(&y),
+            _ => a.0.cmp(&b.0),
+        });
+        runs
+    }
+
     /// Processes one GTFS-Realtime message. If acting on it fails part-way (the chain or
     /// the database is unreachable), the message is released so that, sent or polled
     /// again, it is processed again; claims already settled are not repeated.

@@ -19,13 +19,13 @@ pub const INSURER: u32 = 4;
 const DAY: i64 = 86_400;
 const UNLIMITED: u32 = u32::MAX;
 
-/// The demo gates: `(key, operator, station, GTFS stop)`. The library stop's gate stands at
-/// Bull Runner stop 102 ("Library LIB"); the bus's on-board validator names the run its
-/// vehicle works with each scan instead.
-pub const GATES: [(&str, u32, &str, Option<&str>); 3] = [
-    ("metro/central/g1", METRO, "Central Station", None),
-    ("bus/usf-library/g1", BUS, "USF Library stop", Some("102")),
-    ("bus/bull-runner-7/onboard", BUS, "Bull Runner bus 7 (on board)", None),
+/// The demo gates: `(key, operator, station, GTFS stop, on board)`. The library stop's gate
+/// stands at Bull Runner stop 102 ("Library LIB"); the bus's on-board validator names the
+/// run its vehicle works with each scan instead.
+pub const GATES: [(&str, u32, &str, Option<&str>, bool); 3] = [
+    ("metro/central/g1", METRO, "Central Station", None, false),
+    ("bus/usf-library/g1", BUS, "USF Library stop", Some("102"), false),
+    ("bus/bull-runner-7/onboard", BUS, "Bull Runner bus 7 (on board)", None, true),
 ];
 
 /// Every route of the Bull Runner timetable: the bus products are sold for the whole campus network.
@@ -198,13 +198,14 @@ pub async fn seed(
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
         store.save_timetable("bus", &summary, &feed, now).await?;
     }
-    for (key, operator_id, station, stop) in GATES {
+    for (key, operator_id, station, stop, on_board) in GATES {
         store
             .upsert_gate(&GateRow {
                 gate_key: key.into(),
                 operator_id,
                 station: station.into(),
                 stop_id: stop.map(str::to_owned),
+                on_board,
             })
             .await?;
     }

@@ -164,6 +164,10 @@ impl Platform for Services {
         self.insurer.add_timetable(operator_id, timetable);
     }
 
+    fn runs_of(&self, operator_id: u32) -> Vec<(String, String)> {
+        self.insurer.runs_of(operator_id)
+    }
+
     async fn key_revoked(&self, holder: alloy::primitives::Address) {
         self.validator_state.lock().await.revoke_key(holder);
     }
