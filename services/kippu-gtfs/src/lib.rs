@@ -40,10 +40,10 @@ mod realtime;
 mod timetable;
 
 pub use guard::{Accepted, FeedGuard, FeedRejection};
-pub use policy::{affected, affected_by, delay_minutes, Affected, RiderTap, Windows};
+pub use policy::{affected, affected_by, delay_minutes, Affected, RiderIndex, RiderTap, Windows};
 pub use realtime::{
-    decode_feed, decode_message, encode_feed, encode_trip_updates, FeedContent, FeedSpec, ObservedStop, ServiceAlert,
-    TripDelay,
+    decode_feed, decode_message, encode_feed, encode_trip_updates, restamp, FeedContent, FeedSpec, ObservedStop,
+    ServiceAlert, TripDelay,
 };
 pub use timetable::{import_timetable, ImportReport, Timetable, TimetableSummary, TripSchedule};
 

@@ -1,5 +1,7 @@
 //! The payout decision, kept free of I/O so chain code and services agree on it.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::TripDelay;
@@ -111,6 +113,55 @@ pub fn affected_by<'t>(
             stranded && !taps.iter().any(|v| v.trip_id.is_some() && v.at > t.at)
         })
         .map(|t| (Affected::NotCarried, t))
+}
+
+/// Recent taps indexed by plan, by run and by stop, so each late run looks only at the
+/// plans whose travelers rode it or waited at one of its stops. `T` is what the caller
+/// needs besides the tap (e.g. the ticket's operator and product).
+#[derive(Debug, Default)]
+pub struct RiderIndex<T> {
+    taps: Vec<(RiderTap, T)>,
+    by_plan: HashMap<u64, Vec<usize>>,
+    by_trip: HashMap<String, Vec<u64>>,
+    by_stop: HashMap<String, Vec<u64>>,
+}
+
+impl<T> RiderIndex<T> {
+    /// Indexes `(plan, tap, extra)` triples.
+    pub fn new(taps: impl IntoIterator<Item = (u64, RiderTap, T)>) -> Self {
+        let mut r =
+            Self { taps: Vec::new(), by_plan: HashMap::new(), by_trip: HashMap::new(), by_stop: HashMap::new() };
+        for (plan, tap, extra) in taps {
+            let i = r.taps.len();
+            r.by_plan.entry(plan).or_default().push(i);
+            if let Some(trip) = &tap.trip_id {
+                r.by_trip.entry(trip.clone()).or_default().push(plan);
+            }
+            if let Some(stop) = &tap.stop_id {
+                r.by_stop.entry(stop.clone()).or_default().push(plan);
+            }
+            r.taps.push((tap, extra));
+        }
+        r
+    }
+
+    /// Plans with a tap onto `run` or at one of `stops` (or a stop it skips), each once.
+    pub fn plans_near(&self, run: &TripDelay, stops: &[&str]) -> Vec<u64> {
+        let mut plans: Vec<u64> = self.by_trip.get(&run.trip_id).cloned().unwrap_or_default();
+        if run.cancelled || !run.skipped_stops.is_empty() {
+            for s in stops.iter().copied().chain(run.skipped_stops.iter().map(String::as_str)) {
+                plans.extend(self.by_stop.get(s).into_iter().flatten());
+            }
+        }
+        plans.sort_unstable();
+        plans.dedup();
+        plans
+    }
+
+    /// A plan's taps with their extras, oldest first as given.
+    pub fn of_plan(&self, plan: u64) -> impl Iterator<Item = &(RiderTap, T)> {
+        self.by_plan.get(&plan).into_iter().flatten().map(|&i| &self.taps[i])
+    }
 }
 
 #[cfg(test)]

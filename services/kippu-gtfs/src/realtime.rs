@@ -346,6 +346,31 @@ pub fn encode_trip_updates(feed_timestamp: u64, delays: &[(String, Option<String
     encode_feed(feed_timestamp, &FeedSpec { delays: delays.to_vec(), ..Default::default() })
 }
 
+/// Replays a recorded message as if sent at `now`: the header timestamp, each update's
+/// measurement time and every absolute stop time are moved by the same amount, so a
+/// recording is accepted as fresh and keeps its delays. For dev tools (`kippu feed-delay
+/// --as-live`); fields this crate does not know are dropped.
+///
+/// # Errors
+///
+/// As [`decode_message`].
+pub fn restamp(bytes: &[u8], now: u64) -> Result<Vec<u8>> {
+    let mut feed = FeedMessage::decode(bytes)?;
+    if feed.header.gtfs_realtime_version.is_empty() {
+        return Err(GtfsError::MissingHeader);
+    }
+    let shift = now as i64 - feed.header.timestamp.unwrap_or(now) as i64;
+    let moved = |t: u64| (t as i64 + shift).max(0) as u64;
+    feed.header.timestamp = Some(now);
+    for tu in feed.entity.iter_mut().filter_map(|e| e.trip_update.as_mut()) {
+        tu.timestamp = tu.timestamp.map(moved);
+        for ev in tu.stop_time_update.iter_mut().flat_map(|s| [s.arrival.as_mut(), s.departure.as_mut()]).flatten() {
+            ev.time = ev.time.map(|t| t + shift);
+        }
+    }
+    Ok(feed.encode_to_vec())
+}
+
 /// Producers disagree on whether "unknown" is an absent field or "".
 fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.is_empty())

@@ -245,3 +245,14 @@ fn cancellations_skipped_stops_and_alerts_survive_the_wire() {
     let only = encode_feed(7, &FeedSpec { alerts: vec![alert], ..Default::default() });
     assert_eq!(decode_message(&only).unwrap().timestamp, 7);
 }
+
+#[test]
+fn a_restamped_recording_is_fresh_and_keeps_its_delays() {
+    let live = kippu_gtfs::restamp(GOOGLE_FIXTURE, 1_800_000_000).unwrap();
+    let (old, new) = (decode_feed(GOOGLE_FIXTURE).unwrap(), decode_feed(&live).unwrap());
+    assert_eq!(new[0].feed_timestamp, 1_800_000_000);
+    assert_eq!(new[0].delay_secs, old[0].delay_secs);
+    let shift = 1_800_000_000 - 1_420_459_260;
+    assert_eq!(new[1].observed[0].time, old[1].observed[0].time + shift, "absolute times move with the header");
+    assert!(kippu_gtfs::restamp(b"junk", 1).is_err());
+}

@@ -10,13 +10,13 @@
 //! database claim (run, policy) and the contract's once-per-policy-per-run rule
 //! both stop a repeated feed from paying twice.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use alloy::primitives::B256;
 use kippu_chain::{Chain, ChainError};
-use kippu_gtfs::{affected, affected_by, delay_minutes, Accepted, FeedGuard, RiderTap, Windows};
-use kippu_store::{CoverTerms, PlanTap, Product, Store};
+use kippu_gtfs::{affected, affected_by, delay_minutes, Accepted, FeedGuard, RiderIndex, RiderTap, Windows};
+use kippu_store::{CoverTerms, Product, Store};
 use kippu_web::DelayOutcome;
 
 /// Turns delays into vouchers.
@@ -122,7 +122,17 @@ impl DelayInsurer {
             self.store.cover_terms().await?.into_iter().map(|t| (t.product_id, t)).collect();
         let products: HashMap<u32, Product> = self.store.products().await?.into_iter().map(|p| (p.id, p)).collect();
         let min_threshold = terms.values().map(|t| t.threshold_minutes).min().unwrap_or(self.default_threshold);
-        let riders = Riders::new(self.store.plan_taps_since(now - self.windows.ride_secs).await?);
+        let riders =
+            RiderIndex::new(self.store.plan_taps_since(now - self.windows.ride_secs).await?.into_iter().map(|t| {
+                let tap = RiderTap {
+                    ticket_id: t.ticket_id,
+                    at: t.at,
+                    trip_id: t.trip_id,
+                    trip_date: t.trip_date,
+                    stop_id: t.stop_id,
+                };
+                (t.plan_id, tap, (t.operator_id, t.product_id))
+            }));
         let insured = self.store.insured_plans(now).await?;
 
         for d in &accepted.delays {
@@ -160,23 +170,17 @@ impl DelayInsurer {
             self.store.record_delay(&key, &d.trip_id, &route, delay_minutes(d.delay_secs), d.cancelled, now).await?;
             let stop_refs: Vec<&str> = stops.iter().map(String::as_str).collect();
 
-            for policy in insured.iter().filter(|p| riders.plans_near(&d, &stop_refs).contains(&p.plan_id)) {
+            let near = riders.plans_near(&d, &stop_refs);
+            for policy in insured.iter().filter(|p| near.binary_search(&p.plan_id).is_ok()) {
                 let cover = terms.get(&policy.product_id);
                 let threshold = cover.map_or(self.default_threshold, |t| t.threshold_minutes);
                 // Taps with tickets of this plan that are valid on this run's operator and route.
                 let taps: Vec<RiderTap> = riders
                     .of_plan(policy.plan_id)
-                    .filter(|t| {
-                        t.operator_id == run.operator_id
-                            && products.get(&t.product_id).is_some_and(|p| p.covers_route(&route))
+                    .filter(|(_, (operator, product))| {
+                        *operator == run.operator_id && products.get(product).is_some_and(|p| p.covers_route(&route))
                     })
-                    .map(|t| RiderTap {
-                        ticket_id: t.ticket_id,
-                        at: t.at,
-                        trip_id: t.trip_id.clone(),
-                        trip_date: t.trip_date.clone(),
-                        stop_id: t.stop_id.clone(),
-                    })
+                    .map(|(tap, _)| tap.clone())
                     .collect();
                 let Some((why, tap)) = affected_by(&d, &stop_refs, &taps, now, threshold, self.windows) else {
                     continue;
@@ -244,43 +248,6 @@ fn rejection_code(r: &kippu_gtfs::FeedRejection) -> &'static str {
         OutOfOrder { .. } => "out_of_order",
         Stale { .. } => "stale",
         FromTheFuture { .. } => "future",
-    }
-}
-
-/// Recent taps indexed by plan, by run and by stop, so each late run looks only at
-/// the plans whose travelers rode it or waited at one of its stops.
-struct Riders {
-    taps: Vec<PlanTap>,
-    by_plan: HashMap<u64, Vec<usize>>,
-    by_trip: HashMap<String, HashSet<u64>>,
-    by_stop: HashMap<String, HashSet<u64>>,
-}
-
-impl Riders {
-    fn new(taps: Vec<PlanTap>) -> Self {
-        let mut r = Self { taps, by_plan: HashMap::new(), by_trip: HashMap::new(), by_stop: HashMap::new() };
-        for (i, t) in r.taps.iter().enumerate() {
-            r.by_plan.entry(t.plan_id).or_default().push(i);
-            if let Some(trip) = &t.trip_id {
-                r.by_trip.entry(trip.clone()).or_default().insert(t.plan_id);
-            }
-            if let Some(stop) = &t.stop_id {
-                r.by_stop.entry(stop.clone()).or_default().insert(t.plan_id);
-            }
-        }
-        r
-    }
-
-    fn plans_near(&self, d: &kippu_gtfs::TripDelay, stops: &[&str]) -> HashSet<u64> {
-        let mut plans: HashSet<u64> = self.by_trip.get(&d.trip_id).cloned().unwrap_or_default();
-        for s in stops.iter().copied().chain(d.skipped_stops.iter().map(String::as_str)) {
-            plans.extend(self.by_stop.get(s).into_iter().flatten());
-        }
-        plans
-    }
-
-    fn of_plan(&self, plan: u64) -> impl Iterator<Item = &PlanTap> {
-        self.by_plan.get(&plan).into_iter().flatten().map(|&i| &self.taps[i])
     }
 }
 

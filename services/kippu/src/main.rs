@@ -31,9 +31,16 @@ enum Cmd {
         /// Delay in minutes.
         #[arg(long, default_value_t = 20)]
         minutes: i32,
-        /// Send this GTFS-Realtime protobuf file as is instead (a recorded or third-party feed).
+        /// Report this run cancelled instead of late (travelers waiting at its stops are not carried).
+        #[arg(long)]
+        cancel: bool,
+        /// Send this GTFS-Realtime protobuf file instead (a recorded or third-party feed).
         #[arg(long)]
         file: Option<std::path::PathBuf>,
+        /// With --file: replay the recording as if sent now (timestamps moved, delays kept);
+        /// without it an old recording is refused as stale, as it should be.
+        #[arg(long, requires = "file")]
+        as_live: bool,
     },
 }
 
@@ -72,20 +79,34 @@ async fn main() -> anyhow::Result<()> {
             println!("  chain (anvil)   {}  FareToken {:#x}", stack.rpc_url, stack.deployment.fare);
             println!("  Stripe (fake)   {}", stack.stripe_url);
             println!("  database        {}", stack.database_url);
+            println!("  delay insurance {}/operators/insurance", stack.web_url);
             println!("Sign in as a demo traveler, buy a plan, open a ticket's pass and present it to a gate.");
-            println!("Feed a delay:  cargo run -p kippu -- feed-delay --trip 1 --minutes 20");
+            println!("Delay cover pays who was affected: open the bus pass, pick run 1 on the on-board");
+            println!("validator and present it, then report that run late (or tap at the library stop");
+            println!("gate and report a run due there cancelled, e.g. --trip 5 --cancel):");
+            println!("  cargo run -p kippu -- feed-delay --trip 1 --minutes 20");
+            println!("  cargo run -p kippu -- feed-delay --file services/kippu-gtfs/testdata/bullrunner-google-encoded.pb --as-live");
             println!("Ctrl-C stops everything.");
             wait_for_stop().await?;
             println!("stopping…");
             stack.shutdown().await;
         }
-        Cmd::FeedDelay { url, trip, minutes, file } => {
+        Cmd::FeedDelay { url, trip, minutes, cancel, file, as_live } => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
             let feed = match file {
-                Some(path) => std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
-                None => {
-                    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-                    kippu_gtfs::encode_trip_updates(now, &[(trip.clone(), None, minutes * 60)])
+                Some(path) => {
+                    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                    if as_live {
+                        kippu_gtfs::restamp(&bytes, now)?
+                    } else {
+                        bytes
+                    }
                 }
+                None if cancel => kippu_gtfs::encode_feed(
+                    now,
+                    &kippu_gtfs::FeedSpec { cancelled: vec![trip.clone()], ..Default::default() },
+                ),
+                None => kippu_gtfs::encode_trip_updates(now, &[(trip.clone(), None, minutes * 60)]),
             };
             let r = reqwest::Client::new().post(format!("{url}/dev/gtfs-rt")).body(feed).send().await?;
             println!("{}", r.text().await?);
