@@ -604,6 +604,40 @@ impl Chain {
         self.provider.get_block_number().await.map_err(rpc)
     }
 
+    /// Hash and parent hash of block `n`; `None` past the head.
+    pub async fn block_header(&self, n: u64) -> Result<Option<(B256, B256)>> {
+        let block = self.provider.get_block_by_number(n.into()).await.map_err(rpc)?;
+        Ok(block.map(|b| (b.header.hash, b.header.parent_hash)))
+    }
+
+    /// Dev chains (anvil): snapshots the chain state; [`Chain::revert_to`] returns to it.
+    pub async fn evm_snapshot(&self) -> Result<U256> {
+        self.provider.raw_request("evm_snapshot".into(), ()).await.map_err(rpc)
+    }
+
+    /// Dev chains (anvil): reverts to a snapshot, dropping every later block.
+    pub async fn revert_to(&self, snapshot: U256) -> Result<bool> {
+        self.provider.raw_request("evm_revert".into(), (snapshot,)).await.map_err(rpc)
+    }
+
+    /// Dev chains (anvil): mines `blocks` empty blocks.
+    pub async fn mine(&self, blocks: u64) -> Result<()> {
+        let _: serde_json::Value =
+            self.provider.raw_request("anvil_mine".into(), (U256::from(blocks),)).await.map_err(rpc)?;
+        Ok(())
+    }
+
+    /// Dev chains (anvil): replaces the last `depth` blocks with as many new, empty ones
+    /// (`anvil_reorg`): the transactions in them are gone from the chain.
+    pub async fn reorg(&self, depth: u64) -> Result<()> {
+        let _: serde_json::Value = self
+            .provider
+            .raw_request("anvil_reorg".into(), (depth, Vec::<serde_json::Value>::new()))
+            .await
+            .map_err(rpc)?;
+        Ok(())
+    }
+
     /// Kippu's events in `[from, to]`, in chain order.
     pub async fn events(&self, from: u64, to: u64) -> Result<Vec<(EventMeta, ChainEvent)>> {
         let filter = Filter::new()

@@ -25,7 +25,9 @@ impl EventMeta {
 }
 
 /// A decoded contract event Kippu acts on. Amounts are FARE minor units.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Stored with the event (JSON) so read models can be rebuilt after a reorg.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind")]
 pub enum ChainEvent {
     /// FareToken minted for a card payment.
     FareMinted { to: Address, amount: i64, payment_ref: B256 },

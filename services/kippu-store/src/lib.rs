@@ -3,7 +3,7 @@
 //! migration set in `migrations/`. Queries use `$n` placeholders, which both
 //! backends accept, and integers only (amounts in FARE minor units).
 
-use alloy_primitives::Address;
+use alloy_primitives::{Address, B256};
 use kippu_domain::events::{ChainEvent, EventMeta};
 use kippu_domain::validation::Tap;
 use kippu_domain::TicketState;
@@ -317,20 +317,34 @@ impl Store {
     /// Books a batch of events and moves the checkpoint, in one transaction so
     /// a crash mid-batch leaves neither half-booked events nor a skipped range.
     /// Events already booked (same block hash and log index) are skipped.
+    /// `blocks` are the hashes of the blocks read (for reorg detection).
     /// Returns how many events were new.
     pub async fn apply_events(
         &self,
         cursor: &str,
         next_block: u64,
         events: &[(EventMeta, ChainEvent)],
+        blocks: &[(u64, B256)],
     ) -> Result<usize> {
         let mut tx = self.pool.begin().await?;
         let mut applied = 0;
+        for (number, hash) in blocks {
+            sqlx::query(
+                "INSERT INTO indexed_blocks (cursor, block_number, block_hash) VALUES ($1, $2, $3)
+                 ON CONFLICT (cursor, block_number) DO UPDATE SET block_hash = excluded.block_hash",
+            )
+            .bind(cursor)
+            .bind(*number as i64)
+            .bind(format!("{hash:#x}"))
+            .execute(&mut *tx)
+            .await?;
+        }
         for (meta, ev) in events {
             let key = meta.key();
+            let payload = serde_json::to_string(ev).map_err(|_| StoreError::Corrupt("chain_events.payload"))?;
             let inserted = sqlx::query(
-                "INSERT INTO chain_events (event_key, block_number, block_hash, log_index, tx_hash, kind)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_key) DO NOTHING",
+                "INSERT INTO chain_events (event_key, block_number, block_hash, log_index, tx_hash, kind, payload)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_key) DO NOTHING",
             )
             .bind(&key)
             .bind(meta.block_number as i64)
@@ -338,6 +352,7 @@ impl Store {
             .bind(meta.log_index as i64)
             .bind(format!("{:#x}", meta.tx_hash))
             .bind(ev.kind())
+            .bind(payload)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -365,6 +380,123 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(applied)
+    }
+
+    /// Moves a follower's checkpoint (operators re-reading history; tests simulating a crash).
+    pub async fn set_cursor(&self, cursor: &str, next_block: u64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO chain_cursor (name, next_block) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET next_block = excluded.next_block",
+        )
+        .bind(cursor)
+        .bind(next_block as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Plans booked (read model).
+    pub async fn plans_count(&self) -> Result<usize> {
+        let n: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM plans").fetch_one(&self.pool).await?;
+        Ok(n as usize)
+    }
+
+    /// The blocks a follower read, newest first, at most `limit`: `(number, hash)`.
+    pub async fn indexed_blocks(&self, cursor: &str, limit: i64) -> Result<Vec<(u64, B256)>> {
+        let rows = sqlx::query(
+            "SELECT block_number, block_hash FROM indexed_blocks WHERE cursor = $1 ORDER BY block_number DESC LIMIT $2",
+        )
+        .bind(cursor)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let hash: String = r.try_get(1)?;
+                Ok((r.try_get::<i64, _>(0)? as u64, hash.parse().map_err(|_| StoreError::Corrupt("indexed_blocks"))?))
+            })
+            .collect()
+    }
+
+    /// Undoes everything a follower booked above block `fork_block` (the newest block
+    /// still on the chain): its events, their postings, the blocks it read; the read
+    /// models (plans, tickets, policies, vouchers) are rebuilt from the events that
+    /// remain, and the checkpoint moves back to `fork_block + 1`. One transaction, so
+    /// a crash leaves either the old state or the rolled-back one. Returns the number
+    /// of events removed.
+    pub async fn roll_back(&self, cursor: &str, fork_block: u64, now: i64) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let above = fork_block as i64;
+        let removed: i64 =
+            sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM chain_events WHERE block_number > $1")
+                .bind(above)
+                .fetch_one(&mut *tx)
+                .await?;
+        let first_stale: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(block_number) FROM indexed_blocks WHERE cursor = $1 AND block_number > $2")
+                .bind(cursor)
+                .bind(above)
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query(
+            "DELETE FROM ledger_postings WHERE event_key IN (SELECT event_key FROM chain_events WHERE block_number > $1)",
+        )
+        .bind(above)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM chain_events WHERE block_number > $1").bind(above).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM indexed_blocks WHERE cursor = $1 AND block_number > $2")
+            .bind(cursor)
+            .bind(above)
+            .execute(&mut *tx)
+            .await?;
+        if removed > 0 {
+            for table in ["vouchers", "policies", "tickets", "plans"] {
+                sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
+            }
+            let rows = sqlx::query("SELECT event_key, payload FROM chain_events ORDER BY block_number, log_index")
+                .fetch_all(&mut *tx)
+                .await?;
+            for r in &rows {
+                let key: String = r.try_get(0)?;
+                let payload: String = r.try_get(1)?;
+                let ev: ChainEvent =
+                    serde_json::from_str(&payload).map_err(|_| StoreError::Corrupt("chain_events.payload"))?;
+                apply_read_model(&mut tx, &key, &ev).await?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO chain_cursor (name, next_block) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET next_block = excluded.next_block",
+        )
+        .bind(cursor)
+        .bind(above + 1)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO reorgs (cursor, detected_at, fork_block, first_stale_block, removed_events) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (cursor, detected_at, first_stale_block) DO NOTHING",
+        )
+        .bind(cursor)
+        .bind(now)
+        .bind(above)
+        .bind(first_stale.unwrap_or(above + 1))
+        .bind(removed)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(removed as usize)
+    }
+
+    /// Reorgs handled: `(detected at, fork block, events removed)`, newest first.
+    pub async fn reorgs(&self, cursor: &str) -> Result<Vec<(i64, u64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT detected_at, fork_block, removed_events FROM reorgs WHERE cursor = $1 ORDER BY detected_at DESC, fork_block DESC",
+        )
+        .bind(cursor)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)? as u64, r.try_get(2)?))).collect()
     }
 
     /// Balance of one ledger account (debits positive).

@@ -1,0 +1,24 @@
+-- Reorg-safe ledger: a follower remembers the hashes of the blocks it read, so a
+-- block whose parent hash no longer matches shows a reorg; everything booked
+-- above the last block still on chain is rolled back and read again.
+
+-- The decoded event (JSON), so read models can be rebuilt when a reorg removes events.
+ALTER TABLE chain_events ADD COLUMN payload TEXT NOT NULL DEFAULT '';
+
+-- Hashes of blocks a follower has read: every range's last block and every block with events.
+CREATE TABLE indexed_blocks (
+    cursor TEXT NOT NULL,
+    block_number BIGINT NOT NULL,
+    block_hash TEXT NOT NULL,
+    PRIMARY KEY (cursor, block_number)
+);
+
+-- Reorgs handled, for the portal, metrics and audits.
+CREATE TABLE reorgs (
+    cursor TEXT NOT NULL,
+    detected_at BIGINT NOT NULL,
+    fork_block BIGINT NOT NULL,
+    first_stale_block BIGINT NOT NULL,
+    removed_events BIGINT NOT NULL,
+    PRIMARY KEY (cursor, detected_at, first_stale_block)
+);

@@ -1,0 +1,106 @@
+//! The ledger follows the chain exactly through reorganisations, re-deliveries and
+//! restarts: anvil's `anvil_reorg` and `evm_snapshot`/`evm_revert` replace blocks
+//! that were already booked, and the ledger, the read models and on-chain escrow
+//! must agree afterwards. Runs on SQLite and, with `make test`, on PostgreSQL.
+
+use kippu::Config;
+use kippu_e2e::{config, production_parts, Client};
+use kippu_identity::deterministic_demo_key;
+
+/// `(escrow on chain, what the ledger owes operators, plans in the app, ledger imbalance)`.
+async fn books(stack: &kippu::Stack) -> (i64, i64, usize, i64) {
+    let escrow_on_chain = stack.chain.escrow_balance().await.unwrap() as i64;
+    let mut owed = 0;
+    for id in 1..=4 {
+        owed -= stack.store.account_balance(&format!("operator:{id}")).await.unwrap();
+    }
+    let plans = stack.store.plans_count().await.unwrap();
+    (escrow_on_chain, owed, plans, stack.store.ledger_imbalance().await.unwrap())
+}
+
+async fn buy(c: &Client) {
+    let (_, url, body) = c.form("/plans/1/buy", &[]).await;
+    assert!(url.contains("bought="), "{url} {body}");
+}
+
+async fn run_ledger(cfg: Config) {
+    let stack = kippu::start(cfg).await.expect("stack starts");
+    let c = Client::new(&stack.web_url);
+    let aiko = deterministic_demo_key("aiko");
+    c.form("/signin", &[("address", &format!("{:#x}", aiko.address()))]).await;
+    stack.chain.mint_fare(aiko.address(), 20_000, alloy::primitives::B256::repeat_byte(9)).await.unwrap();
+
+    // One purchase, booked: escrow on chain equals what the ledger owes operators.
+    buy(&c).await;
+    stack.indexer.catch_up().await.unwrap();
+    let (chain, owed, plans, imbalance) = books(&stack).await;
+    assert_eq!((chain, owed, plans, imbalance), (3570, 3570, 1, 0));
+
+    // A second purchase is booked, then anvil replaces the blocks since it (a 3-block reorg):
+    // the purchase is gone from the chain, so it must be gone from the ledger and the app.
+    let before = stack.chain.block_number().await.unwrap();
+    buy(&c).await;
+    stack.indexer.catch_up().await.unwrap();
+    assert_eq!(books(&stack).await, (7140, 7140, 2, 0));
+    stack.chain.mine(3).await.unwrap();
+    stack.indexer.catch_up().await.unwrap();
+    let depth = stack.chain.block_number().await.unwrap() - before;
+    assert!(depth >= 4, "the purchase and three blocks on top: {depth}");
+    stack.chain.reorg(depth).await.unwrap();
+    stack.indexer.catch_up().await.unwrap();
+    assert_eq!(books(&stack).await, (3570, 3570, 1, 0), "the reorganised purchase was rolled back");
+    let reorgs = stack.store.reorgs(kippu::indexer::CURSOR).await.unwrap();
+    assert_eq!(reorgs.len(), 1);
+    assert!(reorgs[0].2 > 0, "events were removed: {reorgs:?}");
+    assert_eq!(c.me().await["tickets"].as_array().unwrap().len(), 4, "the traveler's tickets follow the chain");
+
+    // Snapshot, buy, book, revert, and the chain grows past the old height on another branch.
+    let snap = stack.chain.evm_snapshot().await.unwrap();
+    buy(&c).await;
+    stack.indexer.catch_up().await.unwrap();
+    assert_eq!(books(&stack).await.2, 2);
+    assert!(stack.chain.revert_to(snap).await.unwrap());
+    stack.chain.mine(5).await.unwrap();
+    stack.indexer.catch_up().await.unwrap();
+    assert_eq!(books(&stack).await, (3570, 3570, 1, 0), "reverted purchase rolled back");
+    assert_eq!(stack.store.reorgs(kippu::indexer::CURSOR).await.unwrap().len(), 2);
+
+    // After all that, a new purchase books once.
+    buy(&c).await;
+    stack.indexer.catch_up().await.unwrap();
+    assert_eq!(books(&stack).await, (7140, 7140, 2, 0));
+
+    // Re-delivery (a follower that crashed after reading but before its checkpoint, or a
+    // restarted process re-reading from the start): everything read again, nothing booked twice.
+    stack.store.set_cursor(kippu::indexer::CURSOR, stack.chain.deployment().deploy_block).await.unwrap();
+    let restarted = kippu::indexer::Indexer::new(stack.chain.clone(), stack.store.clone(), 0);
+    assert_eq!(restarted.catch_up().await.unwrap(), 0, "re-read events are not booked again");
+    assert_eq!(books(&stack).await, (7140, 7140, 2, 0));
+
+    // Followers killed mid-batch, again and again, while re-reading everything: each
+    // batch commits whole or not at all, so the survivor finishes with the same books.
+    for i in 0..12u64 {
+        stack.store.set_cursor(kippu::indexer::CURSOR, stack.chain.deployment().deploy_block).await.unwrap();
+        let victim = kippu::indexer::Indexer::new(stack.chain.clone(), stack.store.clone(), 0);
+        let task = tokio::spawn(async move { victim.catch_up().await });
+        tokio::time::sleep(std::time::Duration::from_millis(i % 4)).await;
+        task.abort();
+        let _ = task.await;
+    }
+    restarted.catch_up().await.unwrap();
+    assert_eq!(books(&stack).await, (7140, 7140, 2, 0));
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ledger_exact_through_reorgs_on_sqlite() {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
+    run_ledger(config("ledger", None, None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ledger_exact_through_reorgs_on_postgres() {
+    let Some((db, mqtt, guard)) = production_parts().await else { return };
+    run_ledger(config("ledger-prod", Some(db), Some(mqtt))).await;
+    guard.drop_now().await;
+}
