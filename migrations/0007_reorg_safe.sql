@@ -4,6 +4,9 @@
 
 -- The decoded event (JSON), so read models can be rebuilt when a reorg removes events.
 ALTER TABLE chain_events ADD COLUMN payload TEXT NOT NULL DEFAULT '';
+-- When its block was mined (POSIX seconds), for reports by day and period; NULL for events booked before.
+ALTER TABLE chain_events ADD COLUMN block_time BIGINT;
+CREATE INDEX chain_events_time ON chain_events (block_time);
 
 -- Hashes of blocks a follower has read: every range's last block and every block with events.
 CREATE TABLE indexed_blocks (

@@ -604,10 +604,10 @@ impl Chain {
         self.provider.get_block_number().await.map_err(rpc)
     }
 
-    /// Hash and parent hash of block `n`; `None` past the head.
-    pub async fn block_header(&self, n: u64) -> Result<Option<(B256, B256)>> {
+    /// Hash, parent hash and timestamp (POSIX seconds) of block `n`; `None` past the head.
+    pub async fn block_header(&self, n: u64) -> Result<Option<(B256, B256, u64)>> {
         let block = self.provider.get_block_by_number(n.into()).await.map_err(rpc)?;
-        Ok(block.map(|b| (b.header.hash, b.header.parent_hash)))
+        Ok(block.map(|b| (b.header.hash, b.header.parent_hash, b.header.timestamp)))
     }
 
     /// Dev chains (anvil): snapshots the chain state; [`Chain::revert_to`] returns to it.

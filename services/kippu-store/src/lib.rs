@@ -317,18 +317,19 @@ impl Store {
     /// Books a batch of events and moves the checkpoint, in one transaction so
     /// a crash mid-batch leaves neither half-booked events nor a skipped range.
     /// Events already booked (same block hash and log index) are skipped.
-    /// `blocks` are the hashes of the blocks read (for reorg detection).
+    /// `blocks` are `(number, hash, timestamp)` of the blocks read: the hashes for reorg
+    /// detection, the times for reports (an event's `block_time`).
     /// Returns how many events were new.
     pub async fn apply_events(
         &self,
         cursor: &str,
         next_block: u64,
         events: &[(EventMeta, ChainEvent)],
-        blocks: &[(u64, B256)],
+        blocks: &[(u64, B256, i64)],
     ) -> Result<usize> {
         let mut tx = self.pool.begin().await?;
         let mut applied = 0;
-        for (number, hash) in blocks {
+        for (number, hash, _) in blocks {
             sqlx::query(
                 "INSERT INTO indexed_blocks (cursor, block_number, block_hash) VALUES ($1, $2, $3)
                  ON CONFLICT (cursor, block_number) DO UPDATE SET block_hash = excluded.block_hash",
@@ -342,9 +343,10 @@ impl Store {
         for (meta, ev) in events {
             let key = meta.key();
             let payload = serde_json::to_string(ev).map_err(|_| StoreError::Corrupt("chain_events.payload"))?;
+            let time = blocks.iter().find(|b| b.0 == meta.block_number).map(|b| b.2);
             let inserted = sqlx::query(
-                "INSERT INTO chain_events (event_key, block_number, block_hash, log_index, tx_hash, kind, payload)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_key) DO NOTHING",
+                "INSERT INTO chain_events (event_key, block_number, block_hash, log_index, tx_hash, kind, payload, block_time)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_key) DO NOTHING",
             )
             .bind(&key)
             .bind(meta.block_number as i64)
@@ -353,6 +355,7 @@ impl Store {
             .bind(format!("{:#x}", meta.tx_hash))
             .bind(ev.kind())
             .bind(payload)
+            .bind(time)
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -81,17 +81,17 @@ impl Indexer {
         let events = self.chain.events(from, to).await?;
         // The hashes kept: the range's last block and every block with events, checked
         // against the logs so a reorg during the read cannot slip a stale log in.
-        let mut blocks: Vec<(u64, B256)> = Vec::new();
+        let mut blocks: Vec<(u64, B256, i64)> = Vec::new();
         let mut numbers: Vec<u64> = events.iter().map(|(m, _)| m.block_number).collect();
         numbers.push(to);
         numbers.dedup();
         for n in numbers {
-            let Some((hash, _)) = self.chain.block_header(n).await? else { return Ok(Step::Again) };
+            let Some((hash, _, time)) = self.chain.block_header(n).await? else { return Ok(Step::Again) };
             if events.iter().any(|(m, _)| m.block_number == n && m.block_hash != hash) {
                 tracing::warn!(block = n, "logs from a block no longer on the chain; reading again");
                 return Ok(Step::Again);
             }
-            blocks.push((n, hash));
+            blocks.push((n, hash, time as i64));
         }
         let booked = self.store.apply_events(CURSOR, to + 1, &events, &blocks).await?;
         metrics::counter!("kippu_ledger_events_booked_total").increment(booked as u64);
@@ -110,15 +110,15 @@ impl Indexer {
         }
         // The parent of the next block must be the block read last; past the head, ask for that block itself.
         let still_there = match self.chain.block_header(last + 1).await? {
-            Some((_, parent)) => parent == last_hash,
-            None => self.chain.block_header(last).await?.is_some_and(|(h, _)| h == last_hash),
+            Some((_, parent, _)) => parent == last_hash,
+            None => self.chain.block_header(last).await?.is_some_and(|(h, _, _)| h == last_hash),
         };
         if still_there {
             return Ok(false);
         }
         let mut fork = None;
         for (n, hash) in self.store.indexed_blocks(CURSOR, REORG_SEARCH).await? {
-            if self.chain.block_header(n).await?.is_some_and(|(h, _)| h == hash) {
+            if self.chain.block_header(n).await?.is_some_and(|(h, _, _)| h == hash) {
                 fork = Some(n);
                 break;
             }
