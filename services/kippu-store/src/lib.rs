@@ -4,13 +4,14 @@
 //! backends accept, and integers only (amounts in FARE minor units).
 
 use alloy_primitives::{Address, B256};
-use kippu_domain::events::{ChainEvent, EventMeta};
+use kippu_domain::events::ChainEvent;
 use kippu_domain::validation::Tap;
 use kippu_domain::TicketState;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 mod identity;
+mod ingest;
 mod insurance;
 mod rows;
 pub use identity::{IssuedCredential, IssuerRow, WalletCredential};
@@ -43,6 +44,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// How the ledger's multi-row statements are written for this database.
+    batching: ingest::Batching,
 }
 
 fn addr(a: &Address) -> String {
@@ -67,13 +70,31 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        let pool = AnyPoolOptions::new().max_connections(max).connect(&url).await?;
-        if url.starts_with("sqlite:") {
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // Per connection, so every pooled connection waits for the writer lock
+                        // instead of failing. WAL with NORMAL sync survives a process crash; an
+                        // OS crash may lose the last commits, which the ledger follower re-reads
+                        // from the chain (its checkpoint is lost with them), and chain-side
+                        // effects (minting, redemption) are idempotent by reference.
+                        sqlx::query("PRAGMA busy_timeout=5000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous=NORMAL").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        if sqlite {
             sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
-            sqlx::query("PRAGMA busy_timeout=5000").execute(&pool).await?;
         }
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        let batching = if sqlite { ingest::Batching::SQLITE } else { ingest::Batching::POSTGRES };
+        Ok(Self { pool, batching })
     }
 
     /// The underlying pool, for adapters with their own queries.
@@ -314,77 +335,6 @@ impl Store {
         Ok(row.map(|r| r.try_get::<i64, _>(0)).transpose()?.map(|n| n as u64))
     }
 
-    /// Books a batch of events and moves the checkpoint, in one transaction so
-    /// a crash mid-batch leaves neither half-booked events nor a skipped range.
-    /// Events already booked (same block hash and log index) are skipped.
-    /// `blocks` are `(number, hash, timestamp)` of the blocks read: the hashes for reorg
-    /// detection, the times for reports (an event's `block_time`).
-    /// Returns how many events were new.
-    pub async fn apply_events(
-        &self,
-        cursor: &str,
-        next_block: u64,
-        events: &[(EventMeta, ChainEvent)],
-        blocks: &[(u64, B256, i64)],
-    ) -> Result<usize> {
-        let mut tx = self.pool.begin().await?;
-        let mut applied = 0;
-        for (number, hash, _) in blocks {
-            sqlx::query(
-                "INSERT INTO indexed_blocks (cursor, block_number, block_hash) VALUES ($1, $2, $3)
-                 ON CONFLICT (cursor, block_number) DO UPDATE SET block_hash = excluded.block_hash",
-            )
-            .bind(cursor)
-            .bind(*number as i64)
-            .bind(format!("{hash:#x}"))
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (meta, ev) in events {
-            let key = meta.key();
-            let payload = serde_json::to_string(ev).map_err(|_| StoreError::Corrupt("chain_events.payload"))?;
-            let time = blocks.iter().find(|b| b.0 == meta.block_number).map(|b| b.2);
-            let inserted = sqlx::query(
-                "INSERT INTO chain_events (event_key, block_number, block_hash, log_index, tx_hash, kind, payload, block_time)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_key) DO NOTHING",
-            )
-            .bind(&key)
-            .bind(meta.block_number as i64)
-            .bind(format!("{:#x}", meta.block_hash))
-            .bind(meta.log_index as i64)
-            .bind(format!("{:#x}", meta.tx_hash))
-            .bind(ev.kind())
-            .bind(payload)
-            .bind(time)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                continue;
-            }
-            applied += 1;
-            for (account, amount) in ev.postings() {
-                sqlx::query("INSERT INTO ledger_postings (event_key, account, amount) VALUES ($1, $2, $3)")
-                    .bind(&key)
-                    .bind(account)
-                    .bind(amount)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            apply_read_model(&mut tx, &key, ev).await?;
-        }
-        sqlx::query(
-            "INSERT INTO chain_cursor (name, next_block) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET next_block = excluded.next_block",
-        )
-        .bind(cursor)
-        .bind(next_block as i64)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(applied)
-    }
-
     /// Moves a follower's checkpoint (operators re-reading history; tests simulating a crash).
     pub async fn set_cursor(&self, cursor: &str, next_block: u64) -> Result<()> {
         sqlx::query(
@@ -460,13 +410,16 @@ impl Store {
             let rows = sqlx::query("SELECT event_key, payload FROM chain_events ORDER BY block_number, log_index")
                 .fetch_all(&mut *tx)
                 .await?;
+            let mut replay = Vec::with_capacity(rows.len());
             for r in &rows {
                 let key: String = r.try_get(0)?;
                 let payload: String = r.try_get(1)?;
                 let ev: ChainEvent =
                     serde_json::from_str(&payload).map_err(|_| StoreError::Corrupt("chain_events.payload"))?;
-                apply_read_model(&mut tx, &key, &ev).await?;
+                replay.push((key, ev));
             }
+            let replay: Vec<(&str, &ChainEvent)> = replay.iter().map(|(k, e)| (k.as_str(), e)).collect();
+            ingest::book_read_models(&mut tx, self.batching, &replay).await?;
         }
         sqlx::query(
             "INSERT INTO chain_cursor (name, next_block) VALUES ($1, $2)
@@ -841,97 +794,6 @@ fn voucher_from_row(r: &AnyRow) -> Result<VoucherRow> {
     })
 }
 
-async fn apply_read_model(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &str, ev: &ChainEvent) -> Result<()> {
-    match ev {
-        ChainEvent::PlanPurchased { plan_id, traveler, bundle_id, price, valid_from } => {
-            sqlx::query("INSERT INTO plans (plan_id, traveler, bundle_id, price, valid_from, event_key) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(*plan_id as i64)
-                .bind(addr(traveler))
-                .bind(i64::from(*bundle_id))
-                .bind(*price)
-                .bind(*valid_from as i64)
-                .bind(key)
-                .execute(&mut **tx)
-                .await?;
-        }
-        ChainEvent::TicketIssued {
-            ticket_id,
-            holder,
-            plan_id,
-            operator_id,
-            product_id,
-            valid_from,
-            valid_until,
-            rides,
-        } => {
-            sqlx::query(
-                "INSERT INTO tickets (id, holder, plan_id, operator_id, product_id, valid_from, valid_until, rides) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(*ticket_id as i64)
-            .bind(addr(holder))
-            .bind(*plan_id as i64)
-            .bind(i64::from(*operator_id))
-            .bind(i64::from(*product_id))
-            .bind(*valid_from as i64)
-            .bind(*valid_until as i64)
-            .bind(i64::from(*rides))
-            .execute(&mut **tx)
-            .await?;
-        }
-        ChainEvent::LegSold { ticket_id, share, .. } => {
-            // TicketIssued precedes LegSold in the same transaction's logs.
-            sqlx::query("UPDATE tickets SET share = $2 WHERE id = $1")
-                .bind(*ticket_id as i64)
-                .bind(*share)
-                .execute(&mut **tx)
-                .await?;
-        }
-        ChainEvent::PolicyOpened { policy_id, holder, valid_from, valid_until } => {
-            sqlx::query("INSERT INTO policies (policy_id, holder, valid_from, valid_until) VALUES ($1, $2, $3, $4)")
-                .bind(*policy_id as i64)
-                .bind(addr(holder))
-                .bind(*valid_from as i64)
-                .bind(*valid_until as i64)
-                .execute(&mut **tx)
-                .await?;
-        }
-        ChainEvent::VoucherIssued { voucher_id, policy_id, holder, value, operator_id, expiry, delay_id } => {
-            sqlx::query(
-                "INSERT INTO vouchers (id, policy_id, holder, value, operator_id, expiry, delay_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(*voucher_id as i64)
-            .bind(*policy_id as i64)
-            .bind(addr(holder))
-            .bind(*value)
-            .bind(i64::from(*operator_id))
-            .bind(*expiry as i64)
-            .bind(format!("{delay_id:#x}"))
-            .execute(&mut **tx)
-            .await?;
-        }
-        ChainEvent::VoucherRedeemed { voucher_id, operator_id, .. } => {
-            sqlx::query("UPDATE vouchers SET redeemed_by = $2 WHERE id = $1")
-                .bind(*voucher_id as i64)
-                .bind(i64::from(*operator_id))
-                .execute(&mut **tx)
-                .await?;
-        }
-        ChainEvent::TicketRefunded { ticket_id, .. } => {
-            // A refunded ticket is burned: it leaves the holder's list and the validator's reach.
-            sqlx::query("DELETE FROM tickets WHERE id = $1").bind(*ticket_id as i64).execute(&mut **tx).await?;
-        }
-        ChainEvent::TicketActivated { ticket_id, valid_from, valid_until } => {
-            sqlx::query("UPDATE tickets SET valid_from = $2, valid_until = $3 WHERE id = $1")
-                .bind(*ticket_id as i64)
-                .bind(*valid_from as i64)
-                .bind(*valid_until as i64)
-                .execute(&mut **tx)
-                .await?;
-        }
-        ChainEvent::FareMinted { .. } | ChainEvent::Payout { .. } | ChainEvent::TapBatchAnchored { .. } => {}
-    }
-    Ok(())
-}
 
 /// Space-separated ids as a list.
 fn words(s: &str) -> Vec<String> {
