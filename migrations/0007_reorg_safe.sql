@@ -25,3 +25,12 @@ CREATE TABLE reorgs (
     removed_events BIGINT NOT NULL,
     PRIMARY KEY (cursor, detected_at, first_stale_block)
 );
+
+-- Each reconciliation of the ledger with the contracts at one block: the differences
+-- found (JSON list of {what, ledger, chain}; '[]' when everything agrees).
+CREATE TABLE reconciliations (
+    checked_at BIGINT NOT NULL,
+    block_number BIGINT NOT NULL,
+    differences TEXT NOT NULL,
+    PRIMARY KEY (checked_at, block_number)
+);

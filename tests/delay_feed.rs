@@ -111,6 +111,11 @@ async fn delay_feed_polled_from_a_url_pays_once() {
     let (status, v) = redeem("taxi", code.clone()).await;
     assert_eq!((status, v["redeemed"].as_bool()), (200, Some(true)), "{v}");
     assert_eq!(redeem("taxi", code).await.1["reason"], "ALREADY_REDEEMED");
+    // The redeemed voucher is owed to the taxi by the insurer: ledger and contracts agree.
+    stack.indexer.catch_up().await.unwrap();
+    let (_, diffs) = kippu::reconcile::reconcile(&stack.chain, &stack.store, 1).await.unwrap().unwrap();
+    assert!(diffs.is_empty(), "{diffs:?}");
+    assert_eq!(stack.store.account_balance("insurer_pool").await.unwrap(), 1500);
     let dash = c.page("/operators/insurance").await;
     assert!(dash.contains("<td>City Taxi</td><td class=\"num\">1</td><td class=\"num\">15.00</td><td class=\"num\">1</td><td class=\"num\">15.00</td>"), "{dash}");
     let metrics = c.page("/metrics").await;

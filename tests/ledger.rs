@@ -89,6 +89,33 @@ async fn run_ledger(cfg: Config) {
     }
     restarted.catch_up().await.unwrap();
     assert_eq!(books(&stack).await, (7140, 7140, 2, 0));
+
+    // Reconciliation agrees with the contracts at the booked block...
+    let (block, diffs) = kippu::reconcile::reconcile(&stack.chain, &stack.store, 1).await.unwrap().unwrap();
+    assert!(diffs.is_empty(), "{diffs:?}");
+    assert_eq!(block + 1, stack.store.cursor(kippu::indexer::CURSOR).await.unwrap().unwrap());
+    // ...and catches a ledger that balances but is wrong: 1.00 FARE moved from the bus to the metro.
+    let pool = stack.store.pool();
+    sqlx::query("INSERT INTO chain_events (event_key, block_number, block_hash, log_index, tx_hash, kind, payload) VALUES ('tampered', 1, '0x0', 0, '0x0', 'Tampered', '')")
+        .execute(pool)
+        .await
+        .unwrap();
+    for (account, amount) in [("operator:1", -100i64), ("operator:2", 100)] {
+        sqlx::query("INSERT INTO ledger_postings (event_key, account, amount) VALUES ('tampered', $1, $2)")
+            .bind(account)
+            .bind(amount)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    // Stamped an hour ahead so it is the newest row whatever the background job wrote meanwhile.
+    let later = kippu_e2e::now() as i64 + 3600;
+    let (_, diffs) = kippu::reconcile::reconcile(&stack.chain, &stack.store, later).await.unwrap().unwrap();
+    let what: Vec<&str> = diffs.iter().map(|d| d.what.as_str()).collect();
+    assert_eq!(what, ["operator:1 owed", "operator:2 owed"], "{diffs:?}");
+    assert_eq!((diffs[0].ledger - diffs[0].chain, diffs[1].ledger - diffs[1].chain), (100, -100));
+    let (_, _, stored) = stack.store.latest_reconciliation().await.unwrap().unwrap();
+    assert!(stored.contains("operator:1 owed"), "{stored}");
     stack.shutdown().await;
 }
 

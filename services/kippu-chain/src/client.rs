@@ -146,6 +146,23 @@ pub fn voucher_category(kind: &str) -> B256 {
     }
 }
 
+/// Settlement balances held by the contracts at one block (see [`Chain::settlement_state`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementState {
+    /// The block they were read at.
+    pub block: u64,
+    /// FARE held by Clearing.
+    pub escrow: u128,
+    /// Clearing's `totalUnpaid`.
+    pub total_unpaid: u128,
+    /// `Clearing.unpaid(operator)` per operator.
+    pub unpaid: Vec<(u32, u128)>,
+    /// `DelayInsurance.payableTo(operator)` per operator.
+    pub payable: Vec<(u32, u128)>,
+    /// `DelayInsurance.totalPayable`.
+    pub total_payable: u128,
+}
+
 /// A connected, deployed Kippu.
 #[derive(Clone, Debug)]
 pub struct Chain {
@@ -602,6 +619,27 @@ impl Chain {
     /// Latest block number.
     pub async fn block_number(&self) -> Result<u64> {
         self.provider.get_block_number().await.map_err(rpc)
+    }
+
+    /// What the contracts hold for settlement at block `block`, for reconciliation with
+    /// the ledger: Clearing's FARE balance and `totalUnpaid`, each operator's unpaid share,
+    /// and the voucher value DelayInsurance owes each operator and in total.
+    pub async fn settlement_state(&self, block: u64, operators: &[u32]) -> Result<SettlementState> {
+        let at = alloy::eips::BlockId::number(block);
+        let f = FareToken::new(self.d.fare, &self.provider);
+        let c = Clearing::new(self.d.clearing, &self.provider);
+        let ins = DelayInsurance::new(self.d.insurance, &self.provider);
+        let small = |v: U256| u128::try_from(v).map_err(|_| ChainError::Rpc("amount overflow".into()));
+        let escrow = small(f.balanceOf(self.d.clearing).block(at).call().await.map_err(revert)?)?;
+        let total_unpaid = small(c.totalUnpaid().block(at).call().await.map_err(revert)?)?;
+        let total_payable = small(ins.totalPayable().block(at).call().await.map_err(revert)?)?;
+        let mut unpaid = Vec::new();
+        let mut payable = Vec::new();
+        for &op in operators {
+            unpaid.push((op, small(c.unpaid(op).block(at).call().await.map_err(revert)?)?));
+            payable.push((op, small(ins.payableTo(op).block(at).call().await.map_err(revert)?)?));
+        }
+        Ok(SettlementState { block, escrow, total_unpaid, unpaid, payable, total_payable })
     }
 
     /// Hash, parent hash and timestamp (POSIX seconds) of block `n`; `None` past the head.

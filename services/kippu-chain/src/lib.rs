@@ -9,7 +9,7 @@ mod decode;
 
 pub use client::{
     voucher_category, BundleSpec, Chain, ChainConfig, Deployment, InsuranceTerms, OperatorSpec, ProductCover,
-    ProductSpec, Validity,
+    ProductSpec, SettlementState, Validity,
 };
 pub use decode::decode_log;
 

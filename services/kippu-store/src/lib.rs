@@ -444,6 +444,55 @@ impl Store {
         Ok(removed as usize)
     }
 
+    /// A consistent snapshot (one statement) of the ledger for reconciliation: the
+    /// follower's next block and the balances of `accounts` (debits positive).
+    pub async fn ledger_snapshot(&self, cursor: &str, accounts: &[String]) -> Result<(Option<u64>, Vec<(String, i64)>)> {
+        if accounts.is_empty() {
+            return Ok((self.cursor(cursor).await?, vec![]));
+        }
+        let list = (0..accounts.len()).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT (SELECT next_block FROM chain_cursor WHERE name = $1), a.account,
+                    CAST(COALESCE((SELECT SUM(p.amount) FROM ledger_postings p WHERE p.account = a.account), 0) AS BIGINT)
+             FROM (SELECT DISTINCT account FROM ledger_postings WHERE account IN ({list})) a"
+        );
+        let mut q = sqlx::query(&sql).bind(cursor);
+        for a in accounts {
+            q = q.bind(a);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        let next = match rows.first() {
+            Some(r) => r.try_get::<Option<i64>, _>(0)?.map(|n| n as u64),
+            None => self.cursor(cursor).await?,
+        };
+        let balances = rows.iter().map(|r| Ok((r.try_get(1)?, r.try_get(2)?))).collect::<Result<_>>()?;
+        Ok((next, balances))
+    }
+
+    /// Records a reconciliation (`differences` as JSON, `[]` when all agreed).
+    pub async fn record_reconciliation(&self, at: i64, block: u64, differences: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO reconciliations (checked_at, block_number, differences) VALUES ($1, $2, $3)
+             ON CONFLICT (checked_at, block_number) DO UPDATE SET differences = excluded.differences",
+        )
+        .bind(at)
+        .bind(block as i64)
+        .bind(differences)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest reconciliation: `(checked at, block, differences JSON)`.
+    pub async fn latest_reconciliation(&self) -> Result<Option<(i64, u64, String)>> {
+        let row = sqlx::query(
+            "SELECT checked_at, block_number, differences FROM reconciliations ORDER BY checked_at DESC, block_number DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)? as u64, r.try_get(2)?))).transpose()
+    }
+
     /// Reorgs handled: `(detected at, fork block, events removed)`, newest first.
     pub async fn reorgs(&self, cursor: &str) -> Result<Vec<(i64, u64, i64)>> {
         let rows = sqlx::query(

@@ -82,6 +82,8 @@ pub struct ChainSection {
     pub confirmations: u64,
     /// Follower poll interval.
     pub poll_ms: u64,
+    /// How often the ledger is reconciled with the contracts (seconds).
+    pub reconcile_secs: u64,
 }
 
 /// Stripe settings.
@@ -186,6 +188,7 @@ impl Default for ChainSection {
             admin_key: None,
             confirmations: 0,
             poll_ms: 250,
+            reconcile_secs: 30,
         }
     }
 }
@@ -297,6 +300,9 @@ impl Config {
         }
         if let Some(v) = nonempty("KIPPU_CONFIRMATIONS") {
             self.chain.confirmations = num("KIPPU_CONFIRMATIONS", v)?;
+        }
+        if let Some(v) = nonempty("KIPPU_RECONCILE_SECS") {
+            self.chain.reconcile_secs = num("KIPPU_RECONCILE_SECS", v)?;
         }
         if let Some(v) = nonempty("KIPPU_WEB_BIND") {
             self.web.bind = v;

@@ -5,6 +5,7 @@ pub mod anchor;
 pub mod config;
 pub mod indexer;
 pub mod insurance;
+pub mod reconcile;
 pub mod seed;
 pub mod stack;
 

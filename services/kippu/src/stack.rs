@@ -398,6 +398,11 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     let indexer = Indexer::new(chain.clone(), store.clone(), cfg.chain.confirmations);
     indexer.catch_up().await.context("first indexer pass")?;
     let mut tasks = vec![tokio::spawn(indexer.clone().run(Duration::from_millis(cfg.chain.poll_ms)))];
+    tasks.push(tokio::spawn(crate::reconcile::run(
+        chain.clone(),
+        store.clone(),
+        Duration::from_secs(cfg.chain.reconcile_secs.max(1)),
+    )));
 
     // Validator: gates and tickets preloaded, misses looked up in the database.
     let mut v = Validator::new(ValidatorConfig::default());
