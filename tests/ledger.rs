@@ -42,6 +42,11 @@ async fn run_ledger(cfg: Config) {
     buy(&c).await;
     stack.indexer.catch_up().await.unwrap();
     assert_eq!(books(&stack).await, (7140, 7140, 2, 0));
+    // Its metro pass opens the gate (the validator now holds the ticket in memory).
+    let me = c.me().await;
+    let newest = me["tickets"].as_array().unwrap().iter().map(|t| t["plan_id"].as_u64().unwrap()).max().unwrap();
+    let doomed = c.ticket_of(1, Some(newest)).await;
+    assert_eq!(c.ride(&stack.store, doomed, "metro/central/g1", None).await["open"], true);
     stack.chain.mine(3).await.unwrap();
     stack.indexer.catch_up().await.unwrap();
     let depth = stack.chain.block_number().await.unwrap() - before;
@@ -53,6 +58,20 @@ async fn run_ledger(cfg: Config) {
     assert_eq!(reorgs.len(), 1);
     assert!(reorgs[0].2 > 0, "events were removed: {reorgs:?}");
     assert_eq!(c.me().await["tickets"].as_array().unwrap().len(), 4, "the traveler's tickets follow the chain");
+    // The gates stop honouring the ticket the reorg took away.
+    let mut reason = String::new();
+    for _ in 0..40 {
+        // The app no longer shows that ticket; the traveler's phone still has a pass for it.
+        let png = kippu_web::pass_png(&aiko, doomed, kippu_e2e::now()).unwrap();
+        let r = c.http.post(format!("{}/gates/metro/central/g1/scan", c.base)).body(png).send().await.unwrap();
+        let v: serde_json::Value = r.json().await.unwrap();
+        reason = v["reason"].as_str().unwrap_or("OPEN").to_owned();
+        if reason == "UNKNOWN_TICKET" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(reason, "UNKNOWN_TICKET");
 
     // Snapshot, buy, book, revert, and the chain grows past the old height on another branch.
     let snap = stack.chain.evm_snapshot().await.unwrap();

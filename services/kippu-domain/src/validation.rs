@@ -102,6 +102,14 @@ impl Validator {
         self.tickets.insert(t.id, t);
     }
 
+    /// Forgets every ticket `keep` says no (tickets a chain reorganisation took away).
+    /// Returns how many were dropped.
+    pub fn retain_tickets(&mut self, keep: impl Fn(u64) -> bool) -> usize {
+        let before = self.tickets.len();
+        self.tickets.retain(|id, _| keep(*id));
+        before - self.tickets.len()
+    }
+
     /// Denies every pass signed by `holder` from now on (a revoked account key).
     pub fn revoke_key(&mut self, holder: Address) {
         self.revoked_keys.insert(holder);

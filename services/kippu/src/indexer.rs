@@ -33,6 +33,8 @@ pub struct Indexer {
     confirmations: u64,
     // One step at a time, whether from the poll loop or a caller's catch_up.
     step_lock: Arc<Mutex<()>>,
+    /// Counts rollbacks, so holders of state derived from events (the validator) can refresh.
+    rollbacks: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// What one step did.
@@ -48,7 +50,18 @@ enum Step {
 impl Indexer {
     /// A follower of `chain` into `store`.
     pub fn new(chain: Chain, store: Store, confirmations: u64) -> Self {
-        Self { chain, store, confirmations, step_lock: Arc::new(Mutex::new(())) }
+        Self {
+            chain,
+            store,
+            confirmations,
+            step_lock: Arc::new(Mutex::new(())),
+            rollbacks: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
+
+    /// Changes after every rollback (its value counts them).
+    pub fn rollbacks(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.rollbacks.subscribe()
     }
 
     /// Books everything up to the confirmed head; returns events booked.
@@ -128,6 +141,7 @@ impl Indexer {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         let removed = self.store.roll_back(CURSOR, fork, now).await?;
         metrics::counter!("kippu_indexer_reorgs_total").increment(1);
+        self.rollbacks.send_modify(|n| *n += 1);
         metrics::counter!("kippu_ledger_events_rolled_back_total").increment(removed as u64);
         tracing::warn!(last_read = last, fork_block = fork, removed_events = removed, "chain reorganised: rolled back");
         Ok(true)

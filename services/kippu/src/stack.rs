@@ -417,6 +417,24 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         v.revoke_key(holder);
     }
     let validator_state = Arc::new(Mutex::new(v));
+    // A reorg can take tickets away: the gates must stop honouring them at once.
+    let (mut rollbacks, reorg_state, reorg_store) = (indexer.rollbacks(), validator_state.clone(), store.clone());
+    tasks.push(tokio::spawn(async move {
+        while rollbacks.changed().await.is_ok() {
+            match reorg_store.ticket_states().await {
+                Ok(states) => {
+                    let live: std::collections::HashSet<u64> = states.iter().map(|t| t.id).collect();
+                    let mut v = reorg_state.lock().await;
+                    let dropped = v.retain_tickets(|id| live.contains(&id));
+                    for t in states {
+                        v.upsert_ticket(t);
+                    }
+                    tracing::warn!(dropped, "validator refreshed after a chain reorganisation");
+                }
+                Err(e) => tracing::error!(error = %e, "validator not refreshed after a reorganisation"),
+            }
+        }
+    }));
     let (tap_tx, mut tap_rx) = tokio::sync::mpsc::channel::<Tap>(4096);
     let validator = ValidatorService::spawn(
         &mqtt,
