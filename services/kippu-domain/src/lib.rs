@@ -8,6 +8,7 @@ pub mod merkle;
 pub mod money;
 pub mod pass;
 pub mod pricing;
+pub mod settlement;
 pub mod topics;
 pub mod validation;
 pub mod verdict;
