@@ -34,3 +34,7 @@ CREATE TABLE reconciliations (
     differences TEXT NOT NULL,
     PRIMARY KEY (checked_at, block_number)
 );
+
+-- How each bundle's price is settled among its legs' operators at period close:
+-- 'list' (as booked at sale), 'usage' (rides tapped) or 'distance' (metres travelled).
+ALTER TABLE bundles ADD COLUMN settle_by TEXT NOT NULL DEFAULT 'list';

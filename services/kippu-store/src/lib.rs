@@ -14,9 +14,11 @@ mod identity;
 mod ingest;
 mod insurance;
 mod rows;
+mod settlement;
 pub use identity::{IssuedCredential, IssuerRow, WalletCredential};
 pub use insurance::{CoverTerms, InsuredPlan, PlanTap, RouteDelays, TimetableRow, VoucherStats};
 pub use rows::*;
+pub use settlement::{OperatorClose, PeriodClose};
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
