@@ -21,6 +21,9 @@ use kippu_e2e::{config, repo};
 use kippu_identity::{deterministic_demo_key, did_pkh};
 use serde_json::{json, Value};
 
+#[path = "scenario/settlement.rs"]
+mod settlement;
+
 /// How long any wait for the page lasts before the test fails.
 const WAIT: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(100);
@@ -511,6 +514,55 @@ async fn concession_credential_in_browser() {
     assert!(b.client.find(Locator::Id("concession")).await.is_err(), "revoked credential still discounts");
     b.goto("/credentials").await;
     b.wait_for_text(Locator::Css(".credential.bad"), "revoked by its issuer").await;
+
+    b.close().await;
+    stack.shutdown().await;
+}
+
+/// Staff read an operator's settlement report: from the open overview through the portal's
+/// sign-in to the report, a chart column to the events behind it, and a printable statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn operator_report_in_browser() {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
+    chromedriver_bin();
+    let stack = kippu::start(config("browser-reports", None, None)).await.expect("stack starts");
+    settlement::two_days_of_settlement(&stack).await;
+    let b = Browser::start(&stack.web_url).await;
+
+    // The overview is open; the bus's report asks staff to sign in, then opens.
+    b.goto("/operators/report").await;
+    let details = b.wait_for(Locator::Css("tr[data-operator='2'] a.details")).await;
+    b.click(&details, "the bus's report link").await;
+    b.wait_for_path("/portal/signin").await;
+    let password = b.wait_for(Locator::Id("password")).await;
+    password.send_keys(kippu::config::DEV_PORTAL_PASSWORD).await.unwrap();
+    let sign_in = b.wait_for(Locator::Id("portal-signin")).await;
+    b.click(&sign_in, "portal sign-in").await;
+    let title = b.wait_for_text(Locator::Css("h1.report-title"), "Settlement report").await;
+    assert!(title.text().await.unwrap().starts_with("Bull Runner Bus"));
+    assert_eq!(b.path().await, "/operators/bus/report");
+    b.wait_for_text(Locator::Css("[data-figure='revenue'] a"), "26.10").await;
+    b.wait_for(Locator::Css("#revenue-chart svg")).await;
+    b.wait_for_text(Locator::Id("reconciles"), "equals what is owed now").await;
+    b.fits_phone("operator report").await;
+    b.screenshot("operator-report").await;
+
+    // A column of the revenue chart opens the events behind it: each with its transaction.
+    let column = b.wait_for(Locator::Css("#revenue-chart svg a")).await;
+    b.click(&column, "the first revenue column").await;
+    b.wait_for_path("/operators/bus/events?kind=LegSold,TicketRefunded&day=").await;
+    let rows = b.client.find_all(Locator::Css("#events tr[data-event]")).await.unwrap();
+    assert_eq!(rows.len(), 3, "three bus legs were sold on the first day");
+    b.wait_for_text(Locator::Id("owed"), "+15.60").await;
+    b.fits_phone("events").await;
+
+    // The taxi's first statement: revenue, a refund, a voucher and the payout, reconciled.
+    b.goto("/operators/taxi/statements/1").await;
+    b.wait_for_text(Locator::Css("h1"), "Settlement statement · period 1").await;
+    b.wait_for_text(Locator::Css("tr[data-line='closing']"), "15.00").await;
+    b.wait_for_text(Locator::Id("reconciles"), "Reconciles: 0.00 + 25.50 − 10.20 + 15.00 − 15.30 = 15.00").await;
+    b.fits_phone("statement").await;
+    b.screenshot("statement").await;
 
     b.close().await;
     stack.shutdown().await;

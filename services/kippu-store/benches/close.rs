@@ -18,8 +18,9 @@ async fn fill(store: &Store, plans: u64, positional: bool) {
     let ph = |n: usize, width: usize| -> String {
         (0..n)
             .map(|r| {
-                let cols: Vec<String> =
-                    (0..width).map(|c| if positional { "?".into() } else { format!("${}", r * width + c + 1) }).collect();
+                let cols: Vec<String> = (0..width)
+                    .map(|c| if positional { "?".into() } else { format!("${}", r * width + c + 1) })
+                    .collect();
                 format!("({})", cols.join(", "))
             })
             .collect::<Vec<_>>()
@@ -33,10 +34,19 @@ async fn fill(store: &Store, plans: u64, positional: bool) {
     let mut tx = pool.begin().await.unwrap();
     for start in (0..plans).step_by(CHUNK as usize) {
         let n = CHUNK.min(plans - start);
-        let sql = format!("INSERT INTO plans (plan_id, traveler, bundle_id, price, valid_from, event_key) VALUES {}", ph(n as usize, 6));
+        let sql = format!(
+            "INSERT INTO plans (plan_id, traveler, bundle_id, price, valid_from, event_key) VALUES {}",
+            ph(n as usize, 6)
+        );
         let mut q = sqlx::query(&sql);
         for p in start..start + n {
-            q = q.bind(p as i64).bind("0x00").bind(1 + (p % 2) as i64).bind(3_570i64).bind(FROM + (p % 86_400) as i64).bind("k");
+            q = q
+                .bind(p as i64)
+                .bind("0x00")
+                .bind(1 + (p % 2) as i64)
+                .bind(3_570i64)
+                .bind(FROM + (p % 86_400) as i64)
+                .bind("k");
         }
         q.execute(&mut *tx).await.unwrap();
         let sql = format!(
@@ -64,12 +74,18 @@ async fn fill(store: &Store, plans: u64, positional: bool) {
     let taps = plans * 10;
     for start in (0..taps).step_by(CHUNK as usize * 8) {
         let n = (CHUNK * 8).min(taps - start);
-        let sql = format!("INSERT INTO taps (scan_id, ticket_id, operator_id, gate_key, at) VALUES {}", ph(n as usize, 5));
+        let sql =
+            format!("INSERT INTO taps (scan_id, ticket_id, operator_id, gate_key, at) VALUES {}", ph(n as usize, 5));
         let mut q = sqlx::query(&sql);
         for i in start..start + n {
             let plan = i / 10;
             let leg = [0u64, 0, 0, 0, 0, 1, 1, 1, 2, 0][(i % 10) as usize];
-            q = q.bind(i.to_string()).bind((plan * 4 + leg) as i64).bind(leg as i64 + 1).bind("g").bind(FROM + (i % 2_000_000) as i64);
+            q = q
+                .bind(i.to_string())
+                .bind((plan * 4 + leg) as i64)
+                .bind(leg as i64 + 1)
+                .bind("g")
+                .bind(FROM + (i % 2_000_000) as i64);
         }
         q.execute(&mut *tx).await.unwrap();
     }
@@ -112,7 +128,9 @@ async fn main() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 
-    let Some(pg) = ["KIPPU_BENCH_POSTGRES", "KIPPU_TEST_POSTGRES"].iter().find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    let Some(pg) = ["KIPPU_BENCH_POSTGRES", "KIPPU_TEST_POSTGRES"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
     else {
         println!("  PostgreSQL skipped: set KIPPU_BENCH_POSTGRES=postgres://127.0.0.1:5432/test");
         return;

@@ -36,7 +36,10 @@ fn events(n: usize) -> Vec<(EventMeta, ChainEvent)> {
         let traveler = Address::from(alloy_primitives::U160::from(1_000 + i % 5_000));
         i += 1;
         match i % 12 {
-            0 => push(ChainEvent::FareMinted { to: traveler, amount: 5_000, payment_ref: B256::repeat_byte(1) }, &mut out),
+            0 => push(
+                ChainEvent::FareMinted { to: traveler, amount: 5_000, payment_ref: B256::repeat_byte(1) },
+                &mut out,
+            ),
             1 if voucher > 0 => {
                 push(ChainEvent::VoucherRedeemed { voucher_id: voucher, operator_id: 3, value: 1_500 }, &mut out)
             }
@@ -58,10 +61,18 @@ fn events(n: usize) -> Vec<(EventMeta, ChainEvent)> {
             _ => {
                 plan += 1;
                 push(
-                    ChainEvent::PlanPurchased { plan_id: plan, traveler, bundle_id: 1, price: 3_570, valid_from: 1_800_000_000 },
+                    ChainEvent::PlanPurchased {
+                        plan_id: plan,
+                        traveler,
+                        bundle_id: 1,
+                        price: 3_570,
+                        valid_from: 1_800_000_000,
+                    },
                     &mut out,
                 );
-                for (leg, (operator, share)) in [(1u32, 1_530i64), (2, 510), (3, 1_275), (4, 255)].into_iter().enumerate() {
+                for (leg, (operator, share)) in
+                    [(1u32, 1_530i64), (2, 510), (3, 1_275), (4, 255)].into_iter().enumerate()
+                {
                     ticket += 1;
                     push(
                         ChainEvent::TicketIssued {
@@ -77,7 +88,13 @@ fn events(n: usize) -> Vec<(EventMeta, ChainEvent)> {
                         &mut out,
                     );
                     push(
-                        ChainEvent::LegSold { plan_id: plan, ticket_id: ticket, operator_id: operator, product_id: 0, share },
+                        ChainEvent::LegSold {
+                            plan_id: plan,
+                            ticket_id: ticket,
+                            operator_id: operator,
+                            product_id: 0,
+                            share,
+                        },
                         &mut out,
                     );
                     if leg == 3 {
@@ -107,8 +124,9 @@ async fn run(label: &str, store: &Store, evs: &[(EventMeta, ChainEvent)]) {
         let t = Instant::now();
         let first = chunk[0].0.block_number;
         let last = chunk[chunk.len() - 1].0.block_number;
-        let blocks: Vec<(u64, B256, i64)> =
-            (first..=last).map(|b| (b, B256::from(alloy_primitives::U256::from(b)), 1_800_000_000 + b as i64)).collect();
+        let blocks: Vec<(u64, B256, i64)> = (first..=last)
+            .map(|b| (b, B256::from(alloy_primitives::U256::from(b)), 1_800_000_000 + b as i64))
+            .collect();
         booked += store.apply_events("bench", last + 1, chunk, &blocks).await.expect("booked");
         worst = worst.max(t.elapsed());
     }
@@ -140,7 +158,9 @@ async fn main() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 
-    let pg = ["KIPPU_BENCH_POSTGRES", "KIPPU_TEST_POSTGRES"].iter().find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+    let pg = ["KIPPU_BENCH_POSTGRES", "KIPPU_TEST_POSTGRES"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
     let Some(pg) = pg else {
         println!("  PostgreSQL skipped: set KIPPU_BENCH_POSTGRES=postgres://127.0.0.1:5432/test");
         return;

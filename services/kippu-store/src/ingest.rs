@@ -30,7 +30,6 @@ impl Batching {
     pub(crate) const POSTGRES: Self = Self { max_params: 16_000, positional: false };
 }
 
-
 /// One bound value.
 pub(crate) enum Val {
     I(i64),
@@ -161,10 +160,20 @@ impl Store {
         let postings = fresh
             .iter()
             .flat_map(|(k, ev)| {
-                ev.postings().into_iter().map(|(account, amount)| vec![Val::S((*k).to_owned()), Val::S(account), Val::I(amount)])
+                ev.postings()
+                    .into_iter()
+                    .map(|(account, amount)| vec![Val::S((*k).to_owned()), Val::S(account), Val::I(amount)])
             })
             .collect();
-        insert_rows(&mut tx, self.batching, "INSERT INTO ledger_postings (event_key, account, amount) VALUES", "", postings, false).await?;
+        insert_rows(
+            &mut tx,
+            self.batching,
+            "INSERT INTO ledger_postings (event_key, account, amount) VALUES",
+            "",
+            postings,
+            false,
+        )
+        .await?;
         book_read_models(&mut tx, self.batching, &fresh).await?;
         sqlx::query(
             "INSERT INTO chain_cursor (name, next_block) VALUES ($1, $2)
@@ -235,8 +244,8 @@ pub(crate) async fn book_read_models(
                 Val::I(*valid_from as i64),
                 Val::I(*valid_until as i64),
             ]),
-            ChainEvent::VoucherIssued { voucher_id, policy_id, holder, value, operator_id, expiry, delay_id } => vouchers
-                .push(vec![
+            ChainEvent::VoucherIssued { voucher_id, policy_id, holder, value, operator_id, expiry, delay_id } => {
+                vouchers.push(vec![
                     Val::I(*voucher_id as i64),
                     Val::I(*policy_id as i64),
                     Val::S(addr(holder)),
@@ -244,12 +253,20 @@ pub(crate) async fn book_read_models(
                     Val::I(i64::from(*operator_id)),
                     Val::I(*expiry as i64),
                     Val::S(format!("{delay_id:#x}")),
-                ]),
+                ])
+            }
             _ => {}
         }
     }
-    insert_rows(tx, b, "INSERT INTO plans (plan_id, traveler, bundle_id, price, valid_from, event_key) VALUES", "", plans, false)
-        .await?;
+    insert_rows(
+        tx,
+        b,
+        "INSERT INTO plans (plan_id, traveler, bundle_id, price, valid_from, event_key) VALUES",
+        "",
+        plans,
+        false,
+    )
+    .await?;
     insert_rows(
         tx,
         b,
@@ -259,7 +276,8 @@ pub(crate) async fn book_read_models(
         false,
     )
     .await?;
-    insert_rows(tx, b, "INSERT INTO policies (policy_id, holder, valid_from, valid_until) VALUES", "", policies, false).await?;
+    insert_rows(tx, b, "INSERT INTO policies (policy_id, holder, valid_from, valid_until) VALUES", "", policies, false)
+        .await?;
     insert_rows(
         tx,
         b,

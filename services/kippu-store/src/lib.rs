@@ -13,10 +13,12 @@ use sqlx::{AnyPool, Row};
 mod identity;
 mod ingest;
 mod insurance;
+mod reports;
 mod rows;
 mod settlement;
 pub use identity::{IssuedCredential, IssuerRow, WalletCredential};
 pub use insurance::{CoverTerms, InsuredPlan, PlanTap, RouteDelays, TimetableRow, VoucherStats};
+pub use reports::*;
 pub use rows::*;
 pub use settlement::{OperatorClose, PeriodClose};
 
@@ -448,7 +450,11 @@ impl Store {
 
     /// A consistent snapshot (one statement) of the ledger for reconciliation: the
     /// follower's next block and the balances of `accounts` (debits positive).
-    pub async fn ledger_snapshot(&self, cursor: &str, accounts: &[String]) -> Result<(Option<u64>, Vec<(String, i64)>)> {
+    pub async fn ledger_snapshot(
+        &self,
+        cursor: &str,
+        accounts: &[String],
+    ) -> Result<(Option<u64>, Vec<(String, i64)>)> {
         if accounts.is_empty() {
             return Ok((self.cursor(cursor).await?, vec![]));
         }
@@ -844,7 +850,6 @@ fn voucher_from_row(r: &AnyRow) -> Result<VoucherRow> {
         redeemed_by: r.try_get::<Option<i64>, _>(7)?.map(|v| v as u32),
     })
 }
-
 
 /// Space-separated ids as a list.
 fn words(s: &str) -> Vec<String> {

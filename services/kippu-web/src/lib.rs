@@ -9,6 +9,7 @@ mod pages;
 mod payments;
 mod portal;
 mod qr;
+mod reports;
 mod session;
 mod timetable;
 
@@ -164,6 +165,16 @@ pub fn router(state: AppState) -> Router {
         .route("/gates/{op}/{station}/{gate}/scan", post(pages::gate_scan))
         .route("/operators/report", get(pages::report))
         .route("/operators/insurance", get(pages::insurance))
+        .route("/operators/{slug}/report", get(reports::report))
+        .route("/operators/{slug}/report.csv", get(reports::report_csv))
+        .route("/operators/{slug}/report.json", get(reports::report_json))
+        .route("/operators/{slug}/events", get(reports::events))
+        .route("/operators/{slug}/events.csv", get(reports::events_csv))
+        .route("/operators/{slug}/events.json", get(reports::events_json))
+        .route("/operators/{slug}/rides", get(reports::rides))
+        .route("/operators/{slug}/rides.csv", get(reports::rides_csv))
+        .route("/operators/{slug}/rides.json", get(reports::rides_json))
+        .route("/operators/{slug}/statements/{period}", get(reports::statement))
         .route("/operators/{slug}/vouchers/redeem", post(pages::redeem_voucher))
         .route("/operators/{slug}/scanner-token", get(portal::scanner_token))
         .route(

@@ -588,6 +588,7 @@ pub(crate) async fn gate_scan(
 
 pub(crate) struct ReportRowView {
     id: u32,
+    slug: String,
     name: String,
     kind: String,
     legs: i64,
@@ -610,9 +611,11 @@ pub(crate) async fn report(State(s): State<AppState>) -> Page {
     let rows = s.store.operator_report().await?;
     let chart = chart::bars(&rows.iter().map(|r| (r.name.clone(), r.revenue)).collect::<Vec<_>>());
     let escrow = s.chain.escrow_balance().await?;
+    let slugs: HashMap<u32, String> = s.store.operators().await?.into_iter().map(|o| (o.id, o.slug)).collect();
     let rows = rows
         .into_iter()
         .map(|r| ReportRowView {
+            slug: slugs.get(&r.operator_id).cloned().unwrap_or_default(),
             id: r.operator_id,
             name: r.name,
             kind: r.kind,

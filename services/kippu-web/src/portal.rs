@@ -143,8 +143,8 @@ struct SigninPage {
 }
 
 fn safe_next(next: Option<&String>) -> String {
-    // Only paths on this site: no open redirect.
-    next.filter(|n| n.starts_with("/portal/") && !n.starts_with("//"))
+    // Only paths on this site: no open redirect. Staff pages live under /portal/ and /operators/.
+    next.filter(|n| (n.starts_with("/portal/") || n.starts_with("/operators/")) && !n.starts_with("//"))
         .cloned()
         .unwrap_or_else(|| "/portal/issuers/usf".into())
 }
@@ -177,7 +177,8 @@ pub(crate) async fn signin(
         return Ok((StatusCode::UNAUTHORIZED, Html(page.render()?)).into_response());
     }
     let cookie = Cookie::build((COOKIE, s.identity.portal.open()))
-        .path("/portal")
+        // Sent to the staff pages under /operators/ (reports, scanner tokens) as well as /portal/.
+        .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
         .max_age(time::Duration::seconds(SESSION_SECS))
