@@ -135,6 +135,12 @@ async fn run_ledger(cfg: Config) {
     assert_eq!((diffs[0].ledger - diffs[0].chain, diffs[1].ledger - diffs[1].chain), (100, -100));
     let (_, _, stored) = stack.store.latest_reconciliation().await.unwrap().unwrap();
     assert!(stored.contains("operator:1 owed"), "{stored}");
+    // The portal flags it.
+    let page = c.page("/operators/report").await;
+    assert!(
+        page.contains("does not reconcile") && page.contains("operator:1 owed: ledger 31.60 FARE, chain 30.60 FARE"),
+        "{page}"
+    );
     stack.shutdown().await;
 }
 

@@ -604,7 +604,31 @@ struct ReportPage {
     rows: Vec<ReportRowView>,
     chart: String,
     escrow: String,
+    /// The newest reconciliation with the contracts: `(block, differences as text)`.
+    reconciled: Option<(u64, Vec<String>)>,
     chain_id: u64,
+}
+
+/// The newest reconciliation, its differences worded for people.
+async fn reconciliation(s: &AppState) -> Result<Option<(u64, Vec<String>)>, AppError> {
+    let Some((_, block, json)) = s.store.latest_reconciliation().await? else { return Ok(None) };
+    let diffs: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap_or_default();
+    let words = diffs
+        .iter()
+        .map(|d| {
+            let fare = |k: &str| {
+                let v = d[k].as_i64().or_else(|| d[k].as_str().and_then(|s| s.parse().ok())).unwrap_or(0);
+                format_fare(i128::from(v))
+            };
+            format!(
+                "{}: ledger {} FARE, chain {} FARE",
+                d["what"].as_str().unwrap_or("?"),
+                fare("ledger"),
+                fare("chain")
+            )
+        })
+        .collect();
+    Ok(Some((block, words)))
 }
 
 pub(crate) async fn report(State(s): State<AppState>) -> Page {
@@ -626,7 +650,14 @@ pub(crate) async fn report(State(s): State<AppState>) -> Page {
             paid: format_fare(i128::from(r.paid_out)),
         })
         .collect();
-    html(ReportPage { rows, chart, escrow: format_fare(escrow as i128), chain_id: s.chain.deployment().chain_id })
+    let reconciled = reconciliation(&s).await?;
+    html(ReportPage {
+        rows,
+        chart,
+        escrow: format_fare(escrow as i128),
+        reconciled,
+        chain_id: s.chain.deployment().chain_id,
+    })
 }
 
 #[derive(Template)]
