@@ -410,7 +410,7 @@ async fn traveler_journey_in_browser() {
     let tickets = stack.store.tickets_of(&aiko.address()).await.unwrap();
     let bus = tickets.iter().find(|t| t.operator_id == 2).unwrap().id;
     b.goto(&format!("/tickets/{bus}/pass")).await;
-    let run = b.wait_for(Locator::Css("select.run[data-for='bus/bull-runner-7/onboard']")).await;
+    let run = b.wait_for(Locator::Css("input.run[data-for='bus/bull-runner-7/onboard']")).await;
     assert_eq!(run.prop("value").await.unwrap().as_deref(), Some("1"), "the first run is preselected");
     let gate = b.wait_for(Locator::Css(".gate-btn[data-gate='bus/bull-runner-7/onboard']")).await;
     b.click(&gate, "the on-board validator button").await;

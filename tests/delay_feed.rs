@@ -226,6 +226,41 @@ async fn each_insured_product_pays_its_affected_travelers_on_its_own_terms() {
     stack.shutdown().await;
 }
 
+/// A real agency recording (OVapi TripUpdates, replayed as if sent now) pays exactly
+/// the insured rider of its late run. Ben boards a vehicle whose validator declares it
+/// works OVapi run 17921312 (a run of no timetable held here: the vehicle's word places
+/// it), which the recording has 4¼ hours late; Aiko, insured too, rode nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_real_agency_recording_pays_the_rider_of_its_late_run() {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
+    let stack = kippu::start(config("agency-rt", None, None)).await.expect("stack starts");
+    let (aiko, ben) = (Client::new(&stack.web_url), Client::new(&stack.web_url));
+    let ben_key = deterministic_demo_key("ben");
+    stack.chain.mint_fare(ben_key.address(), 5_000, alloy::primitives::B256::repeat_byte(8)).await.unwrap();
+    for (c, key) in [(&aiko, deterministic_demo_key("aiko")), (&ben, ben_key)] {
+        c.form("/signin", &[("address", &format!("{:#x}", key.address()))]).await;
+        let (_, url, body) = c.form("/plans/1/buy", &[]).await;
+        assert!(url.contains("bought="), "{url} {body}");
+    }
+    let bus = ben.ticket_of(2, None).await;
+    assert_eq!(ben.ride(&stack.store, bus, "bus/bull-runner-7/onboard", Some("17921312")).await["open"], true);
+    let real =
+        std::fs::read(kippu_e2e::repo().join("services/kippu-gtfs/testdata/agency-rt/ovapi-trip-updates-subset.pb"))
+            .unwrap();
+    let live = kippu_gtfs::restamp(&real, now()).unwrap();
+    let r = ben.http.post(format!("{}/dev/gtfs-rt", ben.base)).body(live).send().await.unwrap();
+    let out: Value = r.json().await.unwrap();
+    assert_eq!((out["trips"].as_u64(), out["cancelled"].as_u64()), (Some(23), Some(3)), "{out}");
+    let policy =
+        ben.me().await["tickets"].as_array().unwrap().iter().find(|t| t["operator_id"] == 4).unwrap()["id"].clone();
+    assert_eq!(out["affected"], serde_json::json!([[policy, "tapped"]]), "{out}");
+    assert_eq!((vouchers(&aiko).await, vouchers(&ben).await), (0, 1));
+    // The unmodified recording is from 2014: refused as stale, as a replayed message must be.
+    let r = ben.http.post(format!("{}/dev/gtfs-rt", ben.base)).body(real).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    stack.shutdown().await;
+}
+
 /// k-of-n delay oracles: with a quorum of 2, this process's lone reporter only
 /// records a vote; its replay is refused; an account without the oracle role
 /// is refused; a second, independent reporter (its own key, outside this

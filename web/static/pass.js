@@ -11,8 +11,8 @@
       out.className = '';
       const png = await (await fetch(img.src)).blob();
       // An on-board validator names the run its vehicle is working (its AVL unit would).
-      const run = document.querySelector('select.run[data-for="' + b.dataset.gate + '"]');
-      const query = run ? '?trip=' + encodeURIComponent(run.value) : '';
+      const run = document.querySelector('.run[data-for="' + b.dataset.gate + '"]');
+      const query = run && run.value ? '?trip=' + encodeURIComponent(run.value) : '';
       const r = await fetch('/gates/' + b.dataset.gate + '/scan' + query, { method: 'POST', body: png, headers: { 'content-type': 'image/png' } });
       const v = await r.json();
       out.textContent = v.open ? 'OPEN' + (v.rides_left != null ? ' · rides left ' + v.rides_left : '') : 'DENY · ' + (v.reason || v.error);

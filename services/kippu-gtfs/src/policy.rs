@@ -158,6 +158,12 @@ impl<T> RiderIndex<T> {
         plans
     }
 
+    /// The extra of some tap onto run `trip_id` (an on-board validator declared it), if any.
+    pub fn declared_by(&self, trip_id: &str) -> Option<&T> {
+        let plan = *self.by_trip.get(trip_id)?.first()?;
+        self.of_plan(plan).find(|(t, _)| t.trip_id.as_deref() == Some(trip_id)).map(|(_, extra)| extra)
+    }
+
     /// A plan's taps with their extras, oldest first as given.
     pub fn of_plan(&self, plan: u64) -> impl Iterator<Item = &(RiderTap, T)> {
         self.by_plan.get(&plan).into_iter().flatten().map(|&i| &self.taps[i])

@@ -157,17 +157,30 @@ impl DelayInsurer {
             }
             out.delayed += 1;
             out.cancelled += usize::from(d.cancelled);
-            let Some(run) = run.or_else(|| {
-                // A run of a timetable we do not hold: only its route id, if sent, can place it.
-                d.route_id.as_ref().and_then(|r| self.timetables.read().expect("timetables").route_operator(r))
-            }) else {
+            let Some(run) = run
+                .or_else(|| {
+                    // A run of a timetable we do not hold: its route id, if sent, can place it...
+                    d.route_id.as_ref().and_then(|r| self.timetables.read().expect("timetables").route_operator(r))
+                })
+                .or_else(|| {
+                    // ...or an on-board validator that declared it: the vehicle is that operator's.
+                    riders.declared_by(&d.trip_id).map(|&(operator_id, _)| Run {
+                        operator_id,
+                        route_id: String::new(),
+                        schedule: None,
+                    })
+                })
+            else {
                 tracing::warn!(trip = %d.trip_id, "delay on a trip of no known timetable; ignored");
                 continue;
             };
             let route = d.route_id.clone().unwrap_or_else(|| run.route_id.clone());
             let delay_id = B256::from(d.delay_id());
             let key = format!("{delay_id:#x}");
-            self.store.record_delay(&key, &d.trip_id, &route, delay_minutes(d.delay_secs), d.cancelled, now).await?;
+            let route_label = if route.is_empty() { "(no timetable)" } else { route.as_str() };
+            self.store
+                .record_delay(&key, &d.trip_id, route_label, delay_minutes(d.delay_secs), d.cancelled, now)
+                .await?;
             let stop_refs: Vec<&str> = stops.iter().map(String::as_str).collect();
 
             let near = riders.plans_near(&d, &stop_refs);
@@ -178,7 +191,9 @@ impl DelayInsurer {
                 let taps: Vec<RiderTap> = riders
                     .of_plan(policy.plan_id)
                     .filter(|(_, (operator, product))| {
-                        *operator == run.operator_id && products.get(product).is_some_and(|p| p.covers_route(&route))
+                        // An unknown route is the run's own vehicle's word: its validator accepted the ticket.
+                        *operator == run.operator_id
+                            && products.get(product).is_some_and(|p| route.is_empty() || p.covers_route(&route))
                     })
                     .map(|(tap, _)| tap.clone())
                     .collect();

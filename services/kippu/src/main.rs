@@ -85,7 +85,8 @@ async fn main() -> anyhow::Result<()> {
             println!("validator and present it, then report that run late (or tap at the library stop");
             println!("gate and report a run due there cancelled, e.g. --trip 5 --cancel):");
             println!("  cargo run -p kippu -- feed-delay --trip 1 --minutes 20");
-            println!("  cargo run -p kippu -- feed-delay --file services/kippu-gtfs/testdata/bullrunner-google-encoded.pb --as-live");
+            println!("A real agency recording: board with run 17921312 typed in, then replay it as live:");
+            println!("  cargo run -p kippu -- feed-delay --file services/kippu-gtfs/testdata/agency-rt/ovapi-trip-updates-subset.pb --as-live");
             println!("Ctrl-C stops everything.");
             wait_for_stop().await?;
             println!("stopping…");
