@@ -83,12 +83,12 @@ impl Indexer {
             Some(n) => n,
             None => self.chain.deployment().deploy_block,
         };
-        if from > head {
-            // Nothing new, but the branch read last may have been replaced by one no longer.
-            return Ok(if self.reorged_below(from).await? { Step::Again } else { Step::UpToDate });
-        }
+        // Checked even with nothing new to read: the branch read last may have been replaced.
         if self.reorged_below(from).await? {
             return Ok(Step::Again);
+        }
+        if from > head {
+            return Ok(Step::UpToDate);
         }
         let to = head.min(from + MAX_RANGE - 1);
         let events = self.chain.events(from, to).await?;
@@ -98,8 +98,10 @@ impl Indexer {
         let mut numbers: Vec<u64> = events.iter().map(|(m, _)| m.block_number).collect();
         numbers.push(to);
         numbers.dedup();
-        for n in numbers {
-            let Some((hash, _, time)) = self.chain.block_header(n).await? else { return Ok(Step::Again) };
+        // Fetched concurrently: a backfill range can hold events in many of its blocks.
+        let headers = futures::future::try_join_all(numbers.iter().map(|&n| self.chain.block_header(n))).await?;
+        for (n, header) in numbers.into_iter().zip(headers) {
+            let Some((hash, _, time)) = header else { return Ok(Step::Again) };
             if events.iter().any(|(m, _)| m.block_number == n && m.block_hash != hash) {
                 tracing::warn!(block = n, "logs from a block no longer on the chain; reading again");
                 return Ok(Step::Again);
