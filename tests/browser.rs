@@ -541,7 +541,7 @@ async fn operator_report_in_browser() {
     let title = b.wait_for_text(Locator::Css("h1.report-title"), "Settlement report").await;
     assert!(title.text().await.unwrap().starts_with("Bull Runner Bus"));
     assert_eq!(b.path().await, "/operators/bus/report");
-    b.wait_for_text(Locator::Css("[data-figure='revenue'] a"), "26.10").await;
+    b.wait_for_text(Locator::Css("[data-figure='revenue'] a"), "31.50").await;
     b.wait_for(Locator::Css("#revenue-chart svg")).await;
     b.wait_for_text(Locator::Id("reconciles"), "equals what is owed now").await;
     b.fits_phone("operator report").await;
@@ -552,15 +552,16 @@ async fn operator_report_in_browser() {
     b.click(&column, "the first revenue column").await;
     b.wait_for_path("/operators/bus/events?kind=LegSold,TicketRefunded&day=").await;
     let rows = b.client.find_all(Locator::Css("#events tr[data-event]")).await.unwrap();
-    assert_eq!(rows.len(), 3, "three bus legs were sold on the first day");
-    b.wait_for_text(Locator::Id("owed"), "+15.60").await;
+    assert_eq!(rows.len(), 4, "four bus legs were sold on the first day");
+    b.wait_for_text(Locator::Id("owed"), "+21.00").await;
     b.fits_phone("events").await;
 
-    // The taxi's first statement: revenue, a refund, a voucher and the payout, reconciled.
+    // The taxi's first statement: revenue, a refund, a voucher and the payout (its share and
+    // the 7.80 of the voucher the insurer's premiums covered), reconciled.
     b.goto("/operators/taxi/statements/1").await;
     b.wait_for_text(Locator::Css("h1"), "Settlement statement · period 1").await;
-    b.wait_for_text(Locator::Css("tr[data-line='closing']"), "15.00").await;
-    b.wait_for_text(Locator::Id("reconciles"), "Reconciles: 0.00 + 25.50 − 10.20 + 15.00 − 15.30 = 15.00").await;
+    b.wait_for_text(Locator::Css("tr[data-line='closing']"), "7.20").await;
+    b.wait_for_text(Locator::Id("reconciles"), "Reconciles: 0.00 + 25.50 − 10.20 + 15.00 − 23.10 = 7.20").await;
     b.fits_phone("statement").await;
     b.screenshot("statement").await;
 

@@ -144,6 +144,57 @@ async fn run_ledger(cfg: Config) {
     stack.shutdown().await;
 }
 
+/// The node itself stops and comes back (same chain: anvil restarted from its dumped
+/// state, on the same port). While it is down purchases fail with an error and the
+/// follower retries; afterwards it resumes where it was, with no reorg seen, nothing
+/// booked twice and the ledger reconciling with the contracts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ledger_exact_through_a_node_restart() {
+    use kippu_chain::anvil::AnvilProcess;
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
+    let bin = kippu_e2e::repo().join("contracts/node_modules/.bin/anvil");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let node = AnvilProcess::spawn(&bin, port, 31337, None).await.unwrap();
+    let mut cfg = config("node-restart", None, None);
+    cfg.chain.rpc_url = Some(node.url());
+    let stack = kippu::start(cfg).await.expect("stack starts");
+    let c = Client::new(&stack.web_url);
+    let aiko = deterministic_demo_key("aiko");
+    c.form("/signin", &[("address", &format!("{:#x}", aiko.address()))]).await;
+    stack.chain.mint_fare(aiko.address(), 20_000, alloy::primitives::B256::repeat_byte(9)).await.unwrap();
+    buy(&c).await;
+    buy(&c).await;
+    stack.indexer.catch_up().await.unwrap();
+    assert_eq!(books(&stack).await, (7140, 7140, 2, 0));
+
+    let state = stack.chain.dump_state().await.unwrap();
+    let state_file = std::env::temp_dir().join(format!("kippu-anvil-state-{}.json", std::process::id()));
+    std::fs::write(&state_file, state).unwrap();
+    node.stop().await;
+
+    // Down: the follower cannot read, a purchase is refused, nothing is booked.
+    assert!(stack.indexer.catch_up().await.is_err(), "the follower reports the node down");
+    let (_, url, _) = c.form("/plans/1/buy", &[]).await;
+    assert!(!url.contains("bought="), "no purchase without a node: {url}");
+    assert_eq!(stack.store.plans_count().await.unwrap(), 2);
+
+    let node = AnvilProcess::spawn_with(&bin, port, 31337, None, Some(&state_file)).await.unwrap();
+    stack.indexer.catch_up().await.unwrap();
+    assert_eq!(books(&stack).await, (7140, 7140, 2, 0), "the restarted node is the same chain");
+    buy(&c).await;
+    stack.indexer.catch_up().await.unwrap();
+    assert_eq!(books(&stack).await, (10710, 10710, 3, 0));
+    assert!(stack.store.reorgs(kippu::indexer::CURSOR).await.unwrap().is_empty(), "a restart is not a reorg");
+    // Everything read again from the deployment block books nothing new.
+    stack.store.set_cursor(kippu::indexer::CURSOR, stack.chain.deployment().deploy_block).await.unwrap();
+    assert_eq!(stack.indexer.catch_up().await.unwrap(), 0);
+    let (_, diffs) = kippu::reconcile::reconcile(&stack.chain, &stack.store, 1).await.unwrap().unwrap();
+    assert!(diffs.is_empty(), "{diffs:?}");
+    stack.shutdown().await;
+    node.stop().await;
+    let _ = std::fs::remove_file(state_file);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ledger_exact_through_reorgs_on_sqlite() {
     let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();

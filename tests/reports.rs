@@ -31,6 +31,10 @@ struct Fig {
     payouts: i64,
     payouts_count: i64,
     rides: i64,
+    /// Vouchers redeemed elsewhere, paid out of this (the insurer's) claim at a close.
+    cover: i64,
+    /// Usage adjustments at a close (signed: positive raises what is owed).
+    adjust: i64,
 }
 
 impl Fig {
@@ -38,7 +42,7 @@ impl Fig {
         self.revenue - self.refunds
     }
     fn owed(&self) -> i64 {
-        self.revenue - self.refunds + self.vouchers - self.payouts
+        self.revenue - self.refunds + self.vouchers - self.cover + self.adjust - self.payouts
     }
     fn add(&mut self, o: &Fig) {
         self.legs += o.legs;
@@ -50,6 +54,8 @@ impl Fig {
         self.payouts += o.payouts;
         self.payouts_count += o.payouts_count;
         self.rides += o.rides;
+        self.cover += o.cover;
+        self.adjust += o.adjust;
     }
 }
 
@@ -67,6 +73,8 @@ struct Truth {
     bundles: BTreeMap<(u32, u32), (i64, i64, i64)>,
     /// tx hash of every event that posts to an operator, by operator.
     txs: HashMap<u32, BTreeSet<String>>,
+    /// Redeeming operator -> voucher value the insurer's claim paid it at closes.
+    covered: BTreeMap<u32, i64>,
 }
 
 impl Truth {
@@ -74,8 +82,13 @@ impl Truth {
         let head = stack.chain.block_number().await.unwrap();
         let events = stack.chain.events(stack.deployment.deploy_block, head).await.unwrap();
         let mut times = HashMap::new();
-        let mut t =
-            Truth { days: BTreeMap::new(), payouts: BTreeMap::new(), bundles: BTreeMap::new(), txs: HashMap::new() };
+        let mut t = Truth {
+            days: BTreeMap::new(),
+            payouts: BTreeMap::new(),
+            bundles: BTreeMap::new(),
+            txs: HashMap::new(),
+            covered: BTreeMap::new(),
+        };
         let (mut bundle_of_plan, mut plan_of_ticket) = (HashMap::new(), HashMap::new());
         for (meta, ev) in &events {
             if let std::collections::hash_map::Entry::Vacant(e) = times.entry(meta.block_number) {
@@ -105,6 +118,15 @@ impl Truth {
                 ChainEvent::Payout { period_id, operator_id, amount, .. } => {
                     *t.payouts.entry((*operator_id, *period_id)).or_default() += amount;
                     (*operator_id, Fig { payouts: *amount, payouts_count: 1, ..Default::default() })
+                }
+                ChainEvent::VoucherSettled { insurer_id, operator_id, amount, .. } => {
+                    *t.covered.entry(*operator_id).or_default() += amount;
+                    (*insurer_id, Fig { cover: *amount, ..Default::default() })
+                }
+                ChainEvent::ClaimMoved { from_operator, to_operator, amount, .. } => {
+                    t.days.entry((*from_operator, day)).or_default().adjust -= amount;
+                    t.txs.entry(*from_operator).or_default().insert(format!("{:#x}", meta.tx_hash));
+                    (*to_operator, Fig { adjust: *amount, ..Default::default() })
                 }
                 _ => continue,
             };
@@ -262,7 +284,26 @@ async fn run_reports(cfg: Config) {
     }
 
     // A sanity anchor independent of any code: the bus sold 3 Explorer legs (5.10) and 2 Commuter legs (5.40).
-    assert_eq!(truth.total(2).revenue, 3 * 510 + 2 * 540);
+    assert_eq!(truth.total(2).revenue, 3 * 510 + 3 * 540);
+    // The usage-settled Commuter moved part of the metro's booked share to the bus at the close.
+    let (metro_adj, bus_adj) = (truth.total(1).adjust, truth.total(2).adjust);
+    // Its metro leg was booked 18.00 and its bus day 5.40; ridden once each, they share 23.40 equally.
+    assert_eq!((metro_adj, bus_adj), (-630, 630), "usage adjustment at the first close");
+    // The insurer's premiums of period 1 (2 × 2.55 + 2 × 1.35) paid that much of the 15.00 voucher
+    // the taxi redeemed; the rest stayed payable.
+    assert_eq!(truth.total(4).cover, 780 + 255, "premiums of periods 1 and 2 went to the taxi's vouchers");
+    assert_eq!(truth.covered.get(&3), Some(&(780 + 255)));
+    // Kippu's record of its first close: the window's four plans, the one claim it moved.
+    let close = stack.store.period_close(1).await.unwrap().expect("period 1 was closed by Kippu");
+    assert_eq!((close.plans, close.transfers.clone(), close.carried.len()), (4, vec![(1, 2, 630)], 0), "{close:?}");
+    assert!(stack.store.settlement_carry().await.unwrap().is_empty());
+    // The second close's window starts where the first ended: its one plan (an Explorer, settled
+    // as booked) and no plan of the first window again, even one bought in the second of the close.
+    let close2 = stack.store.period_close(2).await.unwrap().expect("period 2 was closed by Kippu");
+    assert_eq!((close2.window_from, close2.plans, close2.transfers.len()), (close.window_to, 1, 0), "{close2:?}");
+    // After two closes with claims moved and vouchers paid, the ledger still equals the contracts.
+    let (_, diffs) = kippu::reconcile::reconcile(&stack.chain, &stack.store, 1).await.unwrap().unwrap();
+    assert!(diffs.is_empty(), "{diffs:?}");
 
     for (op, slug) in OPERATORS {
         let want = truth.total(op);
@@ -283,6 +324,8 @@ async fn run_reports(cfg: Config) {
             payouts: int(&t["payouts"]),
             payouts_count: int(&t["payouts_count"]),
             rides: int(&t["rides"]),
+            cover: int(&t["voucher_cover"]),
+            adjust: int(&t["adjustments"]),
         };
         assert_eq!(got, want, "{slug} totals");
         assert_eq!(int(&t["net_revenue"]), want.net(), "{slug}");
@@ -385,8 +428,10 @@ async fn run_reports(cfg: Config) {
         for p in periods {
             let id = int(&p["period_id"]) as u64;
             assert_eq!(int(&p["opening"]), opening, "{slug} period {id} opens where the last closed");
-            let computed =
-                int(&p["opening"]) + int(&p["revenue"]) - int(&p["refunds"]) + int(&p["vouchers"]) - int(&p["payouts"]);
+            let computed = int(&p["opening"]) + int(&p["revenue"]) - int(&p["refunds"]) + int(&p["vouchers"])
+                - int(&p["voucher_cover"])
+                + int(&p["adjustments"])
+                - int(&p["payouts"]);
             assert_eq!(computed, int(&p["closing"]), "{slug} period {id} reconciles");
             assert_eq!(p["reconciles"], true);
             assert_eq!(int(&p["payouts"]), truth.payouts.get(&(op, id)).copied().unwrap_or(0), "{slug} period {id}");
@@ -407,15 +452,23 @@ async fn run_reports(cfg: Config) {
             assert_eq!(name, format!("kippu-{slug}-statement-{id}.csv"));
             let line = |l: &str| num(lines.iter().find(|r| r["line"] == l).unwrap(), "amount");
             assert_eq!(
-                line("opening") + line("revenue") - line("refunds") + line("vouchers") - line("payouts"),
+                line("opening") + line("revenue") - line("refunds") + line("vouchers") - line("voucher_cover")
+                    + line("adjustments")
+                    - line("payouts"),
                 line("closing")
             );
             opening = int(&p["closing"]);
         }
         assert_eq!(opening, owed, "{slug}: the open period closes at what is owed now");
-        // Clearing pays revenue less refunds at each close; vouchers are owed by the insurer and stay.
+        // Clearing pays everything unpaid at each close, vouchers included as far as the insurer's
+        // premiums cover them; what they did not cover stays owed (DelayInsurance's payable).
         let closed = &periods[1];
-        assert_eq!(int(&closed["closing"]), want.vouchers, "{slug}: after the second close only vouchers are owed");
+        let covered = truth.covered.get(&op).copied().unwrap_or(0);
+        assert_eq!(
+            int(&closed["closing"]),
+            want.vouchers - covered,
+            "{slug}: after the second close only uncovered vouchers are owed"
+        );
 
         // ---- The HTML report shows the charts and links each figure to its drill-down.
         let html = staff.html(&format!("/operators/{slug}/report")).await;
@@ -440,10 +493,16 @@ async fn run_reports(cfg: Config) {
         }
     }
 
-    // Figures worth knowing by heart: the metro's Commuter legs net of the refunded one.
+    // The statements name the close's own lines: the insurer's cover, the usage adjustments.
+    let insurer = staff.html("/operators/insurer/statements/1").await;
+    assert!(insurer.contains("data-line=\"cover\"") && insurer.contains("Vouchers paid to other operators, 1"));
+    let metro_st = staff.html("/operators/metro/statements/1").await;
+    assert!(metro_st.contains("data-line=\"adjustments\"") && metro_st.contains("Usage adjustments, 1"), "{metro_st}");
+
+    // Figures worth knowing by heart: the metro's Commuter legs (three sold, one refunded).
     let metro = staff.json("/operators/metro/report.json").await;
     let commuter_row = metro["bundles"].as_array().unwrap().iter().find(|b| b["bundle_id"] == 2).unwrap().clone();
-    assert_eq!((int(&commuter_row["legs"]), int(&commuter_row["refunds"])), (2, 1800 * 8 / 10));
+    assert_eq!((int(&commuter_row["legs"]), int(&commuter_row["refunds"])), (3, 1800 * 8 / 10));
     assert_eq!(stack.store.ledger_imbalance().await.unwrap(), 0);
     stack.shutdown().await;
 }

@@ -6,12 +6,27 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {IVoucherPayables} from "./IVoucherPayables.sol";
 
 /// @title Clearing
 /// @notice Escrows FARE paid for plans and settles it to transport operators
 ///         per clearing period. Also anchors Merkle roots of tap batches.
-/// @dev    Invariant: FARE balance of this contract == totalUnpaid == sum of unpaid(op).
-///         An operator's payee and unpaid balance share one storage slot.
+///         A sale credits each leg's operator (the insurer, a registered operator, is
+///         credited the premiums of its cover products). Settling a period
+///         (`settlePeriod`, `SETTLER_ROLE`) runs, in order:
+///         1. vouchers: if an insurer is set (`setInsurance`), for each registered operator
+///            but the insurer, the voucher value the insurer owes it (`payableTo`) is moved
+///            from the insurer's unpaid claim to the operator's, as far as the insurer's claim
+///            covers it, and booked as paid in DelayInsurance (`settlePayable`, Clearing needs
+///            its `CLEARING_ROLE`); the rest stays payable for a later period (`VoucherSettled`);
+///         2. adjustments: net transfers between operators computed off chain (usage-based
+///            apportionment of bundle revenue) move unpaid claims (`ClaimMoved`);
+///         3. payout: every operator is paid its unpaid claim (`Payout`, `PeriodClosed`) and
+///            the next period opens. `closePeriod` = `settlePeriod` without adjustments.
+/// @dev    Invariant: FARE balance of this contract == totalUnpaid == sum of unpaid(op);
+///         steps 1 and 2 only move claims between operators (totalUnpaid is unchanged).
+///         An operator's payee and unpaid balance share one storage slot; the insurer
+///         and the current period share another.
 ///         Tap leaves: keccak256(bytes.concat(keccak256(abi.encode(scanId, ticketId, operatorId, at))))
 ///         with (bytes32 scanId, uint256 ticketId, uint32 operatorId, uint64 at), sorted-pair
 ///         hashing as in OpenZeppelin MerkleProof (see `tapLeaf`).
@@ -27,11 +42,21 @@ contract Clearing is AccessControl {
         uint96 unpaid;
     }
 
+    /// @notice A net transfer of `amount` of unpaid claim from operator `from` to operator `to`.
+    struct Transfer {
+        uint32 from;
+        uint32 to;
+        uint256 amount;
+    }
+
     IERC20 public immutable fareToken;
 
     uint32[] private _operatorIds;
     mapping(uint32 operatorId => Operator) private _operators;
     uint256 private _totalUnpaid;
+    // one slot: read together when a period is settled
+    IVoucherPayables private _insurance;
+    uint32 private _insurerId;
     uint64 private _currentPeriod = 1;
     uint64 private _nextBatchId = 1;
     mapping(uint64 batchId => bytes32 root) private _batchRoots;
@@ -44,6 +69,9 @@ contract Clearing is AccessControl {
     event Payout(uint64 indexed periodId, uint32 indexed operatorId, address payee, uint256 amount);
     event PeriodClosed(uint64 indexed periodId, uint256 totalPaid);
     event TapBatchAnchored(uint64 indexed batchId, bytes32 merkleRoot, uint32 tapCount);
+    event InsuranceSet(address insurance, uint32 insurerId);
+    event VoucherSettled(uint64 indexed periodId, uint32 indexed insurerId, uint32 indexed operatorId, uint256 amount);
+    event ClaimMoved(uint64 indexed periodId, uint32 indexed fromOperator, uint32 indexed toOperator, uint256 amount);
 
     error ZeroAddress();
     error UnknownOperator(uint32 operatorId);
@@ -51,6 +79,8 @@ contract Clearing is AccessControl {
     error InsufficientUnpaid(uint32 operatorId, uint256 unpaid, uint256 required);
     error LengthMismatch();
     error ZeroRoot();
+    error SelfTransfer(uint32 operatorId);
+    error ZeroAmount();
 
     constructor(address admin, IERC20 fare) {
         if (address(fare) == address(0)) revert ZeroAddress();
@@ -65,6 +95,16 @@ contract Clearing is AccessControl {
         if (o.payee == address(0)) _operatorIds.push(operatorId);
         o.payee = payee;
         emit OperatorSet(operatorId, payee);
+    }
+
+    /// @notice Pay redeemed delay vouchers out of the claim of operator `insurerId` (must be
+    ///         registered) at each settlement; `insurance` = the DelayInsurance contract,
+    ///         which must grant this contract its `CLEARING_ROLE`. address(0) disables it.
+    function setInsurance(address insurance_, uint32 insurerId) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        if (_operators[insurerId].payee == address(0)) revert UnknownOperator(insurerId);
+        _insurance = IVoucherPayables(insurance_);
+        _insurerId = insurerId;
+        emit InsuranceSet(insurance_, insurerId);
     }
 
     /// @notice Credit `amount` (already transferred into this contract) to an operator.
@@ -124,9 +164,84 @@ contract Clearing is AccessControl {
         return _operators[operatorId].payee;
     }
 
-    /// @notice Pay every registered operator its unpaid balance and open the next period.
+    /// @notice The DelayInsurance contract whose vouchers are paid out of operator `insurerId`'s
+    ///         claim (address(0) = none).
+    function insurance() external view returns (address insurance_, uint32 insurerId) {
+        return (address(_insurance), _insurerId);
+    }
+
+    /// @notice Settle the current period: pay redeemed vouchers out of the insurer's claim,
+    ///         move claims by `adjustments` (in order), then pay every operator its unpaid
+    ///         balance and open the next period.
+    function settlePeriod(Transfer[] calldata adjustments) external onlyRole(SETTLER_ROLE) returns (uint64 periodId) {
+        periodId = _currentPeriod;
+        _settleVouchers(periodId);
+        _moveClaims(periodId, adjustments);
+        _payOut(periodId);
+    }
+
+    /// @notice `settlePeriod` without adjustments: pay redeemed vouchers out of the insurer's
+    ///         claim, pay every operator its unpaid balance and open the next period.
     function closePeriod() external onlyRole(SETTLER_ROLE) returns (uint64 periodId) {
         periodId = _currentPeriod;
+        _settleVouchers(periodId);
+        _payOut(periodId);
+    }
+
+    /// @dev step 1: for each registered operator but the insurer, move min(payableTo(op), the
+    ///      insurer's remaining claim) from the insurer's claim to op's and book it as paid in
+    ///      the insurance contract (each move before its call); stops once the claim is spent
+    function _settleVouchers(uint64 periodId) private {
+        IVoucherPayables ins = _insurance;
+        if (address(ins) == address(0)) return;
+        uint32 insurerId = _insurerId;
+        Operator storage insurer = _operators[insurerId];
+        uint256 claim = insurer.unpaid;
+        if (claim == 0 || ins.totalPayable() == 0) return;
+        uint256 n = _operatorIds.length;
+        for (uint256 i; i < n; ++i) {
+            uint32 op = _operatorIds[i];
+            if (op == insurerId) continue;
+            uint256 owed = ins.payableTo(op);
+            if (owed == 0) continue;
+            uint256 amount = owed < claim ? owed : claim;
+            unchecked {
+                claim -= amount;
+            }
+            insurer.unpaid = uint96(claim);
+            Operator storage o = _operators[op];
+            o.unpaid = SafeCast.toUint96(o.unpaid + amount);
+            ins.settlePayable(op, amount);
+            emit VoucherSettled(periodId, insurerId, op, amount);
+            if (claim == 0) break;
+        }
+    }
+
+    /// @dev step 2: net transfers of unpaid claim between registered operators
+    function _moveClaims(uint64 periodId, Transfer[] calldata adjustments) private {
+        uint256 n = adjustments.length;
+        for (uint256 i; i < n; ++i) {
+            Transfer calldata t = adjustments[i];
+            (uint32 from, uint32 to, uint256 amount) = (t.from, t.to, t.amount);
+            Operator storage f = _operators[from];
+            if (f.payee == address(0)) revert UnknownOperator(from);
+            Operator storage r = _operators[to];
+            if (r.payee == address(0)) revert UnknownOperator(to);
+            if (from == to) revert SelfTransfer(from);
+            if (amount == 0) revert ZeroAmount();
+            uint256 available = f.unpaid;
+            if (available < amount) revert InsufficientUnpaid(from, available, amount);
+            unchecked {
+                f.unpaid = uint96(available - amount);
+            }
+            r.unpaid = SafeCast.toUint96(r.unpaid + amount);
+            emit ClaimMoved(periodId, from, to, amount);
+        }
+    }
+
+    /// @dev step 3: pay every registered operator its unpaid balance (effects first, then the
+    ///      transfers) and open the next period
+    function _payOut(uint64 periodId) private {
         uint256 n = _operatorIds.length;
         uint256[] memory amounts = new uint256[](n);
         address[] memory payees = new address[](n);

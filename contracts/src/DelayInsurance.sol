@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {Ticket} from "./Ticket.sol";
+import {IVoucherPayables} from "./IVoucherPayables.sol";
 
 /// @title DelayInsurance
 /// @notice Parametric delay cover sold as an insurance leg of a plan. Oracles
@@ -11,16 +12,21 @@ import {Ticket} from "./Ticket.sol";
 ///         reported the same (delayId, policyId) at or above the threshold, a voucher
 ///         NFT ("KVCH") is minted to the policy holder. A voucher is redeemable once,
 ///         before expiry, at its operator or at any operator of its category; redemption
-///         books the insurer's payable to the redeeming operator. Total voucher value
-///         issued per pool period is capped (`poolCap`, 0 = no cap).
+///         books the insurer's payable to the redeeming operator (`payableTo`). Clearing
+///         (`CLEARING_ROLE`) pays that payable out of the insurer's premium claim when it
+///         settles a period and books the payment here (`settlePayable`); whatever the
+///         insurer's claim cannot cover stays payable for a later period. Total voucher
+///         value issued per pool period is capped (`poolCap`, 0 = no cap).
 ///         A product (Ticket `productId`) can carry its own terms (`setProductTerms`):
 ///         threshold, voucher value/operator/lifetime/category and caps per delayed run
 ///         (`maxPerTrip`) and per policy and UTC day (`maxPerDay`); products without
 ///         terms and stored policies (product 0) use the global `Terms`.
-contract DelayInsurance is ERC721, AccessControl {
+/// @dev    Invariant: `totalPayable` == sum of `payableTo(op)` over all operator ids.
+contract DelayInsurance is ERC721, AccessControl, IVoucherPayables {
     bytes32 public constant MARKET_ROLE = keccak256("MARKET_ROLE");
     bytes32 public constant ORACLE_ROLE = keccak256("ORACLE_ROLE");
     bytes32 public constant REDEEMER_ROLE = keccak256("REDEEMER_ROLE");
+    bytes32 public constant CLEARING_ROLE = keccak256("CLEARING_ROLE");
 
     struct Terms {
         uint32 thresholdMinutes;
@@ -150,6 +156,7 @@ contract DelayInsurance is ERC721, AccessControl {
         bytes32 delayId
     );
     event VoucherRedeemed(uint256 indexed voucherId, uint32 indexed operatorId, uint128 value);
+    event PayableSettled(uint32 indexed operatorId, uint256 amount);
 
     error InvalidTerms();
     error InvalidQuorum();
@@ -167,6 +174,7 @@ contract DelayInsurance is ERC721, AccessControl {
     error VoucherExpired(uint256 voucherId);
     error TripCapReached(uint32 productId, bytes32 delayId, uint16 cap);
     error DailyCapReached(uint256 policyId, uint64 day, uint16 cap);
+    error InsufficientPayable(uint32 operatorId, uint256 payable_, uint256 amount);
 
     constructor(address admin, Terms memory terms_) ERC721("Kippu Voucher", "KVCH") {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
@@ -408,6 +416,19 @@ contract DelayInsurance is ERC721, AccessControl {
         _totalPayable += value;
         _burn(voucherId);
         emit VoucherRedeemed(voucherId, operatorId, value);
+    }
+
+    /// @notice Clearing paid `amount` of the voucher value payable to `operatorId` (out of the
+    ///         insurer's claim): lowers `payableTo(operatorId)` and `totalPayable` by `amount`.
+    function settlePayable(uint32 operatorId, uint256 amount) external onlyRole(CLEARING_ROLE) {
+        uint256 owed = _payable[operatorId];
+        if (amount > owed) revert InsufficientPayable(operatorId, owed, amount);
+        unchecked {
+            // totalPayable >= payableTo(operatorId) >= amount
+            _payable[operatorId] = owed - amount;
+            _totalPayable -= amount;
+        }
+        emit PayableSettled(operatorId, amount);
     }
 
     /// @notice Voucher data; kept after redemption (the NFT is burnt).

@@ -254,6 +254,71 @@ contract DelayInsuranceTest is Fixture {
         vm.expectRevert(unauthorized(traveler, role));
         insurance.redeem(id, OP_RAIL);
     }
+
+    // ------------------------------------------------------------------ settlePayable (Clearing)
+
+    function _redeemed(uint256 policyId, uint32 op) internal {
+        vm.prank(mkt);
+        insurance.openPolicy(policyId, traveler, t0, t0 + 1 days);
+        vm.prank(oracle);
+        uint256 id = insurance.reportDelay(DELAY, policyId, 30);
+        vm.prank(redeemer);
+        insurance.redeem(id, op);
+    }
+
+    function test_SettlePayable() public {
+        assertEq(insurance.CLEARING_ROLE(), keccak256("CLEARING_ROLE"));
+        assertTrue(insurance.hasRole(insurance.CLEARING_ROLE(), address(clearing)));
+        _redeemed(21, OP_RAIL);
+        _redeemed(22, OP_RAIL);
+        vm.prank(admin);
+        insurance.setTerms(DelayInsurance.Terms(THRESHOLD, 300, OP_BUS, VOUCHER_LIFETIME));
+        _redeemed(23, OP_BUS);
+        assertEq(insurance.totalPayable(), 1300);
+
+        vm.expectEmit(true, false, false, true, address(insurance));
+        emit DelayInsurance.PayableSettled(OP_RAIL, 600);
+        vm.prank(address(clearing));
+        insurance.settlePayable(OP_RAIL, 600);
+        assertEq(insurance.payableTo(OP_RAIL), 400);
+        assertEq(insurance.payableTo(OP_BUS), 300);
+        assertEq(insurance.totalPayable(), 700);
+
+        vm.startPrank(address(clearing));
+        insurance.settlePayable(OP_RAIL, 400);
+        insurance.settlePayable(OP_BUS, 0); // a no-op
+        insurance.settlePayable(OP_BUS, 300);
+        vm.stopPrank();
+        assertEq(insurance.payableTo(OP_RAIL), 0);
+        assertEq(insurance.payableTo(OP_BUS), 0);
+        assertEq(insurance.totalPayable(), 0);
+    }
+
+    function test_RevertWhen_SettlePayableExceedsPayable() public {
+        _redeemed(21, OP_RAIL);
+        vm.startPrank(address(clearing));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                DelayInsurance.InsufficientPayable.selector, OP_RAIL, VOUCHER_VALUE, VOUCHER_VALUE + 1
+            )
+        );
+        insurance.settlePayable(OP_RAIL, VOUCHER_VALUE + 1);
+        vm.expectRevert(abi.encodeWithSelector(DelayInsurance.InsufficientPayable.selector, OP_BUS, 0, 1));
+        insurance.settlePayable(OP_BUS, 1);
+        vm.stopPrank();
+        assertEq(insurance.payableTo(OP_RAIL), VOUCHER_VALUE);
+    }
+
+    function test_RevertWhen_SettlePayableUnauthorized() public {
+        _redeemed(21, OP_RAIL);
+        bytes32 role = insurance.CLEARING_ROLE();
+        vm.prank(redeemer);
+        vm.expectRevert(unauthorized(redeemer, role));
+        insurance.settlePayable(OP_RAIL, 1);
+        vm.prank(admin); // not even the admin: only Clearing settles
+        vm.expectRevert(unauthorized(admin, role));
+        insurance.settlePayable(OP_RAIL, 1);
+    }
 }
 
 /// @dev Per-product delay-cover terms and caps, on ticket-backed policies bought through the market.

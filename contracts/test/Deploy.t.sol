@@ -18,6 +18,20 @@ contract DeployTest is Test {
         assertTrue(d.market.hasRole(d.market.DEFAULT_ADMIN_ROLE(), address(s)));
         assertEq(address(d.clearing.fareToken()), address(d.fare));
         assertEq(address(d.market.insuranceContract()), address(d.insurance));
+        assertTrue(d.insurance.hasRole(d.insurance.CLEARING_ROLE(), address(d.clearing)));
+        (address ins,) = d.clearing.insurance();
+        assertEq(ins, address(0)); // no insurer operator yet
+    }
+
+    function test_DeploySetsInsurer() public {
+        Deploy s = new Deploy();
+        Deploy.Deployment memory d = s.deploy(address(s), DelayInsurance.Terms(15, 500, 1, 30 days));
+        s.wire(d);
+        s.setInsurer(d, 4, address(0xBEEF));
+        assertEq(d.clearing.operatorPayee(4), address(0xBEEF));
+        (address ins, uint32 insurerId) = d.clearing.insurance();
+        assertEq(ins, address(d.insurance));
+        assertEq(insurerId, 4);
     }
 
     function test_DeployConfigures() public {

@@ -5,8 +5,9 @@ import {Vm} from "forge-std/Vm.sol";
 import {console} from "forge-std/console.sol";
 import {Fixture} from "./utils/Fixture.sol";
 import {DelayInsurance} from "../src/DelayInsurance.sol";
+import {Clearing} from "../src/Clearing.sol";
 
-/// @dev Gas benchmark of the five hot paths. Every measured call starts with all
+/// @dev Gas benchmark of the hot paths. Every measured call starts with all
 ///      touched accounts cooled (`vm.cool`), so storage access is priced as in a
 ///      fresh transaction. `call` = execution gas of the call (vm.lastCallGas);
 ///      `tx` adds the 21,000 intrinsic gas and the calldata cost and subtracts
@@ -206,7 +207,9 @@ contract GasBench is Fixture {
         _report("reportDelay, quorum-reaching vote -> voucher", data);
     }
 
-    function test_Gas_ClosePeriod10Operators() public {
+    /// @dev a fresh period with operators 1..10 owed 100 each; operator OP_INSURER (7) is the
+    ///      insurer when `insurer` (then also owed `premium` more)
+    function _tenOperators(bool insurer, uint256 premium) internal {
         vm.prank(settler);
         clearing.closePeriod();
         bytes32 role = clearing.MARKET_ROLE();
@@ -220,11 +223,60 @@ contract GasBench is Fixture {
             fund(address(clearing), 100);
             clearing.credit(1, op, 100);
         }
+        if (insurer) {
+            vm.prank(admin);
+            clearing.setInsurance(address(insurance), OP_INSURER);
+            fund(address(clearing), premium);
+            clearing.credit(1, OP_INSURER, premium);
+        }
+    }
+
+    function test_Gas_ClosePeriod10Operators() public {
+        _tenOperators(false, 0);
         bytes memory data = abi.encodeCall(clearing.closePeriod, ());
         _coolAll();
         vm.prank(settler);
         clearing.closePeriod();
         _report("closePeriod, 10 operators with unpaid balances", data);
         assertEq(clearing.totalUnpaid(), 0);
+    }
+
+    /// insurer set, no voucher payable: one totalPayable() look-up
+    function test_Gas_ClosePeriod10OperatorsInsurerNoVouchers() public {
+        _tenOperators(true, 1000);
+        bytes memory data = abi.encodeCall(clearing.closePeriod, ());
+        _coolAll();
+        vm.prank(settler);
+        clearing.closePeriod();
+        _report("closePeriod, 10 operators, insurer set, no voucher payable", data);
+        assertEq(clearing.totalUnpaid(), 0);
+    }
+
+    /// one redeemed voucher (rail, 500) paid out of the insurer's claim and two adjustments
+    function test_Gas_SettlePeriod10OperatorsVoucherAndTwoAdjustments() public {
+        uint256 id = _issueVoucher();
+        vm.prank(redeemer);
+        insurance.redeem(id, OP_RAIL);
+        _tenOperators(true, 1000);
+        Clearing.Transfer[] memory adj = new Clearing.Transfer[](2);
+        adj[0] = Clearing.Transfer(OP_BUS, OP_BIKE, 60);
+        adj[1] = Clearing.Transfer(OP_TAXI, 9, 40);
+        bytes memory data = abi.encodeCall(clearing.settlePeriod, (adj));
+        _coolAll();
+        vm.recordLogs();
+        vm.prank(settler);
+        clearing.settlePeriod(adj);
+        _report("settlePeriod, 10 operators, 1 voucher settlement + 2 adjustments", data);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        uint256 settled;
+        uint256 moved;
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].topics[0] == Clearing.VoucherSettled.selector) ++settled;
+            if (logs[i].topics[0] == Clearing.ClaimMoved.selector) ++moved;
+        }
+        assertEq(settled, 1);
+        assertEq(moved, 2);
+        assertEq(clearing.totalUnpaid(), 0);
+        assertEq(insurance.totalPayable(), 0);
     }
 }

@@ -10,8 +10,11 @@ import {Clearing} from "../src/Clearing.sol";
 import {PlanMarket} from "../src/PlanMarket.sol";
 import {DelayInsurance} from "../src/DelayInsurance.sol";
 
-/// @dev Drives the deployed system through random purchases, rides, payouts,
-///      mints and transfers while keeping ghost accounting to check against.
+/// @dev Drives the deployed system through random purchases, rides, refunds, delay
+///      reports, voucher redemptions, settlements (closePeriod and settlePeriod with
+///      random valid adjustments), mints and transfers while keeping ghost accounting
+///      to check against. Settlements are checked against a model of the three steps
+///      (vouchers out of the insurer's claim, adjustments, payout) as they happen.
 contract KippuHandler is Test {
     FareToken internal fare;
     Ticket internal ticket;
@@ -48,6 +51,18 @@ contract KippuHandler is Test {
     mapping(uint256 => uint32) public issuedRides;
     mapping(uint256 => uint32) public ridesTaken;
 
+    address internal redeemer;
+    uint32[] internal categoryOps; // operators that accept vouchers of a category (besides their own)
+    uint256[] public voucherIds;
+    mapping(uint256 voucherId => bool) public redeemed;
+    uint256 public ghostRedeemed; // voucher value booked payable by redemptions
+    uint256 public ghostRedemptions;
+    uint256 public ghostVoucherSettled; // voucher value paid out of the insurer's claim
+    uint256 public ghostVoucherSettlements; // settlements that paid vouchers
+    uint256 public ghostSettlements; // settlePeriod calls
+    uint256 public ghostClaimMoves; // adjustments applied
+    mapping(uint32 operatorId => uint256) public ghostPaidTo;
+
     constructor(
         FareToken fare_,
         Ticket ticket_,
@@ -72,14 +87,26 @@ contract KippuHandler is Test {
     }
 
     /// @dev one-shot wiring (a no-op when the fuzzer calls it)
-    function setInsurance(DelayInsurance insurance_, address oracle1, address oracle2) external {
+    function setInsurance(
+        DelayInsurance insurance_,
+        address oracle1,
+        address oracle2,
+        address redeemer_,
+        uint32[] memory categoryOps_
+    ) external {
         if (address(insurance) != address(0)) return;
         insurance = insurance_;
         oracles = [oracle1, oracle2];
+        redeemer = redeemer_;
+        categoryOps = categoryOps_;
     }
 
     function ticketCount() external view returns (uint256) {
         return ticketIds.length;
+    }
+
+    function voucherCount() external view returns (uint256) {
+        return voucherIds.length;
     }
 
     function _mintFare(address to, uint256 amount) internal {
@@ -166,7 +193,10 @@ contract KippuHandler is Test {
         try insurance.reportDelay(delayId, id, uint32(bound(minutes_, 10, 120))) returns (uint256 vid) {
             ++reporters[id][delayId];
             ++ghostVotes;
-            if (vid != 0) voucherDay[vid] = uint64(block.timestamp / 1 days);
+            if (vid != 0) {
+                voucherDay[vid] = uint64(block.timestamp / 1 days);
+                voucherIds.push(vid);
+            }
         } catch (bytes memory err) {
             bytes4 sel = bytes4(err);
             if (sel == DelayInsurance.TripCapReached.selector || sel == DelayInsurance.DailyCapReached.selector) {
@@ -175,11 +205,118 @@ contract KippuHandler is Test {
         }
     }
 
+    /// @dev both oracles report the same delay of a recent ticket (reaches the quorum of 2 when
+    ///      the ticket is covered and neither had voted yet), so vouchers are common enough
+    function reportDelayBoth(uint256 ticketSeed, uint256 delaySeed, uint32 minutes_) external {
+        this.reportDelay(ticketSeed, 0, delaySeed, minutes_);
+        this.reportDelay(ticketSeed, 1, delaySeed, minutes_);
+    }
+
+    /// @dev redeems one of the newest vouchers, if unexpired, at its operator or, for a voucher with a category, at
+    ///      one of the operators of that category
+    function redeem(uint256 voucherSeed, uint256 opSeed) external {
+        uint256 n = voucherIds.length;
+        if (n == 0) return;
+        uint256 vid = voucherIds[n - 1 - voucherSeed % (n < 3 ? n : 3)]; // one of the newest
+        if (redeemed[vid]) return;
+        DelayInsurance.Voucher memory v = insurance.voucher(vid);
+        if (block.timestamp >= v.expiry) return;
+        uint32 op = v.operatorId;
+        if (v.category != bytes32(0) && opSeed % 2 == 1) op = categoryOps[(opSeed >> 1) % categoryOps.length];
+        vm.prank(redeemer);
+        insurance.redeem(vid, op);
+        redeemed[vid] = true;
+        ghostRedeemed += v.value;
+        ++ghostRedemptions;
+    }
+
     function closePeriod() external {
-        uint256 owed = clearing.totalUnpaid();
+        _settle(0, false);
+    }
+
+    function settlePeriod(uint256 seed) external {
+        _settle(seed, true);
+    }
+
+    /// @dev settles the period (up to 3 random valid adjustments) and checks every payee got
+    ///      what a model of the three steps says
+    function _settle(uint256 seed, bool withAdjustments) internal {
+        (uint32[] memory ops, uint256[] memory model, uint256 settled) = _modelVouchers();
+        Clearing.Transfer[] memory adj = _randomAdjustments(ops, model, withAdjustments ? seed % 4 : 0, seed);
+        uint256[] memory before = new uint256[](ops.length);
+        for (uint256 i; i < ops.length; ++i) {
+            before[i] = fare.balanceOf(clearing.operatorPayee(ops[i]));
+        }
+        uint256 owedTotal = clearing.totalUnpaid();
+        uint256 payableBefore = insurance.totalPayable();
+
         vm.prank(settler);
-        clearing.closePeriod();
-        ghostPaidOut += owed;
+        if (withAdjustments) clearing.settlePeriod(adj);
+        else clearing.closePeriod();
+
+        uint256 paid;
+        for (uint256 i; i < ops.length; ++i) {
+            assertEq(fare.balanceOf(clearing.operatorPayee(ops[i])) - before[i], model[i], "payout != model");
+            ghostPaidTo[ops[i]] += model[i];
+            paid += model[i];
+        }
+        assertEq(paid, owedTotal, "payouts != totalUnpaid before the close");
+        assertEq(payableBefore - insurance.totalPayable(), settled, "voucher value settled != model");
+        ghostPaidOut += owedTotal;
+        ghostVoucherSettled += settled;
+        if (settled != 0) ++ghostVoucherSettlements;
+        if (withAdjustments) ++ghostSettlements;
+        ghostClaimMoves += adj.length;
+    }
+
+    /// @dev unpaid claims after step 1 (vouchers out of the insurer's claim), and the value settled
+    function _modelVouchers() internal view returns (uint32[] memory ops, uint256[] memory model, uint256 settled) {
+        ops = clearing.operatorIds();
+        uint256 n = ops.length;
+        model = new uint256[](n);
+        for (uint256 i; i < n; ++i) {
+            model[i] = clearing.unpaid(ops[i]);
+        }
+        (address ins, uint32 insurerId) = clearing.insurance();
+        if (ins == address(0)) return (ops, model, 0);
+        uint256 x;
+        while (ops[x] != insurerId) ++x;
+        for (uint256 i; i < n; ++i) {
+            if (i == x) continue;
+            uint256 owed = insurance.payableTo(ops[i]);
+            uint256 amount = owed < model[x] ? owed : model[x];
+            model[x] -= amount;
+            model[i] += amount;
+            settled += amount;
+        }
+    }
+
+    /// @dev up to `k` valid adjustments (step 2) on top of `model`, which they update
+    function _randomAdjustments(uint32[] memory ops, uint256[] memory model, uint256 k, uint256 seed)
+        internal
+        pure
+        returns (Clearing.Transfer[] memory adj)
+    {
+        uint256 n = ops.length;
+        adj = new Clearing.Transfer[](k);
+        uint256 m;
+        for (uint256 j; j < k; ++j) {
+            uint256 r = uint256(keccak256(abi.encode(seed, j)));
+            uint256 f = r % n;
+            uint256 t = (f + 1 + (r >> 8) % (n - 1)) % n;
+            if (model[f] == 0) continue;
+            uint256 amount = _boundPure(r >> 16, 1, model[f]);
+            adj[m++] = Clearing.Transfer(ops[f], ops[t], amount);
+            model[f] -= amount;
+            model[t] += amount;
+        }
+        assembly {
+            mstore(adj, m)
+        }
+    }
+
+    function _boundPure(uint256 x, uint256 lo, uint256 hi) internal pure returns (uint256) {
+        return lo + x % (hi - lo + 1);
     }
 
     function warp(uint256 secs) external {
@@ -193,6 +330,8 @@ contract InvariantsTest is Fixture {
 
     uint32 internal constant REFUND_BUNDLE = 300;
     uint32 internal constant P_REFUNDABLE = 90;
+    uint32 internal constant COVER_BUNDLE = 700;
+    uint32 internal constant P_COVER = 70; // the insurer's insured delay cover: its price is the premium
     address internal oracle2 = makeAddr("oracle2");
 
     function setUp() public override {
@@ -209,6 +348,14 @@ contract InvariantsTest is Fixture {
         ids[0] = P_REFUNDABLE;
         ids[1] = P_RAIL_DAY;
         market.setBundle(REFUND_BUNDLE, ids, 500);
+        market.setProduct(P_COVER, fixedProduct(OP_INSURER, 300, 1 days, 1, true));
+        ids = new uint32[](2);
+        ids[0] = P_BUS_2;
+        ids[1] = P_COVER;
+        market.setBundle(COVER_BUNDLE, ids, 0);
+        // bus and bike also accept the rail product's vouchers
+        insurance.setOperatorCategory(OP_BUS, keccak256("rail"));
+        insurance.setOperatorCategory(OP_BIKE, keccak256("rail"));
         insurance.setQuorum(2);
         insurance.grantRole(insurance.ORACLE_ROLE(), oracle2);
         // the rail day pass (in BUNDLE and REFUND_BUNDLE) has its own, capped terms; the bike leg uses the global ones
@@ -225,13 +372,18 @@ contract InvariantsTest is Fixture {
             })
         );
         vm.stopPrank();
+        addInsurer(); // operator OP_INSURER, credited the premiums of P_COVER
 
-        uint32[] memory bundles = new uint32[](3);
+        uint32[] memory bundles = new uint32[](4);
         bundles[0] = BUNDLE;
         bundles[1] = BUS_BUNDLE;
         bundles[2] = REFUND_BUNDLE;
+        bundles[3] = COVER_BUNDLE;
         handler = new KippuHandler(fare, ticket, clearing, market, fareMinter, validator, settler, bundles);
-        handler.setInsurance(insurance, oracle, oracle2);
+        uint32[] memory categoryOps = new uint32[](2);
+        categoryOps[0] = OP_BUS;
+        categoryOps[1] = OP_BIKE;
+        handler.setInsurance(insurance, oracle, oracle2, redeemer, categoryOps);
 
         targetContract(address(handler));
     }
@@ -256,8 +408,35 @@ contract InvariantsTest is Fixture {
     function invariant_SalesConserved() public view {
         assertEq(handler.ghostSold(), handler.ghostPaidOut() + clearing.totalUnpaid() + handler.ghostRefunded());
         assertEq(
-            fare.balanceOf(railPayee) + fare.balanceOf(busPayee) + fare.balanceOf(bikePayee), handler.ghostPaidOut()
+            fare.balanceOf(railPayee) + fare.balanceOf(busPayee) + fare.balanceOf(bikePayee)
+                + fare.balanceOf(insurerPayee),
+            handler.ghostPaidOut()
         );
+    }
+
+    /// @dev each payee holds exactly what the settlements' model paid its operator (vouchers and
+    ///      adjustments only move claims between operators)
+    function invariant_PayeesHoldModelledPayouts() public view {
+        uint32[] memory ops = clearing.operatorIds();
+        uint256 sum;
+        for (uint256 i; i < ops.length; ++i) {
+            assertEq(fare.balanceOf(clearing.operatorPayee(ops[i])), handler.ghostPaidTo(ops[i]));
+            sum += handler.ghostPaidTo(ops[i]);
+        }
+        assertEq(sum, handler.ghostPaidOut());
+    }
+
+    /// @dev DelayInsurance: totalPayable == sum of payableTo; every redeemed voucher's value is either
+    ///      still payable or was paid out of the insurer's claim
+    function invariant_VoucherPayablesConserved() public view {
+        uint32[] memory ops = clearing.operatorIds(); // the handler redeems only at registered operators
+        uint256 sum;
+        for (uint256 i; i < ops.length; ++i) {
+            sum += insurance.payableTo(ops[i]);
+        }
+        assertEq(sum, insurance.totalPayable(), "totalPayable != sum payableTo");
+        assertEq(handler.ghostRedeemed(), handler.ghostVoucherSettled() + insurance.totalPayable());
+        assertEq(insurance.payableTo(OP_INSURER), 0); // no voucher is redeemed at the insurer here
     }
 
     function invariant_TicketRidesWithinIssued() public view {
@@ -346,6 +525,10 @@ contract InvariantsTest is Fixture {
         console.log("refunds", handler.ghostRefunds());
         console.log("oracle votes", handler.ghostVotes());
         console.log("cap refusals", handler.ghostCapRefusals());
+        console.log("voucher redemptions", handler.ghostRedemptions());
+        console.log("settlePeriod calls", handler.ghostSettlements());
+        console.log("claim moves", handler.ghostClaimMoves());
+        console.log("settlements paying vouchers", handler.ghostVoucherSettlements());
     }
 
     /// @dev the handler's refund and quorum paths really fire (not only reverted-and-caught)
@@ -384,5 +567,50 @@ contract InvariantsTest is Fixture {
         assertEq(insurance.balanceOf(handler.buyer(handler.ticketIds(1))), 1);
         invariant_ProductCapsHold();
         invariant_NoVoucherWithoutQuorumOnInsuredTicket();
+    }
+
+    function _checkSettlementInvariants() internal view {
+        invariant_EscrowEqualsTotalUnpaid();
+        invariant_UnpaidSumsToTotal();
+        invariant_SalesConserved();
+        invariant_PayeesHoldModelledPayouts();
+        invariant_VoucherPayablesConserved();
+    }
+
+    /// @dev the handler really settles vouchers out of premiums (fully, and partially with the rest
+    ///      carried over) and really applies adjustments
+    function test_HandlerSettlesVouchers() public {
+        handler.buy(0, 3, 0); // COVER_BUNDLE: bus leg + the insurer's insured cover (premium 300)
+        handler.buy(1, 3, 0);
+        assertEq(clearing.unpaid(OP_INSURER), 600);
+        // cover legs are ticketIds[1] and [3]; _recent(seed) = ticketIds[3 - seed % 4]
+        handler.reportDelay(0, 0, 0, 30); // oracle 1
+        handler.reportDelay(0, 1, 0, 30); // oracle 2 -> voucher: global terms, 500 at rail
+        assertEq(handler.voucherCount(), 1);
+        handler.redeem(0, 0);
+        assertEq(handler.ghostRedemptions(), 1);
+        assertEq(insurance.payableTo(OP_RAIL), VOUCHER_VALUE);
+
+        handler.settlePeriod(3); // up to 3 adjustments
+        assertEq(handler.ghostSettlements(), 1);
+        assertEq(handler.ghostVoucherSettlements(), 1);
+        assertEq(handler.ghostVoucherSettled(), VOUCHER_VALUE);
+        assertGt(handler.ghostClaimMoves(), 0);
+        assertEq(insurance.totalPayable(), 0);
+        _checkSettlementInvariants();
+
+        // a second voucher with no premium left: carried over, then partly paid by one new premium
+        handler.reportDelay(2, 0, 0, 30); // ticketIds[1]
+        handler.reportDelay(2, 1, 0, 30);
+        handler.redeem(0, 0); // the newest
+        assertEq(handler.ghostRedemptions(), 2);
+        handler.closePeriod();
+        assertEq(insurance.payableTo(OP_RAIL), VOUCHER_VALUE);
+        handler.buy(2, 3, 0); // premium 300
+        handler.closePeriod();
+        assertEq(handler.ghostVoucherSettlements(), 2);
+        assertEq(insurance.payableTo(OP_RAIL), VOUCHER_VALUE - 300);
+        assertEq(handler.ghostVoucherSettled(), VOUCHER_VALUE + 300);
+        _checkSettlementInvariants();
     }
 }

@@ -16,8 +16,9 @@ const DAY: i64 = 86_400;
 
 /// Runs the scenario on a fresh stack and waits until the ledger has booked it all.
 ///
-/// - Day 1, period 1: two Explorer plans (A, B) and a Commuter plan; the metro and bus legs
-///   ridden (bus runs 1 and 2 on board, one tap at a stop gate); the Commuter's metro rides and
+/// - Day 1, period 1: two Explorer plans (A, B) and two Commuter plans (settled by usage); the
+///   metro and bus legs ridden (bus runs 1 and 2 on board, taps at a stop gate; the second
+///   Commuter once on each); the first Commuter's metro rides and
 ///   plan B's taxi credit refunded; runs 1 and 2 reported 20 minutes late, so plans A and B are
 ///   paid a taxi voucher each; one voucher redeemed at the taxi; the period closed.
 /// - Day 2 (the chain a day ahead of the wall clock), period 2: an Explorer plan, the other
@@ -40,6 +41,13 @@ pub(crate) async fn two_days_of_settlement(stack: &kippu::Stack) {
     assert_eq!(c.ride(&stack.store, bus_b, "bus/bull-runner-7/onboard", Some("2")).await["open"], true);
     let bus_c = c.ticket_of(2, Some(commuter)).await;
     assert_eq!(c.ride(&stack.store, bus_c, "bus/usf-library/g1", None).await["open"], true);
+    // A second Commuter, settled by usage: one metro ride and one bus ride, so at the close
+    // metro and bus share its metro + bus price equally, whatever the list prices booked.
+    let commuter2 = buy(&c, 2).await;
+    let metro_d = c.ticket_of(1, Some(commuter2)).await;
+    assert_eq!(c.ride(&stack.store, metro_d, "metro/central/g1", None).await["open"], true);
+    let bus_d = c.ticket_of(2, Some(commuter2)).await;
+    assert_eq!(c.ride(&stack.store, bus_d, "bus/usf-library/g1", None).await["open"], true);
     // Unused refundable legs: the Commuter's 10 metro rides and plan B's taxi credit (80 % back).
     stack.chain.refund(c.ticket_of(1, Some(commuter)).await).await.unwrap();
     stack.chain.refund(c.ticket_of(3, Some(b)).await).await.unwrap();

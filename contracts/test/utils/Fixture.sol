@@ -17,6 +17,8 @@ abstract contract Fixture is Test {
     uint32 internal constant OP_RAIL = 1;
     uint32 internal constant OP_BUS = 2;
     uint32 internal constant OP_BIKE = 3;
+    /// @dev registered only by `addInsurer`
+    uint32 internal constant OP_INSURER = 7;
 
     uint32 internal constant P_RAIL_DAY = 10; // 10.00 FARE, 1 day, unlimited, insured
     uint32 internal constant P_BUS_2 = 20; // 3.33 FARE, 1 day, 2 rides
@@ -39,6 +41,7 @@ abstract contract Fixture is Test {
     address internal railPayee = makeAddr("railPayee");
     address internal busPayee = makeAddr("busPayee");
     address internal bikePayee = makeAddr("bikePayee");
+    address internal insurerPayee = makeAddr("insurerPayee");
     address internal stranger = makeAddr("stranger");
 
     uint256 internal travelerKey = 0xA11CE;
@@ -72,6 +75,7 @@ abstract contract Fixture is Test {
         insurance.setTicketContract(ticket);
         insurance.grantRole(insurance.ORACLE_ROLE(), oracle);
         insurance.grantRole(insurance.REDEEMER_ROLE(), redeemer);
+        insurance.grantRole(insurance.CLEARING_ROLE(), address(clearing));
         market.grantRole(market.RELAYER_ROLE(), relayer);
         market.grantRole(market.PAUSER_ROLE(), pauser);
 
@@ -87,6 +91,14 @@ abstract contract Fixture is Test {
         ids[1] = P_BUS_2;
         ids[2] = P_BIKE_WEEK;
         market.setBundle(BUNDLE, ids, 1000);
+        vm.stopPrank();
+    }
+
+    /// @dev the insurer as an operator (credited premiums), paying redeemed vouchers at settlement
+    function addInsurer() internal {
+        vm.startPrank(admin);
+        clearing.setOperator(OP_INSURER, insurerPayee);
+        clearing.setInsurance(address(insurance), OP_INSURER);
         vm.stopPrank();
     }
 

@@ -21,6 +21,18 @@ impl AnvilProcess {
     /// Starts `bin` on 127.0.0.1:`port` (0 = any free port) and waits until it listens.
     /// `block_time` of `None` mines on every transaction.
     pub async fn spawn(bin: &Path, port: u16, chain_id: u64, block_time: Option<u64>) -> Result<Self> {
+        Self::spawn_with(bin, port, chain_id, block_time, None).await
+    }
+
+    /// As [`AnvilProcess::spawn`], starting from a state [`crate::Chain::dump_state`] saved
+    /// (blocks, hashes and receipts included): the same chain, restarted.
+    pub async fn spawn_with(
+        bin: &Path,
+        port: u16,
+        chain_id: u64,
+        block_time: Option<u64>,
+        load_state: Option<&Path>,
+    ) -> Result<Self> {
         let port = if port == 0 { free_port()? } else { port };
         let bin = native_binary(bin);
         let mut cmd = Command::new(&bin);
@@ -37,6 +49,9 @@ impl AnvilProcess {
             .kill_on_drop(true);
         if let Some(bt) = block_time {
             cmd.arg("--block-time").arg(bt.to_string());
+        }
+        if let Some(state) = load_state {
+            cmd.arg("--load-state").arg(state);
         }
         let mut child = cmd.spawn().map_err(|e| {
             ChainError::Anvil(format!("cannot start {} ({e}); run `npm ci` in contracts/ first", bin.display()))

@@ -291,6 +291,8 @@ impl Chain {
         send!(lock, insurance.setTicketContract(*ticket.address()));
         send!(lock, insurance.grantRole(role("ORACLE_ROLE"), admin));
         send!(lock, insurance.grantRole(role("REDEEMER_ROLE"), admin));
+        // Clearing pays redeemed vouchers out of the insurer's claim at each close.
+        send!(lock, insurance.grantRole(role("CLEARING_ROLE"), *clearing.address()));
         send!(lock, fare.grantRole(role("MINTER_ROLE"), admin));
         send!(lock, market.grantRole(role("RELAYER_ROLE"), admin));
         send!(lock, market.grantRole(role("PAUSER_ROLE"), admin));
@@ -586,10 +588,45 @@ impl Chain {
         Ok(send!(self.send_lock, c.redeem(U256::from(voucher_id), operator_id)).transaction_hash)
     }
 
-    /// Closes the clearing period, paying every operator.
+    /// Closes the clearing period, paying every operator (vouchers redeemed are paid
+    /// out of the insurer's claim first).
     pub async fn close_period(&self) -> Result<B256> {
         let c = Clearing::new(self.d.clearing, &self.provider);
         Ok(send!(self.send_lock, c.closePeriod()).transaction_hash)
+    }
+
+    /// Closes the clearing period with netted adjustments `(from, to, amount)` moved
+    /// between operators' claims before the payout; returns the transaction and the
+    /// period it closed.
+    pub async fn settle_period(&self, adjustments: &[(u32, u32, i64)]) -> Result<(B256, u64)> {
+        let c = Clearing::new(self.d.clearing, &self.provider);
+        let transfers: Vec<Clearing::Transfer> = adjustments
+            .iter()
+            .map(|&(from, to, amount)| Clearing::Transfer { from, to, amount: U256::from(amount.max(0) as u64) })
+            .collect();
+        let r = send!(self.send_lock, c.settlePeriod(transfers));
+        let period = r
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| Clearing::PeriodClosed::decode_log_data(l.data()).ok())
+            .map(|e| e.periodId)
+            .ok_or_else(|| ChainError::Rpc("settlePeriod emitted no PeriodClosed".into()))?;
+        Ok((r.transaction_hash, period))
+    }
+
+    /// The insurer operator whose claim pays redeemed vouchers, if one is set.
+    pub async fn insurer(&self) -> Result<Option<u32>> {
+        let c = Clearing::new(self.d.clearing, &self.provider);
+        let r = c.insurance().call().await.map_err(revert)?;
+        Ok((r.insurance_ != Address::ZERO).then_some(r.insurerId))
+    }
+
+    /// Names the insurer whose claim pays redeemed vouchers at each close.
+    pub async fn set_insurer(&self, operator_id: u32) -> Result<()> {
+        let c = Clearing::new(self.d.clearing, &self.provider);
+        send!(self.send_lock, c.setInsurance(self.d.insurance, operator_id));
+        Ok(())
     }
 
     /// Anchors a tap batch's Merkle root; returns the batch id.
@@ -656,6 +693,20 @@ impl Chain {
     /// Dev chains (anvil): reverts to a snapshot, dropping every later block.
     pub async fn revert_to(&self, snapshot: U256) -> Result<bool> {
         self.provider.raw_request("evm_revert".into(), (snapshot,)).await.map_err(rpc)
+    }
+
+    /// Dev chains (anvil): the whole chain (blocks, receipts, state) as anvil's JSON
+    /// state, for [`crate::anvil::AnvilProcess::spawn_with`] to start from.
+    pub async fn dump_state(&self) -> Result<Vec<u8>> {
+        use std::io::Read as _;
+        let hex: String = self.provider.raw_request("anvil_dumpState".into(), ()).await.map_err(rpc)?;
+        let raw = alloy::primitives::hex::decode(&hex).map_err(|e| ChainError::Rpc(format!("anvil_dumpState: {e}")))?;
+        // anvil gzips the dump; older versions sent it plain.
+        let mut out = Vec::new();
+        match flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out) {
+            Ok(_) => Ok(out),
+            Err(_) => Ok(raw),
+        }
     }
 
     /// Dev chains (anvil): mines `blocks` empty blocks.

@@ -143,6 +143,28 @@ pub fn decode_log(d: &Deployment, log: &Log) -> Option<(EventMeta, ChainEvent)> 
                     amount: amount(e.amount)?,
                 }
             }
+            Clearing::VoucherSettled::SIGNATURE_HASH => {
+                let e = Clearing::VoucherSettled::decode_log_data(data).ok()?;
+                ChainEvent::VoucherSettled {
+                    period_id: e.periodId,
+                    insurer_id: e.insurerId,
+                    operator_id: e.operatorId,
+                    amount: amount(e.amount)?,
+                }
+            }
+            Clearing::ClaimMoved::SIGNATURE_HASH => {
+                let e = Clearing::ClaimMoved::decode_log_data(data).ok()?;
+                ChainEvent::ClaimMoved {
+                    period_id: e.periodId,
+                    from_operator: e.fromOperator,
+                    to_operator: e.toOperator,
+                    amount: amount(e.amount)?,
+                }
+            }
+            Clearing::PeriodClosed::SIGNATURE_HASH => {
+                let e = Clearing::PeriodClosed::decode_log_data(data).ok()?;
+                ChainEvent::PeriodClosed { period_id: e.periodId, total_paid: amount(e.totalPaid)? }
+            }
             Clearing::TapBatchAnchored::SIGNATURE_HASH => {
                 let e = Clearing::TapBatchAnchored::decode_log_data(data).ok()?;
                 ChainEvent::TapBatchAnchored { batch_id: e.batchId, root: e.merkleRoot, tap_count: e.tapCount }

@@ -62,6 +62,12 @@ pub enum ChainEvent {
     VoucherRedeemed { voucher_id: u64, operator_id: u32, value: i64 },
     /// Clearing paid an operator.
     Payout { period_id: u64, operator_id: u32, payee: Address, amount: i64 },
+    /// At a period's close, vouchers an operator redeemed were paid out of the insurer's claim.
+    VoucherSettled { period_id: u64, insurer_id: u32, operator_id: u32, amount: i64 },
+    /// At a period's close, a netted apportionment difference moved between two operators' claims.
+    ClaimMoved { period_id: u64, from_operator: u32, to_operator: u32, amount: i64 },
+    /// A clearing period closed (also when nothing was owed).
+    PeriodClosed { period_id: u64, total_paid: i64 },
     /// A batch of taps anchored by its Merkle root.
     TapBatchAnchored { batch_id: u64, root: B256, tap_count: u32 },
     /// An unused ticket refunded from escrow to its holder.
@@ -82,6 +88,9 @@ impl ChainEvent {
             Self::VoucherIssued { .. } => "VoucherIssued",
             Self::VoucherRedeemed { .. } => "VoucherRedeemed",
             Self::Payout { .. } => "Payout",
+            Self::VoucherSettled { .. } => "VoucherSettled",
+            Self::ClaimMoved { .. } => "ClaimMoved",
+            Self::PeriodClosed { .. } => "PeriodClosed",
             Self::TapBatchAnchored { .. } => "TapBatchAnchored",
             Self::TicketRefunded { .. } => "TicketRefunded",
             Self::TicketActivated { .. } => "TicketActivated",
@@ -108,6 +117,13 @@ impl ChainEvent {
             Self::Payout { operator_id, amount, .. } => {
                 vec![(format!("operator:{operator_id}"), *amount), ("paid_out".into(), -amount)]
             }
+            // The insurer's claim pays what the pool owed the redeeming operator.
+            Self::VoucherSettled { insurer_id, amount, .. } => {
+                vec![(format!("operator:{insurer_id}"), *amount), ("insurer_pool".into(), -amount)]
+            }
+            Self::ClaimMoved { from_operator, to_operator, amount, .. } => {
+                vec![(format!("operator:{from_operator}"), *amount), (format!("operator:{to_operator}"), -amount)]
+            }
             // The operator's claim shrinks; the traveler holds the FARE again.
             Self::TicketRefunded { traveler, operator_id, amount, .. } => {
                 vec![(format!("operator:{operator_id}"), *amount), (format!("traveler:{traveler:#x}"), -amount)]
@@ -116,7 +132,8 @@ impl ChainEvent {
             | Self::TicketActivated { .. }
             | Self::PolicyOpened { .. }
             | Self::VoucherIssued { .. }
-            | Self::TapBatchAnchored { .. } => vec![],
+            | Self::TapBatchAnchored { .. }
+            | Self::PeriodClosed { .. } => vec![],
         }
     }
 }
@@ -134,6 +151,8 @@ mod tests {
             ChainEvent::VoucherRedeemed { voucher_id: 1, operator_id: 3, value: 1500 },
             ChainEvent::Payout { period_id: 1, operator_id: 2, payee: Address::ZERO, amount: 100 },
             ChainEvent::TicketRefunded { ticket_id: 1, traveler: Address::ZERO, operator_id: 2, amount: 80 },
+            ChainEvent::VoucherSettled { period_id: 1, insurer_id: 4, operator_id: 3, amount: 1500 },
+            ChainEvent::ClaimMoved { period_id: 1, from_operator: 1, to_operator: 2, amount: 7 },
         ];
         for e in events {
             let p = e.postings();

@@ -31,6 +31,9 @@ pub struct Leg {
     pub rides: u64,
     /// Metres travelled on the leg in the period.
     pub distance_m: u64,
+    /// Whether the leg is travelled (its rides count): transit and taxi legs are; a
+    /// delay-insurance leg is not, and always keeps what it was booked.
+    pub metered: bool,
 }
 
 /// Splits `amount` in proportion to `weights`, exactly: the parts sum to `amount`
@@ -59,14 +62,17 @@ pub fn split(amount: i64, weights: &[u128]) -> Vec<i64> {
     parts
 }
 
-/// Apportions a bundle's `price` among `legs` under `rule`. The list-price split is
-/// what was booked at sale (the chain's own rounding, kept as is); a usage or distance
-/// split with nothing travelled falls back to it (nobody rode: the operators keep what
-/// they were promised at sale).
-pub fn apportion(price: i64, legs: &[Leg], rule: Rule) -> Vec<i64> {
+/// Apportions a sold bundle among its (unrefunded) `legs` under `rule`. The list-price
+/// split is what was booked at sale (the chain's own rounding, kept as is). Under usage
+/// or distance, what the metered legs were booked together is split again among them by
+/// rides or metres; unmetered legs (insurance) keep their share, and with nothing
+/// travelled every leg keeps its share (nobody rode: the operators keep what they were
+/// promised). The parts always sum to what was booked.
+pub fn apportion(legs: &[Leg], rule: Rule) -> Vec<i64> {
     let weights: Vec<u128> = legs
         .iter()
         .map(|l| match rule {
+            _ if !l.metered => 0,
             Rule::ListPrice => 0,
             Rule::Usage => u128::from(l.rides),
             Rule::Distance => u128::from(l.distance_m),
@@ -75,7 +81,9 @@ pub fn apportion(price: i64, legs: &[Leg], rule: Rule) -> Vec<i64> {
     if weights.iter().all(|w| *w == 0) {
         return legs.iter().map(|l| l.booked).collect();
     }
-    split(price, &weights)
+    let pool: i64 = legs.iter().filter(|l| l.metered).map(|l| l.booked).sum();
+    let parts = split(pool, &weights);
+    legs.iter().zip(parts).map(|(l, part)| if l.metered { part } else { l.booked }).collect()
 }
 
 /// Nets operators' positions (positive = owed to the operator, negative = it owes;
@@ -105,15 +113,15 @@ pub fn net(positions: &BTreeMap<u32, i64>) -> Vec<(u32, u32, i64)> {
 }
 
 /// The positions between operators when bundles booked at list price are settled
-/// under their own rules: for each sale `(price, legs, rule)`, what each operator is
-/// due minus what it was credited.
-pub fn positions<'a>(sales: impl IntoIterator<Item = (i64, &'a [Leg], Rule)>) -> BTreeMap<u32, i64> {
+/// under their own rules: for each sale `(legs, rule)`, what each operator is due minus
+/// what it was credited.
+pub fn positions<'a>(sales: impl IntoIterator<Item = (&'a [Leg], Rule)>) -> BTreeMap<u32, i64> {
     let mut pos: BTreeMap<u32, i64> = BTreeMap::new();
-    for (price, legs, rule) in sales {
+    for (legs, rule) in sales {
         if rule == Rule::ListPrice {
             continue;
         }
-        for (leg, due) in legs.iter().zip(apportion(price, legs, rule)) {
+        for (leg, due) in legs.iter().zip(apportion(legs, rule)) {
             *pos.entry(leg.operator_id).or_default() += due - leg.booked;
         }
     }
@@ -126,7 +134,7 @@ mod tests {
     use super::*;
 
     fn leg(operator_id: u32, booked: i64, rides: u64) -> Leg {
-        Leg { operator_id, booked, rides, distance_m: rides * 1_000 }
+        Leg { operator_id, booked, rides, distance_m: rides * 1_000, metered: operator_id != 4 }
     }
 
     #[test]
@@ -144,20 +152,27 @@ mod tests {
 
     #[test]
     fn usage_and_distance_follow_the_rides_and_fall_back_to_list_price() {
-        // The Explorer bundle as sold (3,570 after discount, booked by list price).
+        // The Explorer bundle as sold (3,570 after discount, booked by list price); operator 4
+        // is the insurer, whose premium is not travelled and stays as booked.
         let legs = [leg(1, 1_530, 6), leg(2, 510, 2), leg(3, 1_275, 0), leg(4, 255, 0)];
-        assert_eq!(apportion(3_570, &legs, Rule::ListPrice), [1_530, 510, 1_275, 255]);
-        assert_eq!(apportion(3_570, &legs, Rule::Usage), [2_678, 892, 0, 0]);
-        assert_eq!(apportion(3_570, &legs, Rule::Distance), [2_678, 892, 0, 0]);
+        assert_eq!(apportion(&legs, Rule::ListPrice), [1_530, 510, 1_275, 255]);
+        assert_eq!(apportion(&legs, Rule::Usage), [2_486, 829, 0, 255]);
+        assert_eq!(apportion(&legs, Rule::Distance), [2_486, 829, 0, 255]);
         let idle = [leg(1, 1_500, 0), leg(2, 500, 0)];
-        assert_eq!(apportion(2_000, &idle, Rule::Usage), [1_500, 500]);
+        assert_eq!(apportion(&idle, Rule::Usage), [1_500, 500]);
+        // A refunded leg is not there: the others share what they were booked.
+        let after_refund = [leg(1, 1_530, 1), leg(2, 510, 1), leg(4, 255, 0)];
+        assert_eq!(apportion(&after_refund, Rule::Usage), [1_020, 1_020, 255]);
+        for rule in [Rule::ListPrice, Rule::Usage, Rule::Distance] {
+            assert_eq!(apportion(&legs, rule).iter().sum::<i64>(), 3_570, "{rule:?}");
+        }
     }
 
     #[test]
     fn positions_net_into_fewest_transfers_that_settle_everything() {
         let a = [leg(1, 1_530, 6), leg(2, 510, 2), leg(3, 1_275, 0), leg(4, 255, 0)];
         let b = [leg(1, 1_500, 0), leg(2, 500, 10)];
-        let pos = positions([(3_570, &a[..], Rule::Usage), (2_000, &b[..], Rule::Usage), (9, &b[..], Rule::ListPrice)]);
+        let pos = positions([(&a[..], Rule::Usage), (&b[..], Rule::Usage), (&b[..], Rule::ListPrice)]);
         assert_eq!(pos.values().sum::<i64>(), 0);
         let transfers = net(&pos);
         assert!(transfers.len() < pos.len().max(1), "{transfers:?}");

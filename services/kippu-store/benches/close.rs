@@ -69,6 +69,14 @@ async fn fill(store: &Store, plans: u64, positional: bool) {
             }
         }
         q.execute(&mut *tx).await.unwrap();
+        // The fourth leg is the delay insurance: a policy each, kept out of usage shares.
+        let sql =
+            format!("INSERT INTO policies (policy_id, holder, valid_from, valid_until) VALUES {}", ph(n as usize, 4));
+        let mut q = sqlx::query(&sql);
+        for p in start..start + n {
+            q = q.bind((p * 4 + 3) as i64).bind("0x00").bind(FROM).bind(TO);
+        }
+        q.execute(&mut *tx).await.unwrap();
     }
     // 10 taps per plan, on the metro and bus legs mostly.
     let taps = plans * 10;

@@ -37,19 +37,16 @@ pub(crate) enum Val {
     S(String),
 }
 
-/// `head` `($1, …), (…)` `tail` for every chunk of `rows`; with `returning`, the first
-/// column of each returned row.
+/// `head` `($1, …), (…)` `tail` for every chunk of `rows`.
 pub(crate) async fn insert_rows(
     tx: &mut Transaction<'_, Any>,
     b: Batching,
     head: &str,
     tail: &str,
     rows: Vec<Vec<Val>>,
-    returning: bool,
-) -> Result<Vec<String>> {
-    let Some(width) = rows.first().map(Vec::len) else { return Ok(vec![]) };
+) -> Result<()> {
+    let Some(width) = rows.first().map(Vec::len) else { return Ok(()) };
     let per_chunk = (b.max_params / width).max(1);
-    let mut out = Vec::new();
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<Vec<Val>> = rows.by_ref().take(per_chunk).collect();
@@ -84,15 +81,9 @@ pub(crate) async fn insert_rows(
                 };
             }
         }
-        if returning {
-            for r in q.fetch_all(&mut **tx).await? {
-                out.push(r.try_get::<String, _>(0)?);
-            }
-        } else {
-            q.execute(&mut **tx).await?;
-        }
+        q.execute(&mut **tx).await?;
     }
-    Ok(out)
+    Ok(())
 }
 
 impl Store {
@@ -120,13 +111,34 @@ impl Store {
             "INSERT INTO indexed_blocks (cursor, block_number, block_hash) VALUES",
             "ON CONFLICT (cursor, block_number) DO UPDATE SET block_hash = excluded.block_hash",
             block_rows,
-            false,
         )
         .await?;
         let times: HashMap<u64, i64> = blocks.iter().map(|(n, _, t)| (*n, *t)).collect();
-        let keys: Vec<String> = events.iter().map(|(m, _)| m.key()).collect();
+        // Events of these blocks already booked (a re-delivery) are learnt up front, so the new
+        // ones go in with a plain INSERT: no per-row conflict handling, nothing sent back. A
+        // concurrent writer booking the same event makes this insert fail on the key, and the
+        // whole batch with it, rather than book it twice.
+        let mut booked = std::collections::HashSet::new();
+        if let (Some(lo), Some(hi)) =
+            (events.iter().map(|(m, _)| m.block_number).min(), events.iter().map(|(m, _)| m.block_number).max())
+        {
+            let rows =
+                sqlx::query("SELECT event_key FROM chain_events WHERE block_number >= $1 AND block_number <= $2")
+                    .bind(lo as i64)
+                    .bind(hi as i64)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for r in rows {
+                booked.insert(r.try_get::<String, _>(0)?);
+            }
+        }
+        let mut fresh: Vec<(String, &ChainEvent)> = Vec::with_capacity(events.len());
         let mut event_rows = Vec::with_capacity(events.len());
-        for ((meta, ev), key) in events.iter().zip(&keys) {
+        for (meta, ev) in events {
+            let key = meta.key();
+            if !booked.insert(key.clone()) {
+                continue;
+            }
             let payload = serde_json::to_string(ev).map_err(|_| StoreError::Corrupt("chain_events.payload"))?;
             event_rows.push(vec![
                 Val::S(key.clone()),
@@ -138,25 +150,18 @@ impl Store {
                 Val::S(payload),
                 Val::OptI(times.get(&meta.block_number).copied()),
             ]);
+            fresh.push((key, ev));
         }
-        let inserted: std::collections::HashSet<String> = insert_rows(
+        insert_rows(
             &mut tx,
             self.batching,
             "INSERT INTO chain_events (event_key, block_number, block_hash, log_index, tx_hash, kind, payload, block_time) VALUES",
-            "ON CONFLICT (event_key) DO NOTHING RETURNING event_key",
+            "",
             event_rows,
-            true,
         )
-        .await?
-        .into_iter()
-        .collect();
+        .await?;
         // Only what is new is booked: a re-delivered event was booked the first time.
-        let fresh: Vec<(&str, &ChainEvent)> = events
-            .iter()
-            .zip(&keys)
-            .filter(|(_, k)| inserted.contains(*k))
-            .map(|((_, ev), k)| (k.as_str(), ev))
-            .collect();
+        let fresh: Vec<(&str, &ChainEvent)> = fresh.iter().map(|(k, ev)| (k.as_str(), *ev)).collect();
         let postings = fresh
             .iter()
             .flat_map(|(k, ev)| {
@@ -171,7 +176,6 @@ impl Store {
             "INSERT INTO ledger_postings (event_key, account, amount) VALUES",
             "",
             postings,
-            false,
         )
         .await?;
         book_read_models(&mut tx, self.batching, &fresh).await?;
@@ -264,7 +268,6 @@ pub(crate) async fn book_read_models(
         "INSERT INTO plans (plan_id, traveler, bundle_id, price, valid_from, event_key) VALUES",
         "",
         plans,
-        false,
     )
     .await?;
     insert_rows(
@@ -273,10 +276,9 @@ pub(crate) async fn book_read_models(
         "INSERT INTO tickets (id, holder, plan_id, operator_id, product_id, valid_from, valid_until, rides, share) VALUES",
         "",
         tickets,
-        false,
     )
     .await?;
-    insert_rows(tx, b, "INSERT INTO policies (policy_id, holder, valid_from, valid_until) VALUES", "", policies, false)
+    insert_rows(tx, b, "INSERT INTO policies (policy_id, holder, valid_from, valid_until) VALUES", "", policies)
         .await?;
     insert_rows(
         tx,
@@ -284,7 +286,6 @@ pub(crate) async fn book_read_models(
         "INSERT INTO vouchers (id, policy_id, holder, value, operator_id, expiry, delay_id) VALUES",
         "",
         vouchers,
-        false,
     )
     .await?;
     for (_, ev) in events {

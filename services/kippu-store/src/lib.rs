@@ -20,7 +20,7 @@ pub use identity::{IssuedCredential, IssuerRow, WalletCredential};
 pub use insurance::{CoverTerms, InsuredPlan, PlanTap, RouteDelays, TimetableRow, VoucherStats};
 pub use reports::*;
 pub use rows::*;
-pub use settlement::{OperatorClose, PeriodClose};
+pub use settlement::{OperatorClose, PeriodClose, PeriodCloseRow};
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -203,6 +203,28 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Sets how a bundle's revenue is settled among its operators at period close:
+    /// `list` (as booked at sale), `usage` (by rides) or `distance`.
+    pub async fn set_bundle_settlement(&self, bundle_id: u32, rule: &str) -> Result<()> {
+        if !matches!(rule, "list" | "usage" | "distance") {
+            return Err(StoreError::Corrupt("bundles.settle_by: list, usage or distance"));
+        }
+        sqlx::query("UPDATE bundles SET settle_by = $2 WHERE id = $1")
+            .bind(i64::from(bundle_id))
+            .bind(rule)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// How a bundle is settled at period close (`list`, `usage` or `distance`).
+    pub async fn bundle_settlement(&self, bundle_id: u32) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT settle_by FROM bundles WHERE id = $1")
+            .bind(i64::from(bundle_id))
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// All bundles by id.
@@ -655,15 +677,31 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Taps not yet anchored on chain, oldest first, at most `limit`.
+    /// Taps not yet anchored on chain, oldest first, at most `limit`. A tap whose ticket
+    /// the ledger no longer holds (a reorg dropped its purchase) is held back rather than
+    /// anchored or deleted: if the purchase is mined again the tap counts, and until then
+    /// [`Store::orphaned_taps`] reports it.
     pub async fn unanchored_taps(&self, limit: i64) -> Result<Vec<TapRow>> {
         let rows = sqlx::query(
-            "SELECT scan_id, ticket_id, operator_id, gate_key, at FROM taps WHERE batch_id IS NULL ORDER BY at, scan_id LIMIT $1",
+            "SELECT scan_id, ticket_id, operator_id, gate_key, at FROM taps
+             WHERE batch_id IS NULL AND EXISTS (SELECT 1 FROM tickets k WHERE k.id = taps.ticket_id)
+             ORDER BY at, scan_id LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(tap_from_row).collect()
+    }
+
+    /// Unanchored taps whose ticket the ledger does not hold (its purchase was reorged
+    /// away, or not yet booked): held back from anchoring.
+    pub async fn orphaned_taps(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM taps
+             WHERE batch_id IS NULL AND NOT EXISTS (SELECT 1 FROM tickets k WHERE k.id = taps.ticket_id)",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Records that these taps are anchored in `batch_id`.
@@ -772,7 +810,8 @@ impl Store {
             "SELECT o.id, o.name, o.kind,
                 CAST(COALESCE((SELECT SUM(-p.amount) FROM ledger_postings p JOIN chain_events e ON e.event_key = p.event_key
                     WHERE p.account = 'operator:' || CAST(o.id AS TEXT) AND e.kind = 'LegSold'), 0) AS BIGINT),
-                CAST((SELECT COUNT(*) FROM tickets t WHERE t.operator_id = o.id) AS BIGINT),
+                CAST((SELECT COUNT(*) FROM ledger_postings p JOIN chain_events e ON e.event_key = p.event_key
+                    WHERE p.account = 'operator:' || CAST(o.id AS TEXT) AND e.kind = 'LegSold') AS BIGINT),
                 CAST((SELECT COUNT(*) FROM taps x WHERE x.operator_id = o.id) AS BIGINT),
                 CAST(COALESCE((SELECT SUM(-p.amount) FROM ledger_postings p JOIN chain_events e ON e.event_key = p.event_key
                     WHERE p.account = 'operator:' || CAST(o.id AS TEXT) AND e.kind = 'VoucherRedeemed'), 0) AS BIGINT),

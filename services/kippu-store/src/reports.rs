@@ -10,8 +10,9 @@
 //! Days are UTC days of the block time (`block_time / 86400`, POSIX seconds),
 //! rides (taps) use the gate's scan time. Events booked before block times
 //! were recorded have no day (`None`). Clearing periods are found from the
-//! `Payout` events: period `n` runs from just after the last `Payout` of the
-//! previous closed period up to the last `Payout` of period `n`, inclusive.
+//! `PeriodClosed` events: period `n` runs from just after the close of period
+//! `n - 1` up to its own `PeriodClosed`, inclusive, so the close's voucher
+//! settlements, claim moves and payouts belong to the period they close.
 //!
 //! Portable SQL (SQLite and PostgreSQL through `Any`): `$n` placeholders,
 //! sums cast to `BIGINT`, integer day buckets.
@@ -27,7 +28,8 @@ use crate::{Result, Store, StoreError};
 pub const DAY_SECS: i64 = 86_400;
 
 /// The event kinds that post to an operator's account.
-pub const OPERATOR_EVENT_KINDS: [&str; 4] = ["LegSold", "TicketRefunded", "VoucherRedeemed", "Payout"];
+pub const OPERATOR_EVENT_KINDS: [&str; 6] =
+    ["LegSold", "TicketRefunded", "VoucherRedeemed", "VoucherSettled", "ClaimMoved", "Payout"];
 
 /// The ledger account of operator `id`.
 pub fn operator_account(id: u32) -> String {
@@ -52,6 +54,14 @@ pub struct OperatorDay {
     pub vouchers_count: i64,
     /// Their value.
     pub vouchers: i64,
+    /// Vouchers redeemed elsewhere and paid out of this (the insurer's) claim at a close.
+    pub cover_count: i64,
+    /// Their value.
+    pub cover: i64,
+    /// Apportionment adjustments at a close (`ClaimMoved`), signed: positive raises what is owed.
+    pub adjustments_count: i64,
+    /// Their net amount.
+    pub adjustments: i64,
     /// Payouts (`Payout` events).
     pub payouts_count: i64,
     /// Paid out.
@@ -73,6 +83,10 @@ impl OperatorDay {
         self.refunds += o.refunds;
         self.vouchers_count += o.vouchers_count;
         self.vouchers += o.vouchers;
+        self.cover_count += o.cover_count;
+        self.cover += o.cover;
+        self.adjustments_count += o.adjustments_count;
+        self.adjustments += o.adjustments;
         self.payouts_count += o.payouts_count;
         self.payouts += o.payouts;
         self.rides += o.rides;
@@ -158,7 +172,8 @@ impl Period {
 }
 
 /// One operator's statement for one clearing period. Amounts positive, FARE minor
-/// units; `opening + revenue - refunds + vouchers - payouts == closing`.
+/// units (adjustments signed);
+/// `opening + revenue - refunds + vouchers - cover + adjustments - payouts == closing`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
     /// The period.
@@ -177,6 +192,14 @@ pub struct Statement {
     pub vouchers: i64,
     /// Voucher events.
     pub vouchers_count: i64,
+    /// Vouchers redeemed at other operators, paid out of this (the insurer's) claim at the close.
+    pub cover: i64,
+    /// Voucher settlement events.
+    pub cover_count: i64,
+    /// Apportionment adjustments at the close (signed: positive raises what is owed).
+    pub adjustments: i64,
+    /// Adjustment events.
+    pub adjustments_count: i64,
     /// Paid out at the period's close.
     pub payouts: i64,
     /// Payout events.
@@ -186,10 +209,10 @@ pub struct Statement {
 }
 
 impl Statement {
-    /// `opening + revenue - refunds + vouchers - payouts`; equals [`Statement::closing`]
-    /// unless the ledger holds postings of another kind on the operator's account.
+    /// `opening + revenue - refunds + vouchers - cover + adjustments - payouts`; equals
+    /// [`Statement::closing`] unless the ledger holds postings of another kind on the account.
     pub fn computed_closing(&self) -> i64 {
-        self.opening + self.revenue - self.refunds + self.vouchers - self.payouts
+        self.opening + self.revenue - self.refunds + self.vouchers - self.cover + self.adjustments - self.payouts
     }
 }
 
@@ -332,6 +355,8 @@ impl Store {
                 "LegSold" => (d.legs, d.revenue) = (d.legs + n, d.revenue - sum),
                 "TicketRefunded" => (d.refunds_count, d.refunds) = (d.refunds_count + n, d.refunds + sum),
                 "VoucherRedeemed" => (d.vouchers_count, d.vouchers) = (d.vouchers_count + n, d.vouchers - sum),
+                "VoucherSettled" => (d.cover_count, d.cover) = (d.cover_count + n, d.cover + sum),
+                "ClaimMoved" => (d.adjustments_count, d.adjustments) = (d.adjustments_count + n, d.adjustments - sum),
                 "Payout" => (d.payouts_count, d.payouts) = (d.payouts_count + n, d.payouts + sum),
                 _ => return Err(StoreError::Corrupt("ledger_postings (unexpected event kind on an operator account)")),
             }
@@ -423,37 +448,28 @@ impl Store {
         Ok(BundleResolver { plan_of_ticket, bundle_of_plan })
     }
 
-    /// The clearing periods the ledger knows of, oldest first: every period with a
-    /// `Payout`, then the open one (the next id) with no end.
+    /// The clearing periods the ledger knows of, oldest first: every closed period
+    /// (one `PeriodClosed` each, also when nothing was owed), then the open one.
     pub async fn periods(&self) -> Result<Vec<Period>> {
         let rows = sqlx::query(
             "SELECT e.block_number, e.log_index, e.block_time, e.payload FROM chain_events e
-             WHERE e.kind = 'Payout' ORDER BY e.block_number, e.log_index",
+             WHERE e.kind = 'PeriodClosed' ORDER BY e.block_number, e.log_index",
         )
         .fetch_all(&self.pool)
         .await?;
-        // period id -> (last payout position, its block time)
-        let mut closes: BTreeMap<u64, (ChainPos, Option<i64>)> = BTreeMap::new();
-        for r in &rows {
-            let pos = ChainPos { block_number: r.try_get(0)?, log_index: r.try_get(1)? };
-            let time: Option<i64> = r.try_get(2)?;
-            let payload: String = r.try_get(3)?;
-            let Ok(ChainEvent::Payout { period_id, .. }) = serde_json::from_str(&payload) else {
-                return Err(StoreError::Corrupt("chain_events.payload (Payout)"));
-            };
-            let c = closes.entry(period_id).or_insert((pos, time));
-            if pos > c.0 {
-                *c = (pos, time);
-            }
-        }
         let mut out = Vec::new();
-        let (mut after, mut opened_at) = (None, None);
-        for (&period_id, &(until, closed_at)) in &closes {
+        let (mut after, mut opened_at, mut last) = (None, None, 0);
+        for r in &rows {
+            let until = ChainPos { block_number: r.try_get(0)?, log_index: r.try_get(1)? };
+            let closed_at: Option<i64> = r.try_get(2)?;
+            let payload: String = r.try_get(3)?;
+            let Ok(ChainEvent::PeriodClosed { period_id, .. }) = serde_json::from_str(&payload) else {
+                return Err(StoreError::Corrupt("chain_events.payload (PeriodClosed)"));
+            };
             out.push(Period { period_id, after, until: Some(until), opened_at, closed_at });
-            (after, opened_at) = (Some(until), closed_at);
+            (after, opened_at, last) = (Some(until), closed_at, period_id);
         }
-        let next = closes.keys().next_back().map_or(1, |p| p + 1);
-        out.push(Period { period_id: next, after, until: None, opened_at, closed_at: None });
+        out.push(Period { period_id: last + 1, after, until: None, opened_at, closed_at: None });
         Ok(out)
     }
 
@@ -499,6 +515,10 @@ impl Store {
             refunds_count: 0,
             vouchers: 0,
             vouchers_count: 0,
+            cover: 0,
+            cover_count: 0,
+            adjustments: 0,
+            adjustments_count: 0,
             payouts: 0,
             payouts_count: 0,
             closing: -opening,
@@ -512,6 +532,8 @@ impl Store {
                 "LegSold" => (s.legs, s.revenue) = (n, -sum),
                 "TicketRefunded" => (s.refunds_count, s.refunds) = (n, sum),
                 "VoucherRedeemed" => (s.vouchers_count, s.vouchers) = (n, -sum),
+                "VoucherSettled" => (s.cover_count, s.cover) = (n, sum),
+                "ClaimMoved" => (s.adjustments_count, s.adjustments) = (n, -sum),
                 "Payout" => (s.payouts_count, s.payouts) = (n, sum),
                 _ => return Err(StoreError::Corrupt("ledger_postings (unexpected event kind on an operator account)")),
             }
@@ -725,9 +747,13 @@ mod tests {
             (meta(3, 0), ChainEvent::TicketRefunded { ticket_id: 11, traveler: t, operator_id: bus, amount: 320 }),
             (meta(3, 1), ChainEvent::VoucherRedeemed { voucher_id: 1, operator_id: bus, value: 150 }),
             (meta(4, 0), ChainEvent::Payout { period_id: 1, operator_id: bus, payee: t, amount: 580 }),
+            (meta(4, 1), ChainEvent::PeriodClosed { period_id: 1, total_paid: 580 }),
             (meta(5, 0), plan(3)),
             (meta(5, 1), sold(3, 12, 700)),
-            (meta(6, 0), ChainEvent::Payout { period_id: 2, operator_id: bus, payee: t, amount: 700 }),
+            // Usage apportionment at the second close gives 30 of the bus's booked share to the metro.
+            (meta(6, 0), ChainEvent::ClaimMoved { period_id: 2, from_operator: bus, to_operator: 1, amount: 30 }),
+            (meta(6, 1), ChainEvent::Payout { period_id: 2, operator_id: bus, payee: t, amount: 670 }),
+            (meta(6, 2), ChainEvent::PeriodClosed { period_id: 2, total_paid: 700 }),
             (meta(7, 0), ChainEvent::VoucherRedeemed { voucher_id: 2, operator_id: bus, value: 50 }),
         ];
         let blocks: Vec<_> = (1..=7u64)
@@ -739,7 +765,10 @@ mod tests {
         assert_eq!(daily.days.len(), 2);
         let (a, b) = (&daily.days[0], &daily.days[1]);
         assert_eq!((a.day, a.legs, a.revenue, a.refunds, a.vouchers, a.payouts), (Some(20_000), 2, 900, 320, 150, 580));
-        assert_eq!((b.day, b.legs, b.revenue, b.refunds, b.vouchers, b.payouts), (Some(20_001), 1, 700, 0, 50, 700));
+        assert_eq!(
+            (b.day, b.legs, b.revenue, b.refunds, b.vouchers, b.adjustments, b.payouts),
+            (Some(20_001), 1, 700, 0, 50, -30, 670)
+        );
         let totals = daily.totals();
         assert_eq!(totals.net_revenue(), 900 + 700 - 320);
         assert_eq!(daily.balance, -s.account_balance("operator:2").await.unwrap());
@@ -767,7 +796,7 @@ mod tests {
 
         // Drill-down: everything, one kind, one day, one period, paged.
         let all = s.operator_events(bus, &EventFilter::default(), 0, None).await.unwrap();
-        assert_eq!((all.total_count, all.events.len() as i64), (8, 8));
+        assert_eq!((all.total_count, all.events.len() as i64), (9, 9));
         assert_eq!(-all.total_posting, 200);
         let sold_day0 = EventFilter { kinds: vec!["LegSold".into()], day: Some(Some(20_000)), ..Default::default() };
         let page = s.operator_events(bus, &sold_day0, 0, Some(1)).await.unwrap();
@@ -777,7 +806,7 @@ mod tests {
         assert_ne!(page.events[0].event_key, page2.events[0].event_key);
         let in_p2 = EventFilter { period: Some(periods[1]), ..Default::default() };
         let p2 = s.operator_events(bus, &in_p2, 0, None).await.unwrap();
-        assert_eq!(p2.events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["LegSold", "Payout"]);
+        assert_eq!(p2.events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["LegSold", "ClaimMoved", "Payout"]);
         let explorer = EventFilter { bundle: Some(1), ..Default::default() };
         let e = s.operator_events(bus, &explorer, 1, Some(2)).await.unwrap();
         assert_eq!((e.total_count, -e.total_posting, e.events.len()), (4, 1280, 2));

@@ -92,6 +92,9 @@ pub trait Platform: Send + Sync {
     fn runs_of(&self, operator_id: u32) -> Vec<(String, String)>;
     /// An account key was revoked: its passes must stop opening gates now.
     async fn key_revoked(&self, holder: alloy::primitives::Address);
+    /// Closes the clearing period on chain (usage settlement, vouchers, payouts) and
+    /// returns what the close did.
+    async fn close_period(&self) -> Result<serde_json::Value, String>;
     /// Prometheus text exposition of the process's metrics.
     fn metrics(&self) -> String;
 }

@@ -901,17 +901,12 @@ pub(crate) async fn dev_feed(State(s): State<AppState>, body: Bytes) -> Response
     }
 }
 
-/// Dev only: close the clearing period, paying every operator its share from
-/// escrow. Production will run this from the settlement service on a schedule,
-/// behind operator authentication.
+/// Dev only: close the clearing period: usage settlement between operators, redeemed
+/// vouchers paid out of the insurer's claim, and every operator paid from escrow.
+/// Production runs the same close from `kippu close-period` or on a schedule.
 pub(crate) async fn dev_close_period(State(s): State<AppState>) -> Response {
-    match s.chain.close_period().await {
-        Ok(tx) => {
-            s.platform.catch_up().await;
-            Json(serde_json::json!({"tx": format!("{tx:#x}")})).into_response()
-        }
-        Err(e) => {
-            (axum::http::StatusCode::BAD_GATEWAY, Json(serde_json::json!({"error": e.to_string()}))).into_response()
-        }
+    match s.platform.close_period().await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => (axum::http::StatusCode::BAD_GATEWAY, Json(serde_json::json!({"error": e}))).into_response(),
     }
 }

@@ -163,6 +163,8 @@ fn kind_label(kind: &str) -> &'static str {
         "LegSold" => "Leg sold",
         "TicketRefunded" => "Refund",
         "VoucherRedeemed" => "Voucher redeemed",
+        "VoucherSettled" => "Vouchers paid by the insurer",
+        "ClaimMoved" => "Usage adjustment",
         "Payout" => "Payout",
         _ => "Other",
     }
@@ -242,6 +244,8 @@ const REFUNDS: &[&str] = &["TicketRefunded"];
 const NET: &[&str] = &["LegSold", "TicketRefunded"];
 const VOUCHERS: &[&str] = &["VoucherRedeemed"];
 const PAYOUTS: &[&str] = &["Payout"];
+const COVER: &[&str] = &["VoucherSettled"];
+const ADJUSTMENTS: &[&str] = &["ClaimMoved"];
 
 fn csv_response(filename: &str, w: csv::Writer<Vec<u8>>) -> Result<Response, AppError> {
     let body = w.into_inner().map_err(|e| AppError::Internal(e.to_string()))?;
@@ -352,6 +356,8 @@ fn day_json(d: &OperatorDay) -> Value {
         "rides": d.rides,
         "vouchers": d.vouchers,
         "vouchers_count": d.vouchers_count,
+        "voucher_cover": d.cover,
+        "adjustments": d.adjustments,
         "payouts": d.payouts,
         "payouts_count": d.payouts_count,
     })
@@ -392,6 +398,10 @@ fn statement_json(st: &Statement, links: &Links<'_>) -> Value {
         "refunds_count": st.refunds_count,
         "vouchers": st.vouchers,
         "vouchers_count": st.vouchers_count,
+        "voucher_cover": st.cover,
+        "voucher_cover_count": st.cover_count,
+        "adjustments": st.adjustments,
+        "adjustments_count": st.adjustments_count,
         "payouts": st.payouts,
         "payouts_count": st.payouts_count,
         "closing": st.closing,
@@ -475,6 +485,8 @@ async fn report_as(
                 "rides": totals.rides,
                 "vouchers": totals.vouchers,
                 "vouchers_count": totals.vouchers_count,
+                "voucher_cover": totals.cover,
+                "adjustments": totals.adjustments,
                 "payouts": totals.payouts,
                 "payouts_count": totals.payouts_count,
                 "owed": daily.balance,
@@ -496,6 +508,8 @@ async fn report_as(
                         "rides",
                         "vouchers_count",
                         "vouchers",
+                        "voucher_cover",
+                        "adjustments",
                         "payouts",
                     ])
                     .map_err(csv_err)?;
@@ -509,6 +523,8 @@ async fn report_as(
                             d.rides.to_string(),
                             d.vouchers_count.to_string(),
                             d.vouchers.to_string(),
+                            d.cover.to_string(),
+                            d.adjustments.to_string(),
                             d.payouts.to_string(),
                         ])
                         .map_err(csv_err)?;
@@ -540,6 +556,8 @@ async fn report_as(
                         "revenue",
                         "refunds",
                         "vouchers",
+                        "voucher_cover",
+                        "adjustments",
                         "payouts",
                         "closing",
                     ])
@@ -555,6 +573,8 @@ async fn report_as(
                             st.revenue.to_string(),
                             st.refunds.to_string(),
                             st.vouchers.to_string(),
+                            st.cover.to_string(),
+                            st.adjustments.to_string(),
                             st.payouts.to_string(),
                             st.closing.to_string(),
                         ])
@@ -682,7 +702,8 @@ async fn report_as(
                 .collect();
             let reconciles = statements.iter().all(|st| st.computed_closing() == st.closing)
                 && statements.last().is_none_or(|st| st.closing == daily.balance)
-                && totals.net_revenue() + totals.vouchers - totals.payouts == daily.balance;
+                && totals.net_revenue() + totals.vouchers - totals.cover + totals.adjustments - totals.payouts
+                    == daily.balance;
             let periods = statements
                 .iter()
                 .rev()
@@ -1192,6 +1213,8 @@ pub(crate) async fn statement(
                 ("revenue", Some(st.legs), st.revenue),
                 ("refunds", Some(st.refunds_count), st.refunds),
                 ("vouchers", Some(st.vouchers_count), st.vouchers),
+                ("voucher_cover", Some(st.cover_count), st.cover),
+                ("adjustments", Some(st.adjustments_count), st.adjustments),
                 ("payouts", Some(st.payouts_count), st.payouts),
                 ("closing", None, st.closing),
             ] {
@@ -1202,7 +1225,7 @@ pub(crate) async fn statement(
         }
         Format::Html => {
             let p = Some(period_id);
-            let lines = vec![
+            let mut lines = vec![
                 Line {
                     label: "Opening balance owed".into(),
                     sign: "",
@@ -1231,24 +1254,43 @@ pub(crate) async fn statement(
                     href: Some(links.events(VOUCHERS, None, p, None)),
                     id: "vouchers",
                 },
-                Line {
-                    label: format!("Payouts, {}", st.payouts_count),
-                    sign: "−",
-                    amount: fare(st.payouts),
-                    href: Some(links.events(PAYOUTS, None, p, None)),
-                    id: "payouts",
-                },
             ];
+            // Only an insurer pays vouchers, and only usage-settled bundles move claims.
+            if st.cover_count > 0 {
+                lines.push(Line {
+                    label: format!("Vouchers paid to other operators, {}", st.cover_count),
+                    sign: "−",
+                    amount: fare(st.cover),
+                    href: Some(links.events(COVER, None, p, None)),
+                    id: "cover",
+                });
+            }
+            if st.adjustments_count > 0 {
+                lines.push(Line {
+                    label: format!("Usage adjustments, {}", st.adjustments_count),
+                    sign: if st.adjustments < 0 { "−" } else { "+" },
+                    amount: fare(st.adjustments.abs()),
+                    href: Some(links.events(ADJUSTMENTS, None, p, None)),
+                    id: "adjustments",
+                });
+            }
+            lines.push(Line {
+                label: format!("Payouts, {}", st.payouts_count),
+                sign: "−",
+                amount: fare(st.payouts),
+                href: Some(links.events(PAYOUTS, None, p, None)),
+                id: "payouts",
+            });
             let reconciles = st.computed_closing() == st.closing;
-            let check = format!(
-                "{} + {} − {} + {} − {} = {}",
-                fare(st.opening),
-                fare(st.revenue),
-                fare(st.refunds),
-                fare(st.vouchers),
-                fare(st.payouts),
-                fare(st.computed_closing())
-            );
+            let mut check =
+                format!("{} + {} − {} + {}", fare(st.opening), fare(st.revenue), fare(st.refunds), fare(st.vouchers));
+            if st.cover_count > 0 {
+                check += &format!(" − {}", fare(st.cover));
+            }
+            if st.adjustments_count > 0 {
+                check += &format!(" {} {}", if st.adjustments < 0 { "−" } else { "+" }, fare(st.adjustments.abs()));
+            }
+            check += &format!(" − {} = {}", fare(st.payouts), fare(st.computed_closing()));
             html_response(StatementPage {
                 payee: format!("{:#x}", op.payee),
                 account: kippu_store::operator_account(op.id),

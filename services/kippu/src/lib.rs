@@ -7,6 +7,7 @@ pub mod indexer;
 pub mod insurance;
 pub mod reconcile;
 pub mod seed;
+pub mod settle;
 pub mod stack;
 
 pub use config::Config;

@@ -42,6 +42,13 @@ enum Cmd {
         #[arg(long, requires = "file")]
         as_live: bool,
     },
+    /// Close the clearing period of a running platform (dev routes): plans settled by
+    /// usage are re-apportioned, redeemed vouchers paid from the insurer's claim, operators paid.
+    ClosePeriod {
+        /// Web app URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
 }
 
 /// Ctrl-C or SIGTERM: both must reach `shutdown`, or the anvil child outlives us.
@@ -111,6 +118,12 @@ async fn main() -> anyhow::Result<()> {
             };
             let r = reqwest::Client::new().post(format!("{url}/dev/gtfs-rt")).body(feed).send().await?;
             println!("{}", r.text().await?);
+        }
+        Cmd::ClosePeriod { url } => {
+            let r = reqwest::Client::new().post(format!("{url}/dev/close-period")).send().await?;
+            let ok = r.status().is_success();
+            println!("{}", r.text().await?);
+            anyhow::ensure!(ok, "the close failed");
         }
     }
     Ok(())

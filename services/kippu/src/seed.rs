@@ -126,7 +126,8 @@ fn bundles() -> Vec<Bundle> {
         Bundle {
             id: 2,
             name: "Commuter".into(),
-            description: "10 metro rides, a bus day and a day of delay cover.".into(),
+            description:
+                "10 metro rides, a bus day and a day of delay cover; metro and bus share it by the rides taken.".into(),
             discount_bps: 1_000,
             product_ids: vec![102, 201, 402],
         },
@@ -144,6 +145,8 @@ pub async fn seed(
         chain.set_operator(&OperatorSpec { id: o.id, payee: o.payee }).await?;
         store.upsert_operator(&o).await?;
     }
+    // Redeemed delay vouchers are paid out of the insurer's premium claim at each close.
+    chain.set_insurer(INSURER).await?;
     for p in products() {
         chain
             .list_product(&ProductSpec {
@@ -189,6 +192,9 @@ pub async fn seed(
             .await?;
         store.upsert_bundle(&b).await?;
     }
+    // A commuter's metro rides and bus day share its price by the rides taken: the
+    // operator that carried the traveler more is paid more at the period's close.
+    store.set_bundle_settlement(2, "usage").await?;
     // The bus operator's real timetable, through the same import operators use.
     let timetable = kippu_gtfs::import_timetable(crate::stack::TIMETABLE)?;
     let summary = serde_json::to_string(&timetable.summary)?;

@@ -108,6 +108,10 @@ struct Services {
     gates: HashMap<String, SimGate>,
     last: Mutex<HashMap<String, String>>,
     insurer: DelayInsurer,
+    chain: Chain,
+    store: Store,
+    /// One close at a time: each reads and replaces the carried positions.
+    closing: Mutex<()>,
 }
 
 #[async_trait]
@@ -170,6 +174,14 @@ impl Platform for Services {
 
     async fn key_revoked(&self, holder: alloy::primitives::Address) {
         self.validator_state.lock().await.revoke_key(holder);
+    }
+
+    async fn close_period(&self) -> Result<serde_json::Value, String> {
+        let _one = self.closing.lock().await;
+        let closed = crate::settle::close_period(&self.chain, &self.store, &self.indexer, now())
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        serde_json::to_value(closed).map_err(|e| e.to_string())
     }
 
     fn metrics(&self) -> String {
@@ -507,6 +519,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         gates,
         last: Mutex::new(HashMap::new()),
         insurer,
+        chain: chain.clone(),
+        store: store.clone(),
+        closing: Mutex::new(()),
     });
 
     let identity = identity_services(&cfg, &chain, &store, &keystore, &web_url).await?;
