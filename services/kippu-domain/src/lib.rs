@@ -3,6 +3,7 @@
 //! the same code runs in the validator service, the gate simulator (offline
 //! mode) and the web app.
 
+pub mod device_pass;
 pub mod events;
 pub mod merkle;
 pub mod money;

@@ -19,7 +19,7 @@ const BODY_LEN: usize = 1 + 8 + 4 + 8;
 const WIRE_LEN: usize = BODY_LEN + 65;
 /// Longest text a gate accepts before decoding; anything longer is refused
 /// untouched so an oversized scan cannot cost the validator work.
-pub const MAX_PASS_TEXT: usize = 256;
+pub const MAX_PASS_TEXT: usize = 320;
 
 /// Why a pass could not be read. Each maps to its own deny reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +39,9 @@ pub enum PassError {
     /// The signature bytes are not a valid secp256k1 signature.
     #[error("signature is not valid")]
     BadSignature,
+    /// A device pass's certificate is not a valid account signature.
+    #[error("device certificate is not valid")]
+    BadCertificate,
 }
 
 /// A decoded pass.
@@ -52,6 +55,16 @@ pub struct Pass {
     pub nonce: [u8; 8],
     /// 65-byte `r | s | v` signature over [`Pass::digest`].
     pub signature: [u8; 65],
+}
+
+/// The ticket a pass of either kind presents, without checking anything else; `None`
+/// when the text is not a readable pass.
+pub fn ticket_of(text: &str) -> Option<u64> {
+    if text.starts_with(crate::device_pass::DEVICE_PASS_PREFIX) {
+        crate::device_pass::DevicePass::decode(text).ok().map(|p| p.ticket_id)
+    } else {
+        Pass::decode(text).ok().map(|p| p.ticket_id)
+    }
 }
 
 /// Window number for a unix time.

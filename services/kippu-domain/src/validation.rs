@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use alloy_primitives::Address;
 
+use crate::device_pass::{CertCache, DevicePass, DEVICE_PASS_PREFIX};
 use crate::pass::{window_at, Pass, PassError};
 use crate::verdict::{DenyReason, ScanRequest, VerdictMessage};
 
@@ -44,11 +45,13 @@ pub struct ValidatorConfig {
     pub passback_secs: u64,
     /// How many recent scan ids to remember for idempotent re-sends.
     pub remembered_scans: usize,
+    /// Chain id in the EIP-712 domain of device certificates.
+    pub chain_id: u64,
 }
 
 impl Default for ValidatorConfig {
     fn default() -> Self {
-        Self { window_skew: 1, passback_secs: 30, remembered_scans: 100_000 }
+        Self { window_skew: 1, passback_secs: 30, remembered_scans: 100_000, chain_id: 31_337 }
     }
 }
 
@@ -67,6 +70,14 @@ pub struct Tap {
     pub trip: Option<crate::verdict::TripRef>,
     /// Unix seconds.
     pub at: u64,
+}
+
+/// What identifies a presented pass, whatever its kind: replay is judged on it.
+#[derive(Debug, Clone, Copy)]
+struct PassId {
+    ticket_id: u64,
+    window: u32,
+    nonce: [u8; 8],
 }
 
 /// Result of one scan: the verdict to publish and, when it opened, a new tap.
@@ -89,6 +100,8 @@ pub struct Validator {
     answered: HashMap<String, VerdictMessage>,
     answered_order: VecDeque<String>,
     revoked_keys: HashSet<Address>,
+    revoked_devices: HashSet<[u8; 32]>,
+    certs: CertCache,
 }
 
 impl Validator {
@@ -113,6 +126,11 @@ impl Validator {
     /// Denies every pass signed by `holder` from now on (a revoked account key).
     pub fn revoke_key(&mut self, holder: Address) {
         self.revoked_keys.insert(holder);
+    }
+
+    /// Denies every pass signed by this device key from now on (a lost or replaced phone).
+    pub fn revoke_device(&mut self, device_key: [u8; 32]) {
+        self.revoked_devices.insert(device_key);
     }
 
     /// Registers a gate by its `operator/station/gate` key.
@@ -156,19 +174,12 @@ impl Validator {
         let Some(gate) = self.gates.get(gate_key).cloned() else {
             return deny(DenyReason::UnknownGate, None);
         };
-        let pass = match Pass::decode(&req.pass) {
+        let (pass, signer) = match self.presented(&req.pass, now) {
             Ok(p) => p,
-            Err(e) => return deny(pass_error_reason(&e), None),
+            Err((reason, ticket)) => return deny(reason, ticket),
         };
         let ticket_ref = Some(pass.ticket_id);
         let now_window = window_at(now);
-        if pass.window.abs_diff(now_window) > self.cfg.window_skew {
-            return deny(DenyReason::StalePass, ticket_ref);
-        }
-        let signer = match pass.signer() {
-            Ok(a) => a,
-            Err(e) => return deny(pass_error_reason(&e), ticket_ref),
-        };
         let Some(ticket) = self.tickets.get(&pass.ticket_id) else {
             return deny(DenyReason::UnknownTicket, ticket_ref);
         };
@@ -223,6 +234,37 @@ impl Validator {
         }
     }
 
+    /// Reads a pass of either kind and finds who signed it: the account key itself (`KP1`)
+    /// or, for a device-signed pass (`KP2`), the account that certified the device key
+    /// (recovered once per certificate, then a single Ed25519 check per scan).
+    fn presented(&mut self, text: &str, now: u64) -> Result<(PassId, Address), (DenyReason, Option<u64>)> {
+        let stale = |window: u32, ticket| {
+            (window.abs_diff(window_at(now)) > self.cfg.window_skew).then_some((DenyReason::StalePass, Some(ticket)))
+        };
+        if text.starts_with(DEVICE_PASS_PREFIX) {
+            let p = DevicePass::decode(text).map_err(|e| (pass_error_reason(&e), None))?;
+            let t = Some(p.ticket_id);
+            if let Some(e) = stale(p.window, p.ticket_id) {
+                return Err(e);
+            }
+            if now >= p.cert_expiry {
+                return Err((DenyReason::CertificateExpired, t));
+            }
+            if self.revoked_devices.contains(&p.device_key) {
+                return Err((DenyReason::DeviceRevoked, t));
+            }
+            p.verify_device_sig().map_err(|e| (pass_error_reason(&e), t))?;
+            let holder = self.certs.holder(&p, self.cfg.chain_id).map_err(|e| (pass_error_reason(&e), t))?;
+            return Ok((PassId { ticket_id: p.ticket_id, window: p.window, nonce: p.nonce }, holder));
+        }
+        let p = Pass::decode(text).map_err(|e| (pass_error_reason(&e), None))?;
+        if let Some(e) = stale(p.window, p.ticket_id) {
+            return Err(e);
+        }
+        let signer = p.signer().map_err(|e| (pass_error_reason(&e), Some(p.ticket_id)))?;
+        Ok((PassId { ticket_id: p.ticket_id, window: p.window, nonce: p.nonce }, signer))
+    }
+
     fn prune_passes(&mut self, now_window: u32) {
         // Passes older than the skew can never be accepted again, so forgetting them is safe.
         if self.used_passes.len() > 10_000 {
@@ -240,6 +282,7 @@ pub fn pass_error_reason(e: &PassError) -> DenyReason {
         PassError::Malformed => DenyReason::MalformedPass,
         PassError::UnsupportedVersion(_) => DenyReason::UnsupportedPass,
         PassError::BadSignature => DenyReason::BadSignature,
+        PassError::BadCertificate => DenyReason::BadCertificate,
     }
 }
 
@@ -289,6 +332,66 @@ mod tests {
         assert!(d.verdict.open, "{d:?}");
         assert_eq!(d.verdict.rides_left, Some(1));
         assert_eq!(d.tap.as_ref().unwrap().ticket_id, 7);
+    }
+
+    fn device_of(key: &PrivateKeySigner, expiry: u64) -> crate::device_pass::Device {
+        let seed: [u8; 32] = rand::random();
+        let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+        let cert = key.sign_hash_sync(&crate::device_pass::cert_digest(31_337, &public, expiry)).unwrap();
+        crate::device_pass::Device::new(seed, expiry, cert.as_bytes())
+    }
+
+    #[test]
+    fn device_passes_open_for_the_certifying_holder_and_deny_with_reasons() {
+        let (mut v, key) = setup(None);
+        let phone = device_of(&key, NOW + 3_600);
+        let text = |d: &crate::device_pass::Device, w: u32| d.pass(7, w, rand::random()).encode();
+        let w = window_at(NOW);
+        let d = v.check("metro/central/g1", &scan("d1", text(&phone, w)), NOW);
+        assert!(d.verdict.open, "{d:?}");
+        assert_eq!(v.certs.len(), 1, "the certificate was recovered once and kept");
+        // The same pass again is a replay; a stale window is stale.
+        let again = phone.pass(7, window_at(NOW + 40), [9; 8]).encode();
+        assert!(v.check("metro/central/g1", &scan("d2", again.clone()), NOW + 40).verdict.open);
+        assert_eq!(reason(&v.check("metro/central/g1", &scan("d3", again), NOW + 40)), Some(DenyReason::Replay));
+        assert_eq!(
+            reason(&v.check("metro/central/g1", &scan("d4", text(&phone, w - 5)), NOW)),
+            Some(DenyReason::StalePass)
+        );
+        // A device another account certified is not the holder's.
+        let stranger = device_of(&PrivateKeySigner::random(), NOW + 3_600);
+        assert_eq!(
+            reason(&v.check("metro/central/g1", &scan("d5", text(&stranger, w)), NOW)),
+            Some(DenyReason::NotHolder)
+        );
+        // An expired certificate, a forged device signature, a revoked device.
+        let old = device_of(&key, NOW - 1);
+        assert_eq!(
+            reason(&v.check("metro/central/g1", &scan("d6", text(&old, w)), NOW)),
+            Some(DenyReason::CertificateExpired)
+        );
+        let mut forged = phone.pass(7, w, [3; 8]);
+        forged.device_sig[0] ^= 1;
+        assert_eq!(
+            reason(&v.check("metro/central/g1", &scan("d7", forged.encode()), NOW)),
+            Some(DenyReason::BadSignature)
+        );
+        let mut bad_cert = phone.pass(7, w, [4; 8]);
+        bad_cert.cert_sig = [0; 65];
+        assert_eq!(
+            reason(&v.check("metro/central/g1", &scan("d8", bad_cert.encode()), NOW)),
+            Some(DenyReason::BadCertificate)
+        );
+        v.revoke_device(phone.public_key());
+        assert_eq!(
+            reason(&v.check("metro/central/g1", &scan("d9", text(&phone, w)), NOW)),
+            Some(DenyReason::DeviceRevoked)
+        );
+        // Revoking the account key stops its devices too.
+        let (mut v2, key2) = setup(None);
+        v2.revoke_key(key2.address());
+        let p2 = device_of(&key2, NOW + 3_600);
+        assert_eq!(reason(&v2.check("metro/central/g1", &scan("e1", text(&p2, w)), NOW)), Some(DenyReason::KeyRevoked));
     }
 
     #[test]

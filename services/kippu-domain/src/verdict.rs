@@ -50,6 +50,12 @@ pub enum DenyReason {
     Passback,
     /// The holder's account key was revoked (lost phone, erased account): it signs no passes.
     KeyRevoked,
+    /// The device certificate is not a valid signature by any account.
+    BadCertificate,
+    /// The account's certificate of the device key has expired: sign in again.
+    CertificateExpired,
+    /// This device key was revoked (a lost or replaced phone).
+    DeviceRevoked,
     /// No verdict arrived in time (set by the gate, never by a validator).
     Timeout,
 }
@@ -76,6 +82,9 @@ impl DenyReason {
             Self::NoRidesLeft => "no rides left",
             Self::Passback => "ticket just used here",
             Self::KeyRevoked => "account key revoked",
+            Self::BadCertificate => "device certificate invalid",
+            Self::CertificateExpired => "device certificate expired, sign in again",
+            Self::DeviceRevoked => "this phone's key was revoked",
             Self::Timeout => "no answer from validator",
         }
     }
@@ -155,17 +164,73 @@ pub struct VerdictMessage {
     /// Rides left after this tap, for rides-based tickets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rides_left: Option<u32>,
+    /// The validator's Ed25519 signature over [`VerdictMessage::signing_bytes`] (base64url),
+    /// so a gate can tell a real verdict from one a rogue publisher sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
 }
 
 impl VerdictMessage {
     /// An opening verdict.
     pub fn open(id: &str, ticket: u64, rides_left: Option<u32>) -> Self {
-        Self { v: PROTOCOL_VERSION, id: id.into(), open: true, reason: None, ticket: Some(ticket), rides_left }
+        Self {
+            v: PROTOCOL_VERSION,
+            id: id.into(),
+            open: true,
+            reason: None,
+            ticket: Some(ticket),
+            rides_left,
+            sig: None,
+        }
     }
 
     /// A denying verdict.
     pub fn deny(id: &str, reason: DenyReason, ticket: Option<u64>) -> Self {
-        Self { v: PROTOCOL_VERSION, id: id.into(), open: false, reason: Some(reason), ticket, rides_left: None }
+        Self {
+            v: PROTOCOL_VERSION,
+            id: id.into(),
+            open: false,
+            reason: Some(reason),
+            ticket,
+            rides_left: None,
+            sig: None,
+        }
+    }
+
+    /// What the validator signs: every field a gate acts on, bound to the gate it answers,
+    /// so a verdict cannot be replayed to another gate or for another scan.
+    pub fn signing_bytes(&self, gate_key: &str) -> Vec<u8> {
+        let reason = self.reason.map(DenyReason::code).unwrap_or_default();
+        let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+        format!(
+            "kippu-verdict-v{}\n{gate_key}\n{}\n{}\n{reason}\n{}\n{}",
+            self.v,
+            self.id,
+            self.open,
+            opt(self.ticket),
+            opt(self.rides_left.map(u64::from))
+        )
+        .into_bytes()
+    }
+
+    /// Signs the verdict for `gate_key` with the validator's key.
+    pub fn signed(mut self, key: &ed25519_dalek::SigningKey, gate_key: &str) -> Self {
+        use base64::Engine as _;
+        use ed25519_dalek::Signer as _;
+        let sig = key.sign(&self.signing_bytes(gate_key));
+        self.sig = Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.to_bytes()));
+        self
+    }
+
+    /// Whether one of `trusted` validator keys signed this verdict for `gate_key`.
+    pub fn verify(&self, trusted: &[ed25519_dalek::VerifyingKey], gate_key: &str) -> bool {
+        use base64::Engine as _;
+        let Some(sig) = self.sig.as_deref() else { return false };
+        let Ok(raw) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sig) else { return false };
+        let Ok(raw) = <[u8; 64]>::try_from(raw.as_slice()) else { return false };
+        let sig = ed25519_dalek::Signature::from_bytes(&raw);
+        let msg = self.signing_bytes(gate_key);
+        trusted.iter().any(|k| k.verify_strict(&msg, &sig).is_ok())
     }
 }
 
@@ -179,6 +244,28 @@ mod tests {
         let v = VerdictMessage::deny("a", DenyReason::Expired, Some(3));
         let json = serde_json::to_string(&v).unwrap();
         assert_eq!(json, r#"{"v":1,"id":"a","open":false,"reason":"EXPIRED","ticket":3}"#);
+    }
+
+    #[test]
+    fn verdicts_are_signed_for_one_gate_and_forgeries_fail() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let trusted = [key.verifying_key()];
+        let v = VerdictMessage::open("s1", 9, Some(3)).signed(&key, "metro/central/g1");
+        assert!(v.verify(&trusted, "metro/central/g1"));
+        // Survives the wire.
+        let back: VerdictMessage = serde_json::from_slice(&serde_json::to_vec(&v).unwrap()).unwrap();
+        assert!(back.verify(&trusted, "metro/central/g1"));
+        assert!(!v.verify(&trusted, "metro/central/g2"), "another gate's verdict");
+        let mut flipped = v.clone();
+        flipped.rides_left = Some(30);
+        assert!(!flipped.verify(&trusted, "metro/central/g1"));
+        let rogue = VerdictMessage::open("s1", 9, Some(3))
+            .signed(&ed25519_dalek::SigningKey::from_bytes(&[8; 32]), "metro/central/g1");
+        assert!(!rogue.verify(&trusted, "metro/central/g1"), "a rogue publisher's key");
+        assert!(!VerdictMessage::open("s1", 9, Some(3)).verify(&trusted, "metro/central/g1"), "unsigned");
+        let mut garbage = v;
+        garbage.sig = Some("!!".into());
+        assert!(!garbage.verify(&trusted, "metro/central/g1"));
     }
 
     #[test]

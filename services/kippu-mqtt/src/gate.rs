@@ -1,7 +1,7 @@
 //! The gate's side of the protocol.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
@@ -34,6 +34,15 @@ impl GateStatus {
 
 type Pending = Arc<StdMutex<HashMap<String, oneshot::Sender<VerdictMessage>>>>;
 
+/// How a gate connects.
+#[derive(Debug, Clone, Default)]
+pub struct GateOptions {
+    /// Validator keys whose signed verdicts the gate acts on. When set, an unsigned or
+    /// wrongly signed verdict (a rogue publisher on the verdict topic) is ignored and
+    /// counted, and the scan waits on for the real one. Empty: every verdict is believed.
+    pub trusted_validators: Vec<ed25519_dalek::VerifyingKey>,
+}
+
 /// A connected gate: publishes scans and matches verdicts to them.
 ///
 /// One background task drives the MQTT connection (reconnecting on its own);
@@ -44,6 +53,7 @@ pub struct GateClient {
     pending: Pending,
     verdicts: broadcast::Sender<VerdictMessage>,
     closing: Arc<AtomicBool>,
+    rogue: Arc<AtomicU64>,
     driver: Option<JoinHandle<()>>,
 }
 
@@ -59,6 +69,11 @@ impl GateClient {
     /// Returns once the subscription is acknowledged, or fails after
     /// [`CONNECT_TIMEOUT`].
     pub async fn connect(url: &MqttUrl, gate: GatePath) -> Result<GateClient> {
+        Self::connect_with(url, gate, GateOptions::default()).await
+    }
+
+    /// [`GateClient::connect`] with options (trusted validator keys).
+    pub async fn connect_with(url: &MqttUrl, gate: GatePath, opts: GateOptions) -> Result<GateClient> {
         // A random suffix: brokers drop the older session on a duplicate id, and the
         // will of that dropped session could overwrite our fresh `online`.
         let client_id =
@@ -72,12 +87,14 @@ impl GateClient {
         let pending: Pending = Arc::default();
         let (verdicts, _) = broadcast::channel(64);
         let closing = Arc::new(AtomicBool::new(false));
+        let rogue = Arc::new(AtomicU64::new(0));
         let (ready_tx, mut ready) = watch::channel(false);
+        let gate_key = gate.key();
         let last_error = Arc::new(StdMutex::new(None::<String>));
 
         let driver = {
-            let (client, pending, verdicts, closing, last_error) =
-                (client.clone(), pending.clone(), verdicts.clone(), closing.clone(), last_error.clone());
+            let (client, pending, verdicts, closing, last_error, rogue) =
+                (client.clone(), pending.clone(), verdicts.clone(), closing.clone(), last_error.clone(), rogue.clone());
             tokio::spawn(async move {
                 loop {
                     match eventloop.poll().await {
@@ -103,6 +120,13 @@ impl GateClient {
                         }
                         Ok(Event::Incoming(Packet::Publish(p))) if p.topic == verdict_topic => {
                             match serde_json::from_slice::<VerdictMessage>(&p.payload) {
+                                Ok(v)
+                                    if !opts.trusted_validators.is_empty()
+                                        && !v.verify(&opts.trusted_validators, &gate_key) =>
+                                {
+                                    rogue.fetch_add(1, Ordering::Relaxed);
+                                    tracing::warn!(id = %v.id, "verdict not signed by a trusted validator ignored");
+                                }
                                 Ok(v) => {
                                     let waiter = pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&v.id);
                                     if let Some(tx) = waiter {
@@ -129,7 +153,7 @@ impl GateClient {
             })
         };
 
-        let me = GateClient { gate, client, pending, verdicts, closing, driver: Some(driver) };
+        let me = GateClient { gate, client, pending, verdicts, closing, rogue, driver: Some(driver) };
         let ready = matches!(tokio::time::timeout(CONNECT_TIMEOUT, ready.wait_for(|r| *r)).await, Ok(Ok(_)));
         if ready {
             return Ok(me);
@@ -142,6 +166,11 @@ impl GateClient {
     /// This client's gate.
     pub fn gate(&self) -> &GatePath {
         &self.gate
+    }
+
+    /// Verdicts ignored because no trusted validator signed them.
+    pub fn rogue_verdicts(&self) -> u64 {
+        self.rogue.load(Ordering::Relaxed)
     }
 
     /// Presents `pass_text` and waits up to `timeout` for the verdict.

@@ -21,7 +21,7 @@ mod validator;
 pub use broker::{EmbeddedBroker, DEFAULT_EMBEDDED_ADDR};
 pub use error::{MqttError, Result};
 pub use fleet::FleetWatcher;
-pub use gate::{GateClient, GateStatus};
+pub use gate::{GateClient, GateOptions, GateStatus};
 pub use mqtt_url::{MqttUrl, DEFAULT_INFLIGHT, KEEP_ALIVE};
 pub use validator::{TicketLookup, ValidatorHandle, ValidatorOptions, ValidatorService};
 

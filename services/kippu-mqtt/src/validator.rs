@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use kippu_domain::topics::{GatePath, GATE_ROOT};
 use kippu_domain::validation::Tap;
-use kippu_domain::{Pass, ScanRequest, TicketState, Validator, VerdictMessage};
+use kippu_domain::{ScanRequest, TicketState, Validator, VerdictMessage};
 use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
@@ -33,11 +33,14 @@ pub struct ValidatorOptions {
     pub group: String,
     /// Only serve gates of this operator slug; `None` serves every operator.
     pub operator: Option<String>,
+    /// Signs every verdict (Ed25519), so gates holding the public key ignore verdicts a
+    /// rogue publisher sends. `None` sends unsigned verdicts (gates that trust no key).
+    pub signer: Option<Arc<ed25519_dalek::SigningKey>>,
 }
 
 impl Default for ValidatorOptions {
     fn default() -> Self {
-        Self { shared: false, group: "validators".into(), operator: None }
+        Self { shared: false, group: "validators".into(), operator: None, signer: None }
     }
 }
 
@@ -149,7 +152,8 @@ impl ValidatorService {
                 }
             }
         });
-        let worker = Worker { client, validator, lookup, taps, verdicts: verdicts.clone() };
+        let worker =
+            Worker { client, validator, lookup, taps, verdicts: verdicts.clone(), signer: opts.signer.clone() };
         let worker = tokio::spawn(worker.run(work_rx));
         let handle = ValidatorHandle { verdicts, subscribed: subscribed.clone(), tasks: [poller, worker] };
 
@@ -201,6 +205,7 @@ struct Worker {
     lookup: Arc<dyn TicketLookup>,
     taps: mpsc::Sender<Tap>,
     verdicts: Arc<AtomicU64>,
+    signer: Option<Arc<ed25519_dalek::SigningKey>>,
 }
 
 impl Worker {
@@ -238,18 +243,18 @@ impl Worker {
     /// it. Only for registered gates, so an unregistered publisher cannot make
     /// us hammer the database.
     async fn ensure_ticket(&self, gate_key: &str, req: &ScanRequest) {
-        let Ok(pass) = Pass::decode(&req.pass) else {
+        let Some(ticket_id) = kippu_domain::pass::ticket_of(&req.pass) else {
             return;
         };
         {
             let v = self.validator.lock().await;
-            if !v.knows_gate(gate_key) || v.ticket(pass.ticket_id).is_some() {
+            if !v.knows_gate(gate_key) || v.ticket(ticket_id).is_some() {
                 return;
             }
         }
         // The lock is not held across the lookup: other scans keep flowing while
         // the database answers.
-        if let Some(t) = self.lookup.ticket(pass.ticket_id).await {
+        if let Some(t) = self.lookup.ticket(ticket_id).await {
             let mut v = self.validator.lock().await;
             // A chain event may have delivered a fresher state meanwhile; keep it.
             if v.ticket(t.id).is_none() {
@@ -259,6 +264,14 @@ impl Worker {
     }
 
     async fn publish(&self, gate: &GatePath, verdict: &VerdictMessage) {
+        let signed;
+        let verdict = match &self.signer {
+            Some(key) => {
+                signed = verdict.clone().signed(key, &gate.key());
+                &signed
+            }
+            None => verdict,
+        };
         let payload = match serde_json::to_vec(verdict) {
             Ok(p) => p,
             Err(e) => {
@@ -286,7 +299,7 @@ mod tests {
             let o = ValidatorOptions { shared, ..Default::default() };
             assert_eq!(o.filter(), scan_filter(shared));
         }
-        let o = ValidatorOptions { shared: true, group: "g1".into(), operator: Some("metro".into()) };
+        let o = ValidatorOptions { shared: true, group: "g1".into(), operator: Some("metro".into()), signer: None };
         assert_eq!(o.filter(), "$share/g1/kippu/v1/gates/metro/+/+/scan");
         assert!(o.check().is_ok());
         assert!(ValidatorOptions { operator: Some("#".into()), ..Default::default() }.check().is_err());

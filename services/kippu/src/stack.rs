@@ -417,7 +417,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     )));
 
     // Validator: gates and tickets preloaded, misses looked up in the database.
-    let mut v = Validator::new(ValidatorConfig::default());
+    let mut v = Validator::new(ValidatorConfig { chain_id: cfg.chain.chain_id, ..Default::default() });
     let gate_rows = store.gates().await?;
     for g in &gate_rows {
         v.add_gate(&g.gate_key, GateInfo { operator_id: g.operator_id });
@@ -448,10 +448,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         }
     }));
     let (tap_tx, mut tap_rx) = tokio::sync::mpsc::channel::<Tap>(4096);
-    let validator = ValidatorService::spawn(
+    // The validator signs its verdicts; gates holding its public key ignore any other.
+    let verdict_key = Arc::new(ed25519_dalek::SigningKey::from_bytes(&keystore.derive_seed("validator:verdicts")));
+    let validator = ValidatorService::spawn_with(
         &mqtt,
         &format!("kippu-validator-{}", std::process::id()),
-        cfg.mqtt.shared_subscription,
+        kippu_mqtt::ValidatorOptions {
+            shared: cfg.mqtt.shared_subscription,
+            signer: Some(verdict_key.clone()),
+            ..Default::default()
+        },
         validator_state.clone(),
         Arc::new(Lookup(store.clone())),
         tap_tx,

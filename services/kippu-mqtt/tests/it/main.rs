@@ -56,6 +56,7 @@ on_both_brokers!(
     shared_subscription_splits_the_load,
     validator_reconnects_after_connection_loss,
     many_sequential_scans_on_one_client,
+    device_pass_opens_with_a_signed_verdict_and_rogue_verdicts_are_ignored,
 );
 
 async fn embedded() -> MqttUrl {
@@ -140,7 +141,7 @@ impl Fixture {
     }
 
     fn options(&self, shared: bool, group: &str) -> ValidatorOptions {
-        ValidatorOptions { shared, group: group.into(), operator: Some(self.op.clone()) }
+        ValidatorOptions { shared, group: group.into(), operator: Some(self.op.clone()), signer: None }
     }
 
     /// Starts a validator scoped to this fixture's operator.
@@ -199,6 +200,66 @@ async fn valid_pass_opens_and_taps_once(url: MqttUrl) {
     let again = gate.scan(&fx.pass(PRELOADED), SCAN_TIMEOUT).await.unwrap();
     assert_eq!(again.reason, Some(DenyReason::Passback));
     assert!(taps.try_recv().is_err());
+    gate.disconnect().await;
+    h.abort();
+}
+
+/// A phone's device-signed pass through the broker; the validator signs its verdict, and a
+/// gate that trusts only that key ignores a rogue publisher's "open" for the same scan id.
+async fn device_pass_opens_with_a_signed_verdict_and_rogue_verdicts_are_ignored(url: MqttUrl) {
+    use kippu_domain::device_pass::{cert_digest, Device};
+    let fx = Fixture::new(url.clone());
+    let signer = Arc::new(ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>()));
+    let mut opts = fx.options(false, "validators");
+    opts.signer = Some(signer.clone());
+    let (h, mut taps) = fx.validator_on(&fx.url, opts).await;
+    let gate = GateClient::connect_with(
+        &fx.url,
+        fx.gate("g1"),
+        kippu_mqtt::GateOptions { trusted_validators: vec![signer.verifying_key()] },
+    )
+    .await
+    .unwrap();
+    let seed: [u8; 32] = rand::random();
+    let public = Device::new(seed, 0, [0; 65]).public_key();
+    let expiry = now_unix() + 3_600;
+    let cert = fx.key.sign_hash_sync(&cert_digest(31_337, &public, expiry)).unwrap();
+    let phone = Device::new(seed, expiry, cert.as_bytes());
+    let pass = phone.pass(PRELOADED, window_at(now_unix()), rand::random()).encode();
+
+    // A rogue client answers every scan on the gate's verdict topic with an unsigned "open".
+    let (rogue, mut rogue_loop) = AsyncClient::new(url.options(&format!("rogue-{}", rand_hex())), 16);
+    rogue.subscribe(fx.gate("g1").topic("scan"), QoS::AtLeastOnce).await.unwrap();
+    let verdict_topic = fx.gate("g1").topic("verdict");
+    let rogue_task = tokio::spawn(async move {
+        while let Ok(ev) = rogue_loop.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = ev {
+                if let Ok(req) = serde_json::from_slice::<kippu_domain::ScanRequest>(&p.payload) {
+                    let fake = kippu_domain::VerdictMessage::open(&req.id, 999, Some(99));
+                    let _ = rogue
+                        .publish(&verdict_topic, QoS::AtLeastOnce, false, serde_json::to_vec(&fake).unwrap())
+                        .await;
+                }
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let v = gate.scan(&pass, SCAN_TIMEOUT).await.unwrap();
+    assert!(v.open, "{v:?}");
+    assert_eq!((v.ticket, v.rides_left), (Some(PRELOADED), None), "the real verdict, not the rogue one");
+    assert!(v.verify(&[signer.verifying_key()], &fx.gate("g1").key()));
+    let tap = tokio::time::timeout(SCAN_TIMEOUT, taps.recv()).await.unwrap().unwrap();
+    assert_eq!(tap.ticket_id, PRELOADED);
+    // The rogue's answer arrived and was ignored (it may be counted just before or after ours).
+    for _ in 0..50 {
+        if gate.rogue_verdicts() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gate.rogue_verdicts() >= 1, "the rogue verdict was seen and ignored");
+    rogue_task.abort();
     gate.disconnect().await;
     h.abort();
 }

@@ -1,0 +1,2 @@
+//! The gate load bench (being written).
+fn main() {}
