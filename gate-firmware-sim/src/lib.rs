@@ -1,12 +1,58 @@
 //! A simulated gate. It does what the device does: take a camera frame (a PNG
 //! here), find and decode the QR code in it, ask a validator over MQTT, and
 //! open or stay shut on the verdict.
+//!
+//! # Offline mode
+//!
+//! A gate set up with trusted validator keys and a journal ([`GateSetup::offline`])
+//! also keeps its last signed snapshot ([`kippu_domain::snapshot`]), delivered on its
+//! retained `config` topic; a config no trusted key signed is ignored and logged.
+//! When the broker is unreachable, or no verdict arrives in time, the gate decides
+//! the scan itself with the snapshot's [`kippu_domain::Validator`] (the validator
+//! service's own code), keeps anti-passback and replay state locally across online
+//! and offline scans, and writes every entry it let through to an fsync'd journal
+//! ([`journal`]). Once a validator answers again, the journaled scans are forwarded
+//! with their original scan ids (so each is counted once however often it is sent)
+//! and removed when their verdicts arrive.
+//!
+//! Without a usable snapshot (none received, or past its `valid_until`) the gate stays
+//! shut with [`DenyReason::Timeout`]: it had no answer and cannot vouch for the ticket.
+//! `UNKNOWN_TICKET` would blame a ticket that may well be valid.
+//!
+//! [`inspect`] is the same offline check for an inspector's handheld: a pass against a
+//! snapshot, no MQTT at all.
 
+pub mod journal;
+mod link;
+mod offline;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use ed25519_dalek::VerifyingKey;
+use kippu_domain::snapshot::{GateSnapshot, SignedSnapshot, SnapshotError, INSPECTOR_GATE};
 use kippu_domain::topics::GatePath;
-use kippu_domain::{DenyReason, TripRef, VerdictMessage};
-use kippu_mqtt::{GateClient, MqttUrl};
+use kippu_domain::verdict::PROTOCOL_VERSION;
+use kippu_domain::{DenyReason, ScanRequest, TripRef, ValidatorConfig, VerdictMessage};
+use kippu_mqtt::{now_unix, now_unix_millis, GateClient, GateOptions, MqttUrl};
+use tokio::sync::{broadcast, watch, Notify};
+use tokio::task::JoinHandle;
+
+pub use journal::{Journal, JournalContents, JournaledTap};
+pub use link::publish_config;
+pub use offline::ConfigRejected;
+
+use link::{ConfigLink, LinkEvents};
+use offline::{Installed, Local, Offline};
+
+/// File name of the stored snapshot in the snapshot directory.
+pub const SNAPSHOT_FILE: &str = "snapshot.json";
+/// File name of the journal when only a directory is given.
+pub const JOURNAL_FILE: &str = "journal.jsonl";
+/// Scans forwarded per round before waiting for their verdicts.
+const FORWARD_BATCH: usize = 32;
 
 /// Gate errors (not denials: a denial is a normal verdict).
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +63,12 @@ pub enum GateError {
     /// A gate path that is not `operator/station/gate`.
     #[error("bad gate path {0:?}")]
     BadPath(String),
+    /// The journal or the snapshot store could not be used.
+    #[error("local store: {0}")]
+    Store(#[from] std::io::Error),
+    /// Options that cannot work (offline mode without trusted keys).
+    #[error("setup: {0}")]
+    Setup(String),
 }
 
 /// Why an image gave no QR text.
@@ -43,52 +95,281 @@ pub fn read_qr(image_bytes: &[u8]) -> Result<String, ReadError> {
     Ok(text)
 }
 
+/// Parses a gate key `operator/station/gate`.
+pub fn gate_path(gate_key: &str) -> Result<GatePath, GateError> {
+    let mut parts = gate_key.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(o), Some(s), Some(g), None) => GatePath::new(o, s, g),
+        _ => None,
+    }
+    .ok_or_else(|| GateError::BadPath(gate_key.into()))
+}
+
+/// What became of a presented pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Open or deny, and why.
+    pub verdict: VerdictMessage,
+    /// Decided on the gate (from its snapshot, or refused for the lack of a usable one)
+    /// rather than by a validator.
+    pub offline: bool,
+    /// `issued_at` of the snapshot that decided an offline scan.
+    pub snapshot: Option<u64>,
+}
+
+impl Outcome {
+    fn online(verdict: VerdictMessage) -> Self {
+        Self { verdict, offline: false, snapshot: None }
+    }
+}
+
+/// How a gate behaves when it has to decide alone.
+#[derive(Debug, Clone)]
+pub struct OfflineOptions {
+    /// The journal file (append-only JSON lines).
+    pub journal: PathBuf,
+    /// Where the last verified snapshot is kept across restarts; `None` keeps it in memory only.
+    pub snapshot_dir: Option<PathBuf>,
+    /// Local rules (passback interval, pass window skew); the chain id comes from the snapshot.
+    pub rules: ValidatorConfig,
+    /// How long a scan waits for a verdict once a validator has failed to answer, before
+    /// the gate decides itself (the full timeout applies while validators answer).
+    pub probe_timeout: Duration,
+    /// How often the gate tries to forward journaled taps while any are pending.
+    pub forward_interval: Duration,
+    /// How long to wait for the broker at start before starting offline.
+    pub connect_timeout: Duration,
+}
+
+impl OfflineOptions {
+    /// Journal and snapshot both in `dir`, default timings.
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        Self {
+            journal: dir.join(JOURNAL_FILE),
+            snapshot_dir: Some(dir),
+            rules: ValidatorConfig { remembered_scans: 10_000, ..Default::default() },
+            probe_timeout: Duration::from_millis(500),
+            forward_interval: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Everything a gate is started with.
+#[derive(Debug, Clone)]
+pub struct GateSetup {
+    /// Broker URL.
+    pub mqtt_url: String,
+    /// `operator/station/gate`.
+    pub gate_key: String,
+    /// Validator keys whose verdicts and snapshots the gate believes. Empty: every
+    /// verdict is believed and no snapshot is (offline mode needs keys).
+    pub trusted_validators: Vec<VerifyingKey>,
+    /// How long a scan waits for its verdict.
+    pub timeout: Duration,
+    /// Offline mode; `None` keeps the gate shut (`TIMEOUT`) whenever no verdict comes.
+    pub offline: Option<OfflineOptions>,
+}
+
+impl GateSetup {
+    /// An online-only gate with the default 3 s timeout and no trusted keys.
+    pub fn new(mqtt_url: &str, gate_key: &str) -> Self {
+        Self {
+            mqtt_url: mqtt_url.into(),
+            gate_key: gate_key.into(),
+            trusted_validators: Vec::new(),
+            timeout: Duration::from_secs(3),
+            offline: None,
+        }
+    }
+}
+
+/// What one round of forwarding journaled taps did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ForwardReport {
+    /// Scans published.
+    pub sent: usize,
+    /// Verdicts received for them (each removed from the journal).
+    pub acknowledged: usize,
+    /// Of those, verdicts that denied an entry the gate had allowed (logged; the
+    /// platform knew something the snapshot did not).
+    pub disputed: usize,
+    /// Taps still pending.
+    pub remaining: usize,
+}
+
+type ClientSlot = RwLock<Option<Arc<GateClient>>>;
+
 /// A gate connected to its broker.
 pub struct SimGate {
-    client: GateClient,
+    path: GatePath,
+    client: Arc<ClientSlot>,
     timeout: Duration,
     /// For an on-board validator: the run its vehicle is working, as the vehicle's AVL unit says.
-    run: std::sync::Mutex<Option<TripRef>>,
+    run: Mutex<Option<TripRef>>,
+    offline: Option<Arc<OfflineMode>>,
+    link: Option<ConfigLink>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl SimGate {
-    /// Connects the gate `operator/station/gate` to the broker at `mqtt_url`.
+    /// Connects the gate `operator/station/gate` to the broker at `mqtt_url` (online only).
     pub async fn connect(mqtt_url: &str, gate_key: &str) -> Result<Self, GateError> {
-        let mut parts = gate_key.split('/');
-        let path = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(o), Some(s), Some(g), None) => GatePath::new(o, s, g),
-            _ => None,
+        Self::connect_with(GateSetup::new(mqtt_url, gate_key)).await
+    }
+
+    /// Connects a gate as `setup` says. With offline mode the gate also starts when the
+    /// broker is unreachable (after [`OfflineOptions::connect_timeout`]) and connects
+    /// in the background.
+    pub async fn connect_with(setup: GateSetup) -> Result<Self, GateError> {
+        let path = gate_path(&setup.gate_key)?;
+        let url = MqttUrl::parse(&setup.mqtt_url)?;
+        let gate_opts = GateOptions { trusted_validators: setup.trusted_validators.clone() };
+        let slot: Arc<ClientSlot> = Arc::default();
+        let Some(opts) = setup.offline else {
+            let client = GateClient::connect_with(&url, path.clone(), gate_opts).await?;
+            *slot.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(client));
+            return Ok(Self {
+                path,
+                client: slot,
+                timeout: setup.timeout,
+                run: Mutex::new(None),
+                offline: None,
+                link: None,
+                tasks: Vec::new(),
+            });
+        };
+        if setup.trusted_validators.is_empty() {
+            return Err(GateError::Setup("offline mode needs trusted validator keys to check snapshots".into()));
         }
-        .ok_or_else(|| GateError::BadPath(gate_key.into()))?;
-        let url = MqttUrl::parse(mqtt_url)?;
+        let journal = Journal::open(&opts.journal)?;
+        if !journal.pending().is_empty() {
+            tracing::info!(gate = %path.key(), pending = journal.pending().len(), "journaled taps to forward");
+        }
+        let off = Arc::new(OfflineMode {
+            gate_key: path.key(),
+            trusted: setup.trusted_validators.clone(),
+            state: Mutex::new(Offline::new(&path.key(), opts.rules.clone())),
+            journal: Mutex::new(journal),
+            client: slot.clone(),
+            link_up: Arc::new(AtomicBool::new(false)),
+            validator_up: AtomicBool::new(true),
+            rejected: AtomicU64::new(0),
+            disputed: AtomicU64::new(0),
+            installed: watch::channel(None).0,
+            wake: Notify::new(),
+            forwarding: tokio::sync::Mutex::new(()),
+            forward_timeout: setup.timeout,
+            opts,
+        });
+        off.load_stored_snapshot();
+        let link = ConfigLink::start(&url, &path, off.link_up.clone(), off.clone());
+        let mut tasks = vec![tokio::spawn(off.clone().forwarder())];
+        match tokio::time::timeout(
+            off.opts.connect_timeout,
+            GateClient::connect_with(&url, path.clone(), gate_opts.clone()),
+        )
+        .await
+        {
+            Ok(Ok(client)) => *slot.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(client)),
+            outcome => {
+                let why = match outcome {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".into(),
+                };
+                tracing::warn!(gate = %path.key(), error = %why, "broker unreachable at start; starting offline");
+                let (off, url, path) = (off.clone(), url.clone(), path.clone());
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        match GateClient::connect_with(&url, path.clone(), gate_opts.clone()).await {
+                            Ok(client) => {
+                                *off.client.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(client));
+                                tracing::info!(gate = %path.key(), "connected");
+                                off.wake.notify_one();
+                                return;
+                            }
+                            Err(e) => {
+                                tracing::debug!(error = %e, "gate still cannot connect");
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
+                        }
+                    }
+                }));
+            }
+        }
         Ok(Self {
-            client: GateClient::connect(&url, path).await?,
-            timeout: Duration::from_secs(3),
-            run: std::sync::Mutex::new(None),
+            path,
+            client: slot,
+            timeout: setup.timeout,
+            run: Mutex::new(None),
+            offline: Some(off),
+            link: Some(link),
+            tasks,
         })
     }
 
     /// The gate's path.
     pub fn path(&self) -> &GatePath {
-        self.client.gate()
+        &self.path
+    }
+
+    fn client(&self) -> Option<Arc<GateClient>> {
+        self.client.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Presents a camera frame: an unreadable image is denied on the gate
     /// itself, without bothering the validator.
     pub async fn present_image(&self, image_bytes: &[u8]) -> Result<VerdictMessage, GateError> {
-        match read_qr(image_bytes) {
-            Ok(text) => self.present_text(&text).await,
-            Err(e) => {
-                tracing::info!(gate = %self.path().key(), error = %e, "unreadable frame");
-                Ok(VerdictMessage::deny("", DenyReason::UnreadableQr, None))
-            }
-        }
+        Ok(self.present_image_outcome(image_bytes).await?.verdict)
     }
 
     /// Presents already-decoded QR text.
     pub async fn present_text(&self, text: &str) -> Result<VerdictMessage, GateError> {
+        Ok(self.present_text_outcome(text).await?.verdict)
+    }
+
+    /// [`Self::present_image`], saying whether the gate decided offline.
+    pub async fn present_image_outcome(&self, image_bytes: &[u8]) -> Result<Outcome, GateError> {
+        match read_qr(image_bytes) {
+            Ok(text) => self.present_text_outcome(&text).await,
+            Err(e) => {
+                tracing::info!(gate = %self.path.key(), error = %e, "unreadable frame");
+                Ok(Outcome::online(VerdictMessage::deny("", DenyReason::UnreadableQr, None)))
+            }
+        }
+    }
+
+    /// [`Self::present_text`], saying whether the gate decided offline.
+    pub async fn present_text_outcome(&self, text: &str) -> Result<Outcome, GateError> {
         let run = self.run.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        Ok(self.client.scan_on_run(text, run.as_ref(), self.timeout).await?)
+        let Some(off) = &self.offline else {
+            let client = self.client().ok_or(kippu_mqtt::MqttError::Closed)?;
+            return Ok(Outcome::online(client.scan_on_run(text, run.as_ref(), self.timeout).await?));
+        };
+        let mut scan_id = None;
+        match self.client() {
+            Some(client) if off.link_up.load(Ordering::SeqCst) => {
+                let wait = if off.validator_up.load(Ordering::SeqCst) { self.timeout } else { off.opts.probe_timeout };
+                match client.scan_on_run(text, run.as_ref(), wait).await {
+                    Ok(v) if v.reason != Some(DenyReason::Timeout) => {
+                        off.answered_online(&v, text, run);
+                        return Ok(Outcome::online(v));
+                    }
+                    Ok(v) => {
+                        if off.validator_up.swap(false, Ordering::SeqCst) {
+                            tracing::warn!(gate = %self.path.key(), ?wait, "no verdict in time; deciding offline");
+                        }
+                        // The same id: should the scan reach a validator after all, the
+                        // forwarded tap is recognised as that scan and counted once.
+                        scan_id = Some(v.id);
+                    }
+                    Err(e) => tracing::warn!(gate = %self.path.key(), error = %e, "scan not sent; deciding offline"),
+                }
+            }
+            _ => tracing::info!(gate = %self.path.key(), "broker unreachable; deciding offline"),
+        }
+        Ok(off.decide(scan_id.unwrap_or_else(new_scan_id), text, run))
     }
 
     /// Sets the run the gate's vehicle works (`None` for a stop gate, or between runs);
@@ -97,10 +378,348 @@ impl SimGate {
         *self.run.lock().unwrap_or_else(|e| e.into_inner()) = run;
     }
 
-    /// Disconnects (the broker then publishes the gate's `offline` will only on an unclean drop).
-    pub async fn disconnect(self) {
-        self.client.disconnect().await;
+    /// Whether the gate can decide offline (it was set up with keys and a journal).
+    pub fn has_offline_mode(&self) -> bool {
+        self.offline.is_some()
     }
+
+    /// Whether the gate's config link reaches the broker (always `false` without offline mode).
+    pub fn broker_reachable(&self) -> bool {
+        self.offline.as_ref().is_some_and(|o| o.link_up.load(Ordering::SeqCst))
+    }
+
+    /// The snapshot the gate decides with offline.
+    pub fn snapshot(&self) -> Option<GateSnapshot> {
+        let off = self.offline.as_ref()?;
+        let state = off.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.snapshot().map(|(_, body)| body.clone())
+    }
+
+    /// Waits until a snapshot issued at `min_issued_at` or later is installed; returns
+    /// its `issued_at`, or `None` on timeout (or without offline mode).
+    pub async fn wait_snapshot(&self, min_issued_at: u64, timeout: Duration) -> Option<u64> {
+        let off = self.offline.as_ref()?;
+        let mut rx = off.installed.subscribe();
+        let got = tokio::time::timeout(timeout, rx.wait_for(|v| v.is_some_and(|at| at >= min_issued_at))).await;
+        match got {
+            Ok(Ok(v)) => *v,
+            _ => None,
+        }
+    }
+
+    /// Config messages ignored (not signed by a trusted key, expired, for another gate, older…).
+    pub fn rejected_configs(&self) -> u64 {
+        self.offline.as_ref().map_or(0, |o| o.rejected.load(Ordering::Relaxed))
+    }
+
+    /// Forwarded taps a validator denied.
+    pub fn disputed_taps(&self) -> u64 {
+        self.offline.as_ref().map_or(0, |o| o.disputed.load(Ordering::Relaxed))
+    }
+
+    /// Verdicts ignored because no trusted validator signed them.
+    pub fn rogue_verdicts(&self) -> u64 {
+        self.client().map_or(0, |c| c.rogue_verdicts())
+    }
+
+    /// Taps decided offline and not yet acknowledged by a validator.
+    pub fn pending_taps(&self) -> Vec<JournaledTap> {
+        self.offline
+            .as_ref()
+            .map_or_else(Vec::new, |o| o.journal.lock().unwrap_or_else(|e| e.into_inner()).pending().to_vec())
+    }
+
+    /// Forwards the journaled taps now (the gate also does it on its own on reconnect,
+    /// when a validator answers again, and every [`OfflineOptions::forward_interval`]).
+    pub async fn forward_journal(&self) -> ForwardReport {
+        match &self.offline {
+            Some(off) => off.forward().await,
+            None => ForwardReport::default(),
+        }
+    }
+
+    /// Disconnects (the broker then publishes the gate's `offline` will only on an unclean drop).
+    pub async fn disconnect(mut self) {
+        for t in std::mem::take(&mut self.tasks) {
+            t.abort();
+            let _ = t.await;
+        }
+        if let Some(link) = self.link.take() {
+            link.stop().await;
+        }
+        let client = self.client.write().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(client) = client {
+            match Arc::try_unwrap(client) {
+                Ok(client) => client.disconnect().await,
+                Err(_) => tracing::warn!("gate client still in use; dropped without a clean disconnect"),
+            }
+        }
+    }
+}
+
+impl Drop for SimGate {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn new_scan_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// The offline side of a gate, shared with its background tasks.
+struct OfflineMode {
+    gate_key: String,
+    trusted: Vec<VerifyingKey>,
+    opts: OfflineOptions,
+    state: Mutex<Offline>,
+    journal: Mutex<Journal>,
+    client: Arc<ClientSlot>,
+    /// The config link reaches the broker.
+    link_up: Arc<AtomicBool>,
+    /// The last scan (or forward) got a verdict.
+    validator_up: AtomicBool,
+    rejected: AtomicU64,
+    disputed: AtomicU64,
+    installed: watch::Sender<Option<u64>>,
+    wake: Notify,
+    forwarding: tokio::sync::Mutex<()>,
+    forward_timeout: Duration,
+}
+
+impl OfflineMode {
+    fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn decide(&self, id: String, text: &str, run: Option<TripRef>) -> Outcome {
+        let now_ms = now_unix_millis();
+        let now = now_ms / 1000;
+        let scan = ScanRequest { v: PROTOCOL_VERSION, id, pass: text.to_owned(), ts: now_ms, trip: run };
+        let unavailable = |why: &str| {
+            tracing::warn!(gate = %self.gate_key, id = %scan.id, why, "cannot decide offline; staying shut");
+            Outcome {
+                verdict: VerdictMessage::deny(&scan.id, DenyReason::Timeout, None),
+                offline: true,
+                snapshot: None,
+            }
+        };
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (decision, issued_at) = match state.decide(&scan, now) {
+            Local::Decided(d, at) => (d, at),
+            Local::NoSnapshot => return unavailable("no snapshot received"),
+            Local::Expired(until) => return unavailable(&format!("snapshot expired at {until}")),
+        };
+        let v = decision.verdict;
+        tracing::info!(gate = %self.gate_key, id = %v.id, open = v.open, reason = ?v.reason, snapshot = issued_at, "offline verdict");
+        if v.open {
+            let tap = JournaledTap {
+                scan: scan.clone(),
+                gate: self.gate_key.clone(),
+                at: now,
+                ticket: v.ticket,
+                snapshot: issued_at,
+            };
+            if let Err(e) = self.journal().append(tap) {
+                // An entry that cannot be recorded is not let through.
+                tracing::error!(gate = %self.gate_key, error = %e, "journal write failed; staying shut");
+                return Outcome {
+                    verdict: VerdictMessage::deny(&v.id, DenyReason::Timeout, v.ticket),
+                    offline: true,
+                    snapshot: Some(issued_at),
+                };
+            }
+        }
+        Outcome { verdict: v, offline: true, snapshot: Some(issued_at) }
+    }
+
+    fn answered_online(&self, v: &VerdictMessage, text: &str, run: Option<TripRef>) {
+        self.validator_up.store(true, Ordering::SeqCst);
+        if v.open {
+            let now_ms = now_unix_millis();
+            let scan =
+                ScanRequest { v: PROTOCOL_VERSION, id: v.id.clone(), pass: text.to_owned(), ts: now_ms, trip: run };
+            self.state.lock().unwrap_or_else(|e| e.into_inner()).mirror(&scan, now_ms / 1000);
+        }
+        if !self.journal().pending().is_empty() {
+            self.wake.notify_one();
+        }
+    }
+
+    fn handle_config(&self, payload: &[u8], source: &str) -> Result<Installed, ConfigRejected> {
+        let now = now_unix();
+        let wire = SignedSnapshot::parse(payload)?;
+        let pending = self.journal().pending().to_vec();
+        let installed =
+            self.state.lock().unwrap_or_else(|e| e.into_inner()).install(wire.clone(), &self.trusted, now, &pending)?;
+        if let Installed::New(at) = installed {
+            tracing::info!(gate = %self.gate_key, issued_at = at, valid_until = wire.body.valid_until, tickets = wire.body.tickets.len(), source, "snapshot installed");
+            if let Some(dir) = &self.opts.snapshot_dir {
+                if let Err(e) = journal::write_durably(&dir.join(SNAPSHOT_FILE), &wire.to_bytes()) {
+                    tracing::error!(error = %e, "could not store the snapshot");
+                }
+            }
+            self.installed.send_replace(Some(at));
+        }
+        Ok(installed)
+    }
+
+    fn load_stored_snapshot(&self) {
+        let Some(dir) = &self.opts.snapshot_dir else { return };
+        let path = dir.join(SNAPSHOT_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                if let Err(e) = self.handle_config(&bytes, "stored") {
+                    tracing::warn!(path = %path.display(), error = %e, "stored snapshot not usable");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "stored snapshot unreadable"),
+        }
+    }
+
+    async fn forwarder(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.opts.forward_interval) => {}
+            }
+            if self.link_up.load(Ordering::SeqCst) && !self.journal().pending().is_empty() {
+                let r = self.forward().await;
+                if r.sent > 0 {
+                    tracing::info!(gate = %self.gate_key, ?r, "journal forwarded");
+                }
+            }
+        }
+    }
+
+    async fn forward(&self) -> ForwardReport {
+        let _one_at_a_time = self.forwarding.lock().await;
+        let mut report = ForwardReport::default();
+        let client = self.client.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(client) = client else {
+            report.remaining = self.journal().pending().len();
+            return report;
+        };
+        let mut verdicts = client.subscribe_verdicts();
+        let mut done = std::collections::HashSet::new();
+        loop {
+            let batch: Vec<JournaledTap> = self
+                .journal()
+                .pending()
+                .iter()
+                .filter(|t| !done.contains(&t.scan.id))
+                .take(FORWARD_BATCH)
+                .cloned()
+                .collect();
+            if batch.is_empty() {
+                break;
+            }
+            let mut waiting = std::collections::HashSet::new();
+            for tap in &batch {
+                let payload = serde_json::to_vec(&tap.scan).expect("a scan serializes");
+                if let Err(e) = client.publish_raw_scan(payload).await {
+                    tracing::warn!(error = %e, "could not forward a journaled tap");
+                    break;
+                }
+                report.sent += 1;
+                waiting.insert(tap.scan.id.clone());
+                done.insert(tap.scan.id.clone());
+            }
+            let answered = self.collect(&mut verdicts, &mut waiting, &mut report).await;
+            if !waiting.is_empty() || !answered {
+                self.validator_up.store(false, Ordering::SeqCst);
+                break;
+            }
+            self.validator_up.store(true, Ordering::SeqCst);
+        }
+        report.remaining = self.journal().pending().len();
+        report
+    }
+
+    /// Waits for the verdicts of `waiting` scans, acknowledging each in the journal.
+    /// Returns whether any arrived.
+    async fn collect(
+        &self,
+        verdicts: &mut broadcast::Receiver<VerdictMessage>,
+        waiting: &mut std::collections::HashSet<String>,
+        report: &mut ForwardReport,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + self.forward_timeout;
+        let mut any = false;
+        while !waiting.is_empty() {
+            let v = match tokio::time::timeout_at(deadline, verdicts.recv()).await {
+                Ok(Ok(v)) => v,
+                Ok(Err(broadcast::error::RecvError::Lagged(n))) => {
+                    tracing::warn!(missed = n, "verdicts missed while forwarding; the rest is sent again later");
+                    continue;
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) | Err(_) => break,
+            };
+            if !waiting.remove(&v.id) {
+                continue;
+            }
+            any = true;
+            match self.journal().ack(&v, now_unix()) {
+                Ok(_) => report.acknowledged += 1,
+                Err(e) => tracing::error!(error = %e, "could not record a forwarded tap's verdict"),
+            }
+            if !v.open {
+                report.disputed += 1;
+                self.disputed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(gate = %self.gate_key, id = %v.id, reason = ?v.reason, "validator denied an entry the gate allowed offline");
+            }
+        }
+        any
+    }
+}
+
+impl LinkEvents for OfflineMode {
+    fn connected(&self) {
+        tracing::info!(gate = %self.gate_key, "config link up");
+        self.wake.notify_one();
+    }
+
+    fn config(&self, payload: &[u8]) {
+        if let Err(e) = self.handle_config(payload, "mqtt") {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(gate = %self.gate_key, error = %e, "config ignored");
+        }
+    }
+}
+
+/// Reads and verifies a snapshot file (the inspector's handheld, or a gate's store).
+pub fn load_snapshot(path: &Path, trusted: &[VerifyingKey], now: u64) -> Result<GateSnapshot, InspectError> {
+    let bytes = std::fs::read(path).map_err(|e| InspectError::Io(path.display().to_string(), e))?;
+    Ok(SignedSnapshot::open(&bytes, trusted, now)?)
+}
+
+/// Why a handheld could not check a pass.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    /// The snapshot file could not be read.
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    /// The snapshot is not usable.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+}
+
+/// An inspector's check of a pass against a snapshot at `now`: the gate's offline
+/// rules (the same [`kippu_domain::Validator`]), with no state carried between checks.
+/// An inspection is not a ride: an accepted pass shows the rides the snapshot holds.
+pub fn inspect(snapshot: &GateSnapshot, text: &str, now: u64) -> VerdictMessage {
+    let mut v = snapshot.clone().into_inspector(ValidatorConfig::default());
+    let scan =
+        ScanRequest { v: PROTOCOL_VERSION, id: new_scan_id(), pass: text.to_owned(), ts: now * 1000, trip: None };
+    let mut verdict = v.check(INSPECTOR_GATE, &scan, now).verdict;
+    if verdict.open {
+        verdict.rides_left =
+            verdict.ticket.and_then(|id| snapshot.tickets.iter().rev().find(|t| t.id == id)).and_then(|t| t.rides_left);
+    }
+    verdict
 }
 
 /// One line a person reads on the gate display.

@@ -10,6 +10,7 @@ pub mod money;
 pub mod pass;
 pub mod pricing;
 pub mod settlement;
+pub mod snapshot;
 pub mod topics;
 pub mod validation;
 pub mod verdict;

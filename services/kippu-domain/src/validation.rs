@@ -143,6 +143,19 @@ impl Validator {
         self.tickets.get(&id)
     }
 
+    /// What a gate of `operator_id` needs to decide offline, as of `now`: that operator's
+    /// tickets still valid, and the revoked account and device keys.
+    pub fn offline_view(&self, operator_id: u32, now: u64) -> (Vec<TicketState>, Vec<Address>, Vec<[u8; 32]>) {
+        let mut tickets: Vec<TicketState> =
+            self.tickets.values().filter(|t| t.operator_id == operator_id && t.valid_until > now).cloned().collect();
+        tickets.sort_by_key(|t| t.id);
+        let mut keys: Vec<Address> = self.revoked_keys.iter().copied().collect();
+        keys.sort();
+        let mut devices: Vec<[u8; 32]> = self.revoked_devices.iter().copied().collect();
+        devices.sort();
+        (tickets, keys, devices)
+    }
+
     /// Whether a gate is registered.
     pub fn knows_gate(&self, key: &str) -> bool {
         self.gates.contains_key(key)
@@ -208,15 +221,18 @@ impl Validator {
         // Boarding a vehicle after entering a stop's gate is one journey, not a pass handed back:
         // on-board validators (they name a run) and fixed gates are separate passback areas.
         let area = (pass.ticket_id, gate.operator_id, req.trip.is_some());
+        // A tap judged at an earlier time (a gate forwarding what it accepted offline) that
+        // precedes the last entry is not a pass handed back after it.
         if let Some(last) = self.last_entry.get(&area) {
-            if now.saturating_sub(*last) < self.cfg.passback_secs {
+            if now >= *last && now - *last < self.cfg.passback_secs {
                 return deny(DenyReason::Passback, ticket_ref);
             }
         }
         // Accept: effects only after every check passed.
         self.used_passes.insert(pass_key, ());
         self.prune_passes(now_window);
-        self.last_entry.insert(area, now);
+        let last = self.last_entry.entry(area).or_insert(now);
+        *last = (*last).max(now);
         let ticket = self.tickets.get_mut(&pass.ticket_id).expect("checked above");
         if let Some(r) = ticket.rides_left.as_mut() {
             *r -= 1;
@@ -392,6 +408,19 @@ mod tests {
         v2.revoke_key(key2.address());
         let p2 = device_of(&key2, NOW + 3_600);
         assert_eq!(reason(&v2.check("metro/central/g1", &scan("e1", text(&p2, w)), NOW)), Some(DenyReason::KeyRevoked));
+    }
+
+    #[test]
+    fn an_offline_tap_forwarded_after_a_later_entry_is_not_passback() {
+        let (mut v, key) = setup(None);
+        // The gate was offline at NOW - 60 and opened; the traveler then entered online at NOW.
+        assert!(v.check("metro/central/g1", &scan("live", pass(&key, 7, NOW)), NOW).verdict.open);
+        let forwarded = v.check("metro/central/g1", &scan("offline", pass(&key, 7, NOW - 60)), NOW - 60);
+        assert!(forwarded.verdict.open, "{forwarded:?}");
+        assert!(forwarded.tap.is_some(), "the offline ride is recorded");
+        // And the later entry still guards passback after it.
+        let again = v.check("metro/central/g1", &scan("again", pass(&key, 7, NOW + 5)), NOW + 5);
+        assert_eq!(reason(&again), Some(DenyReason::Passback));
     }
 
     #[test]

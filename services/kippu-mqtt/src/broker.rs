@@ -4,11 +4,46 @@
 //! this wrapper picks the port itself, probes the address before handing it
 //! over (a clear "address in use" beats a silent log line), and waits until the
 //! listener accepts TCP before returning.
+//!
+//! # Secured mode
+//!
+//! [`EmbeddedBroker::start_secured`] enforces [`crate::acl`]. rumqttd 0.20 can
+//! only *authenticate*: `ConnectionSettings::external_auth` (a
+//! `(client_id, username, password) -> bool` hook) or a static `auth` map,
+//! checked once per CONNECT. It has no per-client authorisation of topics: the
+//! router acknowledges every syntactically valid SUBSCRIBE with the requested
+//! QoS and routes every PUBLISH, and its only topic restriction
+//! (`validate-tenant-prefix`, off by default) needs TLS client certificates and
+//! forces all topics under `/tenants/{org}/`. Nor does the hook tell the router
+//! who logged in.
+//!
+//! So the secured broker is two layers:
+//!
+//! * rumqttd on a loopback port, with `external_auth` checking the derived
+//!   passwords (a local process bypassing the front still needs credentials);
+//! * an MQTT 3.1.1-aware TCP front on the public address, which reads every
+//!   packet the client sends with rumqttc's codec and
+//!   - refuses a CONNECT with no or wrong credentials, a protocol other than
+//!     3.1.1, or a last will on a topic the login may not publish (CONNACK 5,
+//!     "not authorised"; 1 for the protocol), without opening the upstream;
+//!   - namespaces the client id by login (`g.{op}.{st}.{gate}.{id}` /
+//!     `v.{id}`), so a gate cannot take over a validator's session by reusing
+//!     its client id;
+//!   - drops a PUBLISH the login may not make, still acknowledging it
+//!     (PUBACK, or PUBREC then PUBCOMP) as Mosquitto does for MQTT 3.1.1;
+//!   - answers a SUBSCRIBE's forbidden filters with return code 0x80 and
+//!     forwards only the allowed ones, merging rumqttd's SUBACK back in order.
+//!
+//!   Everything the broker sends passes through unchanged (bar merged SUBACKs):
+//!   once a subscription is allowed, everything it can match is readable.
 
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::acl::{self, Identity};
 use crate::error::{MqttError, Result};
 use crate::mqtt_url::MqttUrl;
 
@@ -20,6 +55,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts for a port-0 start; another process may grab the free port we picked
 /// between probing and rumqttd binding it.
 const PORT_ATTEMPTS: usize = 5;
+/// Largest packet either broker accepts (remaining length): scans are at most
+/// 2 KiB; leave room for bigger config pushes.
+const MAX_PACKET: usize = 64 * 1024;
 
 /// A running rumqttd broker (MQTT 3.1.1, optionally also MQTT 5 on a second port).
 ///
@@ -54,7 +92,8 @@ impl EmbeddedBroker {
                 }
                 return Err(MqttError::Broker("v4 and v5 listeners need different ports".into()));
             }
-            match launch(addr, v5_addr) {
+            let targets: Vec<SocketAddr> = std::iter::once(addr).chain(v5_addr).collect();
+            match launch(config(addr, v5_addr)?, &targets) {
                 Ok(()) => {
                     tracing::info!(%addr, ?v5_addr, "embedded MQTT broker listening");
                     return Ok(Self { addr, v5_addr });
@@ -66,6 +105,65 @@ impl EmbeddedBroker {
             }
         }
         Err(last.unwrap_or_else(|| MqttError::Broker("did not start".into())))
+    }
+
+    /// Starts an MQTT 3.1.1 broker on `bind` that authenticates every client and
+    /// enforces the topic ACL of [`crate::acl`] (see the module docs for how):
+    ///
+    /// * gates log in with [`acl::Credentials::gate`]`(secret, gate)`,
+    /// * validators and other platform services with [`acl::Credentials::validator`]`(secret)`,
+    /// * anyone else is refused.
+    ///
+    /// `secret` must be at least [`acl::MIN_SECRET_LEN`] bytes. Like [`Self::start`] it
+    /// blocks until the listener accepts, and runs for the rest of the process.
+    /// No MQTT 5 listener: the front speaks 3.1.1 only.
+    pub fn start_secured(bind: SocketAddr, secret: &[u8]) -> Result<Self> {
+        if secret.len() < acl::MIN_SECRET_LEN {
+            return Err(MqttError::InvalidOptions(format!(
+                "the broker secret must be at least {} bytes",
+                acl::MIN_SECRET_LEN
+            )));
+        }
+        let secret: Arc<[u8]> = secret.into();
+        // Bound here, before anything else starts, so a taken address fails at once
+        // and port 0 resolves without a probe-then-bind race.
+        let listener =
+            TcpListener::bind(bind).map_err(|e| MqttError::Broker(format!("cannot listen on {bind}: {e}")))?;
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+
+        let mut inner = None;
+        let mut last = None;
+        for _ in 0..PORT_ATTEMPTS {
+            let upstream = concrete((Ipv4Addr::LOCALHOST, 0).into())?;
+            match launch(secured_config(upstream, secret.clone())?, &[upstream]) {
+                Ok(()) => {
+                    inner = Some(upstream);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(addr = %upstream, error = %e, "embedded broker did not start");
+                    last = Some(e);
+                }
+            }
+        }
+        let inner = inner.ok_or_else(|| last.unwrap_or_else(|| MqttError::Broker("did not start".into())))?;
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("kippu-mqtt-acl")
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new().name("kippu-mqtt-acl-accept".into()).spawn(move || {
+            runtime.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => front::accept_loop(listener, inner, secret).await,
+                    Err(e) => tracing::error!(error = %e, "secured broker front cannot listen"),
+                }
+            })
+        })?;
+        tracing::info!(%addr, upstream = %inner, "secured embedded MQTT broker listening");
+        Ok(Self { addr, v5_addr: None })
     }
 
     /// Whether this broker honours `$share/{group}/{filter}` subscriptions.
@@ -119,8 +217,8 @@ fn connectable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-fn launch(addr: SocketAddr, v5_addr: Option<SocketAddr>) -> Result<()> {
-    let config = config(addr, v5_addr)?;
+/// Runs rumqttd with `config` and waits until every one of `listeners` accepts TCP.
+fn launch(config: rumqttd::Config, listeners: &[SocketAddr]) -> Result<()> {
     let thread: JoinHandle<()> = std::thread::Builder::new().name("kippu-mqttd".into()).spawn(move || {
         let mut broker = rumqttd::Broker::new(config);
         // `start` blocks while the listeners run and returns when they all died
@@ -130,8 +228,7 @@ fn launch(addr: SocketAddr, v5_addr: Option<SocketAddr>) -> Result<()> {
         }
     })?;
     let deadline = Instant::now() + READY_TIMEOUT;
-    let targets: Vec<SocketAddr> = std::iter::once(addr).chain(v5_addr).map(connectable).collect();
-    let mut pending = targets.clone();
+    let mut pending: Vec<SocketAddr> = listeners.iter().copied().map(connectable).collect();
     loop {
         pending.retain(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_err());
         if pending.is_empty() {
@@ -157,8 +254,7 @@ fn config(addr: SocketAddr, v5_addr: Option<SocketAddr>) -> Result<rumqttd::Conf
             "next_connection_delay_ms": 1,
             "connections": {
                 "connection_timeout_ms": 60000,
-                // Scans are at most 2 KiB; leave room for bigger config pushes.
-                "max_payload_size": 64 * 1024,
+                "max_payload_size": MAX_PACKET,
                 "max_inflight_count": 100,
                 // rumqttd keeps a commit log per filter and *drops* publishes no
                 // subscription matches unless this is on; a gate's retained status
@@ -183,6 +279,351 @@ fn config(addr: SocketAddr, v5_addr: Option<SocketAddr>) -> Result<rumqttd::Conf
     serde_json::from_value(json).map_err(|e| MqttError::Broker(format!("config: {e}")))
 }
 
+/// [`config`] for the upstream of the secured broker: every CONNECT must carry
+/// credentials derived from `secret`.
+fn secured_config(addr: SocketAddr, secret: Arc<[u8]>) -> Result<rumqttd::Config> {
+    let mut config = config(addr, None)?;
+    for server in config.v4.iter_mut().flat_map(|servers| servers.values_mut()) {
+        let secret = secret.clone();
+        server.set_auth_handler(move |_client_id: String, username: String, password: String| {
+            std::future::ready(acl::authenticate(&secret, &username, &password).is_some())
+        });
+    }
+    Ok(config)
+}
+
+/// The MQTT-aware TCP front of the secured broker (see the module docs).
+mod front {
+    use bytes::{Bytes, BytesMut};
+    use rumqttc::mqttbytes::v4::{
+        ConnAck, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, SubAck, Subscribe, SubscribeReasonCode,
+    };
+    use rumqttc::mqttbytes::{self, Protocol, QoS};
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    /// How long a new connection may take to send its CONNECT.
+    const CONNECT_WAIT: Duration = Duration::from_secs(10);
+    /// How long a refused client gets to read its CONNACK before the socket closes.
+    const REFUSE_LINGER: Duration = Duration::from_secs(1);
+
+    // MQTT control packet types (high nibble of the first byte).
+    const CONNECT: u8 = 1;
+    const PUBLISH: u8 = 3;
+    const PUBREL: u8 = 6;
+    const SUBSCRIBE: u8 = 8;
+    const SUBACK: u8 = 9;
+
+    type Io<T> = std::io::Result<T>;
+
+    pub(super) async fn accept_loop(listener: TcpListener, upstream: SocketAddr, secret: Arc<[u8]>) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    let secret = secret.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = serve(stream, upstream, &secret).await {
+                            tracing::debug!(%peer, error = %e, "MQTT connection closed");
+                        }
+                    });
+                }
+                Err(e) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "secured broker front cannot accept");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    async fn serve(mut client: TcpStream, upstream: SocketAddr, secret: &[u8]) -> Io<()> {
+        let _ = client.set_nodelay(true);
+        let mut buf = BytesMut::with_capacity(4 * 1024);
+        let first = match tokio::time::timeout(CONNECT_WAIT, read_frame(&mut client, &mut buf)).await {
+            Ok(first) => first?,
+            Err(_) => return Err(invalid("no CONNECT in time")),
+        };
+        let Some(first) = first else { return Ok(()) };
+        if packet_type(&first) != CONNECT {
+            return Err(invalid("first packet is not CONNECT"));
+        }
+        // Checked on the raw bytes: the 3.1.1 codec would misread a v5 CONNECT.
+        if protocol_level(&first) != Some(4) {
+            return refuse(client, ConnectReturnCode::RefusedProtocolVersion).await;
+        }
+        let mut connect = match parse(&first) {
+            Ok(Packet::Connect(c)) if c.protocol == Protocol::V4 => c,
+            Ok(_) => return Err(invalid("first packet is not a 3.1.1 CONNECT")),
+            Err(e) => return Err(invalid(e)),
+        };
+        let username = connect.login.as_ref().map(|l| l.username.clone());
+        let identity = connect.login.as_ref().and_then(|l| acl::authenticate(secret, &l.username, &l.password));
+        let Some(identity) = identity else {
+            tracing::info!(client_id = %connect.client_id, ?username, "MQTT login refused");
+            return refuse(client, ConnectReturnCode::NotAuthorized).await;
+        };
+        if let Some(will) = &connect.last_will {
+            if !acl::may_publish(&identity, &will.topic) {
+                tracing::warn!(%identity, topic = %will.topic, "MQTT login refused: last will on a forbidden topic");
+                return refuse(client, ConnectReturnCode::NotAuthorized).await;
+            }
+        }
+        if !connect.client_id.is_empty() {
+            connect.client_id = namespaced_client_id(&identity, &connect.client_id);
+        }
+        let mut broker = match TcpStream::connect(upstream).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(%upstream, error = %e, "embedded broker unreachable");
+                let _ = refuse(client, ConnectReturnCode::ServiceUnavailable).await;
+                return Err(e);
+            }
+        };
+        let _ = broker.set_nodelay(true);
+        broker.write_all(&encode(&Packet::Connect(connect))?).await?;
+        tracing::debug!(%identity, "MQTT login accepted");
+        relay(client, buf, broker, identity).await
+    }
+
+    /// What the client-facing writer sends next.
+    enum Out {
+        Bytes(Bytes),
+        /// The broker closed: flush and close the client side.
+        Close,
+    }
+
+    /// Shuttles packets until either side closes, checking what the client sends.
+    async fn relay(client: TcpStream, mut client_buf: BytesMut, broker: TcpStream, identity: Identity) -> Io<()> {
+        let (mut client_rd, client_wr) = client.into_split();
+        let (mut broker_rd, broker_wr) = broker.into_split();
+        let (tx, mut rx) = mpsc::channel::<Out>(64);
+        // SUBSCRIBEs forwarded with some filters removed: packet id → allowed mask.
+        let trimmed: std::sync::Mutex<HashMap<u16, Vec<bool>>> = Default::default();
+
+        let from_client = async {
+            let tx = tx.clone();
+            let mut broker_wr = BufWriter::new(broker_wr);
+            // QoS 2 publishes dropped (and PUBREC'd) here, whose PUBREL we answer.
+            let mut dropped_qos2 = HashSet::new();
+            loop {
+                while let Some(frame) = next_frame(&mut client_buf)? {
+                    match packet_type(&frame) {
+                        PUBLISH => {
+                            let Ok(Packet::Publish(p)) = parse(&frame) else { return Err(invalid("bad PUBLISH")) };
+                            if acl::may_publish(&identity, &p.topic) {
+                                broker_wr.write_all(&frame).await?;
+                                continue;
+                            }
+                            tracing::warn!(%identity, topic = %p.topic, "denied PUBLISH dropped");
+                            let ack = match p.qos {
+                                QoS::AtMostOnce => continue,
+                                QoS::AtLeastOnce => Packet::PubAck(PubAck::new(p.pkid)),
+                                QoS::ExactlyOnce => {
+                                    dropped_qos2.insert(p.pkid);
+                                    Packet::PubRec(PubRec::new(p.pkid))
+                                }
+                            };
+                            send(&tx, &ack).await?;
+                        }
+                        PUBREL => {
+                            let Ok(Packet::PubRel(rel)) = parse(&frame) else { return Err(invalid("bad PUBREL")) };
+                            if dropped_qos2.remove(&rel.pkid) {
+                                send(&tx, &Packet::PubComp(PubComp::new(rel.pkid))).await?;
+                            } else {
+                                broker_wr.write_all(&frame).await?;
+                            }
+                        }
+                        SUBSCRIBE => {
+                            let Ok(Packet::Subscribe(sub)) = parse(&frame) else {
+                                return Err(invalid("bad SUBSCRIBE"));
+                            };
+                            let allowed: Vec<bool> =
+                                sub.filters.iter().map(|f| acl::may_subscribe(&identity, &f.path)).collect();
+                            for (f, _) in sub.filters.iter().zip(&allowed).filter(|(_, ok)| !**ok) {
+                                tracing::warn!(%identity, filter = %f.path, "denied SUBSCRIBE");
+                            }
+                            if allowed.iter().all(|ok| *ok) {
+                                broker_wr.write_all(&frame).await?;
+                            } else if !allowed.iter().any(|ok| *ok) {
+                                let codes = vec![SubscribeReasonCode::Failure; allowed.len()];
+                                send(&tx, &Packet::SubAck(SubAck::new(sub.pkid, codes))).await?;
+                            } else {
+                                let kept = Subscribe {
+                                    pkid: sub.pkid,
+                                    filters: sub
+                                        .filters
+                                        .iter()
+                                        .zip(&allowed)
+                                        .filter(|(_, ok)| **ok)
+                                        .map(|(f, _)| f.clone())
+                                        .collect(),
+                                };
+                                // Recorded before forwarding, so the SUBACK cannot overtake it.
+                                trimmed.lock().unwrap_or_else(|e| e.into_inner()).insert(sub.pkid, allowed);
+                                broker_wr.write_all(&encode(&Packet::Subscribe(kept))?).await?;
+                            }
+                        }
+                        CONNECT => return Err(invalid("second CONNECT")),
+                        _ => broker_wr.write_all(&frame).await?,
+                    }
+                }
+                broker_wr.flush().await?;
+                if client_rd.read_buf(&mut client_buf).await? == 0 {
+                    // Closed without DISCONNECT: dropping the upstream fires the last will.
+                    return Ok(());
+                }
+            }
+        };
+
+        let from_broker = async {
+            let mut buf = BytesMut::with_capacity(4 * 1024);
+            loop {
+                while let Some(frame) = next_frame(&mut buf)? {
+                    let out = match packet_type(&frame) {
+                        SUBACK => merge_suback(&trimmed, frame)?,
+                        _ => frame.freeze(),
+                    };
+                    tx.send(Out::Bytes(out)).await.map_err(|_| closed())?;
+                }
+                if broker_rd.read_buf(&mut buf).await? == 0 {
+                    tx.send(Out::Close).await.map_err(|_| closed())?;
+                    return Ok(());
+                }
+            }
+        };
+
+        let to_client = async {
+            let mut client_wr = BufWriter::new(client_wr);
+            while let Some(out) = rx.recv().await {
+                let mut next = Some(out);
+                // Write whatever is queued, then flush once.
+                while let Some(out) = next {
+                    match out {
+                        Out::Bytes(b) => client_wr.write_all(&b).await?,
+                        Out::Close => {
+                            client_wr.flush().await?;
+                            return client_wr.shutdown().await;
+                        }
+                    }
+                    next = rx.try_recv().ok();
+                }
+                client_wr.flush().await?;
+            }
+            Ok(())
+        };
+
+        tokio::select! {
+            r = from_client => r,
+            r = async { tokio::try_join!(from_broker, to_client).map(|_| ()) } => r,
+        }
+    }
+
+    /// Puts the filters removed from a SUBSCRIBE back into its SUBACK, as failures.
+    fn merge_suback(trimmed: &std::sync::Mutex<HashMap<u16, Vec<bool>>>, frame: BytesMut) -> Io<Bytes> {
+        let Ok(Packet::SubAck(ack)) = parse(&frame) else { return Err(invalid("bad SUBACK from broker")) };
+        let Some(allowed) = trimmed.lock().unwrap_or_else(|e| e.into_inner()).remove(&ack.pkid) else {
+            return Ok(frame.freeze());
+        };
+        let mut granted = ack.return_codes.into_iter();
+        let codes = allowed
+            .iter()
+            .map(|ok| {
+                if *ok {
+                    granted.next().unwrap_or(SubscribeReasonCode::Failure)
+                } else {
+                    SubscribeReasonCode::Failure
+                }
+            })
+            .collect();
+        encode(&Packet::SubAck(SubAck::new(ack.pkid, codes)))
+    }
+
+    /// Sends a CONNACK refusal and closes, after giving the client a moment to read it.
+    async fn refuse(mut client: TcpStream, code: ConnectReturnCode) -> Io<()> {
+        client.write_all(&encode(&Packet::ConnAck(ConnAck::new(code, false)))?).await?;
+        client.shutdown().await?;
+        // Closing with unread input would reset the connection and could discard
+        // the CONNACK; drain until the client hangs up (or a short while passes).
+        let mut sink = [0u8; 512];
+        let _ = tokio::time::timeout(REFUSE_LINGER, async {
+            while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Client ids are per login, so a session can only be taken over by the same login.
+    pub(super) fn namespaced_client_id(identity: &Identity, client_id: &str) -> String {
+        match identity {
+            // Slugs contain no '.', so the first three dots delimit the gate path.
+            Identity::Gate(g) => format!("g.{}.{}.{}.{client_id}", g.operator, g.station, g.gate),
+            Identity::Validator => format!("v.{client_id}"),
+            Identity::Anonymous => format!("a.{client_id}"),
+        }
+    }
+
+    /// Splits the next complete packet off `buf`, if there is one.
+    fn next_frame(buf: &mut BytesMut) -> Io<Option<BytesMut>> {
+        match mqttbytes::check(buf.iter(), MAX_PACKET) {
+            Ok(header) => Ok(Some(buf.split_to(header.frame_length()))),
+            Err(mqttbytes::Error::InsufficientBytes(_)) => Ok(None),
+            Err(e) => Err(invalid(e)),
+        }
+    }
+
+    /// Reads until a complete packet is buffered; `None` on a clean close.
+    async fn read_frame<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut BytesMut) -> Io<Option<BytesMut>> {
+        loop {
+            if let Some(frame) = next_frame(buf)? {
+                return Ok(Some(frame));
+            }
+            if rd.read_buf(buf).await? == 0 {
+                return if buf.is_empty() { Ok(None) } else { Err(invalid("connection closed mid-packet")) };
+            }
+        }
+    }
+
+    fn packet_type(frame: &[u8]) -> u8 {
+        frame[0] >> 4
+    }
+
+    /// The protocol level of a CONNECT frame (4 for MQTT 3.1.1, 5 for MQTT 5,
+    /// 3 for 3.1), if it carries a known protocol name.
+    pub(super) fn protocol_level(frame: &[u8]) -> Option<u8> {
+        // Fixed header: type byte, then a 1..4 byte remaining length.
+        let length_bytes = frame.iter().skip(1).take(4).position(|b| b & 0x80 == 0)? + 1;
+        let rest = frame.get(1 + length_bytes..)?;
+        let name_len = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
+        let name = rest.get(2..2 + name_len)?;
+        matches!(name, b"MQTT" | b"MQIsdp").then(|| rest.get(2 + name_len).copied()).flatten()
+    }
+
+    fn parse(frame: &BytesMut) -> std::result::Result<Packet, mqttbytes::Error> {
+        Packet::read(&mut frame.clone(), MAX_PACKET)
+    }
+
+    fn encode(packet: &Packet) -> Io<Bytes> {
+        let mut out = BytesMut::with_capacity(packet.size());
+        packet.write(&mut out, usize::MAX).map_err(invalid)?;
+        Ok(out.freeze())
+    }
+
+    async fn send(tx: &mpsc::Sender<Out>, packet: &Packet) -> Io<()> {
+        tx.send(Out::Bytes(encode(packet)?)).await.map_err(|_| closed())
+    }
+
+    fn invalid(e: impl std::fmt::Display) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+    }
+
+    fn closed() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client side closed")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +642,48 @@ mod tests {
         let b = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
         let e = EmbeddedBroker::start(b.addr()).unwrap_err().to_string();
         assert!(e.contains("cannot listen"), "{e}");
+    }
+
+    #[test]
+    fn secured_start_checks_secret_and_address() {
+        let secret = b"0123456789abcdef";
+        let e = EmbeddedBroker::start_secured("127.0.0.1:0".parse().unwrap(), b"short").unwrap_err();
+        assert!(matches!(e, MqttError::InvalidOptions(_)), "{e}");
+        let b = EmbeddedBroker::start_secured("127.0.0.1:0".parse().unwrap(), secret).unwrap();
+        assert_ne!(b.addr().port(), 0);
+        assert!(b.v5_addr().is_none());
+        let e = EmbeddedBroker::start_secured(b.addr(), secret).unwrap_err().to_string();
+        assert!(e.contains("cannot listen"), "{e}");
+    }
+
+    #[test]
+    fn secured_config_has_the_auth_hook() {
+        let c = secured_config("127.0.0.1:1".parse().unwrap(), Arc::from(&b"0123456789abcdef"[..])).unwrap();
+        assert!(c.v4.unwrap().values().all(|s| s.connections.external_auth.is_some()));
+    }
+
+    #[test]
+    fn connect_protocol_level_is_read_from_the_raw_frame() {
+        use bytes::BytesMut;
+        use rumqttc::mqttbytes::v4::{Connect, Packet};
+        let mut frame = BytesMut::new();
+        Packet::Connect(Connect::new("c")).write(&mut frame, usize::MAX).unwrap();
+        assert_eq!(front::protocol_level(&frame), Some(4));
+        let mut v5 = frame.to_vec();
+        v5[8] = 5;
+        assert_eq!(front::protocol_level(&v5), Some(5));
+        // MQTT 3.1: "MQIsdp", level 3.
+        let v3 = [0x10, 12, 0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3, 2, 0, 5];
+        assert_eq!(front::protocol_level(&v3), Some(3));
+        assert_eq!(front::protocol_level(&[0x10, 4, 0, 4, b'X', b'Y']), None);
+        assert_eq!(front::protocol_level(&[0x10]), None);
+    }
+
+    #[test]
+    fn client_ids_are_namespaced_per_login() {
+        let g = kippu_domain::topics::GatePath::new("metro", "central", "g1").unwrap();
+        assert_eq!(front::namespaced_client_id(&Identity::Gate(g), "x"), "g.metro.central.g1.x");
+        assert_eq!(front::namespaced_client_id(&Identity::Validator, "x"), "v.x");
     }
 
     #[test]

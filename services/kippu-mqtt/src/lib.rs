@@ -11,6 +11,7 @@
 //! Topics follow [`kippu_domain::topics`]:
 //! `kippu/v1/gates/{operator}/{station}/{gate}/{scan|verdict|status|config}`.
 
+pub mod acl;
 mod broker;
 mod error;
 mod fleet;
@@ -18,6 +19,7 @@ mod gate;
 mod mqtt_url;
 mod validator;
 
+pub use acl::{Credentials, Identity};
 pub use broker::{EmbeddedBroker, DEFAULT_EMBEDDED_ADDR};
 pub use error::{MqttError, Result};
 pub use fleet::FleetWatcher;

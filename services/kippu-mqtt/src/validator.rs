@@ -199,6 +199,24 @@ impl ValidatorHandle {
     }
 }
 
+/// A scan more than this much older than the validator's clock is one a gate accepted while
+/// offline and is forwarding now; its pass is judged at the time of the tap.
+const LIVE_SLACK_SECS: u64 = 5;
+/// Offline taps older than this are judged now (and so refused as stale): a gate holds a day.
+const MAX_OFFLINE_AGE_SECS: u64 = 24 * 3600;
+
+/// When to judge a scan: now, or for a tap forwarded from a gate's offline journal, when it
+/// happened (the gate's clock, `ts`). The gate is authenticated by its broker login and already
+/// opened for that pass; judging it now would refuse every forwarded pass as stale and lose the ride.
+fn judged_at(req: &ScanRequest, now: u64) -> u64 {
+    let tapped = req.ts / 1000;
+    if tapped + LIVE_SLACK_SECS < now && now - tapped <= MAX_OFFLINE_AGE_SECS {
+        tapped
+    } else {
+        now
+    }
+}
+
 struct Worker {
     client: AsyncClient,
     validator: Arc<Mutex<Validator>>,
@@ -224,7 +242,7 @@ impl Worker {
             Ok(req) => {
                 let key = gate.key();
                 self.ensure_ticket(&key, &req).await;
-                let d = self.validator.lock().await.check(&key, &req, now_unix());
+                let d = self.validator.lock().await.check(&key, &req, judged_at(&req, now_unix()));
                 (d.verdict, d.tap)
             }
             Err(reason) => (VerdictMessage::deny("", reason, None), None),
@@ -292,6 +310,18 @@ impl Worker {
 mod tests {
     use super::*;
     use kippu_domain::topics::scan_filter;
+
+    #[test]
+    fn forwarded_offline_taps_are_judged_when_they_happened() {
+        let scan =
+            |ts_secs: u64| ScanRequest { v: 1, id: "s".into(), pass: String::new(), ts: ts_secs * 1000, trip: None };
+        let now = 1_800_000_000;
+        assert_eq!(judged_at(&scan(now), now), now, "live");
+        assert_eq!(judged_at(&scan(now - 3), now), now, "live, within the slack");
+        assert_eq!(judged_at(&scan(now + 60), now), now, "a gate clock ahead is not believed");
+        assert_eq!(judged_at(&scan(now - 600), now), now - 600, "forwarded from the journal");
+        assert_eq!(judged_at(&scan(now - 2 * 86_400), now), now, "too old: judged now, refused as stale");
+    }
 
     #[test]
     fn default_filters_are_the_domain_ones() {

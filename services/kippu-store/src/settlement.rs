@@ -73,11 +73,11 @@ impl Store {
     /// Closes the period `[from, to)` (POSIX seconds) for plans valid from within it.
     pub async fn close_period_books(&self, from: i64, to: i64) -> Result<PeriodClose> {
         let mut rows = sqlx::query(
-            "SELECT t.plan_id, p.price, b.settle_by, t.operator_id, t.share, COALESCE(u.n, 0), pol.policy_id
+            "SELECT t.plan_id, p.price, b.settle_by, t.operator_id, t.share, COALESCE(u.n, 0), COALESCE(pr.insurance, 0)
              FROM plans p
              JOIN bundles b ON b.id = p.bundle_id
              JOIN tickets t ON t.plan_id = p.plan_id
-             LEFT JOIN policies pol ON pol.policy_id = t.id
+             LEFT JOIN products pr ON pr.id = t.product_id
              LEFT JOIN (SELECT ticket_id, CAST(COUNT(*) AS BIGINT) AS n FROM taps WHERE at >= $1 AND at < $2 GROUP BY ticket_id) u
                ON u.ticket_id = t.id
              WHERE p.valid_from >= $1 AND p.valid_from < $2
@@ -119,8 +119,8 @@ impl Store {
                 rides,
                 // Distance needs GTFS shapes per ride, which taps do not carry yet: rides stand in.
                 distance_m: rides,
-                // An insurance leg (it opened a policy) is not travelled.
-                metered: r.try_get::<Option<i64>, _>(6)?.is_none(),
+                // An insurance leg is not travelled.
+                metered: r.try_get::<i64, _>(6)? == 0,
             });
         }
         settle(plan, &mut legs, &mut out);

@@ -82,7 +82,10 @@ async fn main() -> anyhow::Result<()> {
             println!("  operator report {}/operators/report", stack.web_url);
             println!("  gates           {}/gates", stack.web_url);
             println!("  issuer portal   {}/portal/issuers/usf  (staff password: {})", stack.web_url, cfg_portal_hint());
-            println!("  MQTT broker     {}", stack.mqtt_url);
+            println!("  MQTT broker     {}  (per-gate logins and topic ACL)", stack.mqtt_url);
+            if let Some((gate, url)) = stack.gate_mqtt_urls.first() {
+                println!("  a gate's login  {gate}: gate-firmware-sim --mqtt '{url}' --gate {gate} scan pass.png");
+            }
             println!("  chain (anvil)   {}  FareToken {:#x}", stack.rpc_url, stack.deployment.fare);
             println!("  Stripe (fake)   {}", stack.stripe_url);
             println!("  database        {}", stack.database_url);

@@ -42,6 +42,9 @@ pub struct Stack {
     pub web_url: String,
     /// Broker URL.
     pub mqtt_url: String,
+    /// Each registered gate's broker URL with its own credentials (gate key, URL); the
+    /// embedded broker admits a gate only with them, and only to its own topics.
+    pub gate_mqtt_urls: Vec<(String, String)>,
     /// JSON-RPC URL.
     pub rpc_url: String,
     /// Stripe API base (the loopback fake in dev).
@@ -300,6 +303,61 @@ async fn identity_services(
     })
 }
 
+/// Every 30 s, each operator's gates get a fresh signed snapshot on their retained `config`
+/// topic: the tickets valid with the operator, the revoked keys and the validator's key, so a
+/// gate that loses its network keeps deciding with today's data.
+async fn publish_snapshots(
+    mqtt: MqttUrl,
+    state: Arc<Mutex<Validator>>,
+    key: Arc<ed25519_dalek::SigningKey>,
+    gates: Vec<(String, u32)>,
+    chain_id: u64,
+) {
+    use kippu_domain::snapshot::{GateSnapshot, SnapshotTicket, SNAPSHOT_VERSION};
+    let mut every = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        every.tick().await;
+        let now = now() as u64;
+        let mut operators: Vec<u32> = gates.iter().map(|(_, op)| *op).collect();
+        operators.sort_unstable();
+        operators.dedup();
+        for op in operators {
+            let (tickets, revoked_holders, revoked_devices) = state.lock().await.offline_view(op, now);
+            let keys: Vec<String> = gates.iter().filter(|(_, o)| *o == op).map(|(k, _)| k.clone()).collect();
+            let snapshot = GateSnapshot {
+                version: SNAPSHOT_VERSION,
+                issued_at: now,
+                valid_until: now + 24 * 3600,
+                operator_id: op,
+                gates: keys.clone(),
+                chain_id,
+                validators: vec![alloy::primitives::B256::from(key.verifying_key().to_bytes())],
+                revoked_holders,
+                revoked_devices: revoked_devices.into_iter().map(alloy::primitives::B256::from).collect(),
+                tickets: tickets
+                    .into_iter()
+                    .map(|t| SnapshotTicket {
+                        id: t.id,
+                        holder: t.holder,
+                        operator_id: t.operator_id,
+                        product_id: t.product_id,
+                        valid_from: t.valid_from,
+                        valid_until: t.valid_until,
+                        rides_left: t.rides_left,
+                    })
+                    .collect(),
+            };
+            let bytes = snapshot.sign(&key).to_bytes();
+            for gate_key in &keys {
+                let Ok(path) = gate_firmware_sim::gate_path(gate_key) else { continue };
+                if let Err(e) = gate_firmware_sim::publish_config(&mqtt, &path, &bytes).await {
+                    tracing::warn!(gate = %gate_key, error = %e, "gate snapshot not published; retrying next round");
+                }
+            }
+        }
+    }
+}
+
 fn resolve_anvil(configured: &std::path::Path) -> std::path::PathBuf {
     if configured.exists() || configured.is_absolute() {
         return configured.to_path_buf();
@@ -376,15 +434,46 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         }
     };
 
-    let (mqtt_url, _broker) = match &cfg.mqtt.url {
-        Some(u) => (u.clone(), None),
+    // The embedded broker enforces the same per-gate credentials and topic ACL as the shipped
+    // Mosquitto configuration (deploy/mosquitto): a gate publishes only its own scans and reads
+    // only its own verdicts. Passwords derive from a secret held by the keystore.
+    let acl_secret = keystore.derive_seed("mqtt:acl");
+    let (mqtt_url, _broker, secured) = match &cfg.mqtt.url {
+        Some(u) => (u.clone(), None, false),
         None => {
             let bind: SocketAddr = cfg.mqtt.embedded_bind.parse().context("mqtt.embedded_bind")?;
-            let b = tokio::task::spawn_blocking(move || EmbeddedBroker::start(bind)).await??;
-            (b.url(), Some(b))
+            let secret = acl_secret.to_vec();
+            let b = tokio::task::spawn_blocking(move || EmbeddedBroker::start_secured(bind, &secret)).await??;
+            (b.url(), Some(b), true)
         }
     };
-    let mqtt = MqttUrl::parse(&mqtt_url)?;
+    let mqtt_plain = MqttUrl::parse(&mqtt_url)?;
+    // Platform-side clients (validator, fleet watcher) log in as the validator; simulated gates as themselves.
+    let mqtt = if secured {
+        kippu_mqtt::Credentials::validator(acl_secret.as_slice()).apply_to(&mqtt_plain)
+    } else {
+        mqtt_plain.clone()
+    };
+    let gate_url = |gate_key: &str| -> String {
+        let mut parts = gate_key.split('/');
+        let path = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(o), Some(st), Some(g), None) => kippu_domain::topics::GatePath::new(o, st, g),
+            _ => None,
+        };
+        match (secured, path) {
+            (true, Some(path)) => {
+                let c = kippu_mqtt::Credentials::gate(acl_secret.as_slice(), &path);
+                format!(
+                    "mqtt://{}:{}@{}:{}",
+                    c.username.replace('/', "%2F"),
+                    c.password,
+                    mqtt_plain.host,
+                    mqtt_plain.port
+                )
+            }
+            _ => mqtt_url.clone(),
+        }
+    };
 
     let (stripe_url, fake_stripe) = match &cfg.stripe.api_base {
         Some(u) => (u.clone(), None),
@@ -489,10 +578,30 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         }
     }));
 
+    let gate_mqtt_urls: Vec<(String, String)> =
+        gate_rows.iter().map(|g| (g.gate_key.clone(), gate_url(&g.gate_key))).collect();
+    // Simulated gates trust only the validator's key, and decide offline from the last signed
+    // snapshot when no verdict comes (journal and snapshot under data_dir/gates/).
     let mut gates = HashMap::new();
     for g in &gate_rows {
-        gates.insert(g.gate_key.clone(), SimGate::connect(&mqtt_url, &g.gate_key).await?);
+        let dir = cfg.data_dir.join("gates").join(g.gate_key.replace('/', "_"));
+        std::fs::create_dir_all(&dir)?;
+        let mut offline = gate_firmware_sim::OfflineOptions::in_dir(&dir);
+        offline.rules.chain_id = cfg.chain.chain_id;
+        let setup = gate_firmware_sim::GateSetup {
+            trusted_validators: vec![verdict_key.verifying_key()],
+            offline: Some(offline),
+            ..gate_firmware_sim::GateSetup::new(&gate_url(&g.gate_key), &g.gate_key)
+        };
+        gates.insert(g.gate_key.clone(), SimGate::connect_with(setup).await?);
     }
+    tasks.push(tokio::spawn(publish_snapshots(
+        mqtt.clone(),
+        validator_state.clone(),
+        verdict_key.clone(),
+        gate_rows.iter().map(|g| (g.gate_key.clone(), g.operator_id)).collect(),
+        cfg.chain.chain_id,
+    )));
     let reporters = oracle_reporters(&cfg, &chain, &rpc_url, fresh_chain).await?;
     let insurer = DelayInsurer::new(
         store.clone(),
@@ -553,6 +662,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     Ok(Stack {
         web_url,
         mqtt_url,
+        gate_mqtt_urls,
         rpc_url,
         stripe_url,
         database_url,
