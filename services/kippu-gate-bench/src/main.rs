@@ -6,6 +6,7 @@
 //! *processes* (this binary re-executed as `validator`, each one
 //! [`ValidatorService`] on a shared subscription). Prints sustained scans/s and
 //! gate-to-verdict latency percentiles per configuration, and where the CPU went.
+//! After each configuration a few probe scans check the validators still answer.
 //!
 //! ```text
 //! cargo run --release -p kippu-gate-bench                       # both brokers × 1, 2 validators, 5,000/s, 10 s
@@ -13,6 +14,12 @@
 //! cargo run --release -p kippu-gate-bench -- --brokers mosquitto --validators 2 --rate 8000
 //! cargo run --release -p kippu-gate-bench -- micro              # per-step CPU cost, no MQTT
 //! ```
+//!
+//! Experiments that change what is measured (printed in the header when used):
+//! `--nodelay gates,validators,broker` (TCP_NODELAY), `--unverified-gates`,
+//! `--cold-validators`, `--mosquitto-conf LINE`.
+//!
+//! Exit status 2 when a scan was denied or failed, or a validator stopped answering.
 
 mod cpu;
 mod load;
@@ -159,6 +166,10 @@ struct BenchArgs {
     /// be idle (other processes under 0.25 cores), since this host is shared.
     #[arg(long, default_value_t = 60)]
     wait_idle: u64,
+    /// Start validators with an empty certificate cache instead of prewarmed: the
+    /// warm-up then opens with one secp256k1 recovery per phone (a startup burst).
+    #[arg(long)]
+    cold_validators: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -180,6 +191,9 @@ struct ValidatorArgs {
     /// Force TCP_NODELAY on the validator's connection once subscribed.
     #[arg(long)]
     nodelay: bool,
+    /// Recover every phone's certificate (expiring then) before subscribing.
+    #[arg(long)]
+    prewarm_expiry: Option<u64>,
 }
 
 fn main() -> Result<()> {
@@ -222,7 +236,10 @@ impl TicketLookup for NoLookup {
 /// prints `ready` once subscribed, and its counts when stdin closes.
 async fn validator_main(a: ValidatorArgs) -> Result<()> {
     let url = MqttUrl::parse(&a.mqtt)?;
-    let validator = world::validator(a.seed, a.travelers, a.gates, a.tickets);
+    let mut validator = world::validator(a.seed, a.travelers, a.gates, a.tickets);
+    if let Some(expiry) = a.prewarm_expiry {
+        world::prewarm(&mut validator, a.seed, a.travelers, expiry);
+    }
     let (tap_tx, mut tap_rx) = tokio::sync::mpsc::channel(4096);
     let taps = Arc::new(AtomicU64::new(0));
     let counted = taps.clone();
@@ -310,6 +327,7 @@ struct Target<'a> {
     index: usize,
     args: &'a BenchArgs,
     phones: &'a Arc<Vec<kippu_domain::device_pass::Device>>,
+    cert_expiry: u64,
 }
 
 /// Runs every configuration and prints the table; `Ok(false)` when a scan was
@@ -319,7 +337,8 @@ async fn bench_main(args: BenchArgs) -> Result<bool> {
     anyhow::ensure!(args.rate > 0.0 && args.ramp.iter().all(|r| *r > 0.0), "rates must be positive");
     facts(&args);
     let now = kippu_mqtt::now_unix();
-    let phones = Arc::new(tokio::task::block_in_place(|| world::phones(args.seed, args.travelers, now + 86_400)));
+    let cert_expiry = now + 86_400;
+    let phones = Arc::new(tokio::task::block_in_place(|| world::phones(args.seed, args.travelers, cert_expiry)));
 
     let mut embedded: Option<EmbeddedBroker> = None;
     let mut mosquitto: Option<Mosquitto> = None;
@@ -359,8 +378,16 @@ async fn bench_main(args: BenchArgs) -> Result<bool> {
         for &validators in &args.validators {
             index += 1;
             wait_idle(args.wait_idle).await;
-            let target =
-                Target { broker, url: url.clone(), mosquitto_pid, validators, index, args: &args, phones: &phones };
+            let target = Target {
+                broker,
+                url: url.clone(),
+                mosquitto_pid,
+                validators,
+                index,
+                args: &args,
+                phones: &phones,
+                cert_expiry,
+            };
             match run_config(&target).await {
                 Ok((results, stats)) => {
                     for r in results.into_iter().filter(|r| r.phase.measured) {
@@ -401,7 +428,7 @@ async fn bench_main(args: BenchArgs) -> Result<bool> {
                             args.target_p99_ms,
                             best.map_or("none of the steps".into(), |b| format!("{b:.0} scans/s"))
                         );
-                        println!("    {}", line.trim_start());
+                        println!("    {}", line.split_whitespace().skip(2).collect::<Vec<_>>().join(" "));
                         ramp_lines.push(line);
                     }
                 }
@@ -478,6 +505,12 @@ async fn run_config(t: &Target<'_>) -> Result<(Vec<PhaseResult>, Vec<String>)> {
         .into_iter()
         .flat_map(|(k, v)| [k.to_owned(), v])
         .chain(args.nodelay.contains(&NoDelay::Validators).then(|| "--nodelay".to_owned()))
+        .chain(
+            (!args.cold_validators)
+                .then(|| ["--prewarm-expiry".to_owned(), t.cert_expiry.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .collect();
         procs.push(ValidatorProc::spawn(&argv).await.with_context(|| format!("validator {}", i + 1))?);
     }
@@ -511,13 +544,17 @@ async fn run_config(t: &Target<'_>) -> Result<(Vec<PhaseResult>, Vec<String>)> {
 
     let timeout = Duration::from_millis(args.timeout_ms);
     let mut results = Vec::new();
+    let mut notes = Vec::new();
     let mut slot = 0u64;
     for phases in groups {
         let done = run_group(t, &gates, &phases, &mut slot, timeout, &watch).await?;
         let overloaded = done.last().is_some_and(|r| r.timeouts * 100 > r.sent);
         results.extend(done);
         if overloaded && args.mode == Mode::Max {
-            println!("    (ramp stopped: more than 1 % of the last step's scans timed out)");
+            notes.push(format!(
+                "ramp stopped after {:.0}/s: more than 1 % of its scans timed out",
+                results.last().map_or(0.0, |r: &PhaseResult| r.phase.rate)
+            ));
             break;
         }
     }
@@ -528,7 +565,7 @@ async fn run_config(t: &Target<'_>) -> Result<(Vec<PhaseResult>, Vec<String>)> {
     let probed = run_group(t, &gates, &probe, &mut slot, timeout, &watch).await?;
     let probed = probed.first().map_or(0, |r| r.opened);
     load::disconnect_gates(gates).await;
-    let mut stats = Vec::new();
+    let mut stats = notes;
     for (i, p) in procs.into_iter().enumerate() {
         stats.push(format!("validator#{}: {}", i + 1, p.stop().await));
     }
@@ -652,5 +689,13 @@ fn facts(args: &BenchArgs) {
     if !args.nodelay.is_empty() {
         println!("  EXPERIMENT: TCP_NODELAY forced on {:?}", args.nodelay);
     }
+    println!(
+        "  validators: {}",
+        if args.cold_validators {
+            "cold (empty certificate cache at start)"
+        } else {
+            "certificate cache prewarmed (one recovery per phone before subscribing)"
+        }
+    );
     println!("  latency: client side, from just before the gate publishes its scan (QoS 1) to the verified verdict");
 }

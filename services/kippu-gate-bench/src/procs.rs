@@ -51,6 +51,8 @@ impl Mosquitto {
              listener {port} 127.0.0.1\n\
              allow_anonymous true\n\
              persistence false\n\
+             # As deploy/mosquitto/mosquitto.conf: verdicts go out at once.\n\
+             set_tcp_nodelay true\n\
              # A queue per subscriber; large enough that a burst is never dropped.\n\
              max_queued_messages 1000000\n\
              message_size_limit 65536\n\

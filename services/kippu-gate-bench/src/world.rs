@@ -16,7 +16,7 @@ use alloy::signers::{local::PrivateKeySigner, SignerSync};
 use kippu_domain::device_pass::{cert_digest, Device};
 use kippu_domain::pass::window_at;
 use kippu_domain::topics::GatePath;
-use kippu_domain::{GateInfo, TicketState, Validator, ValidatorConfig};
+use kippu_domain::{GateInfo, ScanRequest, TicketState, Validator, ValidatorConfig};
 
 /// Operator slug of every bench gate.
 pub(crate) const OPERATOR: &str = "bench";
@@ -85,6 +85,21 @@ pub(crate) fn validator(seed: u64, travelers: u64, gates: usize, tickets: u64) -
     v
 }
 
+/// Fills `v`'s certificate cache with every phone's certificate (as a validator
+/// that has been up a while has), by presenting one pass per phone for a ticket
+/// that does not exist: the pass is verified and its certificate recovered, then
+/// denied as an unknown ticket, so no ride, replay or passback state changes.
+pub(crate) fn prewarm(v: &mut Validator, seed: u64, travelers: u64, cert_expiry: u64) {
+    let now = kippu_mqtt::now_unix();
+    let gate = gate_path(0).key();
+    for (i, phone) in phones(seed, travelers, cert_expiry).iter().enumerate() {
+        let pass = phone.pass(u64::MAX - i as u64, window_at(now), [0xff; 8]).encode();
+        let req = ScanRequest { v: 1, id: format!("prewarm-{i}"), pass, ts: now * 1000, trip: None };
+        let d = v.check(&gate, &req, now);
+        debug_assert_eq!(d.verdict.reason, Some(kippu_domain::DenyReason::UnknownTicket), "{d:?}");
+    }
+}
+
 /// The travelers' phones, each certified by its traveler until `cert_expiry`.
 pub(crate) fn phones(seed: u64, travelers: u64, cert_expiry: u64) -> Vec<Device> {
     par_map(0..travelers, |i| {
@@ -124,7 +139,6 @@ fn par_map<T: Send>(range: Range<u64>, f: impl Fn(u64) -> T + Sync) -> Vec<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kippu_domain::ScanRequest;
 
     #[test]
     fn generator_and_validator_agree() {
@@ -132,6 +146,7 @@ mod tests {
         let phones = phones(9, 3, now + 3600);
         let texts = passes(&phones, 0..7, |_| now);
         let mut v = validator(9, 3, 2, 7);
+        prewarm(&mut v, 9, 3, now + 3600);
         for (k, pass) in texts.into_iter().enumerate() {
             let req = ScanRequest { v: 1, id: format!("s{k}"), pass, ts: now * 1000, trip: None };
             let d = v.check(&gate_path(k % 2).key(), &req, now);

@@ -323,6 +323,8 @@ mod front {
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {
+                    // Scans and verdicts are single small packets: no Nagle delay on either hop.
+                    let _ = stream.set_nodelay(true);
                     let secret = secret.clone();
                     tokio::spawn(async move {
                         if let Err(e) = serve(stream, upstream, &secret).await {
@@ -375,7 +377,10 @@ mod front {
             connect.client_id = namespaced_client_id(&identity, &connect.client_id);
         }
         let mut broker = match TcpStream::connect(upstream).await {
-            Ok(s) => s,
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                s
+            }
             Err(e) => {
                 tracing::error!(%upstream, error = %e, "embedded broker unreachable");
                 let _ = refuse(client, ConnectReturnCode::ServiceUnavailable).await;

@@ -25,6 +25,7 @@ impl FleetWatcher {
     /// Connects as `client_id` and keeps the map current, reconnecting on its own.
     pub fn spawn(url: &MqttUrl, client_id: &str) -> Self {
         let (client, mut eventloop) = AsyncClient::new(url.options(client_id), 16);
+        eventloop.set_network_options(crate::mqtt_url::network_options());
         let states = Arc::new(Mutex::new(HashMap::new()));
         let map = states.clone();
         let filter = format!("{GATE_ROOT}/+/+/+/status");

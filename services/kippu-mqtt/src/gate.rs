@@ -83,6 +83,7 @@ impl GateClient {
         let mut options = url.options(&client_id);
         options.set_last_will(LastWill::new(&status_topic, GateStatus::Offline.payload(), QoS::AtLeastOnce, true));
         let (client, mut eventloop) = AsyncClient::new(options, 64);
+        eventloop.set_network_options(crate::mqtt_url::network_options());
 
         let pending: Pending = Arc::default();
         let (verdicts, _) = broadcast::channel(64);

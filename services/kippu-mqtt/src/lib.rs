@@ -24,7 +24,7 @@ pub use broker::{EmbeddedBroker, DEFAULT_EMBEDDED_ADDR};
 pub use error::{MqttError, Result};
 pub use fleet::FleetWatcher;
 pub use gate::{GateClient, GateOptions, GateStatus};
-pub use mqtt_url::{MqttUrl, DEFAULT_INFLIGHT, KEEP_ALIVE};
+pub use mqtt_url::{network_options, MqttUrl, DEFAULT_INFLIGHT, KEEP_ALIVE};
 pub use validator::{TicketLookup, ValidatorHandle, ValidatorOptions, ValidatorService};
 
 /// Current unix time in seconds (0 if the clock is before 1970).

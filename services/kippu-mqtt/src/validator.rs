@@ -114,7 +114,14 @@ impl ValidatorService {
     ) -> Result<ValidatorHandle> {
         opts.check().map_err(MqttError::InvalidOptions)?;
         let filter = opts.filter();
-        let (client, mut eventloop) = AsyncClient::new(url.options(client_id), 64);
+        // Scans are acknowledged only once their verdict is out, so the broker's in-flight window
+        // (rumqttd 100, Mosquitto 20), not this process, bounds the backlog. With automatic acks
+        // a validator that fell 1,024 scans behind blocked its own connection and never answered
+        // again (the connection task waited on the worker, the worker on the connection).
+        let mut options = url.options(client_id);
+        options.set_manual_acks(true);
+        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        eventloop.set_network_options(crate::mqtt_url::network_options());
         let (work_tx, work_rx) = mpsc::channel::<Publish>(WORK_QUEUE);
         let (sub_tx, mut subscribed) = watch::channel(0u64);
         let last_error = Arc::new(std::sync::Mutex::new(None::<String>));
@@ -230,6 +237,9 @@ impl Worker {
     async fn run(self, mut rx: mpsc::Receiver<Publish>) {
         while let Some(p) = rx.recv().await {
             self.handle(&p).await;
+            if let Err(e) = self.client.ack(&p).await {
+                tracing::error!(error = %e, "scan not acknowledged; the broker will deliver it again");
+            }
         }
     }
 
