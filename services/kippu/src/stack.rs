@@ -334,18 +334,7 @@ async fn publish_snapshots(
                 validators: vec![alloy::primitives::B256::from(key.verifying_key().to_bytes())],
                 revoked_holders,
                 revoked_devices: revoked_devices.into_iter().map(alloy::primitives::B256::from).collect(),
-                tickets: tickets
-                    .into_iter()
-                    .map(|t| SnapshotTicket {
-                        id: t.id,
-                        holder: t.holder,
-                        operator_id: t.operator_id,
-                        product_id: t.product_id,
-                        valid_from: t.valid_from,
-                        valid_until: t.valid_until,
-                        rides_left: t.rides_left,
-                    })
-                    .collect(),
+                tickets: tickets.iter().map(SnapshotTicket::from).collect(),
             };
             let bytes = snapshot.sign(&key).to_bytes();
             for gate_key in &keys {
