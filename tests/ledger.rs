@@ -23,12 +23,18 @@ async fn buy(c: &Client) {
     assert!(url.contains("bought="), "{url} {body}");
 }
 
-async fn run_ledger(cfg: Config) {
-    let stack = kippu::start(cfg).await.expect("stack starts");
+/// Aiko, signed in on a fresh stack with 200.00 FARE.
+async fn aiko_with_fare(stack: &kippu::Stack) -> (Client, alloy::signers::local::PrivateKeySigner) {
     let c = Client::new(&stack.web_url);
     let aiko = deterministic_demo_key("aiko");
     c.form("/signin", &[("address", &format!("{:#x}", aiko.address()))]).await;
     stack.chain.mint_fare(aiko.address(), 20_000, alloy::primitives::B256::repeat_byte(9)).await.unwrap();
+    (c, aiko)
+}
+
+async fn run_ledger(cfg: Config) {
+    let stack = kippu::start(cfg).await.expect("stack starts");
+    let (c, aiko) = aiko_with_fare(&stack).await;
 
     // One purchase, booked: escrow on chain equals what the ledger owes operators.
     buy(&c).await;
@@ -158,10 +164,7 @@ async fn ledger_exact_through_a_node_restart() {
     let mut cfg = config("node-restart", None, None);
     cfg.chain.rpc_url = Some(node.url());
     let stack = kippu::start(cfg).await.expect("stack starts");
-    let c = Client::new(&stack.web_url);
-    let aiko = deterministic_demo_key("aiko");
-    c.form("/signin", &[("address", &format!("{:#x}", aiko.address()))]).await;
-    stack.chain.mint_fare(aiko.address(), 20_000, alloy::primitives::B256::repeat_byte(9)).await.unwrap();
+    let (c, _) = aiko_with_fare(&stack).await;
     buy(&c).await;
     buy(&c).await;
     stack.indexer.catch_up().await.unwrap();

@@ -444,12 +444,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         mqtt_plain.clone()
     };
     let gate_url = |gate_key: &str| -> String {
-        let mut parts = gate_key.split('/');
-        let path = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(o), Some(st), Some(g), None) => kippu_domain::topics::GatePath::new(o, st, g),
-            _ => None,
-        };
-        match (secured, path) {
+        match (secured, gate_firmware_sim::gate_path(gate_key).ok()) {
             (true, Some(path)) => {
                 let c = kippu_mqtt::Credentials::gate(acl_secret.as_slice(), &path);
                 format!(
