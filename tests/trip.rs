@@ -259,6 +259,50 @@ async fn run_trip(cfg: Config) {
     let m = c.http.get(format!("{}/metrics", c.base)).send().await.unwrap().text().await.unwrap();
     assert!(m.contains("kippu_gate_verdicts_total") && m.contains("kippu_ledger_events_booked_total"), "{m}");
 
+    // A contactless card linked on the ticket page opens the gate with its answer to the
+    // gate's challenge (a tap recorded like a pass's); a typo, someone else's ticket, an
+    // unlinked card and a removed card do not.
+    let (card_plan, _) = stack.chain.buy_with_permit(&ben, 1, price, now() - 60).await.unwrap();
+    stack.indexer.catch_up().await.unwrap();
+    let card_ticket = c.ticket_of(1, Some(card_plan)).await;
+    let card = kippu_domain::card::Card::from_secret(rand::random());
+    let number = alloy::hex::encode(card.public_key());
+    let link = |ticket: u64, number: String| {
+        let http = c.http.clone();
+        let url = format!("{}/tickets/{ticket}/cards", c.base);
+        async move { http.post(url).form(&[("card", number)]).send().await.unwrap() }
+    };
+    let r = link(card_ticket, "12345".into()).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("not a card number"));
+    assert_eq!(link(999_999, number.clone()).await.status(), 404, "a ticket Ben does not hold");
+    let r = link(card_ticket, number.clone()).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    assert!(r.text().await.unwrap().contains(&number), "the pass page lists the linked card");
+    let tap = |card: &kippu_domain::card::Card| {
+        let http = c.http.clone();
+        let url = format!("{}/dev/gates/metro/central/g1/tap", c.base);
+        let secret = alloy::hex::encode(card.secret());
+        async move { http.post(url).form(&[("secret", secret)]).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let v = tap(&card).await;
+    assert_eq!(v["open"], true, "{v}");
+    assert_eq!(v["ticket"], card_ticket, "{v}");
+    assert_eq!(reason(&tap(&kippu_domain::card::Card::from_secret(rand::random())).await), "UNKNOWN_CARD");
+    let r =
+        c.http.post(format!("{}/tickets/{card_ticket}/cards/remove", c.base)).form(&[("card", &number)]).send().await;
+    assert!(r.unwrap().status().is_success());
+    assert_eq!(reason(&tap(&card).await), "UNKNOWN_CARD", "a removed card stops at once");
+    let mut card_taps = 0;
+    for _ in 0..50 {
+        card_taps = stack.store.taps_of_ticket(card_ticket).await.unwrap().len();
+        if card_taps == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(card_taps, 1, "the card's tap, once");
+
     // The fleet page reads the gates' retained status from the broker.
     let mut fleet = String::new();
     for _ in 0..50 {

@@ -1,7 +1,9 @@
-//! Any text a QR reader hands over: both pass formats' decoders and signature checks.
+//! Any text a QR reader or a card reader hands over: the pass and card-answer decoders
+//! and signature checks.
 //! Must never panic; a decoded pass re-encodes to the same text.
 #![no_main]
 
+use kippu_domain::card::{parse_card_key, CardTap};
 use kippu_domain::device_pass::DevicePass;
 use kippu_domain::pass::{ticket_of, Pass};
 use libfuzzer_sys::fuzz_target;
@@ -18,4 +20,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = p.verify_device_sig();
         let _ = p.certifier(31_337);
     }
+    if let Ok(c) = CardTap::decode(text) {
+        assert_eq!(c.encode(), text);
+        let _ = c.verify("metro/central/g1");
+    }
+    let _ = parse_card_key(text);
 });

@@ -372,6 +372,15 @@ impl SimGate {
         Ok(off.decide(scan_id.unwrap_or_else(new_scan_id), text, run))
     }
 
+    /// A contactless card held to the reader: the gate sends the card a fresh random
+    /// challenge, and the card's signed answer goes to the validator (or, offline, to the
+    /// snapshot check) as the scan's pass text.
+    pub async fn tap_card(&self, card: &kippu_domain::card::Card) -> Result<Outcome, GateError> {
+        let window = kippu_domain::pass::window_at(kippu_mqtt::now_unix());
+        let answer = card.answer(&self.path.key(), rand::random(), window);
+        self.present_text_outcome(&answer.encode()).await
+    }
+
     /// Sets the run the gate's vehicle works (`None` for a stop gate, or between runs);
     /// every scan from then on names it, so delay insurance knows who rode it.
     pub fn set_run(&self, run: Option<TripRef>) {

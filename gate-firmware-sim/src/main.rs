@@ -18,6 +18,7 @@ use ed25519_dalek::VerifyingKey;
 use gate_firmware_sim::{
     display, inspect, load_snapshot, read_qr, GateSetup, Journal, OfflineOptions, SimGate, JOURNAL_FILE, SNAPSHOT_FILE,
 };
+use kippu_domain::card::Card;
 
 #[derive(Parser)]
 #[command(about = "A simulated Kippu ticket gate")]
@@ -68,6 +69,17 @@ enum Cmd {
     },
     /// Connect, forward the journaled taps and report.
     Forward,
+    /// Make a simulated contactless card: writes its secret to FILE and prints its card
+    /// number (the public key a traveler binds to a ticket on the ticket page).
+    NewCard {
+        /// Where the card's secret goes (hex).
+        file: PathBuf,
+    },
+    /// Hold a simulated card (made by `new-card`) to the reader: challenge, answer, verdict.
+    Tap {
+        /// The card's secret file.
+        card: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -101,6 +113,13 @@ fn trusted_keys(hexes: &[String]) -> anyhow::Result<Vec<VerifyingKey>> {
             VerifyingKey::from_bytes(&raw).with_context(|| format!("--trust {h:?} is not an Ed25519 public key"))
         })
         .collect()
+}
+
+fn read_card(path: &std::path::Path) -> anyhow::Result<Card> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))?;
+    let raw = hex::decode(text.trim()).with_context(|| format!("{} is not a card file", path.display()))?;
+    let secret: [u8; 32] = raw.try_into().map_err(|_| anyhow::anyhow!("{} is not a card file", path.display()))?;
+    Ok(Card::from_secret(secret))
 }
 
 impl Cli {
@@ -194,7 +213,14 @@ async fn main() -> anyhow::Result<()> {
             gate.disconnect().await;
             std::process::exit(if report.remaining == 0 { 0 } else { 1 });
         }
-        Cmd::Scan { .. } | Cmd::Text { .. } => {
+        Cmd::NewCard { file } => {
+            let card = Card::from_secret(rand::random());
+            std::fs::write(file, hex::encode(card.secret()))
+                .with_context(|| format!("could not write {}", file.display()))?;
+            println!("{}", hex::encode(card.public_key()));
+            Ok(())
+        }
+        Cmd::Scan { .. } | Cmd::Text { .. } | Cmd::Tap { .. } => {
             let gate = SimGate::connect_with(cli.setup(trusted)).await?;
             if gate.has_offline_mode() && gate.snapshot().is_none() {
                 // A fresh process: give the retained config a moment to arrive.
@@ -203,6 +229,7 @@ async fn main() -> anyhow::Result<()> {
             let outcome = match &cli.cmd {
                 Cmd::Scan { image } => gate.present_image_outcome(&std::fs::read(image)?).await?,
                 Cmd::Text { text } => gate.present_text_outcome(text).await?,
+                Cmd::Tap { card } => gate.tap_card(&read_card(card)?).await?,
                 _ => unreachable!(),
             };
             let mark = if outcome.offline { "  (offline)" } else { "" };

@@ -48,7 +48,7 @@ pub(crate) enum Installed {
 #[derive(Debug)]
 pub(crate) enum Local {
     /// The snapshot's validator decided; the `u64` is the snapshot's `issued_at`.
-    Decided(Decision, u64),
+    Decided(Box<Decision>, u64),
     /// No snapshot has been installed.
     NoSnapshot,
     /// The held snapshot ended at this time.
@@ -157,7 +157,7 @@ impl Offline {
         if d.verdict.open {
             self.remember(scan, now);
         }
-        Local::Decided(d, issued_at)
+        Local::Decided(Box::new(d), issued_at)
     }
 
     /// Mirrors an entry a validator let through online, so the gate keeps passback,
@@ -223,6 +223,7 @@ mod tests {
                 valid_until: NOW + 1_000,
                 rides_left: rides,
             }],
+            cards: vec![],
         }
     }
 

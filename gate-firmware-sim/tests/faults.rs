@@ -166,6 +166,7 @@ async fn validator_and_broker_restarts_under_load_lose_and_double_no_tap() {
         revoked_holders: vec![],
         revoked_devices: vec![],
         tickets: tickets.iter().map(SnapshotTicket::from).collect(),
+        cards: vec![],
     }
     .sign(&key)
     .to_bytes();

@@ -14,13 +14,14 @@ use alloy::signers::{local::PrivateKeySigner, SignerSync};
 use alloy_primitives::B256;
 use ed25519_dalek::SigningKey;
 use gate_firmware_sim::{GateSetup, OfflineOptions, Outcome, SimGate, SNAPSHOT_FILE};
+use kippu_domain::card::{binding_digest, Card};
 use kippu_domain::device_pass::{cert_digest, Device};
 use kippu_domain::pass::{window_at, Pass};
-use kippu_domain::snapshot::{GateSnapshot, SnapshotTicket, SNAPSHOT_VERSION};
+use kippu_domain::snapshot::{GateSnapshot, SnapshotCard, SnapshotTicket, SNAPSHOT_VERSION};
 use kippu_domain::validation::Tap;
 use kippu_domain::{DenyReason, GateInfo, TicketState, Validator, ValidatorConfig};
 use kippu_mqtt::{
-    now_unix, EmbeddedBroker, MqttUrl, TicketLookup, ValidatorHandle, ValidatorOptions, ValidatorService,
+    now_unix, CardRecord, EmbeddedBroker, MqttUrl, TicketLookup, ValidatorHandle, ValidatorOptions, ValidatorService,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Mutex};
@@ -34,6 +35,8 @@ const PHONE_TICKET: u64 = 2;
 const ACCOUNT_TICKET: u64 = 3;
 const EXPIRED: u64 = 4;
 const LOST_PHONE_TICKET: u64 = 5;
+const CARD_TICKET: u64 = 6;
+const OFFLINE_CARD_TICKET: u64 = 7;
 
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()
@@ -61,12 +64,18 @@ async fn broker() -> MqttUrl {
         .mqtt_url()
 }
 
-struct NoLookup;
+/// The platform's database as the validator sees it on a miss: no tickets it does not
+/// already hold, and the card bindings travelers made.
+struct CardBook(Vec<([u8; 32], CardRecord)>);
 
 #[async_trait::async_trait]
-impl TicketLookup for NoLookup {
+impl TicketLookup for CardBook {
     async fn ticket(&self, _id: u64) -> Option<TicketState> {
         None
+    }
+
+    async fn card(&self, key: [u8; 32]) -> Option<CardRecord> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, r)| r.clone())
     }
 }
 
@@ -80,6 +89,8 @@ struct Platform {
     account: PrivateKeySigner,
     phone: Device,
     lost_phone: Device,
+    /// Cards bound to CARD_TICKET and OFFLINE_CARD_TICKET, with the account's binding signatures.
+    cards: [(Card, u64, Vec<u8>); 2],
     tickets: Vec<TicketState>,
     now: u64,
 }
@@ -110,7 +121,15 @@ impl Platform {
             ticket(ACCOUNT_TICKET, now + 3_600, None),
             ticket(EXPIRED, now - 1, None),
             ticket(LOST_PHONE_TICKET, now + 3_600, None),
+            ticket(CARD_TICKET, now + 3_600, Some(3)),
+            ticket(OFFLINE_CARD_TICKET, now + 3_600, Some(3)),
         ];
+        let bound = |ticket: u64| {
+            let card = Card::from_secret(rand::random());
+            let sig = account.sign_hash_sync(&binding_digest(CHAIN, &card.public_key(), ticket)).unwrap();
+            (card, ticket, sig.as_bytes().to_vec())
+        };
+        let cards = [bound(CARD_TICKET), bound(OFFLINE_CARD_TICKET)];
         let op = format!("op-{}", rand_hex());
         let mut v = Validator::new(ValidatorConfig { chain_id: CHAIN, ..Default::default() });
         v.add_gate(&format!("{op}/st/g1"), GateInfo { operator_id: 1 });
@@ -124,6 +143,7 @@ impl Platform {
             validator: Arc::new(Mutex::new(v)),
             phone: device(&account, now + 3_600),
             lost_phone: device(&account, now + 3_600),
+            cards,
             account,
             tickets,
             op,
@@ -147,6 +167,15 @@ impl Platform {
             revoked_holders: vec![],
             revoked_devices: vec![B256::from(self.lost_phone.public_key())],
             tickets: self.tickets.iter().map(SnapshotTicket::from).collect(),
+            cards: self
+                .cards
+                .iter()
+                .map(|(card, ticket, _)| SnapshotCard {
+                    card_key: B256::from(card.public_key()),
+                    ticket_id: *ticket,
+                    holder: self.account.address(),
+                })
+                .collect(),
         }
     }
 
@@ -164,7 +193,14 @@ impl Platform {
             &format!("validator-{}", rand_hex()),
             opts,
             self.validator.clone(),
-            Arc::new(NoLookup),
+            Arc::new(CardBook(
+                self.cards
+                    .iter()
+                    .map(|(card, ticket_id, sig)| {
+                        (card.public_key(), CardRecord { ticket_id: *ticket_id, sig: sig.clone() })
+                    })
+                    .collect(),
+            )),
             tx,
         )
         .await
@@ -316,6 +352,74 @@ async fn online_then_offline_then_forwarded_exactly_once() {
     assert!(again.is_empty(), "re-forwarded scans made new taps: {again:?}");
     assert_eq!(gate.disputed_taps(), 0, "the re-sent scans were answered with their open verdicts");
     assert_eq!(p.validator.lock().await.ticket(PHONE_TICKET).unwrap().rides_left, Some(4));
+    gate.disconnect().await;
+    validator.abort();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Contactless cards bound to tickets: online (the validator learns a binding from the
+/// platform's records on the card's first tap), refused when cloned, skimmed at another
+/// gate, replayed or unbound, and offline from the snapshot, the offline entry forwarded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn card_taps_online_offline_and_fraud() {
+    let p = Platform::new(broker().await);
+    let dir = temp_dir("card");
+    let issued = p.now - 5;
+    p.publish_config("g1", &p.snapshot(issued).sign(&p.key).to_bytes()).await;
+    let (validator, mut taps) = p.start_validator().await;
+    let gate = p.gate("g1", &dir).await;
+    assert_eq!(gate.wait_snapshot(issued, WAIT).await, Some(issued));
+    let (card, _, _) = &p.cards[0];
+    assert!(p.validator.lock().await.card(&card.public_key()).is_none(), "the validator starts without the card");
+    let g1 = p.gate_key("g1");
+    let window = window_at(now_unix());
+
+    let answer = card.answer(&g1, rand::random(), window).encode();
+    let o = gate.present_text_outcome(&answer).await.unwrap();
+    assert!(o.verdict.open && !o.offline, "{o:?}");
+    assert_eq!((o.verdict.ticket, o.verdict.rides_left), (Some(CARD_TICKET), Some(2)));
+    let tap = tokio::time::timeout(WAIT, taps.recv()).await.unwrap().unwrap();
+    assert_eq!((tap.ticket_id, tap.scan_id.as_str()), (CARD_TICKET, o.verdict.id.as_str()));
+
+    let replay = gate.present_text_outcome(&answer).await.unwrap();
+    assert_eq!(replay.verdict.reason, Some(DenyReason::Replay), "a recorded answer played again: {replay:?}");
+    let again = gate.tap_card(card).await.unwrap();
+    assert_eq!(again.verdict.reason, Some(DenyReason::Passback), "the real card, straight back: {again:?}");
+    let unbound = gate.tap_card(&Card::from_secret(rand::random())).await.unwrap();
+    assert_eq!(unbound.verdict.reason, Some(DenyReason::UnknownCard), "{unbound:?}");
+    // A clone: the card number copied onto a card with another key.
+    let mut clone = Card::from_secret(rand::random()).answer(&g1, rand::random(), window);
+    clone.card_key = card.public_key();
+    let cloned = gate.present_text_outcome(&clone.encode()).await.unwrap();
+    assert_eq!(cloned.verdict.reason, Some(DenyReason::BadSignature), "{cloned:?}");
+    // An answer skimmed at g2 and played at g1.
+    let skimmed = card.answer(&p.gate_key("g2"), rand::random(), window).encode();
+    let foreign = gate.present_text_outcome(&skimmed).await.unwrap();
+    assert_eq!(foreign.verdict.reason, Some(DenyReason::BadSignature), "{foreign:?}");
+    assert!(drain(&mut taps, Duration::from_millis(300)).await.is_empty(), "no denied tap recorded");
+
+    // Offline: the snapshot's binding opens, a stranger's card and a clone stay shut.
+    validator.abort();
+    eventually("the validator to stop", || validator.is_finished()).await;
+    let (offline_card, _, _) = &p.cards[1];
+    let off = gate.tap_card(offline_card).await.unwrap();
+    assert_offline(&off, None, "bound card offline");
+    assert_eq!(off.verdict.rides_left, Some(2), "the snapshot's rides, counted locally");
+    assert_offline(&gate.tap_card(card).await.unwrap(), Some(DenyReason::Passback), "online entry remembered");
+    let off_unbound = gate.tap_card(&Card::from_secret(rand::random())).await.unwrap();
+    assert_offline(&off_unbound, Some(DenyReason::UnknownCard), "unbound card offline");
+    clone.challenge = rand::random();
+    let off_clone = gate.present_text_outcome(&clone.encode()).await.unwrap();
+    assert_offline(&off_clone, Some(DenyReason::BadSignature), "cloned card offline");
+
+    // Back online: the offline entry is forwarded and counted once.
+    let (validator, mut taps) = p.start_validator().await;
+    eventually("the journal to be forwarded", || gate.pending_taps().is_empty()).await;
+    let forwarded = drain(&mut taps, Duration::from_millis(800)).await;
+    assert_eq!(forwarded.len(), 1, "{forwarded:?}");
+    assert_eq!((forwarded[0].ticket_id, forwarded[0].scan_id.as_str()), (OFFLINE_CARD_TICKET, off.verdict.id.as_str()));
+    assert_eq!(gate.disputed_taps(), 0);
+    assert_eq!(p.validator.lock().await.ticket(OFFLINE_CARD_TICKET).unwrap().rides_left, Some(2));
     gate.disconnect().await;
     validator.abort();
     let _ = std::fs::remove_dir_all(dir);

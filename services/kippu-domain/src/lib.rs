@@ -3,6 +3,7 @@
 //! the same code runs in the validator service, the gate simulator (offline
 //! mode) and the web app.
 
+pub mod card;
 pub mod device_pass;
 pub mod events;
 pub mod merkle;
@@ -17,5 +18,5 @@ pub mod verdict;
 pub mod voucher;
 
 pub use pass::{Pass, PassError, PASS_WINDOW_SECS};
-pub use validation::{GateInfo, TicketState, Validator, ValidatorConfig};
+pub use validation::{GateInfo, PeerEntry, TicketState, Validator, ValidatorConfig};
 pub use verdict::{DenyReason, ScanRequest, TripRef, VerdictMessage};

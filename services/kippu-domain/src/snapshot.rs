@@ -13,7 +13,8 @@
 //! {"body":{"version":1,"issued_at":…,"valid_until":…,"operator_id":…,"gates":[…],
 //!          "chain_id":…,"validators":[…],"revoked_holders":[…],"revoked_devices":[…],
 //!          "tickets":[{"id":…,"holder":"0x…","operator_id":…,"product_id":…,
-//!                      "valid_from":…,"valid_until":…,"rides_left":…}]},
+//!                      "valid_from":…,"valid_until":…,"rides_left":…}],
+//!          "cards":[{"card_key":"0x…","ticket_id":…,"holder":"0x…"}]},
 //!  "sig":"<base64url Ed25519 signature>"}
 //! ```
 //!
@@ -32,7 +33,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::validation::{GateInfo, TicketState, Validator, ValidatorConfig};
+use crate::validation::{BoundCard, GateInfo, TicketState, Validator, ValidatorConfig};
 
 /// The snapshot format this code reads and writes.
 pub const SNAPSHOT_VERSION: u32 = 1;
@@ -114,6 +115,23 @@ pub struct GateSnapshot {
     pub revoked_devices: Vec<B256>,
     /// Tickets valid with the operator.
     pub tickets: Vec<SnapshotTicket>,
+    /// Contactless cards bound to those tickets (absent from the wire when none, so
+    /// snapshots without cards read and verify as before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cards: Vec<SnapshotCard>,
+}
+
+/// A card bound to a ticket, as a gate needs it offline. The platform verified the
+/// account's binding signature; the snapshot's own signature vouches for it here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotCard {
+    /// The card's Ed25519 public key.
+    pub card_key: B256,
+    /// The ticket its taps present.
+    pub ticket_id: u64,
+    /// The account that bound it.
+    pub holder: Address,
 }
 
 /// Why a signed snapshot was refused.
@@ -216,6 +234,9 @@ impl GateSnapshot {
         for d in self.revoked_devices {
             v.revoke_device(d.0);
         }
+        for c in self.cards {
+            v.bind_card_verified(c.card_key.0, BoundCard { ticket_id: c.ticket_id, holder: c.holder });
+        }
         v
     }
 }
@@ -316,6 +337,7 @@ mod tests {
             revoked_holders: vec![],
             revoked_devices: vec![],
             tickets: vec![ticket(7, NOW + 1_000), ticket(8, NOW - 1)],
+            cards: vec![],
         }
     }
 

@@ -50,6 +50,10 @@ impl GatePath {
     }
 }
 
+/// Where validators tell each other the entries they accepted, so replay, passback and
+/// rides hold across validator processes that split the scans between them.
+pub const VALIDATOR_ENTRIES: &str = "kippu/v1/validators/entries";
+
 /// Filter a validator subscribes to; `$share/validators/` spreads scans over validators.
 pub fn scan_filter(shared: bool) -> String {
     if shared {

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use alloy_primitives::Address;
 
+use crate::card::{binding_signer, CardTap, CARD_TAP_PREFIX};
 use crate::device_pass::{CertCache, DevicePass, DEVICE_PASS_PREFIX};
 use crate::pass::{window_at, Pass, PassError};
 use crate::verdict::{DenyReason, ScanRequest, VerdictMessage};
@@ -72,6 +73,15 @@ pub struct Tap {
     pub at: u64,
 }
 
+/// A card's binding to a ticket, as the validator holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoundCard {
+    /// The ticket the card presents.
+    pub ticket_id: u64,
+    /// The account that bound it; taps open only while it holds the ticket.
+    pub holder: Address,
+}
+
 /// What identifies a presented pass, whatever its kind: replay is judged on it.
 #[derive(Debug, Clone, Copy)]
 struct PassId {
@@ -87,6 +97,30 @@ pub struct Decision {
     pub verdict: VerdictMessage,
     /// The tap to record; `None` for denials and re-sent scans.
     pub tap: Option<Tap>,
+    /// What to tell the other validators when it opened.
+    pub entry: Option<PeerEntry>,
+}
+
+/// An entry one validator accepted, told to the others (who split the scans between them
+/// through a shared subscription), so that a pass replayed to another validator, a ticket
+/// handed back through a gate another validator answers, a gate re-sending a scan after its
+/// validator died, and a ride counted elsewhere are all seen by every validator.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeerEntry {
+    /// The gate's scan id.
+    pub scan_id: String,
+    /// The ticket that entered.
+    pub ticket_id: u64,
+    /// The pass's window and nonce (for a card, the gate's challenge): its replay identity.
+    pub window: u32,
+    /// See `window`.
+    pub nonce: [u8; 8],
+    /// Operator whose gate it was.
+    pub operator_id: u32,
+    /// An on-board validator (named a run) rather than a fixed gate: a separate passback area.
+    pub on_board: bool,
+    /// When it was judged (unix seconds).
+    pub at: u64,
 }
 
 /// In-memory validator state.
@@ -101,6 +135,7 @@ pub struct Validator {
     answered_order: VecDeque<String>,
     revoked_keys: HashSet<Address>,
     revoked_devices: HashSet<[u8; 32]>,
+    cards: HashMap<[u8; 32], BoundCard>,
     certs: CertCache,
     pruned_window: u32,
 }
@@ -132,6 +167,64 @@ impl Validator {
     /// Denies every pass signed by this device key from now on (a lost or replaced phone).
     pub fn revoke_device(&mut self, device_key: [u8; 32]) {
         self.revoked_devices.insert(device_key);
+    }
+
+    /// Binds a card to a ticket on the strength of the account's EIP-712 binding signature;
+    /// returns the account that signed. Taps of the card then present that ticket, and open
+    /// only while that account holds it.
+    pub fn bind_card(&mut self, card_key: [u8; 32], ticket_id: u64, sig: &[u8]) -> Result<Address, PassError> {
+        let holder = binding_signer(self.cfg.chain_id, &card_key, ticket_id, sig)?;
+        self.cards.insert(card_key, BoundCard { ticket_id, holder });
+        Ok(holder)
+    }
+
+    /// Binds a card whose binding was verified elsewhere (a signed gate snapshot).
+    pub fn bind_card_verified(&mut self, card_key: [u8; 32], card: BoundCard) {
+        self.cards.insert(card_key, card);
+    }
+
+    /// Forgets a card's binding (lost card, or bound to another ticket): its taps are refused.
+    pub fn unbind_card(&mut self, card_key: &[u8; 32]) {
+        self.cards.remove(card_key);
+    }
+
+    /// A bound card.
+    pub fn card(&self, card_key: &[u8; 32]) -> Option<BoundCard> {
+        self.cards.get(card_key).copied()
+    }
+
+    /// The cards bound to tickets of `operator_id` still valid at `now`, for a gate snapshot.
+    pub fn offline_cards(&self, operator_id: u32, now: u64) -> Vec<([u8; 32], BoundCard)> {
+        let mut cards: Vec<_> = self
+            .cards
+            .iter()
+            .filter(|(_, c)| {
+                self.tickets.get(&c.ticket_id).is_some_and(|t| t.operator_id == operator_id && t.valid_until > now)
+            })
+            .map(|(k, c)| (*k, *c))
+            .collect();
+        cards.sort_by_key(|(k, _)| *k);
+        cards
+    }
+
+    /// Applies an entry another validator accepted: its scan is answered (a gate re-sending
+    /// it here gets the same open verdict and no second ride), its pass is used, its ticket
+    /// entered then, and a ride is gone. Returns false for an entry already known.
+    pub fn apply_peer_entry(&mut self, e: &PeerEntry) -> bool {
+        if self.answered.contains_key(&e.scan_id) {
+            return false;
+        }
+        let rides_left = self.tickets.get_mut(&e.ticket_id).and_then(|t| {
+            if let Some(r) = t.rides_left.as_mut() {
+                *r = r.saturating_sub(1);
+            }
+            t.rides_left
+        });
+        self.remember(&e.scan_id, &VerdictMessage::open(&e.scan_id, e.ticket_id, rides_left));
+        self.used_passes.insert((e.ticket_id, e.window, e.nonce), ());
+        let last = self.last_entry.entry((e.ticket_id, e.operator_id, e.on_board)).or_insert(e.at);
+        *last = (*last).max(e.at);
+        true
     }
 
     /// Registers a gate by its `operator/station/gate` key.
@@ -166,7 +259,7 @@ impl Validator {
     pub fn check(&mut self, gate_key: &str, req: &ScanRequest, now: u64) -> Decision {
         if let Some(prev) = self.answered.get(&req.id) {
             // A gate re-sent a scan whose verdict it missed: answer the same, count nothing.
-            return Decision { verdict: prev.clone(), tap: None };
+            return Decision { verdict: prev.clone(), tap: None, entry: None };
         }
         let decision = self.decide(gate_key, req, now);
         self.remember(&req.id, &decision.verdict);
@@ -184,11 +277,15 @@ impl Validator {
     }
 
     fn decide(&mut self, gate_key: &str, req: &ScanRequest, now: u64) -> Decision {
-        let deny = |reason, ticket| Decision { verdict: VerdictMessage::deny(&req.id, reason, ticket), tap: None };
+        let deny = |reason, ticket| Decision {
+            verdict: VerdictMessage::deny(&req.id, reason, ticket),
+            tap: None,
+            entry: None,
+        };
         let Some(gate) = self.gates.get(gate_key).cloned() else {
             return deny(DenyReason::UnknownGate, None);
         };
-        let (pass, signer) = match self.presented(&req.pass, now) {
+        let (pass, signer) = match self.presented(gate_key, &req.pass, now) {
             Ok(p) => p,
             Err((reason, ticket)) => return deny(reason, ticket),
         };
@@ -248,16 +345,45 @@ impl Validator {
                 trip: req.trip.clone(),
                 at: now,
             }),
+            entry: Some(PeerEntry {
+                scan_id: req.id.clone(),
+                ticket_id: pass.ticket_id,
+                window: pass.window,
+                nonce: pass.nonce,
+                operator_id: gate.operator_id,
+                on_board: req.trip.is_some(),
+                at: now,
+            }),
         }
     }
 
     /// Reads a pass of either kind and finds who signed it: the account key itself (`KP1`)
     /// or, for a device-signed pass (`KP2`), the account that certified the device key
     /// (recovered once per certificate, then a single Ed25519 check per scan).
-    fn presented(&mut self, text: &str, now: u64) -> Result<(PassId, Address), (DenyReason, Option<u64>)> {
+    /// A card tap (`KC1`) presents the ticket its card is bound to, signed by the card over
+    /// this gate's challenge; its holder is the account that signed the binding.
+    fn presented(
+        &mut self,
+        gate_key: &str,
+        text: &str,
+        now: u64,
+    ) -> Result<(PassId, Address), (DenyReason, Option<u64>)> {
         let stale = |window: u32, ticket| {
             (window.abs_diff(window_at(now)) > self.cfg.window_skew).then_some((DenyReason::StalePass, Some(ticket)))
         };
+        if text.starts_with(CARD_TAP_PREFIX) {
+            let tap = CardTap::decode(text).map_err(|e| (pass_error_reason(&e), None))?;
+            let bound = self.cards.get(&tap.card_key).copied().ok_or((DenyReason::UnknownCard, None))?;
+            let t = Some(bound.ticket_id);
+            if let Some(e) = stale(tap.window, bound.ticket_id) {
+                return Err(e);
+            }
+            if self.revoked_devices.contains(&tap.card_key) {
+                return Err((DenyReason::DeviceRevoked, t));
+            }
+            tap.verify(gate_key).map_err(|e| (pass_error_reason(&e), t))?;
+            return Ok((PassId { ticket_id: bound.ticket_id, window: tap.window, nonce: tap.challenge }, bound.holder));
+        }
         if text.starts_with(DEVICE_PASS_PREFIX) {
             let p = DevicePass::decode(text).map_err(|e| (pass_error_reason(&e), None))?;
             let t = Some(p.ticket_id);
@@ -502,5 +628,73 @@ mod tests {
         v.revoke_key(key.address());
         let g = "metro/central/g1";
         assert_eq!(reason(&v.check(g, &scan("r", pass(&key, 7, NOW)), NOW)), Some(DenyReason::KeyRevoked));
+    }
+
+    #[test]
+    fn card_taps_present_the_bound_ticket_at_the_right_gate_once() {
+        use crate::card::{binding_digest, Card};
+        let (mut v, key) = setup(Some(5));
+        let g = "metro/central/g1";
+        let card = Card::from_secret(rand::random());
+        let tap = |card: &Card, gate: &str, challenge: [u8; 8]| card.answer(gate, challenge, window_at(NOW)).encode();
+
+        assert_eq!(reason(&v.check(g, &scan("c0", tap(&card, g, [1; 8])), NOW)), Some(DenyReason::UnknownCard));
+        // A binding signed by someone else binds the card to them, and they do not hold ticket 7.
+        let stranger = PrivateKeySigner::random();
+        let forged = stranger.sign_hash_sync(&binding_digest(31_337, &card.public_key(), 7)).unwrap().as_bytes();
+        assert_eq!(v.bind_card(card.public_key(), 7, &forged).unwrap(), stranger.address());
+        assert_eq!(reason(&v.check(g, &scan("c1", tap(&card, g, [2; 8])), NOW)), Some(DenyReason::NotHolder));
+
+        let sig = key.sign_hash_sync(&binding_digest(31_337, &card.public_key(), 7)).unwrap().as_bytes();
+        assert_eq!(v.bind_card(card.public_key(), 7, &sig).unwrap(), key.address());
+        let answer = tap(&card, g, [3; 8]);
+        let d = v.check(g, &scan("c2", answer.clone()), NOW);
+        assert!(d.verdict.open, "{:?}", d.verdict);
+        assert_eq!(d.tap.as_ref().map(|t| t.ticket_id), Some(7));
+        assert_eq!(d.verdict.rides_left, Some(4));
+        // A recorded answer replayed, with another scan id.
+        assert_eq!(reason(&v.check(g, &scan("c3", answer), NOW + 1)), Some(DenyReason::Replay));
+        // An answer to another gate's challenge.
+        v.add_gate("metro/central/g2", GateInfo { operator_id: 1 });
+        let elsewhere = tap(&card, "metro/central/g2", [4; 8]);
+        assert_eq!(reason(&v.check(g, &scan("c4", elsewhere), NOW + 1)), Some(DenyReason::BadSignature));
+        // A copy of the card number with a different key behind it.
+        let clone = Card::from_secret(rand::random());
+        let mut copied = clone.answer(g, [5; 8], window_at(NOW));
+        copied.card_key = card.public_key();
+        assert_eq!(reason(&v.check(g, &scan("c5", copied.encode()), NOW + 1)), Some(DenyReason::BadSignature));
+        // An old answer is stale; a fresh one opens again after the passback window.
+        let old = card.answer(g, [6; 8], window_at(NOW - 600)).encode();
+        assert_eq!(reason(&v.check(g, &scan("c6", old), NOW + 60)), Some(DenyReason::StalePass));
+        let fresh = card.answer(g, [7; 8], window_at(NOW + 60)).encode();
+        assert!(v.check(g, &scan("c7", fresh), NOW + 60).verdict.open);
+        // A lost card is unbound.
+        v.unbind_card(&card.public_key());
+        let after = card.answer(g, [8; 8], window_at(NOW + 120)).encode();
+        assert_eq!(reason(&v.check(g, &scan("c8", after), NOW + 120)), Some(DenyReason::UnknownCard));
+        assert_eq!(reason(&v.check(g, &scan("c9", "KC1.***".into()), NOW)), Some(DenyReason::MalformedPass));
+    }
+
+    #[test]
+    fn a_peer_entry_counts_here_as_if_answered_here() {
+        let (mut a, key) = setup(Some(3));
+        let (mut b, _) = setup(None);
+        b.upsert_ticket(a.ticket(7).unwrap().clone());
+        let g = "metro/central/g1";
+        let text = pass(&key, 7, NOW);
+        let d = a.check(g, &scan("s1", text.clone()), NOW);
+        assert!(d.verdict.open);
+        let entry = d.entry.expect("an open verdict makes an entry");
+        assert!(b.apply_peer_entry(&entry));
+        assert!(!b.apply_peer_entry(&entry), "told twice, counted once");
+        assert_eq!(b.ticket(7).unwrap().rides_left, Some(2));
+        // The gate re-sends s1 to b (a died before its verdict left): the same verdict, no ride.
+        let again = b.check(g, &scan("s1", text.clone()), NOW);
+        assert_eq!((again.verdict.open, again.tap, again.verdict.rides_left), (true, None, Some(2)));
+        // The same pass under a new scan id: a replay at b too.
+        assert_eq!(reason(&b.check(g, &scan("s2", text), NOW + 1)), Some(DenyReason::Replay));
+        // A fresh pass within the passback window: refused at b as at a.
+        assert_eq!(reason(&b.check(g, &scan("s3", pass(&key, 7, NOW)), NOW + 5)), Some(DenyReason::Passback));
+        assert!(a.check(g, &scan("s4", "junk".into()), NOW).entry.is_none(), "no entry for a denial");
     }
 }

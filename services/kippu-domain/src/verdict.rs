@@ -56,6 +56,8 @@ pub enum DenyReason {
     CertificateExpired,
     /// This device key was revoked (a lost or replaced phone).
     DeviceRevoked,
+    /// The card tapped is not bound to any ticket (or its binding was removed).
+    UnknownCard,
     /// No verdict arrived in time (set by the gate, never by a validator).
     Timeout,
 }
@@ -85,6 +87,7 @@ impl DenyReason {
             Self::BadCertificate => "device certificate invalid",
             Self::CertificateExpired => "device certificate expired, sign in again",
             Self::DeviceRevoked => "this phone's key was revoked",
+            Self::UnknownCard => "card not linked to a ticket",
             Self::Timeout => "no answer from validator",
         }
     }

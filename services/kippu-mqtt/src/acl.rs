@@ -27,13 +27,13 @@
 //! | login     | publish                                   | subscribe / receive                        |
 //! |-----------|-------------------------------------------|--------------------------------------------|
 //! | gate      | own `scan`, own `status` (incl. last will) | own `verdict`, own `config`                |
-//! | validator | any gate's `verdict` and `config`          | every gate's `scan` and `status`, also via `$share/{group}/` |
+//! | validator | any gate's `verdict` and `config`; `kippu/v1/validators/entries` | every gate's `scan` and `status`, also via `$share/{group}/`; the entries topic |
 //! | anonymous | nothing                                   | nothing (and the brokers refuse the login) |
 
 use std::fmt;
 
 use hmac::{Hmac, Mac};
-use kippu_domain::topics::{GatePath, GATE_ROOT};
+use kippu_domain::topics::{GatePath, GATE_ROOT, VALIDATOR_ENTRIES};
 use sha2::Sha256;
 
 use crate::mqtt_url::MqttUrl;
@@ -188,6 +188,9 @@ pub fn may_publish(identity: &Identity, topic: &str) -> bool {
     if !valid_topic(topic) {
         return false;
     }
+    if topic == VALIDATOR_ENTRIES {
+        return *identity == Identity::Validator;
+    }
     let Some((gate, channel)) = GatePath::parse_topic(topic) else { return false };
     match identity {
         Identity::Gate(own) => *own == gate && matches!(channel, "scan" | "status"),
@@ -220,7 +223,8 @@ pub fn may_subscribe(identity: &Identity, filter: &str) -> bool {
             !shared && [gate.topic("verdict"), gate.topic("config")].iter().any(|own| filter_within(filter, own))
         }
         Identity::Validator => {
-            ["scan", "status"].iter().any(|ch| filter_within(filter, &format!("{GATE_ROOT}/+/+/+/{ch}")))
+            (!shared && filter == VALIDATOR_ENTRIES)
+                || ["scan", "status"].iter().any(|ch| filter_within(filter, &format!("{GATE_ROOT}/+/+/+/{ch}")))
         }
         Identity::Anonymous => false,
     }
@@ -252,8 +256,11 @@ pub fn mosquitto_acl() -> String {
          topic read {root}/+/+/+/scan\n\
          topic read {root}/+/+/+/status\n\
          topic write {root}/+/+/+/verdict\n\
-         topic write {root}/+/+/+/config\n",
+         topic write {root}/+/+/+/config\n\
+         # ...and share the entries they accepted with each other.\n\
+         topic readwrite {entries}\n",
         root = GATE_ROOT,
+        entries = VALIDATOR_ENTRIES,
         validator = VALIDATOR_USERNAME,
     )
 }
@@ -415,6 +422,18 @@ mod tests {
     }
 
     #[test]
+    fn only_validators_share_entries() {
+        assert!(may_publish(&Identity::Validator, VALIDATOR_ENTRIES));
+        assert!(may_subscribe(&Identity::Validator, VALIDATOR_ENTRIES));
+        assert!(!may_subscribe(&Identity::Validator, &format!("$share/validators/{VALIDATOR_ENTRIES}")));
+        assert!(!may_subscribe(&Identity::Validator, "kippu/v1/validators/#"));
+        let gate = Identity::Gate(GatePath::new("metro", "central", "g1").unwrap());
+        assert!(!may_publish(&gate, VALIDATOR_ENTRIES), "a gate forging entries would block travelers");
+        assert!(!may_subscribe(&gate, VALIDATOR_ENTRIES));
+        assert!(!may_publish(&Identity::Anonymous, VALIDATOR_ENTRIES));
+    }
+
+    #[test]
     fn anonymous_has_no_rights() {
         assert!(!may_publish(&Identity::Anonymous, "kippu/v1/gates/metro/central/g1/scan"));
         assert!(!may_subscribe(&Identity::Anonymous, "kippu/v1/gates/metro/central/g1/verdict"));
@@ -513,11 +532,12 @@ mod tests {
             "topic read kippu/v1/gates/+/+/+/status",
             "topic write kippu/v1/gates/+/+/+/verdict",
             "topic write kippu/v1/gates/+/+/+/config",
+            "topic readwrite kippu/v1/validators/entries",
         ] {
             assert!(acl.lines().any(|l| l == line), "missing {line:?}");
         }
         // Only the lines above grant anything.
         let grants = acl.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count();
-        assert_eq!(grants, 9);
+        assert_eq!(grants, 10);
     }
 }

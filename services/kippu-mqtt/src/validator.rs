@@ -3,10 +3,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use kippu_domain::topics::{GatePath, GATE_ROOT};
+use kippu_domain::card::{CardTap, CARD_TAP_PREFIX};
+use kippu_domain::topics::{GatePath, GATE_ROOT, VALIDATOR_ENTRIES};
 use kippu_domain::validation::Tap;
-use kippu_domain::{ScanRequest, TicketState, Validator, VerdictMessage};
-use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
+use kippu_domain::{PeerEntry, ScanRequest, TicketState, Validator, VerdictMessage};
+use rumqttc::{AsyncClient, Event, Packet, Publish, QoS, SubscribeFilter};
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
 
@@ -21,6 +22,21 @@ use crate::{now_unix, CONNECT_TIMEOUT, RECONNECT_DELAY};
 pub trait TicketLookup: Send + Sync {
     /// The ticket with this id, if it exists.
     async fn ticket(&self, id: u64) -> Option<TicketState>;
+
+    /// The binding of a contactless card, if one is on record. Asked only when a tap
+    /// comes from a card the validator does not know.
+    async fn card(&self, _card_key: [u8; 32]) -> Option<CardRecord> {
+        None
+    }
+}
+
+/// A card binding as stored: the validator checks its signature itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardRecord {
+    /// The ticket the card presents.
+    pub ticket_id: u64,
+    /// The account's EIP-712 [`kippu_domain::card::CardBinding`] signature (`r | s | v`).
+    pub sig: Vec<u8>,
 }
 
 /// How a validator subscribes.
@@ -137,7 +153,12 @@ impl ValidatorService {
                         // Clean session: the broker forgot our subscription, so every
                         // (re)connect subscribes again. `try_` because awaiting the request
                         // channel from the task that drains it could deadlock.
-                        if let Err(e) = poll_client.try_subscribe(&poll_filter, QoS::AtLeastOnce) {
+                        // One SUBSCRIBE for both, so one SUBACK counts one (re)subscription.
+                        let filters = [
+                            SubscribeFilter::new(poll_filter.clone(), QoS::AtLeastOnce),
+                            SubscribeFilter::new(VALIDATOR_ENTRIES.to_owned(), QoS::AtLeastOnce),
+                        ];
+                        if let Err(e) = poll_client.try_subscribe_many(filters) {
                             tracing::error!(error = %e, "validator could not queue subscribe");
                         }
                     }
@@ -159,8 +180,15 @@ impl ValidatorService {
                 }
             }
         });
-        let worker =
-            Worker { client, validator, lookup, taps, verdicts: verdicts.clone(), signer: opts.signer.clone() };
+        let worker = Worker {
+            client,
+            validator,
+            lookup,
+            taps,
+            verdicts: verdicts.clone(),
+            signer: opts.signer.clone(),
+            origin: format!("{client_id}-{:016x}", rand::random::<u64>()),
+        };
         let worker = tokio::spawn(worker.run(work_rx));
         let handle = ValidatorHandle { verdicts, subscribed: subscribed.clone(), tasks: [poller, worker] };
 
@@ -231,6 +259,15 @@ struct Worker {
     taps: mpsc::Sender<Tap>,
     verdicts: Arc<AtomicU64>,
     signer: Option<Arc<ed25519_dalek::SigningKey>>,
+    /// This process's name on the entries topic, to skip its own entries coming back.
+    origin: String,
+}
+
+/// What a validator publishes on [`VALIDATOR_ENTRIES`] for each entry it accepted.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PeerMessage {
+    origin: String,
+    entry: PeerEntry,
 }
 
 impl Worker {
@@ -244,21 +281,28 @@ impl Worker {
     }
 
     async fn handle(&self, p: &Publish) {
+        if p.topic == VALIDATOR_ENTRIES {
+            self.peer_entry(&p.payload).await;
+            return;
+        }
         let Some((gate, "scan")) = GatePath::parse_topic(&p.topic) else {
             tracing::debug!(topic = %p.topic, "ignoring non-scan publish");
             return;
         };
-        let (verdict, tap) = match ScanRequest::parse(&p.payload) {
+        let (verdict, tap, entry) = match ScanRequest::parse(&p.payload) {
             Ok(req) => {
                 let key = gate.key();
                 self.ensure_ticket(&key, &req).await;
                 let d = self.validator.lock().await.check(&key, &req, judged_at(&req, now_unix()));
-                (d.verdict, d.tap)
+                (d.verdict, d.tap, d.entry)
             }
-            Err(reason) => (VerdictMessage::deny("", reason, None), None),
+            Err(reason) => (VerdictMessage::deny("", reason, None), None, None),
         };
         tracing::info!(gate = %gate.key(), id = %verdict.id, open = verdict.open, reason = ?verdict.reason, "verdict");
         self.publish(&gate, &verdict).await;
+        if let Some(entry) = entry {
+            self.tell_peers(entry).await;
+        }
         if let Some(tap) = tap {
             // Awaiting (not dropping) on a full channel: a tap is a paid ride to record.
             if self.taps.send(tap).await.is_err() {
@@ -271,7 +315,12 @@ impl Worker {
     /// it. Only for registered gates, so an unregistered publisher cannot make
     /// us hammer the database.
     async fn ensure_ticket(&self, gate_key: &str, req: &ScanRequest) {
-        let Some(ticket_id) = kippu_domain::pass::ticket_of(&req.pass) else {
+        let ticket_id = if req.pass.starts_with(CARD_TAP_PREFIX) {
+            self.ensure_card(gate_key, &req.pass).await
+        } else {
+            kippu_domain::pass::ticket_of(&req.pass)
+        };
+        let Some(ticket_id) = ticket_id else {
             return;
         };
         {
@@ -287,6 +336,66 @@ impl Worker {
             // A chain event may have delivered a fresher state meanwhile; keep it.
             if v.ticket(t.id).is_none() {
                 v.upsert_ticket(t);
+            }
+        }
+    }
+
+    async fn tell_peers(&self, entry: PeerEntry) {
+        let msg = PeerMessage { origin: self.origin.clone(), entry };
+        match serde_json::to_vec(&msg) {
+            Ok(payload) => {
+                if let Err(e) = self.client.publish(VALIDATOR_ENTRIES, QoS::AtLeastOnce, false, payload).await {
+                    tracing::error!(error = %e, "entry not shared with the other validators");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "entry did not serialize"),
+        }
+    }
+
+    async fn peer_entry(&self, payload: &[u8]) {
+        let msg: PeerMessage = match serde_json::from_slice(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable peer entry ignored");
+                return;
+            }
+        };
+        if msg.origin == self.origin {
+            return;
+        }
+        let e = &msg.entry;
+        // The ticket's rides must be known to count the ride gone here.
+        if self.validator.lock().await.ticket(e.ticket_id).is_none() {
+            if let Some(t) = self.lookup.ticket(e.ticket_id).await {
+                let mut v = self.validator.lock().await;
+                if v.ticket(t.id).is_none() {
+                    v.upsert_ticket(t);
+                }
+            }
+        }
+        if self.validator.lock().await.apply_peer_entry(e) {
+            tracing::debug!(scan = %e.scan_id, ticket = e.ticket_id, from = %msg.origin, "peer entry applied");
+        }
+    }
+
+    /// The ticket a card tap presents, loading the card's binding on a miss.
+    async fn ensure_card(&self, gate_key: &str, text: &str) -> Option<u64> {
+        let tap = CardTap::decode(text).ok()?;
+        {
+            let v = self.validator.lock().await;
+            if !v.knows_gate(gate_key) {
+                return None;
+            }
+            if let Some(c) = v.card(&tap.card_key) {
+                return Some(c.ticket_id);
+            }
+        }
+        let record = self.lookup.card(tap.card_key).await?;
+        match self.validator.lock().await.bind_card(tap.card_key, record.ticket_id, &record.sig) {
+            Ok(_) => Some(record.ticket_id),
+            Err(e) => {
+                tracing::warn!(error = %e, "stored card binding does not verify; card refused");
+                None
             }
         }
     }

@@ -293,6 +293,12 @@ impl Store {
             .iter()
             .map(|r| Ok(json!({"scan_id": r.try_get::<String, _>(0)?, "ticket_id": r.try_get::<i64, _>(1)?, "gate": r.try_get::<String, _>(2)?, "at": r.try_get::<i64, _>(3)?})))
             .collect::<Result<_>>()?;
+        let cards: Vec<serde_json::Value> = self
+            .cards_of(address)
+            .await?
+            .iter()
+            .map(|c| json!({"card": alloy_primitives::hex::encode(c.card_key), "ticket_id": c.ticket_id, "bound_at": c.bound_at}))
+            .collect();
         Ok(json!({
             "profile": profile,
             "wallet_credentials": wallet,
@@ -300,6 +306,7 @@ impl Store {
             "card_top_ups": payments,
             "tickets": tickets,
             "taps": taps,
+            "contactless_cards": cards,
             "on_chain": format!("Your tickets, plans and FARE are recorded on the consortium chain under the pseudonymous address {a}; Kippu's ledger keeps only that address."),
         }))
     }
@@ -316,6 +323,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM sessions WHERE address = $1").bind(&a).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM wallet_credentials WHERE holder = $1").bind(&a).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM card_bindings WHERE holder = $1").bind(&a).execute(&mut *tx).await?;
         sqlx::query(
             "UPDATE issued_credentials SET revoked_at = COALESCE(revoked_at, $2), holder_did = 'erased' WHERE holder_did = $1",
         )

@@ -10,12 +10,14 @@ use kippu_domain::TicketState;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+mod cards;
 mod identity;
 mod ingest;
 mod insurance;
 mod reports;
 mod rows;
 mod settlement;
+pub use cards::CardBindingRow;
 pub use identity::{IssuedCredential, IssuerRow, WalletCredential};
 pub use insurance::{CoverTerms, InsuredPlan, PlanTap, RouteDelays, TimetableRow, VoucherStats};
 pub use reports::*;

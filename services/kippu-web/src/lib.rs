@@ -82,6 +82,9 @@ pub trait Platform: Send + Sync {
         png: Vec<u8>,
         run: Option<kippu_domain::TripRef>,
     ) -> Result<VerdictMessage, String>;
+    /// Holds a (simulated) contactless card to a simulated gate's reader: the gate
+    /// challenges the card and asks the validator, exactly as for a real card.
+    async fn tap_card(&self, gate_key: &str, card: kippu_domain::card::Card) -> Result<VerdictMessage, String>;
     /// Fleet status.
     async fn gates(&self) -> Vec<GateStatus>;
     /// Ingests a GTFS-Realtime feed (protobuf) and issues vouchers for delays.
@@ -92,6 +95,11 @@ pub trait Platform: Send + Sync {
     fn runs_of(&self, operator_id: u32) -> Vec<(String, String)>;
     /// An account key was revoked: its passes must stop opening gates now.
     async fn key_revoked(&self, holder: alloy::primitives::Address);
+    /// A traveler bound a contactless card to a ticket (`sig`: their EIP-712 binding):
+    /// the validators learn it now rather than on the card's first tap.
+    async fn card_bound(&self, card_key: [u8; 32], ticket_id: u64, sig: Vec<u8>);
+    /// A card's binding was removed (lost card): its taps must stop opening gates now.
+    async fn card_unbound(&self, card_key: [u8; 32]);
     /// Closes the clearing period on chain (usage settlement, vouchers, payouts) and
     /// returns what the close did.
     async fn close_period(&self) -> Result<serde_json::Value, String>;
@@ -164,6 +172,8 @@ pub fn router(state: AppState) -> Router {
         .route("/tickets", get(pages::tickets))
         .route("/tickets/{id}/pass", get(pages::pass_page))
         .route("/tickets/{id}/pass.png", get(pages::pass_image))
+        .route("/tickets/{id}/cards", post(pages::bind_card))
+        .route("/tickets/{id}/cards/remove", post(pages::unbind_card))
         .route("/gates", get(pages::gates))
         .route("/gates/{op}/{station}/{gate}/scan", post(pages::gate_scan))
         .route("/operators/report", get(pages::report))
@@ -214,7 +224,10 @@ pub fn router(state: AppState) -> Router {
             }),
         );
     if state.dev_routes {
-        r = r.route("/dev/gtfs-rt", post(pages::dev_feed)).route("/dev/close-period", post(pages::dev_close_period));
+        r = r
+            .route("/dev/gates/{op}/{station}/{gate}/tap", post(pages::dev_card_tap))
+            .route("/dev/gtfs-rt", post(pages::dev_feed))
+            .route("/dev/close-period", post(pages::dev_close_period));
     }
     r.route("/static/kippu.css", get(|| async { ([(CONTENT_TYPE, "text/css")], CSS) }))
         .route("/static/pass.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], PASS_JS) }))

@@ -4,10 +4,11 @@ use std::collections::HashMap;
 
 use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
+use alloy::signers::SignerSync;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use axum_extra::extract::cookie::CookieJar;
@@ -487,6 +488,9 @@ struct PassPage {
     rides: String,
     gates: Vec<GateButton>,
     chain_id: u64,
+    /// Card numbers (hex) bound to this ticket.
+    cards: Vec<String>,
+    card_error: Option<String>,
 }
 
 /// A simulated gate on the pass page; an on-board one offers the runs its vehicle may be working.
@@ -496,8 +500,12 @@ struct GateButton {
 }
 
 pub(crate) async fn pass_page(State(s): State<AppState>, Traveler(me): Traveler, Path(id): Path<u64>) -> Page {
-    let t = own_ticket(&s, me, id).await?;
-    let cat = Catalogue::load(&s).await?;
+    pass_page_with(&s, me, id, None).await
+}
+
+async fn pass_page_with(s: &AppState, me: Address, id: u64, card_error: Option<String>) -> Page {
+    let t = own_ticket(s, me, id).await?;
+    let cat = Catalogue::load(s).await?;
     let v = cat.ticket(&t);
     let gates = s
         .store
@@ -516,7 +524,69 @@ pub(crate) async fn pass_page(State(s): State<AppState>, Traveler(me): Traveler,
         rides: v.rides,
         gates,
         chain_id: s.chain.deployment().chain_id,
+        cards: s
+            .store
+            .cards_of(&me)
+            .await?
+            .into_iter()
+            .filter(|c| c.ticket_id == id)
+            .map(|c| alloy::hex::encode(c.card_key))
+            .collect(),
+        card_error,
     })
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct CardForm {
+    card: String,
+}
+
+/// Binds a contactless card to the ticket: the account key signs the EIP-712 binding in the
+/// keystore, the binding is stored, and the validators load it at once.
+pub(crate) async fn bind_card(
+    State(s): State<AppState>,
+    Traveler(me): Traveler,
+    Path(id): Path<u64>,
+    Form(f): Form<CardForm>,
+) -> Result<Response, AppError> {
+    let t = own_ticket(&s, me, id).await?;
+    let Some(card_key) = kippu_domain::card::parse_card_key(&f.card) else {
+        let msg = "That is not a card number: 64 hexadecimal digits, as printed on the back of the card.";
+        return Ok(
+            (StatusCode::UNPROCESSABLE_ENTITY, pass_page_with(&s, me, id, Some(msg.into())).await?).into_response()
+        );
+    };
+    if let Some(other) = s.store.card_binding(&card_key).await? {
+        if other.holder != me {
+            let msg = "That card is linked to someone else's ticket; they must remove it first.";
+            return Ok((StatusCode::CONFLICT, pass_page_with(&s, me, id, Some(msg.into())).await?).into_response());
+        }
+    }
+    let signer = custodial_signer(&s, me, "link cards with their wallet").await?;
+    let digest = kippu_domain::card::binding_digest(s.chain.deployment().chain_id, &card_key, t.id);
+    let sig = signer.sign_hash_sync(&digest).map_err(|e| AppError::Internal(e.to_string()))?.as_bytes().to_vec();
+    let row = kippu_store::CardBindingRow { card_key, ticket_id: t.id, holder: me, sig: sig.clone(), bound_at: now() };
+    s.store.bind_card(&row).await?;
+    s.platform.card_bound(card_key, t.id, sig).await;
+    tracing::info!(ticket = t.id, "card bound");
+    Ok(Redirect::to(&format!("/tickets/{id}/pass#cards")).into_response())
+}
+
+/// Removes a card's binding (a lost card).
+pub(crate) async fn unbind_card(
+    State(s): State<AppState>,
+    Traveler(me): Traveler,
+    Path(id): Path<u64>,
+    Form(f): Form<CardForm>,
+) -> Result<Response, AppError> {
+    own_ticket(&s, me, id).await?;
+    let card_key = kippu_domain::card::parse_card_key(&f.card)
+        .ok_or_else(|| AppError::BadRequest("That is not a card number.".into()))?;
+    if !s.store.unbind_card(&card_key, &me).await? {
+        return Err(AppError::NotFound("You have no such card.".into()));
+    }
+    s.platform.card_unbound(card_key).await;
+    Ok(Redirect::to(&format!("/tickets/{id}/pass#cards")).into_response())
 }
 
 /// A freshly signed pass as PNG. Signed in-process by the custodial key; the
@@ -583,6 +653,33 @@ pub(crate) async fn gate_scan(
         Err(e) => {
             (axum::http::StatusCode::BAD_REQUEST, Json(serde_json::json!({"open": false, "error": e}))).into_response()
         }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct CardSecretForm {
+    /// The simulated card's secret (hex): dev only, since a real card never gives it up.
+    secret: String,
+}
+
+/// Dev only: a simulated card, given by its secret, tapped at a simulated gate.
+pub(crate) async fn dev_card_tap(
+    State(s): State<AppState>,
+    Path((op, station, gate)): Path<(String, String, String)>,
+    Form(f): Form<CardSecretForm>,
+) -> Response {
+    let key = format!("{op}/{station}/{gate}");
+    let secret = alloy::hex::decode(f.secret.trim()).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+    let Some(secret) = secret else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"open": false, "error": "secret must be 32 bytes of hex"})),
+        )
+            .into_response();
+    };
+    match s.platform.tap_card(&key, kippu_domain::card::Card::from_secret(secret)).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, Json(serde_json::json!({"open": false, "error": e}))).into_response(),
     }
 }
 
@@ -828,8 +925,7 @@ pub(crate) async fn voucher_code(
     let signer = custodial_signer(&s, me, "sign voucher codes in their wallet").await?;
     let window = kippu_domain::voucher::voucher_window(now() as u64);
     let digest = kippu_domain::voucher::VoucherCode::digest(id, window);
-    let sig =
-        alloy::signers::SignerSync::sign_hash_sync(&signer, &digest).map_err(|e| AppError::Internal(e.to_string()))?;
+    let sig = signer.sign_hash_sync(&digest).map_err(|e| AppError::Internal(e.to_string()))?;
     let code = kippu_domain::voucher::VoucherCode { voucher_id: id, window, signature: sig.as_bytes() };
     let png = qr::qr_png(&code.encode()).map_err(AppError::Internal)?;
     Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png).into_response())

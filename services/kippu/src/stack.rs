@@ -98,6 +98,16 @@ impl TicketLookup for Lookup {
             }
         }
     }
+
+    async fn card(&self, card_key: [u8; 32]) -> Option<kippu_mqtt::CardRecord> {
+        match self.0.card_binding(&card_key).await {
+            Ok(b) => b.map(|b| kippu_mqtt::CardRecord { ticket_id: b.ticket_id, sig: b.sig }),
+            Err(e) => {
+                tracing::error!(error = %e, "card lookup failed");
+                None
+            }
+        }
+    }
 }
 
 struct Services {
@@ -130,6 +140,15 @@ impl Platform for Services {
         gate.set_run(run);
         let v = gate.present_image(&png).await.map_err(|e| e.to_string())?;
         tracing::info!(gate = gate_key, "{}", verdict_line(&v));
+        self.last.lock().await.insert(gate_key.to_owned(), verdict_line(&v));
+        Ok(v)
+    }
+
+    async fn tap_card(&self, gate_key: &str, card: kippu_domain::card::Card) -> Result<VerdictMessage, String> {
+        let gate = self.gates.get(gate_key).ok_or_else(|| format!("no simulated gate {gate_key}"))?;
+        gate.set_run(None);
+        let v = gate.tap_card(&card).await.map_err(|e| e.to_string())?.verdict;
+        tracing::info!(gate = gate_key, "card: {}", verdict_line(&v));
         self.last.lock().await.insert(gate_key.to_owned(), verdict_line(&v));
         Ok(v)
     }
@@ -177,6 +196,16 @@ impl Platform for Services {
 
     async fn key_revoked(&self, holder: alloy::primitives::Address) {
         self.validator_state.lock().await.revoke_key(holder);
+    }
+
+    async fn card_bound(&self, card_key: [u8; 32], ticket_id: u64, sig: Vec<u8>) {
+        if let Err(e) = self.validator_state.lock().await.bind_card(card_key, ticket_id, &sig) {
+            tracing::error!(error = %e, ticket_id, "card binding does not verify; not loaded");
+        }
+    }
+
+    async fn card_unbound(&self, card_key: [u8; 32]) {
+        self.validator_state.lock().await.unbind_card(&card_key);
     }
 
     async fn close_period(&self) -> Result<serde_json::Value, String> {
@@ -313,7 +342,7 @@ async fn publish_snapshots(
     gates: Vec<(String, u32)>,
     chain_id: u64,
 ) {
-    use kippu_domain::snapshot::{GateSnapshot, SnapshotTicket, SNAPSHOT_VERSION};
+    use kippu_domain::snapshot::{GateSnapshot, SnapshotCard, SnapshotTicket, SNAPSHOT_VERSION};
     let mut every = tokio::time::interval(Duration::from_secs(30));
     loop {
         every.tick().await;
@@ -322,7 +351,11 @@ async fn publish_snapshots(
         operators.sort_unstable();
         operators.dedup();
         for op in operators {
-            let (tickets, revoked_holders, revoked_devices) = state.lock().await.offline_view(op, now);
+            let (tickets, revoked_holders, revoked_devices, cards) = {
+                let v = state.lock().await;
+                let (t, h, d) = v.offline_view(op, now);
+                (t, h, d, v.offline_cards(op, now))
+            };
             let keys: Vec<String> = gates.iter().filter(|(_, o)| *o == op).map(|(k, _)| k.clone()).collect();
             let snapshot = GateSnapshot {
                 version: SNAPSHOT_VERSION,
@@ -335,6 +368,14 @@ async fn publish_snapshots(
                 revoked_holders,
                 revoked_devices: revoked_devices.into_iter().map(alloy::primitives::B256::from).collect(),
                 tickets: tickets.iter().map(SnapshotTicket::from).collect(),
+                cards: cards
+                    .into_iter()
+                    .map(|(k, c)| SnapshotCard {
+                        card_key: alloy::primitives::B256::from(k),
+                        ticket_id: c.ticket_id,
+                        holder: c.holder,
+                    })
+                    .collect(),
             };
             let bytes = snapshot.sign(&key).to_bytes();
             for gate_key in &keys {

@@ -54,6 +54,7 @@ on_both_brokers!(
     status_is_retained_online_then_offline,
     last_will_marks_a_dropped_gate_offline,
     shared_subscription_splits_the_load,
+    replay_passback_and_resends_hold_across_validators,
     validator_reconnects_after_connection_loss,
     many_sequential_scans_on_one_client,
     device_pass_opens_with_a_signed_verdict_and_rogue_verdicts_are_ignored,
@@ -158,6 +159,15 @@ impl Fixture {
         .await
         .expect("validator connects");
         (h, rx)
+    }
+
+    /// A second validator process's own state: the same gate and preloaded ticket, nothing shared.
+    fn separate_state(&self) -> Arc<Mutex<Validator>> {
+        let mine = self.validator.try_lock().expect("setup: state not in use");
+        let mut v = Validator::new(ValidatorConfig::default());
+        v.add_gate(&self.gate("g1").key(), GateInfo { operator_id: 1 });
+        v.upsert_ticket(mine.ticket(PRELOADED).expect("preloaded").clone());
+        Arc::new(Mutex::new(v))
     }
 
     async fn validator(&self) -> (ValidatorHandle, mpsc::Receiver<Tap>) {
@@ -405,6 +415,71 @@ async fn shared_subscription_splits_the_load(url: MqttUrl) {
     assert_eq!(a.verdicts() + b.verdicts(), N);
     // ...and both validators took part.
     assert!(a.verdicts() > 0 && b.verdicts() > 0, "a={} b={}", a.verdicts(), b.verdicts());
+    a.abort();
+    b.abort();
+}
+
+/// Two validators, each with its own memory, split the scans: a pass replayed to the other
+/// one, a ticket passed back through it, and a scan the gate re-sends to it are refused or
+/// answered as the first validator would, because each tells the other what it accepted.
+async fn replay_passback_and_resends_hold_across_validators(url: MqttUrl) {
+    let fx = Fixture::new(url);
+    let group = format!("validators-{}", rand_hex());
+    let (a, mut taps_a) = fx.validator_on(&fx.url, fx.options(true, &group)).await;
+    let (tx, mut taps_b) = mpsc::channel(16);
+    let b = ValidatorService::spawn_with(
+        &fx.url,
+        &format!("validator-{}", rand_hex()),
+        fx.options(true, &group),
+        fx.separate_state(),
+        fx.lookup.clone(),
+        tx,
+    )
+    .await
+    .expect("second validator connects");
+    let gate = fx.gate_client("g1").await;
+
+    let pass = fx.pass(PRELOADED);
+    assert!(gate.scan(&pass, SCAN_TIMEOUT).await.unwrap().open);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = (a.verdicts(), b.verdicts());
+    for i in 0..8 {
+        let v = gate.scan(&pass, SCAN_TIMEOUT).await.unwrap();
+        assert_eq!(v.reason, Some(DenyReason::Replay), "replay {i}: {v:?}");
+    }
+    assert!(a.verdicts() > before.0 && b.verdicts() > before.1, "both validators saw replays");
+    for i in 0..4 {
+        let v = gate.scan(&fx.pass(PRELOADED), SCAN_TIMEOUT).await.unwrap();
+        assert_eq!(v.reason, Some(DenyReason::Passback), "fresh pass {i}: {v:?}");
+    }
+
+    // The gate missed the verdict and sends the same scan again, several times: whichever
+    // validator gets a copy answers it open, and the entry is counted once.
+    let mut verdicts = gate.subscribe_verdicts();
+    let id = format!("resend-{}", rand_hex());
+    let scan = serde_json::json!({"v": 1, "id": id, "pass": fx.pass(LOOKUP_ONLY), "ts": now_unix() * 1000});
+    for _ in 0..4 {
+        gate.publish_raw_scan(serde_json::to_vec(&scan).unwrap()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut answers = 0;
+    while let Ok(v) = verdicts.try_recv() {
+        if v.id == id {
+            assert!(v.open, "{v:?}");
+            answers += 1;
+        }
+    }
+    assert_eq!(answers, 4);
+    let mut taps = Vec::new();
+    while let Ok(t) = taps_a.try_recv() {
+        taps.push(t);
+    }
+    while let Ok(t) = taps_b.try_recv() {
+        taps.push(t);
+    }
+    let mut tickets: Vec<u64> = taps.iter().map(|t| t.ticket_id).collect();
+    tickets.sort_unstable();
+    assert_eq!(tickets, vec![PRELOADED, LOOKUP_ONLY], "each entry recorded once: {taps:?}");
     a.abort();
     b.abort();
 }
