@@ -56,25 +56,31 @@ impl Challenge {
 
     /// The exact text the traveler signs with EIP-191 `personal_sign`.
     ///
-    /// Modelled on EIP-4361 (Sign-In with Ethereum) so wallets show a familiar,
-    /// human-readable request; it names the DID rather than a bare address so
-    /// the chain id is bound into the signature too.
+    /// For an Ethereum account (`did:pkh:eip155:{chain}:{address}`) it is a Sign-In with
+    /// Ethereum message (EIP-4361), so any wallet shows it as a sign-in request and checks
+    /// the domain; the DID goes in `Resources`. Other DIDs sign the same fields under a
+    /// "with your DID" header.
     pub fn message(&self, did: &str) -> String {
+        const STATEMENT: &str = "Sign in to Kippu. This signature proves you control this account; \
+                                 it does not authorize any payment or transaction.";
+        let (issued, expires) = (rfc3339(self.issued_at), rfc3339(self.expires_at));
+        let local =
+            self.domain.starts_with("127.") || self.domain.starts_with("localhost") || self.domain.starts_with("[::1]");
+        let uri = format!("{}://{}", if local { "http" } else { "https" }, self.domain);
+        if let Some((chain, address)) = eip155_account(did) {
+            return format!(
+                "{domain} wants you to sign in with your Ethereum account:\n{address}\n\n{STATEMENT}\n\n\
+                 URI: {uri}\nVersion: 1\nChain ID: {chain}\nNonce: {nonce}\nIssued At: {issued}\n\
+                 Expiration Time: {expires}\nResources:\n- {did}",
+                domain = self.domain,
+                nonce = self.nonce,
+            );
+        }
         format!(
-            "{domain} wants you to sign in with your DID:\n\
-             {did}\n\
-             \n\
-             Sign in to Kippu. This signature proves you control this account; \
-             it does not authorize any payment or transaction.\n\
-             \n\
-             Version: 1\n\
-             Nonce: {nonce}\n\
-             Issued At: {issued}\n\
-             Expiration Time: {expires}",
+            "{domain} wants you to sign in with your DID:\n{did}\n\n{STATEMENT}\n\nURI: {uri}\nVersion: 1\n\
+             Nonce: {nonce}\nIssued At: {issued}\nExpiration Time: {expires}",
             domain = self.domain,
             nonce = self.nonce,
-            issued = rfc3339(self.issued_at),
-            expires = rfc3339(self.expires_at),
         )
     }
 
@@ -89,6 +95,14 @@ impl Challenge {
         }
         Ok(())
     }
+}
+
+/// `(chain id, EIP-55 address)` of a `did:pkh:eip155` DID.
+fn eip155_account(did: &str) -> Option<(u64, String)> {
+    let rest = did.strip_prefix("did:pkh:eip155:")?;
+    let (chain, address) = rest.split_once(':')?;
+    let address: Address = address.parse().ok()?;
+    Some((chain.parse().ok()?, address.to_checksum(None)))
 }
 
 fn rfc3339(unix_secs: u64) -> String {
@@ -278,19 +292,33 @@ mod tests {
     const NOW: u64 = 1_750_000_000;
 
     #[test]
-    fn message_names_domain_did_nonce_and_times() {
-        let c = Challenge::new("kippu.example", NOW, 300);
+    fn message_is_sign_in_with_ethereum_for_an_account() {
+        let mut c = Challenge::new("kippu.example", NOW, 300);
         assert_eq!(c.nonce.len(), 32);
         assert!(c.nonce.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(c.nonce, Challenge::new("kippu.example", NOW, 300).nonce);
         assert_eq!(c.expires_at, NOW + 300);
+        c.nonce = "32891756c38e4c0ab5c86b8d5f1e1d2c".into();
         let did = "did:pkh:eip155:1:0xb9c5714089478a327f09197987f16f9e5d936e8a";
-        let msg = c.message(did);
-        assert!(msg.starts_with("kippu.example wants you to sign in with your DID:\n"));
-        assert!(msg.contains(&format!("\n{did}\n")));
-        assert!(msg.contains(&format!("\nNonce: {}\n", c.nonce)));
-        assert!(msg.contains("\nIssued At: 2025-06-15T15:06:40Z\n"));
-        assert!(msg.ends_with("\nExpiration Time: 2025-06-15T15:11:40Z"));
+        // EIP-4361's layout, line for line (the address EIP-55 checksummed).
+        let expected = "kippu.example wants you to sign in with your Ethereum account:\n\
+            0xB9C5714089478a327F09197987f16f9E5d936E8a\n\
+            \n\
+            Sign in to Kippu. This signature proves you control this account; it does not authorize any payment or transaction.\n\
+            \n\
+            URI: https://kippu.example\n\
+            Version: 1\n\
+            Chain ID: 1\n\
+            Nonce: 32891756c38e4c0ab5c86b8d5f1e1d2c\n\
+            Issued At: 2025-06-15T15:06:40Z\n\
+            Expiration Time: 2025-06-15T15:11:40Z\n\
+            Resources:\n\
+            - did:pkh:eip155:1:0xb9c5714089478a327f09197987f16f9e5d936e8a";
+        assert_eq!(c.message(did), expected);
+        let local = Challenge { domain: "127.0.0.1:8080".into(), ..c.clone() };
+        assert!(local.message(did).contains("\nURI: http://127.0.0.1:8080\n"));
+        let other = c.message("did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK");
+        assert!(other.starts_with("kippu.example wants you to sign in with your DID:\ndid:key:z6Mk"));
     }
 
     #[test]

@@ -65,6 +65,12 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// Every binding (for the validator at start-up).
+    pub async fn card_bindings(&self) -> Result<Vec<CardBindingRow>> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM card_bindings")).fetch_all(&self.pool).await?;
+        rows.iter().map(from_row).collect()
+    }
+
     /// The cards an account bound, newest first.
     pub async fn cards_of(&self, holder: &Address) -> Result<Vec<CardBindingRow>> {
         let rows =

@@ -324,6 +324,12 @@ impl Store {
         sqlx::query("DELETE FROM sessions WHERE address = $1").bind(&a).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM wallet_credentials WHERE holder = $1").bind(&a).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM card_bindings WHERE holder = $1").bind(&a).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM password_logins WHERE address = $1").bind(&a).execute(&mut *tx).await?;
+        sqlx::query("UPDATE devices SET revoked_at = COALESCE(revoked_at, $2), label = 'erased' WHERE holder = $1")
+            .bind(&a)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "UPDATE issued_credentials SET revoked_at = COALESCE(revoked_at, $2), holder_did = 'erased' WHERE holder_did = $1",
         )

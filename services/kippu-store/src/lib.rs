@@ -10,6 +10,7 @@ use kippu_domain::TicketState;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+mod accounts;
 mod cards;
 mod identity;
 mod ingest;
@@ -17,6 +18,7 @@ mod insurance;
 mod reports;
 mod rows;
 mod settlement;
+pub use accounts::DeviceRow;
 pub use cards::CardBindingRow;
 pub use identity::{IssuedCredential, IssuerRow, WalletCredential};
 pub use insurance::{CoverTerms, InsuredPlan, PlanTap, RouteDelays, TimetableRow, VoucherStats};

@@ -71,6 +71,12 @@ struct ErrorPage<'a> {
     chain_id: u64,
 }
 
+/// A full error page with `status`.
+pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+    let page = ErrorPage { title, message, chain_id: 0 }.render().unwrap_or_else(|_| message.to_owned());
+    (status, Html(page)).into_response()
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, title) = match &self {

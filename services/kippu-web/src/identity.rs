@@ -683,5 +683,6 @@ pub(crate) async fn wallet_signin(
     let token = hex::encode(rand::random::<[u8; 32]>());
     s.store.create_session(&token, &address, now() + crate::session::SESSION_SECS).await?;
     tracing::info!(%did, "wallet signed in");
-    Ok((jar.add(crate::session::new_cookie(token)), Json(json!({"did": did, "signed_in": true}))).into_response())
+    Ok((jar.add(crate::session::new_cookie(token, s.secure_cookies())), Json(json!({"did": did, "signed_in": true})))
+        .into_response())
 }

@@ -2,6 +2,7 @@
 //! rotating QR pass), the Stripe webhook, and the operator report. Handlers
 //! stay thin: rules live in `kippu-domain`, IO in the adapters in [`AppState`].
 
+mod accounts;
 mod chart;
 mod error;
 mod identity;
@@ -10,6 +11,7 @@ mod payments;
 mod portal;
 mod qr;
 mod reports;
+mod security;
 mod session;
 mod timetable;
 
@@ -25,6 +27,7 @@ use kippu_identity::{ChallengeBook, Keystore};
 use kippu_payments::Checkout;
 use kippu_store::Store;
 
+pub use accounts::LoginLimits;
 pub use error::AppError;
 pub use identity::IdentityServices;
 pub use portal::PortalAuth;
@@ -100,6 +103,8 @@ pub trait Platform: Send + Sync {
     async fn card_bound(&self, card_key: [u8; 32], ticket_id: u64, sig: Vec<u8>);
     /// A card's binding was removed (lost card): its taps must stop opening gates now.
     async fn card_unbound(&self, card_key: [u8; 32]);
+    /// A traveler revoked a phone's device key: its passes must stop opening gates now.
+    async fn device_revoked(&self, device_key: [u8; 32]);
     /// Closes the clearing period on chain (usage settlement, vouchers, payouts) and
     /// returns what the close did.
     async fn close_period(&self) -> Result<serde_json::Value, String>;
@@ -135,12 +140,22 @@ pub struct Inner {
     pub dev_routes: bool,
     /// DIDs, credentials and concessions.
     pub identity: IdentityServices,
+    /// Password sign-in attempts per e-mail and client.
+    pub login_limits: accounts::LoginLimits,
+    /// Where Stripe's hosted Checkout lives (`https://checkout.stripe.com`, or the loopback
+    /// fake's origin): the one place besides this app a form may lead.
+    pub checkout_origin: String,
 }
 
 impl AppState {
     /// Wraps the state.
     pub fn new(inner: Inner) -> Self {
         Self { inner: Arc::new(inner) }
+    }
+
+    /// Cookies carry `Secure` when travelers reach the app over HTTPS.
+    pub(crate) fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
     }
 }
 
@@ -158,9 +173,18 @@ const LIVE_JS: &str = include_str!("../../../web/static/live.js");
 
 /// The app's router.
 pub fn router(state: AppState) -> Router {
+    let guard_state = state.clone();
+    let csp = axum::http::HeaderValue::from_str(&security::csp(&state.checkout_origin))
+        .expect("the CSP is a valid header value");
     let mut r = Router::new()
         .route("/", get(pages::home))
         .route("/signin", get(pages::signin_page).post(pages::signin))
+        .route("/signin/password", post(accounts::password_signin))
+        .route("/signup", get(accounts::signup_page).post(accounts::signup))
+        .route("/account", get(accounts::account))
+        .route("/account/devices/revoke", post(accounts::revoke_device))
+        .route("/api/device", post(accounts::certify_device))
+        .route("/api/device/{key}", get(accounts::device_status))
         .route("/signout", post(pages::signout))
         .route("/signin/wallet/challenge", get(identity::wallet_challenge))
         .route("/signin/wallet", post(identity::wallet_signin))
@@ -233,5 +257,6 @@ pub fn router(state: AppState) -> Router {
         .route("/static/pass.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], PASS_JS) }))
         .route("/static/live.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], LIVE_JS) }))
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+        .layer(axum::middleware::from_fn(move |req, next| security::guard(guard_state.clone(), csp.clone(), req, next)))
         .with_state(state)
 }

@@ -42,25 +42,30 @@ pub(crate) struct TravelerCard {
 #[derive(Template)]
 #[template(path = "signin.html")]
 struct SigninPage {
+    /// Demo travelers to sign in as with one click: development only.
     travelers: Vec<TravelerCard>,
     error: Option<String>,
+    email: String,
     chain_id: u64,
 }
 
 pub(crate) async fn signin_page(State(s): State<AppState>) -> Page {
-    signin_with(&s, None).await
+    signin_with(&s, None, String::new()).await
 }
 
-async fn signin_with(s: &AppState, error: Option<String>) -> Page {
-    let travelers = s
-        .store
-        .travelers()
-        .await?
-        .into_iter()
-        .filter(|t| t.sealed_key.is_some())
-        .map(|t| TravelerCard { address: format!("{:#x}", t.address), name: t.display_name, did: t.did })
-        .collect();
-    html(SigninPage { travelers, error, chain_id: s.chain.deployment().chain_id })
+pub(crate) async fn signin_with(s: &AppState, error: Option<String>, email: String) -> Page {
+    let travelers = if s.dev_routes {
+        s.store
+            .travelers()
+            .await?
+            .into_iter()
+            .filter(|t| t.sealed_key.is_some())
+            .map(|t| TravelerCard { address: format!("{:#x}", t.address), name: t.display_name, did: t.did })
+            .collect()
+    } else {
+        vec![]
+    };
+    html(SigninPage { travelers, error, email, chain_id: s.chain.deployment().chain_id })
 }
 
 #[derive(serde::Deserialize)]
@@ -76,13 +81,21 @@ pub(crate) async fn signin(
     jar: CookieJar,
     Form(f): Form<SigninForm>,
 ) -> Result<Response, AppError> {
+    // One-click sign-in as a demo traveler exists only with the development routes on.
+    if !s.dev_routes {
+        return Err(AppError::NotFound("Sign in with your e-mail and password, a passkey or your wallet.".into()));
+    }
     let address: Address =
         f.address.parse().map_err(|_| AppError::BadRequest("That is not an account address.".into()))?;
     if let Err(e) = refuse_revoked(&s, address).await {
-        return Ok((axum::http::StatusCode::FORBIDDEN, signin_with(&s, Some(e.to_string())).await?).into_response());
+        return Ok((axum::http::StatusCode::FORBIDDEN, signin_with(&s, Some(e.to_string()), String::new()).await?)
+            .into_response());
     }
     let Some(t) = s.store.traveler(&address).await? else {
-        return Ok((axum::http::StatusCode::NOT_FOUND, signin_with(&s, Some("No such traveler.".into())).await?)
+        return Ok((
+            axum::http::StatusCode::NOT_FOUND,
+            signin_with(&s, Some("No such traveler.".into()), String::new()).await?,
+        )
             .into_response());
     };
     let sealed = t
@@ -104,7 +117,7 @@ pub(crate) async fn signin(
     let token = hex::encode(rand::random::<[u8; 32]>());
     s.store.create_session(&token, &address, now() + SESSION_SECS).await?;
     tracing::info!(did = %t.did, "signed in");
-    Ok((jar.add(new_cookie(token)), Redirect::to("/")).into_response())
+    Ok((jar.add(new_cookie(token, s.secure_cookies())), Redirect::to("/")).into_response())
 }
 
 pub(crate) async fn signout(State(s): State<AppState>, jar: CookieJar) -> Result<Response, AppError> {

@@ -21,10 +21,12 @@ pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-pub(crate) fn new_cookie(token: String) -> Cookie<'static> {
+/// The session cookie; `secure` (HTTPS only) whenever the app is served over HTTPS.
+pub(crate) fn new_cookie(token: String, secure: bool) -> Cookie<'static> {
     Cookie::build((COOKIE, token))
         .path("/")
         .http_only(true)
+        .secure(secure)
         // Lax so the redirect back from Stripe Checkout keeps the session.
         .same_site(SameSite::Lax)
         .max_age(time_secs(SESSION_SECS))

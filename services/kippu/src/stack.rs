@@ -204,6 +204,10 @@ impl Platform for Services {
         }
     }
 
+    async fn device_revoked(&self, device_key: [u8; 32]) {
+        self.validator_state.lock().await.revoke_device(device_key);
+    }
+
     async fn card_unbound(&self, card_key: [u8; 32]) {
         self.validator_state.lock().await.unbind_card(&card_key);
     }
@@ -388,6 +392,11 @@ async fn publish_snapshots(
     }
 }
 
+fn origin_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    format!("{scheme}://{}", rest.split('/').next().unwrap_or(""))
+}
+
 fn resolve_anvil(configured: &std::path::Path) -> std::path::PathBuf {
     if configured.exists() || configured.is_absolute() {
         return configured.to_path_buf();
@@ -542,6 +551,15 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     for holder in store.revoked_keys().await? {
         v.revoke_key(holder);
     }
+    for device in store.revoked_devices().await? {
+        v.revoke_device(device);
+    }
+    // Bound cards go into the gates' snapshots, so a card works offline before its first online tap.
+    for c in store.card_bindings().await? {
+        if let Err(e) = v.bind_card(c.card_key, c.ticket_id, &c.sig) {
+            tracing::error!(error = %e, ticket = c.ticket_id, "stored card binding does not verify; not loaded");
+        }
+    }
     let validator_state = Arc::new(Mutex::new(v));
     // A reorg can take tickets away: the gates must stop honouring them at once.
     let (mut rollbacks, reorg_state, reorg_store) = (indexer.rollbacks(), validator_state.clone(), store.clone());
@@ -676,6 +694,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         platform,
         dev_routes: cfg.web.dev_routes.unwrap_or(false),
         identity,
+        login_limits: Default::default(),
+        // The loopback fake hosts its payment page itself; real Stripe's is checkout.stripe.com.
+        checkout_origin: match &fake_stripe {
+            Some(f) => origin_of(f.base_url()),
+            None => "https://checkout.stripe.com".into(),
+        },
     });
     let app = kippu_web::router(state);
     tasks.push(tokio::spawn(async move {

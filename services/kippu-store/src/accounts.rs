@@ -1,0 +1,130 @@
+//! Password logins and certified devices.
+
+use alloy_primitives::Address;
+use sqlx::Row;
+
+use crate::{addr, parse_addr, Result, Store, StoreError};
+
+/// A phone whose device key the account certified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRow {
+    /// Ed25519 public key.
+    pub device_key: [u8; 32],
+    /// The account that certified it.
+    pub holder: Address,
+    /// Certificate expiry, unix seconds.
+    pub cert_expiry: i64,
+    /// What the browser said it was (user agent summary), for the traveler's device list.
+    pub label: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds, once revoked.
+    pub revoked_at: Option<i64>,
+}
+
+fn key32(text: &str, what: &'static str) -> Result<[u8; 32]> {
+    alloy_primitives::hex::decode(text).ok().and_then(|k| <[u8; 32]>::try_from(k).ok()).ok_or(StoreError::Corrupt(what))
+}
+
+fn device_from_row(r: &sqlx::any::AnyRow) -> Result<DeviceRow> {
+    Ok(DeviceRow {
+        device_key: key32(&r.try_get::<String, _>(0)?, "device key")?,
+        holder: parse_addr(&r.try_get::<String, _>(1)?)?,
+        cert_expiry: r.try_get(2)?,
+        label: r.try_get(3)?,
+        created_at: r.try_get(4)?,
+        revoked_at: r.try_get(5)?,
+    })
+}
+
+const DEVICE_COLUMNS: &str = "device_key, holder, cert_expiry, label, created_at, revoked_at";
+
+impl Store {
+    /// Records a password login for an account; `false` if the e-mail is taken.
+    pub async fn create_password_login(&self, email: &str, address: &Address, hash: &str, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO password_logins (email, address, password_hash, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (email) DO NOTHING",
+        )
+        .bind(email)
+        .bind(addr(address))
+        .bind(hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The account and password hash for an e-mail.
+    pub async fn password_login(&self, email: &str) -> Result<Option<(Address, String)>> {
+        let row = sqlx::query("SELECT address, password_hash FROM password_logins WHERE email = $1")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((parse_addr(&r.try_get::<String, _>(0)?)?, r.try_get(1)?))).transpose()
+    }
+
+    /// The e-mail an account signs in with, if it has a password login.
+    pub async fn email_of(&self, address: &Address) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT email FROM password_logins WHERE address = $1")
+            .bind(addr(address))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get(0).map_err(StoreError::from)).transpose()
+    }
+
+    /// Records (or re-certifies) a device.
+    pub async fn upsert_device(&self, d: &DeviceRow) -> Result<()> {
+        sqlx::query(&format!(
+            "INSERT INTO devices ({DEVICE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, NULL) \
+             ON CONFLICT (device_key) DO UPDATE SET cert_expiry = excluded.cert_expiry, label = excluded.label"
+        ))
+        .bind(alloy_primitives::hex::encode(d.device_key))
+        .bind(addr(&d.holder))
+        .bind(d.cert_expiry)
+        .bind(&d.label)
+        .bind(d.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A device by key.
+    pub async fn device(&self, key: &[u8; 32]) -> Result<Option<DeviceRow>> {
+        let row = sqlx::query(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE device_key = $1"))
+            .bind(alloy_primitives::hex::encode(key))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(device_from_row).transpose()
+    }
+
+    /// An account's devices, newest first.
+    pub async fn devices_of(&self, holder: &Address) -> Result<Vec<DeviceRow>> {
+        let rows =
+            sqlx::query(&format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE holder = $1 ORDER BY created_at DESC"))
+                .bind(addr(holder))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(device_from_row).collect()
+    }
+
+    /// Revokes one of `holder`'s devices; `false` if it has no such device.
+    pub async fn revoke_device(&self, key: &[u8; 32], holder: &Address, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE devices SET revoked_at = COALESCE(revoked_at, $3) WHERE device_key = $1 AND holder = $2",
+        )
+        .bind(alloy_primitives::hex::encode(key))
+        .bind(addr(holder))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Every revoked device key (for the validator at start-up).
+    pub async fn revoked_devices(&self) -> Result<Vec<[u8; 32]>> {
+        let rows =
+            sqlx::query("SELECT device_key FROM devices WHERE revoked_at IS NOT NULL").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| key32(&r.try_get::<String, _>(0)?, "device key")).collect()
+    }
+}

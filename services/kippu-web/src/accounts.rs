@@ -1,0 +1,501 @@
+//! Traveler accounts: sign-up and sign-in by e-mail and password (Argon2id, rate-limited),
+//! and the phones whose device keys the account key certified to sign passes.
+//!
+//! Every account gets a custodial key in the keystore at sign-up (envelope-encrypted under
+//! the configured master key, used only inside this process); its address is the traveler's
+//! `did:pkh`. The password only unlocks the session: it never derives or touches the key.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use alloy::primitives::Address;
+use alloy::signers::SignerSync;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use axum_extra::extract::cookie::CookieJar;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use kippu_identity::did_pkh;
+use kippu_store::{DeviceRow, Traveler as TravelerRow};
+
+use crate::pages::custodial_signer;
+use crate::session::{new_cookie, now, Traveler, SESSION_SECS};
+use crate::{AppError, AppState};
+
+/// How long a device certificate vouches for a phone's key before the phone asks again.
+pub(crate) const DEVICE_CERT_SECS: i64 = 30 * 24 * 3600;
+const MIN_PASSWORD: usize = 10;
+const MAX_PASSWORD: usize = 128;
+
+/// Sign-in attempts allowed per e-mail and per client address: a short burst, then one a
+/// minute per e-mail (ten per client), so guessing a password online takes years.
+pub struct LoginLimits {
+    per_email: DefaultKeyedRateLimiter<String>,
+    per_client: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        let n = |v: u32| NonZeroU32::new(v).expect("non-zero");
+        Self {
+            per_email: RateLimiter::keyed(Quota::per_minute(n(1)).allow_burst(n(5))),
+            per_client: RateLimiter::keyed(Quota::per_minute(n(10)).allow_burst(n(20))),
+        }
+    }
+}
+
+impl LoginLimits {
+    fn allow(&self, email: &str, client: Option<IpAddr>) -> bool {
+        let by_client = client.is_none_or(|ip| self.per_client.check_key(&ip).is_ok());
+        by_client && self.per_email.check_key(&email.to_owned()).is_ok()
+    }
+}
+
+/// The client address as the reverse proxy in front reports it (first `X-Forwarded-For`
+/// hop), for rate limiting only; without a proxy every request limits on the e-mail alone.
+fn client_ip(headers: &HeaderMap) -> Option<IpAddr> {
+    headers.get("x-forwarded-for")?.to_str().ok()?.split(',').next()?.trim().parse().ok()
+}
+
+fn normalize_email(raw: &str) -> Result<String, &'static str> {
+    let e = raw.trim().to_lowercase();
+    let (local, domain) = e.split_once('@').ok_or("Enter an e-mail address, like name@example.com.")?;
+    if local.is_empty() || !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') || e.len() > 254 {
+        return Err("Enter an e-mail address, like name@example.com.");
+    }
+    if e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("An e-mail address has no spaces.");
+    }
+    Ok(e)
+}
+
+fn hash_password(password: &str) -> Result<String, AppError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::Internal(format!("password hashing: {e}")))
+}
+
+fn password_matches(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// A hash of nothing anyone types, checked when the e-mail is unknown so that a wrong
+/// e-mail takes as long as a wrong password and does not reveal who has an account.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&hex::encode(rand::random::<[u8; 16]>())).unwrap_or_default())
+}
+
+// ---- sign-up -------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+struct SignupPage {
+    errors: Vec<(&'static str, String)>,
+    name: String,
+    email: String,
+    chain_id: u64,
+}
+
+impl SignupPage {
+    fn error_for(&self, field: &str) -> Option<&str> {
+        self.errors.iter().find(|(f, _)| *f == field).map(|(_, m)| m.as_str())
+    }
+}
+
+pub(crate) async fn signup_page(State(s): State<AppState>) -> Result<Html<String>, AppError> {
+    let page = SignupPage { errors: vec![], name: String::new(), email: String::new(), chain_id: chain(&s) };
+    Ok(Html(page.render()?))
+}
+
+fn chain(s: &AppState) -> u64 {
+    s.chain.deployment().chain_id
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct SignupForm {
+    name: String,
+    email: String,
+    password: String,
+    confirm: String,
+}
+
+pub(crate) async fn signup(
+    State(s): State<AppState>,
+    jar: CookieJar,
+    Form(f): Form<SignupForm>,
+) -> Result<Response, AppError> {
+    let mut errors = Vec::new();
+    let name = f.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 60 {
+        errors.push(("name", "Enter the name to show on your account (up to 60 characters).".to_owned()));
+    }
+    let email = match normalize_email(&f.email) {
+        Ok(e) => Some(e),
+        Err(msg) => {
+            errors.push(("email", msg.to_owned()));
+            None
+        }
+    };
+    let len = f.password.chars().count();
+    if len < MIN_PASSWORD {
+        errors.push((
+            "password",
+            format!("Use at least {MIN_PASSWORD} characters (a short sentence is easy to remember)."),
+        ));
+    } else if len > MAX_PASSWORD {
+        errors.push(("password", format!("Use at most {MAX_PASSWORD} characters.")));
+    }
+    if f.confirm != f.password {
+        errors.push(("confirm", "The two passwords differ.".to_owned()));
+    }
+    let taken = match &email {
+        Some(e) => s.store.password_login(e).await?.is_some(),
+        None => false,
+    };
+    if taken {
+        errors.push(("email", "An account with this e-mail exists: sign in instead.".to_owned()));
+    }
+    let (Some(email), true) = (email, errors.is_empty()) else {
+        let page = SignupPage { errors, name, email: f.email.trim().to_owned(), chain_id: chain(&s) };
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response());
+    };
+    let password = f.password;
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))??;
+    let (address, sealed) = s.keystore.create().map_err(|e| AppError::Internal(e.to_string()))?;
+    let did = did_pkh(chain(&s), address);
+    s.store
+        .upsert_traveler(&TravelerRow {
+            address,
+            did: did.clone(),
+            display_name: name,
+            sealed_key: Some(sealed.to_string()),
+            created_at: now(),
+        })
+        .await?;
+    if !s.store.create_password_login(&email, &address, &hash, now()).await? {
+        // Two sign-ups raced for one e-mail; the other won. The key made here stays unused.
+        let msg = "An account with this e-mail exists: sign in instead.".to_owned();
+        let page = SignupPage { errors: vec![("email", msg)], name: String::new(), email, chain_id: chain(&s) };
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response());
+    }
+    tracing::info!(%did, "account created");
+    metrics::counter!("kippu_accounts_created_total").increment(1);
+    start_session(&s, jar, address, "/?welcome=1").await
+}
+
+pub(crate) async fn start_session(
+    s: &AppState,
+    jar: CookieJar,
+    address: Address,
+    to: &str,
+) -> Result<Response, AppError> {
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    s.store.create_session(&token, &address, now() + SESSION_SECS).await?;
+    Ok((jar.add(new_cookie(token, s.secure_cookies())), Redirect::to(to)).into_response())
+}
+
+// ---- password sign-in ----------------------------------------------------------
+
+#[derive(serde::Deserialize)]
+pub(crate) struct PasswordForm {
+    email: String,
+    password: String,
+}
+
+/// Why a password sign-in failed, for the sign-in page.
+pub(crate) enum PasswordOutcome {
+    SignedIn(Address),
+    Wrong,
+    Throttled,
+    Revoked(String),
+}
+
+pub(crate) async fn check_password(
+    s: &AppState,
+    headers: &HeaderMap,
+    email: &str,
+    password: &str,
+) -> Result<PasswordOutcome, AppError> {
+    let email = email.trim().to_lowercase();
+    if !s.login_limits.allow(&email, client_ip(headers)) {
+        metrics::counter!("kippu_signin_throttled_total").increment(1);
+        return Ok(PasswordOutcome::Throttled);
+    }
+    let found = s.store.password_login(&email).await?;
+    let hash = found.as_ref().map_or_else(|| decoy_hash().to_owned(), |(_, h)| h.clone());
+    let password = password.to_owned();
+    let ok = tokio::task::spawn_blocking(move || password_matches(&password, &hash))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    match (found, ok) {
+        (Some((address, _)), true) => match s.store.key_revocation(&address).await? {
+            Some((_, reason)) => Ok(PasswordOutcome::Revoked(reason)),
+            None => Ok(PasswordOutcome::SignedIn(address)),
+        },
+        _ => {
+            metrics::counter!("kippu_signin_failed_total").increment(1);
+            Ok(PasswordOutcome::Wrong)
+        }
+    }
+}
+
+pub(crate) async fn password_signin(
+    State(s): State<AppState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Form(f): Form<PasswordForm>,
+) -> Result<Response, AppError> {
+    let (status, msg) = match check_password(&s, &headers, &f.email, &f.password).await? {
+        PasswordOutcome::SignedIn(address) => {
+            tracing::info!(%address, "signed in with password");
+            return start_session(&s, jar, address, "/").await;
+        }
+        PasswordOutcome::Wrong => {
+            (StatusCode::UNAUTHORIZED, "That e-mail and password do not match an account.".into())
+        }
+        PasswordOutcome::Throttled => {
+            (StatusCode::TOO_MANY_REQUESTS, "Too many attempts. Wait a minute, then try again.".into())
+        }
+        PasswordOutcome::Revoked(reason) => (StatusCode::FORBIDDEN, format!("This account is closed: {reason}.")),
+    };
+    let page = crate::pages::signin_with(&s, Some(msg), f.email.trim().to_owned()).await?;
+    Ok((status, page).into_response())
+}
+
+// ---- devices ---------------------------------------------------------------------
+
+#[derive(serde::Deserialize)]
+pub(crate) struct DeviceRequest {
+    /// The phone's Ed25519 public key, hex.
+    public_key: String,
+}
+
+/// `POST /api/device`: the phone sends the public half of the key it just generated (the
+/// private half is non-extractable in its WebCrypto store) and gets the account key's
+/// EIP-712 certificate, which it attaches to every pass it signs from then on.
+pub(crate) async fn certify_device(
+    State(s): State<AppState>,
+    Traveler(me): Traveler,
+    headers: HeaderMap,
+    Json(req): Json<DeviceRequest>,
+) -> Result<Response, AppError> {
+    let key = alloy::hex::decode(req.public_key.trim().trim_start_matches("0x"))
+        .ok()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        .filter(|k| ed25519_dalek::VerifyingKey::from_bytes(k).is_ok())
+        .ok_or_else(|| AppError::BadRequest("public_key must be an Ed25519 public key, 64 hex digits.".into()))?;
+    if let Some(d) = s.store.device(&key).await? {
+        if d.holder != me || d.revoked_at.is_some() {
+            return Err(AppError::Refused("This device key was revoked; the phone must make a new one.".into()));
+        }
+    }
+    let signer = custodial_signer(&s, me, "certify devices with their wallet").await?;
+    let expiry = now() + DEVICE_CERT_SECS;
+    let chain_id = chain(&s);
+    let digest = kippu_domain::device_pass::cert_digest(chain_id, &key, expiry as u64);
+    let sig = signer.sign_hash_sync(&digest).map_err(|e| AppError::Internal(e.to_string()))?;
+    let label = device_label(&headers);
+    s.store
+        .upsert_device(&DeviceRow {
+            device_key: key,
+            holder: me,
+            cert_expiry: expiry,
+            label,
+            created_at: now(),
+            revoked_at: None,
+        })
+        .await?;
+    metrics::counter!("kippu_devices_certified_total").increment(1);
+    Ok(Json(serde_json::json!({
+        "cert_expiry": expiry,
+        "cert_sig": alloy::hex::encode(sig.as_bytes()),
+        "chain_id": chain_id,
+        "holder": format!("{me:#x}"),
+    }))
+    .into_response())
+}
+
+/// A short, human name for the phone from its user agent ("Chrome on Android").
+fn device_label(headers: &HeaderMap) -> String {
+    let ua = headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let browser = ["Edg/", "Firefox/", "Chrome/", "Safari/"]
+        .iter()
+        .find(|b| ua.contains(*b))
+        .map(|b| match *b {
+            "Edg/" => "Edge",
+            "Firefox/" => "Firefox",
+            "Chrome/" => "Chrome",
+            _ => "Safari",
+        })
+        .unwrap_or("Browser");
+    let os = [
+        ("Android", "Android"),
+        ("iPhone", "iPhone"),
+        ("iPad", "iPad"),
+        ("Windows", "Windows"),
+        ("Mac OS", "macOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(k, _)| ua.contains(k))
+    .map(|(_, n)| *n)
+    .unwrap_or("unknown system");
+    format!("{browser} on {os}")
+}
+
+pub(crate) struct DeviceView {
+    pub(crate) key: String,
+    pub(crate) short: String,
+    pub(crate) label: String,
+    pub(crate) since: String,
+    pub(crate) until: String,
+    pub(crate) revoked: bool,
+}
+
+pub(crate) async fn devices_of(s: &AppState, me: Address) -> Result<Vec<DeviceView>, AppError> {
+    let day =
+        |t: i64| chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default();
+    Ok(s.store
+        .devices_of(&me)
+        .await?
+        .into_iter()
+        .map(|d| {
+            let key = alloy::hex::encode(d.device_key);
+            DeviceView {
+                short: format!("{}…{}", &key[..8], &key[56..]),
+                key,
+                label: d.label,
+                since: day(d.created_at),
+                until: day(d.cert_expiry),
+                revoked: d.revoked_at.is_some(),
+            }
+        })
+        .collect())
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct RevokeDeviceForm {
+    device: String,
+}
+
+/// A lost phone: its key signs no more passes anywhere, from the next scan on.
+pub(crate) async fn revoke_device(
+    State(s): State<AppState>,
+    Traveler(me): Traveler,
+    Form(f): Form<RevokeDeviceForm>,
+) -> Result<Response, AppError> {
+    let key = alloy::hex::decode(f.device.trim())
+        .ok()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        .ok_or_else(|| AppError::BadRequest("That is not a device key.".into()))?;
+    if !s.store.revoke_device(&key, &me, now()).await? {
+        return Err(AppError::NotFound("You have no such device.".into()));
+    }
+    s.platform.device_revoked(key).await;
+    tracing::info!(holder = %me, "device revoked");
+    Ok(Redirect::to("/account#devices").into_response())
+}
+
+// ---- the account page -------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    name: String,
+    did: String,
+    address: String,
+    email: Option<String>,
+    devices: Vec<DeviceView>,
+    chain_id: u64,
+}
+
+pub(crate) async fn account(State(s): State<AppState>, Traveler(me): Traveler) -> Result<Html<String>, AppError> {
+    let t = s.store.traveler(&me).await?.ok_or(AppError::SignInRequired)?;
+    let page = AccountPage {
+        name: t.display_name,
+        did: t.did,
+        address: format!("{me:#x}"),
+        email: s.store.email_of(&me).await?,
+        devices: devices_of(&s, me).await?,
+        chain_id: chain(&s),
+    };
+    Ok(Html(page.render()?))
+}
+
+/// `GET /api/device/{key}`: whether this phone's certificate still stands (the pass page asks
+/// when it has signal, so a revoked or erased phone learns it must stop).
+pub(crate) async fn device_status(
+    State(s): State<AppState>,
+    Traveler(me): Traveler,
+    Path(key): Path<String>,
+) -> Result<Response, AppError> {
+    let key = alloy::hex::decode(key.trim()).ok().and_then(|k| <[u8; 32]>::try_from(k).ok());
+    let d = match key {
+        Some(k) => s.store.device(&k).await?,
+        None => None,
+    };
+    let state = match d {
+        Some(d) if d.holder == me && d.revoked_at.is_none() => "certified",
+        Some(d) if d.holder == me => "revoked",
+        _ => "unknown",
+    };
+    Ok(Json(serde_json::json!({ "state": state })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalized_and_checked() {
+        assert_eq!(normalize_email("  Ben@Example.COM ").unwrap(), "ben@example.com");
+        for bad in ["", "ben", "ben@", "@example.com", "ben@example", "ben@.com", "be n@example.com"] {
+            assert!(normalize_email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify() {
+        let h = hash_password("correct horse battery staple").unwrap();
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(password_matches("correct horse battery staple", &h));
+        assert!(!password_matches("correct horse battery stapler", &h));
+        assert!(!password_matches("anything", "not a hash"));
+        assert_ne!(h, hash_password("correct horse battery staple").unwrap(), "salted");
+        assert!(!password_matches("", decoy_hash()));
+    }
+
+    #[test]
+    fn login_attempts_are_limited_per_email_and_client() {
+        let l = LoginLimits::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for i in 0..5 {
+            assert!(l.allow("a@example.com", Some(ip)), "attempt {i}");
+        }
+        assert!(!l.allow("a@example.com", Some(ip)), "the sixth attempt on one e-mail waits");
+        assert!(l.allow("b@example.com", Some(ip)), "another e-mail is its own bucket");
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(!l.allow("a@example.com", Some(other)), "a new client does not reset an e-mail");
+    }
+
+    #[test]
+    fn device_labels() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "user-agent",
+            "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/156.0 Mobile Safari/537.36".parse().unwrap(),
+        );
+        assert_eq!(device_label(&h), "Chrome on Android");
+        assert_eq!(device_label(&HeaderMap::new()), "Browser on unknown system");
+    }
+}

@@ -1,0 +1,173 @@
+//! Traveler accounts over HTTP against the whole platform: sign-up with every field
+//! checked, Argon2id password sign-in with its rate limit, cross-site forms refused, the
+//! security headers, and a phone's device key certified by the account key — its passes
+//! open a gate until the phone is revoked.
+
+use std::time::Duration;
+
+use alloy::primitives::Address;
+use ed25519_dalek::SigningKey;
+use kippu_domain::device_pass::{cert_digest, Device};
+use kippu_domain::pass::window_at;
+use kippu_e2e::{config, now, Client};
+use serde_json::Value;
+
+async fn signup(c: &Client, name: &str, email: &str, password: &str, confirm: &str) -> (u16, String, String) {
+    c.form("/signup", &[("name", name), ("email", email), ("password", password), ("confirm", confirm)]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sign_up_sign_in_and_a_certified_phone() {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
+    let stack = kippu::start(config("accounts", None, None)).await.expect("stack starts");
+    let c = Client::new(&stack.web_url);
+
+    // Every field says what is wrong, and what was typed is kept.
+    let (status, _, page) = signup(&c, "", "not-an-email", "short", "other").await;
+    assert_eq!(status, 422);
+    for msg in ["Enter the name", "Enter an e-mail address", "at least 10 characters", "The two passwords differ"] {
+        assert!(page.contains(msg), "missing {msg:?}");
+    }
+    assert!(page.contains("value=\"not-an-email\""), "the e-mail typed is kept");
+    assert!(page.contains("aria-invalid=\"true\""), "fields are marked invalid for screen readers");
+
+    // Sign-up: a DID and an address nobody typed, a session.
+    let password = "a long enough passphrase";
+    let (status, url, home) = signup(&c, "Aiko", " Aiko@Example.com ", password, password).await;
+    assert_eq!(status, 200, "{home}");
+    assert!(url.ends_with("/?welcome=1"), "{url}");
+    assert!(home.contains("Hello, Aiko"), "{home}");
+    let me = c.me().await;
+    let address: Address = me["address"].as_str().unwrap().parse().unwrap();
+    let account = c.page("/account").await;
+    assert!(account.contains("aiko@example.com"), "e-mail stored normalized");
+    assert!(account.contains(&format!("did:pkh:eip155:{}:", stack.deployment.chain_id)), "{account}");
+    let t = stack.store.traveler(&address).await.unwrap().unwrap();
+    assert!(t.sealed_key.as_deref().is_some_and(|k| k.starts_with("ks1.")), "custodial key sealed in the keystore");
+    let (_, hash) = stack.store.password_login("aiko@example.com").await.unwrap().unwrap();
+    assert!(hash.starts_with("$argon2id$") && !hash.contains(password), "only an Argon2id hash is kept");
+
+    // The same e-mail again is refused with a way out.
+    let other = Client::new(&stack.web_url);
+    let (status, _, page) = signup(&other, "Someone", "aiko@example.com", password, password).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("sign in instead"), "{page}");
+
+    // Sign out, then sign in: a wrong password says so without saying which half was wrong.
+    c.form("/signout", &[]).await;
+    let (status, _, page) =
+        c.form("/signin/password", &[("email", "aiko@example.com"), ("password", "wrong guess!")]).await;
+    assert_eq!(status, 401);
+    assert!(page.contains("do not match an account"), "{page}");
+    let (status, _, page) =
+        c.form("/signin/password", &[("email", "nobody@example.com"), ("password", password)]).await;
+    assert_eq!((status, page.contains("do not match an account")), (401, true), "unknown e-mail: the same answer");
+    let (status, _, home) = c.form("/signin/password", &[("email", "AIKO@example.com"), ("password", password)]).await;
+    assert_eq!(status, 200);
+    assert!(home.contains("Hello, Aiko"));
+
+    // Guessing is throttled: five attempts per e-mail, then one a minute, right or wrong.
+    let guesser = Client::new(&stack.web_url);
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let (s, _, _) = guesser
+            .form("/signin/password", &[("email", "aiko@example.com"), ("password", &format!("guess {i}"))])
+            .await;
+        statuses.push(s);
+    }
+    let (s, _, page) = guesser.form("/signin/password", &[("email", "aiko@example.com"), ("password", password)]).await;
+    assert!(statuses.iter().all(|s| *s == 401) || statuses.contains(&429), "{statuses:?}");
+    assert_eq!(s, 429, "even the right password waits once throttled");
+    assert!(page.contains("Too many attempts"), "{page}");
+
+    // A form posted from another site is refused; the same form from the app is not.
+    let r = c.http.post(format!("{}/signout", c.base)).header("origin", "https://evil.example").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("another site"));
+    let r = c
+        .http
+        .post(format!("{}/tickets/1/cards", c.base))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("card", "00")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(c.me().await["address"], me["address"], "still signed in: the forged sign-out did nothing");
+
+    // Security headers on pages.
+    let r = c.http.get(format!("{}/account", c.base)).send().await.unwrap();
+    let h = r.headers();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "same-origin");
+    assert_eq!(h["x-frame-options"], "DENY");
+
+    // Demo one-click sign-in is a development route only (this stack runs with them on).
+    // A phone's device key: certified by the account key, its passes open a gate.
+    let top_up = c.form("/topup", &[("amount", "150")]).await;
+    assert!(top_up.1.contains("/pay/cs_"), "{top_up:?}");
+    let paid = c.http.post(&top_up.1).send().await.unwrap();
+    assert!(paid.url().path().starts_with("/topup/done"));
+    let (_, url, _) = c.form("/plans/1/buy", &[]).await;
+    assert!(url.contains("bought="), "{url}");
+    let metro = c.ticket_of(1, None).await;
+
+    let phone = SigningKey::from_bytes(&rand::random());
+    let public = phone.verifying_key().to_bytes();
+    let r = c
+        .http
+        .post(format!("{}/api/device", c.base))
+        .json(&serde_json::json!({"public_key": alloy::hex::encode(public)}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let cert: Value = r.json().await.unwrap();
+    let expiry = cert["cert_expiry"].as_u64().unwrap();
+    assert!(expiry > now() + 7 * 86_400, "{cert}");
+    let sig: [u8; 65] = alloy::hex::decode(cert["cert_sig"].as_str().unwrap()).unwrap().try_into().unwrap();
+    let recovered = alloy::primitives::Signature::from_raw(&sig)
+        .unwrap()
+        .recover_address_from_prehash(&cert_digest(stack.deployment.chain_id, &public, expiry))
+        .unwrap();
+    assert_eq!(recovered, address, "the account key certified the phone");
+    let device = Device::new(phone.to_bytes(), expiry, sig);
+    let scan = |text: String| {
+        let http = c.http.clone();
+        let url = format!("{}/gates/metro/central/g1/scan", c.base);
+        async move {
+            let png = kippu_web::qr_png(&text).unwrap();
+            http.post(url).body(png).send().await.unwrap().json::<Value>().await.unwrap()
+        }
+    };
+    let v = scan(device.pass(metro, window_at(now()), rand::random()).encode()).await;
+    assert_eq!(v["open"], true, "{v}");
+    let bad = c.http.post(format!("{}/api/device", c.base)).json(&serde_json::json!({"public_key": "12"})).send().await;
+    assert_eq!(bad.unwrap().status(), 400);
+    let account = c.page("/account").await;
+    let row = format!("data-device=\"{}\"", alloy::hex::encode(public));
+    assert!(account.contains(&row), "the phone is listed");
+    let status: Value = c.json(&format!("/api/device/{}", alloy::hex::encode(public))).await;
+    assert_eq!(status["state"], "certified");
+
+    // The phone is lost: revoked on the account page, its next pass is refused at once.
+    let (status, _, _) = c.form("/account/devices/revoke", &[("device", &alloy::hex::encode(public))]).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let v = scan(device.pass(metro, window_at(now()), rand::random()).encode()).await;
+    assert_eq!(v["reason"], "DEVICE_REVOKED", "{v}");
+    let status: Value = c.json(&format!("/api/device/{}", alloy::hex::encode(public))).await;
+    assert_eq!(status["state"], "revoked");
+    let again = c
+        .http
+        .post(format!("{}/api/device", c.base))
+        .json(&serde_json::json!({"public_key": alloy::hex::encode(public)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 422, "a revoked key is not certified again");
+
+    stack.shutdown().await;
+}
