@@ -322,7 +322,7 @@ async fn traveler_journey_in_browser() {
     b.wait_for_path("/signin").await;
     b.wait_for_text(Locator::Css("h1"), "Sign in").await;
     let card =
-        b.wait_for(Locator::XPath("//li[contains(@class,'card')][.//h2[normalize-space()='Aiko Tanaka']]")).await;
+        b.wait_for(Locator::XPath("//li[contains(@class,'card')][.//h3[normalize-space()='Aiko Tanaka']]")).await;
     let card_did = card.find(Locator::Css(".did")).await.unwrap().text().await.unwrap();
     assert_eq!(card_did, did, "Aiko's card shows her DID");
     let viewport = b.js("return [window.innerWidth, window.innerHeight]", vec![]).await;
