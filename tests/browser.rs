@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
-use kippu_domain::pass::Pass;
+use kippu_domain::device_pass::DevicePass;
 use kippu_e2e::{config, repo};
 use kippu_identity::{deterministic_demo_key, did_pkh};
 use serde_json::{json, Value};
@@ -284,26 +284,62 @@ impl Browser {
         eprintln!("browser: screenshot {}", path.display());
     }
 
+    /// Types `text` into the input with id `id`, replacing what was there.
+    async fn fill(&self, id: &str, text: &str) {
+        let input = self.wait_for(Locator::Id(id)).await;
+        input.clear().await.unwrap_or_else(|e| panic!("clearing #{id}: {e}"));
+        input.send_keys(text).await.unwrap_or_else(|e| panic!("typing into #{id}: {e}"));
+    }
+
+    /// Presses the submit button of the form `form` (a CSS selector).
+    async fn submit(&self, form: &str) {
+        let button = self.wait_for(Locator::Css(&format!("{form} button[type=submit]"))).await;
+        self.click(&button, &format!("{form}'s submit button")).await;
+    }
+
+    /// Cuts the browser's network (Chromium's network emulation) or gives it back: the page
+    /// sees `navigator.onLine` change and every request fail.
+    async fn offline(&self, offline: bool) {
+        let cmd = NetworkConditions { offline };
+        self.client.issue_cmd(cmd).await.unwrap_or_else(|e| panic!("setting network conditions: {e}"));
+    }
+
     async fn close(self) {
         let Browser { client, _driver, .. } = self;
         client.close().await.expect("closing the browser session");
     }
 }
 
+/// chromedriver's `POST /session/{id}/chromium/network_conditions`.
+#[derive(Debug)]
+struct NetworkConditions {
+    offline: bool,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for NetworkConditions {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/chromium/network_conditions", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let body = json!({"network_conditions": {"offline": self.offline, "latency": 0,
+            "download_throughput": -1, "upload_throughput": -1}});
+        (axum::http::Method::POST, Some(body.to_string()))
+    }
+}
+
 /// The pass an on-screen QR image carries, read from the pixels the browser shows.
-async fn displayed_pass(b: &Browser, img: &Element) -> (String, Pass) {
+async fn displayed_pass(b: &Browser, img: &Element) -> (String, DevicePass) {
     let png = img.screenshot().await.unwrap();
     let gray = image::load_from_memory(&png).expect("QR screenshot decodes as an image").to_luma8();
     let mut prepared = rqrr::PreparedImage::prepare(gray);
     let grids = prepared.detect_grids();
     let Some(grid) = grids.first() else { panic!("no QR code visible in the pass image{}", b.context().await) };
     let (_, text) = grid.decode().unwrap_or_else(|e| panic!("the QR on screen does not decode: {e:?}"));
-    let pass = Pass::decode(&text).unwrap_or_else(|e| panic!("the QR on screen is not a pass ({e:?}): {text}"));
+    let pass =
+        DevicePass::decode(&text).unwrap_or_else(|e| panic!("the QR on screen is not a device pass ({e:?}): {text}"));
     (text, pass)
 }
-
-const QR_LOADED: &str = "const i = document.getElementById('qr'); \
-    return i && i.complete && i.naturalWidth > 0 ? i.getAttribute('src') : null;";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn traveler_journey_in_browser() {
@@ -314,30 +350,53 @@ async fn traveler_journey_in_browser() {
     let b = Browser::start(&stack.web_url).await;
     eprintln!("browser: stack and browser up in {:.1?}", started.elapsed());
 
-    let aiko = deterministic_demo_key("aiko");
-    let did = did_pkh(stack.deployment.chain_id, aiko.address());
-
-    // Signed out, the app sends Aiko to the sign-in page, which lists the demo travelers with their DIDs.
+    // A newcomer: signed out, the app sends her to sign in, where she creates an account.
     b.goto("/").await;
     b.wait_for_path("/signin").await;
     b.wait_for_text(Locator::Css("h1"), "Sign in").await;
-    let card =
-        b.wait_for(Locator::XPath("//li[contains(@class,'card')][.//h3[normalize-space()='Aiko Tanaka']]")).await;
-    let card_did = card.find(Locator::Css(".did")).await.unwrap().text().await.unwrap();
-    assert_eq!(card_did, did, "Aiko's card shows her DID");
     let viewport = b.js("return [window.innerWidth, window.innerHeight]", vec![]).await;
     assert_eq!(viewport, json!([WINDOW.0, WINDOW.1]), "phone-sized viewport");
     b.fits_phone("sign-in").await;
     b.screenshot("signin").await;
+    let to_signup = b.wait_for(Locator::Id("to-signup")).await;
+    b.click(&to_signup, "Create an account").await;
+    b.wait_for_text(Locator::Css("h1"), "Create an account").await;
+    // A mistake first: the form says what is wrong and keeps what she typed.
+    b.fill("name", "Hana Sato").await;
+    b.fill("email", "hana@example.com").await;
+    b.fill("password", "short").await;
+    b.fill("confirm", "short").await;
+    b.submit("#signup").await;
+    b.wait_for_text(Locator::Id("password-error"), "at least 10 characters").await;
+    assert_eq!(
+        b.wait_for(Locator::Id("email")).await.prop("value").await.unwrap().as_deref(),
+        Some("hana@example.com")
+    );
+    b.fits_phone("sign-up").await;
+    b.screenshot("signup").await;
+    b.fill("password", "hana's long passphrase").await;
+    b.fill("confirm", "hana's long passphrase").await;
+    b.submit("#signup").await;
+    b.wait_for_text(Locator::Css("h1"), "Hello, Hana Sato").await;
+    assert_eq!(b.path().await, "/", "signed up lands on home");
+    let did = b.wait_for(Locator::Id("did")).await.text().await.unwrap();
+    let prefix = format!("did:pkh:eip155:{}:0x", stack.deployment.chain_id);
+    assert!(did.starts_with(&prefix), "her DID is shown: {did}");
+    let address: alloy::primitives::Address = did[prefix.len() - 2..].parse().expect("DID ends in an address");
+    assert_eq!(b.wait_for(Locator::Id("balance")).await.text().await.unwrap(), "0.00");
 
-    // The form runs the DID challenge-response with her custodial key.
-    let button = card.find(Locator::Css("button[type=submit]")).await.unwrap();
-    assert_eq!(button.text().await.unwrap(), "Sign in as Aiko Tanaka");
-    b.click(&button, "Aiko's sign-in button").await;
-    b.wait_for_text(Locator::Css("h1"), "Hello, Aiko Tanaka").await;
-    assert_eq!(b.path().await, "/", "signed in lands on home");
-    assert_eq!(b.wait_for(Locator::Id("did")).await.text().await.unwrap(), did);
-    assert_eq!(b.wait_for(Locator::Id("balance")).await.text().await.unwrap(), "50.00", "welcome FARE");
+    // Top up by card: Stripe Checkout (the loopback fake, same wire format), pay, back with FARE.
+    let nav = b.wait_for(Locator::Css("header nav a[href='/topup']")).await;
+    b.click(&nav, "the Top up link").await;
+    b.wait_for_path("/topup").await;
+    b.fill("amount", "50").await;
+    b.submit("form[action='/topup']").await;
+    b.wait_for_path("/pay/cs_").await;
+    let pay = b.wait_for_text(Locator::Css("button[type=submit]"), "Pay").await;
+    b.click(&pay, "Checkout's Pay button").await;
+    b.wait_for_path("/topup/done").await;
+    b.goto("/").await;
+    b.wait_for_text(Locator::Id("balance"), "50.00").await;
 
     // Plans, through the nav bar; the Explorer bundle is bought with its own button.
     let nav = b.wait_for(Locator::Css("header nav a[href='/plans']")).await;
@@ -380,22 +439,42 @@ async fn traveler_journey_in_browser() {
     b.wait_for_path(&href).await;
     b.wait_for_text(Locator::Css("h1"), "Metro 3-day pass").await;
     b.wait_for_text(Locator::Css(".pass p"), &format!("ticket #{ticket_id}")).await;
+    // The phone makes its key, the account certifies it, and the phone signs the pass itself.
+    b.wait_for_text(Locator::Id("pass-status"), "Signed on this phone").await;
     let qr = b.wait_for(Locator::Id("qr")).await;
-    let first_src = b.wait_js("the QR image to load", QR_LOADED, vec![]).await;
     let (_, _, w, h) = qr.rectangle().await.unwrap();
     assert!(w >= 200.0 && h >= 200.0 && w <= f64::from(WINDOW.0), "QR is shown large and fits the phone: {w}x{h}");
     let (first_text, first) = displayed_pass(&b, &qr).await;
     assert_eq!(first.ticket_id, ticket_id);
-    assert_eq!(first.signer().expect("pass signature recovers"), aiko.address(), "pass signed by Aiko's key");
+    first.verify_device_sig().expect("signed by the phone's device key");
+    let chain = stack.deployment.chain_id;
+    assert_eq!(
+        first.certifier(chain).expect("certificate recovers"),
+        address,
+        "the device key certified by her account"
+    );
+    let devices = stack.store.devices_of(&address).await.unwrap();
+    assert_eq!(devices.len(), 1, "one phone registered");
+    assert_eq!(devices[0].device_key, first.device_key);
+    let extractable = b
+        .client
+        .execute_async(
+            "const done = arguments[0]; const o = indexedDB.open('kippu', 1); o.onsuccess = () => { \
+             const r = o.result.transaction('device').objectStore('device').getAll(); \
+             r.onsuccess = () => done(r.result.length ? String(r.result[0].keys.privateKey.extractable) : ''); };",
+            vec![],
+        )
+        .await
+        .expect("reading the stored device key");
+    assert_eq!(extractable, json!("false"), "the phone's private key cannot be exported");
 
-    // Rotation: the page swaps in a freshly signed pass every few seconds.
-    let rotated = "const i = document.getElementById('qr'); \
-        return i.getAttribute('src') !== arguments[0] && i.complete && i.naturalWidth > 0;";
-    b.wait_js("the QR to rotate", rotated, vec![first_src.clone()]).await;
+    // Rotation: a fresh pass every few seconds, signed on the phone.
+    let rotated = "return document.getElementById('qr').dataset.pass !== arguments[0];";
+    b.wait_js("the QR to rotate", rotated, vec![json!(first_text)]).await;
     let (second_text, second) = displayed_pass(&b, &qr).await;
     assert_ne!(second_text, first_text, "rotated QR shows a new pass");
     assert_eq!(second.ticket_id, ticket_id);
-    assert_eq!(second.signer().unwrap(), aiko.address());
+    assert_eq!(second.certifier(chain).unwrap(), address);
 
     // Present the pass to the simulated metro gate: it decodes the PNG and the validator opens.
     let gate = b.wait_for(Locator::Css(".gate-btn[data-gate='metro/central/g1']")).await;
@@ -406,15 +485,34 @@ async fn traveler_journey_in_browser() {
     b.fits_phone("pass").await;
     b.screenshot("pass").await;
 
-    // She boards Bull Runner run 1: the bus's on-board validator names the run with the scan.
-    let tickets = stack.store.tickets_of(&aiko.address()).await.unwrap();
+    // She boards Bull Runner run 1 in a tunnel with no signal: the pass page keeps making
+    // fresh passes on the phone, and the bus's on-board validator (naming the run) opens for one.
+    let tickets = stack.store.tickets_of(&address).await.unwrap();
     let bus = tickets.iter().find(|t| t.operator_id == 2).unwrap().id;
     b.goto(&format!("/tickets/{bus}/pass")).await;
     let run = b.wait_for(Locator::Css("input.run[data-for='bus/bull-runner-7/onboard']")).await;
     assert_eq!(run.prop("value").await.unwrap().as_deref(), Some("1"), "the first run is preselected");
-    let gate = b.wait_for(Locator::Css(".gate-btn[data-gate='bus/bull-runner-7/onboard']")).await;
-    b.click(&gate, "the on-board validator button").await;
-    b.wait_for_text(Locator::Id("verdict"), "OPEN").await;
+    b.wait_for_text(Locator::Id("pass-status"), "Signed on this phone").await;
+    let qr = b.wait_for(Locator::Id("qr")).await;
+    b.offline(true).await;
+    b.wait_for_text(Locator::Id("net-status"), "No signal").await;
+    let before = displayed_pass(&b, &qr).await.0;
+    b.wait_js("the QR to rotate with no signal", rotated, vec![json!(before)]).await;
+    let (offline_text, offline_pass) = displayed_pass(&b, &qr).await;
+    assert_eq!(offline_pass.ticket_id, bus);
+    assert_eq!(offline_pass.certifier(chain).unwrap(), address);
+    b.fits_phone("pass").await;
+    b.screenshot("pass-offline").await;
+    b.offline(false).await;
+    let png = kippu_web::qr_png(&offline_text).unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/gates/bus/bull-runner-7/onboard/scan?trip=1", stack.web_url))
+        .body(png)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["open"], json!(true), "the pass signed with no signal opens the on-board validator: {v}");
     for _ in 0..100 {
         if stack.store.taps_of_ticket(bus).await.unwrap().len() == 1 {
             break;
@@ -424,7 +522,7 @@ async fn traveler_journey_in_browser() {
 
     // Home shows the new balance (50.00 - 35.70) and the tickets.
     b.goto("/").await;
-    b.wait_for_text(Locator::Css("h1"), "Hello, Aiko Tanaka").await;
+    b.wait_for_text(Locator::Css("h1"), "Hello, Hana Sato").await;
     assert_eq!(b.wait_for(Locator::Id("balance")).await.text().await.unwrap(), "14.30");
     assert_eq!(b.client.find_all(Locator::Css("ul.tickets li.ticket")).await.unwrap().len(), 4);
     b.fits_phone("home").await;

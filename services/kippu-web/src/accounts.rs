@@ -190,7 +190,7 @@ pub(crate) async fn signup(
     }
     tracing::info!(%did, "account created");
     metrics::counter!("kippu_accounts_created_total").increment(1);
-    start_session(&s, jar, address, "/?welcome=1").await
+    start_session(&s, jar, address, "/").await
 }
 
 pub(crate) async fn start_session(

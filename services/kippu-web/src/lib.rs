@@ -170,6 +170,7 @@ impl std::ops::Deref for AppState {
 const CSS: &str = include_str!("../../../web/static/kippu.css");
 const PASS_JS: &str = include_str!("../../../web/static/pass.js");
 const LIVE_JS: &str = include_str!("../../../web/static/live.js");
+const QRCODE_JS: &str = include_str!("../../../web/static/vendor/qrcode-generator.js");
 
 /// The app's router.
 pub fn router(state: AppState) -> Router {
@@ -256,6 +257,7 @@ pub fn router(state: AppState) -> Router {
     r.route("/static/kippu.css", get(|| async { ([(CONTENT_TYPE, "text/css")], CSS) }))
         .route("/static/pass.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], PASS_JS) }))
         .route("/static/live.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], LIVE_JS) }))
+        .route("/static/vendor/qrcode-generator.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], QRCODE_JS) }))
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .layer(axum::middleware::from_fn(move |req, next| security::guard(guard_state.clone(), csp.clone(), req, next)))
         .with_state(state)

@@ -501,6 +501,8 @@ struct PassPage {
     rides: String,
     gates: Vec<GateButton>,
     chain_id: u64,
+    /// The holder's address: the phone keeps one device key per account.
+    account: String,
     /// Card numbers (hex) bound to this ticket.
     cards: Vec<String>,
     card_error: Option<String>,
@@ -537,6 +539,7 @@ async fn pass_page_with(s: &AppState, me: Address, id: u64, card_error: Option<S
         rides: v.rides,
         gates,
         chain_id: s.chain.deployment().chain_id,
+        account: format!("{me:#x}"),
         cards: s
             .store
             .cards_of(&me)
