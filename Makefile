@@ -11,7 +11,7 @@ KIPPU_TEST_POSTGRES ?= postgres://127.0.0.1:5432/test
 KIPPU_TEST_MOSQUITTO ?= mqtt://127.0.0.1:1883
 export KIPPU_TEST_POSTGRES KIPPU_TEST_MOSQUITTO
 
-.PHONY: dev test node fmt-check clippy contracts-test abi check-abi interop-selftest rust-test fmt
+.PHONY: dev test node fmt-check clippy contracts-test abi check-abi interop-selftest rust-test web-js-test fmt
 
 # npm ci only when the lockfile changed since the last install.
 $(CONTRACTS)/node_modules/.installed: $(CONTRACTS)/package-lock.json
@@ -28,7 +28,7 @@ node: $(CONTRACTS)/node_modules/.installed tests/interop/node_modules/.installed
 dev: node
 	cargo run -p kippu -- dev
 
-test: fmt-check clippy contracts-test check-abi interop-selftest rust-test
+test: fmt-check clippy contracts-test check-abi interop-selftest web-js-test rust-test
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -54,6 +54,10 @@ abi: node
 # The Digital Bazaar harness checks itself (and the W3C vectors) before Kippu's tests lean on it.
 interop-selftest: node
 	node tests/interop/selftest.mjs
+
+# The phone's pass code (web/static/device.js) against the KP2 wire format, in Node's WebCrypto.
+web-js-test:
+	node web/static/test/kp2.test.mjs
 
 rust-test: node
 	cargo test --workspace --locked

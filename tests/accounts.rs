@@ -104,6 +104,21 @@ async fn sign_up_sign_in_and_a_certified_phone() {
     assert_eq!(h["referrer-policy"], "same-origin");
     assert_eq!(h["x-frame-options"], "DENY");
 
+    // Japanese, from the browser's Accept-Language or the switch in the header (a cookie).
+    let ja = c.http.get(format!("{}/signup", c.base)).header("accept-language", "ja-JP,ja;q=0.9,en;q=0.5").send().await;
+    let ja = ja.unwrap().text().await.unwrap();
+    assert!(ja.contains("<html lang=\"ja\">") && ja.contains("アカウントを作成"), "{ja}");
+    let jp = Client::new(&stack.web_url);
+    let r = jp.http.get(format!("{}/lang/ja", jp.base)).header("referer", format!("{}/signup", jp.base)).send().await;
+    let r = r.unwrap();
+    assert!(r.url().path().ends_with("/signup"), "back where the switch was pressed: {}", r.url());
+    let (status, _, page) = signup(&jp, "", "x", "short", "short").await;
+    assert_eq!(status, 422);
+    assert!(page.contains("10文字以上にしてください") && page.contains("お名前を入力してください"), "{page}");
+    let (_, _, page) =
+        jp.form("/signin/password", &[("email", "aiko@example.com"), ("password", "nope nope nope")]).await;
+    assert!(page.contains("試行回数が多すぎます") || page.contains("一致するアカウントがありません"), "{page}");
+
     // Demo one-click sign-in is a development route only (this stack runs with them on).
     // A phone's device key: certified by the account key, its passes open a gate.
     let top_up = c.form("/topup", &[("amount", "150")]).await;

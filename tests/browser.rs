@@ -537,6 +537,20 @@ async fn traveler_journey_in_browser() {
     assert_eq!(b.js("return window.kippuMarker", vec![]).await, json!("same page"), "the page was reloaded");
     b.screenshot("home").await;
 
+    // In Japanese: the switch in the header remembers the choice and returns to the same page.
+    let switch = b.wait_for(Locator::Id("lang-switch")).await;
+    assert_eq!(switch.text().await.unwrap(), "日本語");
+    b.click(&switch, "the 日本語 switch").await;
+    b.wait_for_text(Locator::Css("h1"), "Hana Satoさん、こんにちは").await;
+    assert_eq!(b.path().await, "/");
+    assert_eq!(b.js("return document.documentElement.lang", vec![]).await, json!("ja"));
+    b.wait_for_text(Locator::Css("header nav a[href='/plans']"), "プラン").await;
+    b.fits_phone("home in Japanese").await;
+    b.screenshot("home-ja").await;
+    let switch = b.wait_for(Locator::Id("lang-switch")).await;
+    b.click(&switch, "the English switch").await;
+    b.wait_for_text(Locator::Css("h1"), "Hello, Hana Sato").await;
+
     // The operators' side: the fleet of gates and the settlement report.
     b.goto("/gates").await;
     b.wait_for_text(Locator::Css(".gate"), "metro/central/g1").await;

@@ -1,190 +1,259 @@
-// The rotating pass, signed on this phone. At first use the phone makes an Ed25519 key in
-// WebCrypto that cannot be exported, keeps it in IndexedDB, and asks the account key (on the
-// server) to certify its public half once. From then on every pass is signed here, with no
-// network: `KP2.` + base64url(version 2 | ticket u64 | window u32 | nonce 8 | signature 64 |
-// device key 32 | certificate expiry u64 | certificate signature 65), as
-// kippu_domain::device_pass reads it.
-(function () {
-  'use strict';
-  const WINDOW_SECS = 10;
-  const ROTATE_MS = 5000;
-  const RENEW_BEFORE_SECS = 3600;
+// The pass page: a rotating QR signed on this phone (an ES module; see device.js for the key,
+// its certificate and the `KP2.` format). It keeps rotating with no signal: every
+// ROTATE_MS, and at once when the pass window changes, it signs a pass with a fresh nonce and
+// draws it. The simulated-gate buttons post the very image on screen to a gate.
+//
+// Needs, before this module: <script src="/static/vendor/qrcode-generator.js"></script>
+// (the global `qrcode`), and on the page #pass[data-ticket][data-account], canvas#qr,
+// #pass-status, #net-status, #verdict, .gate-btn[data-gate], optional .run[data-for].
+import { WINDOW_SECS, RENEW_BEFORE_SECS, CertError, certValid, ensureDevice, loadDevice, qrLayout, signPass, toU64, windowAt } from './device.js';
 
-  const section = document.getElementById('pass');
-  const canvas = document.getElementById('qr');
-  const status = document.getElementById('pass-status');
-  const net = document.getElementById('net-status');
-  const out = document.getElementById('verdict');
-  if (!section || !canvas) return;
-  const ticket = BigInt(section.dataset.ticket);
-  const account = section.dataset.account;
-  let device = null; // { keys: CryptoKeyPair, pub: Uint8Array(32), expiry: number, sig: Uint8Array(65) }
-  let current = '';
+const ROTATE_MS = 5000;
+const TICK_MS = 250;
+const QUIET = 4;
+const RENEW_RETRY_MS = 60000;
 
-  const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
-  const unhex = (s) => new Uint8Array(s.match(/../g).map((h) => parseInt(h, 16)));
-  const b64url = (bytes) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-  const say = (text) => { status.textContent = text; };
+const section = document.getElementById('pass');
+const canvas = document.getElementById('qr');
+const status = document.getElementById('pass-status');
+const net = document.getElementById('net-status');
+const out = document.getElementById('verdict');
 
-  // ---- the key, kept in IndexedDB (a CryptoKey is stored as an opaque handle) ----
-  function db() {
-    return new Promise((resolve, reject) => {
-      const open = indexedDB.open('kippu', 1);
-      open.onupgradeneeded = () => open.result.createObjectStore('device');
-      open.onsuccess = () => resolve(open.result);
-      open.onerror = () => reject(open.error);
-    });
+const say = (text) => {
+  if (status) status.textContent = text;
+};
+
+let device = null; // { keys, pub, expiry, sig, chainId }
+let shown = { text: '', window: -1, at: 0 };
+let signing = false;
+let refreshing = null;
+let lastRenewal = 0;
+
+function ticketOf(el) {
+  try {
+    return toU64(el.dataset.ticket, 'ticket');
+  } catch (e) {
+    return null;
   }
-  async function load() {
-    const d = await db();
-    return new Promise((resolve, reject) => {
-      const r = d.transaction('device').objectStore('device').get(account);
-      r.onsuccess = () => resolve(r.result || null);
-      r.onerror = () => reject(r.error);
-    });
-  }
-  async function save(record) {
-    const d = await db();
-    return new Promise((resolve, reject) => {
-      const tx = d.transaction('device', 'readwrite');
-      tx.objectStore('device').put(record, account);
-      tx.oncomplete = () => resolve();
-      tx.onerror = () => reject(tx.error);
-    });
-  }
+}
 
-  async function certify(keys, pub) {
-    const r = await fetch('/api/device', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ public_key: hex(pub) }),
-    });
-    if (!r.ok) throw new Error('the server refused to certify this phone (' + r.status + ')');
-    const c = await r.json();
-    const record = { keys, pub, expiry: c.cert_expiry, sig: unhex(c.cert_sig) };
-    await save(record);
-    return record;
-  }
+// ---- drawing ----------------------------------------------------------------------------
 
-  async function setUp() {
-    let record = await load();
-    const now = Date.now() / 1000;
-    if (record && navigator.onLine) {
-      // A revoked phone (lost, then found) must make a new key rather than keep signing.
-      try {
-        const s = await (await fetch('/api/device/' + hex(record.pub))).json();
-        if (s.state !== 'certified') record = null;
-      } catch (e) { /* no signal: keep what we have */ }
-    }
-    if (record && record.expiry - now > RENEW_BEFORE_SECS) return record;
-    if (record && record.expiry > now && !navigator.onLine) return record;
-    const keys = record ? record.keys : await crypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify']);
-    const pub = record ? record.pub : new Uint8Array(await crypto.subtle.exportKey('raw', keys.publicKey));
-    return certify(keys, pub);
-  }
-
-  // ---- one pass ----
-  async function sign() {
-    const window_ = Math.floor(Date.now() / 1000 / WINDOW_SECS);
-    const nonce = crypto.getRandomValues(new Uint8Array(8));
-    const msg = new Uint8Array(33);
-    msg.set(new TextEncoder().encode('kippu-pass-v2'), 0);
-    const mv = new DataView(msg.buffer);
-    mv.setBigUint64(13, ticket);
-    mv.setUint32(21, window_);
-    msg.set(nonce, 25);
-    const sig = new Uint8Array(await crypto.subtle.sign({ name: 'Ed25519' }, device.keys.privateKey, msg));
-    const wire = new Uint8Array(190);
-    const wv = new DataView(wire.buffer);
-    wire[0] = 2;
-    wv.setBigUint64(1, ticket);
-    wv.setUint32(9, window_);
-    wire.set(nonce, 13);
-    wire.set(sig, 21);
-    wire.set(device.pub, 85);
-    wv.setBigUint64(117, BigInt(device.expiry));
-    wire.set(device.sig, 125);
-    return 'KP2.' + b64url(wire);
-  }
-
-  function draw(text) {
-    const qr = qrcode(0, 'M');
-    qr.addData(text);
-    qr.make();
-    const n = qr.getModuleCount();
-    const quiet = 4;
-    const css = canvas.clientWidth || 300;
-    const ratio = window.devicePixelRatio || 1;
-    const cell = Math.max(1, Math.floor((css * ratio) / (n + 2 * quiet)));
-    const size = cell * (n + 2 * quiet);
-    canvas.width = size;
-    canvas.height = size;
-    const g = canvas.getContext('2d');
-    g.fillStyle = '#ffffff';
-    g.fillRect(0, 0, size, size);
-    g.fillStyle = '#000000';
-    for (let r = 0; r < n; r += 1) {
-      for (let c = 0; c < n; c += 1) {
-        if (qr.isDark(r, c)) g.fillRect((c + quiet) * cell, (r + quiet) * cell, cell, cell);
+function draw(text) {
+  const qr = globalThis.qrcode(0, 'M'); // type 0: the smallest version that holds the text
+  qr.addData(text, 'Byte');
+  qr.make();
+  const n = qr.getModuleCount();
+  // One canvas pixel per device pixel of the displayed width, so modules stay crisp.
+  const css = canvas.getBoundingClientRect().width || canvas.clientWidth || 300;
+  const ratio = window.devicePixelRatio || 1;
+  const { cell, size, offset } = qrLayout(n, Math.round(css * ratio), QUIET);
+  if (canvas.width !== size) canvas.width = size;
+  if (canvas.height !== size) canvas.height = size;
+  const g = canvas.getContext('2d', { alpha: false });
+  g.imageSmoothingEnabled = false;
+  g.fillStyle = '#ffffff';
+  g.fillRect(0, 0, size, size);
+  g.fillStyle = '#000000';
+  for (let r = 0; r < n; r += 1) {
+    // Runs of dark modules in a row as one rectangle: fewer calls, no seams.
+    let c = 0;
+    while (c < n) {
+      if (!qr.isDark(r, c)) {
+        c += 1;
+        continue;
       }
-    }
-    canvas.dataset.pass = text;
-  }
-
-  async function rotate() {
-    try {
-      current = await sign();
-      draw(current);
-      const left = Math.round(device.expiry - Date.now() / 1000);
-      say('Signed on this phone · renews every ' + ROTATE_MS / 1000 + ' s · certificate valid ' + Math.max(0, Math.floor(left / 86400)) + ' more days');
-    } catch (e) {
-      say('Could not sign the pass: ' + e.message);
+      const start = c;
+      while (c < n && qr.isDark(r, c)) c += 1;
+      g.fillRect(offset + start * cell, offset + r * cell, (c - start) * cell, cell);
     }
   }
+  canvas.dataset.pass = text;
+}
 
-  function showNet() {
-    net.textContent = navigator.onLine ? '' : 'No signal: the pass keeps working, signed on this phone.';
-    net.className = navigator.onLine ? '' : 'offline';
+function blank() {
+  const g = canvas.getContext('2d');
+  g.fillStyle = '#ffffff';
+  g.fillRect(0, 0, canvas.width, canvas.height);
+  delete canvas.dataset.pass;
+  shown = { text: '', window: -1, at: 0 };
+}
+
+// ---- status --------------------------------------------------------------------------------
+
+function showStatus() {
+  if (!device) return;
+  const now = Date.now();
+  const nowS = now / 1000;
+  if (!certValid(device, 0, nowS)) {
+    say(navigator.onLine
+      ? 'This phone’s certificate has expired; renewing it…'
+      : 'This phone’s certificate has expired: gates will refuse this pass. Connect to the internet to renew it.');
+    return;
   }
-  window.addEventListener('online', showNet);
-  window.addEventListener('offline', showNet);
-  showNet();
+  const nextWindow = (windowAt(now) + 1) * WINDOW_SECS * 1000;
+  const next = Math.max(0, Math.min(shown.at + ROTATE_MS, nextWindow) - now);
+  const until = new Date(device.expiry * 1000).toLocaleDateString(undefined, { day: 'numeric', month: 'short' });
+  say('Signed on this phone · new code in ' + Math.ceil(next / 1000) + ' s · certified until ' + until);
+}
 
-  (async function start() {
-    if (!window.crypto || !crypto.subtle || !window.indexedDB) {
-      say('This browser cannot keep a pass key (WebCrypto and IndexedDB are needed).');
-      return;
-    }
-    say('Setting up this phone…');
-    try {
-      device = await setUp();
-    } catch (e) {
-      say('This phone has no pass key yet and could not get one certified: ' + e.message + '. Try again with signal.');
-      return;
-    }
-    await rotate();
-    let lastWindow = Math.floor(Date.now() / 1000 / WINDOW_SECS);
-    setInterval(rotate, ROTATE_MS);
-    // A new window makes the previous pass stale sooner: re-sign as it starts.
-    setInterval(function () {
-      const w = Math.floor(Date.now() / 1000 / WINDOW_SECS);
-      if (w !== lastWindow) { lastWindow = w; rotate(); }
-    }, 250);
-  })();
+function showNet() {
+  if (!net) return;
+  const on = navigator.onLine;
+  net.textContent = on ? '' : 'No signal: the pass keeps working, signed on this phone.';
+  net.className = on ? '' : 'offline';
+}
 
-  // ---- simulated gates: they read the very image on screen ----
-  document.querySelectorAll('.gate-btn').forEach(function (b) {
-    b.addEventListener('click', async function () {
+// ---- rotation ------------------------------------------------------------------------------
+
+async function rotate(ticket) {
+  if (signing || !device) return;
+  signing = true;
+  const win = windowAt();
+  try {
+    const text = await signPass(device, ticket, win);
+    draw(text);
+    shown = { text, window: win, at: Date.now() };
+    showStatus();
+  } catch (e) {
+    say('Could not sign the pass: ' + e.message);
+  } finally {
+    signing = false;
+  }
+}
+
+function tick(ticket) {
+  if (!device) return;
+  const now = Date.now();
+  if (windowAt(now) !== shown.window || now - shown.at >= ROTATE_MS) {
+    rotate(ticket);
+  } else {
+    showStatus();
+  }
+  // Renew a certificate about to lapse while there is signal (at most once a minute).
+  if (navigator.onLine && !certValid(device, RENEW_BEFORE_SECS, now / 1000) && now - lastRenewal > RENEW_RETRY_MS) {
+    lastRenewal = now;
+    refresh(false, ticket);
+  }
+}
+
+// Asks the server about the key in the background (revoked? unknown? renew?) and swaps in
+// whatever it settles on; the pass on screen keeps rotating meanwhile.
+function refresh(checkStatus, ticket) {
+  if (refreshing) return refreshing;
+  refreshing = ensureDevice(section.dataset.account, { checkStatus })
+    .then((d) => {
+      const changed = !device || d.pub.some((b, i) => b !== device.pub[i]) || d.expiry !== device.expiry;
+      device = d;
+      if (changed && ticket != null) rotate(ticket);
+    })
+    .catch((e) => {
+      // A revoked key must stop signing; otherwise a pass that still holds stays on screen.
+      if ((e instanceof CertError && e.kind === 'revoked') || (device && !certValid(device))) {
+        device = null;
+        blank();
+        say(explain(e));
+      }
+    })
+    .finally(() => {
+      refreshing = null;
+    });
+  return refreshing;
+}
+
+function explain(e) {
+  if (e instanceof CertError) {
+    switch (e.kind) {
+      case 'offline':
+        return 'This phone needs signal once to get its pass key certified (then the pass works offline). Connect to the internet: the pass appears by itself.';
+      case 'signed-out':
+        return 'You are signed out: sign in again so this phone can be certified.';
+      case 'revoked':
+        return 'This phone’s pass key was revoked. Connect to the internet so it can make and certify a new one.';
+      case 'refused':
+        return e.message + '. Reload the page to try again; if it persists, check this phone under Account.';
+      default:
+        return 'Kippu could not certify this phone just now (' + e.message + '). Try again in a moment.';
+    }
+  }
+  return 'This phone could not set up its pass key: ' + (e && e.message ? e.message : e);
+}
+
+async function start() {
+  const ticket = ticketOf(section);
+  if (ticket == null || !section.dataset.account) {
+    say('This page is missing its ticket or account.');
+    return;
+  }
+  if (typeof globalThis.qrcode !== 'function') {
+    say('The QR encoder did not load; reload the page.');
+    return;
+  }
+  if (!globalThis.crypto || !crypto.subtle || !globalThis.indexedDB) {
+    say('This browser cannot keep a pass key (WebCrypto and IndexedDB are needed).');
+    return;
+  }
+  say('Setting up this phone…');
+  try {
+    // Offline first: a stored certificate that still holds is used at once, and the server
+    // is asked about it (revoked? renew?) afterwards, in the background.
+    const stored = await loadDevice(section.dataset.account);
+    device = certValid(stored) ? stored : await ensureDevice(section.dataset.account, { checkStatus: false });
+  } catch (e) {
+    say(e instanceof CertError ? explain(e) : 'This browser cannot sign passes here: ' + e.message);
+    if (e instanceof CertError && e.kind === 'offline') {
+      window.addEventListener('online', () => location.reload(), { once: true });
+    }
+    return;
+  }
+  await rotate(ticket);
+  if (navigator.onLine) refresh(true, ticket);
+  setInterval(() => tick(ticket), TICK_MS);
+  // Timers sleep in a hidden tab: re-sign as soon as the pass is looked at again.
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') tick(ticket);
+  });
+  window.addEventListener('online', () => refresh(true, ticket));
+  // A rotated phone or a zoom changes the pixels per module: redraw the same pass.
+  window.addEventListener('resize', () => {
+    if (shown.text) draw(shown.text);
+  });
+}
+
+// ---- simulated gates: they read the very image on screen ----------------------------------
+
+function gates() {
+  document.querySelectorAll('.gate-btn').forEach((b) => {
+    b.addEventListener('click', async () => {
+      if (!out) return;
+      if (!canvas.dataset.pass) {
+        out.textContent = 'No pass on screen yet.';
+        out.className = 'deny';
+        return;
+      }
       out.textContent = 'Scanning…';
       out.className = '';
       const png = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+      if (!png) {
+        out.textContent = 'Could not take a picture of the pass.';
+        out.className = 'deny';
+        return;
+      }
       // An on-board validator names the run its vehicle is working (its AVL unit would).
-      const run = document.querySelector('.run[data-for="' + b.dataset.gate + '"]');
+      const run = Array.from(document.querySelectorAll('.run[data-for]')).find((i) => i.dataset.for === b.dataset.gate);
       const query = run && run.value ? '?trip=' + encodeURIComponent(run.value) : '';
+      const path = b.dataset.gate.split('/').map(encodeURIComponent).join('/');
       try {
-        const r = await fetch('/gates/' + b.dataset.gate + '/scan' + query, { method: 'POST', body: png, headers: { 'content-type': 'image/png' } });
+        const r = await fetch('/gates/' + path + '/scan' + query, {
+          method: 'POST',
+          body: png,
+          credentials: 'same-origin',
+          headers: { 'content-type': 'image/png', accept: 'application/json' },
+        });
         const v = await r.json();
-        out.textContent = v.open ? 'OPEN' + (v.rides_left != null ? ' · rides left ' + v.rides_left : '') : 'DENY · ' + (v.reason || v.error);
+        out.textContent = v.open
+          ? 'OPEN' + (v.rides_left != null ? ' · rides left ' + v.rides_left : '')
+          : 'DENY · ' + (v.reason || v.error || 'HTTP ' + r.status);
         out.className = v.open ? 'open' : 'deny';
       } catch (e) {
         out.textContent = 'The simulated gate is out of reach: ' + e.message;
@@ -192,4 +261,12 @@
       }
     });
   });
-})();
+}
+
+if (section && canvas) {
+  window.addEventListener('online', showNet);
+  window.addEventListener('offline', showNet);
+  showNet();
+  gates();
+  start();
+}

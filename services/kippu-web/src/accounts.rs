@@ -23,6 +23,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use kippu_identity::did_pkh;
 use kippu_store::{DeviceRow, Traveler as TravelerRow};
 
+use crate::i18n::{t, tf};
 use crate::pages::custodial_signer;
 use crate::session::{new_cookie, now, Traveler, SESSION_SECS};
 use crate::{AppError, AppState};
@@ -64,12 +65,12 @@ fn client_ip(headers: &HeaderMap) -> Option<IpAddr> {
 
 fn normalize_email(raw: &str) -> Result<String, &'static str> {
     let e = raw.trim().to_lowercase();
-    let (local, domain) = e.split_once('@').ok_or("Enter an e-mail address, like name@example.com.")?;
+    let (local, domain) = e.split_once('@').ok_or_else(|| t("signup.err.email"))?;
     if local.is_empty() || !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') || e.len() > 254 {
-        return Err("Enter an e-mail address, like name@example.com.");
+        return Err(t("signup.err.email"));
     }
     if e.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("An e-mail address has no spaces.");
+        return Err(t("signup.err.email_spaces"));
     }
     Ok(e)
 }
@@ -135,7 +136,7 @@ pub(crate) async fn signup(
     let mut errors = Vec::new();
     let name = f.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 60 {
-        errors.push(("name", "Enter the name to show on your account (up to 60 characters).".to_owned()));
+        errors.push(("name", t("signup.err.name").to_owned()));
     }
     let email = match normalize_email(&f.email) {
         Ok(e) => Some(e),
@@ -146,22 +147,19 @@ pub(crate) async fn signup(
     };
     let len = f.password.chars().count();
     if len < MIN_PASSWORD {
-        errors.push((
-            "password",
-            format!("Use at least {MIN_PASSWORD} characters (a short sentence is easy to remember)."),
-        ));
+        errors.push(("password", tf("signup.err.short", MIN_PASSWORD)));
     } else if len > MAX_PASSWORD {
-        errors.push(("password", format!("Use at most {MAX_PASSWORD} characters.")));
+        errors.push(("password", tf("signup.err.long", MAX_PASSWORD)));
     }
     if f.confirm != f.password {
-        errors.push(("confirm", "The two passwords differ.".to_owned()));
+        errors.push(("confirm", t("signup.err.confirm").to_owned()));
     }
     let taken = match &email {
         Some(e) => s.store.password_login(e).await?.is_some(),
         None => false,
     };
     if taken {
-        errors.push(("email", "An account with this e-mail exists: sign in instead.".to_owned()));
+        errors.push(("email", t("signup.err.taken").to_owned()));
     }
     let (Some(email), true) = (email, errors.is_empty()) else {
         let page = SignupPage { errors, name, email: f.email.trim().to_owned(), chain_id: chain(&s) };
@@ -184,7 +182,7 @@ pub(crate) async fn signup(
         .await?;
     if !s.store.create_password_login(&email, &address, &hash, now()).await? {
         // Two sign-ups raced for one e-mail; the other won. The key made here stays unused.
-        let msg = "An account with this e-mail exists: sign in instead.".to_owned();
+        let msg = t("signup.err.taken").to_owned();
         let page = SignupPage { errors: vec![("email", msg)], name: String::new(), email, chain_id: chain(&s) };
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response());
     }
@@ -260,13 +258,9 @@ pub(crate) async fn password_signin(
             tracing::info!(%address, "signed in with password");
             return start_session(&s, jar, address, "/").await;
         }
-        PasswordOutcome::Wrong => {
-            (StatusCode::UNAUTHORIZED, "That e-mail and password do not match an account.".into())
-        }
-        PasswordOutcome::Throttled => {
-            (StatusCode::TOO_MANY_REQUESTS, "Too many attempts. Wait a minute, then try again.".into())
-        }
-        PasswordOutcome::Revoked(reason) => (StatusCode::FORBIDDEN, format!("This account is closed: {reason}.")),
+        PasswordOutcome::Wrong => (StatusCode::UNAUTHORIZED, t("signin.err.wrong").to_owned()),
+        PasswordOutcome::Throttled => (StatusCode::TOO_MANY_REQUESTS, t("signin.err.throttled").to_owned()),
+        PasswordOutcome::Revoked(reason) => (StatusCode::FORBIDDEN, tf("signin.err.closed", reason)),
     };
     let page = crate::pages::signin_with(&s, Some(msg), f.email.trim().to_owned()).await?;
     Ok((status, page).into_response())

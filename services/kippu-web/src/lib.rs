@@ -5,6 +5,7 @@
 mod accounts;
 mod chart;
 mod error;
+mod i18n;
 mod identity;
 mod pages;
 mod payments;
@@ -171,6 +172,7 @@ const CSS: &str = include_str!("../../../web/static/kippu.css");
 const PASS_JS: &str = include_str!("../../../web/static/pass.js");
 const LIVE_JS: &str = include_str!("../../../web/static/live.js");
 const QRCODE_JS: &str = include_str!("../../../web/static/vendor/qrcode-generator.js");
+const DEVICE_JS: &str = include_str!("../../../web/static/device.js");
 
 /// The app's router.
 pub fn router(state: AppState) -> Router {
@@ -187,6 +189,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/device", post(accounts::certify_device))
         .route("/api/device/{key}", get(accounts::device_status))
         .route("/signout", post(pages::signout))
+        .route("/lang/{code}", get(i18n::switch))
         .route("/signin/wallet/challenge", get(identity::wallet_challenge))
         .route("/signin/wallet", post(identity::wallet_signin))
         .route("/topup", get(payments::topup_page).post(payments::topup))
@@ -257,8 +260,10 @@ pub fn router(state: AppState) -> Router {
     r.route("/static/kippu.css", get(|| async { ([(CONTENT_TYPE, "text/css")], CSS) }))
         .route("/static/pass.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], PASS_JS) }))
         .route("/static/live.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], LIVE_JS) }))
+        .route("/static/device.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], DEVICE_JS) }))
         .route("/static/vendor/qrcode-generator.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], QRCODE_JS) }))
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+        .layer(axum::middleware::from_fn(i18n::scope))
         .layer(axum::middleware::from_fn(move |req, next| security::guard(guard_state.clone(), csp.clone(), req, next)))
         .with_state(state)
 }
