@@ -25,6 +25,7 @@
 pub mod journal;
 mod link;
 mod offline;
+mod station;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -43,6 +44,7 @@ use tokio::task::JoinHandle;
 pub use journal::{Journal, JournalContents, JournaledTap};
 pub use link::publish_config;
 pub use offline::ConfigRejected;
+pub use station::StationLink;
 
 use link::{ConfigLink, LinkEvents};
 use offline::{Installed, Local, Offline};
@@ -139,6 +141,8 @@ pub struct OfflineOptions {
     pub forward_interval: Duration,
     /// How long to wait for the broker at start before starting offline.
     pub connect_timeout: Duration,
+    /// The station LAN: entries shared with neighbouring gates for anti-passback offline.
+    pub station: Option<StationLink>,
 }
 
 impl OfflineOptions {
@@ -152,6 +156,7 @@ impl OfflineOptions {
             probe_timeout: Duration::from_millis(500),
             forward_interval: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            station: None,
         }
     }
 }
@@ -261,11 +266,21 @@ impl SimGate {
             wake: Notify::new(),
             forwarding: tokio::sync::Mutex::new(()),
             forward_timeout: setup.timeout,
+            station_out: match &opts.station {
+                Some(_) => {
+                    Some(std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.set_nonblocking(true).map(|()| s))?)
+                }
+                None => None,
+            },
             opts,
         });
         off.load_stored_snapshot();
         let link = ConfigLink::start(&url, &path, off.link_up.clone(), off.clone());
         let mut tasks = vec![tokio::spawn(off.clone().forwarder())];
+        if let Some(station) = off.opts.station.clone() {
+            let socket = tokio::net::UdpSocket::bind(station.bind).await?;
+            tasks.push(tokio::spawn(off.clone().listen_to_neighbours(socket, station)));
+        }
         match tokio::time::timeout(
             off.opts.connect_timeout,
             GateClient::connect_with(&url, path.clone(), gate_opts.clone()),
@@ -496,6 +511,8 @@ struct OfflineMode {
     wake: Notify,
     forwarding: tokio::sync::Mutex<()>,
     forward_timeout: Duration,
+    /// Sends entries to the neighbours (datagrams are small and never block for long).
+    station_out: Option<std::net::UdpSocket>,
 }
 
 impl OfflineMode {
@@ -521,6 +538,7 @@ impl OfflineMode {
             Local::NoSnapshot => return unavailable("no snapshot received"),
             Local::Expired(until) => return unavailable(&format!("snapshot expired at {until}")),
         };
+        let entry = decision.entry.clone();
         let v = decision.verdict;
         tracing::info!(gate = %self.gate_key, id = %v.id, open = v.open, reason = ?v.reason, snapshot = issued_at, "offline verdict");
         if v.open {
@@ -541,6 +559,10 @@ impl OfflineMode {
                 };
             }
         }
+        drop(state);
+        if let Some(e) = entry {
+            self.tell_neighbours(&e);
+        }
         Outcome { verdict: v, offline: true, snapshot: Some(issued_at) }
     }
 
@@ -550,10 +572,38 @@ impl OfflineMode {
             let now_ms = now_unix_millis();
             let scan =
                 ScanRequest { v: PROTOCOL_VERSION, id: v.id.clone(), pass: text.to_owned(), ts: now_ms, trip: run };
-            self.state.lock().unwrap_or_else(|e| e.into_inner()).mirror(&scan, now_ms / 1000);
+            let entry = self.state.lock().unwrap_or_else(|e| e.into_inner()).mirror(&scan, now_ms / 1000);
+            if let Some(e) = entry {
+                self.tell_neighbours(&e);
+            }
         }
         if !self.journal().pending().is_empty() {
             self.wake.notify_one();
+        }
+    }
+
+    fn tell_neighbours(&self, entry: &kippu_domain::PeerEntry) {
+        let (Some(station), Some(out)) = (&self.opts.station, &self.station_out) else { return };
+        let Some(bytes) = station::encode(&self.gate_key, &station.key, entry) else { return };
+        for (gate, _, addr) in &station.neighbours {
+            if let Err(e) = out.send_to(&bytes, addr) {
+                tracing::debug!(neighbour = %gate, error = %e, "neighbour out of reach");
+            }
+        }
+    }
+
+    async fn listen_to_neighbours(self: Arc<Self>, socket: tokio::net::UdpSocket, station: StationLink) {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok((n, from)) = socket.recv_from(&mut buf).await else { continue };
+            match station::decode(&buf[..n], &station.neighbours) {
+                Ok(entry) => {
+                    let now = now_unix();
+                    let applied = self.state.lock().unwrap_or_else(|e| e.into_inner()).apply_neighbour(entry, now);
+                    tracing::debug!(gate = %self.gate_key, %from, applied, "neighbour entry");
+                }
+                Err(why) => tracing::warn!(gate = %self.gate_key, %from, ?why, "neighbour datagram dropped"),
+            }
         }
     }
 

@@ -43,6 +43,15 @@ struct Cli {
     /// How long a scan waits for its verdict, in milliseconds.
     #[arg(long, default_value_t = 3000)]
     timeout_ms: u64,
+    /// Offline anti-passback with neighbours: where this gate listens on the station LAN (UDP).
+    #[arg(long, requires = "station_key")]
+    station_listen: Option<std::net::SocketAddr>,
+    /// File with this gate's Ed25519 secret (hex), which signs the entries it tells neighbours.
+    #[arg(long)]
+    station_key: Option<PathBuf>,
+    /// A neighbour: `op/station/gate=<public key hex>@<ip:port>`; repeat for each.
+    #[arg(long = "neighbour")]
+    neighbours: Vec<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -127,17 +136,34 @@ impl Cli {
         self.journal.clone().or_else(|| self.snapshot_dir.as_ref().map(|d| d.join(JOURNAL_FILE)))
     }
 
-    fn setup(&self, trusted: Vec<VerifyingKey>) -> GateSetup {
+    fn setup(&self, trusted: Vec<VerifyingKey>) -> anyhow::Result<GateSetup> {
         let mut setup = GateSetup::new(&self.mqtt, &self.gate);
         setup.timeout = Duration::from_millis(self.timeout_ms);
         if let (false, Some(journal)) = (trusted.is_empty(), self.journal_path()) {
             let mut opts = OfflineOptions::in_dir(self.snapshot_dir.clone().unwrap_or_default());
             opts.journal = journal;
             opts.snapshot_dir = self.snapshot_dir.clone();
+            opts.station = self.station()?;
             setup.offline = Some(opts);
         }
         setup.trusted_validators = trusted;
-        setup
+        Ok(setup)
+    }
+
+    fn station(&self) -> anyhow::Result<Option<gate_firmware_sim::StationLink>> {
+        let (Some(bind), Some(key_file)) = (self.station_listen, &self.station_key) else { return Ok(None) };
+        let key = read_card(key_file).map(|c| ed25519_dalek::SigningKey::from_bytes(&c.secret()))?;
+        let neighbours = self
+            .neighbours
+            .iter()
+            .map(|n| {
+                let (gate, rest) = n.split_once('=').with_context(|| format!("--neighbour {n:?}: gate=key@addr"))?;
+                let (key, addr) = rest.split_once('@').with_context(|| format!("--neighbour {n:?}: gate=key@addr"))?;
+                let key = trusted_keys(&[key.to_owned()])?.remove(0);
+                Ok((gate.to_owned(), key, addr.parse().with_context(|| format!("--neighbour {n:?}: bad address"))?))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Some(gate_firmware_sim::StationLink { bind, key, neighbours }))
     }
 }
 
@@ -200,7 +226,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Forward => {
-            let setup = cli.setup(trusted);
+            let setup = cli.setup(trusted)?;
             if setup.offline.is_none() {
                 bail!("forward needs --trust and --journal or --snapshot-dir");
             }
@@ -221,7 +247,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Scan { .. } | Cmd::Text { .. } | Cmd::Tap { .. } => {
-            let gate = SimGate::connect_with(cli.setup(trusted)).await?;
+            let gate = SimGate::connect_with(cli.setup(trusted)?).await?;
             if gate.has_offline_mode() && gate.snapshot().is_none() {
                 // A fresh process: give the retained config a moment to arrive.
                 gate.wait_snapshot(0, Duration::from_secs(2)).await;

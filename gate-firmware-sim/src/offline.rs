@@ -9,7 +9,7 @@ use ed25519_dalek::VerifyingKey;
 use kippu_domain::pass::ticket_of;
 use kippu_domain::snapshot::{GateSnapshot, SignedSnapshot, SnapshotError};
 use kippu_domain::validation::Decision;
-use kippu_domain::{ScanRequest, TicketState, Validator, ValidatorConfig, PASS_WINDOW_SECS};
+use kippu_domain::{PeerEntry, ScanRequest, TicketState, Validator, ValidatorConfig, PASS_WINDOW_SECS};
 
 use crate::journal::JournaledTap;
 
@@ -74,11 +74,19 @@ pub(crate) struct Offline {
     rules: ValidatorConfig,
     current: Option<Current>,
     recent: VecDeque<Recent>,
+    /// Entries neighbouring gates let through lately (re-applied to a newer snapshot).
+    neighbours: VecDeque<PeerEntry>,
 }
 
 impl Offline {
     pub(crate) fn new(gate_key: &str, rules: ValidatorConfig) -> Self {
-        Self { gate_key: gate_key.to_owned(), rules, current: None, recent: VecDeque::new() }
+        Self {
+            gate_key: gate_key.to_owned(),
+            rules,
+            current: None,
+            recent: VecDeque::new(),
+            neighbours: VecDeque::new(),
+        }
     }
 
     /// The held snapshot, as received (signed) and as verified.
@@ -143,7 +151,19 @@ impl Offline {
                 v.upsert_ticket(TicketState { rides_left: Some(rides.saturating_sub(*used)), ..t.into() });
             }
         }
+        for e in &self.neighbours {
+            v.apply_peer_entry(e);
+        }
         v
+    }
+
+    /// An entry a neighbouring gate let through: this gate refuses the ticket's passback and
+    /// the pass's replay as if it had seen the entry itself.
+    pub(crate) fn apply_neighbour(&mut self, entry: PeerEntry, now: u64) -> bool {
+        self.prune(now);
+        let applied = self.current.as_mut().is_some_and(|c| c.validator.apply_peer_entry(&entry));
+        self.neighbours.push_back(entry);
+        applied
     }
 
     /// Decides a scan from the snapshot. An accepted one is remembered.
@@ -162,14 +182,17 @@ impl Offline {
 
     /// Mirrors an entry a validator let through online, so the gate keeps passback,
     /// replay and rides if it has to decide the next scans itself.
-    pub(crate) fn mirror(&mut self, scan: &ScanRequest, now: u64) {
+    pub(crate) fn mirror(&mut self, scan: &ScanRequest, now: u64) -> Option<PeerEntry> {
+        let mut entry = None;
         if let Some(cur) = self.current.as_mut() {
             let d = cur.validator.check(&self.gate_key, scan, now);
             if !d.verdict.open {
                 tracing::debug!(id = %scan.id, reason = ?d.verdict.reason, "snapshot would have denied an online entry");
             }
+            entry = d.entry;
         }
         self.remember(scan, now);
+        entry
     }
 
     fn remember(&mut self, scan: &ScanRequest, now: u64) {
@@ -182,6 +205,9 @@ impl Offline {
         let horizon = self.rules.passback_secs + (u64::from(self.rules.window_skew) + 2) * PASS_WINDOW_SECS;
         while self.recent.front().is_some_and(|r| r.at + horizon < now) {
             self.recent.pop_front();
+        }
+        while self.neighbours.front().is_some_and(|e| e.at + horizon < now) {
+            self.neighbours.pop_front();
         }
     }
 }

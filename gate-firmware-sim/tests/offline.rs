@@ -425,6 +425,66 @@ async fn card_taps_online_offline_and_fraud() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Two gates of one station with no validator: an entry at one is known at the other over
+/// the station LAN (signed UDP), so the same ticket is refused as passback and the same pass
+/// as a replay there; a datagram from a device that is not a neighbour changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn neighbouring_gates_keep_passback_offline() {
+    let p = Platform::new(broker().await);
+    let issued = p.now - 5;
+    for g in ["g1", "g2"] {
+        p.publish_config(g, &p.snapshot(issued).sign(&p.key).to_bytes()).await;
+    }
+    let free = || std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (a1, a2) = (free(), free());
+    let (k1, k2) = (SigningKey::from_bytes(&rand::random()), SigningKey::from_bytes(&rand::random()));
+    let station =
+        |bind, key: &SigningKey, other: &str, other_key: &SigningKey, other_addr| gate_firmware_sim::StationLink {
+            bind,
+            key: key.clone(),
+            neighbours: vec![(p.gate_key(other), other_key.verifying_key(), other_addr)],
+        };
+    let (d1, d2) = (temp_dir("station-g1"), temp_dir("station-g2"));
+    let mut s1 = p.setup(&p.url, "g1", &d1);
+    s1.offline.as_mut().unwrap().station = Some(station(a1, &k1, "g2", &k2, a2));
+    let mut s2 = p.setup(&p.url, "g2", &d2);
+    s2.offline.as_mut().unwrap().station = Some(station(a2, &k2, "g1", &k1, a1));
+    let g1 = SimGate::connect_with(s1).await.expect("g1 connects");
+    let g2 = SimGate::connect_with(s2).await.expect("g2 connects");
+    assert_eq!(g1.wait_snapshot(issued, WAIT).await, Some(issued));
+    assert_eq!(g2.wait_snapshot(issued, WAIT).await, Some(issued));
+
+    // No validator runs: both decide from the snapshot.
+    let text = p.phone_pass(&p.phone, PHONE_TICKET);
+    assert_offline(&g1.present_text_outcome(&text).await.unwrap(), None, "entry at g1");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_offline(&g2.present_text_outcome(&text).await.unwrap(), Some(DenyReason::Replay), "the same pass at g2");
+    let fresh = p.phone_pass(&p.phone, PHONE_TICKET);
+    assert_offline(&g2.present_text_outcome(&fresh).await.unwrap(), Some(DenyReason::Passback), "handed back at g2");
+
+    // A device on the LAN that is no neighbour cannot shut a traveler out.
+    let rogue = SigningKey::from_bytes(&rand::random());
+    let forged = serde_json::json!({
+        "gate": p.gate_key("g1"),
+        "entry": {"scan_id": "forged", "ticket_id": ACCOUNT_TICKET, "window": window_at(now_unix()), "nonce": [0,0,0,0,0,0,0,0],
+                  "operator_id": 1, "on_board": false, "at": now_unix()},
+        "sig": "AAAA",
+    });
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(&serde_json::to_vec(&forged).unwrap(), a2).unwrap();
+    drop(rogue);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_offline(
+        &g2.present_text_outcome(&p.account_pass(ACCOUNT_TICKET)).await.unwrap(),
+        None,
+        "forged entry ignored",
+    );
+    g1.disconnect().await;
+    g2.disconnect().await;
+    let _ = std::fs::remove_dir_all(d1);
+    let _ = std::fs::remove_dir_all(d2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rogue_stale_and_foreign_configs_are_ignored() {
     let p = Platform::new(broker().await);
