@@ -501,6 +501,20 @@ async fn traveler_journey_in_browser() {
     let (offline_text, offline_pass) = displayed_pass(&b, &qr).await;
     assert_eq!(offline_pass.ticket_id, bus);
     assert_eq!(offline_pass.certifier(chain).unwrap(), address);
+    // Even opened afresh with no signal, the page comes back (service worker) and signs on.
+    b.wait_js(
+        "the page kept for offline use",
+        "return document.getElementById('pass').dataset.offlineReady === 'true';",
+        vec![],
+    )
+    .await;
+    b.goto(&format!("/tickets/{bus}/pass")).await;
+    b.wait_for_text(Locator::Id("pass-status"), "Signed on this phone").await;
+    b.wait_for_text(Locator::Id("net-status"), "No signal").await;
+    let qr = b.wait_for(Locator::Id("qr")).await;
+    let (reopened_text, reopened) = displayed_pass(&b, &qr).await;
+    assert_eq!(reopened.ticket_id, bus);
+    assert_ne!(reopened_text, offline_text, "a fresh pass after reopening");
     b.fits_phone("pass").await;
     b.screenshot("pass-offline").await;
     b.offline(false).await;
@@ -537,11 +551,29 @@ async fn traveler_journey_in_browser() {
     assert_eq!(b.js("return window.kippuMarker", vec![]).await, json!("same page"), "the page was reloaded");
     b.screenshot("home").await;
 
+    // Trip history on the metro ticket; the unused taxi credit is refunded from its page.
+    b.goto(&format!("/tickets/{ticket_id}/pass")).await;
+    b.wait_for_text(Locator::Css("#history li"), "metro/central/g1").await;
+    assert!(b.client.find(Locator::Id("refund")).await.is_err(), "a used ticket offers no refund");
+    let taxi = stack.store.tickets_of(&address).await.unwrap().iter().find(|t| t.operator_id == 3).unwrap().id;
+    b.goto(&format!("/tickets/{taxi}/pass")).await;
+    b.wait_for_text(Locator::Id("history"), "Not used yet").await;
+    b.submit("#refund").await;
+    b.wait_for_text(Locator::Css(".flash.ok"), &format!("Ticket #{taxi} refunded: 10.20 FARE")).await;
+    assert_eq!(
+        b.client.find_all(Locator::Css("ul.tickets li.ticket")).await.unwrap().len(),
+        3,
+        "the refunded ticket is gone"
+    );
+    b.goto("/").await;
+    b.wait_for_text(Locator::Id("balance"), "24.50").await;
+
     // In Japanese: the switch in the header remembers the choice and returns to the same page.
     let switch = b.wait_for(Locator::Id("lang-switch")).await;
     assert_eq!(switch.text().await.unwrap(), "日本語");
     b.click(&switch, "the 日本語 switch").await;
     b.wait_for_text(Locator::Css("h1"), "Hana Satoさん、こんにちは").await;
+    b.wait_for_text(Locator::Id("balance"), "24.50").await;
     assert_eq!(b.path().await, "/");
     assert_eq!(b.js("return document.documentElement.lang", vec![]).await, json!("ja"));
     b.wait_for_text(Locator::Css("header nav a[href='/plans']"), "プラン").await;

@@ -94,13 +94,15 @@ function showStatus() {
   const nextWindow = (windowAt(now) + 1) * WINDOW_SECS * 1000;
   const next = Math.max(0, Math.min(shown.at + ROTATE_MS, nextWindow) - now);
   const until = new Date(device.expiry * 1000).toLocaleDateString(undefined, { day: 'numeric', month: 'short' });
-  say('Signed on this phone · new code in ' + Math.ceil(next / 1000) + ' s · certified until ' + until);
+  // The page carries its language's texts (data-t-*); English when it does not.
+  const text = (section && section.dataset.tSigned) || 'Signed on this phone · new code in {s} s · certified until {until}';
+  say(text.replace('{s}', String(Math.ceil(next / 1000))).replace('{until}', until));
 }
 
 function showNet() {
   if (!net) return;
   const on = navigator.onLine;
-  net.textContent = on ? '' : 'No signal: the pass keeps working, signed on this phone.';
+  net.textContent = on ? '' : (section && section.dataset.tOffline) || 'No signal: the pass keeps working, signed on this phone.';
   net.className = on ? '' : 'offline';
 }
 
@@ -179,7 +181,22 @@ function explain(e) {
   return 'This phone could not set up its pass key: ' + (e && e.message ? e.message : e);
 }
 
+// Keep this page for opening again with no signal (see /sw.js). The page that registered the
+// worker was loaded before it, so it is stored here directly.
+async function keepForOffline() {
+  if (!('serviceWorker' in navigator) || !globalThis.caches) return;
+  try {
+    await navigator.serviceWorker.register('/sw.js');
+    const cache = await caches.open('kippu-pass-v1');
+    if (navigator.onLine) await cache.add(location.pathname);
+    section.dataset.offlineReady = 'true';
+  } catch (e) {
+    console.warn('pass page not kept for offline use', e);
+  }
+}
+
 async function start() {
+  keepForOffline();
   const ticket = ticketOf(section);
   if (ticket == null || !section.dataset.account) {
     say('This page is missing its ticket or account.');

@@ -491,8 +491,14 @@ impl Chain {
         Ok((value, deadline, 27u8 + u8::from(sig.v()), B256::from(sig.r()), B256::from(sig.s())))
     }
 
-    /// Refunds an unused ticket to its holder (as the relayer) under its
-    /// product's refund policy. Returns the amount refunded.
+    /// What refunding `ticket_id` would return now, and until when (`(0, 0)`: not refundable).
+    pub async fn refundable(&self, ticket_id: u64) -> Result<(u128, u64)> {
+        let m = PlanMarket::new(self.d.market, &self.provider);
+        let r = m.refundable(U256::from(ticket_id)).call().await.map_err(revert)?;
+        Ok((u128::try_from(r.amount).map_err(|_| ChainError::Rpc("refund overflow".into()))?, r.deadline))
+    }
+
+    /// Refunds an unused ticket (as the relayer: FARE goes to the holder); returns the amount.
     pub async fn refund(&self, ticket_id: u64) -> Result<u128> {
         let m = PlanMarket::new(self.d.market, &self.provider);
         let r = send!(self.send_lock, m.refund(U256::from(ticket_id)));

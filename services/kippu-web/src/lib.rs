@@ -19,7 +19,7 @@ mod timetable;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{self, CONTENT_TYPE};
 use axum::routing::{get, post};
 use axum::Router;
 use kippu_chain::Chain;
@@ -173,6 +173,7 @@ const PASS_JS: &str = include_str!("../../../web/static/pass.js");
 const LIVE_JS: &str = include_str!("../../../web/static/live.js");
 const QRCODE_JS: &str = include_str!("../../../web/static/vendor/qrcode-generator.js");
 const DEVICE_JS: &str = include_str!("../../../web/static/device.js");
+const SW_JS: &str = include_str!("../../../web/static/sw.js");
 
 /// The app's router.
 pub fn router(state: AppState) -> Router {
@@ -201,6 +202,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tickets/{id}/pass", get(pages::pass_page))
         .route("/tickets/{id}/pass.png", get(pages::pass_image))
         .route("/tickets/{id}/cards", post(pages::bind_card))
+        .route("/tickets/{id}/refund", post(pages::refund_ticket))
         .route("/tickets/{id}/cards/remove", post(pages::unbind_card))
         .route("/gates", get(pages::gates))
         .route("/gates/{op}/{station}/{gate}/scan", post(pages::gate_scan))
@@ -261,6 +263,11 @@ pub fn router(state: AppState) -> Router {
         .route("/static/pass.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], PASS_JS) }))
         .route("/static/live.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], LIVE_JS) }))
         .route("/static/device.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], DEVICE_JS) }))
+        // At the root so its scope covers the pass pages.
+        .route(
+            "/sw.js",
+            get(|| async { ([(CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "no-cache")], SW_JS) }),
+        )
         .route("/static/vendor/qrcode-generator.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], QRCODE_JS) }))
         .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .layer(axum::middleware::from_fn(i18n::scope))

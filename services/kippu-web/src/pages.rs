@@ -124,7 +124,9 @@ pub(crate) async fn signout(State(s): State<AppState>, jar: CookieJar) -> Result
     if let Some(c) = jar.get(COOKIE) {
         s.store.delete_session(c.value()).await?;
     }
-    Ok((jar.remove(axum_extra::extract::cookie::Cookie::from(COOKIE)), Redirect::to("/signin")).into_response())
+    // The pass pages kept for offline use show this traveler's tickets: forget them on this device.
+    let clear = [(header::HeaderName::from_static("clear-site-data"), "\"cache\"")];
+    Ok((clear, jar.remove(axum_extra::extract::cookie::Cookie::from(COOKIE)), Redirect::to("/signin")).into_response())
 }
 
 fn host_of(url: &str) -> String {
@@ -481,7 +483,11 @@ pub(crate) async fn tickets(
 ) -> Page {
     let cat = Catalogue::load(&s).await?;
     let tickets = s.store.tickets_of(&me).await?.iter().map(|t| cat.ticket(t)).collect();
-    let notice = q.get("bought").map(|p| format!("Plan #{p} bought. Your tickets are below."));
+    let notice = match (q.get("bought"), q.get("refunded"), q.get("amount")) {
+        (Some(p), _, _) => Some(crate::i18n::tf("tickets.bought", p)),
+        (_, Some(t), Some(a)) => Some(crate::i18n::tf("tickets.refunded", t).replacen("{}", a, 1)),
+        _ => None,
+    };
     html(TicketsPage { tickets, notice, chain_id: s.chain.deployment().chain_id })
 }
 
@@ -506,6 +512,10 @@ struct PassPage {
     /// Card numbers (hex) bound to this ticket.
     cards: Vec<String>,
     card_error: Option<String>,
+    /// This ticket's entries, newest first: (time, gate).
+    history: Vec<(String, String)>,
+    /// What a refund would return now (formatted FARE), for an unused refundable ticket.
+    refund: Option<String>,
 }
 
 /// A simulated gate on the pass page; an on-board one offers the runs its vehicle may be working.
@@ -520,6 +530,8 @@ pub(crate) async fn pass_page(State(s): State<AppState>, Traveler(me): Traveler,
 
 async fn pass_page_with(s: &AppState, me: Address, id: u64, card_error: Option<String>) -> Page {
     let t = own_ticket(s, me, id).await?;
+    let history: Vec<(String, String)> =
+        s.store.taps_of_ticket(id).await?.into_iter().map(|tap| (fmt_time(tap.at), tap.gate_key)).collect();
     let cat = Catalogue::load(s).await?;
     let v = cat.ticket(&t);
     let gates = s
@@ -549,7 +561,44 @@ async fn pass_page_with(s: &AppState, me: Address, id: u64, card_error: Option<S
             .map(|c| alloy::hex::encode(c.card_key))
             .collect(),
         card_error,
+        refund: match history.is_empty() {
+            true => refund_offer(s, id).await,
+            false => None,
+        },
+        history,
     })
+}
+
+/// The refund an unused ticket would get now, if its product allows one.
+async fn refund_offer(s: &AppState, id: u64) -> Option<String> {
+    match s.chain.refundable(id).await {
+        Ok((amount, deadline)) if amount > 0 && deadline > now() as u64 => Some(format_fare(amount as i128)),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(ticket = id, error = %e, "refund offer unknown");
+            None
+        }
+    }
+}
+
+/// Refunds an unused ticket (gasless: Kippu relays; the FARE goes to the holder). A ticket
+/// with any recorded entry is used and keeps its fare.
+pub(crate) async fn refund_ticket(
+    State(s): State<AppState>,
+    Traveler(me): Traveler,
+    Path(id): Path<u64>,
+) -> Result<Response, AppError> {
+    own_ticket(&s, me, id).await?;
+    if !s.store.taps_of_ticket(id).await?.is_empty() {
+        return Err(AppError::Refused("This ticket has been used, so it cannot be refunded.".into()));
+    }
+    if refund_offer(&s, id).await.is_none() {
+        return Err(AppError::Refused("This ticket's fare is not refundable (or its refund period has ended).".into()));
+    }
+    let amount = s.chain.refund(id).await?;
+    s.platform.catch_up().await;
+    tracing::info!(ticket = id, amount, "ticket refunded");
+    Ok(Redirect::to(&format!("/tickets?refunded={id}&amount={}", format_fare(amount as i128))).into_response())
 }
 
 #[derive(serde::Deserialize)]
