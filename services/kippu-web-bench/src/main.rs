@@ -98,8 +98,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter("error").init();
     let args = Args::parse();
     let data_dir = std::env::temp_dir().join(format!("kippu-web-bench-{}", std::process::id()));
-    let mut cfg = kippu::Config::default();
-    cfg.data_dir = data_dir.clone();
+    let mut cfg = kippu::Config { data_dir: data_dir.clone(), ..Default::default() };
     cfg.web.bind = "127.0.0.1:0".into();
     cfg.web.dev_routes = Some(true);
     cfg.chain.anvil_port = 0;
