@@ -159,6 +159,25 @@ async fn sign_up_sign_in_and_a_certified_phone() {
     };
     let v = scan(device.pass(metro, window_at(now()), rand::random()).encode()).await;
     assert_eq!(v["open"], true, "{v}");
+    // A used ticket keeps its fare; the metro pass is not refundable anyway, the unused taxi
+    // credit is (80 % back), once.
+    for _ in 0..100 {
+        if !stack.store.taps_of_ticket(metro).await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, _, page) = c.form(&format!("/tickets/{metro}/refund"), &[]).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("has been used"), "{page}");
+    let taxi = c.ticket_of(3, None).await;
+    let before = c.me().await["balance"].as_u64().unwrap();
+    let (status, url, _) = c.form(&format!("/tickets/{taxi}/refund"), &[]).await;
+    assert_eq!(status, 200);
+    assert!(url.contains(&format!("refunded={taxi}")), "{url}");
+    assert_eq!(c.me().await["balance"].as_u64().unwrap(), before + 1020);
+    let (status, _, _) = c.form(&format!("/tickets/{taxi}/refund"), &[]).await;
+    assert_eq!(status, 404, "refunded: no longer hers");
     let bad = c.http.post(format!("{}/api/device", c.base)).json(&serde_json::json!({"public_key": "12"})).send().await;
     assert_eq!(bad.unwrap().status(), 400);
     let account = c.page("/account").await;
