@@ -429,6 +429,16 @@ async fn traveler_journey_in_browser() {
     assert!(lines.iter().any(|l| l.contains("Delay cover") && l.contains("delay cover")), "{lines:#?}");
     b.fits_phone("tickets").await;
     b.screenshot("tickets").await;
+    // The receipt: what was paid against the list price, each leg's share, the transaction.
+    let receipt = b.wait_for(Locator::Id("receipt-link")).await;
+    b.click(&receipt, "the receipt link").await;
+    b.wait_for_text(Locator::Id("paid"), "35.70 FARE").await;
+    assert_eq!(b.client.find_all(Locator::Css("tr[data-ticket]")).await.unwrap().len(), 4, "a line per leg");
+    let tx = b.wait_for(Locator::Id("tx")).await.text().await.unwrap();
+    assert!(tx.starts_with("0x") && tx.len() == 66, "the purchase transaction: {tx}");
+    b.fits_phone("receipt").await;
+    b.client.back().await.unwrap();
+    b.wait_for_text(Locator::Css("h1"), "My tickets").await;
 
     // The metro pass: a QR image that is displayed, is a pass signed by Aiko, and rotates.
     let metro = b.wait_for(Locator::XPath("//li[contains(@class,'ticket')]//a[contains(.,'Metro Rail')]")).await;

@@ -128,3 +128,47 @@ impl Store {
         rows.iter().map(|r| key32(&r.try_get::<String, _>(0)?, "device key")).collect()
     }
 }
+
+/// A plan as bought, for its receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanReceipt {
+    /// Plan id.
+    pub plan_id: u64,
+    /// The buyer.
+    pub traveler: Address,
+    /// Bundle bought.
+    pub bundle_id: u32,
+    /// FARE paid, minor units.
+    pub price: i64,
+    /// Validity start, unix seconds.
+    pub valid_from: i64,
+    /// The purchase transaction.
+    pub tx_hash: String,
+    /// Its block.
+    pub block_number: i64,
+}
+
+impl Store {
+    /// A plan with the transaction that bought it.
+    pub async fn plan_receipt(&self, plan_id: u64) -> Result<Option<PlanReceipt>> {
+        let row = sqlx::query(
+            "SELECT p.plan_id, p.traveler, p.bundle_id, p.price, p.valid_from, e.tx_hash, e.block_number \
+             FROM plans p JOIN chain_events e ON e.event_key = p.event_key WHERE p.plan_id = $1",
+        )
+        .bind(plan_id as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(PlanReceipt {
+                plan_id: r.try_get::<i64, _>(0)? as u64,
+                traveler: parse_addr(&r.try_get::<String, _>(1)?)?,
+                bundle_id: r.try_get::<i64, _>(2)? as u32,
+                price: r.try_get(3)?,
+                valid_from: r.try_get(4)?,
+                tx_hash: r.try_get(5)?,
+                block_number: r.try_get(6)?,
+            })
+        })
+        .transpose()
+    }
+}

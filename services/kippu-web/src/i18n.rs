@@ -217,6 +217,18 @@ const EN: &[(&str, &str)] = &[
     ("account.revoked", "revoked"),
     ("account.revoke", "Revoke"),
     ("error.back", "Back to Kippu"),
+    ("receipt.title", "Receipt · plan #{}"),
+    ("receipt.bundle", "Bundle"),
+    ("receipt.paid", "Paid"),
+    ("receipt.valid_from", "Valid from"),
+    ("receipt.buyer", "Bought by"),
+    ("receipt.tx", "Transaction"),
+    ("receipt.block", "block {}"),
+    ("receipt.ticket", "Ticket"),
+    ("receipt.leg", "Leg"),
+    ("receipt.share", "Share (FARE)"),
+    ("receipt.note", "Paid in FARE on the consortium chain; each leg's share goes to its operator at the period close."),
+    ("tickets.receipt", "Receipt for plan #{}"),
 ];
 
 const JA: &[(&str, &str)] = &[
@@ -313,6 +325,18 @@ const JA: &[(&str, &str)] = &[
     ("account.revoked", "無効"),
     ("account.revoke", "無効にする"),
     ("error.back", "Kippuに戻る"),
+    ("receipt.title", "領収書 · プラン#{}"),
+    ("receipt.bundle", "セット"),
+    ("receipt.paid", "支払額"),
+    ("receipt.valid_from", "有効開始"),
+    ("receipt.buyer", "購入者"),
+    ("receipt.tx", "トランザクション"),
+    ("receipt.block", "ブロック{}"),
+    ("receipt.ticket", "チケット"),
+    ("receipt.leg", "区間"),
+    ("receipt.share", "配分（FARE）"),
+    ("receipt.note", "コンソーシアムチェーン上でFAREで支払われました。各区間の配分は期間締めで各事業者に支払われます。"),
+    ("tickets.receipt", "プラン#{}の領収書"),
 ];
 
 #[cfg(test)]

@@ -198,6 +198,7 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/stripe", post(payments::stripe_webhook))
         .route("/plans", get(pages::plans))
         .route("/plans/{id}/buy", post(pages::buy))
+        .route("/plans/{id}/receipt", get(pages::receipt))
         .route("/tickets", get(pages::tickets))
         .route("/tickets/{id}/pass", get(pages::pass_page))
         .route("/tickets/{id}/pass.png", get(pages::pass_image))

@@ -224,6 +224,51 @@ impl Catalogue {
     }
 }
 
+#[derive(Template)]
+#[template(path = "receipt.html")]
+struct ReceiptPage {
+    plan_id: u64,
+    bundle: String,
+    paid: String,
+    list: String,
+    valid_from: String,
+    buyer: String,
+    tx_hash: String,
+    block: i64,
+    legs: Vec<(u64, String, String, String)>,
+    chain_id: u64,
+}
+
+/// `GET /plans/{id}/receipt`: what was bought, for how much, and the transaction that did it.
+pub(crate) async fn receipt(State(s): State<AppState>, Traveler(me): Traveler, Path(id): Path<u64>) -> Page {
+    let r = match s.store.plan_receipt(id).await? {
+        Some(r) if r.traveler == me => r,
+        _ => return Err(AppError::NotFound(format!("You bought no plan #{id}."))),
+    };
+    let cat = Catalogue::load(&s).await?;
+    let bundle = s.store.bundles().await?.into_iter().find(|b| b.id == r.bundle_id);
+    let legs: Vec<TicketRow> = s.store.tickets_of(&me).await?.into_iter().filter(|t| t.plan_id == id).collect();
+    let list: i64 = legs.iter().map(|t| cat.products.get(&t.product_id).map_or(0, |p| p.price)).sum();
+    let t = s.store.traveler(&me).await?;
+    html(ReceiptPage {
+        plan_id: id,
+        bundle: bundle.map_or_else(|| format!("bundle {}", r.bundle_id), |b| b.name),
+        paid: format_fare(i128::from(r.price)),
+        list: format_fare(i128::from(list)),
+        valid_from: fmt_time(r.valid_from),
+        buyer: t.map_or_else(|| format!("{me:#x}"), |t| format!("{} ({})", t.display_name, t.did)),
+        tx_hash: r.tx_hash,
+        block: r.block_number,
+        legs: legs
+            .iter()
+            .map(|l| {
+                (l.id, cat.product_name(l.product_id), cat.operator(l.operator_id), format_fare(i128::from(l.share)))
+            })
+            .collect(),
+        chain_id: s.chain.deployment().chain_id,
+    })
+}
+
 pub(crate) struct VoucherView {
     id: u64,
     value: String,
@@ -473,6 +518,8 @@ pub(crate) async fn buy(
 struct TicketsPage {
     tickets: Vec<TicketView>,
     notice: Option<String>,
+    /// The plan just bought, for a link to its receipt.
+    bought: Option<u64>,
     chain_id: u64,
 }
 
@@ -488,7 +535,8 @@ pub(crate) async fn tickets(
         (_, Some(t), Some(a)) => Some(crate::i18n::tf("tickets.refunded", t).replacen("{}", a, 1)),
         _ => None,
     };
-    html(TicketsPage { tickets, notice, chain_id: s.chain.deployment().chain_id })
+    let bought = q.get("bought").and_then(|p| p.parse::<u64>().ok());
+    html(TicketsPage { tickets, notice, bought, chain_id: s.chain.deployment().chain_id })
 }
 
 async fn own_ticket(s: &AppState, me: Address, id: u64) -> Result<TicketRow, AppError> {
