@@ -104,6 +104,11 @@ async fn sign_up_sign_in_and_a_certified_phone() {
     assert_eq!(h["referrer-policy"], "same-origin");
     assert_eq!(h["x-frame-options"], "DENY");
 
+    // Passkeys need a domain (WebAuthn's relying party ID): served from an IP, they say so.
+    let r = c.http.post(format!("{}/passkeys/signin/start", c.base)).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("domain name"));
+
     // Japanese, from the browser's Accept-Language or the switch in the header (a cookie).
     let ja = c.http.get(format!("{}/signup", c.base)).header("accept-language", "ja-JP,ja;q=0.9,en;q=0.5").send().await;
     let ja = ja.unwrap().text().await.unwrap();

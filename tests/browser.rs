@@ -328,6 +328,23 @@ impl fantoccini::wd::WebDriverCompatibleCommand for NetworkConditions {
     }
 }
 
+/// chromedriver's `POST /session/{id}/webauthn/authenticator`: a platform authenticator
+/// that keeps discoverable credentials and verifies the user (WebDriver's virtual authenticator).
+#[derive(Debug)]
+struct VirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for VirtualAuthenticator {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/webauthn/authenticator", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let body = json!({"protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+            "hasUserVerification": true, "isUserVerified": true, "isUserConsenting": true});
+        (axum::http::Method::POST, Some(body.to_string()))
+    }
+}
+
 /// The pass an on-screen QR image carries, read from the pixels the browser shows.
 async fn displayed_pass(b: &Browser, img: &Element) -> (String, DevicePass) {
     let png = img.screenshot().await.unwrap();
@@ -718,6 +735,51 @@ async fn operator_report_in_browser() {
     b.wait_for_text(Locator::Id("reconciles"), "Reconciles: 0.00 + 25.50 − 10.20 + 15.00 − 23.10 = 7.20").await;
     b.fits_phone("statement").await;
     b.screenshot("statement").await;
+
+    b.close().await;
+    stack.shutdown().await;
+}
+
+/// Passkeys: a traveler adds one on the account page and, signed out, signs in with it alone.
+/// WebAuthn needs a domain, so this stack is reached as `localhost` (a virtual authenticator
+/// stands in for the phone's fingerprint reader).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn passkey_sign_in_in_browser() {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
+    chromedriver_bin();
+    let port = free_port();
+    let mut cfg = config("browser-passkey", None, None);
+    cfg.web.bind = format!("127.0.0.1:{port}");
+    cfg.web.public_url = Some(format!("http://localhost:{port}"));
+    let stack = kippu::start(cfg).await.expect("stack starts");
+    let b = Browser::start(&stack.web_url).await;
+    b.client.issue_cmd(VirtualAuthenticator).await.expect("virtual authenticator added");
+
+    b.goto("/signup").await;
+    b.fill("name", "Kenji Mori").await;
+    b.fill("email", "kenji@example.com").await;
+    b.fill("password", "kenji's long passphrase").await;
+    b.fill("confirm", "kenji's long passphrase").await;
+    b.submit("#signup").await;
+    b.wait_for_text(Locator::Css("h1"), "Hello, Kenji Mori").await;
+
+    b.goto("/account").await;
+    b.wait_for_text(Locator::Id("passkey-count"), "Passkeys on this account: 0").await;
+    let add = b.wait_for(Locator::Id("add-passkey")).await;
+    b.click(&add, "Add a passkey").await;
+    b.wait_for_text(Locator::Id("passkey-count"), "Passkeys on this account: 1").await;
+    b.fits_phone("account").await;
+    b.screenshot("account").await;
+
+    // Signed out: the passkey alone signs him in, no e-mail or password typed.
+    b.goto("/").await;
+    let out = b.wait_for(Locator::Css("form[action='/signout'] button")).await;
+    b.click(&out, "Sign out").await;
+    b.wait_for_path("/signin").await;
+    let with_passkey = b.wait_for(Locator::Id("passkey-signin")).await;
+    b.click(&with_passkey, "Sign in with a passkey").await;
+    b.wait_for_text(Locator::Css("h1"), "Hello, Kenji Mori").await;
+    assert_eq!(b.path().await, "/");
 
     b.close().await;
     stack.shutdown().await;

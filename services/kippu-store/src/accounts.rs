@@ -172,3 +172,88 @@ impl Store {
         .transpose()
     }
 }
+
+/// A passkey as stored (bytes as webauthn_rp encodes them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyRow {
+    /// Credential id.
+    pub credential_id: Vec<u8>,
+    /// The account.
+    pub holder: Address,
+    /// The WebAuthn user handle of the account (64 random bytes, the same for all its passkeys).
+    pub user_handle: Vec<u8>,
+    /// Public key and extensions.
+    pub static_state: Vec<u8>,
+    /// Sign counter and flags.
+    pub dynamic_state: Vec<u8>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub last_used: Option<i64>,
+}
+
+fn unhex(text: &str, what: &'static str) -> Result<Vec<u8>> {
+    alloy_primitives::hex::decode(text).map_err(|_| StoreError::Corrupt(what))
+}
+
+fn passkey_from_row(r: &sqlx::any::AnyRow) -> Result<PasskeyRow> {
+    Ok(PasskeyRow {
+        credential_id: unhex(&r.try_get::<String, _>(0)?, "passkey id")?,
+        holder: parse_addr(&r.try_get::<String, _>(1)?)?,
+        user_handle: unhex(&r.try_get::<String, _>(2)?, "passkey user handle")?,
+        static_state: unhex(&r.try_get::<String, _>(3)?, "passkey static state")?,
+        dynamic_state: unhex(&r.try_get::<String, _>(4)?, "passkey dynamic state")?,
+        created_at: r.try_get(5)?,
+        last_used: r.try_get(6)?,
+    })
+}
+
+const PASSKEY_COLUMNS: &str = "credential_id, holder, user_handle, static_state, dynamic_state, created_at, last_used";
+
+impl Store {
+    /// Stores a new passkey; `false` if its credential id is taken.
+    pub async fn insert_passkey(&self, p: &PasskeyRow) -> Result<bool> {
+        let done = sqlx::query(&format!(
+            "INSERT INTO passkeys ({PASSKEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL) ON CONFLICT (credential_id) DO NOTHING"
+        ))
+        .bind(alloy_primitives::hex::encode(&p.credential_id))
+        .bind(addr(&p.holder))
+        .bind(alloy_primitives::hex::encode(&p.user_handle))
+        .bind(alloy_primitives::hex::encode(&p.static_state))
+        .bind(alloy_primitives::hex::encode(&p.dynamic_state))
+        .bind(p.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A passkey by credential id.
+    pub async fn passkey(&self, credential_id: &[u8]) -> Result<Option<PasskeyRow>> {
+        let row = sqlx::query(&format!("SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE credential_id = $1"))
+            .bind(alloy_primitives::hex::encode(credential_id))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(passkey_from_row).transpose()
+    }
+
+    /// An account's passkeys, oldest first.
+    pub async fn passkeys_of(&self, holder: &Address) -> Result<Vec<PasskeyRow>> {
+        let rows =
+            sqlx::query(&format!("SELECT {PASSKEY_COLUMNS} FROM passkeys WHERE holder = $1 ORDER BY created_at"))
+                .bind(addr(holder))
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(passkey_from_row).collect()
+    }
+
+    /// Records a sign-in with a passkey: its new counter and flags.
+    pub async fn passkey_used(&self, credential_id: &[u8], dynamic_state: &[u8], now: i64) -> Result<()> {
+        sqlx::query("UPDATE passkeys SET dynamic_state = $2, last_used = $3 WHERE credential_id = $1")
+            .bind(alloy_primitives::hex::encode(credential_id))
+            .bind(alloy_primitives::hex::encode(dynamic_state))
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -325,6 +325,7 @@ impl Store {
         sqlx::query("DELETE FROM wallet_credentials WHERE holder = $1").bind(&a).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM card_bindings WHERE holder = $1").bind(&a).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM password_logins WHERE address = $1").bind(&a).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM passkeys WHERE holder = $1").bind(&a).execute(&mut *tx).await?;
         sqlx::query("UPDATE devices SET revoked_at = COALESCE(revoked_at, $2), label = 'erased' WHERE holder = $1")
             .bind(&a)
             .bind(now)

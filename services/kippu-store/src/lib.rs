@@ -18,7 +18,7 @@ mod insurance;
 mod reports;
 mod rows;
 mod settlement;
-pub use accounts::{DeviceRow, PlanReceipt};
+pub use accounts::{DeviceRow, PasskeyRow, PlanReceipt};
 pub use cards::CardBindingRow;
 pub use identity::{IssuedCredential, IssuerRow, WalletCredential};
 pub use insurance::{CoverTerms, InsuredPlan, PlanTap, RouteDelays, TimetableRow, VoucherStats};

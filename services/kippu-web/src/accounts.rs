@@ -410,6 +410,8 @@ struct AccountPage {
     address: String,
     email: Option<String>,
     devices: Vec<DeviceView>,
+    passkeys: usize,
+    passkeys_available: bool,
     chain_id: u64,
 }
 
@@ -421,6 +423,8 @@ pub(crate) async fn account(State(s): State<AppState>, Traveler(me): Traveler) -
         address: format!("{me:#x}"),
         email: s.store.email_of(&me).await?,
         devices: devices_of(&s, me).await?,
+        passkeys: crate::passkeys::count(&s, me).await?,
+        passkeys_available: s.passkeys.available(),
         chain_id: chain(&s),
     };
     Ok(Html(page.render()?))

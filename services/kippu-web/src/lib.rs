@@ -8,6 +8,7 @@ mod error;
 mod i18n;
 mod identity;
 mod pages;
+mod passkeys;
 mod payments;
 mod portal;
 mod qr;
@@ -31,6 +32,7 @@ use kippu_store::Store;
 pub use accounts::LoginLimits;
 pub use error::AppError;
 pub use identity::IdentityServices;
+pub use passkeys::Passkeys;
 pub use portal::PortalAuth;
 pub use qr::{pass_png, qr_png, sign_pass};
 
@@ -143,6 +145,8 @@ pub struct Inner {
     pub identity: IdentityServices,
     /// Password sign-in attempts per e-mail and client.
     pub login_limits: accounts::LoginLimits,
+    /// Passkey ceremonies and the relying party.
+    pub passkeys: passkeys::Passkeys,
     /// Where Stripe's hosted Checkout lives (`https://checkout.stripe.com`, or the loopback
     /// fake's origin): the one place besides this app a form may lead.
     pub checkout_origin: String,
@@ -174,6 +178,7 @@ const LIVE_JS: &str = include_str!("../../../web/static/live.js");
 const QRCODE_JS: &str = include_str!("../../../web/static/vendor/qrcode-generator.js");
 const DEVICE_JS: &str = include_str!("../../../web/static/device.js");
 const SW_JS: &str = include_str!("../../../web/static/sw.js");
+const PASSKEY_JS: &str = include_str!("../../../web/static/passkey.js");
 
 /// The app's router.
 pub fn router(state: AppState) -> Router {
@@ -185,6 +190,10 @@ pub fn router(state: AppState) -> Router {
         .route("/signin", get(pages::signin_page).post(pages::signin))
         .route("/signin/password", post(accounts::password_signin))
         .route("/signup", get(accounts::signup_page).post(accounts::signup))
+        .route("/passkeys/register/start", post(passkeys::register_start))
+        .route("/passkeys/register/finish", post(passkeys::register_finish))
+        .route("/passkeys/signin/start", post(passkeys::signin_start))
+        .route("/passkeys/signin/finish", post(passkeys::signin_finish))
         .route("/account", get(accounts::account))
         .route("/account/devices/revoke", post(accounts::revoke_device))
         .route("/api/device", post(accounts::certify_device))
@@ -264,6 +273,7 @@ pub fn router(state: AppState) -> Router {
         .route("/static/pass.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], PASS_JS) }))
         .route("/static/live.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], LIVE_JS) }))
         .route("/static/device.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], DEVICE_JS) }))
+        .route("/static/passkey.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], PASSKEY_JS) }))
         // At the root so its scope covers the pass pages.
         .route(
             "/sw.js",

@@ -46,6 +46,8 @@ struct SigninPage {
     travelers: Vec<TravelerCard>,
     error: Option<String>,
     email: String,
+    /// Whether passkey sign-in is offered (the app is reached by a domain name).
+    passkeys: bool,
     chain_id: u64,
 }
 
@@ -65,7 +67,13 @@ pub(crate) async fn signin_with(s: &AppState, error: Option<String>, email: Stri
     } else {
         vec![]
     };
-    html(SigninPage { travelers, error, email, chain_id: s.chain.deployment().chain_id })
+    html(SigninPage {
+        travelers,
+        error,
+        email,
+        passkeys: s.passkeys.available(),
+        chain_id: s.chain.deployment().chain_id,
+    })
 }
 
 #[derive(serde::Deserialize)]

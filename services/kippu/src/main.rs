@@ -75,6 +75,12 @@ async fn main() -> anyhow::Result<()> {
             let mut cfg = kippu::Config::load(cli.config.as_deref())?;
             // The demo needs its hand-fed delays and period close unless the configuration says otherwise.
             cfg.web.dev_routes.get_or_insert(true);
+            // Passkeys need a domain for their relying party ID; on the loopback that is localhost.
+            if cfg.web.public_url.is_none() {
+                if let Some(port) = cfg.web.bind.strip_prefix("127.0.0.1:") {
+                    cfg.web.public_url = Some(format!("http://localhost:{port}"));
+                }
+            }
             let stack = kippu::start(cfg).await?;
             println!();
             println!("Kippu is running.");
@@ -90,7 +96,7 @@ async fn main() -> anyhow::Result<()> {
             println!("  Stripe (fake)   {}", stack.stripe_url);
             println!("  database        {}", stack.database_url);
             println!("  delay insurance {}/operators/insurance", stack.web_url);
-            println!("Sign in as a demo traveler, buy a plan, open a ticket's pass and present it to a gate.");
+            println!("Create an account (or sign in as a demo traveler), top up, buy a plan, open a ticket's pass and present it to a gate.");
             println!("Delay cover pays who was affected: open the bus pass, pick run 1 on the on-board");
             println!("validator and present it, then report that run late (or tap at the library stop");
             println!("gate and report a run due there cancelled, e.g. --trip 5 --cancel):");

@@ -695,6 +695,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         dev_routes: cfg.web.dev_routes.unwrap_or(false),
         identity,
         login_limits: Default::default(),
+        passkeys: kippu_web::Passkeys::new(&web_url),
         // The loopback fake hosts its payment page itself; real Stripe's is checkout.stripe.com.
         checkout_origin: match &fake_stripe {
             Some(f) => origin_of(f.base_url()),
