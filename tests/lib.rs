@@ -125,26 +125,16 @@ pub async fn production_parts() -> Option<(String, String, DropDatabase)> {
         );
         return None;
     };
-    sqlx::any::install_default_drivers();
-    let name = format!("kippu_e2e_{}", rand::random::<u32>());
-    let admin = sqlx::AnyPool::connect(&pg).await.expect("postgres reachable");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
-    let url = match pg.rfind('/') {
-        Some(i) => format!("{}/{name}", &pg[..i]),
-        None => panic!("KIPPU_TEST_POSTGRES needs a database path"),
-    };
-    Some((url, mqtt, DropDatabase { admin, name }))
+    let db = kippu_store::scratch::ScratchDatabase::create(&pg, "kippu_e2e").await.expect("postgres reachable");
+    Some((db.url.clone(), mqtt, DropDatabase(db)))
 }
 
 /// Drops the per-run database; call [`DropDatabase::drop_now`] at the end of a passing run.
-pub struct DropDatabase {
-    admin: sqlx::AnyPool,
-    name: String,
-}
+pub struct DropDatabase(kippu_store::scratch::ScratchDatabase);
 
 impl DropDatabase {
     /// Drops the database.
     pub async fn drop_now(self) {
-        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name)).execute(&self.admin).await.unwrap();
+        self.0.drop_now().await.unwrap();
     }
 }

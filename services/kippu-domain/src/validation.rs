@@ -121,6 +121,12 @@ pub struct PeerEntry {
     pub on_board: bool,
     /// When it was judged (unix seconds).
     pub at: u64,
+    /// The ticket's rides left after this entry (`None`: unlimited). Receivers take the lower of
+    /// this and their own count rather than subtracting a ride, so an entry that arrives after
+    /// the receiver loaded the ticket with that ride already recorded, or arrives twice, or out
+    /// of order, counts the ride once.
+    #[serde(default)]
+    pub rides_left_after: Option<u32>,
 }
 
 /// In-memory validator state.
@@ -188,6 +194,11 @@ impl Validator {
         self.cards.remove(card_key);
     }
 
+    /// Forgets every card binding `keep` says no (unbound since it was loaded).
+    pub fn retain_cards(&mut self, keep: impl Fn(&[u8; 32]) -> bool) {
+        self.cards.retain(|k, _| keep(k));
+    }
+
     /// A bound card.
     pub fn card(&self, card_key: &[u8; 32]) -> Option<BoundCard> {
         self.cards.get(card_key).copied()
@@ -209,14 +220,15 @@ impl Validator {
 
     /// Applies an entry another validator accepted: its scan is answered (a gate re-sending
     /// it here gets the same open verdict and no second ride), its pass is used, its ticket
-    /// entered then, and a ride is gone. Returns false for an entry already known.
+    /// entered then, and its rides are down to what the entry says. Returns false for an entry
+    /// already known.
     pub fn apply_peer_entry(&mut self, e: &PeerEntry) -> bool {
         if self.answered.contains_key(&e.scan_id) {
             return false;
         }
         let rides_left = self.tickets.get_mut(&e.ticket_id).and_then(|t| {
-            if let Some(r) = t.rides_left.as_mut() {
-                *r = r.saturating_sub(1);
+            if let (Some(r), Some(after)) = (t.rides_left.as_mut(), e.rides_left_after) {
+                *r = (*r).min(after);
             }
             t.rides_left
         });
@@ -353,6 +365,7 @@ impl Validator {
                 operator_id: gate.operator_id,
                 on_board: req.trip.is_some(),
                 at: now,
+                rides_left_after: ticket.rides_left,
             }),
         }
     }
@@ -696,5 +709,24 @@ mod tests {
         // A fresh pass within the passback window: refused at b as at a.
         assert_eq!(reason(&b.check(g, &scan("s3", pass(&key, 7, NOW)), NOW + 5)), Some(DenyReason::Passback));
         assert!(a.check(g, &scan("s4", "junk".into()), NOW).entry.is_none(), "no entry for a denial");
+    }
+
+    #[test]
+    fn a_peer_entry_for_a_ticket_loaded_after_its_ride_was_recorded_counts_the_ride_once() {
+        let (mut a, key) = setup(Some(3));
+        let (mut b, _) = setup(None);
+        let g = "metro/central/g1";
+        let entry = a.check(g, &scan("s1", pass(&key, 7, NOW)), NOW).entry.unwrap();
+        assert_eq!(entry.rides_left_after, Some(2));
+        // b looks the ticket up in the database after a recorded the tap there (2 left), and
+        // only then receives a's entry for it.
+        b.upsert_ticket(a.ticket(7).unwrap().clone());
+        assert!(b.apply_peer_entry(&entry));
+        assert_eq!(b.ticket(7).unwrap().rides_left, Some(2), "the ride is not subtracted a second time");
+        // Entries arriving out of order never raise the count.
+        let second = a.check(g, &scan("s2", pass(&key, 7, NOW + 60)), NOW + 60).entry.unwrap();
+        assert!(b.apply_peer_entry(&second));
+        assert!(!b.apply_peer_entry(&entry));
+        assert_eq!(b.ticket(7).unwrap().rides_left, Some(1));
     }
 }

@@ -36,7 +36,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use kippu_domain::TicketState;
-use kippu_mqtt::{EmbeddedBroker, MqttUrl, TicketLookup, ValidatorOptions, ValidatorService};
+use kippu_mqtt::{EmbeddedBroker, MqttUrl, TapRecorder, TicketLookup, ValidatorOptions, ValidatorService};
 
 use crate::load::{Phase, PhaseResult};
 use crate::procs::{Mosquitto, ValidatorProc};
@@ -170,6 +170,11 @@ struct BenchArgs {
     /// warm-up then opens with one secp256k1 recovery per phone (a startup burst).
     #[arg(long)]
     cold_validators: bool,
+    /// Where validators record taps before answering, as the platform's do: `sqlite` (a fresh
+    /// file per configuration), a PostgreSQL server URL (a scratch database per configuration),
+    /// or `memory` (an in-process channel: no durable write, for comparison).
+    #[arg(long, default_value = "sqlite")]
+    tap_store: String,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -194,6 +199,9 @@ struct ValidatorArgs {
     /// Recover every phone's certificate (expiring then) before subscribing.
     #[arg(long)]
     prewarm_expiry: Option<u64>,
+    /// Database the taps are recorded in (none: counted in memory only).
+    #[arg(long)]
+    taps: Option<String>,
 }
 
 fn main() -> Result<()> {
@@ -232,6 +240,21 @@ impl TicketLookup for NoLookup {
     }
 }
 
+/// Counts the taps a validator recorded.
+struct Counted {
+    inner: Arc<dyn TapRecorder>,
+    taps: Arc<AtomicU64>,
+}
+
+#[async_trait::async_trait]
+impl TapRecorder for Counted {
+    async fn record(&self, taps: &[kippu_domain::validation::Tap]) -> std::result::Result<(), String> {
+        self.inner.record(taps).await?;
+        self.taps.fetch_add(taps.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
 /// One validator process: builds the same world, serves the shared subscription,
 /// prints `ready` once subscribed, and its counts when stdin closes.
 async fn validator_main(a: ValidatorArgs) -> Result<()> {
@@ -240,14 +263,16 @@ async fn validator_main(a: ValidatorArgs) -> Result<()> {
     if let Some(expiry) = a.prewarm_expiry {
         world::prewarm(&mut validator, a.seed, a.travelers, expiry);
     }
-    let (tap_tx, mut tap_rx) = tokio::sync::mpsc::channel(4096);
     let taps = Arc::new(AtomicU64::new(0));
-    let counted = taps.clone();
-    tokio::spawn(async move {
-        while tap_rx.recv().await.is_some() {
-            counted.fetch_add(1, Ordering::Relaxed);
+    let recorder: Arc<dyn TapRecorder> = match &a.taps {
+        Some(url) => Arc::new(kippu::validator::StoreTaps(kippu_store::Store::connect(url).await?)),
+        None => {
+            let (tap_tx, mut tap_rx) = tokio::sync::mpsc::channel::<kippu_domain::validation::Tap>(4096);
+            tokio::spawn(async move { while tap_rx.recv().await.is_some() {} });
+            Arc::new(tap_tx)
         }
-    });
+    };
+    let recorder = Arc::new(Counted { inner: recorder, taps: taps.clone() });
     let opts = ValidatorOptions {
         shared: true,
         group: a.group.clone(),
@@ -261,7 +286,7 @@ async fn validator_main(a: ValidatorArgs) -> Result<()> {
         opts,
         Arc::new(tokio::sync::Mutex::new(validator)),
         Arc::new(NoLookup),
-        tap_tx,
+        recorder,
     )
     .await?;
     let forced = if a.nodelay { nodelay::force(|_, _| true) } else { 0 };
@@ -484,6 +509,56 @@ fn plan(args: &BenchArgs) -> Vec<Vec<Phase>> {
     groups
 }
 
+/// The database a configuration's validators record their taps in, made for it alone.
+enum TapStore {
+    Memory,
+    Sqlite(PathBuf),
+    Postgres(kippu_store::scratch::ScratchDatabase),
+}
+
+impl TapStore {
+    /// Creates it with its schema, before any validator starts (two validators migrating one
+    /// fresh SQLite file at once would race).
+    async fn create(kind: &str, tag: &str) -> Result<Self> {
+        let store = match kind {
+            "memory" => return Ok(Self::Memory),
+            "sqlite" => Self::Sqlite(std::env::temp_dir().join(format!("kippu-gate-bench-{tag}.db"))),
+            pg if pg.starts_with("postgres") => {
+                Self::Postgres(kippu_store::scratch::ScratchDatabase::create(pg, "kippu_bench").await?)
+            }
+            other => anyhow::bail!("--tap-store: sqlite, memory or a postgres:// URL, not {other:?}"),
+        };
+        let url = store.url().expect("a database");
+        kippu_store::Store::connect(&url).await.with_context(|| format!("tap store {url}"))?;
+        Ok(store)
+    }
+
+    fn url(&self) -> Option<String> {
+        match self {
+            Self::Memory => None,
+            Self::Sqlite(path) => Some(format!("sqlite://{}", path.display())),
+            Self::Postgres(db) => Some(db.url.clone()),
+        }
+    }
+
+    /// Removes it once the validators are gone.
+    async fn remove(self) {
+        match self {
+            Self::Memory => {}
+            Self::Sqlite(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Self::Postgres(db) => {
+                if let Err(e) = db.drop_now().await {
+                    eprintln!("scratch database not dropped: {e}");
+                }
+            }
+        }
+    }
+}
+
 /// One broker × validator-count configuration: start the validators, connect the
 /// gates, run the phases, tear down. Returns every phase and the validators' counts.
 async fn run_config(t: &Target<'_>) -> Result<(Vec<PhaseResult>, Vec<String>)> {
@@ -491,6 +566,7 @@ async fn run_config(t: &Target<'_>) -> Result<(Vec<PhaseResult>, Vec<String>)> {
     let groups = plan(args);
     let tickets: u64 = groups.iter().flatten().map(Phase::scans).sum::<u64>() + probe_phase().scans();
     let group = format!("bench{}x{}", std::process::id(), t.index);
+    let taps = TapStore::create(&args.tap_store, &group).await?;
     let mut procs = Vec::new();
     for i in 0..t.validators {
         let argv: Vec<String> = [
@@ -511,6 +587,7 @@ async fn run_config(t: &Target<'_>) -> Result<(Vec<PhaseResult>, Vec<String>)> {
                 .into_iter()
                 .flatten(),
         )
+        .chain(taps.url().into_iter().flat_map(|u| ["--taps".to_owned(), u.to_owned()]))
         .collect();
         procs.push(ValidatorProc::spawn(&argv).await.with_context(|| format!("validator {}", i + 1))?);
     }
@@ -569,6 +646,7 @@ async fn run_config(t: &Target<'_>) -> Result<(Vec<PhaseResult>, Vec<String>)> {
     for (i, p) in procs.into_iter().enumerate() {
         stats.push(format!("validator#{}: {}", i + 1, p.stop().await));
     }
+    taps.remove().await;
     let n = probe[0].scans();
     let verdict = if probed == n { "validators alive" } else { "VALIDATORS NOT ANSWERING (wedged?)" };
     stats.push(format!("after the load, {probed}/{n} probe scans opened: {verdict}"));

@@ -55,9 +55,11 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts for a port-0 start; another process may grab the free port we picked
 /// between probing and rumqttd binding it.
 const PORT_ATTEMPTS: usize = 5;
-/// Largest packet either broker accepts (remaining length): scans are at most
-/// 2 KiB; leave room for bigger config pushes.
-const MAX_PACKET: usize = 64 * 1024;
+/// Largest packet the broker accepts (remaining length): a gate's retained offline snapshot,
+/// which lists every valid ticket of its operator, may be up to
+/// [`kippu_domain::snapshot::MAX_SNAPSHOT_BYTES`]; scans are at most 2 KiB and the validator
+/// refuses bigger ones itself.
+const MAX_PACKET: usize = kippu_domain::snapshot::MAX_SNAPSHOT_BYTES + 64 * 1024;
 
 /// A running rumqttd broker (MQTT 3.1.1, optionally also MQTT 5 on a second port).
 ///

@@ -25,7 +25,7 @@ pub use error::{MqttError, Result};
 pub use fleet::FleetWatcher;
 pub use gate::{GateClient, GateOptions, GateStatus};
 pub use mqtt_url::{network_options, MqttUrl, DEFAULT_INFLIGHT, KEEP_ALIVE};
-pub use validator::{CardRecord, TicketLookup, ValidatorHandle, ValidatorOptions, ValidatorService};
+pub use validator::{CardRecord, TapRecorder, TicketLookup, ValidatorHandle, ValidatorOptions, ValidatorService};
 
 /// Current unix time in seconds (0 if the clock is before 1970).
 pub fn now_unix() -> u64 {

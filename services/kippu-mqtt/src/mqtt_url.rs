@@ -99,9 +99,10 @@ impl MqttUrl {
         o.set_keep_alive(KEEP_ALIVE)
             .set_clean_session(true)
             .set_inflight(self.inflight.max(1))
-            // Scans are capped at MAX_SCAN_BYTES; the headroom covers topic and headers, and the
-            // cap stops a misbehaving peer from making us buffer megabytes.
-            .set_max_packet_size(64 * 1024, 64 * 1024);
+            // Incoming: scans and verdicts are capped at MAX_SCAN_BYTES; the headroom covers topic
+            // and headers, and the cap stops a misbehaving peer from making us buffer megabytes.
+            // Outgoing: the platform publishes gate snapshots of up to MAX_SNAPSHOT_BYTES.
+            .set_max_packet_size(64 * 1024, kippu_domain::snapshot::MAX_SNAPSHOT_BYTES + 64 * 1024);
         if let Some(user) = &self.username {
             o.set_credentials(user, self.password.clone().unwrap_or_default());
         }

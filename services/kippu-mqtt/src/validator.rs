@@ -30,6 +30,30 @@ pub trait TicketLookup: Send + Sync {
     }
 }
 
+/// Where accepted taps are made durable.
+///
+/// The validator sends a verdict only after the taps of its batch are recorded, so a validator
+/// killed at any moment loses no tap it let through: either the tap is on record, or the gate got
+/// no verdict, decided offline from its snapshot and journaled the tap, which it forwards later
+/// under the same scan id. Recording must therefore be idempotent by [`Tap::scan_id`].
+#[async_trait::async_trait]
+pub trait TapRecorder: Send + Sync {
+    /// Makes `taps` durable (all of them, or an error). Taps already on record are ignored.
+    async fn record(&self, taps: &[Tap]) -> std::result::Result<(), String>;
+}
+
+/// Hands taps to an in-process receiver. As durable as that receiver's process, no more:
+/// for tests and benches of the MQTT path; a deployment records into its database.
+#[async_trait::async_trait]
+impl TapRecorder for mpsc::Sender<Tap> {
+    async fn record(&self, taps: &[Tap]) -> std::result::Result<(), String> {
+        for t in taps {
+            self.send(t.clone()).await.map_err(|_| "tap receiver dropped".to_owned())?;
+        }
+        Ok(())
+    }
+}
+
 /// A card binding as stored: the validator checks its signature itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardRecord {
@@ -105,15 +129,15 @@ impl ValidatorService {
     /// answers each scan on the gate's verdict topic. Returns once the first
     /// subscription is acknowledged, or fails after [`CONNECT_TIMEOUT`].
     ///
-    /// Accepted entries go to `taps`. When the broker goes away the service keeps
-    /// reconnecting (and re-subscribing) on its own.
+    /// Accepted entries are recorded in `taps` before their verdict leaves. When the broker goes
+    /// away the service keeps reconnecting (and re-subscribing) on its own.
     pub async fn spawn(
         url: &MqttUrl,
         client_id: &str,
         shared: bool,
         validator: Arc<Mutex<Validator>>,
         lookup: Arc<dyn TicketLookup>,
-        taps: mpsc::Sender<Tap>,
+        taps: Arc<dyn TapRecorder>,
     ) -> Result<ValidatorHandle> {
         let opts = ValidatorOptions { shared, ..Default::default() };
         Self::spawn_with(url, client_id, opts, validator, lookup, taps).await
@@ -126,7 +150,7 @@ impl ValidatorService {
         opts: ValidatorOptions,
         validator: Arc<Mutex<Validator>>,
         lookup: Arc<dyn TicketLookup>,
-        taps: mpsc::Sender<Tap>,
+        taps: Arc<dyn TapRecorder>,
     ) -> Result<ValidatorHandle> {
         opts.check().map_err(MqttError::InvalidOptions)?;
         let filter = opts.filter();
@@ -256,7 +280,7 @@ struct Worker {
     client: AsyncClient,
     validator: Arc<Mutex<Validator>>,
     lookup: Arc<dyn TicketLookup>,
-    taps: mpsc::Sender<Tap>,
+    taps: Arc<dyn TapRecorder>,
     verdicts: Arc<AtomicU64>,
     signer: Option<Arc<ed25519_dalek::SigningKey>>,
     /// This process's name on the entries topic, to skip its own entries coming back.
@@ -270,24 +294,72 @@ struct PeerMessage {
     entry: PeerEntry,
 }
 
+/// A scan decided, its verdict not sent yet.
+struct Decided {
+    gate: GatePath,
+    verdict: VerdictMessage,
+    tap: Option<Tap>,
+    entry: Option<PeerEntry>,
+}
+
+/// Scans decided together and recorded in one write (group commit): under load the batch grows,
+/// so the database sees one write per batch rather than per scan; alone a scan is a batch of one.
+const BATCH: usize = 128;
+/// Back-off between attempts to record a batch while the database is unreachable.
+const RECORD_RETRY: [std::time::Duration; 2] =
+    [std::time::Duration::from_millis(50), std::time::Duration::from_secs(2)];
+
 impl Worker {
     async fn run(self, mut rx: mpsc::Receiver<Publish>) {
-        while let Some(p) = rx.recv().await {
-            self.handle(&p).await;
-            if let Err(e) = self.client.ack(&p).await {
-                tracing::error!(error = %e, "scan not acknowledged; the broker will deliver it again");
+        let mut batch = Vec::with_capacity(BATCH);
+        while rx.recv_many(&mut batch, BATCH).await > 0 {
+            let mut decided = Vec::with_capacity(batch.len());
+            for p in &batch {
+                if let Some(d) = self.decide(p).await {
+                    decided.push(d);
+                }
+            }
+            let taps: Vec<Tap> = decided.iter().filter_map(|d| d.tap.clone()).collect();
+            self.record(&taps).await;
+            for d in decided {
+                self.publish(&d.gate, &d.verdict).await;
+                if let Some(entry) = d.entry {
+                    self.tell_peers(entry).await;
+                }
+            }
+            // Acknowledged last: a scan the broker still holds for us is one not yet answered.
+            for p in batch.drain(..) {
+                if let Err(e) = self.client.ack(&p).await {
+                    tracing::error!(error = %e, "scan not acknowledged; the broker will deliver it again");
+                }
             }
         }
     }
 
-    async fn handle(&self, p: &Publish) {
+    /// Records `taps`, retrying until the database takes them. Meanwhile no verdict leaves, so
+    /// gates time out and decide offline from their snapshots (journaling what they let through)
+    /// instead of opening for taps nobody recorded.
+    async fn record(&self, taps: &[Tap]) {
+        if taps.is_empty() {
+            return;
+        }
+        let mut wait = RECORD_RETRY[0];
+        while let Err(e) = self.taps.record(taps).await {
+            tracing::error!(error = %e, taps = taps.len(), "taps not recorded; verdicts held back, retrying");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(RECORD_RETRY[1]);
+        }
+    }
+
+    /// Decides one delivery; `None` for what needs no verdict (peer entries, other topics).
+    async fn decide(&self, p: &Publish) -> Option<Decided> {
         if p.topic == VALIDATOR_ENTRIES {
             self.peer_entry(&p.payload).await;
-            return;
+            return None;
         }
         let Some((gate, "scan")) = GatePath::parse_topic(&p.topic) else {
             tracing::debug!(topic = %p.topic, "ignoring non-scan publish");
-            return;
+            return None;
         };
         let (verdict, tap, entry) = match ScanRequest::parse(&p.payload) {
             Ok(req) => {
@@ -299,16 +371,7 @@ impl Worker {
             Err(reason) => (VerdictMessage::deny("", reason, None), None, None),
         };
         tracing::info!(gate = %gate.key(), id = %verdict.id, open = verdict.open, reason = ?verdict.reason, "verdict");
-        self.publish(&gate, &verdict).await;
-        if let Some(entry) = entry {
-            self.tell_peers(entry).await;
-        }
-        if let Some(tap) = tap {
-            // Awaiting (not dropping) on a full channel: a tap is a paid ride to record.
-            if self.taps.send(tap).await.is_err() {
-                tracing::error!("tap receiver dropped; entry not recorded");
-            }
-        }
+        Some(Decided { gate, verdict, tap, entry })
     }
 
     /// Loads the pass's ticket from the lookup when the validator does not know

@@ -35,17 +35,19 @@ pub(crate) enum Val {
     I(i64),
     OptI(Option<i64>),
     S(String),
+    OptS(Option<String>),
 }
 
-/// `head` `($1, …), (…)` `tail` for every chunk of `rows`.
+/// `head` `($1, …), (…)` `tail` for every chunk of `rows`; returns the rows affected.
 pub(crate) async fn insert_rows(
     tx: &mut Transaction<'_, Any>,
     b: Batching,
     head: &str,
     tail: &str,
     rows: Vec<Vec<Val>>,
-) -> Result<()> {
-    let Some(width) = rows.first().map(Vec::len) else { return Ok(()) };
+) -> Result<u64> {
+    let Some(width) = rows.first().map(Vec::len) else { return Ok(0) };
+    let mut affected = 0;
     let per_chunk = (b.max_params / width).max(1);
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
@@ -78,12 +80,13 @@ pub(crate) async fn insert_rows(
                     Val::I(i) => q.bind(i),
                     Val::OptI(i) => q.bind(i),
                     Val::S(s) => q.bind(s),
+                    Val::OptS(s) => q.bind(s),
                 };
             }
         }
-        q.execute(&mut **tx).await?;
+        affected += q.execute(&mut **tx).await?.rows_affected();
     }
-    Ok(())
+    Ok(affected)
 }
 
 impl Store {

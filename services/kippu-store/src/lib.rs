@@ -17,6 +17,7 @@ mod ingest;
 mod insurance;
 mod reports;
 mod rows;
+pub mod scratch;
 mod settlement;
 pub use accounts::{DeviceRow, PasskeyRow, PlanReceipt};
 pub use cards::CardBindingRow;
@@ -664,21 +665,37 @@ impl Store {
 
     /// Records a tap; false when the scan id was already recorded (a re-sent tap).
     pub async fn record_tap(&self, tap: &Tap) -> Result<bool> {
-        let n = sqlx::query(
-            "INSERT INTO taps (scan_id, ticket_id, operator_id, gate_key, at, trip_id, trip_date) VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (scan_id) DO NOTHING",
+        Ok(self.record_taps(std::slice::from_ref(tap)).await? == 1)
+    }
+
+    /// Records taps in one transaction (a validator's batch); returns how many were new.
+    /// Taps already on record (same scan id: a gate re-sent or forwarded it) are skipped.
+    pub async fn record_taps(&self, taps: &[Tap]) -> Result<u64> {
+        let rows = taps
+            .iter()
+            .map(|t| {
+                vec![
+                    ingest::Val::S(t.scan_id.clone()),
+                    ingest::Val::I(t.ticket_id as i64),
+                    ingest::Val::I(i64::from(t.operator_id)),
+                    ingest::Val::S(t.gate.clone()),
+                    ingest::Val::I(t.at as i64),
+                    ingest::Val::OptS(t.trip.as_ref().map(|r| r.id.clone())),
+                    ingest::Val::OptS(t.trip.as_ref().and_then(|r| r.date.clone())),
+                ]
+            })
+            .collect();
+        let mut tx = self.pool.begin().await?;
+        let new = ingest::insert_rows(
+            &mut tx,
+            self.batching,
+            "INSERT INTO taps (scan_id, ticket_id, operator_id, gate_key, at, trip_id, trip_date) VALUES",
+            "ON CONFLICT (scan_id) DO NOTHING",
+            rows,
         )
-        .bind(&tap.scan_id)
-        .bind(tap.ticket_id as i64)
-        .bind(i64::from(tap.operator_id))
-        .bind(&tap.gate)
-        .bind(tap.at as i64)
-        .bind(tap.trip.as_ref().map(|t| t.id.clone()))
-        .bind(tap.trip.as_ref().and_then(|t| t.date.clone()))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n == 1)
+        .await?;
+        tx.commit().await?;
+        Ok(new)
     }
 
     /// Taps not yet anchored on chain, oldest first, at most `limit`. A tap whose ticket

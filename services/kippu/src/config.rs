@@ -298,6 +298,9 @@ impl Config {
         if let Some(v) = nonempty("KIPPU_ADMIN_KEY") {
             self.chain.admin_key = Some(v);
         }
+        if let Some(v) = nonempty("KIPPU_CHAIN_ID") {
+            self.chain.chain_id = num("KIPPU_CHAIN_ID", v)?;
+        }
         if let Some(v) = nonempty("KIPPU_CONFIRMATIONS") {
             self.chain.confirmations = num("KIPPU_CONFIRMATIONS", v)?;
         }

@@ -9,6 +9,7 @@ pub mod reconcile;
 pub mod seed;
 pub mod settle;
 pub mod stack;
+pub mod validator;
 
 pub use config::Config;
 pub use stack::{start, Stack};

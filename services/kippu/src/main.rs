@@ -42,6 +42,17 @@ enum Cmd {
         #[arg(long, requires = "file")]
         as_live: bool,
     },
+    /// Run one more gate validator beside a running platform: it shares the platform's database
+    /// and broker (`KIPPU_DATABASE_URL`, `KIPPU_MQTT_URL`) and splits the scans with the other
+    /// validators through `$share/validators/...`.
+    Validator {
+        /// Serve only this operator's gates (slug); all operators by default.
+        #[arg(long)]
+        operator: Option<String>,
+        /// Seconds between re-reads of tickets, revocations and card bindings from the database.
+        #[arg(long, default_value_t = 10)]
+        refresh_secs: u64,
+    },
     /// Close the clearing period of a running platform (dev routes): plans settled by
     /// usage are re-apportioned, redeemed vouchers paid from the insurer's claim, operators paid.
     ClosePeriod {
@@ -107,6 +118,11 @@ async fn main() -> anyhow::Result<()> {
             wait_for_stop().await?;
             println!("stopping…");
             stack.shutdown().await;
+        }
+        Cmd::Validator { operator, refresh_secs } => {
+            let cfg = kippu::Config::load(cli.config.as_deref())?;
+            let every = std::time::Duration::from_secs(refresh_secs.max(1));
+            kippu::validator::run(&cfg, operator, every, wait_for_stop()).await?;
         }
         Cmd::FeedDelay { url, trip, minutes, cancel, file, as_live } => {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();

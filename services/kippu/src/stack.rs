@@ -13,14 +13,10 @@ use gate_firmware_sim::{display as verdict_line, SimGate};
 use kippu_chain::anvil::{AnvilProcess, DEV_ADMIN_KEY};
 use kippu_chain::{Chain, ChainConfig, Deployment, InsuranceTerms};
 use kippu_credentials::{account_document, did_web, issuer_document, Concession, Credentials, IssuerKey, Resolver};
-use kippu_domain::validation::Tap;
 use kippu_domain::TripRef;
-use kippu_domain::{GateInfo, TicketState, Validator, ValidatorConfig, VerdictMessage};
+use kippu_domain::{Validator, VerdictMessage};
 use kippu_identity::{ChallengeBook, Keystore};
-use kippu_mqtt::{
-    EmbeddedBroker, FleetWatcher, GateStatus as MqttGateStatus, MqttUrl, TicketLookup, ValidatorHandle,
-    ValidatorService,
-};
+use kippu_mqtt::{EmbeddedBroker, FleetWatcher, GateStatus as MqttGateStatus, MqttUrl, ValidatorHandle};
 use kippu_payments::fake::{FakeStripe, FakeStripeHandle};
 use kippu_payments::{Checkout, StripeConfig};
 use kippu_store::Store;
@@ -81,31 +77,6 @@ impl Stack {
     pub async fn shutdown(mut self) {
         if let Some(a) = self.anvil.take() {
             a.stop().await;
-        }
-    }
-}
-
-struct Lookup(Store);
-
-#[async_trait]
-impl TicketLookup for Lookup {
-    async fn ticket(&self, id: u64) -> Option<TicketState> {
-        match self.0.ticket(id).await {
-            Ok(t) => t.map(|t| t.state()),
-            Err(e) => {
-                tracing::error!(error = %e, id, "ticket lookup failed");
-                None
-            }
-        }
-    }
-
-    async fn card(&self, card_key: [u8; 32]) -> Option<kippu_mqtt::CardRecord> {
-        match self.0.card_binding(&card_key).await {
-            Ok(b) => b.map(|b| kippu_mqtt::CardRecord { ticket_id: b.ticket_id, sig: b.sig }),
-            Err(e) => {
-                tracing::error!(error = %e, "card lookup failed");
-                None
-            }
         }
     }
 }
@@ -341,6 +312,7 @@ async fn identity_services(
 /// gate that loses its network keeps deciding with today's data.
 async fn publish_snapshots(
     mqtt: MqttUrl,
+    store: Store,
     state: Arc<Mutex<Validator>>,
     key: Arc<ed25519_dalek::SigningKey>,
     gates: Vec<(String, u32)>,
@@ -350,6 +322,13 @@ async fn publish_snapshots(
     let mut every = tokio::time::interval(Duration::from_secs(30));
     loop {
         every.tick().await;
+        // What the database holds first: tickets bought since start-up (this validator otherwise
+        // loads them on their first scan, too late for a gate that is already offline), and
+        // revocations or card changes made through another instance of the platform.
+        match crate::validator::Stored::fetch(&store).await {
+            Ok(stored) => stored.apply(&mut *state.lock().await),
+            Err(e) => tracing::warn!(error = %e, "validator state not refreshed before the snapshot"),
+        }
         let now = now() as u64;
         let mut operators: Vec<u32> = gates.iter().map(|(_, op)| *op).collect();
         operators.sort_unstable();
@@ -539,50 +518,27 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         Duration::from_secs(cfg.chain.reconcile_secs.max(1)),
     )));
 
-    // Validator: gates and tickets preloaded, misses looked up in the database.
-    let mut v = Validator::new(ValidatorConfig { chain_id: cfg.chain.chain_id, ..Default::default() });
+    // Validator: gates, tickets, revocations and cards preloaded, misses looked up in the database.
+    let v = crate::validator::load_state(&store, cfg.chain.chain_id).await?;
     let gate_rows = store.gates().await?;
-    for g in &gate_rows {
-        v.add_gate(&g.gate_key, GateInfo { operator_id: g.operator_id });
-    }
-    for t in store.ticket_states().await? {
-        v.upsert_ticket(t);
-    }
-    for holder in store.revoked_keys().await? {
-        v.revoke_key(holder);
-    }
-    for device in store.revoked_devices().await? {
-        v.revoke_device(device);
-    }
-    // Bound cards go into the gates' snapshots, so a card works offline before its first online tap.
-    for c in store.card_bindings().await? {
-        if let Err(e) = v.bind_card(c.card_key, c.ticket_id, &c.sig) {
-            tracing::error!(error = %e, ticket = c.ticket_id, "stored card binding does not verify; not loaded");
-        }
-    }
     let validator_state = Arc::new(Mutex::new(v));
     // A reorg can take tickets away: the gates must stop honouring them at once.
     let (mut rollbacks, reorg_state, reorg_store) = (indexer.rollbacks(), validator_state.clone(), store.clone());
     tasks.push(tokio::spawn(async move {
         while rollbacks.changed().await.is_ok() {
-            match reorg_store.ticket_states().await {
-                Ok(states) => {
-                    let live: std::collections::HashSet<u64> = states.iter().map(|t| t.id).collect();
-                    let mut v = reorg_state.lock().await;
-                    let dropped = v.retain_tickets(|id| live.contains(&id));
-                    for t in states {
-                        v.upsert_ticket(t);
-                    }
-                    tracing::warn!(dropped, "validator refreshed after a chain reorganisation");
+            match crate::validator::Stored::fetch(&reorg_store).await {
+                Ok(stored) => {
+                    stored.apply(&mut *reorg_state.lock().await);
+                    tracing::warn!("validator refreshed after a chain reorganisation");
                 }
                 Err(e) => tracing::error!(error = %e, "validator not refreshed after a reorganisation"),
             }
         }
     }));
-    let (tap_tx, mut tap_rx) = tokio::sync::mpsc::channel::<Tap>(4096);
     // The validator signs its verdicts; gates holding its public key ignore any other.
-    let verdict_key = Arc::new(ed25519_dalek::SigningKey::from_bytes(&keystore.derive_seed("validator:verdicts")));
-    let validator = ValidatorService::spawn_with(
+    let verdict_key = Arc::new(crate::validator::verdict_key(&keystore));
+    let validator = crate::validator::spawn(
+        &store,
         &mqtt,
         &format!("kippu-validator-{}", std::process::id()),
         kippu_mqtt::ValidatorOptions {
@@ -591,23 +547,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
             ..Default::default()
         },
         validator_state.clone(),
-        Arc::new(Lookup(store.clone())),
-        tap_tx,
     )
     .await?;
-    let tap_store = store.clone();
-    tasks.push(tokio::spawn(async move {
-        while let Some(tap) = tap_rx.recv().await {
-            match tap_store.record_tap(&tap).await {
-                Ok(true) => {
-                    metrics::counter!("kippu_taps_recorded_total").increment(1);
-                    tracing::info!(ticket = tap.ticket_id, gate = %tap.gate, "tap recorded")
-                }
-                Ok(false) => tracing::info!(scan = %tap.scan_id, "re-sent tap ignored"),
-                Err(e) => tracing::error!(error = %e, scan = %tap.scan_id, "tap not recorded"),
-            }
-        }
-    }));
 
     let (anchor_chain, anchor_store) = (chain.clone(), store.clone());
     tasks.push(tokio::spawn(async move {
@@ -640,6 +581,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     }
     tasks.push(tokio::spawn(publish_snapshots(
         mqtt.clone(),
+        store.clone(),
         validator_state.clone(),
         verdict_key.clone(),
         gate_rows.iter().map(|g| (g.gate_key.clone(), g.operator_id)).collect(),
@@ -704,7 +646,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     });
     let app = kippu_web::router(state);
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await {
             tracing::error!(error = %e, "web server stopped");
         }
     }));

@@ -154,7 +154,7 @@ impl Fixture {
             opts,
             self.validator.clone(),
             self.lookup.clone(),
-            tx,
+            Arc::new(tx),
         )
         .await
         .expect("validator connects");
@@ -433,7 +433,7 @@ async fn replay_passback_and_resends_hold_across_validators(url: MqttUrl) {
         fx.options(true, &group),
         fx.separate_state(),
         fx.lookup.clone(),
-        tx,
+        Arc::new(tx),
     )
     .await
     .expect("second validator connects");
@@ -553,7 +553,9 @@ async fn unreachable_broker_is_a_connect_error() {
     let fx = Fixture::new(url.clone());
     let (tx, _rx) = mpsc::channel(1);
     let started = tokio::time::Instant::now();
-    let e = ValidatorService::spawn(&url, "v", false, fx.validator.clone(), fx.lookup.clone(), tx).await.unwrap_err();
+    let e = ValidatorService::spawn(&url, "v", false, fx.validator.clone(), fx.lookup.clone(), Arc::new(tx))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("could not connect"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(15));
 }
