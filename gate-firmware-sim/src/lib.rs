@@ -25,7 +25,7 @@
 pub mod journal;
 mod link;
 mod offline;
-mod station;
+pub mod station;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,6 +33,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
+use kippu_domain::card::{Card, CardTap, CARD_TAP_PREFIX};
 use kippu_domain::snapshot::{GateSnapshot, SignedSnapshot, SnapshotError, INSPECTOR_GATE};
 use kippu_domain::topics::GatePath;
 use kippu_domain::verdict::PROTOCOL_VERSION;
@@ -85,6 +86,19 @@ pub enum ReadError {
     /// A QR code was found but its data could not be decoded.
     #[error("QR code damaged: {0}")]
     Damaged(String),
+}
+
+/// What answers a gate's challenge over the reader's field: a [`Card`], or anything
+/// claiming to be one (the gate trusts the answer only once it has checked it).
+pub trait Contactless {
+    /// The answer to `challenge` at `gate_key` in `window`.
+    fn answer(&self, gate_key: &str, challenge: [u8; 8], window: u32) -> CardTap;
+}
+
+impl Contactless for Card {
+    fn answer(&self, gate_key: &str, challenge: [u8; 8], window: u32) -> CardTap {
+        Card::answer(self, gate_key, challenge, window)
+    }
 }
 
 /// Finds and decodes the first QR code in a PNG (or any format `image` reads).
@@ -262,6 +276,7 @@ impl SimGate {
             validator_up: AtomicBool::new(true),
             rejected: AtomicU64::new(0),
             disputed: AtomicU64::new(0),
+            neighbour_dropped: AtomicU64::new(0),
             installed: watch::channel(None).0,
             wake: Notify::new(),
             forwarding: tokio::sync::Mutex::new(()),
@@ -356,7 +371,21 @@ impl SimGate {
     }
 
     /// [`Self::present_text`], saying whether the gate decided offline.
+    ///
+    /// A card's answer (`KC1.`) shown to the camera is refused here, unsent: a card signs
+    /// whatever challenge and window it is asked, so anyone holding a reader to a victim's
+    /// card for a moment can collect answers for future windows and show them later as a
+    /// QR code. Only an answer the gate's own reader got to its own fresh challenge counts
+    /// ([`Self::tap_card`]).
     pub async fn present_text_outcome(&self, text: &str) -> Result<Outcome, GateError> {
+        if text.starts_with(CARD_TAP_PREFIX) {
+            tracing::warn!(gate = %self.path.key(), "card answer shown to the camera; refused");
+            return Ok(Outcome::online(VerdictMessage::deny(&new_scan_id(), DenyReason::NotAPass, None)));
+        }
+        self.present(text).await
+    }
+
+    async fn present(&self, text: &str) -> Result<Outcome, GateError> {
         let run = self.run.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let Some(off) = &self.offline else {
             let client = self.client().ok_or(kippu_mqtt::MqttError::Closed)?;
@@ -390,10 +419,22 @@ impl SimGate {
     /// A contactless card held to the reader: the gate sends the card a fresh random
     /// challenge, and the card's signed answer goes to the validator (or, offline, to the
     /// snapshot check) as the scan's pass text.
-    pub async fn tap_card(&self, card: &kippu_domain::card::Card) -> Result<Outcome, GateError> {
+    ///
+    /// An answer that is not this gate's challenge and window, signed for this gate, is
+    /// refused with `BAD_SIGNATURE` before it is sent or decided: a recorded or
+    /// precomputed answer played back by a card emulator would otherwise be judged only on
+    /// its signature, which any answer the real card once gave has.
+    pub async fn tap_card<C: Contactless + ?Sized>(&self, card: &C) -> Result<Outcome, GateError> {
+        let gate = self.path.key();
         let window = kippu_domain::pass::window_at(kippu_mqtt::now_unix());
-        let answer = card.answer(&self.path.key(), rand::random(), window);
-        self.present_text_outcome(&answer.encode()).await
+        // Unpredictable (a CSPRNG) so no answer can be collected before the tap it is for.
+        let challenge: [u8; 8] = rand::random();
+        let answer = card.answer(&gate, challenge, window);
+        if answer.challenge != challenge || answer.window != window || answer.verify(&gate).is_err() {
+            tracing::warn!(gate = %gate, "card answer does not answer this tap's challenge; refused");
+            return Ok(Outcome::online(VerdictMessage::deny(&new_scan_id(), DenyReason::BadSignature, None)));
+        }
+        self.present(&answer.encode()).await
     }
 
     /// Sets the run the gate's vehicle works (`None` for a stop gate, or between runs);
@@ -439,6 +480,12 @@ impl SimGate {
     /// Forwarded taps a validator denied.
     pub fn disputed_taps(&self) -> u64 {
         self.offline.as_ref().map_or(0, |o| o.disputed.load(Ordering::Relaxed))
+    }
+
+    /// Station LAN datagrams dropped (from a device that is no neighbour, badly signed,
+    /// stale, for another operator, or a copy of one already taken).
+    pub fn dropped_neighbour_datagrams(&self) -> u64 {
+        self.offline.as_ref().map_or(0, |o| o.neighbour_dropped.load(Ordering::Relaxed))
     }
 
     /// Verdicts ignored because no trusted validator signed them.
@@ -507,6 +554,8 @@ struct OfflineMode {
     validator_up: AtomicBool,
     rejected: AtomicU64,
     disputed: AtomicU64,
+    /// Station datagrams dropped (not from a neighbour, stale, replayed…).
+    neighbour_dropped: AtomicU64,
     installed: watch::Sender<Option<u64>>,
     wake: Notify,
     forwarding: tokio::sync::Mutex<()>,
@@ -572,7 +621,7 @@ impl OfflineMode {
             let now_ms = now_unix_millis();
             let scan =
                 ScanRequest { v: PROTOCOL_VERSION, id: v.id.clone(), pass: text.to_owned(), ts: now_ms, trip: run };
-            let entry = self.state.lock().unwrap_or_else(|e| e.into_inner()).mirror(&scan, now_ms / 1000);
+            let entry = self.state.lock().unwrap_or_else(|e| e.into_inner()).mirror(&scan, v.ticket, now_ms / 1000);
             if let Some(e) = entry {
                 self.tell_neighbours(&e);
             }
@@ -596,13 +645,15 @@ impl OfflineMode {
         let mut buf = vec![0u8; 4096];
         loop {
             let Ok((n, from)) = socket.recv_from(&mut buf).await else { continue };
-            match station::decode(&buf[..n], &station.neighbours) {
-                Ok(entry) => {
-                    let now = now_unix();
-                    let applied = self.state.lock().unwrap_or_else(|e| e.into_inner()).apply_neighbour(entry, now);
-                    tracing::debug!(gate = %self.gate_key, %from, applied, "neighbour entry");
+            let taken = station::decode(&buf[..n], &station.neighbours).and_then(|(gate, entry)| {
+                self.state.lock().unwrap_or_else(|e| e.into_inner()).apply_neighbour(&gate, entry, now_unix())
+            });
+            match taken {
+                Ok(applied) => tracing::debug!(gate = %self.gate_key, %from, applied, "neighbour entry"),
+                Err(why) => {
+                    self.neighbour_dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(gate = %self.gate_key, %from, ?why, "neighbour datagram dropped");
                 }
-                Err(why) => tracing::warn!(gate = %self.gate_key, %from, ?why, "neighbour datagram dropped"),
             }
         }
     }
@@ -721,7 +772,9 @@ impl OfflineMode {
                 continue;
             }
             any = true;
-            match self.journal().ack(&v, now_unix()) {
+            let now = now_unix();
+            self.state.lock().unwrap_or_else(|e| e.into_inner()).acknowledged(&v.id, now);
+            match self.journal().ack(&v, now) {
                 Ok(_) => report.acknowledged += 1,
                 Err(e) => tracing::error!(error = %e, "could not record a forwarded tap's verdict"),
             }

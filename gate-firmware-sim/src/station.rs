@@ -10,6 +10,14 @@
 //! LAN can neither invent entries (which would shut travelers out) nor read anything
 //! secret (an entry names a ticket id and a pass nonce, both already on the QR).
 //!
+//! A datagram has no sequence number, so a signed one captured on the LAN stays valid. The
+//! receiver therefore also drops an entry whose `at` is further from its own clock than
+//! passback and replay look (a copy sent later, or a neighbour's clock far off), and one
+//! whose `(gate, scan id)` it already took within that time, however many snapshots it
+//! installed since. An entry carries the ticket's rides left after it, which the receiver
+//! takes if lower than its own count, so even a copy that got through would not take a
+//! second ride.
+//!
 //! Wire: JSON `{"gate":"op/station/gate","entry":{…PeerEntry…},"sig":"<base64url>"}`, the
 //! signature over `kippu-neighbour-v1\n{gate}\n{entry as compact JSON}`.
 
@@ -44,7 +52,7 @@ fn signed_bytes(gate: &str, entry: &PeerEntry) -> Option<Vec<u8>> {
 }
 
 /// The datagram announcing `entry` from `gate`.
-pub(crate) fn encode(gate: &str, key: &SigningKey, entry: &PeerEntry) -> Option<Vec<u8>> {
+pub fn encode(gate: &str, key: &SigningKey, entry: &PeerEntry) -> Option<Vec<u8>> {
     let sig = key.sign(&signed_bytes(gate, entry)?);
     serde_json::to_vec(&Datagram {
         gate: gate.to_owned(),
@@ -55,22 +63,31 @@ pub(crate) fn encode(gate: &str, key: &SigningKey, entry: &PeerEntry) -> Option<
 }
 
 /// Why a datagram was dropped.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Dropped {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// Not a datagram of this format.
     Malformed,
+    /// From a gate that is not a neighbour.
     UnknownGate,
+    /// Not signed by the neighbour's key.
     BadSignature,
+    /// Its entry's time is out of the horizon of this gate's clock.
+    Stale,
+    /// An entry at another operator's gate.
+    OtherOperator,
+    /// The same neighbour's same scan, taken already.
+    Replayed,
 }
 
-/// The entry a datagram carries, if a known neighbour signed it.
-pub(crate) fn decode(bytes: &[u8], neighbours: &[(String, VerifyingKey, SocketAddr)]) -> Result<PeerEntry, Dropped> {
+/// The sending gate and the entry a datagram carries, if a known neighbour signed it.
+pub fn decode(bytes: &[u8], neighbours: &[(String, VerifyingKey, SocketAddr)]) -> Result<(String, PeerEntry), Dropped> {
     let d: Datagram = serde_json::from_slice(bytes).map_err(|_| Dropped::Malformed)?;
     let (_, key, _) = neighbours.iter().find(|(g, _, _)| *g == d.gate).ok_or(Dropped::UnknownGate)?;
     let sig: [u8; 64] =
         URL_SAFE_NO_PAD.decode(&d.sig).ok().and_then(|s| s.try_into().ok()).ok_or(Dropped::BadSignature)?;
     let msg = signed_bytes(&d.gate, &d.entry).ok_or(Dropped::Malformed)?;
     key.verify_strict(&msg, &Signature::from_bytes(&sig)).map_err(|_| Dropped::BadSignature)?;
-    Ok(d.entry)
+    Ok((d.gate, d.entry))
 }
 
 #[cfg(test)]
@@ -86,6 +103,7 @@ mod tests {
             operator_id: 1,
             on_board: false,
             at: 10,
+            rides_left_after: None,
         }
     }
 
@@ -95,7 +113,7 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let known = vec![("m/s/g1".to_owned(), g1.verifying_key(), addr)];
         let bytes = encode("m/s/g1", &g1, &entry()).unwrap();
-        assert_eq!(decode(&bytes, &known), Ok(entry()));
+        assert_eq!(decode(&bytes, &known), Ok(("m/s/g1".to_owned(), entry())));
         let stranger = SigningKey::from_bytes(&[2; 32]);
         assert_eq!(decode(&encode("m/s/g1", &stranger, &entry()).unwrap(), &known), Err(Dropped::BadSignature));
         assert_eq!(decode(&encode("m/s/g9", &g1, &entry()).unwrap(), &known), Err(Dropped::UnknownGate));

@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 use alloy::signers::{local::PrivateKeySigner, SignerSync};
 use alloy_primitives::B256;
 use ed25519_dalek::SigningKey;
-use gate_firmware_sim::{GateSetup, OfflineOptions, Outcome, SimGate, SNAPSHOT_FILE};
-use kippu_domain::card::{binding_digest, Card};
+use gate_firmware_sim::{Contactless, GateSetup, OfflineOptions, Outcome, SimGate, SNAPSHOT_FILE};
+use kippu_domain::card::{binding_digest, Card, CardTap};
 use kippu_domain::device_pass::{cert_digest, Device};
 use kippu_domain::pass::{window_at, Pass};
 use kippu_domain::snapshot::{GateSnapshot, SnapshotCard, SnapshotTicket, SNAPSHOT_VERSION};
 use kippu_domain::validation::Tap;
-use kippu_domain::{DenyReason, GateInfo, TicketState, Validator, ValidatorConfig};
+use kippu_domain::{DenyReason, GateInfo, PeerEntry, TicketState, Validator, ValidatorConfig};
 use kippu_mqtt::{
     now_unix, CardRecord, EmbeddedBroker, MqttUrl, TicketLookup, ValidatorHandle, ValidatorOptions, ValidatorService,
 };
@@ -201,7 +201,7 @@ impl Platform {
                     })
                     .collect(),
             )),
-            tx,
+            Arc::new(tx),
         )
         .await
         .expect("validator connects");
@@ -357,9 +357,65 @@ async fn online_then_offline_then_forwarded_exactly_once() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A card emulator that plays back one answer whatever the reader asks.
+struct Playback(CardTap);
+
+impl Contactless for Playback {
+    fn answer(&self, _: &str, _: [u8; 8], _: u32) -> CardTap {
+        self.0.clone()
+    }
+}
+
+/// A clone: the victim's card number on a card with a key of its own.
+struct Cloned {
+    number: [u8; 32],
+    inner: Card,
+}
+
+impl Contactless for Cloned {
+    fn answer(&self, gate: &str, challenge: [u8; 8], window: u32) -> CardTap {
+        CardTap { card_key: self.number, ..self.inner.answer(gate, challenge, window) }
+    }
+}
+
+/// The victim's card made to answer this gate's challenge as if at another gate (a relay).
+struct Relayed<'a> {
+    card: &'a Card,
+    gate: String,
+}
+
+impl Contactless for Relayed<'_> {
+    fn answer(&self, _: &str, challenge: [u8; 8], window: u32) -> CardTap {
+        self.card.answer(&self.gate, challenge, window)
+    }
+}
+
+/// A genuine card whose answers an attacker's antenna records.
+struct Overheard<'a> {
+    card: &'a Card,
+    heard: StdMutex<Option<CardTap>>,
+}
+
+impl Contactless for Overheard<'_> {
+    fn answer(&self, gate: &str, challenge: [u8; 8], window: u32) -> CardTap {
+        let a = self.card.answer(gate, challenge, window);
+        *self.heard.lock().unwrap() = Some(a.clone());
+        a
+    }
+}
+
+fn png_of(text: &str) -> Vec<u8> {
+    let img =
+        qrcode::QrCode::new(text.as_bytes()).unwrap().render::<image::Luma<u8>>().min_dimensions(300, 300).build();
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
 /// Contactless cards bound to tickets: online (the validator learns a binding from the
-/// platform's records on the card's first tap), refused when cloned, skimmed at another
-/// gate, replayed or unbound, and offline from the snapshot, the offline entry forwarded once.
+/// platform's records on the card's first tap), refused when pre-played, shown to the
+/// camera, cloned, relayed from another gate, replayed or unbound, and offline from the
+/// snapshot, the offline entry forwarded once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn card_taps_online_offline_and_fraud() {
     let p = Platform::new(broker().await);
@@ -374,43 +430,61 @@ async fn card_taps_online_offline_and_fraud() {
     let g1 = p.gate_key("g1");
     let window = window_at(now_unix());
 
-    let answer = card.answer(&g1, rand::random(), window).encode();
-    let o = gate.present_text_outcome(&answer).await.unwrap();
+    // Pre-play: answers collected from the victim's card for this window and the next ones.
+    // Shown as a QR code they are no pass at all; played back by an emulator at the reader
+    // they answer a challenge the gate never issued. None of them reaches the validator.
+    for w in window..window + 3 {
+        let collected = card.answer(&g1, rand::random(), w);
+        let text = gate.present_text_outcome(&collected.encode()).await.unwrap();
+        assert_eq!((text.verdict.open, text.verdict.reason), (false, Some(DenyReason::NotAPass)), "{text:?}");
+        let image = gate.present_image_outcome(&png_of(&collected.encode())).await.unwrap();
+        assert_eq!(image.verdict.reason, Some(DenyReason::NotAPass), "{image:?}");
+        let played = gate.tap_card(&Playback(collected)).await.unwrap();
+        assert_eq!(played.verdict.reason, Some(DenyReason::BadSignature), "{played:?}");
+    }
+    assert!(p.validator.lock().await.card(&card.public_key()).is_none(), "no collected answer reached the validator");
+    assert!(gate.pending_taps().is_empty());
+
+    let heard = Overheard { card, heard: StdMutex::new(None) };
+    let o = gate.tap_card(&heard).await.unwrap();
     assert!(o.verdict.open && !o.offline, "{o:?}");
     assert_eq!((o.verdict.ticket, o.verdict.rides_left), (Some(CARD_TICKET), Some(2)));
     let tap = tokio::time::timeout(WAIT, taps.recv()).await.unwrap().unwrap();
     assert_eq!((tap.ticket_id, tap.scan_id.as_str()), (CARD_TICKET, o.verdict.id.as_str()));
 
-    let replay = gate.present_text_outcome(&answer).await.unwrap();
-    assert_eq!(replay.verdict.reason, Some(DenyReason::Replay), "a recorded answer played again: {replay:?}");
+    let recorded = heard.heard.lock().unwrap().clone().unwrap();
+    let replay = gate.tap_card(&Playback(recorded.clone())).await.unwrap();
+    assert_eq!(replay.verdict.reason, Some(DenyReason::BadSignature), "a recorded answer played again: {replay:?}");
+    let shown = gate.present_text_outcome(&recorded.encode()).await.unwrap();
+    assert_eq!(shown.verdict.reason, Some(DenyReason::NotAPass), "a recorded answer shown as a QR code: {shown:?}");
     let again = gate.tap_card(card).await.unwrap();
     assert_eq!(again.verdict.reason, Some(DenyReason::Passback), "the real card, straight back: {again:?}");
     let unbound = gate.tap_card(&Card::from_secret(rand::random())).await.unwrap();
     assert_eq!(unbound.verdict.reason, Some(DenyReason::UnknownCard), "{unbound:?}");
-    // A clone: the card number copied onto a card with another key.
-    let mut clone = Card::from_secret(rand::random()).answer(&g1, rand::random(), window);
-    clone.card_key = card.public_key();
-    let cloned = gate.present_text_outcome(&clone.encode()).await.unwrap();
+    let clone = Cloned { number: card.public_key(), inner: Card::from_secret(rand::random()) };
+    let cloned = gate.tap_card(&clone).await.unwrap();
     assert_eq!(cloned.verdict.reason, Some(DenyReason::BadSignature), "{cloned:?}");
-    // An answer skimmed at g2 and played at g1.
-    let skimmed = card.answer(&p.gate_key("g2"), rand::random(), window).encode();
-    let foreign = gate.present_text_outcome(&skimmed).await.unwrap();
-    assert_eq!(foreign.verdict.reason, Some(DenyReason::BadSignature), "{foreign:?}");
+    let relayed = gate.tap_card(&Relayed { card, gate: p.gate_key("g2") }).await.unwrap();
+    assert_eq!(relayed.verdict.reason, Some(DenyReason::BadSignature), "{relayed:?}");
     assert!(drain(&mut taps, Duration::from_millis(300)).await.is_empty(), "no denied tap recorded");
 
-    // Offline: the snapshot's binding opens, a stranger's card and a clone stay shut.
+    // Offline: the snapshot's binding opens, a stranger's card, a clone and a collected answer stay shut.
     validator.abort();
     eventually("the validator to stop", || validator.is_finished()).await;
     let (offline_card, _, _) = &p.cards[1];
+    let collected = offline_card.answer(&g1, rand::random(), window_at(now_unix())).encode();
+    let shown = gate.present_text_outcome(&collected).await.unwrap();
+    assert_eq!(shown.verdict.reason, Some(DenyReason::NotAPass), "not decided offline either: {shown:?}");
+    assert!(gate.pending_taps().is_empty());
     let off = gate.tap_card(offline_card).await.unwrap();
     assert_offline(&off, None, "bound card offline");
     assert_eq!(off.verdict.rides_left, Some(2), "the snapshot's rides, counted locally");
     assert_offline(&gate.tap_card(card).await.unwrap(), Some(DenyReason::Passback), "online entry remembered");
     let off_unbound = gate.tap_card(&Card::from_secret(rand::random())).await.unwrap();
     assert_offline(&off_unbound, Some(DenyReason::UnknownCard), "unbound card offline");
-    clone.challenge = rand::random();
-    let off_clone = gate.present_text_outcome(&clone.encode()).await.unwrap();
-    assert_offline(&off_clone, Some(DenyReason::BadSignature), "cloned card offline");
+    let off_clone = gate.tap_card(&clone).await.unwrap();
+    assert_eq!(off_clone.verdict.reason, Some(DenyReason::BadSignature), "cloned card offline: {off_clone:?}");
+    assert_eq!(gate.pending_taps().len(), 1, "only the bound card's entry is journaled");
 
     // Back online: the offline entry is forwarded and counted once.
     let (validator, mut taps) = p.start_validator().await;
@@ -462,23 +536,48 @@ async fn neighbouring_gates_keep_passback_offline() {
     let fresh = p.phone_pass(&p.phone, PHONE_TICKET);
     assert_offline(&g2.present_text_outcome(&fresh).await.unwrap(), Some(DenyReason::Passback), "handed back at g2");
 
-    // A device on the LAN that is no neighbour cannot shut a traveler out.
-    let rogue = SigningKey::from_bytes(&rand::random());
-    let forged = serde_json::json!({
-        "gate": p.gate_key("g1"),
-        "entry": {"scan_id": "forged", "ticket_id": ACCOUNT_TICKET, "window": window_at(now_unix()), "nonce": [0,0,0,0,0,0,0,0],
-                  "operator_id": 1, "on_board": false, "at": now_unix()},
-        "sig": "AAAA",
-    });
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.send_to(&serde_json::to_vec(&forged).unwrap(), a2).unwrap();
-    drop(rogue);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let send = |from: &str, key: &SigningKey, entry: &PeerEntry| {
+        sock.send_to(&gate_firmware_sim::station::encode(from, key, entry).unwrap(), a2).unwrap();
+    };
+    let entry = |id: &str, ticket_id: u64, operator_id: u32, at: u64| PeerEntry {
+        scan_id: id.into(),
+        ticket_id,
+        window: window_at(now_unix()),
+        nonce: rand::random(),
+        operator_id,
+        on_board: false,
+        at,
+        rides_left_after: None,
+    };
+    // A device on the LAN that is no neighbour cannot shut a traveler out, though it signs
+    // properly with a key of its own: neither in a neighbour's name nor in its own.
+    let rogue = SigningKey::from_bytes(&rand::random());
+    send(&p.gate_key("g1"), &rogue, &entry("forged", ACCOUNT_TICKET, 1, now_unix()));
+    send(&p.gate_key("g9"), &rogue, &entry("forged2", ACCOUNT_TICKET, 1, now_unix()));
+    // Nor can a neighbour with a clock far ahead (or an entry of such a time) turn passback
+    // off, or one of another operator's gates speak for this one.
+    send(&p.gate_key("g1"), &k1, &entry("future", ONLINE, 1, u64::MAX));
+    send(&p.gate_key("g1"), &k1, &entry("far-ahead", ONLINE, 1, now_unix() + 3_600));
+    send(&p.gate_key("g1"), &k1, &entry("foreign", ONLINE, 2, now_unix()));
+    eventually("the five datagrams to be dropped", || g2.dropped_neighbour_datagrams() == 5).await;
     assert_offline(
         &g2.present_text_outcome(&p.account_pass(ACCOUNT_TICKET)).await.unwrap(),
         None,
-        "forged entry ignored",
+        "forged entries ignored",
     );
+    assert_offline(
+        &g2.present_text_outcome(&p.account_pass(ONLINE)).await.unwrap(),
+        None,
+        "future and foreign ignored",
+    );
+    let back = g2.present_text_outcome(&p.account_pass(ONLINE)).await.unwrap();
+    assert_offline(&back, Some(DenyReason::Passback), "passback not turned off by an entry from the future");
+    // A datagram g1 really sent, captured and sent again, is taken once.
+    let genuine = entry("genuine", EXPIRED, 1, now_unix());
+    send(&p.gate_key("g1"), &k1, &genuine);
+    send(&p.gate_key("g1"), &k1, &genuine);
+    eventually("the copy to be dropped", || g2.dropped_neighbour_datagrams() == 6).await;
     g1.disconnect().await;
     g2.disconnect().await;
     let _ = std::fs::remove_dir_all(d1);
