@@ -23,7 +23,12 @@ tests/interop/node_modules/.installed: tests/interop/package-lock.json
 	cd tests/interop && npm ci --no-audit --no-fund
 	touch $@
 
-node: $(CONTRACTS)/node_modules/.installed tests/interop/node_modules/.installed
+# Deque's axe-core, which the browser tests inject into each traveler page (accessibility check).
+tests/a11y/node_modules/.installed: tests/a11y/package-lock.json
+	cd tests/a11y && npm ci --no-audit --no-fund
+	touch $@
+
+node: $(CONTRACTS)/node_modules/.installed tests/interop/node_modules/.installed tests/a11y/node_modules/.installed
 
 dev: node
 	cargo run -p kippu -- dev

@@ -275,6 +275,85 @@ impl Browser {
         }
     }
 
+    /// Runs Deque's axe-core on the page (injected through WebDriver, so the page's CSP does
+    /// not apply) and fails on any violation of impact "serious" or "critical".
+    async fn axe(&self, page: &str) {
+        if self.js("return typeof window.axe", vec![]).await != json!("object") {
+            self.js(&format!("{}\n;return typeof window.axe;", axe_source()), vec![]).await;
+        }
+        // Each violation as "rule (impact): help at node [summary]; …", split by impact.
+        let run = "const done = arguments[arguments.length - 1]; \
+            const say = (v) => v.id + ' (' + v.impact + '): ' + v.help + ' at ' + v.nodes.slice(0, 5) \
+              .map((n) => n.target.join(' ') + ' [' + (n.failureSummary || '').replace(/\\s+/g, ' ') + ']').join('; '); \
+            const grave = (v) => v.impact === 'serious' || v.impact === 'critical'; \
+            axe.run(document).then((r) => done({ rules: r.passes.length + r.violations.length, \
+              grave: r.violations.filter(grave).map(say), other: r.violations.filter((v) => !grave(v)).map(say) })) \
+            .catch((e) => done({ rules: 0, grave: ['axe did not run: ' + e], other: [] }));";
+        let r = self.client.execute_async(run, vec![]).await.unwrap_or_else(|e| panic!("axe on the {page} page: {e}"));
+        assert!(r["rules"].as_u64().is_some_and(|n| n > 20), "axe checked too little on the {page} page: {r}");
+        let list =
+            |k: &str| -> Vec<String> { serde_json::from_value(r[k].clone()).expect("axe's findings are strings") };
+        let (grave, other) = (list("grave"), list("other"));
+        if !other.is_empty() {
+            eprintln!("browser: axe notes on the {page} page (moderate or minor):\n  {}", other.join("\n  "));
+        }
+        if !grave.is_empty() {
+            panic!("accessibility violations on the {page} page:\n  {}{}", grave.join("\n  "), self.context().await);
+        }
+    }
+
+    /// Fails when the page, shown in Japanese, holds an English text of the catalogue: in its
+    /// text, its labels, or the texts it hands its scripts. `data` (the operators' own names
+    /// and descriptions, in the language they wrote them) is taken out first.
+    async fn no_english(&self, page: &str, data: &[String]) {
+        let shown = self
+            .js(
+                "const out = [document.title, document.body.textContent]; \
+                 for (const el of document.querySelectorAll('*')) for (const a of el.attributes) { \
+                   if (['aria-label', 'alt', 'title', 'placeholder', 'data-done', 'data-failed'].includes(a.name) \
+                       || a.name.startsWith('data-t-')) out.push(a.value); \
+                   if (a.name === 'data-texts') out.push(...Object.values(JSON.parse(a.value))); \
+                 } \
+                 return out;",
+                vec![],
+            )
+            .await;
+        assert_eq!(self.js("return document.documentElement.lang", vec![]).await, json!("ja"), "{page}: lang");
+        let shown: Vec<String> = serde_json::from_value::<Vec<String>>(shown)
+            .unwrap()
+            .into_iter()
+            .map(|t| data.iter().fold(t, |t, d| t.replace(d.as_str(), " ")))
+            .collect();
+        let found: Vec<String> =
+            english_pieces().iter().filter(|piece| shown.iter().any(|t| t.contains(piece.as_str()))).cloned().collect();
+        if !found.is_empty() {
+            panic!("English on the {page} page in Japanese: {found:?}{}", self.context().await);
+        }
+    }
+
+    /// Presses keys one after another (WebDriver actions, as a keyboard would).
+    async fn press(&self, keys: &[char]) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let mut actions = KeyActions::new("keyboard".into());
+        for &k in keys {
+            actions = actions.then(KeyAction::Down { value: k }).then(KeyAction::Up { value: k });
+        }
+        self.client.perform_actions(actions).await.unwrap_or_else(|e| panic!("pressing {keys:?}: {e}"));
+    }
+
+    /// Moves the focus with Tab from the top of the page until it is on `#id`; fails when
+    /// the element cannot be reached by keyboard.
+    async fn tab_to(&self, id: &str) {
+        self.js("document.activeElement && document.activeElement.blur()", vec![]).await;
+        for _ in 0..40 {
+            self.press(&[TAB]).await;
+            if self.js("return document.activeElement.id", vec![]).await == json!(id) {
+                return;
+            }
+        }
+        panic!("#{id} is not reachable with Tab{}", self.context().await);
+    }
+
     /// Saves what the viewport shows as `<name>.png`.
     async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.unwrap();
@@ -345,14 +424,69 @@ impl fantoccini::wd::WebDriverCompatibleCommand for VirtualAuthenticator {
     }
 }
 
-/// The pass an on-screen QR image carries, read from the pixels the browser shows.
-async fn displayed_pass(b: &Browser, img: &Element) -> (String, DevicePass) {
+/// WebDriver's Tab, Enter and Control keys.
+const TAB: char = '\u{e004}';
+const ENTER: char = '\u{e007}';
+const CONTROL: char = '\u{e009}';
+
+/// axe-core's browser build, installed by `npm ci` in `tests/a11y` (`make node`).
+fn axe_source() -> &'static str {
+    static AXE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    AXE.get_or_init(|| {
+        let path = repo().join("tests/a11y/node_modules/axe-core/axe.min.js");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("{}: {e}; run `npm ci` in tests/a11y (or `make node`) to install axe-core", path.display())
+        })
+    })
+}
+
+/// The English catalogue's texts, cut at their placeholders, that a Japanese page must not
+/// show: pieces of five characters or more that no Japanese text uses (names both languages
+/// share, like FARE or Stripe Checkout, are allowed).
+fn english_pieces() -> Vec<String> {
+    let texts: Vec<(&str, &str)> = kippu_web::catalogue_texts().collect();
+    let mut pieces: Vec<String> = Vec::new();
+    for (en, _) in &texts {
+        let mut cut = String::new();
+        let mut in_placeholder = false;
+        for c in en.chars() {
+            match c {
+                '{' => {
+                    in_placeholder = true;
+                    cut.push('\u{0}');
+                }
+                '}' => in_placeholder = false,
+                c if !in_placeholder => cut.push(c),
+                _ => {}
+            }
+        }
+        for piece in cut.split('\u{0}') {
+            let piece = piece.trim_matches(|c: char| c.is_whitespace() || "·:#().,;—–-".contains(c));
+            if piece.chars().count() >= 5
+                && !texts.iter().any(|(_, ja)| ja.contains(piece))
+                && !pieces.iter().any(|p| p == piece)
+            {
+                pieces.push(piece.to_owned());
+            }
+        }
+    }
+    pieces
+}
+
+/// The text an on-screen QR image carries, read from the pixels the browser shows.
+async fn displayed_qr(b: &Browser, img: &Element) -> String {
     let png = img.screenshot().await.unwrap();
     let gray = image::load_from_memory(&png).expect("QR screenshot decodes as an image").to_luma8();
     let mut prepared = rqrr::PreparedImage::prepare(gray);
     let grids = prepared.detect_grids();
-    let Some(grid) = grids.first() else { panic!("no QR code visible in the pass image{}", b.context().await) };
+    let Some(grid) = grids.first() else { panic!("no QR code visible in the image{}", b.context().await) };
     let (_, text) = grid.decode().unwrap_or_else(|e| panic!("the QR on screen does not decode: {e:?}"));
+    text
+}
+
+/// The pass an on-screen QR image carries, read from the pixels the browser shows.
+async fn displayed_pass(b: &Browser, img: &Element) -> (String, DevicePass) {
+    let text = displayed_qr(b, img).await;
     let pass =
         DevicePass::decode(&text).unwrap_or_else(|e| panic!("the QR on screen is not a device pass ({e:?}): {text}"));
     (text, pass)
@@ -375,6 +509,7 @@ async fn traveler_journey_in_browser() {
     assert_eq!(viewport, json!([WINDOW.0, WINDOW.1]), "phone-sized viewport");
     b.fits_phone("sign-in").await;
     b.screenshot("signin").await;
+    b.axe("sign-in").await;
     let to_signup = b.wait_for(Locator::Id("to-signup")).await;
     b.click(&to_signup, "Create an account").await;
     b.wait_for_text(Locator::Css("h1"), "Create an account").await;
@@ -391,6 +526,7 @@ async fn traveler_journey_in_browser() {
     );
     b.fits_phone("sign-up").await;
     b.screenshot("signup").await;
+    b.axe("sign-up (a field to fix)").await;
     b.fill("password", "hana's long passphrase").await;
     b.fill("confirm", "hana's long passphrase").await;
     b.submit("#signup").await;
@@ -401,17 +537,35 @@ async fn traveler_journey_in_browser() {
     assert!(did.starts_with(&prefix), "her DID is shown: {did}");
     let address: alloy::primitives::Address = did[prefix.len() - 2..].parse().expect("DID ends in an address");
     assert_eq!(b.wait_for(Locator::Id("balance")).await.text().await.unwrap(), "0.00");
+    b.axe("home (nothing yet)").await;
 
     // Top up by card: Stripe Checkout (the loopback fake, same wire format), pay, back with FARE.
     let nav = b.wait_for(Locator::Css("header nav a[href='/topup']")).await;
     b.click(&nav, "the Top up link").await;
     b.wait_for_path("/topup").await;
-    b.fill("amount", "50").await;
-    b.submit("form[action='/topup']").await;
+    b.axe("top-up").await;
+    // By keyboard alone: Tab to the amount (its focus ring shows, 3:1 against the page at
+    // least), type over it, and Enter sends the form.
+    b.tab_to("amount").await;
+    let ring = b.js("return getComputedStyle(document.activeElement).outlineColor", vec![]).await;
+    assert_eq!(ring, json!("rgb(184, 110, 0)"), "the focused field shows the focus ring");
+    let select_all = {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: CONTROL })
+            .then(KeyAction::Down { value: 'a' })
+            .then(KeyAction::Up { value: 'a' })
+            .then(KeyAction::Up { value: CONTROL })
+    };
+    b.client.perform_actions(select_all).await.expect("select all");
+    b.press(&['5', '0', ENTER]).await;
     b.wait_for_path("/pay/cs_").await;
     let pay = b.wait_for_text(Locator::Css("button[type=submit]"), "Pay").await;
     b.click(&pay, "Checkout's Pay button").await;
     b.wait_for_path("/topup/done").await;
+    b.wait_for_text(Locator::Id("topup-status"), "50.00 FARE added").await;
+    let topup_done = b.path().await;
+    b.axe("top-up done").await;
     b.goto("/").await;
     b.wait_for_text(Locator::Id("balance"), "50.00").await;
 
@@ -428,6 +582,7 @@ async fn traveler_journey_in_browser() {
     assert_eq!(buy.text().await.unwrap(), "Buy for 35.70 FARE");
     b.fits_phone("plans").await;
     b.screenshot("plans").await;
+    b.axe("plans").await;
     b.click(&buy, "the Explorer buy button").await;
 
     // The tickets page announces the plan and lists a ticket per leg.
@@ -446,6 +601,7 @@ async fn traveler_journey_in_browser() {
     assert!(lines.iter().any(|l| l.contains("Delay cover") && l.contains("delay cover")), "{lines:#?}");
     b.fits_phone("tickets").await;
     b.screenshot("tickets").await;
+    b.axe("tickets").await;
     // The receipt: what was paid against the list price, each leg's share, the transaction.
     let receipt = b.wait_for(Locator::Id("receipt-link")).await;
     b.click(&receipt, "the receipt link").await;
@@ -454,6 +610,8 @@ async fn traveler_journey_in_browser() {
     let tx = b.wait_for(Locator::Id("tx")).await.text().await.unwrap();
     assert!(tx.starts_with("0x") && tx.len() == 66, "the purchase transaction: {tx}");
     b.fits_phone("receipt").await;
+    b.axe("receipt").await;
+    let receipt = b.path().await;
     b.client.back().await.unwrap();
     b.wait_for_text(Locator::Css("h1"), "My tickets").await;
 
@@ -511,6 +669,7 @@ async fn traveler_journey_in_browser() {
     assert!(verdict.text().await.unwrap().starts_with("OPEN"), "{}", verdict.text().await.unwrap());
     b.fits_phone("pass").await;
     b.screenshot("pass").await;
+    b.axe("pass").await;
 
     // She boards Bull Runner run 1 in a tunnel with no signal: the pass page keeps making
     // fresh passes on the phone, and the bus's on-board validator (naming the run) opens for one.
@@ -577,11 +736,57 @@ async fn traveler_journey_in_browser() {
     b.wait_for_text(Locator::Css("li.voucher"), "Voucher #").await;
     assert_eq!(b.js("return window.kippuMarker", vec![]).await, json!("same page"), "the page was reloaded");
     b.screenshot("home").await;
+    b.axe("home").await;
+
+    // The voucher's page: a QR code signed by her key, which the taxi driver's scanner redeems.
+    let link = b.wait_for(Locator::Css("li.voucher a")).await;
+    let voucher = link.attr("href").await.unwrap().expect("voucher link");
+    let voucher_id: u64 = voucher.trim_start_matches("/vouchers/").parse().expect("voucher id in link");
+    b.click(&link, "the voucher").await;
+    b.wait_for_path(&voucher).await;
+    b.wait_for_text(Locator::Css("h1"), &format!("Voucher #{voucher_id}")).await;
+    b.wait_for_text(Locator::Css("main p"), "FARE at City Taxi").await;
+    let loaded = "const i = document.getElementById('voucher-qr'); return i.complete && i.naturalWidth > 0;";
+    b.wait_js("the voucher's QR image", loaded, vec![]).await;
+    let img = b.wait_for(Locator::Id("voucher-qr")).await;
+    let code = displayed_qr(&b, &img).await;
+    let decoded = kippu_domain::voucher::VoucherCode::decode(&code).expect("the QR on screen is a voucher code");
+    assert_eq!(decoded.voucher_id, voucher_id);
+    b.fits_phone("voucher").await;
+    b.axe("voucher").await;
+    let staff = reqwest::Client::new();
+    let token: Value = staff
+        .get(format!("{}/operators/taxi/scanner-token", stack.web_url))
+        .bearer_auth(kippu::config::DEV_PORTAL_PASSWORD)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = staff
+        .post(format!("{}/operators/taxi/vouchers/redeem", stack.web_url))
+        .bearer_auth(token["token"].as_str().expect("the taxi's scanner token"))
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["redeemed"], json!(true), "the taxi's scanner redeems the code on screen: {v}");
+    b.goto(&voucher).await;
+    b.wait_for_text(Locator::Css("main p"), "redeemed").await;
+    for (page, path) in [("account", "/account"), ("credentials", "/credentials")] {
+        b.goto(path).await;
+        b.wait_for(Locator::Css("main h1")).await;
+        b.fits_phone(page).await;
+        b.axe(page).await;
+    }
 
     // Trip history on the metro ticket; the unused taxi credit is refunded from its page.
     b.goto(&format!("/tickets/{ticket_id}/pass")).await;
     b.wait_for_text(Locator::Css("#history li"), "metro/central/g1").await;
-    assert!(b.client.find(Locator::Id("refund")).await.is_err(), "a used ticket offers no refund");
+    // A pass never refunds (used or not); a used refundable ticket is refused in tests/accounts.rs.
+    assert!(b.client.find(Locator::Id("refund")).await.is_err(), "a pass offers no refund");
     let taxi = stack.store.tickets_of(&address).await.unwrap().iter().find(|t| t.operator_id == 3).unwrap().id;
     b.goto(&format!("/tickets/{taxi}/pass")).await;
     b.wait_for_text(Locator::Id("history"), "Not used yet").await;
@@ -606,6 +811,38 @@ async fn traveler_journey_in_browser() {
     b.wait_for_text(Locator::Css("header nav a[href='/plans']"), "プラン").await;
     b.fits_phone("home in Japanese").await;
     b.screenshot("home-ja").await;
+    b.axe("home in Japanese").await;
+    // Every traveler page in Japanese: no English text of the catalogue left on it.
+    let mut data: Vec<String> = Vec::new();
+    for bundle in stack.store.bundles().await.unwrap() {
+        data.extend([bundle.name, bundle.description]);
+    }
+    data.extend(stack.store.products().await.unwrap().into_iter().map(|p| p.name));
+    data.extend(stack.store.operators().await.unwrap().into_iter().map(|o| o.name));
+    data.retain(|d| !d.is_empty());
+    b.no_english("home", &data).await;
+    b.goto(&format!("/tickets/{bus}/pass")).await;
+    b.wait_for_text(Locator::Id("pass-status"), "この端末で署名済み").await;
+    b.no_english("pass", &data).await;
+    b.axe("pass in Japanese").await;
+    for page in [
+        "/plans",
+        "/tickets",
+        "/topup",
+        "/credentials",
+        "/account",
+        topup_done.as_str(),
+        receipt.as_str(),
+        voucher.as_str(),
+    ] {
+        b.goto(page).await;
+        b.wait_for(Locator::Css("main h1")).await;
+        b.no_english(page, &data).await;
+    }
+    b.goto("/tickets/999999/pass").await;
+    b.wait_for_text(Locator::Css("main h1"), "見つかりません").await;
+    b.no_english("not found", &data).await;
+    b.goto("/").await;
     let switch = b.wait_for(Locator::Id("lang-switch")).await;
     b.click(&switch, "the English switch").await;
     b.wait_for_text(Locator::Css("h1"), "Hello, Hana Sato").await;
@@ -623,6 +860,18 @@ async fn traveler_journey_in_browser() {
     b.wait_for(Locator::Css("svg")).await;
     b.fits_phone("operator report").await;
     b.screenshot("report").await;
+
+    // Signing out forgets her on this phone: the pass pages kept for offline use and the
+    // device key are gone with the session (Clear-Site-Data: "cache", "storage").
+    let kept =
+        "return Promise.all([caches.keys(), indexedDB.databases()]).then(([c, d]) => [c, d.map((x) => x.name)]);";
+    let before = b.js(kept, vec![]).await;
+    assert!(before[0].as_array().is_some_and(|c| !c.is_empty()) && before[1] == json!(["kippu"]), "{before}");
+    b.goto("/").await;
+    let out = b.wait_for(Locator::Css("form[action='/signout'] button")).await;
+    b.click(&out, "Sign out").await;
+    b.wait_for_path("/signin").await;
+    assert_eq!(b.js(kept, vec![]).await, json!([[], []]), "nothing of hers is left in the browser");
 
     b.close().await;
     stack.shutdown().await;
@@ -670,6 +919,7 @@ async fn concession_credential_in_browser() {
     b.wait_for_text(Locator::Css(".credential.ok"), "valid").await;
     b.fits_phone("credentials").await;
     b.screenshot("credentials").await;
+    b.axe("credentials (a valid credential)").await;
     b.goto("/plans").await;
     b.wait_for_text(Locator::Id("concession"), "student concession, 30% off").await;
     b.wait_for_text(Locator::Id("buy-1"), "Buy for 24.99 FARE").await;
@@ -770,6 +1020,7 @@ async fn passkey_sign_in_in_browser() {
     b.wait_for_text(Locator::Id("passkey-count"), "Passkeys on this account: 1").await;
     b.fits_phone("account").await;
     b.screenshot("account").await;
+    b.axe("account (a passkey)").await;
 
     // Signed out: the passkey alone signs him in, no e-mail or password typed.
     b.goto("/").await;

@@ -23,6 +23,42 @@ const say = (text) => {
   if (status) status.textContent = text;
 };
 
+// The page's texts in its language (#pass[data-texts], a JSON object); English when absent.
+const TEXTS = (() => {
+  try {
+    return JSON.parse((section && section.dataset.texts) || '{}');
+  } catch (e) {
+    return {};
+  }
+})();
+const ENGLISH = {
+  cert_renewing: 'This phone’s certificate has expired; renewing it…',
+  cert_expired: 'This phone’s certificate has expired: gates will refuse this pass. Connect to the internet to renew it.',
+  sign_failed: 'Could not sign the pass: {}',
+  needs_signal: 'This phone needs signal once to get its pass key certified (then the pass works offline). Connect to the internet: the pass appears by itself.',
+  signed_out: 'You are signed out: sign in again so this phone can be certified.',
+  revoked: 'This phone’s pass key was revoked. Connect to the internet so it can make and certify a new one.',
+  refused: 'Kippu refused to certify this phone. Reload the page to try again; if it persists, check this phone under Account.',
+  server: 'Kippu could not certify this phone just now. Try again in a moment.',
+  setup_failed: 'This phone could not set up its pass key: {}',
+  missing: 'This page is missing its ticket or account.',
+  no_qr: 'The QR encoder did not load; reload the page.',
+  no_crypto: 'This browser cannot keep a pass key (WebCrypto and IndexedDB are needed).',
+  cannot_sign: 'This browser cannot sign passes here: {}',
+  no_pass: 'No pass on screen yet.',
+  scanning: 'Scanning…',
+  no_picture: 'Could not take a picture of the pass.',
+  open: 'OPEN',
+  rides_left: ' · rides left {}',
+  deny: 'DENY · {}',
+  unreachable: 'The simulated gate is out of reach: {}',
+};
+/** The text `key`, with `{}` replaced by `arg` when given. */
+const tr = (key, arg) => {
+  const text = TEXTS[key] || ENGLISH[key] || key;
+  return arg === undefined ? text : text.replace('{}', () => String(arg));
+};
+
 let device = null; // { keys, pub, expiry, sig, chainId }
 let shown = { text: '', window: -1, at: 0 };
 let signing = false;
@@ -86,14 +122,12 @@ function showStatus() {
   const now = Date.now();
   const nowS = now / 1000;
   if (!certValid(device, 0, nowS)) {
-    say(navigator.onLine
-      ? 'This phone’s certificate has expired; renewing it…'
-      : 'This phone’s certificate has expired: gates will refuse this pass. Connect to the internet to renew it.');
+    say(tr(navigator.onLine ? 'cert_renewing' : 'cert_expired'));
     return;
   }
   const nextWindow = (windowAt(now) + 1) * WINDOW_SECS * 1000;
   const next = Math.max(0, Math.min(shown.at + ROTATE_MS, nextWindow) - now);
-  const until = new Date(device.expiry * 1000).toLocaleDateString(undefined, { day: 'numeric', month: 'short' });
+  const until = new Date(device.expiry * 1000).toLocaleDateString(document.documentElement.lang || undefined, { day: 'numeric', month: 'short' });
   // The page carries its language's texts (data-t-*); English when it does not.
   const text = (section && section.dataset.tSigned) || 'Signed on this phone · new code in {s} s · certified until {until}';
   say(text.replace('{s}', String(Math.ceil(next / 1000))).replace('{until}', until));
@@ -118,7 +152,7 @@ async function rotate(ticket) {
     shown = { text, window: win, at: Date.now() };
     showStatus();
   } catch (e) {
-    say('Could not sign the pass: ' + e.message);
+    say(tr('sign_failed', e.message));
   } finally {
     signing = false;
   }
@@ -167,18 +201,20 @@ function explain(e) {
   if (e instanceof CertError) {
     switch (e.kind) {
       case 'offline':
-        return 'This phone needs signal once to get its pass key certified (then the pass works offline). Connect to the internet: the pass appears by itself.';
+        return tr('needs_signal');
       case 'signed-out':
-        return 'You are signed out: sign in again so this phone can be certified.';
+        return tr('signed_out');
       case 'revoked':
-        return 'This phone’s pass key was revoked. Connect to the internet so it can make and certify a new one.';
+        return tr('revoked');
       case 'refused':
-        return e.message + '. Reload the page to try again; if it persists, check this phone under Account.';
+        console.warn(e.message);
+        return tr('refused');
       default:
-        return 'Kippu could not certify this phone just now (' + e.message + '). Try again in a moment.';
+        console.warn(e.message);
+        return tr('server');
     }
   }
-  return 'This phone could not set up its pass key: ' + (e && e.message ? e.message : e);
+  return tr('setup_failed', e && e.message ? e.message : e);
 }
 
 // Keep this page for opening again with no signal (see /sw.js). The page that registered the
@@ -199,25 +235,25 @@ async function start() {
   keepForOffline();
   const ticket = ticketOf(section);
   if (ticket == null || !section.dataset.account) {
-    say('This page is missing its ticket or account.');
+    say(tr('missing'));
     return;
   }
   if (typeof globalThis.qrcode !== 'function') {
-    say('The QR encoder did not load; reload the page.');
+    say(tr('no_qr'));
     return;
   }
   if (!globalThis.crypto || !crypto.subtle || !globalThis.indexedDB) {
-    say('This browser cannot keep a pass key (WebCrypto and IndexedDB are needed).');
+    say(tr('no_crypto'));
     return;
   }
-  say('Setting up this phone…');
+  // The page says "Setting up this phone…" (in its language) until the first pass is drawn.
   try {
     // Offline first: a stored certificate that still holds is used at once, and the server
     // is asked about it (revoked? renew?) afterwards, in the background.
     const stored = await loadDevice(section.dataset.account);
     device = certValid(stored) ? stored : await ensureDevice(section.dataset.account, { checkStatus: false });
   } catch (e) {
-    say(e instanceof CertError ? explain(e) : 'This browser cannot sign passes here: ' + e.message);
+    say(e instanceof CertError ? explain(e) : tr('cannot_sign', e.message));
     if (e instanceof CertError && e.kind === 'offline') {
       window.addEventListener('online', () => location.reload(), { once: true });
     }
@@ -244,15 +280,15 @@ function gates() {
     b.addEventListener('click', async () => {
       if (!out) return;
       if (!canvas.dataset.pass) {
-        out.textContent = 'No pass on screen yet.';
+        out.textContent = tr('no_pass');
         out.className = 'deny';
         return;
       }
-      out.textContent = 'Scanning…';
+      out.textContent = tr('scanning');
       out.className = '';
       const png = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
       if (!png) {
-        out.textContent = 'Could not take a picture of the pass.';
+        out.textContent = tr('no_picture');
         out.className = 'deny';
         return;
       }
@@ -269,11 +305,11 @@ function gates() {
         });
         const v = await r.json();
         out.textContent = v.open
-          ? 'OPEN' + (v.rides_left != null ? ' · rides left ' + v.rides_left : '')
-          : 'DENY · ' + (v.reason || v.error || 'HTTP ' + r.status);
+          ? tr('open') + (v.rides_left != null ? tr('rides_left', v.rides_left) : '')
+          : tr('deny', v.reason || v.error || 'HTTP ' + r.status);
         out.className = v.open ? 'open' : 'deny';
       } catch (e) {
-        out.textContent = 'The simulated gate is out of reach: ' + e.message;
+        out.textContent = tr('unreachable', e.message);
         out.className = 'deny';
       }
     });

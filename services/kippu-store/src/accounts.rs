@@ -1,6 +1,7 @@
 //! Password logins and certified devices.
 
 use alloy_primitives::Address;
+use kippu_domain::events::ChainEvent;
 use sqlx::Row;
 
 use crate::{addr, parse_addr, Result, Store, StoreError};
@@ -40,6 +41,38 @@ fn device_from_row(r: &sqlx::any::AnyRow) -> Result<DeviceRow> {
 const DEVICE_COLUMNS: &str = "device_key, holder, cert_expiry, label, created_at, revoked_at";
 
 impl Store {
+    /// Creates an account: the traveler and its password login together, so a sign-up that
+    /// loses a race for its e-mail leaves no traveler behind. `false` if the e-mail is taken.
+    pub async fn create_account(&self, t: &crate::Traveler, email: &str, hash: &str, now: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let login = sqlx::query(
+            "INSERT INTO password_logins (email, address, password_hash, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (email) DO NOTHING",
+        )
+        .bind(email)
+        .bind(addr(&t.address))
+        .bind(hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if login.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO travelers (address, did, display_name, sealed_key, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(addr(&t.address))
+        .bind(&t.did)
+        .bind(&t.display_name)
+        .bind(t.sealed_key.clone())
+        .bind(t.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Records a password login for an account; `false` if the e-mail is taken.
     pub async fn create_password_login(&self, email: &str, address: &Address, hash: &str, now: i64) -> Result<bool> {
         let done = sqlx::query(
@@ -108,17 +141,30 @@ impl Store {
         rows.iter().map(device_from_row).collect()
     }
 
-    /// Revokes one of `holder`'s devices; `false` if it has no such device.
-    pub async fn revoke_device(&self, key: &[u8; 32], holder: &Address, now: i64) -> Result<bool> {
+    /// Revokes one of `holder`'s devices and ends every session of the account but
+    /// `keep_session` (the one revoking); `false`, changing nothing, if it has no such device.
+    /// A lost phone is usually still signed in: left so, it would just have a new key certified.
+    pub async fn revoke_device(&self, key: &[u8; 32], holder: &Address, now: i64, keep_session: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE devices SET revoked_at = COALESCE(revoked_at, $3) WHERE device_key = $1 AND holder = $2",
         )
         .bind(alloy_primitives::hex::encode(key))
         .bind(addr(holder))
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM sessions WHERE address = $1 AND token <> $2")
+            .bind(addr(holder))
+            .bind(keep_session)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Every revoked device key (for the validator at start-up).
@@ -146,6 +192,9 @@ pub struct PlanReceipt {
     pub tx_hash: String,
     /// Its block.
     pub block_number: i64,
+    /// The legs as sold (`LegSold`): `(ticket id, operator id, product id, share)`, in sale
+    /// order, refunded legs included, so the receipt never changes after the sale.
+    pub legs: Vec<(u64, u32, u32, i64)>,
 }
 
 impl Store {
@@ -158,18 +207,59 @@ impl Store {
         .bind(plan_id as i64)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(PlanReceipt {
-                plan_id: r.try_get::<i64, _>(0)? as u64,
-                traveler: parse_addr(&r.try_get::<String, _>(1)?)?,
-                bundle_id: r.try_get::<i64, _>(2)? as u32,
-                price: r.try_get(3)?,
-                valid_from: r.try_get(4)?,
-                tx_hash: r.try_get(5)?,
-                block_number: r.try_get(6)?,
-            })
-        })
-        .transpose()
+        let Some(r) = row else { return Ok(None) };
+        let mut receipt = PlanReceipt {
+            plan_id: r.try_get::<i64, _>(0)? as u64,
+            traveler: parse_addr(&r.try_get::<String, _>(1)?)?,
+            bundle_id: r.try_get::<i64, _>(2)? as u32,
+            price: r.try_get(3)?,
+            valid_from: r.try_get(4)?,
+            tx_hash: r.try_get(5)?,
+            block_number: r.try_get(6)?,
+            legs: vec![],
+        };
+        // The legs were sold in the purchase's own transaction; payloads are JSON, read here
+        // rather than in SQL (SQLite and PostgreSQL read JSON differently).
+        let sold = sqlx::query(
+            "SELECT payload FROM chain_events WHERE block_number = $1 AND tx_hash = $2 AND kind = 'LegSold' \
+             ORDER BY log_index",
+        )
+        .bind(receipt.block_number)
+        .bind(&receipt.tx_hash)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &sold {
+            match serde_json::from_str(&r.try_get::<String, _>(0)?) {
+                Ok(ChainEvent::LegSold { plan_id: p, ticket_id, operator_id, product_id, share }) if p == plan_id => {
+                    receipt.legs.push((ticket_id, operator_id, product_id, share))
+                }
+                Ok(_) => {}
+                Err(_) => return Err(StoreError::Corrupt("LegSold payload")),
+            }
+        }
+        Ok(Some(receipt))
+    }
+
+    /// What ticket `ticket_id` of `traveler` was refunded (`TicketRefunded`), if it was.
+    pub async fn refund_of(&self, ticket_id: u64, traveler: &Address) -> Result<Option<i64>> {
+        // Only the traveler's own refunds: their account is credited by each.
+        let rows = sqlx::query(
+            "SELECT e.payload FROM ledger_postings p JOIN chain_events e ON e.event_key = p.event_key \
+             WHERE p.account = $1 AND e.kind = 'TicketRefunded'",
+        )
+        .bind(format!("traveler:{}", addr(traveler)))
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &rows {
+            if let Ok(ChainEvent::TicketRefunded { ticket_id: t, traveler: who, amount, .. }) =
+                serde_json::from_str(&r.try_get::<String, _>(0)?)
+            {
+                if t == ticket_id && who == *traveler {
+                    return Ok(Some(amount));
+                }
+            }
+        }
+        Ok(None)
     }
 }
 

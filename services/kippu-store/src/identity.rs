@@ -299,8 +299,34 @@ impl Store {
             .iter()
             .map(|c| json!({"card": alloy_primitives::hex::encode(c.card_key), "ticket_id": c.ticket_id, "bound_at": c.bound_at}))
             .collect();
+        let devices: Vec<serde_json::Value> = self
+            .devices_of(address)
+            .await?
+            .iter()
+            .map(|d| json!({"public_key": alloy_primitives::hex::encode(d.device_key), "label": d.label, "certified_at": d.created_at, "certificate_expiry": d.cert_expiry, "revoked_at": d.revoked_at}))
+            .collect();
+        // The credential id names the passkey; its stored state (public key, counter) is the
+        // authenticator's bookkeeping, and the private key never leaves the authenticator.
+        let passkeys: Vec<serde_json::Value> = self
+            .passkeys_of(address)
+            .await?
+            .iter()
+            .map(|p| json!({"credential_id": alloy_primitives::hex::encode(&p.credential_id), "created_at": p.created_at, "last_used": p.last_used}))
+            .collect();
+        // The password hash stays out: it is a secret, not data about the traveler.
+        let login = sqlx::query("SELECT email, created_at FROM password_logins WHERE address = $1")
+            .bind(&a)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| {
+                Ok::<_, StoreError>(json!({"email": r.try_get::<String, _>(0)?, "created_at": r.try_get::<i64, _>(1)?}))
+            })
+            .transpose()?;
         Ok(json!({
             "profile": profile,
+            "password_login": login,
+            "devices": devices,
+            "passkeys": passkeys,
             "wallet_credentials": wallet,
             "credentials_issued_to_you": issued,
             "card_top_ups": payments,

@@ -50,16 +50,17 @@ impl From<askama::Error> for AppError {
 
 /// Turns a decoded custom error into traveler language.
 fn explain_revert(r: &str) -> String {
+    use crate::i18n::{t, tf};
     if r.contains("ERC20InsufficientBalance") || r.contains("ERC20InsufficientAllowance") {
-        "Not enough FARE for this plan: top up first.".into()
+        t("revert.balance").into()
     } else if r.contains("PriceAboveMax") {
-        "The price changed; please review the plan again.".into()
+        t("revert.price").into()
     } else if r.contains("EnforcedPause") {
-        "Sales are paused right now.".into()
+        t("revert.paused").into()
     } else if r.contains("UnknownBundle") {
-        "That plan is not on sale.".into()
+        t("plans.err.not_on_sale").into()
     } else {
-        format!("The ticketing contract refused: {r}")
+        tf("revert.other", r)
     }
 }
 
@@ -81,16 +82,16 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, title) = match &self {
             Self::SignInRequired => return Redirect::to("/signin").into_response(),
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "That did not work"),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
-            Self::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Not possible"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, crate::i18n::t("error.bad_request")),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, crate::i18n::t("error.not_found")),
+            Self::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, crate::i18n::t("error.refused")),
             Self::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")
+                (StatusCode::INTERNAL_SERVER_ERROR, crate::i18n::t("error.internal"))
             }
         };
         let message = match &self {
-            Self::Internal(_) => "Please try again in a moment.".to_string(),
+            Self::Internal(_) => crate::i18n::t("error.try_again").to_string(),
             other => other.to_string(),
         };
         let page = ErrorPage { title, message: &message, chain_id: 0 }.render().unwrap_or_else(|_| message.clone());

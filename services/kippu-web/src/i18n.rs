@@ -92,10 +92,47 @@ pub(crate) fn tf(key: &str, arg: impl std::fmt::Display) -> String {
     t(key).replacen("{}", &arg.to_string(), 1)
 }
 
+/// [`t`] with each `{name}` replaced by its value, for texts whose parts come in another
+/// order in the other language.
+pub(crate) fn tn(key: &str, args: &[(&str, &dyn std::fmt::Display)]) -> String {
+    args.iter().fold(t(key).to_owned(), |text, (name, value)| text.replace(&format!("{{{name}}}"), &value.to_string()))
+}
+
+/// [`tn`] with two named parts, for templates: `tn2("voucher.value_at", "value", v, "operator", o)`.
+pub(crate) fn tn2(key: &str, a: &str, av: impl std::fmt::Display, b: &str, bv: impl std::fmt::Display) -> String {
+    tn(key, &[(a, &av), (b, &bv)])
+}
+
+/// The texts under `prefix` (the prefix cut off) as a JSON object, for a page's script to
+/// read from a `data-texts` attribute: scripts speak the page's language without a request.
+pub(crate) fn js_texts(prefix: &str) -> String {
+    let texts: serde_json::Map<String, serde_json::Value> =
+        EN.iter().filter_map(|(k, _)| k.strip_prefix(prefix).map(|short| (short.to_owned(), t(k).into()))).collect();
+    serde_json::Value::Object(texts).to_string()
+}
+
+/// Runs `f` in `lang`, for what is rendered outside a request's scope (a stream's later
+/// items, a refusal made before the language middleware).
+pub(crate) fn within<R>(lang: Lang, f: impl FnOnce() -> R) -> R {
+    LANG.sync_scope(lang, f)
+}
+
+/// Operator and staff pages are English only, whatever the traveler chose.
+fn english_only(path: &str) -> bool {
+    ["/operators/", "/portal/"].iter().any(|p| path.starts_with(p))
+}
+
 /// The middleware: runs the rest of the request in its language.
 pub(crate) async fn scope(req: Request, next: Next) -> Response {
-    let lang = Lang::of(req.headers());
+    let lang = if english_only(req.uri().path()) { Lang::En } else { Lang::of(req.headers()) };
     LANG.scope(lang, next.run(req)).await
+}
+
+/// Every text of the catalogue as `(English, Japanese)`, for tests that look for
+/// untranslated English on a Japanese page.
+pub fn catalogue_texts() -> impl Iterator<Item = (&'static str, &'static str)> {
+    let ja: HashMap<&str, &str> = JA.iter().copied().collect();
+    EN.iter().map(move |(k, en)| (*en, ja.get(k).copied().unwrap_or(en)))
 }
 
 /// `GET /lang/{code}`: remembers the choice for a year and goes back where the traveler was.
@@ -239,7 +276,122 @@ const EN: &[(&str, &str)] = &[
     ("receipt.leg", "Leg"),
     ("receipt.share", "Share (FARE)"),
     ("receipt.note", "Paid in FARE on the consortium chain; each leg's share goes to its operator at the period close."),
-    ("tickets.receipt", "Receipt for plan #{}"),
+    ("tickets.receipt", "Receipt for plan #{}"),    ("home.title", "My Kippu"),
+    ("home.alert_routes", "routes {}"),
+    ("voucher.title", "Voucher #{}"),
+    ("voucher.value_at", "{value} FARE at {operator}"),
+    ("voucher.redeemed", "redeemed"),
+    ("voucher.expired", "expired"),
+    ("voucher.valid_until", "valid until {}"),
+    ("voucher.note", "Show this code to the driver. It is signed by your key and renews itself every minute, so a screenshot will not work for long."),
+    ("voucher.qr_alt", "Redemption code of voucher #{}"),
+    ("voucher.not_yours", "You hold no voucher #{}."),
+    ("data.title", "Your data"),
+    ("data.intro", "Kippu keeps your name and credentials off chain; the chain only knows your pseudonymous address."),
+    ("data.export", "Download everything Kippu holds about you (JSON)"),
+    ("data.revoke_summary", "Lost your phone? Revoke your key"),
+    ("data.revoke_confirm", "Type {} to confirm"),
+    ("data.revoke_button", "Revoke my key"),
+    ("data.erase_summary", "Erase my personal data"),
+    ("data.erase_confirm", "Type {} to confirm: your account closes; tickets and FARE stay on chain under your address"),
+    ("data.erase_button", "Erase"),
+    ("data.err.erase_confirm", "Type erase in the box to confirm: this cannot be undone."),
+    ("data.err.revoke_confirm", "Type revoke in the box to confirm."),
+    ("topup_done.title", "Top-up"),
+    ("topup_done.complete", "Top-up complete"),
+    ("topup_done.processing", "Top-up processing"),
+    ("topup_done.pending", "Top-up pending"),
+    ("topup_done.minted", "{} FARE added to your account."),
+    ("topup_done.paid", "Payment received; minting your FARE…"),
+    ("topup_done.waiting", "Waiting for Stripe to confirm the payment…"),
+    ("topup.err.amount", "Enter an amount between {min} and {max} EUR, with at most two decimals."),
+    ("topup.err.no_session", "Missing session id."),
+    ("topup.err.unknown", "No such top-up."),
+    ("cred.title", "Your credentials"),
+    ("cred.intro", "Concession credentials prove you are a student, a senior or have a disability without telling operators who you are: only a pseudonymous attestation reaches the chain. Your DID:"),
+    ("cred.none", "No credentials yet. Your university or welfare office can issue one to your DID."),
+    ("cred.issued_by", "Issued by {issuer} · valid until {until}"),
+    ("cred.valid", "valid"),
+    ("cred.download", "Download (JSON-LD)"),
+    ("cred.add_summary", "Add a credential from another wallet"),
+    ("cred.paste", "Paste the credential (JSON)"),
+    ("cred.add", "Add"),
+    ("cred.added", "Credential added."),
+    ("cred.not_json", "That is not JSON: paste the whole credential."),
+    ("cred.not_added", "Not added: {}."),
+    ("cred.not_yours", "Not added: this credential was issued to {}, not to you."),
+    ("cred.not_found", "No such credential in your wallet."),
+    ("cred.state.MALFORMED", "not a well-formed credential"),
+    ("cred.state.NOT_A_CONCESSION", "not a concession credential"),
+    ("cred.state.UNKNOWN_CONCESSION", "an unknown kind of concession"),
+    ("cred.state.UNSIGNED", "the credential carries no proof"),
+    ("cred.state.BAD_SIGNATURE", "the signature does not match: the credential was altered or not signed by its issuer"),
+    ("cred.state.UNTRUSTED_ISSUER", "its issuer is not trusted for this concession"),
+    ("cred.state.NOT_YET_VALID", "not valid before {}"),
+    ("cred.state.EXPIRED", "expired at {}"),
+    ("cred.state.REVOKED", "revoked by its issuer"),
+    ("cred.state.STATUS_UNAVAILABLE", "its revocation status could not be checked"),
+    ("cred.state.UNRESOLVABLE_DID", "its issuer's DID could not be resolved"),
+    ("cred.state.other", "not valid ({})"),
+    ("concession.student", "student"),
+    ("concession.senior", "senior"),
+    ("concession.disability", "disability"),
+    ("plans.concession_kind", "{kind} concession, {pct}% off"),
+    ("plans.err.short", "This plan costs {price} FARE and you have {balance} FARE: top up first."),
+    ("plans.err.not_on_sale", "That plan is not on sale."),
+    ("ticket.delay_cover", "delay cover"),
+    ("ticket.unlimited", "unlimited rides"),
+    ("ticket.one_ride", "1 ride left"),
+    ("ticket.rides_left", "{} rides left"),
+    ("ticket.not_yours", "You hold no ticket #{}."),
+    ("refund.used", "This ticket has been used, so it cannot be refunded."),
+    ("refund.not_refundable", "This ticket's fare is not refundable (or its refund period has ended)."),
+    ("card.err.format", "That is not a card number: 64 hexadecimal digits, as printed on the back of the card."),
+    ("card.err.taken", "That card is linked to someone else's ticket; they must remove it first."),
+    ("card.err.not_card", "That is not a card number."),
+    ("card.err.none", "You have no such card."),
+    ("key.revoked", "This account's key was revoked on {at} ({reason}): it can no longer sign."),
+    ("key.reason.traveler", "revoked by the traveler"),
+    ("key.reason.erased", "erased at the traveler's request"),
+    ("pass.title", "Pass"),
+    ("pass.qr_label", "Rotating QR pass for ticket #{}, signed on this phone"),
+    ("pass.run_label", "Run (GTFS trip id) the vehicle is working"),
+    ("pass.route", "route {}"),
+    ("pass.js.cert_renewing", "This phone’s certificate has expired; renewing it…"),
+    ("pass.js.cert_expired", "This phone’s certificate has expired: gates will refuse this pass. Connect to the internet to renew it."),
+    ("pass.js.sign_failed", "Could not sign the pass: {}"),
+    ("pass.js.needs_signal", "This phone needs signal once to get its pass key certified (then the pass works offline). Connect to the internet: the pass appears by itself."),
+    ("pass.js.signed_out", "You are signed out: sign in again so this phone can be certified."),
+    ("pass.js.revoked", "This phone’s pass key was revoked. Connect to the internet so it can make and certify a new one."),
+    ("pass.js.refused", "Kippu refused to certify this phone. Reload the page to try again; if it persists, check this phone under Account."),
+    ("pass.js.server", "Kippu could not certify this phone just now. Try again in a moment."),
+    ("pass.js.setup_failed", "This phone could not set up its pass key: {}"),
+    ("pass.js.missing", "This page is missing its ticket or account."),
+    ("pass.js.no_qr", "The QR encoder did not load; reload the page."),
+    ("pass.js.no_crypto", "This browser cannot keep a pass key (WebCrypto and IndexedDB are needed)."),
+    ("pass.js.cannot_sign", "This browser cannot sign passes here: {}"),
+    ("pass.js.no_pass", "No pass on screen yet."),
+    ("pass.js.scanning", "Scanning…"),
+    ("pass.js.no_picture", "Could not take a picture of the pass."),
+    ("pass.js.open", "OPEN"),
+    ("pass.js.rides_left", " · rides left {}"),
+    ("pass.js.deny", "DENY · {}"),
+    ("pass.js.unreachable", "The simulated gate is out of reach: {}"),
+    ("account.action", "Action"),
+    ("error.bad_request", "That did not work"),
+    ("error.not_found", "Not found"),
+    ("error.refused", "Not possible"),
+    ("error.internal", "Something went wrong"),
+    ("error.try_again", "Please try again in a moment."),
+    ("revert.balance", "Not enough FARE for this plan: top up first."),
+    ("revert.price", "The price changed; please review the plan again."),
+    ("revert.paused", "Sales are paused right now."),
+    ("revert.other", "The ticketing contract refused: {}"),
+    ("csrf.title", "Request refused"),
+    ("csrf.message", "This form was sent from another site ({}). Open Kippu and try again from its own page."),
+    ("csrf.why_site", "the request came from another site"),
+    ("csrf.why_origin", "the request's Origin is another site"),
+    ("footer.chain", "chain {}"),
 ];
 
 const JA: &[(&str, &str)] = &[
@@ -358,8 +510,126 @@ const JA: &[(&str, &str)] = &[
     ("receipt.leg", "区間"),
     ("receipt.share", "配分（FARE）"),
     ("receipt.note", "コンソーシアムチェーン上でFAREで支払われました。各区間の配分は期間締めで各事業者に支払われます。"),
-    ("tickets.receipt", "プラン#{}の領収書"),
+    ("tickets.receipt", "プラン#{}の領収書"),    ("home.title", "マイKippu"),
+    ("home.alert_routes", "対象路線：{}"),
+    ("voucher.title", "バウチャー#{}"),
+    ("voucher.value_at", "{operator}で使える{value} FARE"),
+    ("voucher.redeemed", "利用済み"),
+    ("voucher.expired", "期限切れ"),
+    ("voucher.valid_until", "{}まで有効"),
+    ("voucher.note", "このコードを運転手に見せてください。あなたの鍵で署名され、毎分新しくなるため、スクリーンショットはすぐに使えなくなります。"),
+    ("voucher.qr_alt", "バウチャー#{}の利用コード"),
+    ("voucher.not_yours", "バウチャー#{}はお持ちではありません。"),
+    ("data.title", "あなたのデータ"),
+    ("data.intro", "Kippuはお名前と証明書をチェーンの外で保管します。チェーンが知っているのは仮名のアドレスだけです。"),
+    ("data.export", "Kippuが保有するあなたのデータをすべてダウンロード（JSON）"),
+    ("data.revoke_summary", "端末をなくしたときは：鍵を無効にする"),
+    ("data.revoke_confirm", "確認のため{}と入力してください"),
+    ("data.revoke_button", "鍵を無効にする"),
+    ("data.erase_summary", "個人データを消去する"),
+    ("data.erase_confirm", "確認のため{}と入力してください。アカウントは閉鎖されます。チケットとFAREはあなたのアドレスのままチェーン上に残ります"),
+    ("data.erase_button", "消去する"),
+    ("data.err.erase_confirm", "確認のため、入力欄に erase と入力してください。この操作は取り消せません。"),
+    ("data.err.revoke_confirm", "確認のため、入力欄に revoke と入力してください。"),
+    ("topup_done.title", "チャージ"),
+    ("topup_done.complete", "チャージ完了"),
+    ("topup_done.processing", "チャージ処理中"),
+    ("topup_done.pending", "チャージ確認待ち"),
+    ("topup_done.minted", "{} FAREをアカウントに追加しました。"),
+    ("topup_done.paid", "お支払いを受け付けました。FAREを発行しています…"),
+    ("topup_done.waiting", "Stripeによるお支払いの確認を待っています…"),
+    ("topup.err.amount", "{min}～{max} EURの金額を、小数点以下2桁までで入力してください。"),
+    ("topup.err.no_session", "セッションIDがありません。"),
+    ("topup.err.unknown", "該当するチャージはありません。"),
+    ("cred.title", "あなたの証明書"),
+    ("cred.intro", "割引証明書は、あなたが誰かを事業者に知らせずに、学生・シニア・障がいのある方であることを証明します。チェーンに届くのは仮名の証明だけです。あなたのDID："),
+    ("cred.none", "証明書はまだありません。大学や福祉事務所があなたのDIDあてに発行できます。"),
+    ("cred.issued_by", "発行元：{issuer} · 有効期限：{until}"),
+    ("cred.valid", "有効"),
+    ("cred.download", "ダウンロード（JSON-LD）"),
+    ("cred.add_summary", "他のウォレットの証明書を追加"),
+    ("cred.paste", "証明書（JSON）を貼り付けてください"),
+    ("cred.add", "追加"),
+    ("cred.added", "証明書を追加しました。"),
+    ("cred.not_json", "JSONではありません。証明書全体を貼り付けてください。"),
+    ("cred.not_added", "追加できませんでした：{}。"),
+    ("cred.not_yours", "追加できませんでした：この証明書はあなたではなく{}あてに発行されています。"),
+    ("cred.not_found", "その証明書はウォレットにありません。"),
+    ("cred.state.MALFORMED", "証明書の形式が正しくありません"),
+    ("cred.state.NOT_A_CONCESSION", "割引の証明書ではありません"),
+    ("cred.state.UNKNOWN_CONCESSION", "不明な種類の割引です"),
+    ("cred.state.UNSIGNED", "証明書に署名がありません"),
+    ("cred.state.BAD_SIGNATURE", "署名が一致しません（証明書が改ざんされたか、発行元の署名ではありません）"),
+    ("cred.state.UNTRUSTED_ISSUER", "発行元はこの割引について信頼されていません"),
+    ("cred.state.NOT_YET_VALID", "{}までは有効になりません"),
+    ("cred.state.EXPIRED", "{}に期限が切れました"),
+    ("cred.state.REVOKED", "発行元により取り消されました"),
+    ("cred.state.STATUS_UNAVAILABLE", "取り消しの有無を確認できませんでした"),
+    ("cred.state.UNRESOLVABLE_DID", "発行元のDIDを解決できませんでした"),
+    ("cred.state.other", "無効です（{}）"),
+    ("concession.student", "学生"),
+    ("concession.senior", "シニア"),
+    ("concession.disability", "障がい者"),
+    ("plans.concession_kind", "{kind}割引（{pct}%オフ）"),
+    ("plans.err.short", "このプランは{price} FAREですが、残高は{balance} FAREです。先にチャージしてください。"),
+    ("plans.err.not_on_sale", "そのプランは販売していません。"),
+    ("ticket.delay_cover", "遅延補償"),
+    ("ticket.unlimited", "乗り放題"),
+    ("ticket.one_ride", "残り1回"),
+    ("ticket.rides_left", "残り{}回"),
+    ("ticket.not_yours", "チケット#{}はお持ちではありません。"),
+    ("refund.used", "このチケットは使用済みのため、払い戻しできません。"),
+    ("refund.not_refundable", "このチケットの運賃は払い戻しできません（または払い戻し期間が終わっています）。"),
+    ("card.err.format", "カード番号ではありません。カード裏面に印字された16進数64桁を入力してください。"),
+    ("card.err.taken", "このカードは他の方のチケットに登録されています。先にその方が登録を削除する必要があります。"),
+    ("card.err.not_card", "カード番号ではありません。"),
+    ("card.err.none", "そのカードは登録されていません。"),
+    ("key.revoked", "このアカウントの鍵は{at}に無効にされたため（{reason}）、署名できません。"),
+    ("key.reason.traveler", "ご本人による無効化"),
+    ("key.reason.erased", "ご本人の依頼によるデータ消去"),
+    ("pass.title", "パス"),
+    ("pass.qr_label", "チケット#{}のQRパス（この端末で署名、数秒ごとに更新）"),
+    ("pass.run_label", "車両が運行中の便（GTFSトリップID）"),
+    ("pass.route", "{}系統"),
+    ("pass.js.cert_renewing", "この端末の証明書は期限切れです。更新しています…"),
+    ("pass.js.cert_expired", "この端末の証明書は期限切れのため、改札はこのパスを通しません。インターネットに接続して更新してください。"),
+    ("pass.js.sign_failed", "パスに署名できませんでした：{}"),
+    ("pass.js.needs_signal", "パスの鍵を証明するため、この端末は一度だけ電波が必要です（その後はオフラインでも使えます）。インターネットに接続すると、パスが自動的に表示されます。"),
+    ("pass.js.signed_out", "ログアウトしています。この端末を証明するため、もう一度ログインしてください。"),
+    ("pass.js.revoked", "この端末のパス鍵は無効にされました。新しい鍵を作って証明するため、インターネットに接続してください。"),
+    ("pass.js.refused", "Kippuはこの端末の証明を拒否しました。ページを再読み込みしてもう一度お試しください。解決しない場合は「アカウント」でこの端末を確認してください。"),
+    ("pass.js.server", "Kippuは今この端末を証明できませんでした。しばらくしてからもう一度お試しください。"),
+    ("pass.js.setup_failed", "この端末でパス鍵を準備できませんでした：{}"),
+    ("pass.js.missing", "このページにはチケットまたはアカウントの情報がありません。"),
+    ("pass.js.no_qr", "QRコードの生成機能を読み込めませんでした。ページを再読み込みしてください。"),
+    ("pass.js.no_crypto", "このブラウザーではパス鍵を保管できません（WebCryptoとIndexedDBが必要です）。"),
+    ("pass.js.cannot_sign", "このブラウザーではここでパスに署名できません：{}"),
+    ("pass.js.no_pass", "まだ画面にパスが表示されていません。"),
+    ("pass.js.scanning", "読み取り中…"),
+    ("pass.js.no_picture", "パスの画像を取得できませんでした。"),
+    ("pass.js.open", "OPEN · 通過できます"),
+    ("pass.js.rides_left", " · 残り{}回"),
+    ("pass.js.deny", "DENY · 通過できません · {}"),
+    ("pass.js.unreachable", "シミュレーション改札に接続できません：{}"),
+    ("account.action", "操作"),
+    ("error.bad_request", "うまくいきませんでした"),
+    ("error.not_found", "見つかりません"),
+    ("error.refused", "お手続きできません"),
+    ("error.internal", "問題が発生しました"),
+    ("error.try_again", "しばらくしてからもう一度お試しください。"),
+    ("revert.balance", "このプランにはFAREが足りません。先にチャージしてください。"),
+    ("revert.price", "価格が変わりました。プランをもう一度ご確認ください。"),
+    ("revert.paused", "ただいま販売を一時停止しています。"),
+    ("revert.other", "チケットのコントラクトが拒否しました：{}"),
+    ("csrf.title", "リクエストを拒否しました"),
+    ("csrf.message", "このフォームは別のサイトから送信されました（{}）。Kippuを開き、Kippuのページからもう一度お試しください。"),
+    ("csrf.why_site", "別のサイトからのリクエストです"),
+    ("csrf.why_origin", "リクエストのOriginが別のサイトです"),
+    ("footer.chain", "チェーン{}"),
 ];
+
+#[cfg(test)]
+mod pages_test;
 
 #[cfg(test)]
 mod tests {
@@ -379,9 +649,35 @@ mod tests {
         for (k, v) in EN.iter().chain(JA) {
             assert!(!v.trim().is_empty(), "{k} is blank");
         }
-        for ((k, en), (_, ja)) in EN.iter().zip(JA) {
-            assert_eq!(en.matches("{}").count(), ja.matches("{}").count(), "{k}: placeholders differ");
+        // `{}` in order, `{name}` in any order: the same ones in both languages.
+        let placeholders = |v: &str| -> Vec<String> {
+            let mut p: Vec<String> =
+                v.split('{').skip(1).filter_map(|rest| rest.split_once('}')).map(|(name, _)| name.to_owned()).collect();
+            p.sort();
+            p
+        };
+        let ja: HashMap<&str, &str> = JA.iter().copied().collect();
+        for (k, en) in EN {
+            assert_eq!(placeholders(en), placeholders(ja[k]), "{k}: placeholders differ");
         }
+    }
+
+    #[tokio::test]
+    async fn named_placeholders_and_script_texts() {
+        LANG.scope(Lang::Ja, async {
+            assert_eq!(
+                tn("voucher.value_at", &[("value", &"7.80"), ("operator", &"City Taxi")]),
+                "City Taxiで使える7.80 FARE"
+            );
+            let texts: serde_json::Value = serde_json::from_str(&js_texts("pass.js.")).unwrap();
+            assert_eq!(texts["scanning"], "読み取り中…");
+            assert!(texts.get("pass.js.scanning").is_none(), "keys lose their prefix");
+        })
+        .await;
+        assert_eq!(tn("voucher.value_at", &[("value", &"7.80"), ("operator", &"City Taxi")]), "7.80 FARE at City Taxi");
+        assert!(
+            english_only("/operators/bus/report") && english_only("/portal/issuers/usf") && !english_only("/plans")
+        );
     }
 
     #[test]

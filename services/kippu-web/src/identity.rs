@@ -278,13 +278,15 @@ async fn wallet_page(s: &AppState, me: Address, notice: Option<String>, error: O
         let result = verify_one(s, &trust, &vc).await;
         credentials.push(WalletView {
             id: w.id,
-            concession: vc.pointer("/credentialSubject/concession").and_then(Value::as_str).unwrap_or("?").to_owned(),
+            concession: crate::pages::concession_name(
+                vc.pointer("/credentialSubject/concession").and_then(Value::as_str).unwrap_or("?"),
+            ),
             issuer: issuers.get(&issuer).cloned().unwrap_or(issuer),
             valid_until: vc.get("validUntil").and_then(Value::as_str).unwrap_or("").chars().take(10).collect(),
             ok: result.is_ok(),
             state: match result {
-                Ok(_) => "valid".into(),
-                Err(e) => e.to_string(),
+                Ok(_) => crate::i18n::t("cred.valid").into(),
+                Err(e) => credential_state(&e),
             },
         });
     }
@@ -297,12 +299,32 @@ async fn wallet_page(s: &AppState, me: Address, notice: Option<String>, error: O
     })
 }
 
+/// Why a credential in the wallet does not hold, in the page's language.
+fn credential_state(e: &CredentialError) -> String {
+    use crate::i18n::{t, tf};
+    match e {
+        CredentialError::NotYetValid(at) => tf("cred.state.NOT_YET_VALID", at),
+        CredentialError::Expired(at) => tf("cred.state.EXPIRED", at),
+        CredentialError::Malformed(_)
+        | CredentialError::NotAConcession
+        | CredentialError::UnknownConcession(_)
+        | CredentialError::Unsigned
+        | CredentialError::BadSignature { .. }
+        | CredentialError::UntrustedIssuer { .. }
+        | CredentialError::Revoked
+        | CredentialError::StatusUnavailable(_)
+        | CredentialError::UnresolvableDid { .. } => t(&format!("cred.state.{}", e.code())).into(),
+        other => tf("cred.state.other", other.code()),
+    }
+}
+
 pub(crate) async fn wallet(
     State(s): State<AppState>,
     Traveler(me): Traveler,
     Query(q): Query<HashMap<String, String>>,
 ) -> Page {
-    wallet_page(&s, me, q.get("notice").cloned(), None).await
+    let notice = q.contains_key("added").then(|| crate::i18n::t("cred.added").to_owned());
+    wallet_page(&s, me, notice, None).await
 }
 
 #[derive(serde::Deserialize)]
@@ -325,13 +347,13 @@ pub(crate) async fn wallet_import(
         }
     };
     let Ok(vc) = serde_json::from_str::<Value>(f.credential.trim()) else {
-        return refuse("That is not JSON: paste the whole credential.".into()).await;
+        return refuse(crate::i18n::t("cred.not_json").into()).await;
     };
     let trust = trust_list(&s).await?;
     match verify_one(&s, &trust, &vc).await {
-        Err(e) => refuse(format!("Not added: {e}.")).await,
+        Err(e) => refuse(crate::i18n::tf("cred.not_added", credential_state(&e))).await,
         Ok(ok) if ok.subject != did_pkh(s.chain.deployment().chain_id, me) => {
-            refuse(format!("Not added: this credential was issued to {}, not to you.", ok.subject)).await
+            refuse(crate::i18n::tf("cred.not_yours", &ok.subject)).await
         }
         Ok(ok) => {
             let id = ok
@@ -339,7 +361,7 @@ pub(crate) async fn wallet_import(
                 .clone()
                 .unwrap_or_else(|| format!("urn:kippu:imported:{}", hex::encode(rand::random::<[u8; 8]>())));
             s.store.add_to_wallet(&me, &id, &vc.to_string(), now()).await?;
-            Ok(Redirect::to("/credentials?notice=Credential+added.").into_response())
+            Ok(Redirect::to("/credentials?added=1").into_response())
         }
     }
 }
@@ -352,7 +374,7 @@ pub(crate) async fn wallet_download(
 ) -> Result<Response, AppError> {
     let id = q.get("id").ok_or_else(|| AppError::BadRequest("Which credential? (id missing)".into()))?;
     let w = s.store.wallet(&me).await?.into_iter().find(|w| &w.id == id);
-    let w = w.ok_or_else(|| AppError::NotFound("No such credential in your wallet.".into()))?;
+    let w = w.ok_or_else(|| AppError::NotFound(crate::i18n::t("cred.not_found").into()))?;
     Ok(([(header::CONTENT_TYPE, "application/vc+ld+json")], w.body).into_response())
 }
 
@@ -573,7 +595,7 @@ pub(crate) async fn erase(
     Form(f): Form<ConfirmForm>,
 ) -> Result<Response, AppError> {
     if f.confirm.as_deref() != Some("erase") {
-        return Err(AppError::BadRequest("Type erase in the box to confirm: this cannot be undone.".into()));
+        return Err(AppError::BadRequest(crate::i18n::t("data.err.erase_confirm").into()));
     }
     let did = did_pkh(s.chain.deployment().chain_id, me);
     s.store.erase_personal_data(&me, &did, now()).await?;
@@ -592,7 +614,7 @@ pub(crate) async fn revoke_key(
     Form(f): Form<ConfirmForm>,
 ) -> Result<Response, AppError> {
     if f.confirm.as_deref() != Some("revoke") {
-        return Err(AppError::BadRequest("Type revoke in the box to confirm.".into()));
+        return Err(AppError::BadRequest(crate::i18n::t("data.err.revoke_confirm").into()));
     }
     s.store.revoke_key(&me, "revoked by the traveler", now()).await?;
     s.platform.key_revoked(me).await;

@@ -31,6 +31,7 @@ use kippu_store::Store;
 
 pub use accounts::LoginLimits;
 pub use error::AppError;
+pub use i18n::catalogue_texts;
 pub use identity::IdentityServices;
 pub use passkeys::Passkeys;
 pub use portal::PortalAuth;
@@ -179,6 +180,7 @@ const QRCODE_JS: &str = include_str!("../../../web/static/vendor/qrcode-generato
 const DEVICE_JS: &str = include_str!("../../../web/static/device.js");
 const SW_JS: &str = include_str!("../../../web/static/sw.js");
 const PASSKEY_JS: &str = include_str!("../../../web/static/passkey.js");
+const PRINT_JS: &str = include_str!("../../../web/static/print.js");
 
 /// The app's router.
 pub fn router(state: AppState) -> Router {
@@ -274,6 +276,7 @@ pub fn router(state: AppState) -> Router {
         .route("/static/live.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], LIVE_JS) }))
         .route("/static/device.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], DEVICE_JS) }))
         .route("/static/passkey.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], PASSKEY_JS) }))
+        .route("/static/print.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], PRINT_JS) }))
         // At the root so its scope covers the pass pages.
         .route(
             "/sw.js",
@@ -284,4 +287,60 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(i18n::scope))
         .layer(axum::middleware::from_fn(move |req, next| security::guard(guard_state.clone(), csp.clone(), req, next)))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every template as shipped, by file name.
+    fn templates() -> Vec<(String, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/templates");
+        let mut all: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "html"))
+            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap()))
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Inline event handler attributes (` onclick=`, ` onsubmit =` …) in `html`.
+    fn inline_handlers(html: &str) -> Vec<String> {
+        let lower = html.to_ascii_lowercase();
+        lower
+            .match_indices(" on")
+            .filter_map(|(i, _)| {
+                let rest = &lower[i + 3..];
+                let name_len = rest.bytes().take_while(u8::is_ascii_lowercase).count();
+                let after = rest[name_len..].trim_start();
+                (name_len > 0 && after.starts_with('=')).then(|| format!("on{}", &rest[..name_len]))
+            })
+            .collect()
+    }
+
+    /// The CSP (`script-src 'self'`) runs no inline script, so a handler written in a template
+    /// would silently do nothing: every script is a file the app serves.
+    #[test]
+    fn templates_have_no_inline_script() {
+        assert_eq!(inline_handlers(r#"<button type="button" onclick="window.print()">"#), ["onclick"]);
+        assert!(inline_handlers("<p>Pay on time = good</p><a data-on=x>").is_empty());
+        let templates = templates();
+        assert!(templates.len() > 10, "templates found");
+        for (name, html) in &templates {
+            assert_eq!(inline_handlers(html), Vec::<String>::new(), "{name}: inline event handlers");
+            assert!(!html.contains("javascript:"), "{name}: javascript: URL");
+            for tag in html.match_indices("<script").map(|(i, _)| &html[i..]) {
+                let open = &tag[..tag.find('>').unwrap_or(tag.len())];
+                assert!(open.contains(" src="), "{name}: inline <script>");
+            }
+        }
+    }
+
+    #[test]
+    fn the_statement_prints_from_a_served_script() {
+        let (_, statement) = templates().into_iter().find(|(n, _)| n == "operator_statement.html").unwrap();
+        assert!(statement.contains("<script src=\"/static/print.js\"></script>"));
+        assert!(statement.contains("data-print"), "the Print button is found by the script");
+        assert!(super::PRINT_JS.contains("[data-print]") && super::PRINT_JS.contains("window.print()"));
+    }
 }

@@ -132,8 +132,9 @@ pub(crate) async fn signout(State(s): State<AppState>, jar: CookieJar) -> Result
     if let Some(c) = jar.get(COOKIE) {
         s.store.delete_session(c.value()).await?;
     }
-    // The pass pages kept for offline use show this traveler's tickets: forget them on this device.
-    let clear = [(header::HeaderName::from_static("clear-site-data"), "\"cache\"")];
+    // Forget this traveler on this device: "cache" alone leaves the service worker's Cache
+    // Storage (the pass pages kept for offline use) and IndexedDB (the phone's device key).
+    let clear = [(header::HeaderName::from_static("clear-site-data"), "\"cache\", \"storage\"")];
     Ok((clear, jar.remove(axum_extra::extract::cookie::Cookie::from(COOKIE)), Redirect::to("/signin")).into_response())
 }
 
@@ -144,10 +145,15 @@ fn host_of(url: &str) -> String {
 /// A revoked account key signs nothing: no sign-in, no pass.
 pub(crate) async fn refuse_revoked(s: &AppState, address: Address) -> Result<(), AppError> {
     match s.store.key_revocation(&address).await? {
-        Some((at, reason)) => Err(AppError::Refused(format!(
-            "This account's key was revoked on {} ({reason}): it can no longer sign.",
-            fmt_time(at)
-        ))),
+        Some((at, reason)) => {
+            // The stored reasons Kippu writes, in the page's language; any other as stored.
+            let reason = match reason.as_str() {
+                "revoked by the traveler" => crate::i18n::t("key.reason.traveler").to_owned(),
+                "erased at the traveler's request" => crate::i18n::t("key.reason.erased").to_owned(),
+                _ => reason,
+            };
+            Err(AppError::Refused(crate::i18n::tn2("key.revoked", "at", fmt_time(at), "reason", reason)))
+        }
         None => Ok(()),
     }
 }
@@ -166,12 +172,20 @@ pub(crate) async fn custodial_signer(
     open_key(s, me, sealed)
 }
 
+/// A concession's name in the page's language (`student`, `senior`, `disability`).
+pub(crate) fn concession_name(kind: &str) -> String {
+    match kind {
+        "student" | "senior" | "disability" => crate::i18n::t(&format!("concession.{kind}")).to_owned(),
+        other => other.to_owned(),
+    }
+}
+
 /// How a voucher stands, in words.
 fn voucher_state(v: &kippu_store::VoucherRow) -> String {
     match v.redeemed_by {
-        Some(_) => "redeemed".into(),
-        None if v.expiry < now() => "expired".into(),
-        None => format!("valid until {}", fmt_time(v.expiry)),
+        Some(_) => crate::i18n::t("voucher.redeemed").into(),
+        None if v.expiry < now() => crate::i18n::t("voucher.expired").into(),
+        None => crate::i18n::tf("voucher.valid_until", fmt_time(v.expiry)),
     }
 }
 
@@ -219,12 +233,12 @@ impl Catalogue {
             operator: self.operator(t.operator_id),
             validity: format!("{} → {}", fmt_time(t.valid_from), fmt_time(t.valid_until)),
             rides: if insurance {
-                "delay cover".into()
+                crate::i18n::t("ticket.delay_cover").into()
             } else {
                 match t.rides_left() {
-                    None => "unlimited rides".into(),
-                    Some(1) => "1 ride left".into(),
-                    Some(n) => format!("{n} rides left"),
+                    None => crate::i18n::t("ticket.unlimited").into(),
+                    Some(1) => crate::i18n::t("ticket.one_ride").into(),
+                    Some(n) => crate::i18n::tf("ticket.rides_left", n),
                 }
             },
             kind: if insurance { "insurance" } else { "ride" },
@@ -238,7 +252,6 @@ struct ReceiptPage {
     plan_id: u64,
     bundle: String,
     paid: String,
-    list: String,
     valid_from: String,
     buyer: String,
     tx_hash: String,
@@ -248,6 +261,8 @@ struct ReceiptPage {
 }
 
 /// `GET /plans/{id}/receipt`: what was bought, for how much, and the transaction that did it.
+/// Every amount is as recorded at the sale (the purchase's price and its legs' shares), so a
+/// refund or a later price change leaves the receipt as it was.
 pub(crate) async fn receipt(State(s): State<AppState>, Traveler(me): Traveler, Path(id): Path<u64>) -> Page {
     let r = match s.store.plan_receipt(id).await? {
         Some(r) if r.traveler == me => r,
@@ -255,22 +270,20 @@ pub(crate) async fn receipt(State(s): State<AppState>, Traveler(me): Traveler, P
     };
     let cat = Catalogue::load(&s).await?;
     let bundle = s.store.bundles().await?.into_iter().find(|b| b.id == r.bundle_id);
-    let legs: Vec<TicketRow> = s.store.tickets_of(&me).await?.into_iter().filter(|t| t.plan_id == id).collect();
-    let list: i64 = legs.iter().map(|t| cat.products.get(&t.product_id).map_or(0, |p| p.price)).sum();
     let t = s.store.traveler(&me).await?;
     html(ReceiptPage {
         plan_id: id,
         bundle: bundle.map_or_else(|| format!("bundle {}", r.bundle_id), |b| b.name),
         paid: format_fare(i128::from(r.price)),
-        list: format_fare(i128::from(list)),
         valid_from: fmt_time(r.valid_from),
         buyer: t.map_or_else(|| format!("{me:#x}"), |t| format!("{} ({})", t.display_name, t.did)),
         tx_hash: r.tx_hash,
         block: r.block_number,
-        legs: legs
+        legs: r
+            .legs
             .iter()
-            .map(|l| {
-                (l.id, cat.product_name(l.product_id), cat.operator(l.operator_id), format_fare(i128::from(l.share)))
+            .map(|&(ticket, operator, product, share)| {
+                (ticket, cat.product_name(product), cat.operator(operator), format_fare(i128::from(share)))
             })
             .collect(),
         chain_id: s.chain.deployment().chain_id,
@@ -350,6 +363,8 @@ pub(crate) async fn events(
     use axum::response::sse::{Event, KeepAlive, Sse};
     let known: std::collections::HashSet<u64> =
         s.store.vouchers_of(&me).await.unwrap_or_default().into_iter().map(|v| v.id).collect();
+    // The stream outlives the request's language scope: its texts keep the page's language.
+    let lang = crate::i18n::current();
     let stream =
         futures::stream::unfold((s, known, Vec::<Event>::new()), move |(s, mut known, mut queue)| async move {
             loop {
@@ -370,7 +385,7 @@ pub(crate) async fn events(
                         "id": v.id,
                         "value": format_fare(i128::from(v.value)),
                         "operator": cat.operator(v.operator_id),
-                        "state": voucher_state(&v),
+                        "state": crate::i18n::within(lang, || voucher_state(&v)),
                     });
                     queue.push(Event::default().event("voucher").data(data.to_string()));
                 }
@@ -459,7 +474,9 @@ async fn plans_with(s: &AppState, me: Address, error: Option<String>) -> Page {
         });
     }
     let balance = s.chain.fare_balance(me).await?;
-    let concession = concession.map(|(c, bps, _)| format!("{c} concession, {}% off", bps / 100));
+    let concession = concession.map(|(c, bps, _)| {
+        crate::i18n::tn2("plans.concession_kind", "kind", concession_name(c.as_str()), "pct", bps / 100)
+    });
     html(PlansPage {
         bundles,
         concession,
@@ -483,7 +500,9 @@ pub(crate) async fn buy(
     let signer = custodial_signer(&s, me, "buy from their wallet").await?;
     let (list_price, _) = match s.chain.quote(bundle_id).await {
         Ok(q) => q,
-        Err(kippu_chain::ChainError::Revert(_)) => return Err(AppError::NotFound("That plan is not on sale.".into())),
+        Err(kippu_chain::ChainError::Revert(_)) => {
+            return Err(AppError::NotFound(crate::i18n::t("plans.err.not_on_sale").into()))
+        }
         Err(e) => return Err(e.into()),
     };
     // A held concession is presented (and verified afresh: it may have been revoked since the page was shown).
@@ -500,10 +519,12 @@ pub(crate) async fn buy(
     };
     let balance = s.chain.fare_balance(me).await?;
     if balance < price {
-        let msg = format!(
-            "This plan costs {} FARE and you have {} FARE: top up first.",
+        let msg = crate::i18n::tn2(
+            "plans.err.short",
+            "price",
             format_fare(price as i128),
-            format_fare(balance as i128)
+            "balance",
+            format_fare(balance as i128),
         );
         return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, plans_with(&s, me, Some(msg)).await?).into_response());
     }
@@ -538,19 +559,31 @@ pub(crate) async fn tickets(
 ) -> Page {
     let cat = Catalogue::load(&s).await?;
     let tickets = s.store.tickets_of(&me).await?.iter().map(|t| cat.ticket(t)).collect();
-    let notice = match (q.get("bought"), q.get("refunded"), q.get("amount")) {
-        (Some(p), _, _) => Some(crate::i18n::tf("tickets.bought", p)),
-        (_, Some(t), Some(a)) => Some(crate::i18n::tf("tickets.refunded", t).replacen("{}", a, 1)),
+    // The URL only says what to look up: a banner is shown for a plan this traveler bought and
+    // a refund the ledger booked to them, with the amount booked, never one the link made up.
+    let number = |k: &str| q.get(k).and_then(|v| v.parse::<u64>().ok());
+    let bought = match number("bought") {
+        Some(p) => s.store.plan_receipt(p).await?.filter(|r| r.traveler == me).map(|r| r.plan_id),
+        None => None,
+    };
+    let refunded = match number("refunded") {
+        Some(t) => s.store.refund_of(t, &me).await?.map(|amount| (t, amount)),
+        None => None,
+    };
+    let notice = match (bought, refunded) {
+        (Some(p), _) => Some(crate::i18n::tf("tickets.bought", p)),
+        (None, Some((t, amount))) => {
+            Some(crate::i18n::tf("tickets.refunded", t).replacen("{}", &format_fare(i128::from(amount)), 1))
+        }
         _ => None,
     };
-    let bought = q.get("bought").and_then(|p| p.parse::<u64>().ok());
     html(TicketsPage { tickets, notice, bought, chain_id: s.chain.deployment().chain_id })
 }
 
 async fn own_ticket(s: &AppState, me: Address, id: u64) -> Result<TicketRow, AppError> {
     match s.store.ticket(id).await? {
         Some(t) if t.holder == me => Ok(t),
-        _ => Err(AppError::NotFound(format!("You hold no ticket #{id}."))),
+        _ => Err(AppError::NotFound(crate::i18n::tf("ticket.not_yours", id))),
     }
 }
 
@@ -646,15 +679,15 @@ pub(crate) async fn refund_ticket(
 ) -> Result<Response, AppError> {
     own_ticket(&s, me, id).await?;
     if !s.store.taps_of_ticket(id).await?.is_empty() {
-        return Err(AppError::Refused("This ticket has been used, so it cannot be refunded.".into()));
+        return Err(AppError::Refused(crate::i18n::t("refund.used").into()));
     }
     if refund_offer(&s, id).await.is_none() {
-        return Err(AppError::Refused("This ticket's fare is not refundable (or its refund period has ended).".into()));
+        return Err(AppError::Refused(crate::i18n::t("refund.not_refundable").into()));
     }
     let amount = s.chain.refund(id).await?;
     s.platform.catch_up().await;
     tracing::info!(ticket = id, amount, "ticket refunded");
-    Ok(Redirect::to(&format!("/tickets?refunded={id}&amount={}", format_fare(amount as i128))).into_response())
+    Ok(Redirect::to(&format!("/tickets?refunded={id}")).into_response())
 }
 
 #[derive(serde::Deserialize)]
@@ -672,14 +705,14 @@ pub(crate) async fn bind_card(
 ) -> Result<Response, AppError> {
     let t = own_ticket(&s, me, id).await?;
     let Some(card_key) = kippu_domain::card::parse_card_key(&f.card) else {
-        let msg = "That is not a card number: 64 hexadecimal digits, as printed on the back of the card.";
+        let msg = crate::i18n::t("card.err.format");
         return Ok(
             (StatusCode::UNPROCESSABLE_ENTITY, pass_page_with(&s, me, id, Some(msg.into())).await?).into_response()
         );
     };
     if let Some(other) = s.store.card_binding(&card_key).await? {
         if other.holder != me {
-            let msg = "That card is linked to someone else's ticket; they must remove it first.";
+            let msg = crate::i18n::t("card.err.taken");
             return Ok((StatusCode::CONFLICT, pass_page_with(&s, me, id, Some(msg.into())).await?).into_response());
         }
     }
@@ -702,9 +735,9 @@ pub(crate) async fn unbind_card(
 ) -> Result<Response, AppError> {
     own_ticket(&s, me, id).await?;
     let card_key = kippu_domain::card::parse_card_key(&f.card)
-        .ok_or_else(|| AppError::BadRequest("That is not a card number.".into()))?;
+        .ok_or_else(|| AppError::BadRequest(crate::i18n::t("card.err.not_card").into()))?;
     if !s.store.unbind_card(&card_key, &me).await? {
-        return Err(AppError::NotFound("You have no such card.".into()));
+        return Err(AppError::NotFound(crate::i18n::t("card.err.none").into()));
     }
     s.platform.card_unbound(card_key).await;
     Ok(Redirect::to(&format!("/tickets/{id}/pass#cards")).into_response())
@@ -1019,7 +1052,7 @@ struct VoucherPage {
 async fn own_voucher(s: &AppState, me: Address, id: u64) -> Result<kippu_store::VoucherRow, AppError> {
     match s.store.voucher(id).await? {
         Some(v) if v.holder == me => Ok(v),
-        _ => Err(AppError::NotFound(format!("You hold no voucher #{id}."))),
+        _ => Err(AppError::NotFound(crate::i18n::tf("voucher.not_yours", id))),
     }
 }
 

@@ -47,10 +47,12 @@ pub(crate) async fn topup(
     let amount = match parse_fare(&f.amount) {
         Some(a) if (MIN_TOPUP..=MAX_TOPUP).contains(&a) => a,
         _ => {
-            let error = Some(format!(
-                "Enter an amount between {} and {} EUR, with at most two decimals.",
+            let error = Some(crate::i18n::tn2(
+                "topup.err.amount",
+                "min",
                 format_fare(i128::from(MIN_TOPUP)),
-                format_fare(i128::from(MAX_TOPUP))
+                "max",
+                format_fare(i128::from(MAX_TOPUP)),
             ));
             let page = TopupPage { error, chain_id: s.chain.deployment().chain_id }.render()?;
             return Ok((StatusCode::BAD_REQUEST, Html(page)).into_response());
@@ -70,7 +72,10 @@ pub(crate) async fn topup(
 #[derive(Template)]
 #[template(path = "topup_done.html")]
 struct TopupDone {
+    /// `complete`, `processing` or `pending` (for scripts and tests).
     status: String,
+    /// The status in the page's language.
+    heading: &'static str,
     message: String,
     balance: String,
     done: bool,
@@ -82,20 +87,22 @@ pub(crate) async fn topup_done(
     Traveler(me): Traveler,
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Html<String>, AppError> {
-    let id = q.get("session_id").ok_or_else(|| AppError::BadRequest("Missing session id.".into()))?;
+    use crate::i18n::{t, tf};
+    let id = q.get("session_id").ok_or_else(|| AppError::BadRequest(t("topup.err.no_session").into()))?;
     let p = match s.store.payment(id).await? {
         Some(p) if p.traveler == me => p,
-        _ => return Err(AppError::NotFound("No such top-up.".into())),
+        _ => return Err(AppError::NotFound(t("topup.err.unknown").into())),
     };
     let (status, message, done) = match p.status.as_str() {
-        "minted" => ("complete", format!("{} FARE added to your account.", format_fare(i128::from(p.amount))), true),
-        "paid" => ("processing", "Payment received; minting your FARE…".to_string(), false),
-        _ => ("pending", "Waiting for Stripe to confirm the payment…".to_string(), false),
+        "minted" => ("complete", tf("topup_done.minted", format_fare(i128::from(p.amount))), true),
+        "paid" => ("processing", t("topup_done.paid").to_string(), false),
+        _ => ("pending", t("topup_done.waiting").to_string(), false),
     };
     let balance = s.chain.fare_balance(me).await?;
     Ok(Html(
         TopupDone {
             status: status.into(),
+            heading: t(&format!("topup_done.{status}")),
             message,
             balance: format_fare(balance as i128),
             done,

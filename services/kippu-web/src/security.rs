@@ -64,15 +64,21 @@ pub(crate) async fn guard(s: AppState, csp: HeaderValue, req: Request, next: Nex
         if req.uri().path() != "/webhooks/stripe" {
             metrics::counter!("kippu_csrf_refused_total").increment(1);
             tracing::warn!(path = %req.uri().path(), why, "cross-site request refused");
-            let page = crate::error::error_page(
-                StatusCode::FORBIDDEN,
-                "Request refused",
-                &format!("This form was sent from another site ({why}). Open Kippu and try again from its own page."),
-            );
+            let page = refusal_page(req.headers(), why);
             return with_headers(page, &csp, s.secure_cookies());
         }
     }
     with_headers(next.run(req).await, &csp, s.secure_cookies())
+}
+
+/// The 403 page for a cross-site write, in the traveler's language (this runs before the
+/// language middleware, so the language is read here).
+fn refusal_page(headers: &axum::http::HeaderMap, why: &str) -> Response {
+    use crate::i18n::{t, tf, within, Lang};
+    within(Lang::of(headers), || {
+        let why = if why.contains("Origin") { t("csrf.why_origin") } else { t("csrf.why_site") };
+        crate::error::error_page(StatusCode::FORBIDDEN, t("csrf.title"), &tf("csrf.message", why))
+    })
 }
 
 fn with_headers(mut res: Response<Body>, csp: &HeaderValue, https: bool) -> Response<Body> {
@@ -123,6 +129,21 @@ mod tests {
                 .is_none(),
             "Fetch Metadata decides when present"
         );
+    }
+
+    #[tokio::test]
+    async fn the_refusal_speaks_the_travelers_language() {
+        let body = |h: HeaderMap, why: &'static str| async move {
+            let page = refusal_page(&h, why);
+            assert_eq!(page.status(), StatusCode::FORBIDDEN);
+            let bytes = axum::body::to_bytes(page.into_body(), 1 << 20).await.unwrap();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        };
+        let en = body(HeaderMap::new(), "the request came from another site").await;
+        assert!(en.contains("Request refused") && en.contains("another site"), "{en}");
+        let ja = body(headers(&[("cookie", "kippu_lang=ja")]), "the request's Origin is another site").await;
+        assert!(ja.contains("<html lang=\"ja\">") && ja.contains("リクエストを拒否しました"), "{ja}");
+        assert!(ja.contains("Originが別のサイト") && !ja.contains("another site"), "{ja}");
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct WebConfig {
     pub dev_routes: Option<bool>,
     /// Password of the issuer portal (staff of the hosted concession issuers). The dev default is public.
     pub portal_password: String,
+    /// Reverse proxies in front of the web app whose `X-Forwarded-For` names the client for
+    /// rate limiting. Empty: the socket peer is the client and the header is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// Database settings.
@@ -168,6 +171,7 @@ impl Default for WebConfig {
             public_url: None,
             dev_routes: None,
             portal_password: DEV_PORTAL_PASSWORD.into(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -319,6 +323,14 @@ impl Config {
         if let Some(v) = nonempty("KIPPU_PORTAL_PASSWORD") {
             self.web.portal_password = v;
         }
+        if let Some(v) = nonempty("KIPPU_TRUSTED_PROXIES") {
+            self.web.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| p.parse().map_err(|e| ConfigError::Env("KIPPU_TRUSTED_PROXIES", format!("{p:?}: {e}"))))
+                .collect::<Result<_, _>>()?;
+        }
         if let Some(v) = nonempty("KIPPU_DEV_ROUTES") {
             self.web.dev_routes = Some(flag("KIPPU_DEV_ROUTES", v)?);
         }
@@ -367,5 +379,17 @@ mod tests {
         let bad = |k: &str| (k == "KIPPU_ANVIL_PORT").then(|| "nope".to_string());
         assert!(matches!(c.apply_env(bad), Err(ConfigError::Env("KIPPU_ANVIL_PORT", _))));
         assert!(toml::from_str::<Config>("[web]\nbindd = 1").is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_from_file_and_environment() {
+        let mut c: Config = toml::from_str("[web]\ntrusted_proxies = [\"10.0.0.1\"]").unwrap();
+        assert_eq!(c.web.trusted_proxies, vec!["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+        c.apply_env(|k| (k == "KIPPU_TRUSTED_PROXIES").then(|| " 10.0.0.2, ::1 ,".to_string())).unwrap();
+        assert_eq!(c.web.trusted_proxies.len(), 2);
+        assert_eq!(c.web.trusted_proxies[1], "::1".parse::<std::net::IpAddr>().unwrap());
+        let bad = |k: &str| (k == "KIPPU_TRUSTED_PROXIES").then(|| "10.0.0.2,proxy.local".to_string());
+        assert!(matches!(c.apply_env(bad), Err(ConfigError::Env("KIPPU_TRUSTED_PROXIES", _))));
+        assert!(Config::default().web.trusted_proxies.is_empty(), "no proxy is believed unless configured");
     }
 }

@@ -636,7 +636,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         platform,
         dev_routes: cfg.web.dev_routes.unwrap_or(false),
         identity,
-        login_limits: Default::default(),
+        login_limits: kippu_web::LoginLimits::default().with_trusted_proxies(cfg.web.trusted_proxies.clone()),
         passkeys: kippu_web::Passkeys::new(&web_url),
         // The loopback fake hosts its payment page itself; real Stripe's is checkout.stripe.com.
         checkout_origin: match &fake_stripe {
