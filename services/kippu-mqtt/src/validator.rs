@@ -120,10 +120,6 @@ pub struct ValidatorHandle {
     tasks: [JoinHandle<()>; 2],
 }
 
-/// Scans waiting for the worker; bounded so a flood pushes back on the broker
-/// connection instead of growing memory.
-const WORK_QUEUE: usize = 1024;
-
 impl ValidatorService {
     /// Connects as `client_id`, subscribes (QoS 1) to every gate's scan topic and
     /// answers each scan on the gate's verdict topic. Returns once the first
@@ -154,15 +150,19 @@ impl ValidatorService {
     ) -> Result<ValidatorHandle> {
         opts.check().map_err(MqttError::InvalidOptions)?;
         let filter = opts.filter();
-        // Scans are acknowledged only once their verdict is out, so the broker's in-flight window
-        // (rumqttd 100, Mosquitto 20), not this process, bounds the backlog. With automatic acks
-        // a validator that fell 1,024 scans behind blocked its own connection and never answered
-        // again (the connection task waited on the worker, the worker on the connection).
+        // Scans are acknowledged only once their verdict is out (and their tap recorded), so a
+        // validator that dies leaves its unanswered scans with the broker, which delivers them
+        // to another member of the share group or to this one when it is back.
         let mut options = url.options(client_id);
         options.set_manual_acks(true);
         let (client, mut eventloop) = AsyncClient::new(options, 64);
         eventloop.set_network_options(crate::mqtt_url::network_options());
-        let (work_tx, work_rx) = mpsc::channel::<Publish>(WORK_QUEUE);
+        // Unbounded on purpose: the connection task must never wait on the worker. The worker waits
+        // on the connection (each verdict and ack is a request it drains), so a bounded queue that
+        // filled under overload stopped both for good: no PINGRESP was read, the connection
+        // dropped, and the validator never answered again. With manual acks the broker's
+        // in-flight window and queue bound what can pile up here.
+        let (work_tx, work_rx) = mpsc::unbounded_channel::<Publish>();
         let (sub_tx, mut subscribed) = watch::channel(0u64);
         let last_error = Arc::new(std::sync::Mutex::new(None::<String>));
         let verdicts = Arc::new(AtomicU64::new(0));
@@ -191,7 +191,7 @@ impl ValidatorService {
                         sub_tx.send_modify(|n| *n += 1);
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        if work_tx.send(p).await.is_err() {
+                        if work_tx.send(p).is_err() {
                             return;
                         }
                     }
@@ -304,31 +304,32 @@ struct Decided {
 
 /// Scans decided together and recorded in one write (group commit): under load the batch grows,
 /// so the database sees one write per batch rather than per scan; alone a scan is a batch of one.
-const BATCH: usize = 128;
+const BATCH: usize = 32;
 /// Back-off between attempts to record a batch while the database is unreachable.
 const RECORD_RETRY: [std::time::Duration; 2] =
     [std::time::Duration::from_millis(50), std::time::Duration::from_secs(2)];
 
 impl Worker {
-    async fn run(self, mut rx: mpsc::Receiver<Publish>) {
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<Publish>) {
         let mut batch = Vec::with_capacity(BATCH);
         while rx.recv_many(&mut batch, BATCH).await > 0 {
             let mut decided = Vec::with_capacity(batch.len());
-            for p in &batch {
-                if let Some(d) = self.decide(p).await {
-                    decided.push(d);
-                }
-            }
-            let taps: Vec<Tap> = decided.iter().filter_map(|d| d.tap.clone()).collect();
-            self.record(&taps).await;
-            for d in decided {
-                self.publish(&d.gate, &d.verdict).await;
-                if let Some(entry) = d.entry {
-                    self.tell_peers(entry).await;
-                }
-            }
-            // Acknowledged last: a scan the broker still holds for us is one not yet answered.
             for p in batch.drain(..) {
+                let d = self.decide(&p).await;
+                decided.push((p, d));
+            }
+            let taps: Vec<Tap> = decided.iter().filter_map(|(_, d)| d.as_ref()?.tap.clone()).collect();
+            self.record(&taps).await;
+            for (p, d) in decided {
+                if let Some(d) = d {
+                    self.publish(&d.gate, &d.verdict).await;
+                    if let Some(entry) = d.entry {
+                        self.tell_peers(entry).await;
+                    }
+                }
+                // Acknowledged once answered, each at once: a scan the broker still holds for us
+                // is one not yet answered, and rumqttd stops delivering (and spins) while a
+                // connection's whole in-flight window waits for acks.
                 if let Err(e) = self.client.ack(&p).await {
                     tracing::error!(error = %e, "scan not acknowledged; the broker will deliver it again");
                 }

@@ -15,6 +15,7 @@ use alloy::signers::{local::PrivateKeySigner, SignerSync};
 use kippu_domain::pass::window_at;
 use kippu_domain::topics::GatePath;
 use kippu_domain::validation::Tap;
+use kippu_domain::verdict::{ScanRequest, VerdictMessage};
 use kippu_domain::{DenyReason, GateInfo, Pass, TicketState, Validator, ValidatorConfig};
 use kippu_mqtt::{
     now_unix, EmbeddedBroker, GateClient, GateStatus, MqttUrl, TicketLookup, ValidatorHandle, ValidatorOptions,
@@ -58,6 +59,7 @@ on_both_brokers!(
     validator_reconnects_after_connection_loss,
     many_sequential_scans_on_one_client,
     device_pass_opens_with_a_signed_verdict_and_rogue_verdicts_are_ignored,
+    a_flood_behind_a_slow_database_is_answered_in_full,
 );
 
 async fn embedded() -> MqttUrl {
@@ -558,4 +560,107 @@ async fn unreachable_broker_is_a_connect_error() {
         .unwrap_err();
     assert!(e.to_string().contains("could not connect"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+/// A recorder as slow as a busy database: 20 ms per batch.
+struct SlowTaps(std::sync::Mutex<Vec<Tap>>);
+
+#[async_trait::async_trait]
+impl kippu_mqtt::TapRecorder for SlowTaps {
+    async fn record(&self, taps: &[Tap]) -> Result<(), String> {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.0.lock().unwrap().extend_from_slice(taps);
+        Ok(())
+    }
+}
+
+/// Gates publish far faster than the validator decides and its database records: the backlog
+/// must drain, every scan get its verdict and every entry its tap, and the validator still answer
+/// afterwards. (A validator whose connection task waited on a full work queue, or that held its
+/// acks for a whole batch, once stopped answering for good under such a flood.)
+async fn a_flood_behind_a_slow_database_is_answered_in_full(url: MqttUrl) {
+    // Below Mosquitto's default per-client queue (`max_queued_messages 1000`): beyond it Mosquitto
+    // drops QoS 1 messages for a slow subscriber, and those gates would decide offline.
+    const N: u64 = 900;
+    let fx = Fixture::new(url);
+    let now = now_unix();
+    {
+        let mut v = fx.validator.lock().await;
+        for id in 1000..1000 + N {
+            v.upsert_ticket(TicketState {
+                id,
+                holder: fx.key.address(),
+                operator_id: 1,
+                product_id: 10,
+                valid_from: now - 100,
+                valid_until: now + 3600,
+                rides_left: None,
+            });
+        }
+    }
+    let recorder = Arc::new(SlowTaps(Default::default()));
+    let h = ValidatorService::spawn_with(
+        &fx.url,
+        &format!("validator-{}", rand_hex()),
+        fx.options(false, "validators"),
+        fx.validator.clone(),
+        fx.lookup.clone(),
+        recorder.clone(),
+    )
+    .await
+    .expect("validator connects");
+
+    let gate = fx.gate("g1");
+    let (client, mut events) = AsyncClient::new(fx.url.options(&format!("flood-{}", rand_hex())), 64);
+    client.subscribe(gate.topic("verdict"), QoS::AtLeastOnce).await.unwrap();
+    let (verdict_tx, mut verdict_rx) = mpsc::unbounded_channel::<VerdictMessage>();
+    let poller = tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let _ = verdict_tx.send(serde_json::from_slice(&p.payload).expect("a verdict"));
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let publisher = {
+        let client = client.clone();
+        let topic = gate.topic("scan");
+        let key = fx.key.clone();
+        tokio::spawn(async move {
+            for ticket in 1000..1000 + N {
+                // Signed as it is shown, so the pass is never stale however long the backlog.
+                let (nonce, window) = (rand::random::<[u8; 8]>(), window_at(now_unix()));
+                let sig = key.sign_hash_sync(&Pass::digest(ticket, window, &nonce)).unwrap();
+                let pass = Pass { ticket_id: ticket, window, nonce, signature: sig.as_bytes() }.encode();
+                let id = format!("flood-{ticket:012}");
+                let scan = ScanRequest { v: 1, id, pass, ts: now_unix() * 1000, trip: None };
+                client.publish(&topic, QoS::AtLeastOnce, false, serde_json::to_vec(&scan).unwrap()).await.unwrap();
+            }
+        })
+    };
+
+    let mut opened = std::collections::HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while (opened.len() as u64) < N {
+        let v = tokio::time::timeout_at(deadline, verdict_rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {N} scans answered in 120 s", opened.len()))
+            .unwrap();
+        assert!(v.open, "{v:?}");
+        assert!(opened.insert(v.id.clone()), "verdict {} twice", v.id);
+    }
+    publisher.await.unwrap();
+    assert_eq!(recorder.0.lock().unwrap().len() as u64, N, "each entry recorded once");
+
+    // Still answering after the flood.
+    let probe = fx.gate_client("g1").await;
+    let v = probe.scan("after-the-flood", SCAN_TIMEOUT).await.unwrap();
+    assert_eq!(v.reason, Some(DenyReason::NotAPass));
+    assert_eq!(h.verdicts(), N + 1);
+    poller.abort();
+    h.abort();
 }
