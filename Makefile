@@ -41,7 +41,7 @@ fmt-check:
 
 fmt: node
 	cargo fmt --all
-	cd $(CONTRACTS) && node_modules/.bin/forge fmt
+	$(MAKE) -C $(CONTRACTS) fmt
 
 clippy:
 	cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -10,8 +10,9 @@ out_dir="${1:-$here/abi}"
 mkdir -p "$out_dir"
 out_dir="$(cd "$out_dir" && pwd)"
 
-forge_bin="$here/node_modules/.bin/forge"
-if [[ ! -x "$forge_bin" ]]; then
+# The native binary: npm's node_modules/.bin/forge wrapper exits 0 even when the build fails.
+forge_bin="$(compgen -G "$here/node_modules/@foundry-rs/forge-*/bin/forge" | head -n1 || true)"
+if [[ -z "$forge_bin" || ! -x "$forge_bin" ]]; then
   forge_bin="$(command -v forge || true)"
 fi
 if [[ -z "$forge_bin" ]]; then

@@ -432,7 +432,9 @@ contract PlanMarketTest is Fixture {
         assertEq(shares.length, n);
         uint256 sum;
         for (uint256 i; i < n; ++i) {
-            if (i + 1 < n) assertEq(shares[i], Math.mulDiv(price, prices[i], listSum));
+            // All legs free: nothing to share (and no division by a zero list sum).
+            if (listSum == 0) assertEq(shares[i], 0);
+            else if (i + 1 < n) assertEq(shares[i], Math.mulDiv(price, prices[i], listSum));
             if (i + 1 < n && listSum > 0) assertLe(shares[i], prices[i]);
             sum += shares[i];
         }
