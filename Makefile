@@ -11,7 +11,7 @@ KIPPU_TEST_POSTGRES ?= postgres://127.0.0.1:5432/test
 KIPPU_TEST_MOSQUITTO ?= mqtt://127.0.0.1:1883
 export KIPPU_TEST_POSTGRES KIPPU_TEST_MOSQUITTO
 
-.PHONY: dev test node fmt-check clippy contracts-test abi check-abi interop-selftest rust-test web-js-test fmt
+.PHONY: dev test node browser fmt-check clippy contracts-test abi check-abi interop-selftest rust-test web-js-test fmt prod-build
 
 # npm ci only when the lockfile changed since the last install.
 $(CONTRACTS)/node_modules/.installed: $(CONTRACTS)/package-lock.json
@@ -30,10 +30,15 @@ tests/a11y/node_modules/.installed: tests/a11y/package-lock.json
 
 node: $(CONTRACTS)/node_modules/.installed tests/interop/node_modules/.installed tests/a11y/node_modules/.installed
 
-dev: node
-	cargo run -p kippu -- dev
+# Debian's Chromium and ChromeDriver for the browser tests (does nothing when they are there).
+browser:
+	scripts/install-browser.sh
 
-test: fmt-check clippy contracts-test check-abi interop-selftest web-js-test rust-test
+# The demo exists only in a build with the `dev` feature.
+dev: node
+	cargo run -p kippu --features dev -- dev
+
+test: fmt-check clippy contracts-test check-abi interop-selftest web-js-test prod-build rust-test
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -64,5 +69,14 @@ interop-selftest: node
 web-js-test:
 	node web/static/test/kp2.test.mjs
 
-rust-test: node
+# A default build of the platform holds no demo: no simulator crate, no fake Stripe, no `dev`
+# command (the security tests check the same from the dependency graph).
+prod-build:
+	cargo build -p kippu --locked
+	@! cargo tree -p kippu -e normal --locked | grep -q gate-firmware-sim || { echo "prod-build: gate-firmware-sim is linked"; exit 1; }
+	@! "$${CARGO_TARGET_DIR:-target}/debug/kippu" --help | grep -qw dev || { echo "prod-build: kippu --help offers dev"; exit 1; }
+	@! grep -qa "kippu-fake-stripe" "$${CARGO_TARGET_DIR:-target}/debug/kippu" || { echo "prod-build: the fake Stripe is in the binary"; exit 1; }
+	@echo "prod-build: no demo in the default build"
+
+rust-test: node browser
 	cargo test --workspace --locked

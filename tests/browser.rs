@@ -757,7 +757,7 @@ async fn traveler_journey_in_browser() {
     let staff = reqwest::Client::new();
     let token: Value = staff
         .get(format!("{}/operators/taxi/scanner-token", stack.web_url))
-        .bearer_auth(kippu::config::DEV_PORTAL_PASSWORD)
+        .bearer_auth(kippu::dev::DEV_PORTAL_PASSWORD)
         .send()
         .await
         .unwrap()
@@ -901,7 +901,7 @@ async fn concession_credential_in_browser() {
     // University staff sign in to the issuer portal and issue her a student credential.
     b.goto("/portal/issuers/usf").await;
     let password = b.wait_for(Locator::Id("password")).await;
-    password.send_keys(kippu::config::DEV_PORTAL_PASSWORD).await.unwrap();
+    password.send_keys(kippu::dev::DEV_PORTAL_PASSWORD).await.unwrap();
     let sign_in = b.wait_for(Locator::Id("portal-signin")).await;
     b.click(&sign_in, "portal sign-in").await;
     b.wait_for_text(Locator::Css("h1"), "University of South Florida").await;
@@ -956,7 +956,7 @@ async fn operator_report_in_browser() {
     b.click(&details, "the bus's report link").await;
     b.wait_for_path("/portal/signin").await;
     let password = b.wait_for(Locator::Id("password")).await;
-    password.send_keys(kippu::config::DEV_PORTAL_PASSWORD).await.unwrap();
+    password.send_keys(kippu::dev::DEV_PORTAL_PASSWORD).await.unwrap();
     let sign_in = b.wait_for(Locator::Id("portal-signin")).await;
     b.click(&sign_in, "portal sign-in").await;
     let title = b.wait_for_text(Locator::Css("h1.report-title"), "Settlement report").await;

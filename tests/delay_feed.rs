@@ -73,8 +73,7 @@ async fn delay_feed_polled_from_a_url_pays_once() {
         let (staff, base) = (&staff, &c.base);
         async move {
             let r = staff.get(format!("{base}/operators/{slug}/scanner-token"));
-            let v: Value =
-                r.bearer_auth(kippu::config::DEV_PORTAL_PASSWORD).send().await.unwrap().json().await.unwrap();
+            let v: Value = r.bearer_auth(kippu::dev::DEV_PORTAL_PASSWORD).send().await.unwrap().json().await.unwrap();
             v["token"].as_str().unwrap().to_owned()
         }
     };
@@ -350,7 +349,7 @@ async fn gtfs_import_refuses_a_broken_feed_and_keeps_the_previous_one() {
         async move {
             let mut r = c.http.post(format!("{}/operators/bus/timetable", c.base)).body(body);
             if auth {
-                r = r.bearer_auth(kippu::config::DEV_PORTAL_PASSWORD);
+                r = r.bearer_auth(kippu::dev::DEV_PORTAL_PASSWORD);
             }
             let r = r.send().await.unwrap();
             (r.status().as_u16(), r.text().await.unwrap())

@@ -65,7 +65,7 @@ async fn issue_json(c: &Client, issuer: &str, holder: &str, concession: &str) ->
         .http
         .post(format!("{}/portal/issuers/{issuer}/issue", c.base))
         .header("accept", "application/json")
-        .bearer_auth(kippu::config::DEV_PORTAL_PASSWORD)
+        .bearer_auth(kippu::dev::DEV_PORTAL_PASSWORD)
         .form(&[("holder", holder), ("concession", concession), ("valid_until", one_year().as_str())])
         .send()
         .await
@@ -118,7 +118,7 @@ async fn run(cfg: Config) {
     let (status, _, _) = c.form("/portal/signin", &[("password", "guess"), ("next", "/portal/issuers/usf")]).await;
     assert_eq!(status, 401);
     let (status, url, _) = c
-        .form("/portal/signin", &[("password", kippu::config::DEV_PORTAL_PASSWORD), ("next", "/portal/issuers/usf")])
+        .form("/portal/signin", &[("password", kippu::dev::DEV_PORTAL_PASSWORD), ("next", "/portal/issuers/usf")])
         .await;
     assert_eq!((status, url.ends_with("/portal/issuers/usf")), (200, true), "{url}");
 

@@ -37,6 +37,8 @@ pub fn config(tag: &str, database_url: Option<String>, mqtt_url: Option<String>)
         mqtt: kippu::config::MqttConfig { embedded_bind: "127.0.0.1:0".into(), url: mqtt_url, ..d.mqtt },
         stripe: kippu::config::StripeSection { fake_bind: "127.0.0.1:0".into(), ..d.stripe },
         database: kippu::config::DatabaseConfig { url: database_url },
+        // Scenarios send their tap batches themselves when they want to see one.
+        settlement: kippu::config::SettlementConfig { anchor_secs: 3600, ..d.settlement },
         ..d
     }
 }

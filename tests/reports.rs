@@ -160,7 +160,7 @@ struct Staff {
 
 impl Staff {
     async fn get(&self, path: &str) -> reqwest::Response {
-        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(kippu::config::DEV_PORTAL_PASSWORD);
+        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(kippu::dev::DEV_PORTAL_PASSWORD);
         r.send().await.unwrap()
     }
 
@@ -248,7 +248,7 @@ async fn run_reports(cfg: Config) {
     // A browser signs in on the portal and lands on the report it asked for (the staff cookie reaches it).
     let browser = Client::new(&stack.web_url);
     let (status, url, body) = browser
-        .form("/portal/signin", &[("password", kippu::config::DEV_PORTAL_PASSWORD), ("next", "/operators/bus/report")])
+        .form("/portal/signin", &[("password", kippu::dev::DEV_PORTAL_PASSWORD), ("next", "/operators/bus/report")])
         .await;
     assert_eq!((status, url.ends_with("/operators/bus/report")), (200, true), "{url}");
     assert!(body.contains("Bull Runner Bus <span>Settlement report</span>"), "{body}");

@@ -65,7 +65,7 @@ async fn run_trip(cfg: Config) {
     assert!(r.url().path().starts_with("/topup/done"), "{}", r.url());
     assert_eq!(c.me().await["balance"], 15_000);
     // Stripe delivers again: nothing more is minted.
-    let fake = stack.fake_stripe.as_ref().expect("fake stripe");
+    let fake = stack.demo.as_ref().and_then(|d| d.fake_stripe.as_ref()).expect("fake stripe");
     for id in fake.event_ids() {
         fake.redeliver(&id).await.expect("redelivered");
     }
@@ -167,8 +167,10 @@ async fn run_trip(cfg: Config) {
     }
     assert_eq!(taps.len(), 1);
     // Taps are anchored on chain as one Merkle root; a tap's proof checks on chain, a forged one does not.
-    let (batch, count) = kippu::anchor::anchor_pending(&stack.chain, &stack.store).await.unwrap().expect("a batch");
+    let anchored = kippu::anchor::anchor_pending(&stack.chain, &stack.store).await.unwrap().expect("a batch");
+    let (batch, count) = (anchored.batch_id, anchored.taps);
     assert_eq!(count, 1);
+    assert_eq!(anchored.refused, vec![], "the ride is recorded on its ticket");
     assert!(kippu::anchor::anchor_pending(&stack.chain, &stack.store).await.unwrap().is_none(), "anchored twice");
     let leaf = kippu::anchor::leaf_of(&taps[0]);
     assert!(stack.chain.verify_tap(batch, leaf, vec![]).await.unwrap());

@@ -23,6 +23,11 @@ import {IVoucherPayables} from "./IVoucherPayables.sol";
 ///            apportionment of bundle revenue) move unpaid claims (`ClaimMoved`);
 ///         3. payout: every operator is paid its unpaid claim (`Payout`, `PeriodClosed`) and
 ///            the next period opens. `closePeriod` = `settlePeriod` without adjustments.
+///         Both name the period they close and revert `WrongPeriod` for any other, so a re-sent or
+///         concurrent close never settles twice.
+///         Registering operators and naming the insurer is catalogue work (`CATALOG_ROLE`, a hot
+///         key); re-pointing a registered operator's payee redirects its claim, so it needs the
+///         admin, and the voucher payables contract is fixed at construction.
 /// @dev    Invariant: FARE balance of this contract == totalUnpaid == sum of unpaid(op);
 ///         steps 1 and 2 only move claims between operators (totalUnpaid is unchanged).
 ///         An operator's payee and unpaid balance share one storage slot; the insurer
@@ -36,6 +41,7 @@ contract Clearing is AccessControl {
     bytes32 public constant MARKET_ROLE = keccak256("MARKET_ROLE");
     bytes32 public constant SETTLER_ROLE = keccak256("SETTLER_ROLE");
     bytes32 public constant ANCHOR_ROLE = keccak256("ANCHOR_ROLE");
+    bytes32 public constant CATALOG_ROLE = keccak256("CATALOG_ROLE");
 
     struct Operator {
         address payee;
@@ -50,6 +56,9 @@ contract Clearing is AccessControl {
     }
 
     IERC20 public immutable fareToken;
+    /// @notice The only contract `setInsurance` can name: a catalogue key must not be able to point
+    ///         settlement at a contract of its own that claims the insurer's premiums as payables.
+    IVoucherPayables public immutable insuranceContract;
 
     uint32[] private _operatorIds;
     mapping(uint32 operatorId => Operator) private _operators;
@@ -81,26 +90,38 @@ contract Clearing is AccessControl {
     error ZeroRoot();
     error SelfTransfer(uint32 operatorId);
     error ZeroAmount();
+    error UnknownInsurance(address insurance);
+    error WrongPeriod(uint64 given, uint64 current);
 
-    constructor(address admin, IERC20 fare) {
+    /// @param insurance_ the DelayInsurance contract whose voucher payables settlement may pay
+    ///        (see `setInsurance`); address(0) = never
+    constructor(address admin, IERC20 fare, IVoucherPayables insurance_) {
         if (address(fare) == address(0)) revert ZeroAddress();
         fareToken = fare;
+        insuranceContract = insurance_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
-    /// @notice Register an operator or change its payee.
-    function setOperator(uint32 operatorId, address payee) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        if (payee == address(0)) revert ZeroAddress();
+    /// @notice Register an operator (`CATALOG_ROLE`) or change a registered operator's payee
+    ///         (`DEFAULT_ADMIN_ROLE`: the new payee receives the operator's whole unpaid claim).
+    function setOperator(uint32 operatorId, address payee) external {
         Operator storage o = _operators[operatorId];
-        if (o.payee == address(0)) _operatorIds.push(operatorId);
+        bool registered = o.payee != address(0);
+        _checkRole(registered ? DEFAULT_ADMIN_ROLE : CATALOG_ROLE);
+        if (payee == address(0)) revert ZeroAddress();
+        if (!registered) _operatorIds.push(operatorId);
         o.payee = payee;
         emit OperatorSet(operatorId, payee);
     }
 
     /// @notice Pay redeemed delay vouchers out of the claim of operator `insurerId` (must be
-    ///         registered) at each settlement; `insurance` = the DelayInsurance contract,
-    ///         which must grant this contract its `CLEARING_ROLE`. address(0) disables it.
-    function setInsurance(address insurance_, uint32 insurerId) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    ///         registered) at each settlement; `insurance_` = `insuranceContract` (the
+    ///         DelayInsurance contract, which must grant this contract its `CLEARING_ROLE`),
+    ///         address(0) disables it.
+    function setInsurance(address insurance_, uint32 insurerId) external onlyRole(CATALOG_ROLE) {
+        if (insurance_ != address(0) && insurance_ != address(insuranceContract)) {
+            revert UnknownInsurance(insurance_);
+        }
         if (_operators[insurerId].payee == address(0)) revert UnknownOperator(insurerId);
         _insurance = IVoucherPayables(insurance_);
         _insurerId = insurerId;
@@ -170,22 +191,35 @@ contract Clearing is AccessControl {
         return (address(_insurance), _insurerId);
     }
 
-    /// @notice Settle the current period: pay redeemed vouchers out of the insurer's claim,
-    ///         move claims by `adjustments` (in order), then pay every operator its unpaid
-    ///         balance and open the next period.
-    function settlePeriod(Transfer[] calldata adjustments) external onlyRole(SETTLER_ROLE) returns (uint64 periodId) {
-        periodId = _currentPeriod;
+    /// @notice Settle period `periodId`, which must be the current one (else `WrongPeriod`): pay
+    ///         redeemed vouchers out of the insurer's claim, move claims by `adjustments` (in
+    ///         order), then pay every operator its unpaid balance and open the next period.
+    function settlePeriod(uint64 periodId, Transfer[] calldata adjustments)
+        external
+        onlyRole(SETTLER_ROLE)
+        returns (uint64)
+    {
+        _checkPeriod(periodId);
         _settleVouchers(periodId);
         _moveClaims(periodId, adjustments);
         _payOut(periodId);
+        return periodId;
     }
 
     /// @notice `settlePeriod` without adjustments: pay redeemed vouchers out of the insurer's
     ///         claim, pay every operator its unpaid balance and open the next period.
-    function closePeriod() external onlyRole(SETTLER_ROLE) returns (uint64 periodId) {
-        periodId = _currentPeriod;
+    function closePeriod(uint64 periodId) external onlyRole(SETTLER_ROLE) returns (uint64) {
+        _checkPeriod(periodId);
         _settleVouchers(periodId);
         _payOut(periodId);
+        return periodId;
+    }
+
+    /// @dev a close names the period it means: once that period is closed, the same request
+    ///      (re-sent, or racing another closer) fails instead of settling the next one
+    function _checkPeriod(uint64 periodId) private view {
+        uint64 current = _currentPeriod;
+        if (periodId != current) revert WrongPeriod(periodId, current);
     }
 
     /// @dev step 1: for each registered operator but the insurer, move min(payableTo(op), the

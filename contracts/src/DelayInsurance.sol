@@ -27,6 +27,9 @@ contract DelayInsurance is ERC721, AccessControl, IVoucherPayables {
     bytes32 public constant ORACLE_ROLE = keccak256("ORACLE_ROLE");
     bytes32 public constant REDEEMER_ROLE = keccak256("REDEEMER_ROLE");
     bytes32 public constant CLEARING_ROLE = keccak256("CLEARING_ROLE");
+    /// @notice Sets cover terms and voucher categories (a hot key); the ticket contract, the
+    ///         oracle quorum and the pool cap (the insurer's risk limit) stay with the admin.
+    bytes32 public constant CATALOG_ROLE = keccak256("CATALOG_ROLE");
 
     struct Terms {
         uint32 thresholdMinutes;
@@ -181,9 +184,9 @@ contract DelayInsurance is ERC721, AccessControl, IVoucherPayables {
         _setTerms(terms_);
     }
 
-    // ------------------------------------------------------------------ admin
+    // ------------------------------------------------------------------ admin and catalogue
 
-    function setTerms(Terms calldata terms_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function setTerms(Terms calldata terms_) external onlyRole(CATALOG_ROLE) {
         _setTerms(terms_);
     }
 
@@ -210,12 +213,12 @@ contract DelayInsurance is ERC721, AccessControl, IVoucherPayables {
     }
 
     /// @notice Category stamped on newly issued vouchers (0 = only the terms' operator).
-    function setVoucherCategory(bytes32 category) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function setVoucherCategory(bytes32 category) external onlyRole(CATALOG_ROLE) {
         _voucherCategory = category;
         emit VoucherCategorySet(category);
     }
 
-    function setOperatorCategory(uint32 operatorId, bytes32 category) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function setOperatorCategory(uint32 operatorId, bytes32 category) external onlyRole(CATALOG_ROLE) {
         _operatorCategory[operatorId] = category;
         emit OperatorCategorySet(operatorId, category);
     }
@@ -223,7 +226,7 @@ contract DelayInsurance is ERC721, AccessControl, IVoucherPayables {
     /// @notice Terms for insured tickets of `productId`, replacing the global terms for them.
     ///         Caps (0 = none) are counted only while they are set: `maxPerTrip` per
     ///         (productId, delayId) over all holders, `maxPerDay` per policy and UTC day.
-    function setProductTerms(uint32 productId, ProductTerms calldata t) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function setProductTerms(uint32 productId, ProductTerms calldata t) external onlyRole(CATALOG_ROLE) {
         if (t.voucherLifetime == 0 || productId == 0) revert InvalidTerms();
         ProductTermsSlot storage s = _productTerms[productId];
         s.terms = Terms({
@@ -248,7 +251,7 @@ contract DelayInsurance is ERC721, AccessControl, IVoucherPayables {
     }
 
     /// @notice Drop `productId`'s terms: its policies fall back to the global terms (no caps).
-    function clearProductTerms(uint32 productId) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function clearProductTerms(uint32 productId) external onlyRole(CATALOG_ROLE) {
         delete _productTerms[productId];
         emit ProductTermsCleared(productId);
     }

@@ -26,6 +26,9 @@ contract PlanMarket is AccessControl, Pausable, EIP712 {
     bytes32 public constant RELAYER_ROLE = keccak256("RELAYER_ROLE");
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
     bytes32 public constant CONCESSION_ISSUER_ROLE = keccak256("CONCESSION_ISSUER_ROLE");
+    /// @notice Lists products and bundles (a hot key); role grants, the concession cap and
+    ///         pausing stay with the admin.
+    bytes32 public constant CATALOG_ROLE = keccak256("CATALOG_ROLE");
     bytes32 public constant CONCESSION_TYPEHASH =
         keccak256("Concession(address holder,uint8 kind,uint16 discountBps,uint64 expiry,bytes32 nonce)");
     uint16 public constant MAX_DISCOUNT_BPS = 5000;
@@ -130,6 +133,8 @@ contract PlanMarket is AccessControl, Pausable, EIP712 {
     mapping(bytes32 nonce => bool) private _concessionUsed;
     mapping(uint256 ticketId => RefundSlot) private _refunds;
     uint64 private _nextPlanId = 1;
+    // packed with _nextPlanId, which every purchase writes anyway
+    uint16 private _maxConcessionBps;
 
     event ProductListed(
         uint32 indexed productId,
@@ -157,6 +162,7 @@ contract PlanMarket is AccessControl, Pausable, EIP712 {
     );
     event ConcessionApplied(uint64 indexed planId, bytes32 indexed nonce, uint8 kind, uint16 discountBps);
     event TicketRefunded(uint256 indexed ticketId, address indexed traveler, uint32 indexed operatorId, uint256 amount);
+    event MaxConcessionSet(uint16 maxBps);
 
     error ZeroAddress();
     error InvalidDuration();
@@ -176,10 +182,18 @@ contract PlanMarket is AccessControl, Pausable, EIP712 {
     error NotRefundable(uint256 ticketId);
     error TicketAlreadyUsed(uint256 ticketId);
     error RefundWindowClosed(uint256 ticketId);
+    error ConcessionAboveMax(uint16 discountBps, uint16 maxBps);
+    error RefundNeedsRelayer(uint256 ticketId, uint64 validFrom);
 
-    constructor(address admin, FareToken fare, Ticket ticket, Clearing clearing, DelayInsurance insurance)
-        EIP712("Kippu PlanMarket", "1")
-    {
+    /// @param maxConcession the largest concession discount a purchase may carry (see `setMaxConcessionBps`)
+    constructor(
+        address admin,
+        FareToken fare,
+        Ticket ticket,
+        Clearing clearing,
+        DelayInsurance insurance,
+        uint16 maxConcession
+    ) EIP712("Kippu PlanMarket", "1") {
         if (
             address(fare) == address(0) || address(ticket) == address(0) || address(clearing) == address(0)
                 || address(insurance) == address(0)
@@ -189,11 +203,22 @@ contract PlanMarket is AccessControl, Pausable, EIP712 {
         clearingContract = clearing;
         insuranceContract = insurance;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _setMaxConcessionBps(maxConcession);
+    }
+
+    /// @notice Cap the concession discount at `maxBps`: an attestation above it is refused even when
+    ///         validly signed, so a leaked or buggy attestor key cannot sell plans for (almost) nothing.
+    function setMaxConcessionBps(uint16 maxBps) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setMaxConcessionBps(maxBps);
+    }
+
+    function maxConcessionBps() external view returns (uint16) {
+        return _maxConcessionBps;
     }
 
     // ------------------------------------------------------------------ catalogue
 
-    function setProduct(uint32 productId, ProductConfig calldata c) external onlyRole(DEFAULT_ADMIN_ROLE) {
+    function setProduct(uint32 productId, ProductConfig calldata c) external onlyRole(CATALOG_ROLE) {
         if (c.duration == 0) revert InvalidDuration();
         if (c.validity > 2 || c.refundBps > BPS) revert InvalidProduct();
         if (c.validity == 1) {
@@ -228,7 +253,7 @@ contract PlanMarket is AccessControl, Pausable, EIP712 {
 
     function setBundle(uint32 bundleId, uint32[] calldata productIds, uint16 discountBps)
         external
-        onlyRole(DEFAULT_ADMIN_ROLE)
+        onlyRole(CATALOG_ROLE)
     {
         if (productIds.length == 0) revert EmptyBundle();
         if (discountBps > MAX_DISCOUNT_BPS) revert DiscountTooHigh(discountBps);
@@ -340,17 +365,22 @@ contract PlanMarket is AccessControl, Pausable, EIP712 {
         emit ConcessionApplied(planId, concession.nonce, concession.kind, concession.discountBps);
     }
 
-    /// @notice Refund an unused ticket of a refundable product before its refund deadline.
-    ///         Callable by the ticket holder or a relayer; FARE always goes to the holder.
+    /// @notice Refund an unused ticket of a refundable product before its refund deadline; FARE
+    ///         always goes to the holder. A relayer may refund any time in the window. The holder
+    ///         may refund directly only while the ticket is not yet valid (no gate admits it yet):
+    ///         rides reach this chain in batches some time after the taps, so from validFrom on only
+    ///         the relayer (Kippu, which checks the taps it has recorded first) can tell it is unused.
     function refund(uint256 ticketId) external whenNotPaused returns (uint256 amount) {
         address holder = ticketContract.ownerOf(ticketId);
-        if (msg.sender != holder && !hasRole(RELAYER_ROLE, msg.sender)) revert NotTicketHolder(ticketId, msg.sender);
+        bool relayed = hasRole(RELAYER_ROLE, msg.sender);
+        if (msg.sender != holder && !relayed) revert NotTicketHolder(ticketId, msg.sender);
         RefundSlot memory r = _refunds[ticketId];
         amount = r.amount;
         if (amount == 0) revert NotRefundable(ticketId);
         if (block.timestamp >= r.deadline) revert RefundWindowClosed(ticketId);
         Ticket.TicketData memory t = ticketContract.ticketData(ticketId);
         if (t.flags & ticketContract.FLAG_USED() != 0) revert TicketAlreadyUsed(ticketId);
+        if (!relayed && block.timestamp >= t.validFrom) revert RefundNeedsRelayer(ticketId, t.validFrom);
 
         delete _refunds[ticketId];
         ticketContract.burn(ticketId); // a burnt ticket has no delay cover any more
@@ -369,7 +399,9 @@ contract PlanMarket is AccessControl, Pausable, EIP712 {
     // ------------------------------------------------------------------ internals
 
     function _useConcession(address traveler, Concession calldata c, bytes calldata sig) private {
-        if (c.kind == 0 || c.kind > 3 || c.discountBps > BPS) revert InvalidConcession();
+        if (c.kind == 0 || c.kind > 3) revert InvalidConcession();
+        uint16 maxBps = _maxConcessionBps;
+        if (c.discountBps > maxBps) revert ConcessionAboveMax(c.discountBps, maxBps);
         if (c.holder != traveler) revert ConcessionWrongHolder(c.holder, traveler);
         if (block.timestamp >= c.expiry) revert ConcessionExpired(c.expiry);
         if (_concessionUsed[c.nonce]) revert ConcessionReplayed(c.nonce);
@@ -378,6 +410,13 @@ contract PlanMarket is AccessControl, Pausable, EIP712 {
             revert UntrustedConcessionIssuer(signer);
         }
         _concessionUsed[c.nonce] = true;
+    }
+
+    /// @dev at most 100%: a larger discount would underflow the price
+    function _setMaxConcessionBps(uint16 maxBps) private {
+        if (maxBps > BPS) revert DiscountTooHigh(maxBps);
+        _maxConcessionBps = maxBps;
+        emit MaxConcessionSet(maxBps);
     }
 
     function _quote(uint32 bundleId, uint16 concessionBps)

@@ -6,12 +6,12 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 
 /// @title Ticket
 /// @notice One NFT per leg of a purchased mobility plan. Validators record
-///         rides against it while it is inside its validity window.
+///         rides against it in batches (`recordRides`), each judged at the time of its tap.
 /// @dev    All per-ticket state lives in ONE storage slot (see `TicketData`).
 ///         Validity kinds:
 ///         - FIXED   : valid in [validFrom, validUntil), `ridesLeft` rides (or unlimited);
 ///         - ROLLING : [validFrom, validUntil) is the activation window; the first
-///                     recorded ride re-sets the window to [now, now + rollingDays days);
+///                     recorded ride re-sets the window to [tap time, tap time + rollingDays days);
 ///         - RIDES   : N rides inside a (long) window [validFrom, validUntil).
 ///         Tickets without the TRANSFERABLE flag (e.g. concession tickets) can only be
 ///         minted and burnt, never transferred.
@@ -30,8 +30,30 @@ contract Ticket is ERC721, AccessControl {
     uint8 public constant FLAG_CONCESSION = 8;
     uint8 public constant FLAG_BURNED = 16;
     uint256 public constant MAX_BATCH = 256;
+    /// @notice Most rides one `recordRides` call takes (about 2.1M gas with every ride accepted).
+    uint256 public constant MAX_RIDES = 256;
 
-    /// @dev exactly 256 bits = one storage slot
+    /// @notice `RideRefused` reasons: the ticket does not exist or was burnt (refunded) ...
+    uint8 public constant RIDE_UNKNOWN = 1;
+    /// @notice ... the tap came before the ticket's validFrom ...
+    uint8 public constant RIDE_NOT_YET_VALID = 2;
+    /// @notice ... the tap came at or after its validUntil (a ROLLING ticket's activation deadline
+    ///         before its first ride) ...
+    uint8 public constant RIDE_EXPIRED = 3;
+    /// @notice ... no ride was left ...
+    uint8 public constant RIDE_NO_RIDES_LEFT = 4;
+    /// @notice ... or the tap's time is after the block's.
+    uint8 public constant RIDE_IN_FUTURE = 5;
+
+    /// @notice One tap to record: the ticket and the unix time of the tap (as the validator judged it;
+    ///         not `at`, which solc reserves as a future keyword).
+    struct Ride {
+        uint256 tokenId;
+        uint64 time;
+    }
+
+    /// @dev exactly 256 bits = one storage slot; `_ride` reads and writes it by bit offset, so a
+    ///      change of field order or width must be mirrored there
     struct TicketData {
         uint32 operatorId;
         uint32 productId;
@@ -51,6 +73,7 @@ contract Ticket is ERC721, AccessControl {
     ///      the owner of its batch head (tokenId - legIndex) until it is transferred
     mapping(uint256 tokenId => address) private _owners;
     mapping(address owner => uint256) private _balances;
+    mapping(bytes32 batchKey => bool) private _ridesRecorded;
 
     event TicketIssued(
         uint256 indexed tokenId,
@@ -64,15 +87,16 @@ contract Ticket is ERC721, AccessControl {
     );
     event RideRecorded(uint256 indexed tokenId, uint32 ridesLeft);
     event TicketActivated(uint256 indexed tokenId, uint64 validFrom, uint64 validUntil);
+    event RideRefused(uint256 indexed tokenId, bytes32 indexed batchKey, uint8 reason);
+    /// @dev one per `recordRides` call, after its rides' events
+    event RidesRecorded(bytes32 indexed batchKey, uint32 recorded, uint32 refused);
 
     error InvalidWindow();
     error InvalidTicket();
     error UnknownTicket(uint256 tokenId);
-    error NotYetValid(uint256 tokenId);
-    error TicketExpired(uint256 tokenId);
-    error NoRidesLeft(uint256 tokenId);
     error NonTransferable(uint256 tokenId);
     error InvalidBatch();
+    error RidesAlreadyRecorded(bytes32 batchKey);
 
     constructor(address admin) ERC721("Kippu Ticket", "KTIX") {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
@@ -140,29 +164,43 @@ contract Ticket is ERC721, AccessControl {
         _tickets[tokenId].flags |= FLAG_BURNED;
     }
 
-    /// @notice Record one ride. Valid in [validFrom, validUntil); a ROLLING ticket
-    ///         starts its validity at its first ride.
-    function recordRide(uint256 tokenId) external onlyRole(VALIDATOR_ROLE) {
-        TicketData memory t = _tickets[tokenId];
-        if (t.validUntil == 0 || t.flags & FLAG_BURNED != 0) revert UnknownTicket(tokenId);
-        if (block.timestamp < t.validFrom) revert NotYetValid(tokenId);
-        if (block.timestamp >= t.validUntil) revert TicketExpired(tokenId);
-        if (t.validity == ROLLING && t.flags & FLAG_USED == 0) {
-            t.validFrom = uint40(block.timestamp);
-            t.validUntil = uint40(block.timestamp + uint256(t.rollingDays) * 1 days);
-            emit TicketActivated(tokenId, t.validFrom, t.validUntil);
-        }
-        uint32 left = t.ridesLeft;
-        if (left != UNLIMITED_RIDES) {
-            if (left == 0) revert NoRidesLeft(tokenId);
-            unchecked {
-                left -= 1;
+    /// @notice Record a batch of rides (taps a gate let through), judged at the time of each tap.
+    /// @dev    Idempotent on `batchKey` (Kippu uses the Merkle root of the tap batch): a second call
+    ///         with the same key reverts `RidesAlreadyRecorded`, so a re-sent or concurrent batch is
+    ///         never counted twice. One bad item never fails the batch: it is skipped with
+    ///         `RideRefused(tokenId, batchKey, reason)` (reasons: `RIDE_*`). A ride is accepted when the
+    ///         ticket exists and is unburnt, `time` is not in the future of this block, `time` lies in
+    ///         the ticket's window [validFrom, validUntil) and a ride is left; a ROLLING ticket's first
+    ///         ride re-sets its window to [time, time + rollingDays days) (`TicketActivated`). Items are
+    ///         judged in order (send them sorted by `time`), each with one storage read and at most one
+    ///         write.
+    /// @return recorded the number of rides accepted
+    function recordRides(bytes32 batchKey, Ride[] calldata rides)
+        external
+        onlyRole(VALIDATOR_ROLE)
+        returns (uint32 recorded)
+    {
+        uint256 n = rides.length;
+        if (n == 0 || n > MAX_RIDES || batchKey == bytes32(0)) revert InvalidBatch();
+        if (_ridesRecorded[batchKey]) revert RidesAlreadyRecorded(batchKey);
+        _ridesRecorded[batchKey] = true;
+        for (uint256 i; i < n; ++i) {
+            uint256 tokenId = rides[i].tokenId;
+            uint8 reason = _ride(tokenId, rides[i].time);
+            if (reason == 0) {
+                unchecked {
+                    ++recorded;
+                }
+            } else {
+                emit RideRefused(tokenId, batchKey, reason);
             }
-            t.ridesLeft = left;
         }
-        t.flags |= FLAG_USED;
-        _tickets[tokenId] = t;
-        emit RideRecorded(tokenId, left);
+        emit RidesRecorded(batchKey, recorded, uint32(n) - recorded);
+    }
+
+    /// @notice Whether the ride batch `batchKey` was recorded (see `recordRides`).
+    function ridesRecorded(bytes32 batchKey) external view returns (bool) {
+        return _ridesRecorded[batchKey];
     }
 
     function ticketData(uint256 tokenId) external view returns (TicketData memory) {
@@ -182,6 +220,49 @@ contract Ticket is ERC721, AccessControl {
     function balanceOf(address owner) public view override returns (uint256) {
         if (owner == address(0)) revert ERC721InvalidOwner(address(0));
         return _balances[owner];
+    }
+
+    /// @dev one ride of `recordRides`: 0 when recorded, else the `RIDE_*` reason it is refused for.
+    ///      Works on the ticket's one storage word directly (one SLOAD, at most one SSTORE; copying
+    ///      the struct through memory costs two more SLOADs per ride). Bit offsets of `TicketData`:
+    ///      validFrom 104, validUntil 144, ridesLeft 184, validity 216, flags 224, rollingDays 232.
+    function _ride(uint256 tokenId, uint64 time) private returns (uint8) {
+        uint256 slot;
+        uint256 w;
+        assembly ("memory-safe") {
+            mstore(0, tokenId)
+            mstore(0x20, _tickets.slot)
+            slot := keccak256(0, 0x40)
+            w := sload(slot)
+        }
+        uint256 validUntil = uint40(w >> 144);
+        uint8 flags = uint8(w >> 224);
+        if (validUntil == 0 || flags & FLAG_BURNED != 0) return RIDE_UNKNOWN;
+        // a tap cannot come from the future; this also keeps `time` within uint40
+        if (time > block.timestamp) return RIDE_IN_FUTURE;
+        if (time < uint40(w >> 104)) return RIDE_NOT_YET_VALID;
+        if (time >= validUntil) return RIDE_EXPIRED;
+        uint32 left = uint32(w >> 184);
+        if (left != UNLIMITED_RIDES) {
+            if (left == 0) return RIDE_NO_RIDES_LEFT;
+            unchecked {
+                left -= 1;
+            }
+            w = (w & ~(uint256(type(uint32).max) << 184)) | (uint256(left) << 184);
+        }
+        if (uint8(w >> 216) == ROLLING && flags & FLAG_USED == 0) {
+            // validity starts at the tap (an offline gate may forward it later), not at this block;
+            // at most 65535 days after a past `time`, `until` fits its 40 bits
+            uint256 until = time + uint256(uint16(w >> 232)) * 1 days;
+            w = (w & ~(uint256(type(uint80).max) << 104)) | (uint256(time) << 104) | (until << 144);
+            emit TicketActivated(tokenId, time, uint64(until));
+        }
+        w |= uint256(FLAG_USED) << 224;
+        assembly ("memory-safe") {
+            sstore(slot, w)
+        }
+        emit RideRecorded(tokenId, left);
+        return 0;
     }
 
     /// @dev does not write ownership; callers do

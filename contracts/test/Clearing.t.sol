@@ -30,6 +30,8 @@ contract ClearingTest is Fixture {
         assertEq(clearing.MARKET_ROLE(), keccak256("MARKET_ROLE"));
         assertEq(clearing.SETTLER_ROLE(), keccak256("SETTLER_ROLE"));
         assertEq(clearing.ANCHOR_ROLE(), keccak256("ANCHOR_ROLE"));
+        assertEq(clearing.CATALOG_ROLE(), keccak256("CATALOG_ROLE"));
+        assertEq(address(clearing.insuranceContract()), address(insurance));
         uint32[] memory ids = clearing.operatorIds();
         assertEq(ids.length, 3);
         assertEq(ids[0], OP_RAIL);
@@ -39,18 +41,18 @@ contract ClearingTest is Fixture {
 
     function test_RevertWhen_ConstructedWithZeroFare() public {
         vm.expectRevert(Clearing.ZeroAddress.selector);
-        new Clearing(admin, FareToken(address(0)));
+        new Clearing(admin, FareToken(address(0)), insurance);
     }
 
     function test_SetOperator() public {
         vm.expectEmit(true, false, false, true, address(clearing));
         emit Clearing.OperatorSet(9, stranger);
-        vm.prank(admin);
+        vm.prank(catalog);
         clearing.setOperator(9, stranger);
         assertEq(clearing.operatorIds().length, 4);
         assertEq(clearing.operatorPayee(9), stranger);
 
-        // changing a payee does not register the operator twice
+        // changing a payee (the admin's call) does not register the operator twice
         vm.prank(admin);
         clearing.setOperator(9, busPayee);
         assertEq(clearing.operatorIds().length, 4);
@@ -58,15 +60,34 @@ contract ClearingTest is Fixture {
     }
 
     function test_RevertWhen_SetOperatorZeroPayee() public {
-        vm.prank(admin);
+        vm.prank(catalog);
         vm.expectRevert(Clearing.ZeroAddress.selector);
         clearing.setOperator(9, address(0));
     }
 
     function test_RevertWhen_SetOperatorUnauthorized() public {
+        bytes32 role = clearing.CATALOG_ROLE();
         vm.prank(stranger);
-        vm.expectRevert(unauthorized(stranger, bytes32(0)));
+        vm.expectRevert(unauthorized(stranger, role));
         clearing.setOperator(9, stranger);
+        // registering is catalogue work, not the admin's
+        vm.prank(admin);
+        vm.expectRevert(unauthorized(admin, role));
+        clearing.setOperator(9, stranger);
+    }
+
+    /// @dev the catalogue key registers operators but cannot re-point a registered operator's payee
+    ///      (that would hand it the operator's whole unpaid claim)
+    function test_RevertWhen_CatalogChangesPayee() public {
+        _escrowAndCredit(1, OP_BUS, 50);
+        vm.prank(catalog);
+        vm.expectRevert(unauthorized(catalog, bytes32(0)));
+        clearing.setOperator(OP_BUS, stranger);
+        assertEq(clearing.operatorPayee(OP_BUS), busPayee);
+        vm.prank(settler);
+        clearing.closePeriod(1);
+        assertEq(fare.balanceOf(busPayee), 50);
+        assertEq(fare.balanceOf(stranger), 0);
     }
 
     function test_Credit() public {
@@ -119,7 +140,7 @@ contract ClearingTest is Fixture {
         emit Clearing.PeriodClosed(1, 1250);
         vm.recordLogs();
         vm.prank(settler);
-        uint64 closed = clearing.closePeriod();
+        uint64 closed = clearing.closePeriod(1);
 
         assertEq(closed, 1);
         assertEq(clearing.currentPeriod(), 2);
@@ -143,9 +164,9 @@ contract ClearingTest is Fixture {
         vm.expectEmit(true, false, false, true, address(clearing));
         emit Clearing.PeriodClosed(1, 0);
         vm.prank(settler);
-        assertEq(clearing.closePeriod(), 1);
+        assertEq(clearing.closePeriod(1), 1);
         vm.prank(settler);
-        assertEq(clearing.closePeriod(), 2);
+        assertEq(clearing.closePeriod(2), 2);
         assertEq(clearing.currentPeriod(), 3);
     }
 
@@ -154,15 +175,53 @@ contract ClearingTest is Fixture {
         vm.prank(admin);
         clearing.setOperator(OP_BUS, stranger);
         vm.prank(settler);
-        clearing.closePeriod();
+        clearing.closePeriod(1);
         assertEq(fare.balanceOf(stranger), 50);
+    }
+
+    /// @dev a close names its period: a re-sent or concurrent close of the same period fails and
+    ///      pays nothing twice
+    function test_RevertWhen_ClosePeriodReplayed() public {
+        _escrowAndCredit(1, OP_RAIL, 900);
+        vm.prank(settler);
+        clearing.closePeriod(1);
+        assertEq(fare.balanceOf(railPayee), 900);
+        _escrowAndCredit(2, OP_RAIL, 100); // owed in period 2
+        vm.prank(settler);
+        vm.expectRevert(abi.encodeWithSelector(Clearing.WrongPeriod.selector, 1, 2));
+        clearing.closePeriod(1);
+        vm.prank(settler);
+        vm.expectRevert(abi.encodeWithSelector(Clearing.WrongPeriod.selector, 3, 2));
+        clearing.closePeriod(3); // nor can a close run ahead
+        assertEq(clearing.currentPeriod(), 2);
+        assertEq(clearing.unpaid(OP_RAIL), 100);
+        assertEq(fare.balanceOf(railPayee), 900);
+    }
+
+    function testFuzz_ClosePeriodOnlyCurrent(uint64 given, uint8 closes) public {
+        closes = uint8(bound(closes, 0, 5));
+        given = uint64(bound(given, 0, 8)); // around the current period, which it hits often
+        for (uint64 p = 1; p <= closes; ++p) {
+            vm.prank(settler);
+            clearing.closePeriod(p);
+        }
+        uint64 current = uint64(closes) + 1;
+        vm.prank(settler);
+        if (given == current) {
+            assertEq(clearing.closePeriod(given), current);
+            assertEq(clearing.currentPeriod(), current + 1);
+        } else {
+            vm.expectRevert(abi.encodeWithSelector(Clearing.WrongPeriod.selector, given, current));
+            clearing.closePeriod(given);
+            assertEq(clearing.currentPeriod(), current);
+        }
     }
 
     function test_RevertWhen_ClosePeriodUnauthorized() public {
         bytes32 role = clearing.SETTLER_ROLE();
         vm.prank(admin);
         vm.expectRevert(unauthorized(admin, role));
-        clearing.closePeriod();
+        clearing.closePeriod(1);
     }
 
     function test_AnchorTapBatch() public {
@@ -188,7 +247,7 @@ contract ClearingTest is Fixture {
         _escrowAndCredit(1, OP_BIKE, uint256(c) + 1);
         uint256 total = clearing.totalUnpaid();
         vm.prank(settler);
-        clearing.closePeriod();
+        clearing.closePeriod(1);
         assertEq(fare.balanceOf(railPayee) + fare.balanceOf(busPayee) + fare.balanceOf(bikePayee), total);
         assertEq(fare.balanceOf(address(clearing)), 0);
         assertEq(clearing.totalUnpaid(), 0);

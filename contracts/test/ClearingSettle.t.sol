@@ -33,7 +33,7 @@ contract ClearingSettleTest is Fixture {
 
     /// @dev a voucher worth `value`, issued and redeemed at `op`: books payableTo(op) += value
     function _book(uint32 op, uint128 value) internal {
-        vm.prank(admin);
+        vm.prank(catalog);
         insurance.setTerms(DelayInsurance.Terms(THRESHOLD, value, op, VOUCHER_LIFETIME));
         uint256 pid = ++policyNonce;
         vm.prank(mkt);
@@ -64,8 +64,9 @@ contract ClearingSettleTest is Fixture {
     }
 
     function _settle(Clearing.Transfer[] memory adj) internal returns (uint64) {
+        uint64 period = clearing.currentPeriod();
         vm.prank(settler);
-        return clearing.settlePeriod(adj);
+        return clearing.settlePeriod(period, adj);
     }
 
     function _count(Vm.Log[] memory logs, address emitter, bytes32 topic) internal pure returns (uint256 n) {
@@ -93,7 +94,7 @@ contract ClearingSettleTest is Fixture {
 
         vm.expectEmit(false, false, false, true, address(clearing));
         emit Clearing.InsuranceSet(address(0), OP_BUS);
-        vm.prank(admin);
+        vm.prank(catalog);
         clearing.setInsurance(address(0), OP_BUS);
         (ins, insurerId) = clearing.insurance();
         assertEq(ins, address(0));
@@ -101,15 +102,27 @@ contract ClearingSettleTest is Fixture {
     }
 
     function test_RevertWhen_SetInsuranceUnknownOperator() public {
-        vm.prank(admin);
+        vm.prank(catalog);
         vm.expectRevert(abi.encodeWithSelector(Clearing.UnknownOperator.selector, uint32(99)));
         clearing.setInsurance(address(insurance), 99);
     }
 
     function test_RevertWhen_SetInsuranceUnauthorized() public {
+        bytes32 role = clearing.CATALOG_ROLE();
         vm.prank(settler);
-        vm.expectRevert(unauthorized(settler, bytes32(0)));
+        vm.expectRevert(unauthorized(settler, role));
         clearing.setInsurance(address(insurance), OP_INSURER);
+    }
+
+    /// @dev the catalogue key can switch voucher settlement off and on and name the insurer, but
+    ///      cannot point it at another contract (one claiming the insurer's premiums as payables)
+    function test_RevertWhen_SetInsuranceForeignContract() public {
+        address fake = makeAddr("fake payables");
+        vm.prank(catalog);
+        vm.expectRevert(abi.encodeWithSelector(Clearing.UnknownInsurance.selector, fake));
+        clearing.setInsurance(fake, OP_INSURER);
+        (address ins,) = clearing.insurance();
+        assertEq(ins, address(insurance));
     }
 
     // ------------------------------------------------------------------ vouchers
@@ -178,7 +191,7 @@ contract ClearingSettleTest is Fixture {
         // period 2: no premiums, nothing settled, the payable stays
         vm.recordLogs();
         vm.prank(settler);
-        assertEq(clearing.closePeriod(), 2);
+        assertEq(clearing.closePeriod(2), 2);
         assertEq(_count(vm.getRecordedLogs(), address(clearing), Clearing.VoucherSettled.selector), 0);
         assertEq(insurance.payableTo(OP_BIKE), 200);
 
@@ -191,7 +204,7 @@ contract ClearingSettleTest is Fixture {
         vm.expectEmit(true, true, false, true, address(clearing));
         emit Clearing.Payout(3, OP_INSURER, insurerPayee, 800);
         vm.prank(settler);
-        assertEq(clearing.closePeriod(), 3);
+        assertEq(clearing.closePeriod(3), 3);
         assertEq(fare.balanceOf(bikePayee), 300);
         assertEq(fare.balanceOf(insurerPayee), 800);
         assertEq(insurance.totalPayable(), 0);
@@ -246,13 +259,13 @@ contract ClearingSettleTest is Fixture {
     }
 
     function test_SettleWithoutInsurancePaysAsBefore() public {
-        vm.prank(admin);
+        vm.prank(catalog);
         clearing.setInsurance(address(0), OP_INSURER);
         _credit(OP_INSURER, 1000);
         _book(OP_RAIL, 500);
         vm.expectCall(address(insurance), abi.encodeWithSelector(IVoucherPayables.totalPayable.selector), 0);
         vm.prank(settler);
-        clearing.closePeriod();
+        clearing.closePeriod(1);
         assertEq(fare.balanceOf(insurerPayee), 1000);
         assertEq(fare.balanceOf(railPayee), 0);
         assertEq(insurance.payableTo(OP_RAIL), 500);
@@ -266,7 +279,7 @@ contract ClearingSettleTest is Fixture {
         _book(OP_RAIL, 500);
         vm.prank(settler);
         vm.expectRevert(unauthorized(address(clearing), role));
-        clearing.closePeriod();
+        clearing.closePeriod(1);
         assertEq(clearing.unpaid(OP_INSURER), 1000);
         assertEq(clearing.currentPeriod(), 1);
     }
@@ -341,7 +354,7 @@ contract ClearingSettleTest is Fixture {
         uint256 payableBefore = insurance.totalPayable();
         vm.prank(settler);
         vm.expectRevert(err);
-        clearing.settlePeriod(adj);
+        clearing.settlePeriod(1, adj);
         // nothing happened: no voucher settled, no claim moved, no period closed
         assertEq(clearing.unpaid(OP_RAIL), railBefore);
         assertEq(insurance.totalPayable(), payableBefore);
@@ -396,14 +409,30 @@ contract ClearingSettleTest is Fixture {
         assertEq(fare.balanceOf(busPayee), 200);
     }
 
+    /// @dev a settlement names its period: sent again (a retry after a lost receipt, a second
+    ///      closer) it fails, and a later period's claims are not paid with the old adjustments
+    function test_RevertWhen_SettlePeriodReplayed() public {
+        _credit(OP_RAIL, 1000);
+        Clearing.Transfer[] memory adj = _one(OP_RAIL, OP_BUS, 300);
+        assertEq(_settle(adj), 1);
+        _credit(OP_RAIL, 500); // period 2
+        vm.prank(settler);
+        vm.expectRevert(abi.encodeWithSelector(Clearing.WrongPeriod.selector, 1, 2));
+        clearing.settlePeriod(1, adj);
+        assertEq(clearing.unpaid(OP_RAIL), 500);
+        assertEq(fare.balanceOf(railPayee), 700);
+        assertEq(fare.balanceOf(busPayee), 300);
+        assertEq(clearing.currentPeriod(), 2);
+    }
+
     function test_RevertWhen_SettlePeriodUnauthorized() public {
         bytes32 role = clearing.SETTLER_ROLE();
         vm.prank(admin);
         vm.expectRevert(unauthorized(admin, role));
-        clearing.settlePeriod(_none());
+        clearing.settlePeriod(1, _none());
         vm.prank(mkt);
         vm.expectRevert(unauthorized(mkt, role));
-        clearing.settlePeriod(_one(OP_RAIL, OP_BUS, 1));
+        clearing.settlePeriod(1, _one(OP_RAIL, OP_BUS, 1));
     }
 
     // ------------------------------------------------------------------ fuzz

@@ -48,7 +48,7 @@ contract DelayInsuranceTest is Fixture {
         DelayInsurance.Terms memory t = DelayInsurance.Terms(60, 1234, OP_BUS, 7 days);
         vm.expectEmit(false, false, false, true, address(insurance));
         emit DelayInsurance.TermsSet(60, 1234, OP_BUS, 7 days);
-        vm.prank(admin);
+        vm.prank(catalog);
         insurance.setTerms(t);
         DelayInsurance.Terms memory got = insurance.terms();
         assertEq(got.thresholdMinutes, 60);
@@ -58,7 +58,7 @@ contract DelayInsuranceTest is Fixture {
     }
 
     function test_RevertWhen_SetTermsInvalid() public {
-        vm.prank(admin);
+        vm.prank(catalog);
         vm.expectRevert(DelayInsurance.InvalidTerms.selector);
         insurance.setTerms(DelayInsurance.Terms(60, 1234, OP_BUS, 0));
 
@@ -67,8 +67,9 @@ contract DelayInsuranceTest is Fixture {
     }
 
     function test_RevertWhen_SetTermsUnauthorized() public {
+        bytes32 role = insurance.CATALOG_ROLE();
         vm.prank(oracle);
-        vm.expectRevert(unauthorized(oracle, bytes32(0)));
+        vm.expectRevert(unauthorized(oracle, role));
         insurance.setTerms(defaultTerms());
     }
 
@@ -271,7 +272,7 @@ contract DelayInsuranceTest is Fixture {
         assertTrue(insurance.hasRole(insurance.CLEARING_ROLE(), address(clearing)));
         _redeemed(21, OP_RAIL);
         _redeemed(22, OP_RAIL);
-        vm.prank(admin);
+        vm.prank(catalog);
         insurance.setTerms(DelayInsurance.Terms(THRESHOLD, 300, OP_BUS, VOUCHER_LIFETIME));
         _redeemed(23, OP_BUS);
         assertEq(insurance.totalPayable(), 1300);
@@ -339,13 +340,15 @@ contract DelayInsuranceProductTermsTest is Fixture {
 
     function setUp() public override {
         super.setUp();
-        vm.startPrank(admin);
+        vm.startPrank(catalog);
         market.setProduct(P_TAXI_COVER, fixedProduct(OP_BUS, 200, 3 days, type(uint32).max, true));
         market.setBundle(B_RAIL, _ids(P_RAIL_DAY), 0);
         market.setBundle(B_TAXI, _ids(P_TAXI_COVER), 0);
         market.setBundle(B_BUS, _ids(P_BUS_2), 0);
-        insurance.grantRole(insurance.ORACLE_ROLE(), oracle2);
         vm.stopPrank();
+        bytes32 oracleRole = insurance.ORACLE_ROLE();
+        vm.prank(admin);
+        insurance.grantRole(oracleRole, oracle2);
         address[3] memory who = [traveler, alice, bob];
         for (uint256 i; i < who.length; ++i) {
             fund(who[i], 100_000);
@@ -382,7 +385,7 @@ contract DelayInsuranceProductTermsTest is Fixture {
     }
 
     function _setTerms(uint32 productId, DelayInsurance.ProductTerms memory t) internal {
-        vm.prank(admin);
+        vm.prank(catalog);
         insurance.setProductTerms(productId, t);
     }
 
@@ -431,7 +434,7 @@ contract DelayInsuranceProductTermsTest is Fixture {
     }
 
     function test_RevertWhen_SetProductTermsInvalid() public {
-        vm.startPrank(admin);
+        vm.startPrank(catalog);
         vm.expectRevert(DelayInsurance.InvalidTerms.selector);
         insurance.setProductTerms(P_TAXI_COVER, _pt(40, 900, 0, TAXI, 0, 0)); // lifetime 0
         vm.expectRevert(DelayInsurance.InvalidTerms.selector);
@@ -442,18 +445,20 @@ contract DelayInsuranceProductTermsTest is Fixture {
     }
 
     function test_RevertWhen_ProductTermsUnauthorized() public {
-        address[2] memory notAdmin = [oracle, stranger];
-        for (uint256 i; i < notAdmin.length; ++i) {
-            vm.prank(notAdmin[i]);
-            vm.expectRevert(unauthorized(notAdmin[i], bytes32(0)));
+        bytes32 role = insurance.CATALOG_ROLE();
+        // the cold admin grants the catalogue role but does not set terms itself
+        address[3] memory notCatalog = [oracle, stranger, admin];
+        for (uint256 i; i < notCatalog.length; ++i) {
+            vm.prank(notCatalog[i]);
+            vm.expectRevert(unauthorized(notCatalog[i], role));
             insurance.setProductTerms(P_TAXI_COVER, _pt(40, 900, 2 days, TAXI, 0, 0));
-            vm.prank(notAdmin[i]);
-            vm.expectRevert(unauthorized(notAdmin[i], bytes32(0)));
+            vm.prank(notCatalog[i]);
+            vm.expectRevert(unauthorized(notCatalog[i], role));
             insurance.clearProductTerms(P_TAXI_COVER);
         }
         // the market role is not enough either
         vm.prank(address(market));
-        vm.expectRevert(unauthorized(address(market), bytes32(0)));
+        vm.expectRevert(unauthorized(address(market), role));
         insurance.setProductTerms(P_TAXI_COVER, _pt(40, 900, 2 days, TAXI, 0, 0));
     }
 
@@ -495,7 +500,7 @@ contract DelayInsuranceProductTermsTest is Fixture {
         assertEq(insurance.ownerOf(vid), traveler);
 
         // the voucher is redeemable by any operator of its category, until the product's lifetime ends
-        vm.prank(admin);
+        vm.prank(catalog);
         insurance.setOperatorCategory(OP_BIKE, TAXI);
         vm.warp(expiry);
         vm.prank(redeemer);
@@ -508,7 +513,7 @@ contract DelayInsuranceProductTermsTest is Fixture {
     }
 
     function test_ProductWithoutTermsUsesGlobal() public {
-        vm.startPrank(admin);
+        vm.startPrank(catalog);
         insurance.setVoucherCategory("rail");
         insurance.setProductTerms(P_TAXI_COVER, _pt(40, 900, 2 days, TAXI, 1, 1));
         vm.stopPrank();
@@ -535,10 +540,10 @@ contract DelayInsuranceProductTermsTest is Fixture {
 
     function test_StoredPolicyUsesGlobalTerms() public {
         bytes32 role = insurance.MARKET_ROLE();
-        vm.startPrank(admin);
+        vm.prank(admin);
         insurance.grantRole(role, address(this));
+        vm.prank(catalog);
         insurance.setProductTerms(P_TAXI_COVER, _pt(40, 900, 2 days, TAXI, 1, 1));
-        vm.stopPrank();
         uint256 pid = 1_000_000;
         insurance.openPolicy(pid, traveler, uint64(block.timestamp), uint64(block.timestamp + 1 days));
         _assertTerms(insurance.termsFor(pid), _globalTerms(0));
@@ -561,7 +566,7 @@ contract DelayInsuranceProductTermsTest is Fixture {
 
         vm.expectEmit(true, false, false, false, address(insurance));
         emit DelayInsurance.ProductTermsCleared(P_TAXI_COVER);
-        vm.prank(admin);
+        vm.prank(catalog);
         insurance.clearProductTerms(P_TAXI_COVER);
         (DelayInsurance.ProductTerms memory got, bool isSet) = insurance.productTerms(P_TAXI_COVER);
         assertFalse(isSet);

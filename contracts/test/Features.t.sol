@@ -22,12 +22,15 @@ contract FeaturesTest is Fixture {
     uint256 internal issuerKey = 0x155;
     address internal issuer;
     address internal friend = makeAddr("friend");
+    uint256 internal constant AHEAD = 1 hours;
 
     function setUp() public override {
         super.setUp();
         issuer = vm.addr(issuerKey);
-        vm.startPrank(admin);
-        market.grantRole(market.CONCESSION_ISSUER_ROLE(), issuer);
+        bytes32 issuerRole = market.CONCESSION_ISSUER_ROLE();
+        vm.prank(admin);
+        market.grantRole(issuerRole, issuer);
+        vm.startPrank(catalog);
         PlanMarket.ProductConfig memory c = fixedProduct(OP_RAIL, 2000, 7 days, type(uint32).max, false);
         c.validity = 1;
         c.activationWindow = 30 days;
@@ -62,9 +65,11 @@ contract FeaturesTest is Fixture {
         market.buy(bundleId, 0, type(uint256).max);
     }
 
-    function _ride(uint256 id) internal {
-        vm.prank(validator);
-        ticket.recordRide(id);
+    /// @dev bought for a start `AHEAD` from now: the holder may refund it until then
+    function _buyAhead(uint32 bundleId) internal returns (uint256 firstTicket) {
+        firstTicket = ticket.nextTicketId();
+        vm.prank(traveler);
+        market.buy(bundleId, uint64(block.timestamp + AHEAD), type(uint256).max);
     }
 
     // ------------------------------------------------------------------ products
@@ -82,7 +87,7 @@ contract FeaturesTest is Fixture {
     }
 
     function test_RevertWhen_SetProductInvalid() public {
-        vm.startPrank(admin);
+        vm.startPrank(catalog);
         PlanMarket.ProductConfig memory c = fixedProduct(OP_RAIL, 1, 1 days, 1, false);
         c.validity = 3;
         vm.expectRevert(PlanMarket.InvalidProduct.selector);
@@ -121,23 +126,37 @@ contract FeaturesTest is Fixture {
         assertEq(d.rollingDays, 7);
         vm.warp(block.timestamp + 10 days);
         uint256 start = block.timestamp;
-        _ride(id);
+        vm.expectEmit(address(ticket));
+        emit Ticket.TicketActivated(id, uint64(start), uint64(start + 7 days));
+        assertEq(ride(id), 1);
         d = ticket.ticketData(id);
         assertEq(d.validFrom, start);
         assertEq(d.validUntil, start + 7 days);
         vm.warp(start + 7 days - 1);
-        _ride(id); // second ride keeps the window
+        assertEq(ride(id), 1); // second ride keeps the window
         assertEq(ticket.ticketData(id).validUntil, start + 7 days);
         vm.warp(start + 7 days);
-        vm.expectRevert(abi.encodeWithSelector(Ticket.TicketExpired.selector, id));
-        _ride(id);
+        assertEq(ride(id), 0); // expired
     }
 
-    function test_RevertWhen_RollingNotActivatedInTime() public {
+    /// @dev the window starts at the tap, not when its batch reaches the chain
+    function test_RollingStartsAtTapTime() public {
+        uint256 id = _buy(B_ROLL);
+        uint256 tap = block.timestamp + 2 days;
+        vm.warp(tap + 6 hours); // the batch with the tap lands later
+        vm.expectEmit(address(ticket));
+        emit Ticket.TicketActivated(id, uint64(tap), uint64(tap + 7 days));
+        assertEq(rideAt(id, tap), 1);
+        Ticket.TicketData memory d = ticket.ticketData(id);
+        assertEq(d.validFrom, tap);
+        assertEq(d.validUntil, tap + 7 days);
+    }
+
+    function test_RollingNotActivatedInTime() public {
         uint256 id = _buy(B_ROLL);
         vm.warp(block.timestamp + 30 days);
-        vm.expectRevert(abi.encodeWithSelector(Ticket.TicketExpired.selector, id));
-        _ride(id);
+        assertEq(ride(id), 0); // expired: the activation window is over
+        assertEq(ticket.ticketData(id).flags & ticket.FLAG_USED(), 0);
     }
 
     function test_RidesCarnet() public {
@@ -148,10 +167,9 @@ contract FeaturesTest is Fixture {
         assertEq(d.validUntil, block.timestamp + 90 days);
         for (uint256 i; i < 10; ++i) {
             vm.warp(block.timestamp + 5 days);
-            _ride(id);
+            assertEq(ride(id), 1);
         }
-        vm.expectRevert(abi.encodeWithSelector(Ticket.NoRidesLeft.selector, id));
-        _ride(id);
+        assertEq(ride(id), 0); // no rides left
     }
 
     // ------------------------------------------------------------------ ticket ownership
@@ -202,10 +220,10 @@ contract FeaturesTest is Fixture {
     // ------------------------------------------------------------------ refunds
 
     function test_Refund() public {
-        uint256 id = _buy(B_CARNET);
+        uint256 id = _buyAhead(B_CARNET);
         (uint256 amount, uint64 deadline) = market.refundable(id);
         assertEq(amount, 800);
-        assertEq(deadline, block.timestamp + 2 days);
+        assertEq(deadline, block.timestamp + AHEAD + 2 days);
         uint256 before = fare.balanceOf(traveler);
         vm.expectEmit(address(market));
         emit PlanMarket.TicketRefunded(id, traveler, OP_BUS, 800);
@@ -216,8 +234,8 @@ contract FeaturesTest is Fixture {
         assertEq(clearing.totalUnpaid(), fare.balanceOf(address(clearing)));
         vm.expectRevert(abi.encodeWithSelector(IERC721Errors.ERC721NonexistentToken.selector, id));
         ticket.ownerOf(id);
-        vm.expectRevert(abi.encodeWithSelector(Ticket.UnknownTicket.selector, id));
-        _ride(id);
+        vm.warp(block.timestamp + AHEAD);
+        assertEq(ride(id), 0); // burnt: refused as unknown
         vm.expectRevert(abi.encodeWithSelector(Ticket.UnknownTicket.selector, id));
         ticket.ticketData(id);
     }
@@ -233,7 +251,7 @@ contract FeaturesTest is Fixture {
     function test_RefundInsuredCancelsPolicy() public {
         uint256 id = _buy(B_INS);
         assertEq(insurance.policy(id).holder, traveler);
-        vm.prank(traveler);
+        vm.prank(relayer);
         market.refund(id);
         vm.expectRevert(abi.encodeWithSelector(DelayInsurance.UnknownPolicy.selector, id));
         insurance.policy(id);
@@ -246,10 +264,10 @@ contract FeaturesTest is Fixture {
         uint32[] memory ids = new uint32[](2);
         ids[0] = P_REFUND_INS;
         ids[1] = P_CARNET;
-        vm.prank(admin);
+        vm.prank(catalog);
         market.setBundle(9, ids, 0);
         uint256 head = _buy(9);
-        vm.prank(traveler);
+        vm.prank(relayer);
         market.refund(head); // burning the head must not orphan leg 2
         assertEq(ticket.ownerOf(head + 1), traveler);
         assertEq(ticket.balanceOf(traveler), 1);
@@ -261,7 +279,7 @@ contract FeaturesTest is Fixture {
         vm.expectRevert(abi.encodeWithSelector(PlanMarket.NotTicketHolder.selector, id, stranger));
         market.refund(id);
 
-        _ride(id);
+        ride(id);
         vm.prank(traveler);
         vm.expectRevert(abi.encodeWithSelector(PlanMarket.TicketAlreadyUsed.selector, id));
         market.refund(id);
@@ -281,8 +299,8 @@ contract FeaturesTest is Fixture {
     function test_RevertWhen_RefundAfterPayout() public {
         uint256 id = _buy(B_CARNET);
         vm.prank(settler);
-        clearing.closePeriod();
-        vm.prank(traveler);
+        clearing.closePeriod(1);
+        vm.prank(relayer);
         vm.expectRevert(abi.encodeWithSelector(Clearing.InsufficientUnpaid.selector, OP_BUS, 0, 800));
         market.refund(id);
     }
@@ -293,6 +311,67 @@ contract FeaturesTest is Fixture {
         market.pause();
         vm.prank(traveler);
         vm.expectRevert(Pausable.EnforcedPause.selector);
+        market.refund(id);
+    }
+
+    /// @dev once a ride of the ticket is on chain, nobody gets its money back
+    function test_RevertWhen_RefundRiddenTicket() public {
+        uint256 id = _buy(B_CARNET);
+        assertEq(ride(id), 1);
+        vm.prank(traveler);
+        vm.expectRevert(abi.encodeWithSelector(PlanMarket.TicketAlreadyUsed.selector, id));
+        market.refund(id);
+        vm.prank(relayer);
+        vm.expectRevert(abi.encodeWithSelector(PlanMarket.TicketAlreadyUsed.selector, id));
+        market.refund(id);
+        assertEq(ticket.ownerOf(id), traveler);
+    }
+
+    function test_HolderRefundBeforeValidity() public {
+        uint256 id = _buyAhead(B_CARNET);
+        vm.warp(block.timestamp + AHEAD - 1);
+        uint256 before = fare.balanceOf(traveler);
+        vm.prank(traveler);
+        assertEq(market.refund(id), 800);
+        assertEq(fare.balanceOf(traveler), before + 800);
+    }
+
+    /// @dev from validFrom a gate may have let the ticket through in a batch not yet on chain:
+    ///      only the relayer, which checks the taps it recorded, refunds then
+    function test_RevertWhen_HolderRefundAfterValidityStart() public {
+        uint256 id = _buyAhead(B_CARNET);
+        uint64 validFrom = uint64(block.timestamp + AHEAD);
+        vm.warp(validFrom);
+        vm.prank(traveler);
+        vm.expectRevert(abi.encodeWithSelector(PlanMarket.RefundNeedsRelayer.selector, id, validFrom));
+        market.refund(id);
+        uint256 id2 = _buy(B_CARNET); // valid from now
+        vm.prank(traveler);
+        vm.expectRevert(abi.encodeWithSelector(PlanMarket.RefundNeedsRelayer.selector, id2, uint64(block.timestamp)));
+        market.refund(id2);
+        // the relayer refunds the unused ticket, to its holder
+        uint256 before = fare.balanceOf(traveler);
+        vm.prank(relayer);
+        assertEq(market.refund(id), 800);
+        assertEq(fare.balanceOf(traveler), before + 800);
+    }
+
+    /// @dev a holder's own refund goes through exactly while the ticket is not yet valid
+    function testFuzz_HolderRefundOnlyBeforeValidity(uint32 ahead, uint32 wait) public {
+        ahead = uint32(bound(ahead, 0, 2 days));
+        wait = uint32(bound(wait, 0, 2 days));
+        uint256 id = ticket.nextTicketId();
+        vm.prank(traveler);
+        market.buy(B_CARNET, uint64(block.timestamp + ahead), type(uint256).max);
+        (, uint64 deadline) = market.refundable(id);
+        vm.warp(block.timestamp + wait);
+        uint64 validFrom = ticket.ticketData(id).validFrom;
+        vm.prank(traveler);
+        if (block.timestamp >= deadline) {
+            vm.expectRevert(abi.encodeWithSelector(PlanMarket.RefundWindowClosed.selector, id));
+        } else if (block.timestamp >= validFrom) {
+            vm.expectRevert(abi.encodeWithSelector(PlanMarket.RefundNeedsRelayer.selector, id, validFrom));
+        }
         market.refund(id);
     }
 
@@ -381,7 +460,43 @@ contract FeaturesTest is Fixture {
         _expectConcessionRevert(c, _sign(issuerKey, c), abi.encodeWithSelector(PlanMarket.InvalidConcession.selector));
         c.kind = 2;
         c.discountBps = 10_001;
-        _expectConcessionRevert(c, _sign(issuerKey, c), abi.encodeWithSelector(PlanMarket.InvalidConcession.selector));
+        _expectConcessionRevert(
+            c,
+            _sign(issuerKey, c),
+            abi.encodeWithSelector(PlanMarket.ConcessionAboveMax.selector, 10_001, MAX_CONCESSION_BPS)
+        );
+    }
+
+    /// @dev a validly signed attestation above the cap is refused: the attestor key alone cannot
+    ///      hand out free plans
+    function test_RevertWhen_ConcessionAboveMax() public {
+        PlanMarket.Concession memory c = _concession(traveler, MAX_CONCESSION_BPS + 1, keccak256("n8"));
+        bytes memory sig = _sign(issuerKey, c);
+        _expectConcessionRevert(
+            c, sig, abi.encodeWithSelector(PlanMarket.ConcessionAboveMax.selector, MAX_CONCESSION_BPS + 1, 5000)
+        );
+        assertFalse(market.concessionUsed(c.nonce));
+        vm.prank(admin);
+        market.setMaxConcessionBps(MAX_CONCESSION_BPS + 1);
+        _buyConcession(c, sig);
+        assertTrue(market.concessionUsed(c.nonce));
+    }
+
+    /// @dev any discount above the cap reverts, any at or below it buys
+    function testFuzz_ConcessionCap(uint16 maxBps, uint16 bps) public {
+        maxBps = uint16(bound(maxBps, 0, 10_000));
+        vm.prank(admin);
+        market.setMaxConcessionBps(maxBps);
+        PlanMarket.Concession memory c = _concession(traveler, bps, keccak256(abi.encode(maxBps, bps)));
+        bytes memory sig = _sign(issuerKey, c);
+        if (bps > maxBps) {
+            _expectConcessionRevert(c, sig, abi.encodeWithSelector(PlanMarket.ConcessionAboveMax.selector, bps, maxBps));
+        } else {
+            uint256 before = fare.balanceOf(traveler);
+            (uint256 price,) = market.quoteWithConcession(BUNDLE, bps);
+            _buyConcession(c, sig);
+            assertEq(fare.balanceOf(traveler), before - price);
+        }
     }
 
     function test_RevertWhen_ConcessionReplayed() public {
@@ -441,7 +556,7 @@ contract FeaturesTest is Fixture {
         PlanMarket.ProductConfig memory c = fixedProduct(OP_RAIL, 900, 3 days, type(uint32).max, true);
         c.validity = 1;
         c.activationWindow = 10 days;
-        vm.startPrank(admin);
+        vm.startPrank(catalog);
         market.setProduct(70, c);
         market.setBundle(70, _ids(70), 0);
         vm.stopPrank();
@@ -449,7 +564,7 @@ contract FeaturesTest is Fixture {
         uint256 t0 = block.timestamp;
         assertEq(insurance.policy(id).validUntil, t0 + 13 days); // not activated yet
         vm.warp(t0 + 1 days);
-        _ride(id);
+        ride(id);
         assertEq(insurance.policy(id).validFrom, t0 + 1 days);
         assertEq(insurance.policy(id).validUntil, t0 + 4 days);
         vm.warp(t0 + 4 days);
@@ -497,7 +612,7 @@ contract FeaturesTest is Fixture {
 
     function test_RedeemByCategoryBooksPayable() public {
         bytes32 taxi = "taxi";
-        vm.startPrank(admin);
+        vm.startPrank(catalog);
         insurance.setVoucherCategory(taxi);
         insurance.setOperatorCategory(77, taxi);
         vm.stopPrank();
@@ -603,7 +718,7 @@ contract FeaturesTest is Fixture {
         PlanMarket.ProductConfig memory c = fixedProduct(OP_BIKE, price, 3 days, 5, false);
         c.refundBps = bps;
         c.refundWindow = 1 days;
-        vm.startPrank(admin);
+        vm.startPrank(catalog);
         market.setProduct(60, c);
         market.setBundle(60, _ids(60), 0);
         vm.stopPrank();
@@ -612,7 +727,7 @@ contract FeaturesTest is Fixture {
         vm.warp(block.timestamp + bound(wait, 0, 2 days));
         uint256 before = fare.balanceOf(traveler);
         bool closed = block.timestamp >= ticket.ticketData(id).validFrom + 1 days;
-        vm.prank(traveler);
+        vm.prank(relayer);
         if (expected == 0) {
             vm.expectRevert(abi.encodeWithSelector(PlanMarket.NotRefundable.selector, id));
             market.refund(id);

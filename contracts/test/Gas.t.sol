@@ -6,6 +6,7 @@ import {console} from "forge-std/console.sol";
 import {Fixture} from "./utils/Fixture.sol";
 import {DelayInsurance} from "../src/DelayInsurance.sol";
 import {Clearing} from "../src/Clearing.sol";
+import {Ticket} from "../src/Ticket.sol";
 
 /// @dev Gas benchmark of the hot paths. Every measured call starts with all
 ///      touched accounts cooled (`vm.cool`), so storage access is priced as in a
@@ -22,7 +23,7 @@ contract GasBench is Fixture {
 
     function setUp() public override {
         super.setUp();
-        vm.startPrank(admin);
+        vm.startPrank(catalog);
         clearing.setOperator(OP_TAXI, makeAddr("taxiPayee"));
         market.setProduct(P_TAXI, fixedProduct(OP_TAXI, 700, 1 days, 1, false));
         uint32[] memory ids = new uint32[](4);
@@ -113,7 +114,7 @@ contract GasBench is Fixture {
     function test_Gas_MarginalLeg() public {
         uint32[] memory one = new uint32[](1);
         one[0] = P_TAXI;
-        vm.prank(admin);
+        vm.prank(catalog);
         market.setBundle(401, one, 0);
         uint256 g1 = _buyAs(0xA11CE, 401);
         uint256 g4 = _buyAs(0xB0B, BUNDLE4);
@@ -139,6 +140,44 @@ contract GasBench is Fixture {
         assertApproxEqAbs(a, c, 100);
     }
 
+    /// @dev `n` taps of `n` different, unused tickets (4-leg plans bought beforehand), the first
+    ///      ride of each: the common case of a batch
+    function _recordRides(uint256 n) internal returns (uint256 txGas) {
+        (uint256 price,) = market.quote(BUNDLE4);
+        uint256 plans = (n + 3) / 4;
+        fund(traveler, price * plans);
+        vm.startPrank(traveler);
+        fare.approve(address(market), price * plans);
+        for (uint256 i; i < plans; ++i) {
+            market.buy(BUNDLE4, 0, price);
+        }
+        vm.stopPrank();
+        uint256 first = ticket.nextTicketId() - n;
+        Ticket.Ride[] memory rides = new Ticket.Ride[](n);
+        for (uint256 i; i < n; ++i) {
+            rides[i] = Ticket.Ride(first + i, uint64(block.timestamp));
+        }
+        bytes32 key = keccak256(abi.encode("tap batch", n));
+        bytes memory data = abi.encodeCall(ticket.recordRides, (key, rides));
+        _coolAll();
+        vm.prank(validator);
+        assertEq(ticket.recordRides(key, rides), n);
+        txGas = _report(string.concat("recordRides, ", vm.toString(n), " rides"), data);
+        console.log("  tx gas per ride", txGas / n);
+    }
+
+    function test_Gas_RecordRides1() public {
+        _recordRides(1);
+    }
+
+    function test_Gas_RecordRides32() public {
+        assertLe(_recordRides(32) / 32, 12_000, "gas per ride regressed");
+    }
+
+    function test_Gas_RecordRides256() public {
+        assertLe(_recordRides(256) / 256, 12_000, "gas per ride regressed");
+    }
+
     function _issueVoucher(string memory what) internal returns (uint256 voucherId, uint256 txGas) {
         _buy4();
         uint256 policyId = ticket.nextTicketId() - 4; // rail leg = insured
@@ -154,7 +193,7 @@ contract GasBench is Fixture {
     }
 
     function _railProductTerms(bytes32 category, uint16 maxPerTrip, uint16 maxPerDay) internal {
-        vm.prank(admin);
+        vm.prank(catalog);
         insurance.setProductTerms(
             P_RAIL_DAY,
             DelayInsurance.ProductTerms(
@@ -211,20 +250,20 @@ contract GasBench is Fixture {
     ///      insurer when `insurer` (then also owed `premium` more)
     function _tenOperators(bool insurer, uint256 premium) internal {
         vm.prank(settler);
-        clearing.closePeriod();
+        clearing.closePeriod(1);
         bytes32 role = clearing.MARKET_ROLE();
         vm.prank(admin);
         clearing.grantRole(role, address(this));
         for (uint32 op = 1; op <= 10; ++op) {
             if (op > 4) {
-                vm.prank(admin);
+                vm.prank(catalog);
                 clearing.setOperator(op, makeAddr(string.concat("payee", vm.toString(op))));
             }
             fund(address(clearing), 100);
             clearing.credit(1, op, 100);
         }
         if (insurer) {
-            vm.prank(admin);
+            vm.prank(catalog);
             clearing.setInsurance(address(insurance), OP_INSURER);
             fund(address(clearing), premium);
             clearing.credit(1, OP_INSURER, premium);
@@ -233,10 +272,10 @@ contract GasBench is Fixture {
 
     function test_Gas_ClosePeriod10Operators() public {
         _tenOperators(false, 0);
-        bytes memory data = abi.encodeCall(clearing.closePeriod, ());
+        bytes memory data = abi.encodeCall(clearing.closePeriod, (2));
         _coolAll();
         vm.prank(settler);
-        clearing.closePeriod();
+        clearing.closePeriod(2);
         _report("closePeriod, 10 operators with unpaid balances", data);
         assertEq(clearing.totalUnpaid(), 0);
     }
@@ -244,10 +283,10 @@ contract GasBench is Fixture {
     /// insurer set, no voucher payable: one totalPayable() look-up
     function test_Gas_ClosePeriod10OperatorsInsurerNoVouchers() public {
         _tenOperators(true, 1000);
-        bytes memory data = abi.encodeCall(clearing.closePeriod, ());
+        bytes memory data = abi.encodeCall(clearing.closePeriod, (2));
         _coolAll();
         vm.prank(settler);
-        clearing.closePeriod();
+        clearing.closePeriod(2);
         _report("closePeriod, 10 operators, insurer set, no voucher payable", data);
         assertEq(clearing.totalUnpaid(), 0);
     }
@@ -261,11 +300,11 @@ contract GasBench is Fixture {
         Clearing.Transfer[] memory adj = new Clearing.Transfer[](2);
         adj[0] = Clearing.Transfer(OP_BUS, OP_BIKE, 60);
         adj[1] = Clearing.Transfer(OP_TAXI, 9, 40);
-        bytes memory data = abi.encodeCall(clearing.settlePeriod, (adj));
+        bytes memory data = abi.encodeCall(clearing.settlePeriod, (2, adj));
         _coolAll();
         vm.recordLogs();
         vm.prank(settler);
-        clearing.settlePeriod(adj);
+        clearing.settlePeriod(2, adj);
         _report("settlePeriod, 10 operators, 1 voucher settlement + 2 adjustments", data);
         Vm.Log[] memory logs = vm.getRecordedLogs();
         uint256 settled;

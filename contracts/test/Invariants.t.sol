@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {Test} from "forge-std/Test.sol";
+import {Vm} from "forge-std/Vm.sol";
 import {console} from "forge-std/console.sol";
 import {Fixture} from "./utils/Fixture.sol";
 import {FareToken} from "../src/FareToken.sol";
@@ -10,11 +11,13 @@ import {Clearing} from "../src/Clearing.sol";
 import {PlanMarket} from "../src/PlanMarket.sol";
 import {DelayInsurance} from "../src/DelayInsurance.sol";
 
-/// @dev Drives the deployed system through random purchases, rides, refunds, delay
-///      reports, voucher redemptions, settlements (closePeriod and settlePeriod with
-///      random valid adjustments), mints and transfers while keeping ghost accounting
-///      to check against. Settlements are checked against a model of the three steps
-///      (vouchers out of the insurer's claim, adjustments, payout) as they happen.
+/// @dev Drives the deployed system through random purchases, ride batches, refunds (by the
+///      holder and by the relayer), delay reports, voucher redemptions, settlements (closePeriod
+///      and settlePeriod with random valid adjustments), replays of the last ride batch and the
+///      last settlement, mints and transfers while keeping ghost accounting to check against.
+///      Settlements are checked against a model of the three steps (vouchers out of the
+///      insurer's claim, adjustments, payout), and ride batches against a model of the ticket
+///      rules (each ride judged at its tap time), as they happen.
 contract KippuHandler is Test {
     FareToken internal fare;
     Ticket internal ticket;
@@ -23,6 +26,7 @@ contract KippuHandler is Test {
     address internal fareMinter;
     address internal validator;
     address internal settler;
+    address internal relayer;
 
     address[] internal actors;
     uint32[] internal bundles;
@@ -63,6 +67,16 @@ contract KippuHandler is Test {
     uint256 public ghostClaimMoves; // adjustments applied
     mapping(uint32 operatorId => uint256) public ghostPaidTo;
 
+    uint256 public ghostRideBatches;
+    uint256 public ghostRidesRefused;
+    uint256 public ghostActivations;
+    uint256 public ghostReplays; // replayed ride batches and settlements, all refused
+    uint256 public ghostHolderRefunds;
+    bytes32[] public rideKeys;
+    Ticket.Ride[] internal lastRides;
+    uint64 internal lastSettledPeriod;
+    Clearing.Transfer[] internal lastAdjustments;
+
     constructor(
         FareToken fare_,
         Ticket ticket_,
@@ -71,6 +85,7 @@ contract KippuHandler is Test {
         address fareMinter_,
         address validator_,
         address settler_,
+        address relayer_,
         uint32[] memory bundles_
     ) {
         fare = fare_;
@@ -80,6 +95,7 @@ contract KippuHandler is Test {
         fareMinter = fareMinter_;
         validator = validator_;
         settler = settler_;
+        relayer = relayer_;
         bundles = bundles_;
         for (uint256 i; i < 4; ++i) {
             actors.push(makeAddr(string.concat("actor", vm.toString(i))));
@@ -154,15 +170,147 @@ contract KippuHandler is Test {
         }
     }
 
-    function recordRide(uint256 ticketSeed) external {
-        if (ticketIds.length == 0) return;
-        uint256 id = ticketIds[ticketSeed % ticketIds.length];
-        if (burned[id]) return;
+    function rideBatchCount() external view returns (uint256) {
+        return rideKeys.length;
+    }
+
+    /// @dev a batch of 1..12 taps: mostly of known tickets (repeats included), most of them inside
+    ///      the ticket's window, others up to two days back, some of tickets never minted, some
+    ///      dated after the block; every ride's outcome must be what the model of the rules says
+    function recordRides(uint256 seed, uint256 count) external {
+        uint256 n = bound(count, 1, 12);
+        Ticket.Ride[] memory rides = new Ticket.Ride[](n);
+        for (uint256 i; i < n; ++i) {
+            uint256 r = uint256(keccak256(abi.encode(seed, i)));
+            uint256 id = ticketIds.length == 0 || r % 10 == 0
+                ? ticket.nextTicketId() + (r >> 4) % 3
+                : ticketIds[(r >> 4) % ticketIds.length];
+            uint256 time = (r >> 64) % 12 == 0
+                ? block.timestamp + 1 + (r >> 72) % 1 hours
+                : block.timestamp - ((r >> 128) % 2 days) % block.timestamp;
+            if ((r >> 192) % 3 != 0) time = _inWindow(id, time, r >> 200);
+            rides[i] = Ticket.Ride(id, uint64(time));
+        }
+        (uint8[] memory reasons, uint32[] memory lefts) = _modelRides(rides);
+        bytes32 key = keccak256(abi.encode("ride batch", rideKeys.length));
+
+        vm.recordLogs();
         vm.prank(validator);
-        try ticket.recordRide(id) {
-            ++ridesTaken[id];
-            ++ghostRides;
+        uint32 recorded = ticket.recordRides(key, rides);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+
+        uint256 item;
+        uint256 accepted;
+        bytes32 recordedSig = Ticket.RideRecorded.selector;
+        bytes32 refusedSig = Ticket.RideRefused.selector;
+        for (uint256 j; j < logs.length; ++j) {
+            bytes32 sig = logs[j].topics[0];
+            if (sig == Ticket.TicketActivated.selector) ++ghostActivations;
+            if (sig != recordedSig && sig != refusedSig) continue;
+            uint256 id = rides[item].tokenId;
+            assertEq(uint256(logs[j].topics[1]), id, "ride event out of order");
+            if (reasons[item] == 0) {
+                assertEq(sig, recordedSig, "model accepts the ride");
+                assertEq(abi.decode(logs[j].data, (uint32)), lefts[item], "rides left");
+                ++ridesTaken[id];
+                ++accepted;
+            } else {
+                assertEq(sig, refusedSig, "model refuses the ride");
+                assertEq(logs[j].topics[2], key);
+                assertEq(abi.decode(logs[j].data, (uint8)), reasons[item], "refusal reason");
+                ++ghostRidesRefused;
+            }
+            ++item;
+        }
+        assertEq(item, n, "one event per ride");
+        assertEq(recorded, accepted);
+        ghostRides += accepted;
+        ++ghostRideBatches;
+        rideKeys.push(key);
+        delete lastRides;
+        for (uint256 i; i < n; ++i) {
+            lastRides.push(rides[i]);
+        }
+    }
+
+    /// @dev a time in [validFrom, min(validUntil, now + 1)) of ticket `id` if there is one, else `time`
+    function _inWindow(uint256 id, uint256 time, uint256 r) internal view returns (uint256) {
+        try ticket.ticketData(id) returns (Ticket.TicketData memory d) {
+            uint256 end = d.validUntil < block.timestamp + 1 ? d.validUntil : block.timestamp + 1;
+            if (end > d.validFrom) return d.validFrom + r % (end - d.validFrom);
         } catch {}
+        return time;
+    }
+
+    /// @dev the ticket rules, applied in order on copies of the tickets the batch touches
+    function _modelRides(Ticket.Ride[] memory rides)
+        internal
+        view
+        returns (uint8[] memory reasons, uint32[] memory lefts)
+    {
+        uint256 n = rides.length;
+        reasons = new uint8[](n);
+        lefts = new uint32[](n);
+        uint256[] memory ids = new uint256[](n);
+        Ticket.TicketData[] memory data = new Ticket.TicketData[](n);
+        bool[] memory known = new bool[](n);
+        for (uint256 i; i < n; ++i) {
+            uint256 id = rides[i].tokenId;
+            uint256 k;
+            while (k < i && ids[k] != id) ++k;
+            if (k == i) {
+                ids[i] = id;
+                try ticket.ticketData(id) returns (Ticket.TicketData memory d) {
+                    data[i] = d;
+                    known[i] = true;
+                } catch {}
+            }
+            Ticket.TicketData memory t = data[k];
+            uint256 time = rides[i].time;
+            if (!known[k]) reasons[i] = ticket.RIDE_UNKNOWN();
+            else if (time > block.timestamp) reasons[i] = ticket.RIDE_IN_FUTURE();
+            else if (time < t.validFrom) reasons[i] = ticket.RIDE_NOT_YET_VALID();
+            else if (time >= t.validUntil) reasons[i] = ticket.RIDE_EXPIRED();
+            else if (t.ridesLeft == 0) reasons[i] = ticket.RIDE_NO_RIDES_LEFT();
+            if (reasons[i] != 0) continue;
+            if (t.ridesLeft != ticket.UNLIMITED_RIDES()) --t.ridesLeft;
+            if (t.validity == ticket.ROLLING() && t.flags & ticket.FLAG_USED() == 0) {
+                t.validFrom = uint40(time);
+                t.validUntil = uint40(time + uint256(t.rollingDays) * 1 days);
+            }
+            t.flags |= ticket.FLAG_USED();
+            lefts[i] = t.ridesLeft;
+        }
+    }
+
+    /// @dev the last ride batch sent again (Kippu retrying after a lost receipt): refused whole,
+    ///      no ticket changes
+    function replayRides() external {
+        uint256 n = lastRides.length;
+        if (n == 0) return;
+        bytes32 key = rideKeys[rideKeys.length - 1];
+        uint32[] memory before = new uint32[](n);
+        for (uint256 i; i < n; ++i) {
+            before[i] = _ridesLeft(lastRides[i].tokenId);
+        }
+        vm.prank(validator);
+        try ticket.recordRides(key, lastRides) {
+            assertTrue(false, "a recorded ride batch was recorded again");
+        } catch (bytes memory err) {
+            assertEq(err, abi.encodeWithSelector(Ticket.RidesAlreadyRecorded.selector, key));
+        }
+        for (uint256 i; i < n; ++i) {
+            assertEq(_ridesLeft(lastRides[i].tokenId), before[i]);
+        }
+        ++ghostReplays;
+    }
+
+    function _ridesLeft(uint256 id) internal view returns (uint32) {
+        try ticket.ticketData(id) returns (Ticket.TicketData memory d) {
+            return d.ridesLeft;
+        } catch {
+            return 0;
+        }
     }
 
     /// @dev biased to the most recent tickets (still inside refund / cover windows)
@@ -172,12 +320,20 @@ contract KippuHandler is Test {
         return ticketIds[n - 1 - seed % k];
     }
 
-    function refund(uint256 ticketSeed) external {
+    /// @dev a refund by the holder or by the relayer: it never goes through for a ticket with a
+    ///      ride on chain, nor, by the holder, once the ticket is valid
+    function refund(uint256 ticketSeed, bool byRelayer) external {
         if (ticketIds.length == 0) return;
         uint256 id = _recent(ticketSeed);
         if (burned[id]) return;
-        vm.prank(buyer[id]);
+        uint64 validFrom = ticket.ticketData(id).validFrom;
+        vm.prank(byRelayer ? relayer : buyer[id]);
         try market.refund(id) returns (uint256 amount) {
+            assertEq(ridesTaken[id], 0, "refunded a ticket with a recorded ride");
+            if (!byRelayer) {
+                assertLt(block.timestamp, validFrom, "holder refunded a valid ticket");
+                ++ghostHolderRefunds;
+            }
             burned[id] = true;
             ghostRefunded += amount;
             ++ghostRefunds;
@@ -249,10 +405,16 @@ contract KippuHandler is Test {
         }
         uint256 owedTotal = clearing.totalUnpaid();
         uint256 payableBefore = insurance.totalPayable();
+        uint64 period = clearing.currentPeriod();
 
         vm.prank(settler);
-        if (withAdjustments) clearing.settlePeriod(adj);
-        else clearing.closePeriod();
+        if (withAdjustments) clearing.settlePeriod(period, adj);
+        else clearing.closePeriod(period);
+        lastSettledPeriod = period;
+        delete lastAdjustments;
+        for (uint256 i; i < adj.length; ++i) {
+            lastAdjustments.push(adj[i]);
+        }
 
         uint256 paid;
         for (uint256 i; i < ops.length; ++i) {
@@ -319,6 +481,33 @@ contract KippuHandler is Test {
         return lo + x % (hi - lo + 1);
     }
 
+    /// @dev the last settlement sent again: refused, nothing paid or moved
+    function replaySettlement() external {
+        uint64 period = lastSettledPeriod;
+        if (period == 0) return;
+        uint64 current = clearing.currentPeriod();
+        uint256 unpaid = clearing.totalUnpaid();
+        uint256 payable_ = insurance.totalPayable();
+        uint256 escrow = fare.balanceOf(address(clearing));
+        vm.prank(settler);
+        try clearing.settlePeriod(period, lastAdjustments) {
+            assertTrue(false, "a settled period was settled again");
+        } catch (bytes memory err) {
+            assertEq(err, abi.encodeWithSelector(Clearing.WrongPeriod.selector, period, current));
+        }
+        vm.prank(settler);
+        try clearing.closePeriod(period) {
+            assertTrue(false, "a settled period was closed again");
+        } catch (bytes memory err) {
+            assertEq(err, abi.encodeWithSelector(Clearing.WrongPeriod.selector, period, current));
+        }
+        assertEq(clearing.currentPeriod(), current);
+        assertEq(clearing.totalUnpaid(), unpaid);
+        assertEq(insurance.totalPayable(), payable_);
+        assertEq(fare.balanceOf(address(clearing)), escrow);
+        ++ghostReplays;
+    }
+
     function warp(uint256 secs) external {
         vm.warp(block.timestamp + bound(secs, 0, 12 hours));
     }
@@ -332,13 +521,15 @@ contract InvariantsTest is Fixture {
     uint32 internal constant P_REFUNDABLE = 90;
     uint32 internal constant COVER_BUNDLE = 700;
     uint32 internal constant P_COVER = 70; // the insurer's insured delay cover: its price is the premium
+    uint32 internal constant ROLL_BUNDLE = 800;
+    uint32 internal constant P_ROLL = 80; // 2-day rolling bus pass, 5 rides, first ride within a day
     address internal oracle2 = makeAddr("oracle2");
 
     function setUp() public override {
         super.setUp();
         uint32[] memory ids = new uint32[](1);
         ids[0] = P_BUS_2;
-        vm.startPrank(admin);
+        vm.startPrank(catalog);
         market.setBundle(BUS_BUNDLE, ids, 0);
         PlanMarket.ProductConfig memory c = fixedProduct(OP_BIKE, 700, 2 days, 3, true);
         c.refundBps = 9000;
@@ -353,11 +544,16 @@ contract InvariantsTest is Fixture {
         ids[0] = P_BUS_2;
         ids[1] = P_COVER;
         market.setBundle(COVER_BUNDLE, ids, 0);
+        c = fixedProduct(OP_BUS, 400, 2 days, 5, false);
+        c.validity = 1;
+        c.activationWindow = 1 days;
+        market.setProduct(P_ROLL, c);
+        ids = new uint32[](1);
+        ids[0] = P_ROLL;
+        market.setBundle(ROLL_BUNDLE, ids, 0);
         // bus and bike also accept the rail product's vouchers
         insurance.setOperatorCategory(OP_BUS, keccak256("rail"));
         insurance.setOperatorCategory(OP_BIKE, keccak256("rail"));
-        insurance.setQuorum(2);
-        insurance.grantRole(insurance.ORACLE_ROLE(), oracle2);
         // the rail day pass (in BUNDLE and REFUND_BUNDLE) has its own, capped terms; the bike leg uses the global ones
         insurance.setProductTerms(
             P_RAIL_DAY,
@@ -372,20 +568,42 @@ contract InvariantsTest is Fixture {
             })
         );
         vm.stopPrank();
+        vm.startPrank(admin);
+        insurance.setQuorum(2);
+        insurance.grantRole(insurance.ORACLE_ROLE(), oracle2);
+        vm.stopPrank();
         addInsurer(); // operator OP_INSURER, credited the premiums of P_COVER
 
-        uint32[] memory bundles = new uint32[](4);
+        uint32[] memory bundles = new uint32[](5);
         bundles[0] = BUNDLE;
         bundles[1] = BUS_BUNDLE;
         bundles[2] = REFUND_BUNDLE;
         bundles[3] = COVER_BUNDLE;
-        handler = new KippuHandler(fare, ticket, clearing, market, fareMinter, validator, settler, bundles);
+        bundles[4] = ROLL_BUNDLE;
+        handler = new KippuHandler(fare, ticket, clearing, market, fareMinter, validator, settler, relayer, bundles);
         uint32[] memory categoryOps = new uint32[](2);
         categoryOps[0] = OP_BUS;
         categoryOps[1] = OP_BIKE;
         handler.setInsurance(insurance, oracle, oracle2, redeemer, categoryOps);
 
         targetContract(address(handler));
+        // the actions only: the handler's getters would otherwise take most of each run's calls
+        bytes4[] memory actions = new bytes4[](14);
+        actions[0] = KippuHandler.mintFare.selector;
+        actions[1] = KippuHandler.transferFare.selector;
+        actions[2] = KippuHandler.buy.selector;
+        actions[3] = KippuHandler.recordRides.selector;
+        actions[4] = KippuHandler.replayRides.selector;
+        actions[5] = KippuHandler.refund.selector;
+        actions[6] = KippuHandler.reportDelay.selector;
+        actions[7] = KippuHandler.reportDelayBoth.selector;
+        actions[8] = KippuHandler.redeem.selector;
+        actions[9] = KippuHandler.closePeriod.selector;
+        actions[10] = KippuHandler.settlePeriod.selector;
+        actions[11] = KippuHandler.replaySettlement.selector;
+        actions[12] = KippuHandler.warp.selector;
+        actions[13] = KippuHandler.recordRides.selector; // twice: rides are the most frequent traffic
+        targetSelector(FuzzSelector({addr: address(handler), selectors: actions}));
     }
 
     function invariant_EscrowEqualsTotalUnpaid() public view {
@@ -456,6 +674,14 @@ contract InvariantsTest is Fixture {
         }
     }
 
+    /// @dev every batch the handler recorded stays recorded, so a replay of any of them is refused
+    function invariant_RecordedBatchesStayRecorded() public view {
+        uint256 n = handler.rideBatchCount();
+        for (uint256 i; i < n; ++i) {
+            assertTrue(ticket.ridesRecorded(handler.rideKeys(i)));
+        }
+    }
+
     /// @dev total FARE supply == minted - burned (FARE is never burnt: refunds return escrow)
     function invariant_SupplyConservedAcrossHolders() public view {
         assertEq(fare.totalSupply(), handler.ghostMinted());
@@ -521,8 +747,13 @@ contract InvariantsTest is Fixture {
     function afterInvariant() public view {
         // run statistics, visible with -vv
         console.log("purchases", handler.ghostPurchases());
+        console.log("ride batches", handler.ghostRideBatches());
         console.log("rides", handler.ghostRides());
+        console.log("rides refused", handler.ghostRidesRefused());
+        console.log("rolling activations", handler.ghostActivations());
+        console.log("replays refused", handler.ghostReplays());
         console.log("refunds", handler.ghostRefunds());
+        console.log("refunds by the holder", handler.ghostHolderRefunds());
         console.log("oracle votes", handler.ghostVotes());
         console.log("cap refusals", handler.ghostCapRefusals());
         console.log("voucher redemptions", handler.ghostRedemptions());
@@ -539,7 +770,9 @@ contract InvariantsTest is Fixture {
         assertEq(insurance.balanceOf(handler.buyer(bike)), 0); // lone report: nothing
         handler.reportDelay(1, 1, 0, 40); // oracle 2 -> quorum
         assertEq(insurance.balanceOf(handler.buyer(bike)), 1);
-        handler.refund(1); // bike leg (head), unused, inside the window
+        handler.refund(1, false); // bike leg (head): valid from now, so the holder may not
+        assertEq(handler.ghostRefunds(), 0);
+        handler.refund(1, true); // unused, inside the window: the relayer may
         assertEq(handler.ghostRefunds(), 1);
         invariant_NoVoucherWithoutQuorumOnInsuredTicket();
         invariant_SalesConserved();
@@ -567,6 +800,34 @@ contract InvariantsTest is Fixture {
         assertEq(insurance.balanceOf(handler.buyer(handler.ticketIds(1))), 1);
         invariant_ProductCapsHold();
         invariant_NoVoucherWithoutQuorumOnInsuredTicket();
+    }
+
+    /// @dev rides are modelled (rolling activation at the tap included), a ridden ticket is not
+    ///      refunded, a holder refunds before validity, and replays are refused and change nothing
+    function test_HandlerRidesRefundsAndReplays() public {
+        handler.buy(0, 4, 0); // ROLL_BUNDLE, valid from now: ticketIds[0]
+        handler.buy(1, 2, 1); // REFUND_BUNDLE, valid from a later start: ticketIds[1] (bike), [2] (rail)
+        vm.warp(block.timestamp + 1 hours);
+        uint256 batches;
+        while (handler.ghostActivations() == 0 || handler.ghostRides() < 3) {
+            handler.recordRides(batches++, 12);
+        }
+        assertGt(handler.ghostRidesRefused(), 0);
+        uint256 rolling = handler.ticketIds(0);
+        assertEq(ticket.ticketData(rolling).flags & ticket.FLAG_USED(), ticket.FLAG_USED());
+        handler.refund(5, true); // _recent(5) = ticketIds[0], the ridden rolling pass (not refundable anyway)
+        handler.refund(1, false); // the bike leg, by its holder, before its start: refunded if unridden
+        if (handler.ridesTaken(handler.ticketIds(1)) == 0) assertEq(handler.ghostHolderRefunds(), 1);
+
+        uint256 ridesBefore = handler.ghostRides();
+        handler.replayRides();
+        handler.settlePeriod(7);
+        handler.replaySettlement();
+        assertEq(handler.ghostReplays(), 2);
+        assertEq(handler.ghostRides(), ridesBefore);
+        invariant_TicketRidesWithinIssued();
+        invariant_RecordedBatchesStayRecorded();
+        _checkSettlementInvariants();
     }
 
     function _checkSettlementInvariants() internal view {

@@ -31,6 +31,8 @@ contract PlanMarketTest is Fixture {
     function test_Roles() public view {
         assertEq(market.RELAYER_ROLE(), keccak256("RELAYER_ROLE"));
         assertEq(market.PAUSER_ROLE(), keccak256("PAUSER_ROLE"));
+        assertEq(market.CATALOG_ROLE(), keccak256("CATALOG_ROLE"));
+        assertEq(market.maxConcessionBps(), MAX_CONCESSION_BPS);
         assertEq(address(market.fareToken()), address(fare));
         assertEq(address(market.ticketContract()), address(ticket));
         assertEq(address(market.clearingContract()), address(clearing));
@@ -39,13 +41,34 @@ contract PlanMarketTest is Fixture {
 
     function test_RevertWhen_ConstructedWithZeroAddress() public {
         vm.expectRevert(PlanMarket.ZeroAddress.selector);
-        new PlanMarket(admin, FareToken(address(0)), ticket, clearing, insurance);
+        new PlanMarket(admin, FareToken(address(0)), ticket, clearing, insurance, MAX_CONCESSION_BPS);
+    }
+
+    function test_SetMaxConcessionBps() public {
+        vm.expectEmit(address(market));
+        emit PlanMarket.MaxConcessionSet(10_000);
+        vm.prank(admin);
+        market.setMaxConcessionBps(10_000);
+        assertEq(market.maxConcessionBps(), 10_000);
+    }
+
+    function test_RevertWhen_SetMaxConcessionBpsInvalid() public {
+        bytes32 role = market.DEFAULT_ADMIN_ROLE();
+        vm.prank(catalog); // a cap on what the hot keys can do is the admin's to set
+        vm.expectRevert(unauthorized(catalog, role));
+        market.setMaxConcessionBps(6000);
+        vm.prank(admin);
+        vm.expectRevert(abi.encodeWithSelector(PlanMarket.DiscountTooHigh.selector, uint16(10_001)));
+        market.setMaxConcessionBps(10_001);
+        vm.expectRevert(abi.encodeWithSelector(PlanMarket.DiscountTooHigh.selector, uint16(10_001)));
+        new PlanMarket(admin, fare, ticket, clearing, insurance, 10_001);
+        assertEq(market.maxConcessionBps(), MAX_CONCESSION_BPS);
     }
 
     function test_SetProduct() public {
         vm.expectEmit(true, true, false, true, address(market));
         emit PlanMarket.ProductListed(40, OP_BUS, 120, 90 minutes, 1, true);
-        vm.prank(admin);
+        vm.prank(catalog);
         market.setProduct(40, fixedProduct(OP_BUS, 120, 90 minutes, 1, true));
         PlanMarket.Product memory p = market.product(40);
         assertEq(p.operatorId, OP_BUS);
@@ -58,14 +81,19 @@ contract PlanMarketTest is Fixture {
     }
 
     function test_RevertWhen_SetProductZeroDuration() public {
-        vm.prank(admin);
+        vm.prank(catalog);
         vm.expectRevert(PlanMarket.InvalidDuration.selector);
         market.setProduct(40, fixedProduct(OP_BUS, 120, 0, 1, false));
     }
 
     function test_RevertWhen_SetProductUnauthorized() public {
+        bytes32 role = market.CATALOG_ROLE();
         vm.prank(relayer);
-        vm.expectRevert(unauthorized(relayer, bytes32(0)));
+        vm.expectRevert(unauthorized(relayer, role));
+        market.setProduct(40, fixedProduct(OP_BUS, 120, 1, 1, false));
+        // the cold admin grants the role but does not list products itself
+        vm.prank(admin);
+        vm.expectRevert(unauthorized(admin, role));
         market.setProduct(40, fixedProduct(OP_BUS, 120, 1, 1, false));
     }
 
@@ -75,7 +103,7 @@ contract PlanMarketTest is Fixture {
         ids[1] = P_BIKE_WEEK;
         vm.expectEmit(true, false, false, true, address(market));
         emit PlanMarket.BundleListed(7, ids, 5000, 291); // (333 + 250) / 2, floored
-        vm.prank(admin);
+        vm.prank(catalog);
         market.setBundle(7, ids, 5000);
         (uint32[] memory got, uint16 bps) = market.bundleProducts(7);
         assertEq(got.length, 2);
@@ -84,7 +112,7 @@ contract PlanMarketTest is Fixture {
     }
 
     function test_RevertWhen_SetBundleEmpty() public {
-        vm.prank(admin);
+        vm.prank(catalog);
         vm.expectRevert(PlanMarket.EmptyBundle.selector);
         market.setBundle(7, new uint32[](0), 0);
     }
@@ -93,20 +121,21 @@ contract PlanMarketTest is Fixture {
         uint32[] memory ids = new uint32[](2);
         ids[0] = P_BUS_2;
         ids[1] = 999;
-        vm.prank(admin);
+        vm.prank(catalog);
         vm.expectRevert(abi.encodeWithSelector(PlanMarket.UnknownProduct.selector, uint32(999)));
         market.setBundle(7, ids, 0);
     }
 
     function test_RevertWhen_SetBundleDiscountTooHigh() public {
-        vm.prank(admin);
+        vm.prank(catalog);
         vm.expectRevert(abi.encodeWithSelector(PlanMarket.DiscountTooHigh.selector, uint16(5001)));
         market.setBundle(7, _ids(P_BUS_2), 5001);
     }
 
     function test_RevertWhen_SetBundleUnauthorized() public {
+        bytes32 role = market.CATALOG_ROLE();
         vm.prank(stranger);
-        vm.expectRevert(unauthorized(stranger, bytes32(0)));
+        vm.expectRevert(unauthorized(stranger, role));
         market.setBundle(7, _ids(P_BUS_2), 0);
     }
 
@@ -120,7 +149,7 @@ contract PlanMarketTest is Fixture {
     }
 
     function test_QuoteFreeBundle() public {
-        vm.startPrank(admin);
+        vm.startPrank(catalog);
         market.setProduct(50, fixedProduct(OP_BUS, 0, 1 days, 1, false));
         market.setProduct(51, fixedProduct(OP_BIKE, 0, 1 days, 1, false));
         uint32[] memory ids = new uint32[](2);
@@ -254,7 +283,7 @@ contract PlanMarketTest is Fixture {
     }
 
     function test_RevertWhen_BuyUnregisteredOperator() public {
-        vm.startPrank(admin);
+        vm.startPrank(catalog);
         market.setProduct(60, fixedProduct(42, 100, 1 days, 1, false));
         market.setBundle(9, _ids(60), 0);
         vm.stopPrank();
@@ -417,7 +446,7 @@ contract PlanMarketTest is Fixture {
         discountBps = uint16(bound(discountBps, 0, 5000));
         uint32[] memory ids = new uint32[](n);
         uint256 listSum;
-        vm.startPrank(admin);
+        vm.startPrank(catalog);
         for (uint32 i; i < n; ++i) {
             ids[i] = 1000 + i;
             prices[i] = uint128(bound(prices[i], 0, type(uint96).max));
@@ -445,7 +474,7 @@ contract PlanMarketTest is Fixture {
         a = uint128(bound(a, 0, 1e12));
         b = uint128(bound(b, 0, 1e12));
         discountBps = uint16(bound(discountBps, 0, 5000));
-        vm.startPrank(admin);
+        vm.startPrank(catalog);
         market.setProduct(70, fixedProduct(OP_RAIL, a, 1 days, 1, false));
         market.setProduct(71, fixedProduct(OP_BIKE, b, 1 days, 1, false));
         uint32[] memory ids = new uint32[](2);

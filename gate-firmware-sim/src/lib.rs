@@ -86,7 +86,27 @@ pub enum ReadError {
     /// A QR code was found but its data could not be decoded.
     #[error("QR code damaged: {0}")]
     Damaged(String),
+    /// The image's header declares more pixels than a gate decodes.
+    #[error("image too large: {width}×{height} pixels, at most {max}×{max}")]
+    TooLarge {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// The largest side decoded.
+        max: u32,
+    },
 }
+
+/// The largest side of an image a gate decodes: a phone screen's pass or a camera frame
+/// (a 12 MP photo is 4032×3024) fits, while a PNG that declares, say, 100,000×100,000
+/// pixels in a few hundred bytes is refused from its header, before any pixel buffer is
+/// made for it.
+pub const MAX_IMAGE_SIDE: u32 = 4096;
+
+/// The most the image decoder may allocate at once, the decoded image included: twice what
+/// a 4096×4096 8-bit RGBA image takes (64 MiB), room for the decoder's own buffers.
+pub const MAX_IMAGE_ALLOC: u64 = 128 * 1024 * 1024;
 
 /// What answers a gate's challenge over the reader's field: a [`Card`], or anything
 /// claiming to be one (the gate trusts the answer only once it has checked it).
@@ -102,8 +122,29 @@ impl Contactless for Card {
 }
 
 /// Finds and decodes the first QR code in a PNG (or any format `image` reads).
+///
+/// The header's dimensions are checked against [`MAX_IMAGE_SIDE`] before decoding, and the
+/// decoder runs under [`MAX_IMAGE_ALLOC`]: the bytes come from whoever presents them.
 pub fn read_qr(image_bytes: &[u8]) -> Result<String, ReadError> {
-    let img = image::load_from_memory(image_bytes).map_err(|e| ReadError::NotAnImage(e.to_string()))?.to_luma8();
+    use image::ImageDecoder as _;
+    let not_an_image = |e: image::ImageError| ReadError::NotAnImage(e.to_string());
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(image_bytes))
+        .with_guessed_format()
+        .map_err(|e| ReadError::NotAnImage(e.to_string()))?;
+    reader.limits(limits.clone());
+    // Reads the header only; nothing sized by the image is allocated yet.
+    let mut decoder = reader.into_decoder().map_err(not_an_image)?;
+    let (width, height) = decoder.dimensions();
+    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE {
+        return Err(ReadError::TooLarge { width, height, max: MAX_IMAGE_SIDE });
+    }
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.reserve(decoder.total_bytes()).map_err(not_an_image)?;
+    decoder.set_limits(limits).map_err(not_an_image)?;
+    let img = image::DynamicImage::from_decoder(decoder).map_err(not_an_image)?.to_luma8();
     let mut prepared = rqrr::PreparedImage::prepare(img);
     let grids = prepared.detect_grids();
     let grid = grids.first().ok_or(ReadError::NoCode)?;
@@ -873,6 +914,50 @@ mod tests {
         let mut out = std::io::Cursor::new(Vec::new());
         blank.write_to(&mut out, image::ImageFormat::Png).unwrap();
         assert_eq!(read_qr(&out.into_inner()), Err(ReadError::NoCode));
+    }
+
+    /// A PNG chunk: length, type, data, CRC-32 over type and data.
+    fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let mut crc = !0u32;
+        for &b in kind.iter().chain(data) {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            }
+        }
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        c.extend_from_slice(kind);
+        c.extend_from_slice(data);
+        c.extend_from_slice(&(!crc).to_be_bytes());
+        c
+    }
+
+    /// A well-formed PNG header declaring `width`×`height` 8-bit RGBA pixels, with a token
+    /// IDAT (an empty stored zlib block): a few dozen bytes.
+    fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+        let mut ihdr = width.to_be_bytes().to_vec();
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend(chunk(b"IHDR", &ihdr));
+        png.extend(chunk(b"IDAT", &[0x78, 0x01, 0x01, 0x00, 0x00, 0xff, 0xff, 0x00, 0x00, 0x00, 0x01]));
+        png.extend(chunk(b"IEND", &[]));
+        png
+    }
+
+    #[test]
+    fn an_image_declaring_huge_dimensions_is_refused_from_its_header() {
+        let bomb = png_claiming(100_000, 100_000);
+        assert!(bomb.len() < 100, "{} bytes", bomb.len());
+        let started = std::time::Instant::now();
+        assert_eq!(read_qr(&bomb), Err(ReadError::TooLarge { width: 100_000, height: 100_000, max: MAX_IMAGE_SIDE }));
+        assert!(started.elapsed() < std::time::Duration::from_millis(500), "{:?}", started.elapsed());
+        // One side too large is enough; at the limit the header passes and the (empty) data fails.
+        assert!(matches!(read_qr(&png_claiming(MAX_IMAGE_SIDE + 1, 10)), Err(ReadError::TooLarge { .. })));
+        assert!(matches!(read_qr(&png_claiming(10, MAX_IMAGE_SIDE + 1)), Err(ReadError::TooLarge { .. })));
+        assert!(matches!(read_qr(&png_claiming(MAX_IMAGE_SIDE, 16)), Err(ReadError::NotAnImage(_))));
+        // Real passes still read.
+        assert_eq!(read_qr(&png_of("KP1.AQ")).unwrap(), "KP1.AQ");
     }
 
     #[test]

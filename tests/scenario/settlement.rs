@@ -87,7 +87,7 @@ async fn redeem_at_taxi(c: &Client, aiko: &PrivateKeySigner, voucher: u64) {
     let r = c
         .http
         .post(format!("{}/operators/taxi/vouchers/redeem", c.base))
-        .bearer_auth(kippu::config::DEV_PORTAL_PASSWORD)
+        .bearer_auth(kippu::dev::DEV_PORTAL_PASSWORD)
         .json(&serde_json::json!({ "code": code }))
         .send()
         .await

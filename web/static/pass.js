@@ -1,11 +1,12 @@
 // The pass page: a rotating QR signed on this phone (an ES module; see device.js for the key,
 // its certificate and the `KP2.` format). It keeps rotating with no signal: every
 // ROTATE_MS, and at once when the pass window changes, it signs a pass with a fresh nonce and
-// draws it. The simulated-gate buttons post the very image on screen to a gate.
+// draws it. The simulated-gate buttons (demo only: the page has them only when `kippu dev`
+// runs with its development routes) post the very image on screen to a gate.
 //
 // Needs, before this module: <script src="/static/vendor/qrcode-generator.js"></script>
 // (the global `qrcode`), and on the page #pass[data-ticket][data-account], canvas#qr,
-// #pass-status, #net-status, #verdict, .gate-btn[data-gate], optional .run[data-for].
+// #pass-status, #net-status, and in the demo #verdict, .gate-btn[data-gate], optional .run[data-for].
 import { WINDOW_SECS, RENEW_BEFORE_SECS, CertError, certValid, ensureDevice, loadDevice, qrLayout, signPass, toU64, windowAt } from './device.js';
 
 const ROTATE_MS = 5000;

@@ -9,7 +9,8 @@ import {Clearing} from "../../src/Clearing.sol";
 import {DelayInsurance} from "../../src/DelayInsurance.sol";
 import {PlanMarket} from "../../src/PlanMarket.sol";
 
-/// @dev Full Kippu deployment with roles wired the way the deployer does it.
+/// @dev Full Kippu deployment with roles wired the way the deployer does it (one address per
+///      role here, so a test shows which role a call needs).
 abstract contract Fixture is Test {
     bytes32 internal constant PERMIT_TYPEHASH =
         keccak256("Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)");
@@ -28,6 +29,7 @@ abstract contract Fixture is Test {
     uint32 internal constant THRESHOLD = 15;
     uint128 internal constant VOUCHER_VALUE = 500;
     uint64 internal constant VOUCHER_LIFETIME = 30 days;
+    uint16 internal constant MAX_CONCESSION_BPS = 5000;
 
     address internal admin = makeAddr("admin");
     address internal fareMinter = makeAddr("fareMinter");
@@ -38,6 +40,7 @@ abstract contract Fixture is Test {
     address internal anchor = makeAddr("anchor");
     address internal oracle = makeAddr("oracle");
     address internal redeemer = makeAddr("redeemer");
+    address internal catalog = makeAddr("catalog");
     address internal railPayee = makeAddr("railPayee");
     address internal busPayee = makeAddr("busPayee");
     address internal bikePayee = makeAddr("bikePayee");
@@ -46,6 +49,8 @@ abstract contract Fixture is Test {
 
     uint256 internal travelerKey = 0xA11CE;
     address internal traveler;
+
+    uint256 private _rideNonce;
 
     FareToken internal fare;
     Ticket internal ticket;
@@ -60,9 +65,9 @@ abstract contract Fixture is Test {
 
         fare = new FareToken(admin);
         ticket = new Ticket(admin);
-        clearing = new Clearing(admin, fare);
         insurance = new DelayInsurance(admin, defaultTerms());
-        market = new PlanMarket(admin, fare, ticket, clearing, insurance);
+        clearing = new Clearing(admin, fare, insurance);
+        market = new PlanMarket(admin, fare, ticket, clearing, insurance, MAX_CONCESSION_BPS);
 
         vm.startPrank(admin);
         fare.grantRole(fare.MINTER_ROLE(), fareMinter);
@@ -78,7 +83,12 @@ abstract contract Fixture is Test {
         insurance.grantRole(insurance.CLEARING_ROLE(), address(clearing));
         market.grantRole(market.RELAYER_ROLE(), relayer);
         market.grantRole(market.PAUSER_ROLE(), pauser);
+        market.grantRole(market.CATALOG_ROLE(), catalog);
+        clearing.grantRole(clearing.CATALOG_ROLE(), catalog);
+        insurance.grantRole(insurance.CATALOG_ROLE(), catalog);
+        vm.stopPrank();
 
+        vm.startPrank(catalog);
         clearing.setOperator(OP_RAIL, railPayee);
         clearing.setOperator(OP_BUS, busPayee);
         clearing.setOperator(OP_BIKE, bikePayee);
@@ -96,7 +106,7 @@ abstract contract Fixture is Test {
 
     /// @dev the insurer as an operator (credited premiums), paying redeemed vouchers at settlement
     function addInsurer() internal {
-        vm.startPrank(admin);
+        vm.startPrank(catalog);
         clearing.setOperator(OP_INSURER, insurerPayee);
         clearing.setInsurance(address(insurance), OP_INSURER);
         vm.stopPrank();
@@ -139,6 +149,24 @@ abstract contract Fixture is Test {
         bytes32 structHash = keccak256(abi.encode(PERMIT_TYPEHASH, owner, spender, value, fare.nonces(owner), deadline));
         bytes32 digest = keccak256(abi.encodePacked("\x19\x01", fare.DOMAIN_SEPARATOR(), structHash));
         (v, r, s) = vm.sign(key, digest);
+    }
+
+    /// @dev one ride for `recordRides`
+    function rides1(uint256 tokenId, uint256 time) internal pure returns (Ticket.Ride[] memory r) {
+        r = new Ticket.Ride[](1);
+        r[0] = Ticket.Ride(tokenId, uint64(time));
+    }
+
+    /// @dev records one ride of `tokenId` at the current time in a batch of its own; returns the
+    ///      number recorded (0 when refused)
+    function ride(uint256 tokenId) internal returns (uint32) {
+        return rideAt(tokenId, block.timestamp);
+    }
+
+    function rideAt(uint256 tokenId, uint256 time) internal returns (uint32) {
+        bytes32 key = keccak256(abi.encode("ride", tokenId, time, _rideNonce++));
+        vm.prank(validator);
+        return ticket.recordRides(key, rides1(tokenId, time));
     }
 
     function unauthorized(address account, bytes32 role) internal pure returns (bytes memory) {

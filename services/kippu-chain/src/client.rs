@@ -1,13 +1,15 @@
-//! Transactions and reads against a deployed Kippu. One admin key acts as
-//! deployer, relayer, minter, oracle and settler in the embedded default; the
-//! contracts keep those roles apart so production can split them.
+//! Transactions and reads against a deployed Kippu. Each transaction is sent from
+//! the key of its role ([`HotKeys`]): minter, relayer, settler or catalog. In the
+//! embedded default one key holds every role ([`crate::deploy_single_key`]).
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy::network::EthereumWallet;
 use alloy::primitives::{keccak256, Address, B256, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::{Filter, TransactionReceipt};
+use alloy::providers::{DynProvider, PendingTransactionBuilder, Provider, ProviderBuilder};
+use alloy::rpc::types::{Filter, TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::signers::SignerSync;
 use alloy::sol_types::{eip712_domain, SolEvent, SolStruct};
@@ -15,9 +17,9 @@ use kippu_domain::events::{ChainEvent, EventMeta};
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::{Clearing, DelayInsurance, FareToken, Permit, PlanMarket, Ticket};
-use crate::{decode_log, ChainError, Result};
+use crate::{decode_log, ChainError, Deployment, HotKeys, Result};
 
-/// How to reach the chain.
+/// How to reach the chain with one key in every role (the embedded default, tests).
 #[derive(Debug, Clone)]
 pub struct ChainConfig {
     /// JSON-RPC URL.
@@ -26,23 +28,73 @@ pub struct ChainConfig {
     pub admin_key: String,
 }
 
-/// Addresses of a deployment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Deployment {
-    /// Chain id.
-    pub chain_id: u64,
-    /// Block the contracts were deployed in; the follower starts here.
-    pub deploy_block: u64,
-    /// FareToken.
-    pub fare: Address,
-    /// Ticket.
-    pub ticket: Address,
-    /// PlanMarket.
-    pub market: Address,
-    /// DelayInsurance.
-    pub insurance: Address,
-    /// Clearing.
-    pub clearing: Address,
+/// Most rides one `Ticket.recordRides` transaction, and so one batch of
+/// [`Chain::record_rides`], takes (the contract's `MAX_RIDES`).
+pub const MAX_RIDES_PER_TX: usize = 256;
+
+/// Why `Ticket.recordRides` refused a ride (`RideRefused.reason`). The ride is not
+/// counted; the rest of its batch is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RideRefusal {
+    /// The ticket does not exist or was burnt (refunded).
+    UnknownTicket,
+    /// The tap came before the ticket's validity.
+    NotYetValid,
+    /// The tap came at or after the end of its validity (a rolling ticket's activation deadline).
+    Expired,
+    /// No ride was left.
+    NoRidesLeft,
+    /// The tap's time is after the block's.
+    InFuture,
+}
+
+impl RideRefusal {
+    /// The contract's reason code (`Ticket.RIDE_*`).
+    pub fn code(self) -> u8 {
+        match self {
+            Self::UnknownTicket => 1,
+            Self::NotYetValid => 2,
+            Self::Expired => 3,
+            Self::NoRidesLeft => 4,
+            Self::InFuture => 5,
+        }
+    }
+
+    /// The refusal of a reason code, `None` for a code the contract does not define.
+    pub fn from_code(code: u8) -> Option<Self> {
+        [Self::UnknownTicket, Self::NotYetValid, Self::Expired, Self::NoRidesLeft, Self::InFuture]
+            .into_iter()
+            .find(|r| r.code() == code)
+    }
+}
+
+/// The gates' reason style (`NOT_YET_VALID`, …), stable for logs and metric labels.
+impl std::fmt::Display for RideRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::UnknownTicket => "UNKNOWN_TICKET",
+            Self::NotYetValid => "NOT_YET_VALID",
+            Self::Expired => "EXPIRED",
+            Self::NoRidesLeft => "NO_RIDES_LEFT",
+            Self::InFuture => "IN_FUTURE",
+        })
+    }
+}
+
+/// What [`Chain::record_rides`] did with a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RidesOutcome {
+    /// The `recordRides` transaction; `None` exactly when `already_recorded`.
+    pub tx: Option<B256>,
+    /// Rides the contract counted.
+    pub recorded: u32,
+    /// Rides it refused, `(ticket, why)`, in the order it judged them: by tap time, then
+    /// ticket id. So `NotYetValid` falls on a ticket's earliest taps in the batch, the
+    /// other reasons on its latest.
+    pub refused: Vec<(u64, RideRefusal)>,
+    /// The batch key had already been recorded (an earlier send whose receipt was lost, or
+    /// another process): nothing was sent and nothing changed.
+    pub already_recorded: bool,
 }
 
 /// An operator to register in Clearing.
@@ -163,16 +215,34 @@ pub struct SettlementState {
     pub total_payable: u128,
 }
 
-/// A connected, deployed Kippu.
+/// One sending account: its address and the lock that keeps its sends (and so its
+/// nonces) in sequence. Roles sharing a key share the lock.
+#[derive(Clone, Debug)]
+pub(crate) struct Sender {
+    pub(crate) from: Address,
+    pub(crate) lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Sender {
+    pub(crate) fn new(from: Address) -> Self {
+        Self { from, lock: Arc::default() }
+    }
+}
+
+/// A connected, deployed Kippu, sending each transaction from its role's key.
 #[derive(Clone, Debug)]
 pub struct Chain {
     provider: DynProvider,
-    admin: Address,
     d: Deployment,
-    send_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    minter: Sender,
+    relayer: Sender,
+    settler: Sender,
+    catalog: Sender,
+    /// One of the hot keys when it is also the deployment's admin (single-key mode only).
+    admin: Option<Sender>,
 }
 
-fn rpc<E: std::fmt::Display>(e: E) -> ChainError {
+pub(crate) fn rpc<E: std::fmt::Display>(e: E) -> ChainError {
     ChainError::Rpc(e.to_string())
 }
 
@@ -187,8 +257,12 @@ fn purchased(r: &TransactionReceipt) -> Result<(u64, B256)> {
     Ok((plan.planId, r.transaction_hash))
 }
 
-/// Decodes a revert into the contract's custom error name and arguments.
-fn revert(e: alloy::contract::Error) -> ChainError {
+/// Decodes a revert into the contract's custom error name and arguments; a wrong period
+/// becomes [`ChainError::WrongPeriod`], which a closer acts on.
+pub(crate) fn revert(e: alloy::contract::Error) -> ChainError {
+    if let Some(w) = e.as_decoded_error::<Clearing::WrongPeriod>() {
+        return ChainError::WrongPeriod { given: w.given, current: w.current };
+    }
     macro_rules! try_decode {
         ($($errs:ty),*) => {$(
             if let Some(err) = e.as_decoded_interface_error::<$errs>() {
@@ -206,28 +280,28 @@ fn revert(e: alloy::contract::Error) -> ChainError {
     ChainError::Revert(e.to_string())
 }
 
-/// Sends one transaction. Sends from the operating account are serialized so
-/// each takes the next pending nonce; a call that reverts at estimation never
-/// consumes a nonce (a cached nonce would, leaving a gap that stalls every later
-/// transaction). Receipt waits are bounded.
-macro_rules! send {
-    ($lock:expr, $call:expr) => {{
-        let guard = $lock.lock().await;
-        let pending = $call.send().await.map_err(revert)?;
-        drop(guard);
-        let receipt: TransactionReceipt =
-            pending.with_timeout(Some(RECEIPT_TIMEOUT)).get_receipt().await.map_err(rpc)?;
-        if !receipt.status() {
-            return Err(ChainError::TxFailed(format!("{:#x}", receipt.transaction_hash)));
-        }
-        receipt
-    }};
-}
-
 /// Longest wait for a transaction to be mined.
 const RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-fn role(name: &str) -> B256 {
+/// Waits (bounded) for a sent transaction's receipt; a mined failure is an error.
+pub(crate) async fn mined(pending: PendingTransactionBuilder<alloy::network::Ethereum>) -> Result<TransactionReceipt> {
+    let receipt = pending.with_timeout(Some(RECEIPT_TIMEOUT)).get_receipt().await.map_err(rpc)?;
+    if !receipt.status() {
+        return Err(ChainError::TxFailed(format!("{:#x}", receipt.transaction_hash)));
+    }
+    Ok(receipt)
+}
+
+/// Sends `wei` of the chain's coin from `sender` to `to`.
+pub(crate) async fn send_value(provider: &DynProvider, sender: &Sender, to: Address, wei: u128) -> Result<()> {
+    let tx = TransactionRequest::default().from(sender.from).to(to).value(U256::from(wei));
+    let guard = sender.lock.lock().await;
+    let pending = provider.send_transaction(tx).await.map_err(rpc)?;
+    drop(guard);
+    mined(pending).await.map(drop)
+}
+
+pub(crate) fn role(name: &str) -> B256 {
     keccak256(name.as_bytes())
 }
 
@@ -235,104 +309,87 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-async fn connect(cfg: &ChainConfig) -> Result<(DynProvider, Address)> {
-    let signer: PrivateKeySigner = cfg.admin_key.parse().map_err(|e| ChainError::Config(format!("admin key: {e}")))?;
-    let admin = signer.address();
-    let url = cfg.rpc_url.parse().map_err(|e| ChainError::Config(format!("rpc url: {e}")))?;
+fn url(rpc_url: &str) -> Result<alloy::transports::http::reqwest::Url> {
+    rpc_url.parse().map_err(|e| ChainError::Config(format!("rpc url: {e}")))
+}
+
+/// A provider signing with `wallet`'s keys, each transaction with the key of its `from`.
+pub(crate) fn provider(rpc_url: &str, wallet: EthereumWallet) -> Result<DynProvider> {
     // alloy's recommended fillers cache nonces, and a call that reverts at gas
     // estimation still consumes one, stalling every later transaction behind
-    // the gap. Ask the node for the pending count instead (sends are serialized).
-    let provider = ProviderBuilder::new()
+    // the gap. Ask the node for the pending count instead (sends of a key are serialized).
+    Ok(ProviderBuilder::new()
         .disable_recommended_fillers()
         .with_gas_estimation()
         .with_simple_nonce_management()
         .fetch_chain_id()
-        .wallet(EthereumWallet::from(signer))
-        .connect_http(url)
-        .erased();
-    Ok((provider, admin))
+        .wallet(wallet)
+        .connect_http(url(rpc_url)?)
+        .erased())
+}
+
+/// A provider that only reads.
+pub(crate) fn read_only(rpc_url: &str) -> Result<DynProvider> {
+    Ok(ProviderBuilder::new().disable_recommended_fillers().connect_http(url(rpc_url)?).erased())
+}
+
+/// Connects to deployment `d` with the hot keys: each transaction is sent from its role's
+/// key, one send at a time per key. Check the deployment with [`crate::verify_deployment`]
+/// first. Admin-only governance needs the admin's key, which only single-key setups hold
+/// here ([`ChainError::MissingKey`] otherwise).
+pub async fn connect(rpc_url: &str, keys: HotKeys, d: Deployment) -> Result<Chain> {
+    let [minter, relayer, settler, catalog] = keys.signers();
+    let mut wallet = EthereumWallet::new(minter.clone());
+    for k in [relayer, settler, catalog] {
+        wallet.register_signer(k.clone());
+    }
+    // one lock per key, shared by the roles it holds
+    let mut locks: HashMap<Address, Sender> = HashMap::new();
+    let mut sender = |a: Address| locks.entry(a).or_insert_with(|| Sender::new(a)).clone();
+    let senders = keys.signers().map(|k| sender(k.address()));
+    let admin = keys.signers().iter().any(|k| k.address() == d.roles.admin).then(|| sender(d.roles.admin));
+    let [minter, relayer, settler, catalog] = senders;
+    Ok(Chain { provider: provider(rpc_url, wallet)?, d, minter, relayer, settler, catalog, admin })
 }
 
 impl Chain {
-    /// Deploys all five contracts and wires their roles.
-    pub async fn deploy(cfg: &ChainConfig, terms: &InsuranceTerms) -> Result<Self> {
-        let (provider, admin) = connect(cfg).await?;
-        let lock = std::sync::Arc::new(tokio::sync::Mutex::new(()));
-        let chain_id = provider.get_chain_id().await.map_err(rpc)?;
-        let deploy_block = provider.get_block_number().await.map_err(rpc)?;
-        let fare = FareToken::deploy(provider.clone(), admin).await.map_err(revert)?;
-        let ticket = Ticket::deploy(provider.clone(), admin).await.map_err(revert)?;
-        let clearing = Clearing::deploy(provider.clone(), admin, *fare.address()).await.map_err(revert)?;
-        let t = DelayInsurance::Terms {
-            thresholdMinutes: terms.threshold_minutes,
-            voucherValue: terms.voucher_value,
-            voucherOperatorId: terms.voucher_operator_id,
-            voucherLifetime: terms.voucher_lifetime,
-        };
-        let insurance = DelayInsurance::deploy(provider.clone(), admin, t).await.map_err(revert)?;
-        let market = PlanMarket::deploy(
-            provider.clone(),
-            admin,
-            *fare.address(),
-            *ticket.address(),
-            *clearing.address(),
-            *insurance.address(),
-        )
-        .await
-        .map_err(revert)?;
-        let m = *market.address();
-        send!(lock, ticket.grantRole(role("MINTER_ROLE"), m));
-        send!(lock, ticket.grantRole(role("VALIDATOR_ROLE"), admin));
-        send!(lock, clearing.grantRole(role("MARKET_ROLE"), m));
-        send!(lock, clearing.grantRole(role("SETTLER_ROLE"), admin));
-        send!(lock, clearing.grantRole(role("ANCHOR_ROLE"), admin));
-        send!(lock, insurance.grantRole(role("MARKET_ROLE"), m));
-        // Insured legs are covered through the Ticket contract's own data.
-        send!(lock, insurance.setTicketContract(*ticket.address()));
-        send!(lock, insurance.grantRole(role("ORACLE_ROLE"), admin));
-        send!(lock, insurance.grantRole(role("REDEEMER_ROLE"), admin));
-        // Clearing pays redeemed vouchers out of the insurer's claim at each close.
-        send!(lock, insurance.grantRole(role("CLEARING_ROLE"), *clearing.address()));
-        send!(lock, fare.grantRole(role("MINTER_ROLE"), admin));
-        send!(lock, market.grantRole(role("RELAYER_ROLE"), admin));
-        send!(lock, market.grantRole(role("PAUSER_ROLE"), admin));
-        let d = Deployment {
-            chain_id,
-            deploy_block,
-            fare: *fare.address(),
-            ticket: *ticket.address(),
-            market: m,
-            insurance: *insurance.address(),
-            clearing: *clearing.address(),
-        };
-        tracing::info!(?d, "contracts deployed");
-        Ok(Self { provider, admin, d, send_lock: lock })
-    }
-
-    /// Connects to an existing deployment.
+    /// Connects to an existing deployment with one key in every role (see [`connect`]).
     pub async fn attach(cfg: &ChainConfig, d: Deployment) -> Result<Self> {
-        let (provider, admin) = connect(cfg).await?;
-        Ok(Self { provider, admin, d, send_lock: Default::default() })
+        let key: PrivateKeySigner = cfg.admin_key.parse().map_err(|e| ChainError::Config(format!("admin key: {e}")))?;
+        connect(&cfg.rpc_url, HotKeys::single(key), d).await
     }
 
-    /// The deployment's addresses.
+    /// The deployment's addresses, role holders and code hashes.
     pub fn deployment(&self) -> &Deployment {
         &self.d
     }
 
-    /// The operating account.
+    /// The account delay reports and settlements are sent from (the settler key, which
+    /// holds `ORACLE_ROLE`): what callers identify a reporter by. Not necessarily the
+    /// deployment's admin, which is `deployment().roles.admin`.
     pub fn admin(&self) -> Address {
-        self.admin
+        self.settler.from
     }
 
-    /// Registers an operator's payout address.
+    /// The node connection, for reads through the bindings (tests, reconciliation tools).
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// The admin's key, held only when one of the hot keys is the admin (single-key mode).
+    fn governance(&self) -> Result<&Sender> {
+        self.admin.as_ref().ok_or(ChainError::MissingKey { role: "admin", address: self.d.roles.admin })
+    }
+
+    /// Registers an operator's payout address (catalog key). Changing the payee of a
+    /// registered operator is the admin's (governance), so it reverts here with hot keys.
     pub async fn set_operator(&self, op: &OperatorSpec) -> Result<()> {
         let c = Clearing::new(self.d.clearing, &self.provider);
-        send!(self.send_lock, c.setOperator(op.id, op.payee));
+        send!(&self.catalog, c.setOperator(op.id, op.payee))?;
         Ok(())
     }
 
-    /// Lists a product.
+    /// Lists a product (catalog key).
     pub async fn list_product(&self, p: &ProductSpec) -> Result<()> {
         let m = PlanMarket::new(self.d.market, &self.provider);
         let c = PlanMarket::ProductConfig {
@@ -348,14 +405,14 @@ impl Chain {
             refundBps: p.refund_bps,
             refundWindow: p.refund_window,
         };
-        send!(self.send_lock, m.setProduct(p.id, c));
+        send!(&self.catalog, m.setProduct(p.id, c))?;
         Ok(())
     }
 
-    /// Lists a bundle.
+    /// Lists a bundle (catalog key).
     pub async fn list_bundle(&self, b: &BundleSpec) -> Result<()> {
         let m = PlanMarket::new(self.d.market, &self.provider);
-        send!(self.send_lock, m.setBundle(b.id, b.product_ids.clone(), b.discount_bps));
+        send!(&self.catalog, m.setBundle(b.id, b.product_ids.clone(), b.discount_bps))?;
         Ok(())
     }
 
@@ -371,10 +428,11 @@ impl Chain {
         self.fare_balance(self.d.clearing).await
     }
 
-    /// Mints FARE for a card payment; the contract refuses a second mint of the same payment.
+    /// Mints FARE for a card payment (minter key); the contract refuses a second mint of the
+    /// same payment.
     pub async fn mint_fare(&self, to: Address, amount: u128, payment_ref: B256) -> Result<B256> {
         let f = FareToken::new(self.d.fare, &self.provider);
-        let r = send!(self.send_lock, f.mint(to, U256::from(amount), payment_ref));
+        let r = send!(&self.minter, f.mint(to, U256::from(amount), payment_ref))?;
         Ok(r.transaction_hash)
     }
 
@@ -408,7 +466,7 @@ impl Chain {
         let owner = traveler.address();
         let (value, deadline, v, r, s) = self.permit(traveler, max_price).await?;
         let m = PlanMarket::new(self.d.market, &self.provider);
-        let r = send!(self.send_lock, m.buyWithPermit(owner, bundle_id, valid_from, value, deadline, v, r, s));
+        let r = send!(&self.relayer, m.buyWithPermit(owner, bundle_id, valid_from, value, deadline, v, r, s))?;
         purchased(&r)
     }
 
@@ -419,10 +477,12 @@ impl Chain {
         u128::try_from(q.price).map_err(|_| ChainError::Rpc("price overflow".into()))
     }
 
-    /// Grants `account` the right to sign concession attestations.
+    /// Grants `account` the right to sign concession attestations. Admin-only governance:
+    /// works only when this connection holds the admin's key (single-key mode), else
+    /// [`ChainError::MissingKey`].
     pub async fn grant_concession_issuer(&self, account: Address) -> Result<()> {
         let m = PlanMarket::new(self.d.market, &self.provider);
-        send!(self.send_lock, m.grantRole(keccak256("CONCESSION_ISSUER_ROLE"), account));
+        send!(self.governance()?, m.grantRole(keccak256("CONCESSION_ISSUER_ROLE"), account))?;
         Ok(())
     }
 
@@ -457,7 +517,7 @@ impl Chain {
         let (value, deadline, v, r, s) = self.permit(traveler, max_price).await?;
         let permit = PlanMarket::PermitSig { deadline, v, r, s };
         let r = send!(
-            self.send_lock,
+            &self.relayer,
             m.buyWithPermitAndConcession(
                 owner,
                 bundle_id,
@@ -467,7 +527,7 @@ impl Chain {
                 concession.clone(),
                 concession_sig.to_vec().into()
             )
-        );
+        )?;
         purchased(&r)
     }
 
@@ -498,10 +558,12 @@ impl Chain {
         Ok((u128::try_from(r.amount).map_err(|_| ChainError::Rpc("refund overflow".into()))?, r.deadline))
     }
 
-    /// Refunds an unused ticket (as the relayer: FARE goes to the holder); returns the amount.
+    /// Refunds an unused ticket (relayer key: FARE goes to the holder); returns the amount.
+    /// Check the taps recorded for the ticket first: rides reach the chain in batches, and
+    /// from the ticket's validFrom only the relayer may refund.
     pub async fn refund(&self, ticket_id: u64) -> Result<u128> {
         let m = PlanMarket::new(self.d.market, &self.provider);
-        let r = send!(self.send_lock, m.refund(U256::from(ticket_id)));
+        let r = send!(&self.relayer, m.refund(U256::from(ticket_id)))?;
         let e = r
             .inner
             .logs()
@@ -511,12 +573,12 @@ impl Chain {
         u128::try_from(e.amount).map_err(|_| ChainError::Rpc("refund overflow".into()))
     }
 
-    /// Reports a delay for one policy as this account (an oracle). Returns the
+    /// Reports a delay for one policy (settler key, an oracle). Returns the
     /// voucher id when this vote completed the quorum, `None` when it only
     /// recorded a vote (k-of-n reporting, fewer than k so far).
     pub async fn report_delay(&self, delay_id: B256, policy_id: u64, delay_minutes: u32) -> Result<Option<u64>> {
         let c = DelayInsurance::new(self.d.insurance, &self.provider);
-        let r = send!(self.send_lock, c.reportDelay(delay_id, U256::from(policy_id), delay_minutes));
+        let r = send!(&self.settler, c.reportDelay(delay_id, U256::from(policy_id), delay_minutes))?;
         r.inner
             .logs()
             .iter()
@@ -525,7 +587,7 @@ impl Chain {
             .transpose()
     }
 
-    /// Sets an insured product's own terms (threshold, voucher, caps).
+    /// Sets an insured product's own terms (threshold, voucher, caps; catalog key).
     pub async fn set_product_terms(&self, product_id: u32, t: &ProductCover) -> Result<()> {
         let c = DelayInsurance::new(self.d.insurance, &self.provider);
         let terms = DelayInsurance::ProductTerms {
@@ -537,7 +599,7 @@ impl Chain {
             maxPerTrip: t.max_per_trip,
             maxPerDay: t.max_per_day,
         };
-        send!(self.send_lock, c.setProductTerms(product_id, terms));
+        send!(&self.catalog, c.setProductTerms(product_id, terms))?;
         Ok(())
     }
 
@@ -549,68 +611,71 @@ impl Chain {
         Ok((t.thresholdMinutes, t.voucherValue, t.voucherOperatorId, t.voucherCategory, t.maxPerTrip, t.maxPerDay))
     }
 
-    /// Puts an operator in a voucher category: it then accepts vouchers of that kind.
+    /// Puts an operator in a voucher category: it then accepts vouchers of that kind (catalog key).
     pub async fn set_operator_category(&self, operator_id: u32, kind: &str) -> Result<()> {
         let c = DelayInsurance::new(self.d.insurance, &self.provider);
-        send!(self.send_lock, c.setOperatorCategory(operator_id, voucher_category(kind)));
+        send!(&self.catalog, c.setOperatorCategory(operator_id, voucher_category(kind)))?;
         Ok(())
     }
 
-    /// Sets how many distinct oracles must report a delay before it pays.
+    /// Sets how many distinct oracles must report a delay before it pays. Admin-only
+    /// governance ([`ChainError::MissingKey`] without the admin's key).
     pub async fn set_quorum(&self, quorum: u8) -> Result<()> {
         let c = DelayInsurance::new(self.d.insurance, &self.provider);
-        send!(self.send_lock, c.setQuorum(quorum));
+        send!(self.governance()?, c.setQuorum(quorum))?;
         Ok(())
     }
 
-    /// Makes `account` a delay oracle (a reporter with its own key).
+    /// Makes `account` a delay oracle (a reporter with its own key). Admin-only governance
+    /// ([`ChainError::MissingKey`] without the admin's key).
     pub async fn grant_oracle(&self, account: Address) -> Result<()> {
         let c = DelayInsurance::new(self.d.insurance, &self.provider);
-        send!(self.send_lock, c.grantRole(role("ORACLE_ROLE"), account));
+        send!(self.governance()?, c.grantRole(role("ORACLE_ROLE"), account))?;
         Ok(())
     }
 
-    /// Sends `wei` of the chain's native coin from the operating account (gas for another key).
+    /// Sends `wei` of the chain's native coin from the relayer key (gas for another key).
     pub async fn fund(&self, to: Address, wei: u128) -> Result<()> {
-        let tx = alloy::rpc::types::TransactionRequest::default().to(to).value(U256::from(wei));
-        let guard = self.send_lock.lock().await;
-        let pending = self.provider.send_transaction(tx).await.map_err(rpc)?;
-        drop(guard);
-        let receipt = pending.with_timeout(Some(RECEIPT_TIMEOUT)).get_receipt().await.map_err(rpc)?;
-        if !receipt.status() {
-            return Err(ChainError::TxFailed(format!("{:#x}", receipt.transaction_hash)));
-        }
-        Ok(())
+        send_value(&self.provider, &self.relayer, to, wei).await
     }
 
-    /// The same deployment, operated by another key (an independent reporter).
+    /// The same deployment with `key` in every role (an independent delay reporter).
     pub async fn as_account(&self, rpc_url: &str, key: &str) -> Result<Self> {
         Self::attach(&ChainConfig { rpc_url: rpc_url.into(), admin_key: key.into() }, self.d.clone()).await
     }
 
-    /// Redeems a voucher at an operator.
+    /// Redeems a voucher at an operator (relayer key).
     pub async fn redeem_voucher(&self, voucher_id: u64, operator_id: u32) -> Result<B256> {
         let c = DelayInsurance::new(self.d.insurance, &self.provider);
-        Ok(send!(self.send_lock, c.redeem(U256::from(voucher_id), operator_id)).transaction_hash)
+        Ok(send!(&self.relayer, c.redeem(U256::from(voucher_id), operator_id))?.transaction_hash)
     }
 
-    /// Closes the clearing period, paying every operator (vouchers redeemed are paid
-    /// out of the insurer's claim first).
-    pub async fn close_period(&self) -> Result<B256> {
+    /// Clearing's current (open) period: the one a close must name.
+    pub async fn current_period(&self) -> Result<u64> {
+        Clearing::new(self.d.clearing, &self.provider).currentPeriod().call().await.map_err(revert)
+    }
+
+    /// Closes clearing period `period_id`, paying every operator (vouchers redeemed are
+    /// paid out of the insurer's claim first). A period that is not the current one is
+    /// refused with [`ChainError::WrongPeriod`] (`given < current`: it is closed already,
+    /// by an earlier send or another closer), so a close never settles twice.
+    pub async fn close_period(&self, period_id: u64) -> Result<B256> {
         let c = Clearing::new(self.d.clearing, &self.provider);
-        Ok(send!(self.send_lock, c.closePeriod()).transaction_hash)
+        let r = send!(&self.settler, c.closePeriod(period_id));
+        Ok(self.closed(period_id, r).await?.transaction_hash)
     }
 
-    /// Closes the clearing period with netted adjustments `(from, to, amount)` moved
-    /// between operators' claims before the payout; returns the transaction and the
-    /// period it closed.
-    pub async fn settle_period(&self, adjustments: &[(u32, u32, i64)]) -> Result<(B256, u64)> {
+    /// Closes clearing period `period_id` (as [`Chain::close_period`]) with netted
+    /// adjustments `(from, to, amount)` moved between operators' claims before the payout;
+    /// returns the transaction and the period it closed.
+    pub async fn settle_period(&self, period_id: u64, adjustments: &[(u32, u32, i64)]) -> Result<(B256, u64)> {
         let c = Clearing::new(self.d.clearing, &self.provider);
         let transfers: Vec<Clearing::Transfer> = adjustments
             .iter()
             .map(|&(from, to, amount)| Clearing::Transfer { from, to, amount: U256::from(amount.max(0) as u64) })
             .collect();
-        let r = send!(self.send_lock, c.settlePeriod(transfers));
+        let r = send!(&self.settler, c.settlePeriod(period_id, transfers));
+        let r = self.closed(period_id, r).await?;
         let period = r
             .inner
             .logs()
@@ -621,6 +686,18 @@ impl Chain {
         Ok((r.transaction_hash, period))
     }
 
+    /// A close that passed estimation but failed when mined lost a race with another closer
+    /// of the same period: report it as the wrong period it now is.
+    async fn closed(&self, period_id: u64, sent: Result<TransactionReceipt>) -> Result<TransactionReceipt> {
+        match sent {
+            Err(ChainError::TxFailed(tx)) => match self.current_period().await? {
+                current if current != period_id => Err(ChainError::WrongPeriod { given: period_id, current }),
+                _ => Err(ChainError::TxFailed(tx)),
+            },
+            other => other,
+        }
+    }
+
     /// The insurer operator whose claim pays redeemed vouchers, if one is set.
     pub async fn insurer(&self) -> Result<Option<u32>> {
         let c = Clearing::new(self.d.clearing, &self.provider);
@@ -628,23 +705,75 @@ impl Chain {
         Ok((r.insurance_ != Address::ZERO).then_some(r.insurerId))
     }
 
-    /// Names the insurer whose claim pays redeemed vouchers at each close.
+    /// Names the insurer whose claim pays redeemed vouchers at each close (catalog key).
     pub async fn set_insurer(&self, operator_id: u32) -> Result<()> {
         let c = Clearing::new(self.d.clearing, &self.provider);
-        send!(self.send_lock, c.setInsurance(self.d.insurance, operator_id));
+        send!(&self.catalog, c.setInsurance(self.d.insurance, operator_id))?;
         Ok(())
     }
 
-    /// Anchors a tap batch's Merkle root; returns the batch id.
+    /// Anchors a tap batch's Merkle root (settler key); returns the batch id.
     pub async fn anchor_taps(&self, root: B256, count: u32) -> Result<u64> {
         let c = Clearing::new(self.d.clearing, &self.provider);
-        let r = send!(self.send_lock, c.anchorTapBatch(root, count));
+        let r = send!(&self.settler, c.anchorTapBatch(root, count))?;
         r.inner
             .logs()
             .iter()
             .find_map(|l| Clearing::TapBatchAnchored::decode_log_data(l.data()).ok())
             .map(|e| e.batchId)
             .ok_or_else(|| ChainError::Rpc("anchor mined without TapBatchAnchored".into()))
+    }
+
+    /// Records a batch of rides on chain in one transaction (`Ticket.recordRides`, settler
+    /// key), each `(ticket, unix time of the tap)`, so a ridden ticket can no longer be
+    /// refunded and its rides left are counted down. Idempotent on `batch_key` (Kippu uses the
+    /// tap batch's Merkle root): a batch recorded before is reported as `already_recorded`, not
+    /// as an error, and changes nothing. Rides are sent sorted by tap time, as the contract
+    /// judges them in order (a rolling ticket activates at its first tap). A batch must hold 1
+    /// to [`MAX_RIDES_PER_TX`] rides ([`ChainError::InvalidRideBatch`] otherwise, before
+    /// anything is sent): keep tap batches within that.
+    pub async fn record_rides(&self, batch_key: B256, rides: &[(u64, u64)]) -> Result<RidesOutcome> {
+        if rides.is_empty() || rides.len() > MAX_RIDES_PER_TX {
+            return Err(ChainError::InvalidRideBatch { rides: rides.len(), max: MAX_RIDES_PER_TX });
+        }
+        let mut sorted: Vec<Ticket::Ride> =
+            rides.iter().map(|&(ticket, at)| Ticket::Ride { tokenId: U256::from(ticket), time: at }).collect();
+        sorted.sort_unstable_by_key(|r| (r.time, r.tokenId));
+        let already = RidesOutcome { already_recorded: true, ..Default::default() };
+        let t = Ticket::new(self.d.ticket, &self.provider);
+        let guard = self.settler.lock.lock().await;
+        let sent = t.recordRides(batch_key, sorted).from(self.settler.from).send().await;
+        drop(guard);
+        let pending = match sent {
+            Ok(p) => p,
+            Err(e) if e.as_decoded_error::<Ticket::RidesAlreadyRecorded>().is_some() => return Ok(already),
+            Err(e) => return Err(revert(e)),
+        };
+        let r = match mined(pending).await {
+            Ok(r) => r,
+            // estimated before another sender's copy of the batch was mined
+            Err(ChainError::TxFailed(_)) if self.rides_recorded(batch_key).await? => return Ok(already),
+            Err(e) => return Err(e),
+        };
+        let mut recorded = None;
+        let mut refused = Vec::new();
+        for log in r.inner.logs().iter().filter(|l| l.address() == self.d.ticket) {
+            if let Ok(e) = Ticket::RideRefused::decode_log_data(log.data()) {
+                let ticket = u64::try_from(e.tokenId).map_err(|_| ChainError::Rpc("ticket id overflow".into()))?;
+                let why = RideRefusal::from_code(e.reason)
+                    .ok_or_else(|| ChainError::Rpc(format!("unknown RideRefused reason {}", e.reason)))?;
+                refused.push((ticket, why));
+            } else if let Ok(e) = Ticket::RidesRecorded::decode_log_data(log.data()) {
+                recorded = Some(e.recorded);
+            }
+        }
+        let recorded = recorded.ok_or_else(|| ChainError::Rpc("recordRides mined without RidesRecorded".into()))?;
+        Ok(RidesOutcome { tx: Some(r.transaction_hash), recorded, refused, already_recorded: false })
+    }
+
+    /// Whether the ride batch `batch_key` is recorded on chain.
+    pub async fn rides_recorded(&self, batch_key: B256) -> Result<bool> {
+        Ticket::new(self.d.ticket, &self.provider).ridesRecorded(batch_key).call().await.map_err(revert)
     }
 
     /// Clearing's own leaf of a tap (to check the off-chain encoding against).
@@ -743,5 +872,26 @@ impl Chain {
         let mut out: Vec<_> = logs.iter().filter_map(|l| decode_log(&self.d, l)).collect();
         out.sort_by_key(|(m, _)| (m.block_number, m.log_index));
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RideRefusal;
+
+    #[test]
+    fn ride_refusal_codes_match_the_contract() {
+        let all = [
+            (1, RideRefusal::UnknownTicket, "UNKNOWN_TICKET"),
+            (2, RideRefusal::NotYetValid, "NOT_YET_VALID"),
+            (3, RideRefusal::Expired, "EXPIRED"),
+            (4, RideRefusal::NoRidesLeft, "NO_RIDES_LEFT"),
+            (5, RideRefusal::InFuture, "IN_FUTURE"),
+        ];
+        for (code, r, text) in all {
+            assert_eq!((r.code(), RideRefusal::from_code(code), r.to_string()), (code, Some(r), text.to_owned()));
+        }
+        assert_eq!(RideRefusal::from_code(0), None);
+        assert_eq!(RideRefusal::from_code(6), None);
     }
 }

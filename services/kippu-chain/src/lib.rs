@@ -1,17 +1,46 @@
 //! Kippu's chain adapter. Bindings come from the committed, trimmed Foundry
 //! artifacts in `contracts/abi/`, so building the Rust side needs no Node or
 //! solc; `make test` fails when those artifacts are stale.
+//!
+//! Each transaction is sent from the key of its role ([`HotKeys`]); a production
+//! deployment ([`deploy`]) leaves the deploying key with no role and records the
+//! role holders and the contracts' code hashes, which [`verify_deployment`] checks
+//! before [`connect`] is used.
+
+use alloy::primitives::Address;
+
+/// Sends one transaction from `$sender` (a [`client::Sender`]) and waits, bounded,
+/// for its receipt; evaluates to `Result<TransactionReceipt>`. Sends of one key are
+/// serialized so each takes the next pending nonce the node reports: a call that
+/// reverts at estimation never consumes a nonce (a cached nonce would, leaving a gap
+/// that stalls every later transaction of that key).
+macro_rules! send {
+    ($sender:expr, $call:expr) => {
+        async {
+            let sender: &$crate::client::Sender = $sender;
+            let guard = sender.lock.lock().await;
+            let pending = $call.from(sender.from).send().await.map_err($crate::client::revert)?;
+            drop(guard);
+            $crate::client::mined(pending).await
+        }
+        .await
+    };
+}
 
 pub mod anvil;
 pub mod bindings;
 mod client;
 mod decode;
+mod deploy;
+mod keys;
 
 pub use client::{
-    voucher_category, BundleSpec, Chain, ChainConfig, Deployment, InsuranceTerms, OperatorSpec, ProductCover,
-    ProductSpec, SettlementState, Validity,
+    connect, voucher_category, BundleSpec, Chain, ChainConfig, InsuranceTerms, OperatorSpec, ProductCover, ProductSpec,
+    RideRefusal, RidesOutcome, SettlementState, Validity, MAX_RIDES_PER_TX,
 };
 pub use decode::decode_log;
+pub use deploy::{deploy, deploy_single_key, verify_deployment, CodeHashes, Deployment};
+pub use keys::{HotKeys, RoleHolders};
 
 /// Chain adapter errors.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +60,56 @@ pub enum ChainError {
     /// Invalid configuration (bad key, bad URL).
     #[error("chain configuration: {0}")]
     Config(String),
+    /// The node serves another chain than the deployment record names.
+    #[error("deployment is on chain {expected}, the node serves chain {found}")]
+    WrongChain {
+        /// Chain id of the deployment record.
+        expected: u64,
+        /// Chain id the node reports.
+        found: u64,
+    },
+    /// The runtime code at a recorded address is not the code recorded at deployment.
+    #[error("code of {contract} at {address} differs from the deployment record")]
+    CodeMismatch {
+        /// Which contract (`fare`, `ticket`, `market`, `insurance`, `clearing`).
+        contract: &'static str,
+        /// Its recorded address.
+        address: Address,
+    },
+    /// There is no code at a recorded address (wrong node, or a chain reset since).
+    #[error("no code for {contract} at {address}")]
+    NoCode {
+        /// Which contract (`fare`, `ticket`, `market`, `insurance`, `clearing`).
+        contract: &'static str,
+        /// Its recorded address.
+        address: Address,
+    },
+    /// A transaction needs a role whose key this process does not hold (admin-only
+    /// governance on a connection with hot keys only).
+    #[error("sending as {role} needs the key of {address}, which this process does not hold")]
+    MissingKey {
+        /// The role (`admin`).
+        role: &'static str,
+        /// The address holding it.
+        address: Address,
+    },
+    /// A ride batch for [`Chain::record_rides`] must hold 1 to `max` rides.
+    #[error("a ride batch holds 1 to {max} rides, not {rides}")]
+    InvalidRideBatch {
+        /// Rides in the batch.
+        rides: usize,
+        /// [`MAX_RIDES_PER_TX`].
+        max: usize,
+    },
+    /// A period close named another period than the current one: the period it meant
+    /// was already closed (`given < current`), or the close ran ahead.
+    #[error("period {given} is not the current period {current}")]
+    WrongPeriod {
+        /// The period the close named.
+        given: u64,
+        /// Clearing's current period.
+        current: u64,
+    },
 }
 
 /// Result alias of this crate.

@@ -15,6 +15,7 @@
 mod concession;
 mod didweb;
 mod error;
+mod fetch;
 mod keys;
 mod resolver;
 
@@ -24,5 +25,6 @@ pub use concession::{
 };
 pub use didweb::{account_document, did_web, did_web_path, issuer_document};
 pub use error::{CredentialError, Result};
+pub use fetch::{non_public_range, FetchError, FetchPolicy};
 pub use keys::{ed25519_multibase, IssuerKey};
 pub use resolver::{Resolver, Stats as ResolverStats};

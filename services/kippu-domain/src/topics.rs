@@ -48,6 +48,17 @@ impl GatePath {
     pub fn key(&self) -> String {
         format!("{}/{}/{}", self.operator, self.station, self.gate)
     }
+
+    /// Parses a key `operator/station/gate` ([`Self::key`]); `None` unless it is exactly
+    /// three valid slugs.
+    pub fn parse_key(key: &str) -> Option<Self> {
+        let mut parts = key.split('/');
+        let (op, st, gate) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        Self::new(op, st, gate)
+    }
 }
 
 /// Where validators tell each other the entries they accepted, so replay, passback and
@@ -77,5 +88,14 @@ mod tests {
         assert!(GatePath::parse_topic("kippu/v1/gates/a/b/c/d/e").is_none());
         assert!(GatePath::new("a+", "b", "c").is_none());
         assert!(GatePath::new("a", "", "c").is_none());
+    }
+
+    #[test]
+    fn keys_parse_back() {
+        let p = GatePath::new("metro", "central", "g1").unwrap();
+        assert_eq!(GatePath::parse_key(&p.key()), Some(p));
+        for bad in ["", "metro", "metro/central", "metro/central/g1/x", "metro//g1", "metro/+/g1", "/central/g1"] {
+            assert_eq!(GatePath::parse_key(bad), None, "{bad}");
+        }
     }
 }

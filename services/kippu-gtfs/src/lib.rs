@@ -45,7 +45,9 @@ pub use realtime::{
     decode_feed, decode_message, encode_feed, encode_trip_updates, restamp, FeedContent, FeedSpec, ObservedStop,
     ServiceAlert, TripDelay,
 };
-pub use timetable::{import_timetable, ImportReport, Timetable, TimetableSummary, TripSchedule};
+pub use timetable::{
+    import_timetable, import_timetable_with, ImportLimits, ImportReport, Timetable, TimetableSummary, TripSchedule,
+};
 
 /// Everything that can go wrong reading GTFS or GTFS-Realtime input.
 ///

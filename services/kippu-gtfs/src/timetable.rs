@@ -106,9 +106,59 @@ pub struct ImportReport {
     pub problems: Vec<String>,
 }
 
-/// Reads and checks a GTFS zip.
+/// How much a GTFS zip may hold, checked before the feed is parsed.
+///
+/// A zip is a promise about sizes that its headers may not keep: a few kilobytes of
+/// deflate can inflate to gigabytes (a "zip bomb"), the headers' sizes can lie, and a
+/// central directory can list millions of entries. So the archive is first read entry by
+/// entry through a capped reader that counts the bytes actually inflated, and refused at
+/// the first limit crossed, naming the entry; only then does the GTFS reader see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportLimits {
+    /// The zip itself, compressed.
+    pub max_zip_bytes: usize,
+    /// One entry, inflated.
+    pub max_entry_bytes: u64,
+    /// All entries together, inflated.
+    pub max_total_bytes: u64,
+    /// Entries in the archive.
+    pub max_entries: usize,
+}
+
+impl ImportLimits {
+    /// Generous enough for a large real agency, tight enough that an upload cannot exhaust
+    /// the server:
+    /// - 64 MiB compressed: a big city's or a regional agency's feed is tens of MB zipped
+    ///   (the GTFS CSVs compress about 8 to 12 times);
+    /// - 1 GiB per entry: `stop_times.txt` is by far the largest file and runs to hundreds
+    ///   of MB uncompressed for such an agency (64 MiB at 12:1 is under 800 MB);
+    /// - 1.5 GiB in all: `shapes.txt` and the rest come on top of `stop_times.txt`; the
+    ///   parsed feed takes memory in proportion, so this also bounds the import's memory;
+    /// - 1,000 entries: GTFS defines about 30 files, and real zips add a few more (licences,
+    ///   readmes, folders); many more is not a timetable.
+    pub const DEFAULT: Self = Self {
+        max_zip_bytes: 64 * 1024 * 1024,
+        max_entry_bytes: 1024 * 1024 * 1024,
+        max_total_bytes: 1536 * 1024 * 1024,
+        max_entries: 1_000,
+    };
+}
+
+impl Default for ImportLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Reads and checks a GTFS zip, within [`ImportLimits::DEFAULT`].
 pub fn import_timetable(zip: &[u8]) -> Result<Timetable, ImportReport> {
+    import_timetable_with(zip, &ImportLimits::DEFAULT)
+}
+
+/// Reads and checks a GTFS zip, within `limits`.
+pub fn import_timetable_with(zip: &[u8], limits: &ImportLimits) -> Result<Timetable, ImportReport> {
     let refuse = |p: String| ImportReport { problems: vec![p] };
+    check_archive(zip, limits, &mut 0).map_err(refuse)?;
     let gtfs = gtfs_structures::Gtfs::from_reader(Cursor::new(zip)).map_err(|e| refuse(describe(&e)))?;
     let mut problems = Vec::new();
     if gtfs.agencies.is_empty() {
@@ -203,6 +253,61 @@ pub fn import_timetable(zip: &[u8]) -> Result<Timetable, ImportReport> {
     Ok(Timetable { summary, trip_routes, schedules })
 }
 
+/// Refuses `zip` if it crosses one of `limits`, inflating no entry further than the limit
+/// (one byte more, to know it is over): every byte the decompressor produced is added to
+/// `inflated`. The sizes the zip's headers declare are not trusted: a larger one than
+/// allowed is refused at once, a smaller one is checked by counting. This inflates the
+/// feed once more than the GTFS reader does, a second or so of CPU for a large feed,
+/// which is what it costs to never parse what has not been measured.
+fn check_archive(zip: &[u8], limits: &ImportLimits, inflated: &mut u64) -> Result<(), String> {
+    use std::io::Read as _;
+    if zip.len() > limits.max_zip_bytes {
+        return Err(format!(
+            "the zip is {} bytes; at most {} bytes (compressed) are accepted",
+            zip.len(),
+            limits.max_zip_bytes
+        ));
+    }
+    // The zip reader holds every central-directory entry in memory before anything can be
+    // counted, and each entry starts with this signature: more signatures than entries
+    // allowed and the archive is refused before it is opened.
+    let headers = zip.windows(4).filter(|w| *w == b"PK\x01\x02").count();
+    if headers > limits.max_entries {
+        return Err(format!("the zip has more than {} entries (the limit)", limits.max_entries));
+    }
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip)).map_err(|e| format!("not a readable zip: {e}"))?;
+    if archive.len() > limits.max_entries {
+        return Err(format!("the zip has {} entries; at most {} are accepted", archive.len(), limits.max_entries));
+    }
+    let mut total = 0u64;
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| format!("zip entry {i}: {e}"))?;
+        let name = entry.name().to_owned();
+        if entry.size() > limits.max_entry_bytes {
+            return Err(format!(
+                "{name} declares {} bytes uncompressed; at most {} bytes per file are accepted",
+                entry.size(),
+                limits.max_entry_bytes
+            ));
+        }
+        let room = limits.max_entry_bytes.min(limits.max_total_bytes - total);
+        let read = std::io::copy(&mut (&mut entry).take(room + 1), &mut std::io::sink());
+        let n = read.map_err(|e| format!("{name}: cannot be inflated ({e})"))?;
+        *inflated += n;
+        if n > limits.max_entry_bytes {
+            return Err(format!("{name} inflates to more than {} bytes, the limit per file", limits.max_entry_bytes));
+        }
+        total += n;
+        if total > limits.max_total_bytes {
+            return Err(format!(
+                "the files inflate to more than {} bytes in all, the limit (crossed at {name})",
+                limits.max_total_bytes
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The reader's error with the file and line where it has them.
 fn describe(e: &gtfs_structures::Error) -> String {
     use std::error::Error as _;
@@ -293,6 +398,96 @@ mod tests {
             ("trips.txt", "route_id,service_id,trip_id\nR1,WK,T1\n"),
             ("stop_times.txt", "trip_id,arrival_time,departure_time,stop_id,stop_sequence\nT1,08:00:00,08:00:00,S1,1\nT1,08:10:00,08:10:00,S2,2\n"),
         ]
+    }
+
+    /// A zip of `files`, each `(name, body)`, deflated.
+    fn deflated(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        let mut w = zip::ZipWriter::new(&mut out);
+        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for (name, body) in files {
+            w.start_file(*name, opts).unwrap();
+            w.write_all(body).unwrap();
+        }
+        w.finish().unwrap();
+        out.into_inner()
+    }
+
+    const SMALL: ImportLimits =
+        ImportLimits { max_zip_bytes: 1 << 20, max_entry_bytes: 1 << 20, max_total_bytes: 3 << 19, max_entries: 50 };
+
+    /// The refusal and how many bytes were inflated to reach it.
+    fn refused(zip: &[u8], limits: &ImportLimits) -> (String, u64) {
+        let mut inflated = 0;
+        let e = check_archive(zip, limits, &mut inflated).unwrap_err();
+        (e, inflated)
+    }
+
+    #[test]
+    fn a_zip_bomb_entry_is_refused_without_inflating_past_the_limit() {
+        let mut bomb = deflated(&[("agency.txt", b"x"), ("stop_times.txt", &vec![b'0'; 8 << 20])]);
+        assert!(bomb.len() < 64 * 1024, "8 MiB of zeros deflate to {} bytes", bomb.len());
+        // Declared honestly, it is refused on its word, before anything is inflated past agency.txt.
+        let (e, inflated) = refused(&bomb, &SMALL);
+        assert_eq!(
+            e,
+            "stop_times.txt declares 8388608 bytes uncompressed; at most 1048576 bytes per file are accepted"
+        );
+        assert_eq!(inflated, 1);
+        // The report names the limit and the entry; the feed is not parsed.
+        let report = import_timetable_with(&bomb, &SMALL).unwrap_err();
+        assert_eq!(report.problems, [e]);
+        // Declared as 0 bytes in both headers, it is inflated only to one byte past the limit.
+        for (i, _) in bomb.clone().windows(4).enumerate().filter(|(_, w)| *w == b"PK\x01\x02") {
+            bomb[i + 24..i + 28].copy_from_slice(&0u32.to_le_bytes());
+        }
+        let (e, inflated) = refused(&bomb, &SMALL);
+        assert_eq!(e, "stop_times.txt inflates to more than 1048576 bytes, the limit per file");
+        assert_eq!(inflated, 1 + (1 << 20) + 1, "agency.txt, then the limit and one byte");
+    }
+
+    #[test]
+    fn entries_under_the_limit_each_but_over_it_together_are_refused() {
+        let part = vec![b'1'; 600 * 1024];
+        let zip = deflated(&[("a.txt", &part), ("b.txt", &part), ("c.txt", &part)]);
+        let (e, inflated) = refused(&zip, &SMALL);
+        assert_eq!(e, "the files inflate to more than 1572864 bytes in all, the limit (crossed at c.txt)");
+        assert!(inflated <= (3 << 19) + 1, "inflated {inflated} bytes");
+    }
+
+    #[test]
+    fn declared_sizes_are_not_believed() {
+        let mut zip = deflated(&[("stop_times.txt", &vec![b'0'; 4 << 20])]);
+        // Rewrite the uncompressed size in the local header and the central directory: 100 bytes.
+        assert_eq!(&zip[..4], b"PK\x03\x04");
+        zip[22..26].copy_from_slice(&100u32.to_le_bytes());
+        let cd = zip.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+        zip[cd + 24..cd + 28].copy_from_slice(&100u32.to_le_bytes());
+        assert_eq!(zip::ZipArchive::new(Cursor::new(&zip)).unwrap().by_index(0).unwrap().size(), 100);
+        let (e, inflated) = refused(&zip, &SMALL);
+        assert_eq!(e, "stop_times.txt inflates to more than 1048576 bytes, the limit per file");
+        assert!(inflated <= (1 << 20) + 1, "inflated {inflated} bytes");
+        // A declared size over the limit is refused before inflating anything.
+        zip[cd + 24..cd + 28].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+        let (e, inflated) = refused(&zip, &SMALL);
+        assert!(e.starts_with("stop_times.txt declares 4294967280 bytes uncompressed"), "{e}");
+        assert_eq!(inflated, 0);
+    }
+
+    #[test]
+    fn too_many_entries_or_too_large_a_zip_is_refused_before_opening() {
+        let names: Vec<String> = (0..1_001).map(|i| format!("f{i}.txt")).collect();
+        let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b""[..])).collect();
+        let zip = deflated(&files);
+        let e = import_timetable(&zip).unwrap_err();
+        assert_eq!(e.problems, ["the zip has more than 1000 entries (the limit)"]);
+        let big = vec![0u8; (1 << 20) + 1];
+        assert_eq!(
+            refused(&big, &SMALL).0,
+            "the zip is 1048577 bytes; at most 1048576 bytes (compressed) are accepted"
+        );
+        // The defaults take the real feed.
+        assert!(check_archive(BULL_RUNNER, &ImportLimits::default(), &mut 0).is_ok());
     }
 
     #[test]

@@ -218,14 +218,47 @@ fn parse_signature(signature_hex: &str) -> Result<Signature> {
     Signature::from_raw(&bytes).map_err(|e| IdentityError::BadSignature(e.to_string()))
 }
 
+/// How many challenges a [`ChallengeBook`] holds at most by default.
+///
+/// Each is about 200 bytes, so the bound keeps the book near 2 MB however many are
+/// requested; a person signs in with one, so 10,000 open at once is far beyond what a
+/// single server sees in five minutes of real sign-ins.
+pub const DEFAULT_MAX_OUTSTANDING_CHALLENGES: usize = 10_000;
+
 /// In-memory store of outstanding challenges, each usable once.
+///
+/// Bounded: at most `max_outstanding` challenges are held. Expired ones are dropped
+/// whenever one of them may have expired (and always before refusing), so a flood of
+/// requests that are never answered fills the book for one TTL at most, and then
+/// [`ChallengeBook::issue`] refuses with [`IdentityError::TooManyChallenges`] instead of
+/// growing.
 ///
 /// Suitable for a single server process; a multi-instance deployment needs the
 /// same semantics (atomic take) in a shared store.
 #[derive(Debug)]
 pub struct ChallengeBook {
     ttl_secs: u64,
-    outstanding: Mutex<HashMap<String, Challenge>>,
+    max_outstanding: usize,
+    outstanding: Mutex<Book>,
+}
+
+#[derive(Debug, Default)]
+struct Book {
+    by_nonce: HashMap<String, Challenge>,
+    /// No challenge held expires before this: pruning is pointless until then, so
+    /// issuing stays O(1) and the O(n) sweep runs at most about once a second.
+    earliest_expiry: u64,
+}
+
+impl Book {
+    /// Drops every challenge expired at `now`, if any can be.
+    fn prune(&mut self, now: u64) {
+        if now < self.earliest_expiry {
+            return;
+        }
+        self.by_nonce.retain(|_, c| !c.is_expired(now));
+        self.earliest_expiry = self.by_nonce.values().map(|c| c.expires_at).min().unwrap_or(u64::MAX);
+    }
 }
 
 impl Default for ChallengeBook {
@@ -235,20 +268,44 @@ impl Default for ChallengeBook {
 }
 
 impl ChallengeBook {
-    /// A book whose challenges live for `ttl_secs`.
+    /// A book whose challenges live for `ttl_secs`, holding at most
+    /// [`DEFAULT_MAX_OUTSTANDING_CHALLENGES`].
     pub fn new(ttl_secs: u64) -> Self {
-        Self { ttl_secs, outstanding: Mutex::new(HashMap::new()) }
+        Self::with_limit(ttl_secs, DEFAULT_MAX_OUTSTANDING_CHALLENGES)
+    }
+
+    /// A book whose challenges live for `ttl_secs`, holding at most `max_outstanding`
+    /// (at least one).
+    pub fn with_limit(ttl_secs: u64, max_outstanding: usize) -> Self {
+        Self {
+            ttl_secs,
+            max_outstanding: max_outstanding.max(1),
+            outstanding: Mutex::new(Book { by_nonce: HashMap::new(), earliest_expiry: u64::MAX }),
+        }
+    }
+
+    /// The most challenges this book holds at once.
+    pub fn limit(&self) -> usize {
+        self.max_outstanding
     }
 
     /// Issues and records a new challenge for `domain`.
-    pub fn issue(&self, domain: &str, now: u64) -> Challenge {
+    ///
+    /// Refused with [`IdentityError::TooManyChallenges`] when the book is full of
+    /// challenges that have not expired yet; the error says when one will have.
+    pub fn issue(&self, domain: &str, now: u64) -> Result<Challenge> {
         let challenge = Challenge::new(domain, now, self.ttl_secs);
         let mut book = self.lock();
-        // Pruning on issue too bounds memory by the issue rate times the TTL,
-        // even if clients never come back to answer.
-        book.retain(|_, c| !c.is_expired(now));
-        book.insert(challenge.nonce.clone(), challenge.clone());
-        challenge
+        book.prune(now);
+        if book.by_nonce.len() >= self.max_outstanding {
+            return Err(IdentityError::TooManyChallenges {
+                limit: self.max_outstanding,
+                retry_after_secs: book.earliest_expiry.saturating_sub(now).max(1),
+            });
+        }
+        book.earliest_expiry = book.earliest_expiry.min(challenge.expires_at);
+        book.by_nonce.insert(challenge.nonce.clone(), challenge.clone());
+        Ok(challenge)
     }
 
     /// Removes and returns the challenge with `nonce`.
@@ -257,8 +314,8 @@ impl ChallengeBook {
     /// answered twice, even if the first answer fails verification.
     pub fn take(&self, nonce: &str, now: u64) -> Result<Challenge> {
         let mut book = self.lock();
-        let taken = book.remove(nonce);
-        book.retain(|_, c| !c.is_expired(now));
+        let taken = book.by_nonce.remove(nonce);
+        book.prune(now);
         drop(book);
         let challenge = taken.ok_or(IdentityError::UnknownChallenge)?;
         challenge.check_fresh(now)?;
@@ -267,7 +324,7 @@ impl ChallengeBook {
 
     /// Number of challenges still held (including expired, not yet pruned ones).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().by_nonce.len()
     }
 
     /// Whether no challenge is held.
@@ -275,7 +332,7 @@ impl ChallengeBook {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Challenge>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
         // A panic while holding the lock cannot leave the map half-updated
         // (every operation is a single insert/remove/retain), so keep going.
         self.outstanding.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -324,7 +381,7 @@ mod tests {
     #[test]
     fn book_takes_each_nonce_once() {
         let book = ChallengeBook::new(60);
-        let c = book.issue("kippu.example", NOW);
+        let c = book.issue("kippu.example", NOW).unwrap();
         assert_eq!(book.len(), 1);
         assert_eq!(book.take(&c.nonce, NOW + 1).unwrap(), c);
         assert_eq!(book.take(&c.nonce, NOW + 2), Err(IdentityError::UnknownChallenge));
@@ -335,16 +392,51 @@ mod tests {
     #[test]
     fn book_expires_and_prunes() {
         let book = ChallengeBook::new(60);
-        let late = book.issue("kippu.example", NOW);
+        let late = book.issue("kippu.example", NOW).unwrap();
         assert_eq!(
             book.take(&late.nonce, NOW + 60),
             Err(IdentityError::ChallengeExpired { expires_at: NOW + 60, now: NOW + 60 })
         );
         // Expired challenges are dropped when others are issued or taken.
-        let _stale = book.issue("kippu.example", NOW);
-        let fresh = book.issue("kippu.example", NOW + 100);
+        let _stale = book.issue("kippu.example", NOW).unwrap();
+        let fresh = book.issue("kippu.example", NOW + 100).unwrap();
         assert_eq!(book.len(), 1);
         assert!(book.take(&fresh.nonce, NOW + 101).is_ok());
+    }
+
+    #[test]
+    fn a_flood_of_challenges_is_refused_at_the_bound_until_they_expire() {
+        let book = ChallengeBook::with_limit(60, 100);
+        for i in 0..100 {
+            book.issue("kippu.example", NOW + i % 5).unwrap();
+        }
+        // Full of live challenges: refused, and the book does not grow.
+        for _ in 0..1_000 {
+            assert_eq!(
+                book.issue("kippu.example", NOW + 10),
+                Err(IdentityError::TooManyChallenges { limit: 100, retry_after_secs: 50 })
+            );
+        }
+        assert_eq!(book.len(), 100);
+        // Once the first ones expire they are pruned (not merely refused), and issuing works again.
+        let again = book.issue("kippu.example", NOW + 60).unwrap();
+        assert_eq!(book.len(), 81, "the 20 issued at NOW expired and were dropped");
+        assert!(book.take(&again.nonce, NOW + 61).is_ok());
+        // Long after, everything expired is gone at the next issue.
+        book.issue("kippu.example", NOW + 1_000).unwrap();
+        assert_eq!(book.len(), 1);
+        assert_eq!(ChallengeBook::default().limit(), DEFAULT_MAX_OUTSTANDING_CHALLENGES);
+    }
+
+    #[test]
+    fn taking_a_challenge_frees_its_place_in_a_full_book() {
+        let book = ChallengeBook::with_limit(60, 2);
+        let a = book.issue("kippu.example", NOW).unwrap();
+        book.issue("kippu.example", NOW).unwrap();
+        assert!(matches!(book.issue("kippu.example", NOW), Err(IdentityError::TooManyChallenges { .. })));
+        book.take(&a.nonce, NOW).unwrap();
+        assert!(book.issue("kippu.example", NOW).is_ok());
+        assert_eq!(book.len(), 2);
     }
 
     fn static_resolver(did: &str, document: serde_json::Value) -> StaticDIDResolver {

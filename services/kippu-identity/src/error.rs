@@ -33,6 +33,15 @@ pub enum IdentityError {
     /// No outstanding challenge has this nonce (never issued, already used, or pruned).
     #[error("unknown or already used challenge nonce")]
     UnknownChallenge,
+    /// The challenge book is full of unexpired challenges (a flood of requests nobody
+    /// answers): refused rather than grown, until the oldest expire.
+    #[error("too many sign-in challenges are open (at most {limit}); try again in {retry_after_secs} s")]
+    TooManyChallenges {
+        /// How many challenges the book holds at most.
+        limit: usize,
+        /// Seconds until the oldest challenge held expires and frees its place.
+        retry_after_secs: u64,
+    },
     /// The DID resolver could not produce a DID document.
     #[error("cannot resolve DID {did}: {reason}")]
     UnresolvableDid {

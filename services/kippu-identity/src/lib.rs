@@ -16,7 +16,10 @@ mod did;
 mod error;
 mod keystore;
 
-pub use auth::{sign_challenge, verify_did_auth, Challenge, ChallengeBook, DEFAULT_CHALLENGE_TTL_SECS};
+pub use auth::{
+    sign_challenge, verify_did_auth, Challenge, ChallengeBook, DEFAULT_CHALLENGE_TTL_SECS,
+    DEFAULT_MAX_OUTSTANDING_CHALLENGES,
+};
 pub use did::{did_pkh, normalize_did_pkh, parse_did_pkh};
 pub use error::{IdentityError, Result};
 pub use keystore::{deterministic_demo_key, Keystore, SealedKey};

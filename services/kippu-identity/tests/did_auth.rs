@@ -24,7 +24,7 @@ async fn custodial_sign_in_round_trip() {
     let did = did_pkh(CHAIN, address);
 
     let book = ChallengeBook::default();
-    let issued = book.issue(DOMAIN, NOW);
+    let issued = book.issue(DOMAIN, NOW).unwrap();
 
     let signer = keystore.open_for(address, &column.parse().unwrap()).unwrap();
     let signature = sign_challenge(&signer, &issued, &did).unwrap();
@@ -43,7 +43,7 @@ async fn custodial_sign_in_round_trip() {
 async fn accepts_lowercase_did_spelling() {
     let (signer, did) = traveler();
     let did = did.to_lowercase();
-    let c = ChallengeBook::default().issue(DOMAIN, NOW);
+    let c = ChallengeBook::default().issue(DOMAIN, NOW).unwrap();
     let sig = sign_challenge(&signer, &c, &did).unwrap();
     assert_eq!(verify_did_auth(&did, &c, &sig, NOW).await, Ok(signer.address()));
 }

@@ -7,15 +7,12 @@
 //!
 //! Logins:
 //!
-//! * a gate logs in as `{operator}/{station}/{gate}` ([`GatePath::key`]) with
-//!   [`gate_password`];
-//! * a validator (and any other platform service) logs in as [`VALIDATOR_USERNAME`]
-//!   with [`validator_password`].
+//! * a gate logs in as `{operator}/{station}/{gate}` ([`GatePath::key`]);
+//! * a validator (and any other platform service) logs in as [`VALIDATOR_USERNAME`].
 //!
-//! Passwords are derived from one platform secret with HMAC-SHA256, so the
-//! platform can hand a gate its password and the embedded broker can check it
-//! without a password file. (Mosquitto still needs `mosquitto_passwd` entries,
-//! made from the same derived passwords.)
+//! Each login has its own random password, checked against a
+//! [`crate::CredentialStore`] (embedded broker) or Mosquitto's password file
+//! (written by [`crate::write_mosquitto_files`]); see [`crate::credential_hash`].
 //!
 //! A gate username has no `gate:` prefix: Mosquitto's password file uses `:` as
 //! its separator (`mosquitto_passwd` refuses such names), and the ACL's `%u` can
@@ -32,23 +29,12 @@
 
 use std::fmt;
 
-use hmac::{Hmac, Mac};
 use kippu_domain::topics::{GatePath, GATE_ROOT, VALIDATOR_ENTRIES};
-use sha2::Sha256;
 
 use crate::mqtt_url::MqttUrl;
 
 /// Username of validators and other platform services.
 pub const VALIDATOR_USERNAME: &str = "validator";
-
-/// Hex characters of a derived password (128 bits).
-pub const PASSWORD_LEN: usize = 32;
-
-/// Shortest platform secret the secured embedded broker accepts.
-pub const MIN_SECRET_LEN: usize = 16;
-
-/// Prefix of the HMAC input, so a secret reused elsewhere never yields these MACs.
-const PASSWORD_CONTEXT: &str = "kippu-mqtt-password:v1:";
 
 /// Prefix of shared subscriptions: `$share/{group}/{filter}`.
 const SHARE_PREFIX: &str = "$share/";
@@ -71,12 +57,7 @@ impl Identity {
         if username == VALIDATOR_USERNAME {
             return Some(Identity::Validator);
         }
-        let mut parts = username.split('/');
-        let (op, st, gate) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() {
-            return None;
-        }
-        GatePath::new(op, st, gate).map(Identity::Gate)
+        GatePath::parse_key(username).map(Identity::Gate)
     }
 
     /// The MQTT username of this identity (`None` for anonymous).
@@ -109,16 +90,6 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// The login of `gate`: username `{operator}/{station}/{gate}`, password [`gate_password`].
-    pub fn gate(secret: &[u8], gate: &GatePath) -> Self {
-        Self { username: gate_username(gate), password: gate_password(secret, gate) }
-    }
-
-    /// The login of validators: username [`VALIDATOR_USERNAME`], password [`validator_password`].
-    pub fn validator(secret: &[u8]) -> Self {
-        Self { username: VALIDATOR_USERNAME.to_owned(), password: validator_password(secret) }
-    }
-
     /// `url` with these credentials (replacing any it had).
     pub fn apply_to(&self, url: &MqttUrl) -> MqttUrl {
         let mut url = url.clone();
@@ -138,49 +109,6 @@ impl fmt::Debug for Credentials {
 /// MQTT username of a gate: `{operator}/{station}/{gate}`.
 pub fn gate_username(gate: &GatePath) -> String {
     gate.key()
-}
-
-/// Password of a gate: the first [`PASSWORD_LEN`] hex digits of
-/// `HMAC-SHA256(secret, "kippu-mqtt-password:v1:" + username)`.
-pub fn gate_password(secret: &[u8], gate: &GatePath) -> String {
-    derive_password(secret, &gate_username(gate))
-}
-
-/// Password of the [`VALIDATOR_USERNAME`] login, derived like [`gate_password`].
-pub fn validator_password(secret: &[u8]) -> String {
-    derive_password(secret, VALIDATOR_USERNAME)
-}
-
-/// The password `identity` must present (`None` for anonymous).
-pub fn password_for(secret: &[u8], identity: &Identity) -> Option<String> {
-    identity.username().map(|user| derive_password(secret, &user))
-}
-
-fn derive_password(secret: &[u8], username: &str) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(PASSWORD_CONTEXT.as_bytes());
-    mac.update(username.as_bytes());
-    let digest = mac.finalize().into_bytes();
-    let mut hex = String::with_capacity(PASSWORD_LEN);
-    for byte in &digest[..PASSWORD_LEN / 2] {
-        hex.push_str(&format!("{byte:02x}"));
-    }
-    hex
-}
-
-/// Checks a login: the identity when `password` is the one derived for
-/// `username`, `None` otherwise (unknown username shape or wrong password).
-/// The comparison runs in constant time.
-pub fn authenticate(secret: &[u8], username: &str, password: &str) -> Option<Identity> {
-    let identity = Identity::from_username(username)?;
-    let expected = password_for(secret, &identity)?;
-    constant_time_eq(expected.as_bytes(), password.as_bytes()).then_some(identity)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    // The length of a derived password is public (PASSWORD_LEN), so an early
-    // exit on length leaks nothing.
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Whether `identity` may publish on `topic` (also used for a CONNECT's last will).
@@ -317,8 +245,6 @@ fn levels_within(filter: &[&str], outer: &[&str]) -> bool {
 mod tests {
     use super::*;
 
-    const SECRET: &[u8] = b"a test secret, not for production";
-
     fn gate(key: &str) -> GatePath {
         let mut p = key.split('/');
         GatePath::new(p.next().unwrap(), p.next().unwrap(), p.next().unwrap()).unwrap()
@@ -343,43 +269,12 @@ mod tests {
     }
 
     #[test]
-    fn passwords_are_deterministic_distinct_and_checked() {
-        let g1 = gate("metro/central/g1");
-        let g2 = gate("metro/central/g2");
-        let p1 = gate_password(SECRET, &g1);
-        assert_eq!(p1.len(), PASSWORD_LEN);
-        assert!(p1.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
-        assert_eq!(p1, gate_password(SECRET, &g1));
-        assert_ne!(p1, gate_password(SECRET, &g2));
-        assert_ne!(p1, gate_password(b"another secret", &g1));
-        assert_ne!(validator_password(SECRET), p1);
-
-        assert_eq!(authenticate(SECRET, "metro/central/g1", &p1), Some(a()));
-        assert_eq!(authenticate(SECRET, "validator", &validator_password(SECRET)), Some(Identity::Validator));
-        assert_eq!(authenticate(SECRET, "metro/central/g2", &p1), None, "another gate's password");
-        assert_eq!(authenticate(SECRET, "validator", &p1), None);
-        assert_eq!(authenticate(SECRET, "metro/central/g1", ""), None);
-        assert_eq!(authenticate(SECRET, "metro/central/g1", &p1[..31]), None);
-        assert_eq!(authenticate(SECRET, "", ""), None);
-        assert_eq!(authenticate(b"another secret", "metro/central/g1", &p1), None);
-
-        let c = Credentials::gate(SECRET, &g1);
-        assert_eq!((c.username.as_str(), c.password.as_str()), ("metro/central/g1", p1.as_str()));
-        assert!(!format!("{c:?}").contains(&p1));
+    fn credentials_hide_the_password_and_go_into_urls() {
+        let c = Credentials { username: "metro/central/g1".into(), password: "hunter2-long-password".into() };
+        assert!(!format!("{c:?}").contains("hunter2"));
         let url = c.apply_to(&MqttUrl::parse("mqtt://127.0.0.1:1883").unwrap());
         assert_eq!(url.username.as_deref(), Some("metro/central/g1"));
-        assert_eq!(url.password.as_deref(), Some(p1.as_str()));
-        assert_eq!(Credentials::validator(SECRET).password, validator_password(SECRET));
-    }
-
-    /// Pinned so the README's openssl one-liner and any other implementation
-    /// of the derivation can be checked against it.
-    #[test]
-    fn derivation_is_pinned() {
-        let secret = b"kippu-dev-secret";
-        // printf '%s' 'kippu-mqtt-password:v1:metro/central/g1' \
-        //   | openssl dgst -sha256 -hmac 'kippu-dev-secret' | awk '{print $NF}' | cut -c1-32
-        assert_eq!(gate_password(secret, &gate("metro/central/g1")), "e2d623507feed186d6101384092fda84");
+        assert_eq!(url.password.as_deref(), Some("hunter2-long-password"));
     }
 
     #[test]

@@ -15,17 +15,23 @@
 //! QoS and routes every PUBLISH, and its only topic restriction
 //! (`validate-tenant-prefix`, off by default) needs TLS client certificates and
 //! forces all topics under `/tenants/{org}/`. Nor does the hook tell the router
-//! who logged in.
+//! who logged in, or let a login be withdrawn later.
 //!
 //! So the secured broker is two layers:
 //!
-//! * rumqttd on a loopback port, with `external_auth` checking the derived
-//!   passwords (a local process bypassing the front still needs credentials);
-//! * an MQTT 3.1.1-aware TCP front on the public address, which reads every
-//!   packet the client sends with rumqttc's codec and
-//!   - refuses a CONNECT with no or wrong credentials, a protocol other than
-//!     3.1.1, or a last will on a topic the login may not publish (CONNACK 5,
-//!     "not authorised"; 1 for the protocol), without opening the upstream;
+//! * rumqttd on a loopback port, whose `external_auth` admits only CONNECTs
+//!   carrying a random token made at start and known only to the front (a local
+//!   process bypassing the front gets nowhere, whatever logins it knows);
+//! * an MQTT 3.1.1-aware front on the public address (plain TCP, or TLS with
+//!   [`ServerTls`]), which reads every packet the client sends with rumqttc's
+//!   codec and
+//!   - checks the login with the [`CredentialStore`] and refuses a CONNECT with
+//!     no or wrong credentials, a protocol other than 3.1.1, or a last will on a
+//!     topic the login may not publish (CONNACK 5, "not authorised"; 1 for the
+//!     protocol; 3, "server unavailable", when the store cannot answer), without
+//!     opening the upstream;
+//!   - re-checks the login every [`SecuredOptions::recheck_every`] and closes the
+//!     connection once the store no longer accepts it (revoked or rotated);
 //!   - namespaces the client id by login (`g.{op}.{st}.{gate}.{id}` /
 //!     `v.{id}`), so a gate cannot take over a validator's session by reusing
 //!     its client id;
@@ -44,8 +50,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::acl::{self, Identity};
+use crate::credentials::CredentialStore;
 use crate::error::{MqttError, Result};
 use crate::mqtt_url::MqttUrl;
+use crate::tls::ServerTls;
+use crate::MAX_PACKET_BYTES as MAX_PACKET;
 
 /// Where the dev broker listens: off 1883 so it never collides with a system broker.
 pub const DEFAULT_EMBEDDED_ADDR: &str = "127.0.0.1:18830";
@@ -55,11 +64,25 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts for a port-0 start; another process may grab the free port we picked
 /// between probing and rumqttd binding it.
 const PORT_ATTEMPTS: usize = 5;
-/// Largest packet the broker accepts (remaining length): a gate's retained offline snapshot,
-/// which lists every valid ticket of its operator, may be up to
-/// [`kippu_domain::snapshot::MAX_SNAPSHOT_BYTES`]; scans are at most 2 KiB and the validator
-/// refuses bigger ones itself.
-const MAX_PACKET: usize = kippu_domain::snapshot::MAX_SNAPSHOT_BYTES + 64 * 1024;
+/// How often the secured broker re-checks each live connection's login by default.
+pub const DEFAULT_RECHECK: Duration = Duration::from_secs(10);
+
+/// How [`EmbeddedBroker::start_secured_with`] runs its front.
+#[derive(Debug, Clone)]
+pub struct SecuredOptions {
+    /// Serve TLS with this certificate and key; `None` is plain TCP (the loopback demo).
+    pub tls: Option<ServerTls>,
+    /// How often each live connection's login is checked again, so a revoked or rotated
+    /// credential also ends the sessions opened with it. Each connection re-checks on its
+    /// own schedule, offset at random, so the store sees an even trickle rather than bursts.
+    pub recheck_every: Duration,
+}
+
+impl Default for SecuredOptions {
+    fn default() -> Self {
+        Self { tls: None, recheck_every: DEFAULT_RECHECK }
+    }
+}
 
 /// A running rumqttd broker (MQTT 3.1.1, optionally also MQTT 5 on a second port).
 ///
@@ -69,6 +92,7 @@ const MAX_PACKET: usize = kippu_domain::snapshot::MAX_SNAPSHOT_BYTES + 64 * 1024
 pub struct EmbeddedBroker {
     addr: SocketAddr,
     v5_addr: Option<SocketAddr>,
+    tls: bool,
 }
 
 impl EmbeddedBroker {
@@ -98,7 +122,7 @@ impl EmbeddedBroker {
             match launch(config(addr, v5_addr)?, &targets) {
                 Ok(()) => {
                     tracing::info!(%addr, ?v5_addr, "embedded MQTT broker listening");
-                    return Ok(Self { addr, v5_addr });
+                    return Ok(Self { addr, v5_addr, tls: false });
                 }
                 Err(e) => {
                     tracing::warn!(%addr, error = %e, "embedded broker did not start");
@@ -109,24 +133,24 @@ impl EmbeddedBroker {
         Err(last.unwrap_or_else(|| MqttError::Broker("did not start".into())))
     }
 
-    /// Starts an MQTT 3.1.1 broker on `bind` that authenticates every client and
-    /// enforces the topic ACL of [`crate::acl`] (see the module docs for how):
+    /// Starts an MQTT 3.1.1 broker on `bind` that authenticates every client against
+    /// `store` and enforces the topic ACL of [`crate::acl`] (see the module docs for how):
+    /// gates log in as `{operator}/{station}/{gate}`, validators and other platform
+    /// services as `validator`, each with its current password; anyone else is refused.
+    /// With `tls` it serves MQTT over TLS only.
     ///
-    /// * gates log in with [`acl::Credentials::gate`]`(secret, gate)`,
-    /// * validators and other platform services with [`acl::Credentials::validator`]`(secret)`,
-    /// * anyone else is refused.
-    ///
-    /// `secret` must be at least [`acl::MIN_SECRET_LEN`] bytes. Like [`Self::start`] it
-    /// blocks until the listener accepts, and runs for the rest of the process.
+    /// Like [`Self::start`] it blocks until the listener accepts, and runs for the rest of
+    /// the process (on its own runtime threads, which is also where `store` is called).
     /// No MQTT 5 listener: the front speaks 3.1.1 only.
-    pub fn start_secured(bind: SocketAddr, secret: &[u8]) -> Result<Self> {
-        if secret.len() < acl::MIN_SECRET_LEN {
-            return Err(MqttError::InvalidOptions(format!(
-                "the broker secret must be at least {} bytes",
-                acl::MIN_SECRET_LEN
-            )));
+    pub fn start_secured(bind: SocketAddr, store: Arc<dyn CredentialStore>, tls: Option<ServerTls>) -> Result<Self> {
+        Self::start_secured_with(bind, store, SecuredOptions { tls, ..Default::default() })
+    }
+
+    /// [`Self::start_secured`] with every option.
+    pub fn start_secured_with(bind: SocketAddr, store: Arc<dyn CredentialStore>, opts: SecuredOptions) -> Result<Self> {
+        if opts.recheck_every.is_zero() {
+            return Err(MqttError::InvalidOptions("recheck_every must be above zero".into()));
         }
-        let secret: Arc<[u8]> = secret.into();
         // Bound here, before anything else starts, so a taken address fails at once
         // and port 0 resolves without a probe-then-bind race.
         let listener =
@@ -134,11 +158,14 @@ impl EmbeddedBroker {
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
 
+        // What the front presents upstream instead of the client's password. Never leaves
+        // this process, so rumqttd's own port admits nobody but the front.
+        let token: Arc<str> = crate::random_password().into();
         let mut inner = None;
         let mut last = None;
         for _ in 0..PORT_ATTEMPTS {
             let upstream = concrete((Ipv4Addr::LOCALHOST, 0).into())?;
-            match launch(secured_config(upstream, secret.clone())?, &[upstream]) {
+            match launch(secured_config(upstream, token.clone())?, &[upstream]) {
                 Ok(()) => {
                     inner = Some(upstream);
                     break;
@@ -156,16 +183,24 @@ impl EmbeddedBroker {
             .thread_name("kippu-mqtt-acl")
             .enable_all()
             .build()?;
+        let tls = opts.tls.is_some();
+        let front = Arc::new(front::Front {
+            upstream: inner,
+            token,
+            store,
+            recheck_every: opts.recheck_every,
+            tls: opts.tls.as_ref().map(ServerTls::acceptor),
+        });
         std::thread::Builder::new().name("kippu-mqtt-acl-accept".into()).spawn(move || {
             runtime.block_on(async move {
                 match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => front::accept_loop(listener, inner, secret).await,
+                    Ok(listener) => front::accept_loop(listener, front).await,
                     Err(e) => tracing::error!(error = %e, "secured broker front cannot listen"),
                 }
             })
         })?;
-        tracing::info!(%addr, upstream = %inner, "secured embedded MQTT broker listening");
-        Ok(Self { addr, v5_addr: None })
+        tracing::info!(%addr, upstream = %inner, tls, "secured embedded MQTT broker listening");
+        Ok(Self { addr, v5_addr: None, tls })
     }
 
     /// Whether this broker honours `$share/{group}/{filter}` subscriptions.
@@ -187,18 +222,20 @@ impl EmbeddedBroker {
         self.v5_addr
     }
 
-    /// `mqtt://host:port` of the 3.1.1 listener, connectable from this host
-    /// (an unspecified bind address becomes loopback).
+    /// `mqtt://host:port` of the 3.1.1 listener (`mqtts://` when it serves TLS),
+    /// connectable from this host (an unspecified bind address becomes loopback).
     pub fn url(&self) -> String {
         let a = connectable(self.addr);
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
         if a.is_ipv6() {
-            format!("mqtt://[{}]:{}", a.ip(), a.port())
+            format!("{scheme}://[{}]:{}", a.ip(), a.port())
         } else {
-            format!("mqtt://{a}")
+            format!("{scheme}://{a}")
         }
     }
 
-    /// [`Self::url`] parsed.
+    /// [`Self::url`] parsed. For a TLS broker it trusts the webpki roots; give it the
+    /// broker's CA with [`MqttUrl::with_tls`].
     pub fn mqtt_url(&self) -> MqttUrl {
         MqttUrl::parse(&self.url()).expect("a socket address is a valid mqtt URL")
     }
@@ -281,14 +318,14 @@ fn config(addr: SocketAddr, v5_addr: Option<SocketAddr>) -> Result<rumqttd::Conf
     serde_json::from_value(json).map_err(|e| MqttError::Broker(format!("config: {e}")))
 }
 
-/// [`config`] for the upstream of the secured broker: every CONNECT must carry
-/// credentials derived from `secret`.
-fn secured_config(addr: SocketAddr, secret: Arc<[u8]>) -> Result<rumqttd::Config> {
+/// [`config`] for the upstream of the secured broker: every CONNECT must carry the
+/// front's `token` as its password.
+fn secured_config(addr: SocketAddr, token: Arc<str>) -> Result<rumqttd::Config> {
     let mut config = config(addr, None)?;
     for server in config.v4.iter_mut().flat_map(|servers| servers.values_mut()) {
-        let secret = secret.clone();
-        server.set_auth_handler(move |_client_id: String, username: String, password: String| {
-            std::future::ready(acl::authenticate(&secret, &username, &password).is_some())
+        let token = token.clone();
+        server.set_auth_handler(move |_client_id: String, _username: String, password: String| {
+            std::future::ready(front::same_token(&token, &password))
         });
     }
     Ok(config)
@@ -298,16 +335,16 @@ fn secured_config(addr: SocketAddr, secret: Arc<[u8]>) -> Result<rumqttd::Config
 mod front {
     use bytes::{Bytes, BytesMut};
     use rumqttc::mqttbytes::v4::{
-        ConnAck, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, SubAck, Subscribe, SubscribeReasonCode,
+        ConnAck, ConnectReturnCode, Login, Packet, PubAck, PubComp, PubRec, SubAck, Subscribe, SubscribeReasonCode,
     };
     use rumqttc::mqttbytes::{self, Protocol, QoS};
-    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufWriter};
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::mpsc;
 
     use super::*;
 
-    /// How long a new connection may take to send its CONNECT.
+    /// How long a new connection may take to finish TLS and send its CONNECT.
     const CONNECT_WAIT: Duration = Duration::from_secs(10);
     /// How long a refused client gets to read its CONNACK before the socket closes.
     const REFUSE_LINGER: Duration = Duration::from_secs(1);
@@ -321,15 +358,34 @@ mod front {
 
     type Io<T> = std::io::Result<T>;
 
-    pub(super) async fn accept_loop(listener: TcpListener, upstream: SocketAddr, secret: Arc<[u8]>) {
+    /// What every connection of the front shares.
+    pub(super) struct Front {
+        /// rumqttd's loopback listener.
+        pub(super) upstream: SocketAddr,
+        /// The password the front presents upstream (see [`secured_config`]).
+        pub(super) token: Arc<str>,
+        pub(super) store: Arc<dyn CredentialStore>,
+        pub(super) recheck_every: Duration,
+        pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
+    }
+
+    pub(super) async fn accept_loop(listener: TcpListener, front: Arc<Front>) {
         loop {
             match listener.accept().await {
                 Ok((stream, peer)) => {
                     // Scans and verdicts are single small packets: no Nagle delay on either hop.
                     let _ = stream.set_nodelay(true);
-                    let secret = secret.clone();
+                    let front = front.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = serve(stream, upstream, &secret).await {
+                        let served = match &front.tls {
+                            None => front.serve(stream).await,
+                            Some(acceptor) => match tokio::time::timeout(CONNECT_WAIT, acceptor.accept(stream)).await {
+                                Ok(Ok(tls)) => front.serve(tls).await,
+                                Ok(Err(e)) => Err(e),
+                                Err(_) => Err(invalid("no TLS handshake in time")),
+                            },
+                        };
+                        if let Err(e) = served {
                             tracing::debug!(%peer, error = %e, "MQTT connection closed");
                         }
                     });
@@ -343,56 +399,117 @@ mod front {
         }
     }
 
-    async fn serve(mut client: TcpStream, upstream: SocketAddr, secret: &[u8]) -> Io<()> {
-        let _ = client.set_nodelay(true);
-        let mut buf = BytesMut::with_capacity(4 * 1024);
-        let first = match tokio::time::timeout(CONNECT_WAIT, read_frame(&mut client, &mut buf)).await {
-            Ok(first) => first?,
-            Err(_) => return Err(invalid("no CONNECT in time")),
-        };
-        let Some(first) = first else { return Ok(()) };
-        if packet_type(&first) != CONNECT {
-            return Err(invalid("first packet is not CONNECT"));
-        }
-        // Checked on the raw bytes: the 3.1.1 codec would misread a v5 CONNECT.
-        if protocol_level(&first) != Some(4) {
-            return refuse(client, ConnectReturnCode::RefusedProtocolVersion).await;
-        }
-        let mut connect = match parse(&first) {
-            Ok(Packet::Connect(c)) if c.protocol == Protocol::V4 => c,
-            Ok(_) => return Err(invalid("first packet is not a 3.1.1 CONNECT")),
-            Err(e) => return Err(invalid(e)),
-        };
-        let username = connect.login.as_ref().map(|l| l.username.clone());
-        let identity = connect.login.as_ref().and_then(|l| acl::authenticate(secret, &l.username, &l.password));
-        let Some(identity) = identity else {
-            tracing::info!(client_id = %connect.client_id, ?username, "MQTT login refused");
-            return refuse(client, ConnectReturnCode::NotAuthorized).await;
-        };
-        if let Some(will) = &connect.last_will {
-            if !acl::may_publish(&identity, &will.topic) {
-                tracing::warn!(%identity, topic = %will.topic, "MQTT login refused: last will on a forbidden topic");
+    /// Whether `password` is the front's upstream token (constant time: the length is public).
+    pub(super) fn same_token(token: &str, password: &str) -> bool {
+        token.len() == password.len() && token.bytes().zip(password.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    }
+
+    /// A login the store accepted, kept (in memory only) for the periodic re-check.
+    struct Session {
+        identity: Identity,
+        username: String,
+        password: String,
+    }
+
+    impl Front {
+        async fn serve<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(&self, mut client: S) -> Io<()> {
+            let mut buf = BytesMut::with_capacity(4 * 1024);
+            let first = match tokio::time::timeout(CONNECT_WAIT, read_frame(&mut client, &mut buf)).await {
+                Ok(first) => first?,
+                Err(_) => return Err(invalid("no CONNECT in time")),
+            };
+            let Some(first) = first else { return Ok(()) };
+            if packet_type(&first) != CONNECT {
+                return Err(invalid("first packet is not CONNECT"));
+            }
+            // Checked on the raw bytes: the 3.1.1 codec would misread a v5 CONNECT.
+            if protocol_level(&first) != Some(4) {
+                return refuse(client, ConnectReturnCode::RefusedProtocolVersion).await;
+            }
+            let mut connect = match parse(&first) {
+                Ok(Packet::Connect(c)) if c.protocol == Protocol::V4 => c,
+                Ok(_) => return Err(invalid("first packet is not a 3.1.1 CONNECT")),
+                Err(e) => return Err(invalid(e)),
+            };
+            let Some(Login { username, password }) = connect.login.take() else {
+                tracing::info!(client_id = %connect.client_id, "MQTT login refused: no credentials");
                 return refuse(client, ConnectReturnCode::NotAuthorized).await;
+            };
+            let identity = match self.check(&username, &password).await {
+                Ok(Some(identity)) => identity,
+                Ok(None) => {
+                    tracing::info!(client_id = %connect.client_id, %username, "MQTT login refused");
+                    return refuse(client, ConnectReturnCode::NotAuthorized).await;
+                }
+                Err(e) => {
+                    tracing::error!(%username, error = %e, "MQTT login not checked");
+                    return refuse(client, ConnectReturnCode::ServiceUnavailable).await;
+                }
+            };
+            if let Some(will) = &connect.last_will {
+                if !acl::may_publish(&identity, &will.topic) {
+                    tracing::warn!(%identity, topic = %will.topic, "MQTT login refused: last will on a forbidden topic");
+                    return refuse(client, ConnectReturnCode::NotAuthorized).await;
+                }
+            }
+            if !connect.client_id.is_empty() {
+                connect.client_id = namespaced_client_id(&identity, &connect.client_id);
+            }
+            connect.login = Some(Login::new(username.clone(), &*self.token));
+            let mut broker = match TcpStream::connect(self.upstream).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(upstream = %self.upstream, error = %e, "embedded broker unreachable");
+                    let _ = refuse(client, ConnectReturnCode::ServiceUnavailable).await;
+                    return Err(e);
+                }
+            };
+            let _ = broker.set_nodelay(true);
+            broker.write_all(&encode(&Packet::Connect(connect))?).await?;
+            tracing::debug!(%identity, "MQTT login accepted");
+            let session = Session { identity, username, password };
+            tokio::select! {
+                r = relay(client, buf, broker, &session.identity) => r,
+                () = self.watch(&session) => {
+                    // Dropping both sockets without DISCONNECT: rumqttd fires the last will,
+                    // so the fleet page shows the gate offline.
+                    tracing::warn!(identity = %session.identity, "MQTT login no longer valid; connection closed");
+                    Ok(())
+                }
             }
         }
-        if !connect.client_id.is_empty() {
-            connect.client_id = namespaced_client_id(&identity, &connect.client_id);
+
+        /// The store's answer, held to the identity the username names: the ACL (here and in
+        /// Mosquitto's `%u` patterns) is keyed by username, so a store must not map one
+        /// username to another's rights.
+        async fn check(&self, username: &str, password: &str) -> Result<Option<Identity>, crate::StoreUnavailable> {
+            let identity = self.store.authenticate(username, password).await?;
+            Ok(identity.filter(|id| {
+                let consistent = id.username().as_deref() == Some(username);
+                if !consistent {
+                    tracing::error!(%username, identity = %id, "credential store named another identity; refused");
+                }
+                consistent
+            }))
         }
-        let mut broker = match TcpStream::connect(upstream).await {
-            Ok(s) => {
-                let _ = s.set_nodelay(true);
-                s
+
+        /// Returns once the session's login stops checking out (revoked, rotated, or now
+        /// another identity). While the store cannot answer, the session stays: it was
+        /// valid, and cutting every gate off whenever the database blinks helps nobody.
+        async fn watch(&self, session: &Session) {
+            // A random first delay spreads the re-checks of connections made together.
+            let offset = self.recheck_every.mul_f64(rand::random::<f64>());
+            let mut every = tokio::time::interval_at(tokio::time::Instant::now() + offset, self.recheck_every);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                match self.check(&session.username, &session.password).await {
+                    Ok(Some(identity)) if identity == session.identity => {}
+                    Ok(_) => return,
+                    Err(e) => tracing::warn!(identity = %session.identity, error = %e, "MQTT login not re-checked"),
+                }
             }
-            Err(e) => {
-                tracing::error!(%upstream, error = %e, "embedded broker unreachable");
-                let _ = refuse(client, ConnectReturnCode::ServiceUnavailable).await;
-                return Err(e);
-            }
-        };
-        let _ = broker.set_nodelay(true);
-        broker.write_all(&encode(&Packet::Connect(connect))?).await?;
-        tracing::debug!(%identity, "MQTT login accepted");
-        relay(client, buf, broker, identity).await
+        }
     }
 
     /// What the client-facing writer sends next.
@@ -403,8 +520,13 @@ mod front {
     }
 
     /// Shuttles packets until either side closes, checking what the client sends.
-    async fn relay(client: TcpStream, mut client_buf: BytesMut, broker: TcpStream, identity: Identity) -> Io<()> {
-        let (mut client_rd, client_wr) = client.into_split();
+    async fn relay<S: AsyncRead + AsyncWrite + Send + Unpin>(
+        client: S,
+        mut client_buf: BytesMut,
+        broker: TcpStream,
+        identity: &Identity,
+    ) -> Io<()> {
+        let (mut client_rd, client_wr) = tokio::io::split(client);
         let (mut broker_rd, broker_wr) = broker.into_split();
         let (tx, mut rx) = mpsc::channel::<Out>(64);
         // SUBSCRIBEs forwarded with some filters removed: packet id → allowed mask.
@@ -420,7 +542,7 @@ mod front {
                     match packet_type(&frame) {
                         PUBLISH => {
                             let Ok(Packet::Publish(p)) = parse(&frame) else { return Err(invalid("bad PUBLISH")) };
-                            if acl::may_publish(&identity, &p.topic) {
+                            if acl::may_publish(identity, &p.topic) {
                                 broker_wr.write_all(&frame).await?;
                                 continue;
                             }
@@ -448,7 +570,7 @@ mod front {
                                 return Err(invalid("bad SUBSCRIBE"));
                             };
                             let allowed: Vec<bool> =
-                                sub.filters.iter().map(|f| acl::may_subscribe(&identity, &f.path)).collect();
+                                sub.filters.iter().map(|f| acl::may_subscribe(identity, &f.path)).collect();
                             for (f, _) in sub.filters.iter().zip(&allowed).filter(|(_, ok)| !**ok) {
                                 tracing::warn!(%identity, filter = %f.path, "denied SUBSCRIBE");
                             }
@@ -549,7 +671,7 @@ mod front {
     }
 
     /// Sends a CONNACK refusal and closes, after giving the client a moment to read it.
-    async fn refuse(mut client: TcpStream, code: ConnectReturnCode) -> Io<()> {
+    async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, code: ConnectReturnCode) -> Io<()> {
         client.write_all(&encode(&Packet::ConnAck(ConnAck::new(code, false)))?).await?;
         client.shutdown().await?;
         // Closing with unread input would reset the connection and could discard
@@ -652,21 +774,30 @@ mod tests {
     }
 
     #[test]
-    fn secured_start_checks_secret_and_address() {
-        let secret = b"0123456789abcdef";
-        let e = EmbeddedBroker::start_secured("127.0.0.1:0".parse().unwrap(), b"short").unwrap_err();
+    fn secured_start_checks_options_and_address() {
+        let store: Arc<dyn CredentialStore> = Arc::new(crate::MemoryCredentials::new());
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let zero = SecuredOptions { recheck_every: Duration::ZERO, ..Default::default() };
+        let e = EmbeddedBroker::start_secured_with(any, store.clone(), zero).unwrap_err();
         assert!(matches!(e, MqttError::InvalidOptions(_)), "{e}");
-        let b = EmbeddedBroker::start_secured("127.0.0.1:0".parse().unwrap(), secret).unwrap();
+        let b = EmbeddedBroker::start_secured(any, store.clone(), None).unwrap();
         assert_ne!(b.addr().port(), 0);
         assert!(b.v5_addr().is_none());
-        let e = EmbeddedBroker::start_secured(b.addr(), secret).unwrap_err().to_string();
+        assert!(b.url().starts_with("mqtt://127.0.0.1:"));
+        let e = EmbeddedBroker::start_secured(b.addr(), store, None).unwrap_err().to_string();
         assert!(e.contains("cannot listen"), "{e}");
     }
 
-    #[test]
-    fn secured_config_has_the_auth_hook() {
-        let c = secured_config("127.0.0.1:1".parse().unwrap(), Arc::from(&b"0123456789abcdef"[..])).unwrap();
-        assert!(c.v4.unwrap().values().all(|s| s.connections.external_auth.is_some()));
+    #[tokio::test]
+    async fn upstream_admits_only_the_fronts_token() {
+        let c = secured_config("127.0.0.1:1".parse().unwrap(), Arc::from("the-token")).unwrap();
+        let servers = c.v4.unwrap();
+        let server = servers.values().next().unwrap();
+        let auth = server.connections.external_auth.clone().expect("auth hook");
+        assert!(auth("c".into(), "validator".into(), "the-token".into()).await);
+        assert!(!auth("c".into(), "validator".into(), "the-tokeN".into()).await);
+        assert!(!auth("c".into(), "validator".into(), "".into()).await);
+        assert!(front::same_token("abc", "abc") && !front::same_token("abc", "abcd"));
     }
 
     #[test]

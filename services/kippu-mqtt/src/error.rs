@@ -20,6 +20,23 @@ pub enum MqttError {
     /// Local IO, e.g. probing a listen address.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A file could not be read or written (a CA certificate, Mosquitto's password file).
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// TLS certificates, keys or settings that cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Mosquitto could not be told to reload (unreadable pid file, no such process).
+    #[error("mosquitto reload: {0}")]
+    Reload(String),
+    /// The broker did not acknowledge a publish in time.
+    #[error("{0} not acknowledged by the broker in time")]
+    Unacknowledged(String),
     /// The rumqttc client refused a request (its event loop is gone).
     #[error("MQTT client: {0}")]
     Client(#[from] rumqttc::ClientError),

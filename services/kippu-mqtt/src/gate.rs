@@ -74,10 +74,9 @@ impl GateClient {
 
     /// [`GateClient::connect`] with options (trusted validator keys).
     pub async fn connect_with(url: &MqttUrl, gate: GatePath, opts: GateOptions) -> Result<GateClient> {
-        // A random suffix: brokers drop the older session on a duplicate id, and the
-        // will of that dropped session could overwrite our fresh `online`.
-        let client_id =
-            format!("kippu-gate-{}-{}-{}-{:08x}", gate.operator, gate.station, gate.gate, rand::random::<u32>());
+        // Random: brokers drop the older session on a duplicate id, and the will of
+        // that dropped session could overwrite our fresh `online`.
+        let client_id = crate::client_id(&format!("kippu-gate-{}-{}-{}", gate.operator, gate.station, gate.gate));
         let status_topic = gate.topic("status");
         let verdict_topic = gate.topic("verdict");
         let mut options = url.options(&client_id);

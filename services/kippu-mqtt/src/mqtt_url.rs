@@ -1,11 +1,12 @@
-//! Broker addresses as `mqtt://` URLs, so every Kippu binary configures MQTT
-//! with one string (env var or flag).
+//! Broker addresses as `mqtt://` / `mqtts://` URLs, so every Kippu binary
+//! configures MQTT with one string (env var or flag).
 
 use std::time::Duration;
 
-use rumqttc::MqttOptions;
+use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 
 use crate::error::{MqttError, Result};
+use crate::tls::ClientTls;
 
 /// MQTT keep-alive: short, so a dead gate's last will fires within seconds
 /// (brokers act after 1.5 × keep-alive) and the status page stays honest.
@@ -13,11 +14,15 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// Default number of unacknowledged QoS 1 publishes per connection.
 pub const DEFAULT_INFLIGHT: u16 = 100;
 const DEFAULT_PORT: u16 = 1883;
+const DEFAULT_TLS_PORT: u16 = 8883;
 
-/// A parsed `mqtt://[user[:password]@]host[:port][?client_prefix=..&inflight=..]`.
+/// A parsed `mqtt[s]://[user[:password]@]host[:port][?client_prefix=..&inflight=..&ca_file=..]`.
 ///
-/// Only plain TCP: `mqtts://` and websockets are refused rather than silently
-/// downgraded.
+/// `mqtts://` connects over TLS (port 8883 unless given), trusting the CA certificate
+/// in the PEM file `ca_file` when given, else the Mozilla roots of `webpki-roots`; the
+/// server certificate must name `host` (a DNS name or an IP address SAN). `ca_file` is
+/// read when the URL is parsed, so a missing file fails at startup. Websockets and the
+/// `ssl://`/`tls://` spellings are refused rather than guessed at.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MqttUrl {
     /// Broker host name or IP (IPv6 without brackets).
@@ -33,19 +38,22 @@ pub struct MqttUrl {
     pub password: Option<String>,
     /// Max unacknowledged outgoing QoS 1 publishes.
     pub inflight: u16,
+    /// TLS settings when the URL is `mqtts://`; `None` is plain TCP.
+    pub tls: Option<ClientTls>,
 }
 
 impl MqttUrl {
-    /// Parses an `mqtt://` URL.
+    /// Parses an `mqtt://` or `mqtts://` URL.
     pub fn parse(text: &str) -> Result<Self> {
         let bad = |reason: &str| MqttError::InvalidUrl { url: redact(text), reason: reason.into() };
         let url = url::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
-        match url.scheme() {
-            "mqtt" => {}
-            "mqtts" | "ssl" | "tls" => return Err(bad("TLS brokers are not supported, use mqtt://")),
-            "ws" | "wss" => return Err(bad("websocket brokers are not supported, use mqtt://")),
-            other => return Err(bad(&format!("scheme {other:?} is not mqtt://"))),
-        }
+        let (tls, default_port) = match url.scheme() {
+            "mqtt" => (None, DEFAULT_PORT),
+            "mqtts" => (Some(ClientTls::webpki_roots()), DEFAULT_TLS_PORT),
+            "ssl" | "tls" => return Err(bad("write TLS brokers as mqtts://")),
+            "ws" | "wss" => return Err(bad("websocket brokers are not supported, use mqtt:// or mqtts://")),
+            other => return Err(bad(&format!("scheme {other:?} is not mqtt:// or mqtts://"))),
+        };
         let host = match url.host() {
             Some(url::Host::Domain(d)) => d.to_owned(),
             Some(url::Host::Ipv4(ip)) => ip.to_string(),
@@ -57,11 +65,12 @@ impl MqttUrl {
         }
         let mut out = Self {
             host,
-            port: url.port().unwrap_or(DEFAULT_PORT),
+            port: url.port().unwrap_or(default_port),
             client_prefix: String::new(),
             username: (!url.username().is_empty()).then(|| decode(url.username())),
             password: url.password().map(decode),
             inflight: DEFAULT_INFLIGHT,
+            tls,
         };
         for (key, value) in url.query_pairs() {
             match &*key {
@@ -80,10 +89,35 @@ impl MqttUrl {
                         .filter(|n| *n > 0)
                         .ok_or_else(|| bad("inflight must be 1..=65535"))?;
                 }
+                "ca_file" => {
+                    if out.tls.is_none() {
+                        return Err(bad("ca_file needs an mqtts:// URL"));
+                    }
+                    let ca = ClientTls::from_ca_file(std::path::Path::new(&*value)).map_err(|e| bad(&e.to_string()))?;
+                    out.tls = Some(ca);
+                }
                 other => return Err(bad(&format!("unknown query parameter {other:?}"))),
             }
         }
         Ok(out)
+    }
+
+    /// Same broker over TLS with `tls` (an `mqtt://` URL becomes `mqtts://`, same port).
+    pub fn with_tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Same broker, logging in as `username` with `password`.
+    pub fn with_login(mut self, username: &str, password: &str) -> Self {
+        self.username = Some(username.to_owned());
+        self.password = Some(password.to_owned());
+        self
+    }
+
+    /// Whether connections go over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Same broker with a different inflight window.
@@ -93,7 +127,7 @@ impl MqttUrl {
     }
 
     /// Client options for `client_id` (prefixed with [`Self::client_prefix`]):
-    /// keep-alive [`KEEP_ALIVE`], clean session, this URL's inflight and credentials.
+    /// keep-alive [`KEEP_ALIVE`], clean session, this URL's inflight, credentials and TLS.
     pub fn options(&self, client_id: &str) -> MqttOptions {
         let mut o = MqttOptions::new(format!("{}{client_id}", self.client_prefix), &self.host, self.port);
         o.set_keep_alive(KEEP_ALIVE)
@@ -105,6 +139,9 @@ impl MqttUrl {
             .set_max_packet_size(64 * 1024, kippu_domain::snapshot::MAX_SNAPSHOT_BYTES + 64 * 1024);
         if let Some(user) = &self.username {
             o.set_credentials(user, self.password.clone().unwrap_or_default());
+        }
+        if let Some(tls) = &self.tls {
+            o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls.config())));
         }
         o
     }
@@ -122,10 +159,11 @@ pub fn network_options() -> rumqttc::NetworkOptions {
 impl std::fmt::Display for MqttUrl {
     /// The URL without credentials or options, safe for logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
         if self.host.contains(':') {
-            write!(f, "mqtt://[{}]:{}", self.host, self.port)
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
         } else {
-            write!(f, "mqtt://{}:{}", self.host, self.port)
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
         }
     }
 }
@@ -140,6 +178,7 @@ impl std::fmt::Debug for MqttUrl {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("inflight", &self.inflight)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -201,9 +240,25 @@ mod tests {
     }
 
     #[test]
+    fn mqtts_uses_tls_with_webpki_roots_or_the_ca_file() {
+        let u = MqttUrl::parse("mqtts://broker.example").unwrap();
+        assert_eq!((u.port, u.tls.clone()), (8883, Some(ClientTls::webpki_roots())));
+        assert_eq!(u.to_string(), "mqtts://broker.example:8883");
+        assert!(matches!(u.options("x").transport(), Transport::Tls(TlsConfiguration::Rustls(_))));
+        assert!(matches!(MqttUrl::parse("mqtt://h").unwrap().options("x").transport(), Transport::Tcp));
+
+        let e = MqttUrl::parse("mqtts://u:secret@h?ca_file=/nonexistent/ca.pem").unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/ca.pem") && !e.contains("secret"), "{e}");
+        let e = MqttUrl::parse("mqtt://h?ca_file=/etc/hostname").unwrap_err().to_string();
+        assert!(e.contains("mqtts"), "{e}");
+        let plain = MqttUrl::parse("mqtt://h:1884").unwrap().with_tls(ClientTls::webpki_roots());
+        assert_eq!(plain.to_string(), "mqtts://h:1884");
+    }
+
+    #[test]
     fn rejects_other_schemes_and_junk() {
         for bad in [
-            "mqtts://h:8883",
+            "ssl://h:8883",
             "http://h",
             "ws://h",
             "tcp://h:1883",
@@ -216,7 +271,7 @@ mod tests {
             let e = MqttUrl::parse(bad).unwrap_err();
             assert!(matches!(e, MqttError::InvalidUrl { .. }), "{bad}: {e}");
         }
-        let e = MqttUrl::parse("mqtts://u:secret@h").unwrap_err().to_string();
-        assert!(e.contains("TLS") && !e.contains("secret"), "{e}");
+        let e = MqttUrl::parse("tls://u:secret@h").unwrap_err().to_string();
+        assert!(e.contains("mqtts://") && !e.contains("secret"), "{e}");
     }
 }

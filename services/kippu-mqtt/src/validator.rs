@@ -121,9 +121,10 @@ pub struct ValidatorHandle {
 }
 
 impl ValidatorService {
-    /// Connects as `client_id`, subscribes (QoS 1) to every gate's scan topic and
-    /// answers each scan on the gate's verdict topic. Returns once the first
-    /// subscription is acknowledged, or fails after [`CONNECT_TIMEOUT`].
+    /// Connects as `client_id` (a fresh [`crate::client_id`], so two validators never evict
+    /// each other's session), subscribes (QoS 1) to every gate's scan topic and answers each
+    /// scan on the gate's verdict topic. Returns once the first subscription is acknowledged,
+    /// or fails after [`CONNECT_TIMEOUT`].
     ///
     /// Accepted entries are recorded in `taps` before their verdict leaves. When the broker goes
     /// away the service keeps reconnecting (and re-subscribing) on its own.
@@ -155,6 +156,13 @@ impl ValidatorService {
         // to another member of the share group or to this one when it is back.
         let mut options = url.options(client_id);
         options.set_manual_acks(true);
+        // Whatever a gate publishes, up to the broker's own limit, must reach the worker and be
+        // answered (an oversized scan with MALFORMED_SCAN). A smaller limit here made rumqttc drop
+        // the whole connection on such a packet, and with it every scan in flight: one gate could
+        // knock the validator offline at will. The margin covers the topic and headers Mosquitto
+        // adds to a payload of `message_size_limit`.
+        let most = crate::MAX_PACKET_BYTES + 1024;
+        options.set_max_packet_size(most, most);
         let (client, mut eventloop) = AsyncClient::new(options, 64);
         eventloop.set_network_options(crate::mqtt_url::network_options());
         // Unbounded on purpose: the connection task must never wait on the worker. The worker waits

@@ -1,40 +1,48 @@
 //! Broker security (issue 7): logins and topic ACLs, on both brokers Kippu
 //! supports. Every scenario runs as `<name>::embedded` against a fresh
-//! [`EmbeddedBroker::start_secured`] and as `<name>::mosquitto` against a
-//! Mosquitto child started with the shipped `deploy/mosquitto/mosquitto.conf`
-//! and `kippu.acl` (only the port and file paths rewritten) and a password file
-//! made with `mosquitto_passwd -b` from the derived passwords. The Mosquitto run
-//! is skipped, with a note, when `/usr/sbin/mosquitto` is absent.
+//! [`EmbeddedBroker::start_secured`] with a [`MemoryCredentials`] store, and as
+//! `<name>::mosquitto` against a Mosquitto child started with the shipped
+//! `deploy/mosquitto/mosquitto.conf` (TLS; only ports and file paths rewritten), its
+//! password file and ACL written by [`kippu_mqtt::write_mosquitto_files`] from the
+//! same random logins. The Mosquitto run is skipped, with a note, when
+//! `/usr/sbin/mosquitto` is absent.
 //!
 //! The brokers differ in one visible way: the embedded one refuses a forbidden
 //! SUBSCRIBE (return code 0x80), Mosquitto 2 acknowledges it and then delivers
 //! nothing the login may not read. The scenarios accept either, but always
 //! check what actually arrives.
+//!
+//! Also here: issuing, rotating and revoking logins while clients are connected, on
+//! both brokers (Mosquitto reloaded with SIGHUP).
 
-use std::collections::{HashSet, VecDeque};
-use std::net::TcpStream as StdTcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+// Shared with tests/it; this crate does not use every helper.
+#[allow(dead_code)]
+mod support;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use kippu_domain::topics::GatePath;
-use kippu_mqtt::acl::{self, Credentials};
-use kippu_mqtt::EmbeddedBroker;
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Packet, Publish, QoS,
-    SubscribeFilter, SubscribeReasonCode,
+use kippu_mqtt::acl::{self, Credentials, Identity};
+use kippu_mqtt::{
+    mosquitto_password_line, CredentialStore, EmbeddedBroker, MemoryCredentials, MqttUrl, SecuredOptions,
+    StoreUnavailable,
 };
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, Packet, Publish, QoS, SubscribeFilter,
+    SubscribeReasonCode,
+};
+use support::{Certs, Mosquitto};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-const SECRET: &[u8] = b"kippu acl test secret, not for production";
 /// How long anything that should arrive may take.
 const WAIT: Duration = Duration::from_secs(5);
 /// How long we watch for something that must not arrive, after a later message
 /// on the same path already did.
 const QUIET: Duration = Duration::from_millis(700);
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
-const MOSQUITTO_PASSWD: &str = "mosquitto_passwd";
 
 /// Runs a scenario on both brokers as `<name>::embedded` and `<name>::mosquitto`.
 macro_rules! on_both_brokers {
@@ -55,6 +63,7 @@ macro_rules! on_both_brokers {
 }
 
 on_both_brokers!(
+    logins_are_issued_rotated_and_revoked_live,
     anonymous_and_wrong_passwords_are_refused,
     gate_cannot_publish_another_gates_scan,
     gate_receives_only_its_own_verdicts,
@@ -70,19 +79,102 @@ fn gate_b() -> GatePath {
     GatePath::new("metro", "central", "g2").unwrap()
 }
 
+fn gate_c() -> GatePath {
+    GatePath::new("metro", "central", "g3").unwrap()
+}
+
+/// The logins of every scenario: random passwords, issued once per test process.
+struct Logins {
+    a: Credentials,
+    b: Credentials,
+    validator: Credentials,
+}
+
+fn logins() -> &'static Logins {
+    static LOGINS: OnceLock<Logins> = OnceLock::new();
+    LOGINS.get_or_init(|| {
+        // Issued by a store only to get the passwords; each broker gets them below.
+        let issuer = MemoryCredentials::new();
+        Logins {
+            a: issuer.issue(&Identity::Gate(gate_a())).unwrap(),
+            b: issuer.issue(&Identity::Gate(gate_b())).unwrap(),
+            validator: issuer.issue(&Identity::Validator).unwrap(),
+        }
+    })
+}
+
 fn login_a() -> Credentials {
-    Credentials::gate(SECRET, &gate_a())
+    logins().a.clone()
 }
 
 fn login_b() -> Credentials {
-    Credentials::gate(SECRET, &gate_b())
+    logins().b.clone()
 }
 
 fn login_validator() -> Credentials {
-    Credentials::validator(SECRET)
+    logins().validator.clone()
+}
+
+/// A store holding `logins`, as the platform's would.
+fn store_of(logins: &[Credentials]) -> Arc<MemoryCredentials> {
+    let store = Arc::new(MemoryCredentials::new());
+    for l in logins {
+        store.set_password(&l.username, &l.password).unwrap();
+    }
+    store
+}
+
+/// The Mosquitto password-file lines of `logins`, as Kippu writes them.
+fn lines_of(logins: &[Credentials]) -> Vec<String> {
+    logins.iter().map(|l| mosquitto_password_line(&l.username, &l.password)).collect()
 }
 
 // ---------------------------------------------------------------- scenarios
+
+/// A new gate is issued a login, gate A's password is rotated and gate B's login revoked,
+/// while A, B and a validator are connected: C gets in, A only with its new password, B
+/// not at all; the sessions opened with A's old and B's revoked login are closed (the
+/// embedded broker re-checks every live login, Mosquitto 2.0 re-checks connected clients
+/// when SIGHUP reloads its password file); the validator, whose login did not change,
+/// stays connected.
+async fn logins_are_issued_rotated_and_revoked_live(broker: Broker) {
+    let c = Credentials { username: gate_c().key(), password: kippu_mqtt::random_password() };
+    match broker.connect("acl-c-early", Some(&c)).await {
+        Err(ConnectionError::ConnectionRefused(_)) => {}
+        other => panic!("{}: gate C got in before it was issued a login: {:?}", broker.name, other.err()),
+    }
+    let mut validator = broker.login("acl-validator", &login_validator()).await;
+    let mut a_old = broker.login("acl-a-old", &login_a()).await;
+    let mut b = broker.login("acl-b", &login_b()).await;
+
+    let a_new = Credentials { username: login_a().username, password: kippu_mqtt::random_password() };
+    let changed = Instant::now();
+    broker.set_logins(&[a_new.clone(), login_validator(), c.clone()]);
+
+    // The sessions of the old logins end, without the clients doing anything.
+    let a_closed = a_old.closed_within(WAIT).await;
+    let b_closed = b.closed_within(WAIT).await;
+    assert!(
+        a_closed && b_closed,
+        "{}: live sessions of A's old (closed {a_closed}) and B's revoked (closed {b_closed}) login",
+        broker.name
+    );
+    eprintln!("{}: old sessions closed {:?} after the change", broker.name, changed.elapsed());
+
+    broker.connect("acl-c", Some(&c)).await.expect("the newly issued gate logs in");
+    broker.connect("acl-a-new", Some(&a_new)).await.expect("A logs in with its new password");
+    for (id, login, what) in
+        [("acl-a-stale", login_a(), "A's old password"), ("acl-b-again", login_b(), "B's revoked login")]
+    {
+        match broker.connect(id, Some(&login)).await {
+            Err(ConnectionError::ConnectionRefused(_)) => {}
+            other => panic!("{}: {what} still let in: {:?}", broker.name, other.err()),
+        }
+    }
+    // The validator's session was never interrupted.
+    validator.subscribe(&[format!("{}/+/+/+/status", kippu_domain::topics::GATE_ROOT)]).await;
+    validator.publish(&gate_c().topic("config"), "still-here", false).await;
+}
 
 /// (a) No login, a wrong password, or another identity's password: refused.
 async fn anonymous_and_wrong_passwords_are_refused(broker: Broker) {
@@ -107,8 +199,9 @@ async fn anonymous_and_wrong_passwords_are_refused(broker: Broker) {
         "gate B's password for A",
     );
     refused(broker.connect("acl-v-pw", Some(&wrong("validator", &a.password))).await, "gate A's password as validator");
-    let other_secret = Credentials::gate(b"some other platform secret", &gate_a());
-    refused(broker.connect("acl-other", Some(&other_secret)).await, "password from another secret");
+    let elsewhere = MemoryCredentials::new().issue(&Identity::Gate(gate_a())).unwrap();
+    refused(broker.connect("acl-other", Some(&elsewhere)).await, "a login another platform issued");
+    refused(broker.connect("acl-unknown", Some(&wrong("metro/central/g9", &a.password))).await, "a gate with no login");
 
     // The right logins get in, so the refusals above are about the credentials.
     broker.connect("acl-a", Some(&a)).await.expect("gate A logs in");
@@ -238,7 +331,7 @@ async fn last_will_on_another_gates_status_never_fires(broker: Broker) {
 async fn secured_embedded_broker_refuses_mqtt5() {
     let broker = Broker::embedded().await;
     let login = login_validator();
-    let mut options = rumqttc::v5::MqttOptions::new("acl-v5", &broker.host, broker.port);
+    let mut options = rumqttc::v5::MqttOptions::new("acl-v5", &broker.url.host, broker.url.port);
     options.set_credentials(&login.username, &login.password);
     let (_client, mut eventloop) = rumqttc::v5::AsyncClient::new(options, 8);
     let first = tokio::time::timeout(WAIT, eventloop.poll()).await.expect("an answer in time");
@@ -249,15 +342,72 @@ async fn secured_embedded_broker_refuses_mqtt5() {
     );
 }
 
+/// A credential store that can be taken down, as a database can.
+struct Flaky {
+    inner: Arc<MemoryCredentials>,
+    down: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl CredentialStore for Flaky {
+    async fn authenticate(&self, username: &str, password: &str) -> Result<Option<Identity>, StoreUnavailable> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreUnavailable("test outage".into()));
+        }
+        self.inner.authenticate(username, password).await
+    }
+}
+
+/// While the store cannot answer, the embedded broker refuses new logins with "server
+/// unavailable" (not "not authorised": nothing is known to be wrong) and keeps the
+/// sessions that logged in before; once it answers again, re-checks resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_refuses_new_logins_but_keeps_live_ones() {
+    let inner = store_of(&[login_a(), login_validator()]);
+    let store = Arc::new(Flaky { inner: inner.clone(), down: AtomicBool::new(false) });
+    let opts = SecuredOptions { recheck_every: RECHECK, ..Default::default() };
+    let front_store = store.clone();
+    let b = tokio::task::spawn_blocking(move || {
+        EmbeddedBroker::start_secured_with("127.0.0.1:0".parse().unwrap(), front_store, opts)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let broker = Broker {
+        name: "embedded",
+        url: b.mqtt_url(),
+        refuses_forbidden_subscribe: true,
+        logins: LoginsAt::Store(inner),
+    };
+    let mut live = broker.login("acl-a", &login_a()).await;
+
+    store.down.store(true, Ordering::SeqCst);
+    match broker.connect("acl-v", Some(&login_validator())).await {
+        Err(ConnectionError::ConnectionRefused(ConnectReturnCode::ServiceUnavailable)) => {}
+        other => panic!("a login during the outage: {:?}", other.err()),
+    }
+    assert!(!live.closed_within(RECHECK * 5).await, "a live session was cut for the store's outage");
+    live.publish(&gate_a().topic("status"), "online", false).await;
+
+    store.down.store(false, Ordering::SeqCst);
+    broker.set_logins(&[login_validator()]);
+    assert!(live.closed_within(WAIT).await, "revoked once the store answers again");
+}
+
 /// The ACL file shipped for Mosquitto is the one the model generates.
 #[test]
 fn shipped_acl_file_matches_the_model() {
-    let shipped = std::fs::read_to_string(deploy_dir().join("kippu.acl")).unwrap();
+    let shipped = std::fs::read_to_string(support::deploy_dir().join("kippu.acl")).unwrap();
     assert_eq!(shipped, acl::mosquitto_acl(), "regenerate deploy/mosquitto/kippu.acl from acl::mosquitto_acl()");
-    let conf = std::fs::read_to_string(deploy_dir().join("mosquitto.conf")).unwrap();
+    let conf = std::fs::read_to_string(support::deploy_dir().join("mosquitto.conf")).unwrap();
     let setting = |key: &str| conf.lines().find(|l| l.split_whitespace().next() == Some(key)).map(str::trim);
     assert_eq!(setting("allow_anonymous"), Some("allow_anonymous false"));
-    assert!(setting("password_file").is_some() && setting("acl_file").is_some());
+    assert!(setting("password_file").is_some() && setting("acl_file").is_some() && setting("pid_file").is_some());
+    // Every listener serves TLS: passwords travel in CONNECT.
+    let listeners = conf.lines().filter(|l| l.split_whitespace().next() == Some("listener")).count();
+    assert_eq!(listeners, 1, "one listener, with the certificate after it");
+    assert!(setting("certfile").is_some() && setting("keyfile").is_some());
+    assert_eq!(setting("set_tcp_nodelay"), Some("set_tcp_nodelay true"));
 }
 
 fn describe(p: &Publish) -> String {
@@ -268,38 +418,69 @@ fn describe(p: &Publish) -> String {
 
 struct Broker {
     name: &'static str,
-    host: String,
-    port: u16,
+    /// Where clients connect (with TLS settings for Mosquitto).
+    url: MqttUrl,
     /// The embedded broker answers forbidden filters with 0x80; Mosquitto 2
     /// grants them and filters delivery.
     refuses_forbidden_subscribe: bool,
-    _mosquitto: Option<Mosquitto>,
+    logins: LoginsAt,
 }
+
+/// Where a broker's logins live, so a scenario can change them as the platform does.
+enum LoginsAt {
+    Store(Arc<MemoryCredentials>),
+    Mosquitto(Mosquitto),
+}
+
+/// How often the embedded broker re-checks live logins in these tests (10 s in production).
+const RECHECK: Duration = Duration::from_millis(200);
 
 impl Broker {
     async fn embedded() -> Broker {
-        let b = tokio::task::spawn_blocking(|| EmbeddedBroker::start_secured("127.0.0.1:0".parse().unwrap(), SECRET))
-            .await
-            .unwrap()
-            .expect("secured embedded broker starts");
-        let url = b.mqtt_url();
-        Broker { name: "embedded", host: url.host, port: url.port, refuses_forbidden_subscribe: true, _mosquitto: None }
+        let store = store_of(&[login_a(), login_b(), login_validator()]);
+        let opts = SecuredOptions { recheck_every: RECHECK, ..Default::default() };
+        let front_store = store.clone();
+        let b = tokio::task::spawn_blocking(move || {
+            EmbeddedBroker::start_secured_with("127.0.0.1:0".parse().unwrap(), front_store, opts)
+        })
+        .await
+        .unwrap()
+        .expect("secured embedded broker starts");
+        Broker {
+            name: "embedded",
+            url: b.mqtt_url(),
+            refuses_forbidden_subscribe: true,
+            logins: LoginsAt::Store(store),
+        }
     }
 
     fn mosquitto() -> Option<Broker> {
-        if !Path::new(MOSQUITTO).exists() {
-            eprintln!("note: {MOSQUITTO} not found, skipping the Mosquitto run of this test");
-            return None;
+        let certs = Certs::new();
+        let m = Mosquitto::start(&certs, lines_of(&[login_a(), login_b(), login_validator()]))?;
+        let url = m.url(&certs);
+        Some(Broker { name: "mosquitto", url, refuses_forbidden_subscribe: false, logins: LoginsAt::Mosquitto(m) })
+    }
+
+    /// Makes `logins` the only valid ones, as the platform does after issuing, rotating or
+    /// revoking: the store changes in place, or Mosquitto's files are rewritten and reloaded.
+    fn set_logins(&self, logins: &[Credentials]) {
+        match &self.logins {
+            LoginsAt::Store(store) => {
+                // Only those not kept: a login revoked for a moment could close its sessions.
+                for old in [login_a(), login_b(), login_validator()] {
+                    if !logins.iter().any(|l| l.username == old.username) {
+                        store.revoke(&old.username);
+                    }
+                }
+                for l in logins {
+                    store.set_password(&l.username, &l.password).unwrap();
+                }
+            }
+            LoginsAt::Mosquitto(m) => {
+                m.write_logins(lines_of(logins));
+                kippu_mqtt::reload_mosquitto(&m.pid_file()).unwrap();
+            }
         }
-        let logins = [login_a(), login_b(), login_validator()];
-        let m = Mosquitto::start(&logins);
-        Some(Broker {
-            name: "mosquitto",
-            host: "127.0.0.1".into(),
-            port: m.port,
-            refuses_forbidden_subscribe: false,
-            _mosquitto: Some(m),
-        })
     }
 
     async fn connect(&self, id: &str, login: Option<&Credentials>) -> Result<Client, ConnectionError> {
@@ -323,110 +504,6 @@ impl Broker {
     }
 }
 
-/// A Mosquitto child process with the shipped configuration, killed on drop.
-struct Mosquitto {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Mosquitto {
-    fn start(logins: &[Credentials]) -> Mosquitto {
-        let dir = std::env::temp_dir().join(format!("kippu-acl-{}-{:08x}", std::process::id(), rand::random::<u32>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let passwd = dir.join("passwd");
-        std::fs::write(&passwd, "").unwrap();
-        for login in logins {
-            let status = Command::new(MOSQUITTO_PASSWD)
-                .arg("-b")
-                .arg(&passwd)
-                .arg(&login.username)
-                .arg(&login.password)
-                .status()
-                .expect("mosquitto_passwd runs (it ships with mosquitto)");
-            assert!(status.success(), "mosquitto_passwd -b failed for {}", login.username);
-        }
-        std::fs::copy(deploy_dir().join("kippu.acl"), dir.join("kippu.acl")).unwrap();
-        let shipped = std::fs::read_to_string(deploy_dir().join("mosquitto.conf")).unwrap();
-
-        let mut last_log = String::new();
-        for _ in 0..5 {
-            let port = free_port();
-            let conf = dir.join("mosquitto.conf");
-            std::fs::write(&conf, test_conf(&shipped, port, &dir)).unwrap();
-            let log = std::fs::File::create(dir.join("mosquitto.log")).unwrap();
-            let mut child = Command::new(MOSQUITTO)
-                .arg("-c")
-                .arg(&conf)
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("mosquitto starts");
-            let deadline = Instant::now() + WAIT;
-            while Instant::now() < deadline {
-                if StdTcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Mosquitto { child, port, dir };
-                }
-                if child.try_wait().unwrap().is_some() {
-                    break; // e.g. the port was taken meanwhile: try another
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            last_log = std::fs::read_to_string(dir.join("mosquitto.log")).unwrap_or_default();
-        }
-        panic!("mosquitto did not start with the shipped config; last log:\n{last_log}");
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(self.dir.join("mosquitto.log")).unwrap_or_default();
-            eprintln!("--- mosquitto log ---\n{log}");
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The shipped config with only its listener, files and persistence moved into
-/// `dir`; fails if one of those settings disappeared from the shipped file.
-fn test_conf(shipped: &str, port: u16, dir: &Path) -> String {
-    let mut replaced = HashSet::new();
-    let mut out = String::new();
-    for line in shipped.lines() {
-        let key = line.split_whitespace().next().unwrap_or("");
-        let new = match key {
-            "listener" => format!("listener {port} 127.0.0.1"),
-            "password_file" => format!("password_file {}", dir.join("passwd").display()),
-            "acl_file" => format!("acl_file {}", dir.join("kippu.acl").display()),
-            "persistence" => "persistence false".to_owned(),
-            "persistence_location" => format!("persistence_location {}/", dir.display()),
-            _ => line.to_owned(),
-        };
-        if new != line {
-            replaced.insert(key.to_owned());
-        }
-        out.push_str(&new);
-        out.push('\n');
-    }
-    for key in ["listener", "password_file", "acl_file"] {
-        assert!(replaced.contains(key), "deploy/mosquitto/mosquitto.conf has no `{key}` line");
-    }
-    out
-}
-
-fn deploy_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/mosquitto")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 // ---------------------------------------------------------------- client
 
 /// A plain rumqttc client that records what arrives, without reconnecting.
@@ -445,7 +522,8 @@ impl Client {
         login: Option<&Credentials>,
         will: Option<LastWill>,
     ) -> Result<Client, ConnectionError> {
-        let mut options = MqttOptions::new(id, &broker.host, broker.port);
+        // The URL's options bring the TLS settings; the rest is set here.
+        let mut options = broker.url.options(id);
         options.set_keep_alive(Duration::from_secs(5)).set_clean_session(true);
         if let Some(login) = login {
             options.set_credentials(&login.username, &login.password);
@@ -550,6 +628,18 @@ impl Client {
             got.push(p);
         }
         got
+    }
+
+    /// Whether the broker closes this connection within `within` (nothing else is expected).
+    async fn closed_within(&mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.incoming.recv()).await {
+                Ok(None) => return true,
+                Ok(Some(_)) => continue,
+                Err(_) => return false,
+            }
+        }
     }
 
     /// Drops the TCP connection without DISCONNECT, so the broker fires the last will.

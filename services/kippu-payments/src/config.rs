@@ -1,10 +1,10 @@
 //! Stripe connection settings.
 
-/// Settings needed to talk to Stripe (or to the [`fake`](crate::fake) server).
+/// Settings needed to talk to Stripe (or to the loopback fake of the `fake` feature).
 #[derive(Clone)]
 pub struct StripeConfig {
     /// API origin: `https://api.stripe.com` in production, the fake's
-    /// [`base_url`](crate::fake::FakeStripeHandle::base_url) in dev and tests.
+    /// `FakeStripeHandle::base_url` in dev and tests.
     pub api_base: String,
     /// Secret API key (`sk_live_...` / `sk_test_...`), sent as a Bearer token.
     pub secret_key: String,

@@ -64,18 +64,22 @@ pub enum PaymentsError {
     MalformedPayload(String),
 
     /// The fake server knows no Checkout session with this id.
+    #[cfg(feature = "fake")]
     #[error("no such checkout session: {0}")]
     UnknownSession(String),
 
     /// The fake server's session has already been completed.
+    #[cfg(feature = "fake")]
     #[error("checkout session {0} is not open")]
     SessionNotOpen(String),
 
     /// The fake server has not emitted an event with this id.
+    #[cfg(feature = "fake")]
     #[error("no such event: {0}")]
     UnknownEvent(String),
 
     /// The fake server gave up delivering an event to the webhook URL.
+    #[cfg(feature = "fake")]
     #[error("webhook delivery of {event_id} failed after {attempts} attempts: {last_error}")]
     WebhookDelivery {
         /// The `evt_...` id that was being delivered.

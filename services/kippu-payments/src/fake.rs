@@ -38,6 +38,9 @@ use tokio::task::JoinHandle;
 use crate::webhook::{sign_webhook, CHECKOUT_SESSION_COMPLETED};
 use crate::{PaymentsError, Result};
 
+/// Marks the fake's pages; `make test` checks a default build of `kippu` holds no such bytes.
+pub const MARKER: &str = "kippu-fake-stripe";
+
 /// API version stamped on events; the one the pinned async-stripe release is generated for.
 const API_VERSION: &str = "2026-09-30.endive";
 
@@ -550,7 +553,8 @@ async fn pay_page(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> 
         "<p>This session has already been paid.</p>".to_owned()
     };
     Html(format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Fake Stripe Checkout</title></head>\
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><meta name=\"generator\" content=\"{MARKER}\">\
+         <title>Fake Stripe Checkout</title></head>\
          <body><h1>Fake Stripe Checkout</h1><p>{products}</p><p class=\"amount\">{amount}</p>{action}\
          <p><small>Session {id_html} (test mode, no real payment)</small></p></body></html>\n"
     ))

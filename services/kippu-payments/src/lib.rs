@@ -7,12 +7,14 @@
 //! - [`Checkout`] creates hosted Checkout sessions through the `async-stripe` client;
 //! - [`verify_webhook`] authenticates and parses webhook deliveries (and [`sign_webhook`]
 //!   produces the matching header);
-//! - [`fake`] is a loopback stand-in for Stripe that speaks the same wire format, for
-//!   development and tests on machines that cannot reach Stripe.
+//! - `fake` (behind the `fake` feature, which only `kippu dev` and tests enable) is a loopback
+//!   stand-in for Stripe that speaks the same wire format, for development and tests on
+//!   machines that cannot reach Stripe.
 
 mod checkout;
 mod config;
 mod error;
+#[cfg(feature = "fake")]
 pub mod fake;
 mod webhook;
 

@@ -14,7 +14,7 @@ use sqlx::{Any, Row, Transaction};
 use crate::{addr, Result, Store, StoreError};
 
 /// How multi-row statements are written for the database at hand.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Batching {
     /// Bound parameters per statement: under SQLite's 32,766 and PostgreSQL's 65,535.
     pub(crate) max_params: usize,

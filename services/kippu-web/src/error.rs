@@ -22,9 +22,45 @@ pub enum AppError {
     /// A business rule refused (e.g. insufficient FARE).
     #[error("{0}")]
     Refused(String),
+    /// Too many of something are open at once (sign-in challenges, passkey ceremonies):
+    /// refused rather than held, until `retry_after_secs` have passed.
+    #[error("{message}")]
+    Busy {
+        /// What to tell the traveler.
+        message: String,
+        /// When to try again (the `Retry-After` header).
+        retry_after_secs: u64,
+    },
     /// Anything internal.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl AppError {
+    /// [`AppError::Busy`] with the standard wording.
+    pub(crate) fn busy(retry_after_secs: u64) -> Self {
+        Self::Busy { message: crate::i18n::tf("error.busy_text", retry_after_secs), retry_after_secs }
+    }
+}
+
+impl From<kippu_identity::IdentityError> for AppError {
+    fn from(e: kippu_identity::IdentityError) -> Self {
+        match e {
+            kippu_identity::IdentityError::TooManyChallenges { retry_after_secs, .. } => Self::busy(retry_after_secs),
+            other => Self::BadRequest(other.to_string()),
+        }
+    }
+}
+
+/// The `Retry-After` header for a 503.
+fn retry_after(secs: u64) -> [(axum::http::HeaderName, String); 1] {
+    [(axum::http::header::RETRY_AFTER, secs.max(1).to_string())]
+}
+
+/// A 503 for API callers: JSON with the reason, and `Retry-After`.
+pub(crate) fn busy_json(message: &str, retry_after_secs: u64) -> Response {
+    let body = axum::Json(serde_json::json!({"error": message, "retry_after": retry_after_secs}));
+    (StatusCode::SERVICE_UNAVAILABLE, retry_after(retry_after_secs), body).into_response()
 }
 
 impl From<kippu_store::StoreError> for AppError {
@@ -85,6 +121,12 @@ impl IntoResponse for AppError {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, crate::i18n::t("error.bad_request")),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, crate::i18n::t("error.not_found")),
             Self::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, crate::i18n::t("error.refused")),
+            Self::Busy { message, retry_after_secs } => {
+                let page = ErrorPage { title: crate::i18n::t("error.busy"), message, chain_id: 0 }
+                    .render()
+                    .unwrap_or_else(|_| message.clone());
+                return (StatusCode::SERVICE_UNAVAILABLE, retry_after(*retry_after_secs), Html(page)).into_response();
+            }
             Self::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, crate::i18n::t("error.internal"))

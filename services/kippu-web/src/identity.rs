@@ -112,9 +112,14 @@ pub(crate) async fn status_list(State(s): State<AppState>, Path(slug): Path<Stri
         .into_response())
 }
 
-/// Status lists: Kippu's own are built in-process (no HTTP to ourselves);
-/// anyone else's are fetched over HTTP with a timeout and a size bound.
+/// Status lists: Kippu's own are built in-process (no HTTP to ourselves); anyone else's
+/// are fetched under the DID resolver's fetch policy (public addresses only, no redirects,
+/// one deadline), with room for a list's 1 MiB.
 struct Lists<'a>(&'a AppState);
+
+/// The largest status list fetched: a Bitstring Status List of 131,072 entries is 16 KiB
+/// before compression, so 1 MiB leaves room for much longer lists and their proofs.
+const MAX_STATUS_LIST_BYTES: usize = 1 << 20;
 
 impl StatusSource for Lists<'_> {
     async fn status_list(&self, url: &str) -> Result<Value, String> {
@@ -123,16 +128,8 @@ impl StatusSource for Lists<'_> {
         if let Some(slug) = url.strip_prefix(&own) {
             return signed_status_list(s, slug).await.map_err(|e| e.to_string());
         }
-        let client =
-            reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().map_err(|e| e.to_string())?;
-        let r = client.get(url).send().await.map_err(|e| format!("{url}: {e}"))?;
-        if !r.status().is_success() {
-            return Err(format!("{url} answered {}", r.status()));
-        }
-        let body = r.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-        if body.len() > 1 << 20 {
-            return Err(format!("{url}: status list larger than 1 MiB"));
-        }
+        let policy = s.identity.credentials.resolver().fetch_policy().clone().with_max_bytes(MAX_STATUS_LIST_BYTES);
+        let body = policy.get(url, "application/vc+ld+json, application/json").await.map_err(|e| e.to_string())?;
         serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON ({e})"))
     }
 }
@@ -183,7 +180,7 @@ pub(crate) async fn present_and_verify(
     let did = did_pkh(s.chain.deployment().chain_id, signer.address());
     let domain = s.identity.authority.clone();
     let now_s = now() as u64;
-    let challenge = s.challenges.issue(&domain, now_s);
+    let challenge = s.presentation_challenges.issue(&domain, now_s)?;
     let secret: [u8; 32] = signer.to_bytes().0;
     let vp = s
         .identity
@@ -191,7 +188,8 @@ pub(crate) async fn present_and_verify(
         .present(&secret, &did, std::slice::from_ref(vc), &challenge.nonce, &domain)
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    let challenge = s.challenges.take(&challenge.nonce, now_s).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let challenge =
+        s.presentation_challenges.take(&challenge.nonce, now_s).map_err(|e| AppError::BadRequest(e.to_string()))?;
     let trust = trust_list(s).await?;
     let verified = s
         .identity
@@ -202,10 +200,21 @@ pub(crate) async fn present_and_verify(
     verified.concessions.into_iter().next().ok_or_else(|| AppError::Refused("No concession presented.".into()))
 }
 
-/// A challenge for a self-custodied wallet's presentation.
-pub(crate) async fn presentation_challenge(State(s): State<AppState>) -> Json<Value> {
-    let c = s.challenges.issue(&s.identity.authority, now() as u64);
-    Json(json!({"challenge": c.nonce, "domain": s.identity.authority, "expires_at": c.expires_at}))
+/// A challenge for a self-custodied wallet's presentation; 503 while too many are open.
+pub(crate) async fn presentation_challenge(State(s): State<AppState>) -> Response {
+    match s.presentation_challenges.issue(&s.identity.authority, now() as u64) {
+        Ok(c) => Json(json!({"challenge": c.nonce, "domain": s.identity.authority, "expires_at": c.expires_at}))
+            .into_response(),
+        Err(e) => too_many(e),
+    }
+}
+
+/// The answer to a challenge book that refused to issue: 503 with `Retry-After`.
+fn too_many(e: kippu_identity::IdentityError) -> Response {
+    match AppError::from(e) {
+        AppError::Busy { message, retry_after_secs } => crate::error::busy_json(&message, retry_after_secs),
+        other => other.into_response(),
+    }
 }
 
 /// Verifies a presentation from any wallet: the answer names the holder and
@@ -214,7 +223,7 @@ pub(crate) async fn verify_presentation_api(State(s): State<AppState>, Json(body
     let vp = body.get("presentation").cloned().unwrap_or(Value::Null);
     let nonce = vp.pointer("/proof/challenge").and_then(Value::as_str).unwrap_or_default().to_owned();
     // One use per challenge: a replayed presentation finds its challenge gone.
-    let challenge = match s.challenges.take(&nonce, now() as u64) {
+    let challenge = match s.presentation_challenges.take(&nonce, now() as u64) {
         Ok(c) => c,
         Err(_) => {
             let e = CredentialError::WrongChallenge;
@@ -647,14 +656,18 @@ pub(crate) struct WalletChallengeQuery {
     did: String,
 }
 
-/// A sign-in challenge for a wallet: the exact text to `personal_sign`.
+/// A sign-in challenge for a wallet: the exact text to `personal_sign`; 503 while too many are open.
 pub(crate) async fn wallet_challenge(
     State(s): State<AppState>,
     Query(q): Query<WalletChallengeQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Response, AppError> {
     let did = kippu_identity::normalize_did_pkh(q.did.trim()).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let c = s.challenges.issue(&s.identity.authority, now() as u64);
-    Ok(Json(json!({"did": did, "nonce": c.nonce, "message": c.message(&did), "expires_at": c.expires_at})))
+    let c = match s.challenges.issue(&s.identity.authority, now() as u64) {
+        Ok(c) => c,
+        Err(e) => return Ok(too_many(e)),
+    };
+    Ok(Json(json!({"did": did, "nonce": c.nonce, "message": c.message(&did), "expires_at": c.expires_at}))
+        .into_response())
 }
 
 #[derive(serde::Deserialize)]

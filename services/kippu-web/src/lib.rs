@@ -4,6 +4,8 @@
 
 mod accounts;
 mod chart;
+#[cfg(feature = "dev")]
+mod dev;
 mod error;
 mod i18n;
 mod identity;
@@ -15,6 +17,8 @@ mod qr;
 mod reports;
 mod security;
 mod session;
+#[cfg(test)]
+mod tests_http;
 mod timetable;
 
 use std::sync::Arc;
@@ -24,12 +28,13 @@ use axum::http::header::{self, CONTENT_TYPE};
 use axum::routing::{get, post};
 use axum::Router;
 use kippu_chain::Chain;
-use kippu_domain::VerdictMessage;
 use kippu_identity::{ChallengeBook, Keystore};
 use kippu_payments::Checkout;
 use kippu_store::Store;
 
 pub use accounts::LoginLimits;
+#[cfg(feature = "dev")]
+pub use dev::DevPlatform;
 pub use error::AppError;
 pub use i18n::catalogue_texts;
 pub use identity::IdentityServices;
@@ -76,30 +81,16 @@ pub struct DelayOutcome {
 }
 
 /// The running platform's services the web layer calls into, implemented by
-/// the `kippu` binary that wires the adapters together.
+/// the `kippu` binary that wires the adapters together. Only what production pages
+/// need; the simulators and demo controls are `DevPlatform`'s (`dev` feature only).
 #[async_trait]
 pub trait Platform: Send + Sync {
     /// Waits until the indexer has booked everything mined so far.
     async fn catch_up(&self);
-    /// Hands a QR image to a simulated gate and returns its verdict; `run` is the trip
-    /// an on-board gate's vehicle is working (`None` at a stop gate).
-    async fn scan_png(
-        &self,
-        gate_key: &str,
-        png: Vec<u8>,
-        run: Option<kippu_domain::TripRef>,
-    ) -> Result<VerdictMessage, String>;
-    /// Holds a (simulated) contactless card to a simulated gate's reader: the gate
-    /// challenges the card and asks the validator, exactly as for a real card.
-    async fn tap_card(&self, gate_key: &str, card: kippu_domain::card::Card) -> Result<VerdictMessage, String>;
     /// Fleet status.
     async fn gates(&self) -> Vec<GateStatus>;
-    /// Ingests a GTFS-Realtime feed (protobuf) and issues vouchers for delays.
-    async fn ingest_delays(&self, feed: &[u8]) -> Result<DelayOutcome, String>;
     /// An operator imported a new timetable: delays on its trips are matched from now on.
     async fn timetable_imported(&self, operator_id: u32, timetable: kippu_gtfs::Timetable);
-    /// The runs of an operator's current timetable, `(trip id, route id)`, in trip order.
-    fn runs_of(&self, operator_id: u32) -> Vec<(String, String)>;
     /// An account key was revoked: its passes must stop opening gates now.
     async fn key_revoked(&self, holder: alloy::primitives::Address);
     /// A traveler bound a contactless card to a ticket (`sig`: their EIP-712 binding):
@@ -109,9 +100,6 @@ pub trait Platform: Send + Sync {
     async fn card_unbound(&self, card_key: [u8; 32]);
     /// A traveler revoked a phone's device key: its passes must stop opening gates now.
     async fn device_revoked(&self, device_key: [u8; 32]);
-    /// Closes the clearing period on chain (usage settlement, vouchers, payouts) and
-    /// returns what the close did.
-    async fn close_period(&self) -> Result<serde_json::Value, String>;
     /// Prometheus text exposition of the process's metrics.
     fn metrics(&self) -> String;
 }
@@ -130,8 +118,12 @@ pub struct Inner {
     pub chain: Chain,
     /// Custodial keys.
     pub keystore: Keystore,
-    /// Pending sign-in challenges.
+    /// Pending sign-in challenges (wallet sign-in).
     pub challenges: ChallengeBook,
+    /// Pending presentation challenges (`/api/presentations/challenge`, and the concession
+    /// presented at purchase): a book of their own, so a flood of one kind cannot lock
+    /// travelers out of the other.
+    pub presentation_challenges: ChallengeBook,
     /// Stripe Checkout client.
     pub checkout: Checkout,
     /// Stripe webhook signing secret.
@@ -140,8 +132,13 @@ pub struct Inner {
     pub public_url: String,
     /// Wired services.
     pub platform: Arc<dyn Platform>,
-    /// Whether dev-only routes (feeding delays by hand) are on.
-    pub dev_routes: bool,
+    /// The simulators and demo controls: their routes and page controls exist only when
+    /// this is `Some` (`kippu dev`); `kippu serve` passes `None` even in a `dev` build.
+    #[cfg(feature = "dev")]
+    pub dev: Option<Arc<dyn DevPlatform>>,
+    /// The bearer token a Prometheus scraper sends for `/metrics` (staff may sign in
+    /// instead); `None`: staff only.
+    pub metrics_token: Option<String>,
     /// DIDs, credentials and concessions.
     pub identity: IdentityServices,
     /// Password sign-in attempts per e-mail and client.
@@ -187,9 +184,9 @@ pub fn router(state: AppState) -> Router {
     let guard_state = state.clone();
     let csp = axum::http::HeaderValue::from_str(&security::csp(&state.checkout_origin))
         .expect("the CSP is a valid header value");
-    let mut r = Router::new()
+    let r = Router::new()
         .route("/", get(pages::home))
-        .route("/signin", get(pages::signin_page).post(pages::signin))
+        .route("/signin", get(pages::signin_page))
         .route("/signin/password", post(accounts::password_signin))
         .route("/signup", get(accounts::signup_page).post(accounts::signup))
         .route("/passkeys/register/start", post(passkeys::register_start))
@@ -217,7 +214,6 @@ pub fn router(state: AppState) -> Router {
         .route("/tickets/{id}/refund", post(pages::refund_ticket))
         .route("/tickets/{id}/cards/remove", post(pages::unbind_card))
         .route("/gates", get(pages::gates))
-        .route("/gates/{op}/{station}/{gate}/scan", post(pages::gate_scan))
         .route("/operators/report", get(pages::report))
         .route("/operators/insurance", get(pages::insurance))
         .route("/operators/{slug}/report", get(reports::report))
@@ -237,7 +233,7 @@ pub fn router(state: AppState) -> Router {
             // GTFS zips of real agencies run to tens of MB; everything else stays under the 1 MiB default.
             get(timetable::current)
                 .post(timetable::import)
-                .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024)),
+                .layer(axum::extract::DefaultBodyLimit::max(kippu_gtfs::ImportLimits::DEFAULT.max_zip_bytes)),
         )
         .route("/vouchers/{id}", get(pages::voucher_page))
         .route("/vouchers/{id}/code.png", get(pages::voucher_code))
@@ -259,18 +255,9 @@ pub fn router(state: AppState) -> Router {
         .route("/me/erase", post(identity::erase))
         .route("/me/revoke-key", post(identity::revoke_key))
         .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/metrics",
-            get(|axum::extract::State(s): axum::extract::State<AppState>| async move {
-                ([(CONTENT_TYPE, "text/plain; version=0.0.4")], s.platform.metrics())
-            }),
-        );
-    if state.dev_routes {
-        r = r
-            .route("/dev/gates/{op}/{station}/{gate}/tap", post(pages::dev_card_tap))
-            .route("/dev/gtfs-rt", post(pages::dev_feed))
-            .route("/dev/close-period", post(pages::dev_close_period));
-    }
+        .route("/metrics", get(portal::metrics));
+    #[cfg(feature = "dev")]
+    let r = if state.dev.is_some() { dev::routes(r) } else { r };
     r.route("/static/kippu.css", get(|| async { ([(CONTENT_TYPE, "text/css")], CSS) }))
         .route("/static/pass.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], PASS_JS) }))
         .route("/static/live.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], LIVE_JS) }))

@@ -6,17 +6,17 @@ use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::signers::SignerSync;
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use axum_extra::extract::cookie::CookieJar;
 use kippu_domain::money::format_fare;
-use kippu_identity::{did_pkh, sign_challenge, verify_did_auth, SealedKey};
+use kippu_identity::{did_pkh, SealedKey};
 use kippu_store::{Operator, Product, TicketRow};
 
-use crate::session::{new_cookie, now, MaybeTraveler, Traveler, COOKIE, SESSION_SECS};
+use crate::portal::Staff;
+use crate::session::{now, MaybeTraveler, Traveler, COOKIE};
 use crate::{chart, qr, AppError, AppState};
 
 type Page = Result<Html<String>, AppError>;
@@ -34,9 +34,9 @@ fn fmt_time(ts: i64) -> String {
 }
 
 pub(crate) struct TravelerCard {
-    address: String,
-    name: String,
-    did: String,
+    pub(crate) address: String,
+    pub(crate) name: String,
+    pub(crate) did: String,
 }
 
 #[derive(Template)]
@@ -56,17 +56,11 @@ pub(crate) async fn signin_page(State(s): State<AppState>) -> Page {
 }
 
 pub(crate) async fn signin_with(s: &AppState, error: Option<String>, email: String) -> Page {
-    let travelers = if s.dev_routes {
-        s.store
-            .travelers()
-            .await?
-            .into_iter()
-            .filter(|t| t.sealed_key.is_some())
-            .map(|t| TravelerCard { address: format!("{:#x}", t.address), name: t.display_name, did: t.did })
-            .collect()
-    } else {
-        vec![]
-    };
+    // Production lists no accounts: one-click sign-in exists only in a dev build with its routes on.
+    #[cfg(feature = "dev")]
+    let travelers = crate::dev::demo_travelers(s).await?;
+    #[cfg(not(feature = "dev"))]
+    let travelers = Vec::new();
     html(SigninPage {
         travelers,
         error,
@@ -74,58 +68,6 @@ pub(crate) async fn signin_with(s: &AppState, error: Option<String>, email: Stri
         passkeys: s.passkeys.available(),
         chain_id: s.chain.deployment().chain_id,
     })
-}
-
-#[derive(serde::Deserialize)]
-pub(crate) struct SigninForm {
-    address: String,
-}
-
-/// DID challenge-response for a custodial traveler: the challenge is issued,
-/// signed by the keystore inside this process, and verified against the DID
-/// document resolved by `ssi`, exactly as a wallet's signature would be.
-pub(crate) async fn signin(
-    State(s): State<AppState>,
-    jar: CookieJar,
-    Form(f): Form<SigninForm>,
-) -> Result<Response, AppError> {
-    // One-click sign-in as a demo traveler exists only with the development routes on.
-    if !s.dev_routes {
-        return Err(AppError::NotFound("Sign in with your e-mail and password, a passkey or your wallet.".into()));
-    }
-    let address: Address =
-        f.address.parse().map_err(|_| AppError::BadRequest("That is not an account address.".into()))?;
-    if let Err(e) = refuse_revoked(&s, address).await {
-        return Ok((axum::http::StatusCode::FORBIDDEN, signin_with(&s, Some(e.to_string()), String::new()).await?)
-            .into_response());
-    }
-    let Some(t) = s.store.traveler(&address).await? else {
-        return Ok((
-            axum::http::StatusCode::NOT_FOUND,
-            signin_with(&s, Some("No such traveler.".into()), String::new()).await?,
-        )
-            .into_response());
-    };
-    let sealed = t
-        .sealed_key
-        .as_deref()
-        .ok_or_else(|| AppError::BadRequest("This account signs in with its own wallet.".into()))?;
-    let signer = open_key(&s, address, sealed)?;
-    let domain = host_of(&s.public_url);
-    let now_s = now() as u64;
-    let challenge = s.challenges.issue(&domain, now_s);
-    let signature = sign_challenge(&signer, &challenge, &t.did).map_err(|e| AppError::Internal(e.to_string()))?;
-    let challenge = s.challenges.take(&challenge.nonce, now_s).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let verified = verify_did_auth(&t.did, &challenge, &signature, now_s)
-        .await
-        .map_err(|e| AppError::BadRequest(format!("DID authentication failed: {e}")))?;
-    if verified != address {
-        return Err(AppError::BadRequest("DID authentication failed: signer mismatch".into()));
-    }
-    let token = hex::encode(rand::random::<[u8; 32]>());
-    s.store.create_session(&token, &address, now() + SESSION_SECS).await?;
-    tracing::info!(did = %t.did, "signed in");
-    Ok((jar.add(new_cookie(token, s.secure_cookies())), Redirect::to("/")).into_response())
 }
 
 pub(crate) async fn signout(State(s): State<AppState>, jar: CookieJar) -> Result<Response, AppError> {
@@ -136,10 +78,6 @@ pub(crate) async fn signout(State(s): State<AppState>, jar: CookieJar) -> Result
     // Storage (the pass pages kept for offline use) and IndexedDB (the phone's device key).
     let clear = [(header::HeaderName::from_static("clear-site-data"), "\"cache\", \"storage\"")];
     Ok((clear, jar.remove(axum_extra::extract::cookie::Cookie::from(COOKIE)), Redirect::to("/signin")).into_response())
-}
-
-fn host_of(url: &str) -> String {
-    url.split("://").nth(1).unwrap_or(url).split('/').next().unwrap_or("kippu").to_string()
 }
 
 /// A revoked account key signs nothing: no sign-in, no pass.
@@ -607,10 +545,10 @@ struct PassPage {
     refund: Option<String>,
 }
 
-/// A simulated gate on the pass page; an on-board one offers the runs its vehicle may be working.
-struct GateButton {
-    key: String,
-    runs: Vec<(String, String)>,
+/// A simulated gate on the pass page (dev only); an on-board one offers the runs its vehicle may be working.
+pub(crate) struct GateButton {
+    pub(crate) key: String,
+    pub(crate) runs: Vec<(String, String)>,
 }
 
 pub(crate) async fn pass_page(State(s): State<AppState>, Traveler(me): Traveler, Path(id): Path<u64>) -> Page {
@@ -623,16 +561,11 @@ async fn pass_page_with(s: &AppState, me: Address, id: u64, card_error: Option<S
         s.store.taps_of_ticket(id).await?.into_iter().map(|tap| (fmt_time(tap.at), tap.gate_key)).collect();
     let cat = Catalogue::load(s).await?;
     let v = cat.ticket(&t);
-    let gates = s
-        .store
-        .gates()
-        .await?
-        .into_iter()
-        .map(|g| GateButton {
-            runs: if g.on_board { s.platform.runs_of(g.operator_id).into_iter().take(200).collect() } else { vec![] },
-            key: g.gate_key,
-        })
-        .collect();
+    // The simulated gates' buttons exist only in a dev build with its routes on.
+    #[cfg(feature = "dev")]
+    let gates = crate::dev::gate_buttons(s).await?;
+    #[cfg(not(feature = "dev"))]
+    let gates = Vec::new();
     html(PassPage {
         id,
         product: v.product,
@@ -771,7 +704,8 @@ struct GatesPage {
     chain_id: u64,
 }
 
-pub(crate) async fn gates(State(s): State<AppState>) -> Page {
+/// The gate fleet: staff only (it shows where every gate stands and what it last decided).
+pub(crate) async fn gates(_staff: Staff, State(s): State<AppState>) -> Page {
     let gates = s
         .platform
         .gates()
@@ -780,61 +714,6 @@ pub(crate) async fn gates(State(s): State<AppState>) -> Page {
         .map(|g| GateView { key: g.key, station: g.station, state: g.state, last: g.last, did: g.did })
         .collect();
     html(GatesPage { gates, chain_id: s.chain.deployment().chain_id })
-}
-
-/// `?trip=…&date=YYYYMMDD`: the run an on-board gate's vehicle is working.
-#[derive(serde::Deserialize)]
-pub(crate) struct RunQuery {
-    trip: Option<String>,
-    date: Option<String>,
-}
-
-/// Presents a QR image to a simulated gate.
-pub(crate) async fn gate_scan(
-    State(s): State<AppState>,
-    Path((op, station, gate)): Path<(String, String, String)>,
-    Query(run): Query<RunQuery>,
-    body: Bytes,
-) -> Response {
-    let key = format!("{op}/{station}/{gate}");
-    let run = run.trip.filter(|t| !t.is_empty()).map(|id| kippu_domain::TripRef { id, date: run.date });
-    match s.platform.scan_png(&key, body.to_vec(), run).await {
-        Ok(v) => {
-            let outcome = v.reason.map_or_else(|| "OPEN".to_string(), |r| r.code());
-            metrics::counter!("kippu_gate_verdicts_total", "gate" => key, "verdict" => outcome).increment(1);
-            Json(v).into_response()
-        }
-        Err(e) => {
-            (axum::http::StatusCode::BAD_REQUEST, Json(serde_json::json!({"open": false, "error": e}))).into_response()
-        }
-    }
-}
-
-#[derive(serde::Deserialize)]
-pub(crate) struct CardSecretForm {
-    /// The simulated card's secret (hex): dev only, since a real card never gives it up.
-    secret: String,
-}
-
-/// Dev only: a simulated card, given by its secret, tapped at a simulated gate.
-pub(crate) async fn dev_card_tap(
-    State(s): State<AppState>,
-    Path((op, station, gate)): Path<(String, String, String)>,
-    Form(f): Form<CardSecretForm>,
-) -> Response {
-    let key = format!("{op}/{station}/{gate}");
-    let secret = alloy::hex::decode(f.secret.trim()).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
-    let Some(secret) = secret else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(serde_json::json!({"open": false, "error": "secret must be 32 bytes of hex"})),
-        )
-            .into_response();
-    };
-    match s.platform.tap_card(&key, kippu_domain::card::Card::from_secret(secret)).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => (StatusCode::BAD_REQUEST, Json(serde_json::json!({"open": false, "error": e}))).into_response(),
-    }
 }
 
 pub(crate) struct ReportRowView {
@@ -882,7 +761,8 @@ async fn reconciliation(s: &AppState) -> Result<Option<(u64, Vec<String>)>, AppE
     Ok(Some((block, words)))
 }
 
-pub(crate) async fn report(State(s): State<AppState>) -> Page {
+/// The consortium's report across operators: staff only.
+pub(crate) async fn report(_staff: Staff, State(s): State<AppState>) -> Page {
     let rows = s.store.operator_report().await?;
     let chart = chart::bars(&rows.iter().map(|r| (r.name.clone(), r.revenue)).collect::<Vec<_>>());
     let escrow = s.chain.escrow_balance().await?;
@@ -962,8 +842,8 @@ fn claim_words(reason: &str, status: &str) -> (String, String) {
 }
 
 /// The delay-insurance dashboard for operators and the insurer: late runs per
-/// route (from the GTFS-Realtime feed) and vouchers issued and redeemed.
-pub(crate) async fn insurance(State(s): State<AppState>) -> Page {
+/// route (from the GTFS-Realtime feed) and vouchers issued and redeemed. Staff only.
+pub(crate) async fn insurance(_staff: Staff, State(s): State<AppState>) -> Page {
     let routes = s.store.delays_per_route().await?;
     let cat = Catalogue::load(&s).await?;
     let delays_chart = chart::bars_with(
@@ -1138,25 +1018,5 @@ pub(crate) async fn redeem_voucher(
         // The chain is the authority: a redemption that raced another one loses there.
         Err(kippu_chain::ChainError::Revert(r)) if r.contains("UnknownVoucher") => deny(RedeemDeny::AlreadyRedeemed),
         Err(e) => Err(e.into()),
-    }
-}
-
-/// Dev only: feed a GTFS-Realtime message (protobuf body) by hand.
-pub(crate) async fn dev_feed(State(s): State<AppState>, body: Bytes) -> Response {
-    match s.platform.ingest_delays(&body).await {
-        // A refused message (duplicate, out of order, stale, malformed) is the sender's problem: 422 with the reason.
-        Ok(o) if o.rejected.is_some() => (axum::http::StatusCode::UNPROCESSABLE_ENTITY, Json(o)).into_response(),
-        Ok(o) => Json(o).into_response(),
-        Err(e) => (axum::http::StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": e}))).into_response(),
-    }
-}
-
-/// Dev only: close the clearing period: usage settlement between operators, redeemed
-/// vouchers paid out of the insurer's claim, and every operator paid from escrow.
-/// Production runs the same close from `kippu close-period` or on a schedule.
-pub(crate) async fn dev_close_period(State(s): State<AppState>) -> Response {
-    match s.platform.close_period().await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => (axum::http::StatusCode::BAD_GATEWAY, Json(serde_json::json!({"error": e}))).into_response(),
     }
 }

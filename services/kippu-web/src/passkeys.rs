@@ -3,11 +3,17 @@
 //! A signed-in traveler adds a passkey from the account page; from then on the sign-in page
 //! signs them in with it, no password typed (discoverable credentials: the authenticator
 //! names the account). Ceremonies are held in memory for their five minutes and taken once,
-//! so a response cannot be replayed. WebAuthn needs the relying party ID to be a domain:
-//! when the app is served from a bare IP address (`http://127.0.0.1:8080`) the passkey
-//! routes say so and the pages offer the password instead; `http://localhost:8080` works.
+//! so a response cannot be replayed. At most [`Passkeys::DEFAULT_MAX_CEREMONIES`] of each
+//! kind are held: when full, the expired ones are dropped, and if that frees nothing the
+//! new ceremony is refused (503, `Retry-After`) rather than held.
+//!
+//! WebAuthn needs the relying party ID to be a domain: when the app is served from a bare
+//! IP address (`http://127.0.0.1:8080`) the passkey routes say so and the pages offer the
+//! password instead; `http://localhost:8080` works.
 
+use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use alloy::primitives::Address;
 use axum::extract::State;
@@ -22,10 +28,10 @@ use webauthn_rp::request::register::{
     CredProtect, Nickname, PublicKeyCredentialUserEntity, RegistrationVerificationOptions, UserHandle64, Username,
 };
 use webauthn_rp::request::{
-    AsciiDomain, ExtensionInfo, FixedCapHashSet, InsertResult, PublicKeyCredentialDescriptor, RpId,
+    AsciiDomain, ExtensionInfo, FixedCapHashSet, InsertResult, PublicKeyCredentialDescriptor, RpId, TimedCeremony,
 };
 use webauthn_rp::response::register::{CompressedPubKey, DynamicState, StaticState};
-use webauthn_rp::response::{AuthTransports, CredentialId};
+use webauthn_rp::response::{AuthTransports, CredentialId, SentChallenge};
 use webauthn_rp::{
     AuthenticatedCredential, DiscoverableAuthentication64, DiscoverableAuthenticationServerState,
     DiscoverableCredentialRequestOptions, PublicKeyCredentialCreationOptions, Registration, RegistrationServerState,
@@ -40,13 +46,83 @@ type StoredKey = StaticState<CompressedPubKey<[u8; 32], [u8; 32], [u8; 48], Vec<
 pub struct Passkeys {
     rp_id: Option<RpId>,
     origin: String,
-    registering: Mutex<FixedCapHashSet<RegistrationServerState<64>>>,
-    signing_in: Mutex<FixedCapHashSet<DiscoverableAuthenticationServerState>>,
+    registering: Ceremonies<RegistrationServerState<64>>,
+    signing_in: Ceremonies<DiscoverableAuthenticationServerState>,
+    /// How long a ceremony is held (and what the browser is told to wait).
+    timeout: NonZeroU32,
+}
+
+/// Ceremonies of one kind, at most `max` held.
+struct Ceremonies<T> {
+    set: Mutex<FixedCapHashSet<T>>,
+    max: usize,
+}
+
+/// The ceremony store is full of unexpired ceremonies: try again once the oldest has expired.
+#[derive(Debug)]
+struct Full {
+    retry_after_secs: u64,
+}
+
+impl<T: TimedCeremony + std::borrow::Borrow<SentChallenge> + std::hash::Hash + Eq> Ceremonies<T> {
+    fn new(max: usize) -> Self {
+        // The set never grows past the capacity it is made with (a few MB for the default
+        // bound), so it is made for `max`; `hold` keeps it at exactly `max`.
+        let max = max.max(1);
+        Self { set: Mutex::new(FixedCapHashSet::new(max)), max }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FixedCapHashSet<T>> {
+        self.set.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Holds `ceremony` until it is taken or expires; refused when `max` unexpired ones are held.
+    /// The set's own capacity is only a lower bound (a hash table rounds it up), so the bound
+    /// is checked here.
+    fn hold(&self, ceremony: T) -> Result<(), Full> {
+        let mut set = self.lock();
+        if set.len() >= self.max {
+            set.remove_expired_ceremonies();
+        }
+        if set.len() >= self.max {
+            let now = std::time::Instant::now();
+            let mut soonest = Duration::MAX;
+            set.retain(|c| {
+                soonest = soonest.min(c.expiration().saturating_duration_since(now));
+                true
+            });
+            return Err(Full { retry_after_secs: soonest.as_secs().clamp(1, 3600) });
+        }
+        match set.insert_or_replace_all_expired(ceremony) {
+            InsertResult::Success => Ok(()),
+            // A full table (capacity) or a duplicate challenge (16 random bytes): say busy either way.
+            InsertResult::CapacityFull | InsertResult::Duplicate => Err(Full { retry_after_secs: 1 }),
+        }
+    }
+
+    fn take(&self, challenge: &SentChallenge) -> Option<T> {
+        self.lock().take(challenge)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
 }
 
 impl Passkeys {
+    /// How many ceremonies of each kind (sign-ups, sign-ins) are held at most by default: a
+    /// ceremony is a few hundred bytes, so this bounds them to a few MB, far more than the
+    /// sign-ins a server sees in their five minutes.
+    pub const DEFAULT_MAX_CEREMONIES: usize = 10_000;
+
     /// For an app served at `public_url`; no passkeys when its host is not a domain.
     pub fn new(public_url: &str) -> Self {
+        Self::with_limit(public_url, Self::DEFAULT_MAX_CEREMONIES)
+    }
+
+    /// [`Passkeys::new`], holding at most `max_ceremonies` of each kind.
+    pub fn with_limit(public_url: &str, max_ceremonies: usize) -> Self {
         let origin = crate::security::origin_of(public_url);
         let host = origin.split_once("://").map_or("", |(_, h)| h);
         let host = host.rsplit_once(':').map_or(host, |(h, port)| if port.parse::<u16>().is_ok() { h } else { host });
@@ -55,8 +131,10 @@ impl Passkeys {
         Self {
             rp_id,
             origin,
-            registering: Mutex::new(FixedCapHashSet::new(1024)),
-            signing_in: Mutex::new(FixedCapHashSet::new(1024)),
+            registering: Ceremonies::new(max_ceremonies),
+            signing_in: Ceremonies::new(max_ceremonies),
+            // Five minutes, as the WebAuthn default: time to find the phone or the key.
+            timeout: NonZeroU32::new(300_000).expect("non-zero"),
         }
     }
 
@@ -72,6 +150,12 @@ impl Passkeys {
             )
         })
     }
+}
+
+/// 503 with `Retry-After` when too many ceremonies of a kind are open.
+fn busy(full: Full) -> Response {
+    let message = crate::i18n::tf("error.busy_text", full.retry_after_secs);
+    crate::error::busy_json(&message, full.retry_after_secs)
 }
 
 fn refused(msg: impl Into<String>) -> Response {
@@ -107,15 +191,15 @@ pub(crate) async fn register_start(State(s): State<AppState>, Traveler(me): Trav
         .collect();
     let user = PublicKeyCredentialUserEntity { name, id: &user_id, display_name: display };
     let mut options = PublicKeyCredentialCreationOptions::passkey(rp, user, exclude);
+    options.timeout = s.passkeys.timeout;
     // Ask for credProtect but do not make the browser refuse an authenticator without it
     // (Chromium then fails the whole ceremony); user verification is required either way.
     options.extensions.cred_protect = CredProtect::UserVerificationRequired(ExtensionInfo::AllowDontEnforceValue);
     let (server, client) = options.start_ceremony().map_err(|e| AppError::Internal(format!("passkey options: {e}")))?;
     let body = serde_json::to_value(&client).map_err(|e| AppError::Internal(e.to_string()))?;
-    let inserted =
-        s.passkeys.registering.lock().unwrap_or_else(|e| e.into_inner()).insert_or_replace_all_expired(server);
-    if !matches!(inserted, InsertResult::Success) {
-        return Ok(refused("Too many passkey sign-ups in progress; try again in a minute."));
+    if let Err(full) = s.passkeys.registering.hold(server) {
+        tracing::warn!("passkey registrations: too many in progress");
+        return Ok(busy(full));
     }
     Ok(Json(body).into_response())
 }
@@ -137,7 +221,7 @@ pub(crate) async fn register_finish(
     let Ok(challenge) = reg.challenge() else {
         return Ok(refused("That is not a passkey registration."));
     };
-    let Some(server) = s.passkeys.registering.lock().unwrap_or_else(|e| e.into_inner()).take(&challenge) else {
+    let Some(server) = s.passkeys.registering.take(&challenge) else {
         return Ok(refused("This passkey request expired or was already used; try again."));
     };
     let origins = [s.passkeys.origin.as_str()];
@@ -169,14 +253,13 @@ pub(crate) async fn register_finish(
 /// `POST /passkeys/signin/start`: request options; the authenticator picks the account.
 pub(crate) async fn signin_start(State(s): State<AppState>) -> Result<Response, AppError> {
     let rp = s.passkeys.rp()?;
-    let (server, client) = DiscoverableCredentialRequestOptions::passkey(rp)
-        .start_ceremony()
-        .map_err(|e| AppError::Internal(format!("passkey options: {e}")))?;
+    let mut options = DiscoverableCredentialRequestOptions::passkey(rp);
+    options.0.timeout = s.passkeys.timeout;
+    let (server, client) = options.start_ceremony().map_err(|e| AppError::Internal(format!("passkey options: {e}")))?;
     let body = serde_json::to_value(&client).map_err(|e| AppError::Internal(e.to_string()))?;
-    let inserted =
-        s.passkeys.signing_in.lock().unwrap_or_else(|e| e.into_inner()).insert_or_replace_all_expired(server);
-    if !matches!(inserted, InsertResult::Success) {
-        return Ok(refused("Too many passkey sign-ins in progress; try again in a minute."));
+    if let Err(full) = s.passkeys.signing_in.hold(server) {
+        tracing::warn!("passkey sign-ins: too many in progress");
+        return Ok(busy(full));
     }
     Ok(Json(body).into_response())
 }
@@ -198,7 +281,7 @@ pub(crate) async fn signin_finish(
     let Ok(challenge) = auth.challenge() else {
         return Ok(refused("That is not a passkey sign-in."));
     };
-    let Some(server) = s.passkeys.signing_in.lock().unwrap_or_else(|e| e.into_inner()).take(&challenge) else {
+    let Some(server) = s.passkeys.signing_in.take(&challenge) else {
         return Ok(refused("This sign-in expired or was already used; try again."));
     };
     let raw_id: Vec<u8> = auth.raw_id().as_ref().to_vec();
@@ -243,4 +326,41 @@ pub(crate) async fn signin_finish(
 /// How many passkeys an account has (account page).
 pub(crate) async fn count(s: &AppState, me: Address) -> Result<usize, AppError> {
     Ok(s.store.passkeys_of(&me).await?.len())
+}
+
+#[cfg(test)]
+impl Passkeys {
+    /// `(sign-ups, sign-ins)` held now.
+    pub(crate) fn ceremonies_held(&self) -> (usize, usize) {
+        (self.registering.len(), self.signing_in.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceremonies_are_bounded_and_expired_ones_make_room() {
+        let rp = RpId::Domain(AsciiDomain::try_from("localhost".to_owned()).unwrap());
+        let start = |ms: u32| {
+            let mut o = DiscoverableCredentialRequestOptions::passkey(&rp);
+            o.0.timeout = NonZeroU32::new(ms).unwrap();
+            o.start_ceremony().unwrap().0
+        };
+        let held = Ceremonies::new(3);
+        for _ in 0..3 {
+            held.hold(start(1_000)).unwrap();
+        }
+        // Full of live ceremonies: refused, and nothing more is held.
+        for _ in 0..100 {
+            assert_eq!(held.hold(start(1_000)).unwrap_err().retry_after_secs, 1);
+        }
+        assert_eq!(held.len(), 3);
+        // Once they expire they are dropped to make room, not merely refused at the finish.
+        std::thread::sleep(Duration::from_millis(1_200));
+        held.hold(start(60_000)).unwrap();
+        assert_eq!(held.len(), 1, "the three expired ones were dropped");
+        assert_eq!(Passkeys::new("http://localhost:8080").registering.max, Passkeys::DEFAULT_MAX_CEREMONIES);
+    }
 }

@@ -35,8 +35,7 @@ impl PortalAuth {
 
     /// Compares digests, so the comparison's timing says nothing about the password.
     fn accepts(&self, candidate: &str) -> bool {
-        let d: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
-        d.iter().zip(self.password.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        same_secret(candidate, &self.password)
     }
 
     fn open(&self) -> String {
@@ -67,6 +66,45 @@ impl PortalAuth {
         let want = self.scanner_token(operator_slug);
         want.len() == candidate.len() && want.bytes().zip(candidate.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
     }
+}
+
+/// Whether `candidate` hashes to `digest`, in constant time: comparing digests rather than
+/// the secrets hides the secret's length too.
+fn same_secret(candidate: &str, digest: &[u8; 32]) -> bool {
+    let d: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
+    d.iter().zip(digest.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+/// The `Authorization: Bearer …` token of a request, if any.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Whether the request comes from signed-in staff: the portal session cookie, or the staff
+/// password as a bearer token.
+fn staff_signed_in(headers: &axum::http::HeaderMap, portal: &PortalAuth) -> bool {
+    if bearer(headers).is_some_and(|b| portal.accepts(b)) {
+        return true;
+    }
+    CookieJar::from_headers(headers).get(COOKIE).is_some_and(|c| portal.live(c.value()))
+}
+
+/// `GET /metrics`: for a Prometheus scraper with the metrics bearer token, or staff. Metrics
+/// name gates, operators and error rates, which are not for the public.
+pub(crate) async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let scraper = match (&s.metrics_token, bearer(&headers)) {
+        (Some(token), Some(b)) if !token.is_empty() => same_secret(b, &Sha256::digest(token.as_bytes()).into()),
+        _ => false,
+    };
+    if !scraper && !staff_signed_in(&headers, &s.identity.portal) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"kippu-metrics\"")],
+            "metrics: the metrics token or a staff sign-in is required",
+        )
+            .into_response();
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.platform.metrics()).into_response()
 }
 
 /// A voucher scanner of the operator named in the path (`/operators/{slug}/…`), by its
@@ -107,27 +145,18 @@ pub(crate) async fn scanner_token(
         .into_response())
 }
 
-/// A signed-in member of an issuer's staff.
+/// A signed-in member of staff (an issuer's, an operator's, the consortium's).
 pub(crate) struct Staff;
 
 impl FromRequestParts<AppState> for Staff {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
-        let portal = &s.identity.portal;
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if bearer.is_some_and(|b| portal.accepts(b)) {
+        if staff_signed_in(&parts.headers, &s.identity.portal) {
             return Ok(Staff);
         }
-        let jar = CookieJar::from_headers(&parts.headers);
-        if jar.get(COOKIE).is_some_and(|c| portal.live(c.value())) {
-            return Ok(Staff);
-        }
-        if bearer.is_some() || parts.method != axum::http::Method::GET {
-            return Err((StatusCode::UNAUTHORIZED, "issuer portal: staff sign-in required").into_response());
+        if bearer(&parts.headers).is_some() || parts.method != axum::http::Method::GET {
+            let why = "staff sign-in required (the portal session, or the staff password as a bearer token)";
+            return Err((StatusCode::UNAUTHORIZED, why).into_response());
         }
         let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         Err(Redirect::to(&format!("/portal/signin?next={}", crate::identity::urlencode(next))).into_response())
@@ -143,10 +172,12 @@ struct SigninPage {
 }
 
 fn safe_next(next: Option<&String>) -> String {
-    // Only paths on this site: no open redirect. Staff pages live under /portal/ and /operators/.
-    next.filter(|n| (n.starts_with("/portal/") || n.starts_with("/operators/")) && !n.starts_with("//"))
-        .cloned()
-        .unwrap_or_else(|| "/portal/issuers/usf".into())
+    // Only paths on this site: no open redirect. Staff pages live under /portal/ and /operators/,
+    // and the gate fleet at /gates.
+    let staff_page = |n: &str| {
+        n.starts_with("/portal/") || n.starts_with("/operators/") || n == "/gates" || n.starts_with("/gates?")
+    };
+    next.filter(|n| staff_page(n) && !n.starts_with("//")).cloned().unwrap_or_else(|| "/portal/issuers/usf".into())
 }
 
 pub(crate) async fn signin_page(

@@ -1,15 +1,26 @@
-//! The Kippu platform: configuration and wiring of the adapters. The binary
-//! (`kippu dev`) and the end-to-end tests both start [`stack::start`].
+//! The Kippu platform: configuration, the production runtime (`kippu serve`, `kippu init` and
+//! the operators' commands) and, in a `dev` build only, the demo (`kippu dev`). The binary and
+//! the end-to-end tests both start [`stack::start`].
 
 pub mod anchor;
+pub mod backup;
+pub mod catalog;
 pub mod config;
+#[cfg(feature = "dev")]
+pub mod dev;
+pub mod gates;
 pub mod indexer;
+pub mod init;
 pub mod insurance;
+pub mod ops;
 pub mod reconcile;
-pub mod seed;
+pub mod secrets;
+pub mod serve;
 pub mod settle;
 pub mod stack;
 pub mod validator;
 
 pub use config::Config;
-pub use stack::{start, Stack};
+#[cfg(feature = "dev")]
+pub use dev::start;
+pub use stack::Stack;

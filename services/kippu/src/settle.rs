@@ -66,6 +66,10 @@ pub fn fit_transfers(
 /// Closes the current period. The ledger is caught up first, so the window ends at the
 /// time of the last block it booked and every plan in it is known.
 pub async fn close_period(chain: &Chain, store: &Store, indexer: &Indexer, now: i64) -> anyhow::Result<Closed> {
+    // The period this close is for, read before its books: the contract takes a close only for
+    // the period still open, so a close re-sent, or run at once from two places (the schedule and
+    // `kippu close-period`), settles once and the other reverts with nothing recorded.
+    let period = chain.current_period().await?;
     indexer.catch_up().await?;
     let booked_to = store.cursor(CURSOR).await?.and_then(|n| n.checked_sub(1)).unwrap_or(0);
     let Some((_, _, to)) = chain.block_header(booked_to).await? else {
@@ -105,7 +109,7 @@ pub async fn close_period(chain: &Chain, store: &Store, indexer: &Indexer, now: 
     let (moved, carry) = fit_transfers(&transfers, &mut available);
     let carried = net(&carry);
 
-    let (tx, period_id) = chain.settle_period(&moved).await?;
+    let (tx, period_id) = chain.settle_period(period, &moved).await?;
     let row = PeriodCloseRow {
         period_id,
         window_from: from,

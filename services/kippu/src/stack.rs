@@ -1,66 +1,96 @@
-//! Wires the adapters into one running platform. `kippu dev` and the
-//! end-to-end tests start exactly this, so the tests exercise what users run.
+//! The running platform: what `kippu serve` and `kippu dev` both start once they have a
+//! database, a chain, secrets and a payment provider ([`Wiring`]). The demo adds its anvil,
+//! seed, fake Stripe and simulated gates around exactly this, so the end-to-end tests exercise
+//! what operators run.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::signers::local::PrivateKeySigner;
 use anyhow::Context;
 use async_trait::async_trait;
-use gate_firmware_sim::{display as verdict_line, SimGate};
-use kippu_chain::anvil::{AnvilProcess, DEV_ADMIN_KEY};
-use kippu_chain::{Chain, ChainConfig, Deployment, InsuranceTerms};
+use kippu_chain::Chain;
 use kippu_credentials::{account_document, did_web, issuer_document, Concession, Credentials, IssuerKey, Resolver};
-use kippu_domain::TripRef;
-use kippu_domain::{Validator, VerdictMessage};
+use kippu_domain::topics::GatePath;
+use kippu_domain::Validator;
 use kippu_identity::{ChallengeBook, Keystore};
-use kippu_mqtt::{EmbeddedBroker, FleetWatcher, GateStatus as MqttGateStatus, MqttUrl, ValidatorHandle};
-use kippu_payments::fake::{FakeStripe, FakeStripeHandle};
-use kippu_payments::{Checkout, StripeConfig};
+use kippu_mqtt::{
+    ClientTls, EmbeddedBroker, FleetWatcher, GateStatus as MqttGateStatus, MqttUrl, ServerTls, ValidatorHandle,
+};
+use kippu_payments::Checkout;
 use kippu_store::Store;
-use kippu_web::{AppState, DelayOutcome, GateStatus, IdentityServices, Inner, Platform};
+use kippu_web::{AppState, GateStatus, IdentityServices, Inner, Platform};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::indexer::Indexer;
 use crate::insurance::DelayInsurer;
-use crate::seed;
+use crate::secrets::{SecretName, Secrets};
 
-/// The bundled timetable of the demo bus operator.
-pub const TIMETABLE: &[u8] = include_bytes!("../seed/bullrunner-gtfs.zip");
+/// Everything the platform is started from, made by `kippu serve` (checked, sealed secrets, an
+/// existing deployment) or `kippu dev` (a fresh anvil, deployment and seed).
+pub struct Wiring {
+    /// Configuration.
+    pub cfg: Config,
+    /// Database.
+    pub store: Store,
+    /// Chain adapter sending with the hot keys.
+    pub chain: Chain,
+    /// JSON-RPC URL.
+    pub rpc_url: String,
+    /// Keystore (the master key).
+    pub keystore: Keystore,
+    /// Generated secrets.
+    pub secrets: Secrets,
+    /// The web listener, bound by the caller (so a taken port fails before anything starts).
+    pub listener: tokio::net::TcpListener,
+    /// Stripe Checkout client.
+    pub checkout: Checkout,
+    /// Stripe API base.
+    pub stripe_url: String,
+    /// Where Stripe's hosted Checkout pages live (the one origin besides the app forms lead to).
+    pub checkout_origin: String,
+    /// The delay oracles this process reports as.
+    pub reporters: Vec<Chain>,
+    /// The staff password of the portal.
+    pub staff_password: String,
+}
 
-/// A running platform. Dropping it stops anvil (child process) and the tasks.
+/// A running platform. Dropping it stops its tasks (and, in the demo, anvil).
 pub struct Stack {
     /// Web app URL.
     pub web_url: String,
-    /// Broker URL.
+    /// Separate metrics listener, when configured.
+    pub metrics_url: Option<String>,
+    /// Broker URL (without credentials).
     pub mqtt_url: String,
-    /// Each registered gate's broker URL with its own credentials (gate key, URL); the
-    /// embedded broker admits a gate only with them, and only to its own topics.
-    pub gate_mqtt_urls: Vec<(String, String)>,
     /// JSON-RPC URL.
     pub rpc_url: String,
-    /// Stripe API base (the loopback fake in dev).
+    /// Stripe API base.
     pub stripe_url: String,
     /// Database URL.
     pub database_url: String,
     /// Contract addresses.
-    pub deployment: Deployment,
+    pub deployment: kippu_chain::Deployment,
     /// Chain adapter.
     pub chain: Chain,
     /// Store.
     pub store: Store,
-    /// Loopback Stripe, when used.
-    pub fake_stripe: Option<FakeStripeHandle>,
     /// Event follower.
     pub indexer: Indexer,
     /// Validator service.
     pub validator: ValidatorHandle,
-    anvil: Option<AnvilProcess>,
-    tasks: Vec<JoinHandle<()>>,
+    /// The public key gates trust for verdicts and snapshots.
+    pub verdict_key: ed25519_dalek::VerifyingKey,
+    /// The demo's extras (anvil, fake Stripe, simulated gates).
+    #[cfg(feature = "dev")]
+    pub demo: Option<crate::dev::Demo>,
+    /// The running core (indexer, validator state, insurer, period close).
+    pub core: Arc<Core>,
+    pub(crate) tasks: Vec<JoinHandle<()>>,
+    _broker: Broker,
 }
 
 impl Drop for Stack {
@@ -73,122 +103,97 @@ impl Drop for Stack {
 }
 
 impl Stack {
-    /// Stops everything, anvil included.
-    pub async fn shutdown(mut self) {
-        if let Some(a) = self.anvil.take() {
-            a.stop().await;
+    /// Stops everything (in the demo, anvil included).
+    pub async fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        #[cfg(feature = "dev")]
+        {
+            let mut this = self;
+            if let Some(d) = this.demo.take() {
+                d.stop().await;
+            }
         }
     }
 }
 
-struct Services {
-    indexer: Indexer,
-    fleet: FleetWatcher,
-    stations: HashMap<String, String>,
-    /// Each registered gate's device identity (did:key of its Ed25519 key).
-    gate_dids: HashMap<String, String>,
+/// What the platform's core runs: what the web layer and the demo reach through [`Platform`].
+pub struct Core {
+    pub(crate) indexer: Indexer,
+    pub(crate) fleet: FleetWatcher,
+    pub(crate) stations: HashMap<String, String>,
     /// The in-process validator's state (revocations reach it at once).
-    validator_state: Arc<Mutex<Validator>>,
-    gates: HashMap<String, SimGate>,
-    last: Mutex<HashMap<String, String>>,
-    insurer: DelayInsurer,
-    chain: Chain,
-    store: Store,
-    /// One close at a time: each reads and replaces the carried positions.
-    closing: Mutex<()>,
+    pub(crate) validator_state: Arc<Mutex<Validator>>,
+    pub(crate) insurer: DelayInsurer,
+    pub(crate) chain: Chain,
+    pub(crate) store: Store,
+    /// One close at a time in this process: each reads and replaces the carried positions.
+    pub(crate) closing: Mutex<()>,
 }
+
+impl Core {
+    /// Closes the clearing period on chain (one close at a time in this process; the contract
+    /// refuses a second close of the same period from anywhere).
+    pub async fn close_period(&self) -> anyhow::Result<crate::settle::Closed> {
+        let _one = self.closing.lock().await;
+        crate::settle::close_period(&self.chain, &self.store, &self.indexer, now()).await
+    }
+}
+
+/// The production side of the web layer's [`Platform`].
+pub(crate) struct Services(pub(crate) Arc<Core>);
 
 #[async_trait]
 impl Platform for Services {
     async fn catch_up(&self) {
-        if let Err(e) = self.indexer.catch_up().await {
+        if let Err(e) = self.0.indexer.catch_up().await {
             tracing::warn!(error = %e, "catch-up failed");
         }
     }
 
-    async fn scan_png(&self, gate_key: &str, png: Vec<u8>, run: Option<TripRef>) -> Result<VerdictMessage, String> {
-        let gate = self.gates.get(gate_key).ok_or_else(|| format!("no simulated gate {gate_key}"))?;
-        gate.set_run(run);
-        let v = gate.present_image(&png).await.map_err(|e| e.to_string())?;
-        tracing::info!(gate = gate_key, "{}", verdict_line(&v));
-        self.last.lock().await.insert(gate_key.to_owned(), verdict_line(&v));
-        Ok(v)
-    }
-
-    async fn tap_card(&self, gate_key: &str, card: kippu_domain::card::Card) -> Result<VerdictMessage, String> {
-        let gate = self.gates.get(gate_key).ok_or_else(|| format!("no simulated gate {gate_key}"))?;
-        gate.set_run(None);
-        let v = gate.tap_card(&card).await.map_err(|e| e.to_string())?.verdict;
-        tracing::info!(gate = gate_key, "card: {}", verdict_line(&v));
-        self.last.lock().await.insert(gate_key.to_owned(), verdict_line(&v));
-        Ok(v)
-    }
-
     async fn gates(&self) -> Vec<GateStatus> {
-        let last = self.last.lock().await;
-        let fleet = self.fleet.snapshot();
+        let fleet = self.0.fleet.snapshot();
         // Registered gates plus any gate the broker reports, registered or not.
-        let mut keys: Vec<&String> = self.stations.keys().chain(fleet.keys()).collect();
+        let mut keys: Vec<&String> = self.0.stations.keys().chain(fleet.keys()).collect();
         keys.sort();
         keys.dedup();
-        let mut out: Vec<_> = keys
-            .into_iter()
+        keys.into_iter()
             .map(|k| GateStatus {
                 key: k.clone(),
-                station: self.stations.get(k).cloned().unwrap_or_else(|| "not registered".into()),
+                station: self.0.stations.get(k).cloned().unwrap_or_else(|| "not registered".into()),
                 state: match fleet.get(k) {
                     Some(MqttGateStatus::Online) => "online",
                     Some(MqttGateStatus::Offline) => "offline",
                     None => "never seen",
                 }
                 .into(),
-                last: last.get(k).cloned().unwrap_or_else(|| "no scans yet".into()),
-                did: self.gate_dids.get(k).cloned().unwrap_or_default(),
+                last: String::new(),
+                did: String::new(),
             })
-            .collect();
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        out
-    }
-
-    async fn ingest_delays(&self, feed: &[u8]) -> Result<DelayOutcome, String> {
-        let out = self.insurer.ingest(feed, now()).await.map_err(|e| e.to_string())?;
-        metrics::counter!("kippu_vouchers_issued_total").increment(out.vouchers.len() as u64);
-        self.catch_up().await;
-        Ok(out)
+            .collect()
     }
 
     async fn timetable_imported(&self, operator_id: u32, timetable: kippu_gtfs::Timetable) {
-        self.insurer.add_timetable(operator_id, timetable);
-    }
-
-    fn runs_of(&self, operator_id: u32) -> Vec<(String, String)> {
-        self.insurer.runs_of(operator_id)
+        self.0.insurer.add_timetable(operator_id, timetable);
     }
 
     async fn key_revoked(&self, holder: alloy::primitives::Address) {
-        self.validator_state.lock().await.revoke_key(holder);
+        self.0.validator_state.lock().await.revoke_key(holder);
     }
 
     async fn card_bound(&self, card_key: [u8; 32], ticket_id: u64, sig: Vec<u8>) {
-        if let Err(e) = self.validator_state.lock().await.bind_card(card_key, ticket_id, &sig) {
+        if let Err(e) = self.0.validator_state.lock().await.bind_card(card_key, ticket_id, &sig) {
             tracing::error!(error = %e, ticket_id, "card binding does not verify; not loaded");
         }
     }
 
     async fn device_revoked(&self, device_key: [u8; 32]) {
-        self.validator_state.lock().await.revoke_device(device_key);
+        self.0.validator_state.lock().await.revoke_device(device_key);
     }
 
     async fn card_unbound(&self, card_key: [u8; 32]) {
-        self.validator_state.lock().await.unbind_card(&card_key);
-    }
-
-    async fn close_period(&self) -> Result<serde_json::Value, String> {
-        let _one = self.closing.lock().await;
-        let closed = crate::settle::close_period(&self.chain, &self.store, &self.indexer, now())
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-        serde_json::to_value(closed).map_err(|e| e.to_string())
+        self.0.validator_state.lock().await.unbind_card(&card_key);
     }
 
     fn metrics(&self) -> String {
@@ -196,9 +201,9 @@ impl Platform for Services {
     }
 }
 
-/// The process-wide Prometheus recorder; installed once, even when a test
-/// process starts several stacks.
-fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+/// The process-wide Prometheus recorder; installed once, even when a test process starts
+/// several stacks.
+pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
     static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
     HANDLE.get_or_init(|| {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
@@ -210,23 +215,16 @@ fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
     })
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// The configured anvil, else the repository's npm-installed one (so the
-/// binary also runs outside the checkout's root), else `anvil` on PATH.
-/// Every operator's current timetable; the bundled Bull Runner feed when none
-/// was imported (an external database without the demo).
+/// Every operator's current timetable, as imported.
 async fn current_timetables(store: &Store) -> anyhow::Result<Vec<(u32, kippu_gtfs::Timetable)>> {
     use base64::Engine as _;
-    let current = store.current_timetables().await?;
-    if current.is_empty() {
-        return Ok(vec![(seed::BUS, kippu_gtfs::import_timetable(TIMETABLE)?)]);
-    }
     let operators: HashMap<String, u32> = store.operators().await?.into_iter().map(|o| (o.slug, o.id)).collect();
     let mut out = Vec::new();
-    for t in current {
+    for t in store.current_timetables().await? {
         let Some(&operator) = operators.get(&t.operator_slug) else { continue };
         let zip = base64::engine::general_purpose::STANDARD.decode(&t.feed)?;
         out.push((operator, kippu_gtfs::import_timetable(&zip)?));
@@ -234,62 +232,34 @@ async fn current_timetables(store: &Store) -> anyhow::Result<Vec<(u32, kippu_gtf
     Ok(out)
 }
 
-/// The delay oracles this process reports as. On a chain it deployed, it also
-/// sets the quorum and registers and funds the reporters; on an existing
-/// chain that is the consortium's governance, done beforehand.
-async fn oracle_reporters(cfg: &Config, chain: &Chain, rpc_url: &str, fresh: bool) -> anyhow::Result<Vec<Chain>> {
-    if fresh && cfg.insurance.quorum > 1 {
-        chain.set_quorum(cfg.insurance.quorum).await?;
-    }
-    if cfg.insurance.reporter_keys.is_empty() {
-        return Ok(vec![chain.clone()]);
-    }
-    let mut reporters = Vec::new();
-    for key in &cfg.insurance.reporter_keys {
-        let r = chain.as_account(rpc_url, key).await.context("insurance.reporter_keys")?;
-        if fresh {
-            chain.grant_oracle(r.admin()).await?;
-            chain.fund(r.admin(), 10u128.pow(19)).await?;
-        }
-        reporters.push(r);
-    }
-    Ok(reporters)
-}
-
 /// `host[:port]` of a URL: the did:web authority Kippu's DIDs live under.
 fn authority_of(url: &str) -> String {
     url.split("://").nth(1).unwrap_or(url).split('/').next().unwrap_or("localhost").to_owned()
 }
 
-/// DIDs and credentials: hosts the demo issuers, grants the concession
-/// attestor its role, and publishes every did:web document Kippu answers for.
-async fn identity_services(
-    cfg: &Config,
-    chain: &Chain,
-    store: &Store,
-    keystore: &Keystore,
-    web_url: &str,
-) -> anyhow::Result<IdentityServices> {
+/// DIDs and credentials: publishes every did:web document Kippu answers for.
+async fn identity_services(w: &Wiring, web_url: &str) -> anyhow::Result<IdentityServices> {
+    let cfg = &w.cfg;
     let authority = authority_of(web_url);
-    if cfg.seed_demo {
-        seed::seed_issuers(store, keystore, &authority).await.context("seeding the demo issuers")?;
-    }
-    let attestor = match &cfg.identity.attestor_key {
-        Some(k) => k.parse::<PrivateKeySigner>().context("identity.attestor_key")?,
-        None => kippu_identity::deterministic_demo_key("kippu-concession-attestor"),
+    let attestor = w.secrets.evm_key(SecretName::AttestorKey);
+    // Holders' and issuers' DID documents are fetched only from public addresses; the allow-list
+    // exists for tests (`kippu serve` refuses a non-empty one).
+    let policy = kippu_credentials::FetchPolicy {
+        allow_hosts: cfg.identity.did_fetch_allow_hosts.clone(),
+        ..Default::default()
     };
-    chain.grant_concession_issuer(attestor.address()).await.context("granting the concession attestor its role")?;
-    let resolver = Resolver::new(did_web(&authority, &[]), Duration::from_secs(cfg.identity.did_cache_secs));
-    let chain_id = chain.deployment().chain_id;
+    let resolver =
+        Resolver::with_policy(did_web(&authority, &[]), Duration::from_secs(cfg.identity.did_cache_secs), policy);
+    let chain_id = w.chain.deployment().chain_id;
     let root = did_web(&authority, &[]);
     let attestor_account = attestor.address().to_checksum(None);
     resolver.publish(&root, &account_document(&root, chain_id, &attestor_account, "Kippu consortium"));
-    for o in store.operators().await? {
+    for o in w.store.operators().await? {
         let did = did_web(&authority, &["operators", &o.slug]);
         resolver.publish(&did, &account_document(&did, chain_id, &o.payee.to_checksum(None), &o.name));
     }
-    for i in store.issuers().await? {
-        let seed = keystore.open_seed(&i.did, &i.sealed_seed).with_context(|| format!("issuer {} key", i.slug))?;
+    for i in w.store.issuers().await? {
+        let seed = w.keystore.open_seed(&i.did, &i.sealed_seed).with_context(|| format!("issuer {} key", i.slug))?;
         let key = IssuerKey::from_seed(*seed);
         resolver.publish(&i.did, &issuer_document(&i.did, &key.public_key(), &i.name));
     }
@@ -303,19 +273,19 @@ async fn identity_services(
         authority,
         attestor,
         discounts,
-        portal: kippu_web::PortalAuth::new(&cfg.web.portal_password),
+        portal: kippu_web::PortalAuth::new(&w.staff_password),
     })
 }
 
 /// Every 30 s, each operator's gates get a fresh signed snapshot on their retained `config`
 /// topic: the tickets valid with the operator, the revoked keys and the validator's key, so a
-/// gate that loses its network keeps deciding with today's data.
+/// gate that loses its network keeps deciding with today's data. One broker connection serves
+/// every gate.
 async fn publish_snapshots(
-    mqtt: MqttUrl,
+    publisher: kippu_mqtt::ConfigPublisher,
     store: Store,
     state: Arc<Mutex<Validator>>,
     key: Arc<ed25519_dalek::SigningKey>,
-    gates: Vec<(String, u32)>,
     chain_id: u64,
 ) {
     use kippu_domain::snapshot::{GateSnapshot, SnapshotCard, SnapshotTicket, SNAPSHOT_VERSION};
@@ -323,14 +293,27 @@ async fn publish_snapshots(
     loop {
         every.tick().await;
         // What the database holds first: tickets bought since start-up (this validator otherwise
-        // loads them on their first scan, too late for a gate that is already offline), and
-        // revocations or card changes made through another instance of the platform.
+        // loads them on their first scan, too late for a gate that is already offline), gates
+        // added by `kippu gate add`, and revocations or card changes made through another process.
+        let gates = match store.gates().await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(error = %e, "gates not read; snapshots retried next round");
+                continue;
+            }
+        };
         match crate::validator::Stored::fetch(&store).await {
-            Ok(stored) => stored.apply(&mut *state.lock().await),
+            Ok(stored) => {
+                let mut v = state.lock().await;
+                for g in &gates {
+                    v.add_gate(&g.gate_key, kippu_domain::GateInfo { operator_id: g.operator_id });
+                }
+                stored.apply(&mut v);
+            }
             Err(e) => tracing::warn!(error = %e, "validator state not refreshed before the snapshot"),
         }
         let now = now() as u64;
-        let mut operators: Vec<u32> = gates.iter().map(|(_, op)| *op).collect();
+        let mut operators: Vec<u32> = gates.iter().map(|g| g.operator_id).collect();
         operators.sort_unstable();
         operators.dedup();
         for op in operators {
@@ -339,7 +322,7 @@ async fn publish_snapshots(
                 let (t, h, d) = v.offline_view(op, now);
                 (t, h, d, v.offline_cards(op, now))
             };
-            let keys: Vec<String> = gates.iter().filter(|(_, o)| *o == op).map(|(k, _)| k.clone()).collect();
+            let keys: Vec<String> = gates.iter().filter(|g| g.operator_id == op).map(|g| g.gate_key.clone()).collect();
             let snapshot = GateSnapshot {
                 version: SNAPSHOT_VERSION,
                 issued_at: now,
@@ -360,154 +343,90 @@ async fn publish_snapshots(
                     })
                     .collect(),
             };
-            let bytes = snapshot.sign(&key).to_bytes();
+            let bytes = kippu_mqtt::Bytes::from(snapshot.sign(&key).to_bytes());
             for gate_key in &keys {
-                let Ok(path) = gate_firmware_sim::gate_path(gate_key) else { continue };
-                if let Err(e) = gate_firmware_sim::publish_config(&mqtt, &path, &bytes).await {
+                let Some(path) = GatePath::parse_key(gate_key) else { continue };
+                if let Err(e) = publisher.publish(&path, bytes.clone()).await {
                     tracing::warn!(gate = %gate_key, error = %e, "gate snapshot not published; retrying next round");
                 }
             }
         }
+        metrics::gauge!("kippu_job_last_success_seconds", "job" => "snapshots").set(now as f64);
     }
 }
 
-fn origin_of(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
-    format!("{scheme}://{}", rest.split('/').next().unwrap_or(""))
-}
-
-fn resolve_anvil(configured: &std::path::Path) -> std::path::PathBuf {
-    if configured.exists() || configured.is_absolute() {
-        return configured.to_path_buf();
-    }
-    let in_repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(configured);
-    if in_repo.exists() {
-        return in_repo;
-    }
-    std::path::PathBuf::from("anvil")
-}
-
-/// Starts the whole platform from `cfg`.
-pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
-    prometheus();
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    let listener = tokio::net::TcpListener::bind(&cfg.web.bind)
-        .await
-        .with_context(|| format!("binding web on {}", cfg.web.bind))?;
-    let web_addr: SocketAddr = listener.local_addr()?;
-    let web_url = cfg.web.public_url.clone().unwrap_or_else(|| format!("http://{web_addr}"));
-
-    // Chain: an external node, or a fresh anvil child whose lifetime is ours.
-    let (anvil, rpc_url, fresh_chain) = match &cfg.chain.rpc_url {
-        Some(u) => (None, u.clone(), false),
-        None => {
-            let bin = resolve_anvil(&cfg.chain.anvil_bin);
-            let a = AnvilProcess::spawn(&bin, cfg.chain.anvil_port, cfg.chain.chain_id, None).await?;
-            let u = a.url();
-            (Some(a), u, true)
-        }
-    };
-
-    let database_url = match &cfg.database.url {
-        Some(u) => u.clone(),
-        None => {
-            let path = cfg.data_dir.join("kippu.db");
-            if fresh_chain {
-                // A new chain makes the old read models meaningless: start the embedded database anew too.
-                for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
+/// Runs `round` every `every`, logging failures; the job's last success is a metric.
+fn every(
+    name: &'static str,
+    every: Duration,
+    round: impl Fn() -> futures::future::BoxFuture<'static, anyhow::Result<()>> + Send + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match round().await {
+                Ok(()) => metrics::gauge!("kippu_job_last_success_seconds", "job" => name).set(now() as f64),
+                Err(e) => tracing::warn!(job = name, error = format!("{e:#}"), "job round failed; retrying next round"),
             }
-            format!("sqlite://{}", path.display())
         }
-    };
-    let store = Store::connect(&database_url).await.context("connecting the database")?;
-    let keystore = Keystore::from_hex(&cfg.identity.master_key).context("identity.master_key")?;
+    })
+}
 
-    let chain_cfg = ChainConfig {
-        rpc_url: rpc_url.clone(),
-        admin_key: cfg.chain.admin_key.clone().unwrap_or_else(|| DEV_ADMIN_KEY.into()),
-    };
-    let deployment_file = cfg.data_dir.join("deployment.json");
-    let existing = if fresh_chain {
-        None
-    } else {
-        std::fs::read(&deployment_file).ok().and_then(|b| serde_json::from_slice::<Deployment>(&b).ok())
-    };
-    let chain = match existing {
-        Some(d) => Chain::attach(&chain_cfg, d).await?,
-        None => {
-            let terms = InsuranceTerms {
-                threshold_minutes: cfg.insurance.threshold_minutes,
-                voucher_value: cfg.insurance.voucher_value,
-                voucher_operator_id: seed::TAXI,
-                voucher_lifetime: cfg.insurance.voucher_lifetime_secs,
-            };
-            let c = Chain::deploy(&chain_cfg, &terms).await.context("deploying contracts")?;
-            std::fs::write(&deployment_file, serde_json::to_vec_pretty(c.deployment())?)?;
-            if cfg.seed_demo {
-                seed::seed(&c, &store, &keystore, &terms).await.context("seeding the demo")?;
-            }
-            c
-        }
-    };
+/// The broker the platform uses: the embedded one (gates log in with their own credentials
+/// from the database; TLS when configured), or an external one.
+pub(crate) struct Broker {
+    /// URL gates and platform services connect to (no credentials).
+    pub(crate) url: MqttUrl,
+    /// Kept alive for the process.
+    pub(crate) _embedded: Option<EmbeddedBroker>,
+}
 
-    // The embedded broker enforces the same per-gate credentials and topic ACL as the shipped
-    // Mosquitto configuration (deploy/mosquitto): a gate publishes only its own scans and reads
-    // only its own verdicts. Passwords derive from a secret held by the keystore.
-    let acl_secret = keystore.derive_seed("mqtt:acl");
-    let (mqtt_url, _broker, secured) = match &cfg.mqtt.url {
-        Some(u) => (u.clone(), None, false),
+pub(crate) fn start_broker(cfg: &Config, store: &Store) -> anyhow::Result<Broker> {
+    let ca = |url: MqttUrl| -> anyhow::Result<MqttUrl> {
+        Ok(match &cfg.mqtt.ca_file {
+            Some(ca) if url.is_tls() => url.with_tls(ClientTls::from_ca_file(ca).context("mqtt.ca_file")?),
+            _ => url,
+        })
+    };
+    match &cfg.mqtt.url {
+        Some(u) => Ok(Broker { url: ca(MqttUrl::parse(u).context("mqtt.url")?)?, _embedded: None }),
         None => {
             let bind: SocketAddr = cfg.mqtt.embedded_bind.parse().context("mqtt.embedded_bind")?;
-            let secret = acl_secret.to_vec();
-            let b = tokio::task::spawn_blocking(move || EmbeddedBroker::start_secured(bind, &secret)).await??;
-            (b.url(), Some(b), true)
+            let tls = match (&cfg.mqtt.tls_cert_file, &cfg.mqtt.tls_key_file) {
+                (Some(cert), Some(key)) => Some(ServerTls::from_pem_files(cert, key).context("mqtt TLS")?),
+                (None, None) => None,
+                _ => anyhow::bail!("mqtt.tls_cert_file and mqtt.tls_key_file go together"),
+            };
+            let options = kippu_mqtt::SecuredOptions {
+                tls,
+                recheck_every: Duration::from_secs(cfg.mqtt.credential_recheck_secs.max(1)),
+            };
+            let creds: Arc<dyn kippu_mqtt::CredentialStore> = Arc::new(crate::gates::DbCredentials(store.clone()));
+            let b = EmbeddedBroker::start_secured_with(bind, creds, options)?;
+            let url = ca(b.mqtt_url())?;
+            Ok(Broker { url, _embedded: Some(b) })
         }
-    };
-    let mqtt_plain = MqttUrl::parse(&mqtt_url)?;
-    // Platform-side clients (validator, fleet watcher) log in as the validator; simulated gates as themselves.
-    let mqtt = if secured {
-        kippu_mqtt::Credentials::validator(acl_secret.as_slice()).apply_to(&mqtt_plain)
-    } else {
-        mqtt_plain.clone()
-    };
-    let gate_url = |gate_key: &str| -> String {
-        match (secured, gate_firmware_sim::gate_path(gate_key).ok()) {
-            (true, Some(path)) => {
-                let c = kippu_mqtt::Credentials::gate(acl_secret.as_slice(), &path);
-                format!(
-                    "mqtt://{}:{}@{}:{}",
-                    c.username.replace('/', "%2F"),
-                    c.password,
-                    mqtt_plain.host,
-                    mqtt_plain.port
-                )
-            }
-            _ => mqtt_url.clone(),
-        }
-    };
+    }
+}
 
-    let (stripe_url, fake_stripe) = match &cfg.stripe.api_base {
-        Some(u) => (u.clone(), None),
-        None => {
-            let bind: SocketAddr = cfg.stripe.fake_bind.parse().context("stripe.fake_bind")?;
-            let f = FakeStripe::start(
-                bind,
-                format!("{web_url}/webhooks/stripe"),
-                cfg.stripe.webhook_secret.clone(),
-                cfg.stripe.secret_key.clone(),
-            )
-            .await?;
-            (f.base_url().to_string(), Some(f))
-        }
-    };
-    let checkout = Checkout::new(&StripeConfig {
-        api_base: stripe_url.clone(),
-        secret_key: cfg.stripe.secret_key.clone(),
-        webhook_secret: cfg.stripe.webhook_secret.clone(),
-        currency: cfg.stripe.currency.clone(),
-    })?;
+/// Starts the platform from `w`. The demo passes `dev` to add its simulated gates and routes.
+pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<crate::dev::DevStart>) -> anyhow::Result<Stack> {
+    prometheus();
+    let cfg = w.cfg.clone();
+    let store = w.store.clone();
+    let chain = w.chain.clone();
+    let web_addr = w.listener.local_addr()?;
+    let web_url = cfg.web.public_url.clone().unwrap_or_else(|| format!("http://{web_addr}"));
+
+    let broker = start_broker(&cfg, &store)?;
+    // Platform-side clients (validator, fleet watcher, snapshot publisher) log in as the validator.
+    let mqtt = broker
+        .url
+        .clone()
+        .with_login(kippu_mqtt::VALIDATOR_USERNAME, &w.secrets.text(SecretName::MqttValidatorPassword));
 
     let indexer = Indexer::new(chain.clone(), store.clone(), cfg.chain.confirmations);
     indexer.catch_up().await.context("first indexer pass")?;
@@ -519,7 +438,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     )));
 
     // Validator: gates, tickets, revocations and cards preloaded, misses looked up in the database.
-    let v = crate::validator::load_state(&store, cfg.chain.chain_id).await?;
+    let v = crate::validator::load_state(&store, chain.deployment().chain_id).await?;
     let gate_rows = store.gates().await?;
     let validator_state = Arc::new(Mutex::new(v));
     // A reorg can take tickets away: the gates must stop honouring them at once.
@@ -536,11 +455,11 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         }
     }));
     // The validator signs its verdicts; gates holding its public key ignore any other.
-    let verdict_key = Arc::new(crate::validator::verdict_key(&keystore));
+    let verdict_key = Arc::new(w.secrets.verdict_key());
     let validator = crate::validator::spawn(
         &store,
         &mqtt,
-        &format!("kippu-validator-{}", std::process::id()),
+        &kippu_mqtt::client_id("kippu-validator"),
         kippu_mqtt::ValidatorOptions {
             shared: cfg.mqtt.shared_subscription,
             signer: Some(verdict_key.clone()),
@@ -550,121 +469,135 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     )
     .await?;
 
+    // Every tap batch: rides recorded on chain (a ridden ticket cannot be refunded there), then
+    // anchored. Drains what is waiting each round.
     let (anchor_chain, anchor_store) = (chain.clone(), store.clone());
-    tasks.push(tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(30));
-        every.tick().await;
-        loop {
-            every.tick().await;
-            if let Err(e) = crate::anchor::anchor_pending(&anchor_chain, &anchor_store).await {
-                tracing::warn!(error = %e, "tap anchoring failed; retrying next round");
-            }
-        }
+    tasks.push(every("tap_batches", Duration::from_secs(cfg.settlement.anchor_secs.max(1)), move || {
+        let (chain, store) = (anchor_chain.clone(), anchor_store.clone());
+        Box::pin(async move {
+            while crate::anchor::anchor_pending(&chain, &store).await?.is_some() {}
+            Ok(())
+        })
     }));
 
-    let gate_mqtt_urls: Vec<(String, String)> =
-        gate_rows.iter().map(|g| (g.gate_key.clone(), gate_url(&g.gate_key))).collect();
-    // Simulated gates trust only the validator's key, and decide offline from the last signed
-    // snapshot when no verdict comes (journal and snapshot under data_dir/gates/).
-    let mut gates = HashMap::new();
-    for g in &gate_rows {
-        let dir = cfg.data_dir.join("gates").join(g.gate_key.replace('/', "_"));
-        std::fs::create_dir_all(&dir)?;
-        let mut offline = gate_firmware_sim::OfflineOptions::in_dir(&dir);
-        offline.rules.chain_id = cfg.chain.chain_id;
-        let setup = gate_firmware_sim::GateSetup {
-            trusted_validators: vec![verdict_key.verifying_key()],
-            offline: Some(offline),
-            ..gate_firmware_sim::GateSetup::new(&gate_url(&g.gate_key), &g.gate_key)
-        };
-        gates.insert(g.gate_key.clone(), SimGate::connect_with(setup).await?);
-    }
+    let publisher = kippu_mqtt::ConfigPublisher::spawn(&mqtt, Duration::from_secs(10));
     tasks.push(tokio::spawn(publish_snapshots(
-        mqtt.clone(),
+        publisher,
         store.clone(),
         validator_state.clone(),
         verdict_key.clone(),
-        gate_rows.iter().map(|g| (g.gate_key.clone(), g.operator_id)).collect(),
-        cfg.chain.chain_id,
+        chain.deployment().chain_id,
     )));
-    let reporters = oracle_reporters(&cfg, &chain, &rpc_url, fresh_chain).await?;
     let insurer = DelayInsurer::new(
         store.clone(),
         cfg.insurance.threshold_minutes,
         cfg.insurance.feed_max_age_secs,
-        reporters,
+        w.reporters.clone(),
         current_timetables(&store).await?,
     );
     if let Some(url) = &cfg.insurance.feed_url {
         let every = Duration::from_secs(cfg.insurance.poll_secs.max(1));
         tasks.push(tokio::spawn(crate::insurance::poll(insurer.clone(), url.clone(), every)));
     }
-    let fleet = FleetWatcher::spawn(&mqtt, &format!("kippu-fleet-{}", std::process::id()));
-    let stations = gate_rows.iter().map(|g| (g.gate_key.clone(), g.station.clone())).collect();
-    // Simulated gates' device keys are derived from the master key; a real
-    // gate generates its own and registers the did:key.
-    let gate_dids = gate_rows
-        .iter()
-        .map(|g| {
-            let key = IssuerKey::from_seed(*keystore.derive_seed(&format!("gate:{}", g.gate_key)));
-            (g.gate_key.clone(), format!("did:key:{}", key.public_key_multibase()))
-        })
-        .collect();
-    let platform = Arc::new(Services {
+    let fleet = FleetWatcher::spawn(&mqtt, &kippu_mqtt::client_id("kippu-fleet"));
+    let core = Arc::new(Core {
         indexer: indexer.clone(),
         fleet,
-        stations,
-        gate_dids,
+        stations: gate_rows.iter().map(|g| (g.gate_key.clone(), g.station.clone())).collect(),
         validator_state,
-        gates,
-        last: Mutex::new(HashMap::new()),
         insurer,
         chain: chain.clone(),
         store: store.clone(),
         closing: Mutex::new(()),
     });
+    // Periods close on schedule here, or by `kippu close-period`; never by an open route.
+    if cfg.settlement.period_secs > 0 {
+        let (close_core, period) = (core.clone(), cfg.settlement.period_secs as i64);
+        tasks.push(every("period_close", Duration::from_secs(60), move || {
+            let core = close_core.clone();
+            Box::pin(async move {
+                let last = core.store.last_period_close().await?.map(|c| c.closed_at);
+                if last.is_none_or(|at| now() - at >= period) {
+                    let closed = core.close_period().await?;
+                    tracing::info!(period = closed.period_id, "scheduled period close");
+                }
+                Ok(())
+            })
+        }));
+    }
 
-    let identity = identity_services(&cfg, &chain, &store, &keystore, &web_url).await?;
+    let identity = identity_services(&w, &web_url).await?;
+    let platform: Arc<dyn Platform> = Arc::new(Services(core.clone()));
+    #[cfg(feature = "dev")]
+    let (demo, dev_platform) = match dev {
+        Some(d) => {
+            let (demo, p) = d.attach(&cfg, &core, &broker, &verdict_key, &gate_rows).await?;
+            (Some(demo), Some(p))
+        }
+        None => (None, None),
+    };
     let state = AppState::new(Inner {
         store: store.clone(),
         chain: chain.clone(),
-        keystore,
+        keystore: w.keystore,
         challenges: ChallengeBook::default(),
-        checkout,
+        presentation_challenges: ChallengeBook::default(),
+        checkout: w.checkout,
         webhook_secret: cfg.stripe.webhook_secret.clone(),
         public_url: web_url.clone(),
         platform,
-        dev_routes: cfg.web.dev_routes.unwrap_or(false),
+        #[cfg(feature = "dev")]
+        dev: dev_platform,
         identity,
         login_limits: kippu_web::LoginLimits::default().with_trusted_proxies(cfg.web.trusted_proxies.clone()),
         passkeys: kippu_web::Passkeys::new(&web_url),
-        // The loopback fake hosts its payment page itself; real Stripe's is checkout.stripe.com.
-        checkout_origin: match &fake_stripe {
-            Some(f) => origin_of(f.base_url()),
-            None => "https://checkout.stripe.com".into(),
-        },
+        checkout_origin: w.checkout_origin.clone(),
+        metrics_token: Some(w.secrets.text(SecretName::MetricsToken)),
     });
     let app = kippu_web::router(state);
+    let listener = w.listener;
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await {
+        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await {
             tracing::error!(error = %e, "web server stopped");
         }
     }));
+    let metrics_url = match &cfg.web.metrics_bind {
+        Some(bind) => {
+            let l = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("web.metrics_bind {bind}"))?;
+            let url = format!("http://{}/metrics", l.local_addr()?);
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(|| async {
+                    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render())
+                }),
+            );
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, app).await {
+                    tracing::error!(error = %e, "metrics listener stopped");
+                }
+            }));
+            Some(url)
+        }
+        None => None,
+    };
 
     Ok(Stack {
         web_url,
-        mqtt_url,
-        gate_mqtt_urls,
-        rpc_url,
-        stripe_url,
-        database_url,
+        metrics_url,
+        mqtt_url: broker.url.to_string(),
+        rpc_url: w.rpc_url,
+        stripe_url: w.stripe_url,
+        database_url: cfg.database_url(),
         deployment: chain.deployment().clone(),
         chain,
         store,
-        fake_stripe,
         indexer,
         validator,
-        anvil,
+        verdict_key: verdict_key.verifying_key(),
+        #[cfg(feature = "dev")]
+        demo,
         tasks,
+        _broker: broker,
+        core,
     })
 }

@@ -1,7 +1,7 @@
 //! The gate validator as the platform runs it: its state loaded from the database, tickets it
 //! has not seen looked up there, and every accepted tap recorded there before its verdict leaves.
 //!
-//! `kippu dev` runs one inside the platform's process. `kippu validator` runs more beside it,
+//! `kippu serve` and `kippu dev` run one inside the platform's process. `kippu validator` runs more beside it,
 //! each its own process: they split the scans through `$share/validators/...`, tell each other
 //! their entries, and share the database, so killing one at any moment loses no tap (see
 //! [`kippu_mqtt::TapRecorder`]) and the next one starts from what is on record.
@@ -14,12 +14,12 @@ use anyhow::Context;
 use async_trait::async_trait;
 use kippu_domain::validation::Tap;
 use kippu_domain::{GateInfo, TicketState, Validator, ValidatorConfig};
-use kippu_identity::Keystore;
 use kippu_mqtt::{CardRecord, MqttUrl, TapRecorder, TicketLookup, ValidatorHandle, ValidatorOptions, ValidatorService};
 use kippu_store::Store;
 use tokio::sync::Mutex;
 
 use crate::config::Config;
+use crate::secrets::{SecretName, Secrets};
 
 /// Tickets and card bindings the validator has not seen, from the database.
 pub struct StoreLookup(pub Store);
@@ -60,12 +60,6 @@ impl TapRecorder for StoreTaps {
         }
         Ok(())
     }
-}
-
-/// The key that signs verdicts (and gate snapshots): derived from the keystore's master key, so
-/// every validator process of a deployment signs with the one key its gates trust.
-pub fn verdict_key(keystore: &Keystore) -> ed25519_dalek::SigningKey {
-    ed25519_dalek::SigningKey::from_bytes(&keystore.derive_seed("validator:verdicts"))
 }
 
 /// A validator's state from what the database holds: gates, tickets (rides left = issued minus
@@ -156,31 +150,36 @@ pub async fn run(
     refresh_every: Duration,
     stop: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
-    let database_url = match &cfg.database.url {
-        Some(u) => u.clone(),
-        None => format!("sqlite://{}", cfg.data_dir.join("kippu.db").display()),
-    };
+    let database_url = cfg.database_url();
     let url = cfg
         .mqtt
         .url
         .as_deref()
         .context("kippu validator needs the platform's broker: set mqtt.url (KIPPU_MQTT_URL)")?;
+    // The verdict key and the MQTT login are the deployment's sealed secrets: every validator
+    // process signs with the one key its gates trust.
+    let keystore = crate::serve::master_key_unchecked(cfg).map_err(|r| anyhow::anyhow!("{r}"))?;
+    let secrets = Secrets::load(&cfg.secrets_path(), &keystore)?;
     let store = Store::connect(&database_url).await.context("connecting the database")?;
-    let keystore = Keystore::from_hex(&cfg.identity.master_key).context("identity.master_key")?;
     let mut mqtt = MqttUrl::parse(url)?;
-    // Validators log in as `validator` with the password derived from the master key (as the
-    // secured embedded broker and deploy/mosquitto expect), unless the URL names a login.
-    if mqtt.username.is_none() {
-        mqtt = kippu_mqtt::Credentials::validator(keystore.derive_seed("mqtt:acl").as_slice()).apply_to(&mqtt);
+    if let (Some(ca), true) = (&cfg.mqtt.ca_file, mqtt.is_tls()) {
+        mqtt = mqtt.with_tls(kippu_mqtt::ClientTls::from_ca_file(ca).context("mqtt.ca_file")?);
     }
-    let state = Arc::new(Mutex::new(load_state(&store, cfg.chain.chain_id).await?));
+    // Validators log in as `validator` with the sealed password, unless the URL names a login.
+    if mqtt.username.is_none() {
+        mqtt = mqtt.with_login(crate::gates::VALIDATOR, &secrets.text(SecretName::MqttValidatorPassword));
+    }
+    // Passes name their chain: the deployment's, or the configured one beside a demo.
+    let chain_id =
+        crate::serve::read_deployment(&cfg.deployment_path()).map(|d| d.chain_id).unwrap_or(cfg.chain.chain_id);
+    let state = Arc::new(Mutex::new(load_state(&store, chain_id).await?));
     let opts = ValidatorOptions {
         shared: cfg.mqtt.shared_subscription,
         operator,
-        signer: Some(Arc::new(verdict_key(&keystore))),
+        signer: Some(Arc::new(secrets.verdict_key())),
         ..Default::default()
     };
-    let handle = spawn(&store, &mqtt, &format!("kippu-validator-{}", std::process::id()), opts, state.clone()).await?;
+    let handle = spawn(&store, &mqtt, &kippu_mqtt::client_id("kippu-validator"), opts, state.clone()).await?;
     tracing::info!(broker = %mqtt, "validator ready");
     println!("validator ready pid={}", std::process::id());
     // Revocations, refunds and reorgs reach the platform's own validator at once; this one

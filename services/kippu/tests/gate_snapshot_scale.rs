@@ -13,7 +13,7 @@ use kippu_domain::device_pass::{cert_digest, Device};
 use kippu_domain::pass::window_at;
 use kippu_domain::snapshot::{GateSnapshot, SnapshotTicket, SNAPSHOT_VERSION};
 use kippu_domain::TicketState;
-use kippu_mqtt::{now_unix, Credentials, EmbeddedBroker, MqttUrl};
+use kippu_mqtt::{now_unix, EmbeddedBroker, MqttUrl};
 
 const CHAIN: u64 = 31_337;
 const TICKETS: u64 = 20_000;
@@ -83,18 +83,21 @@ async fn big_snapshot_reaches_the_gate(publisher: &MqttUrl, gate_url: &str, gate
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_big_snapshot_goes_through_the_secured_embedded_broker() {
-    let secret = [7u8; 32];
+    let logins = std::sync::Arc::new(kippu_mqtt::MemoryCredentials::new());
+    let store: std::sync::Arc<dyn kippu_mqtt::CredentialStore> = logins.clone();
     let broker =
-        tokio::task::spawn_blocking(move || EmbeddedBroker::start_secured("127.0.0.1:0".parse().unwrap(), &secret))
+        tokio::task::spawn_blocking(move || EmbeddedBroker::start_secured("127.0.0.1:0".parse().unwrap(), store, None))
             .await
             .unwrap()
             .unwrap();
     let plain = MqttUrl::parse(&broker.url()).unwrap();
     let gate_key = "metro/central/g1";
-    let gate = Credentials::gate(&secret, &gate_firmware_sim::gate_path(gate_key).unwrap());
+    let gate_path = kippu_domain::topics::GatePath::parse_key(gate_key).unwrap();
+    let gate = logins.issue(&kippu_mqtt::Identity::Gate(gate_path)).unwrap();
+    let validator = logins.issue(&kippu_mqtt::Identity::Validator).unwrap();
     let gate_url =
         format!("mqtt://{}:{}@{}:{}", gate.username.replace('/', "%2F"), gate.password, plain.host, plain.port);
-    big_snapshot_reaches_the_gate(&Credentials::validator(&secret).apply_to(&plain), &gate_url, gate_key).await;
+    big_snapshot_reaches_the_gate(&validator.apply_to(&plain), &gate_url, gate_key).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,12 +94,13 @@ impl Mosquitto {
 struct ValidatorProcess(Child);
 
 impl ValidatorProcess {
-    async fn start(database_url: &str, mqtt_url: &str, master_key: &str) -> Self {
+    async fn start(database_url: &str, mqtt_url: &str, master_key: &str, secrets: &Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kippu"))
             .arg("validator")
             .env("KIPPU_DATABASE_URL", database_url)
             .env("KIPPU_MQTT_URL", mqtt_url)
             .env("KIPPU_MASTER_KEY", master_key)
+            .env("KIPPU_SECRETS_FILE", secrets)
             .env("KIPPU_CHAIN_ID", CHAIN.to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -213,10 +214,15 @@ async fn run(database_url: &str, dir: &Path) {
     let store = Store::connect(database_url).await.unwrap();
     seed(&store, &op, &gate_keys, &tickets).await;
 
+    // The deployment's sealed secrets, as `kippu init` writes them: both validators sign with
+    // the one verdict key the gates trust.
     let master_key = hex::encode(rand::random::<[u8; 32]>());
-    let verdict_key = kippu::validator::verdict_key(&Keystore::from_hex(&master_key).unwrap());
-    let mut validator_a = Some(ValidatorProcess::start(database_url, &mqtt, &master_key).await);
-    let validator_b = ValidatorProcess::start(database_url, &mqtt, &master_key).await;
+    let secrets_file = dir.join("secrets.json");
+    let secrets = kippu::secrets::Secrets::generate();
+    secrets.store(&secrets_file, &Keystore::from_hex(&master_key).unwrap()).unwrap();
+    let verdict_key = secrets.verdict_key();
+    let mut validator_a = Some(ValidatorProcess::start(database_url, &mqtt, &master_key, &secrets_file).await);
+    let validator_b = ValidatorProcess::start(database_url, &mqtt, &master_key, &secrets_file).await;
 
     // The signed snapshot the platform publishes, retained for every gate.
     let snapshot = GateSnapshot {
@@ -284,7 +290,7 @@ async fn run(database_url: &str, dir: &Path) {
         validator_a.take().unwrap().kill().await;
         kills += 1;
         tokio::time::sleep(Duration::from_millis(150)).await;
-        validator_a = Some(ValidatorProcess::start(database_url, &mqtt, &master_key).await);
+        validator_a = Some(ValidatorProcess::start(database_url, &mqtt, &master_key, &secrets_file).await);
     }
     tokio::time::sleep(Duration::from_millis(150)).await;
     broker.kill().await;

@@ -3,8 +3,17 @@
 //! `KIPPU_TEST_MOSQUITTO` (e.g. `mqtt://127.0.0.1:1883`) is set. Each scenario
 //! uses its own random operator slug and scopes its validator to it, so
 //! parallel tests on the shared Mosquitto never see each other's scans.
+//!
+//! Beside them: TLS with per-gate logins (`tls`, embedded and a Mosquitto child),
+//! the config publisher (`config`), and the property that every scan gets one signed
+//! verdict (`scans`).
 
+mod config;
 mod proxy;
+mod scans;
+#[path = "../support/mod.rs"]
+mod support;
+mod tls;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,7 @@
 //! A TCP forwarder whose connections can be cut, to simulate the broker
 //! going away without stopping it (rumqttd cannot be stopped).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kippu_mqtt::MqttUrl;
@@ -10,6 +11,7 @@ use tokio::task::JoinHandle;
 pub(crate) struct Proxy {
     port: u16,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accepted: Arc<AtomicUsize>,
     accept: JoinHandle<()>,
 }
 
@@ -19,9 +21,11 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let target = format!("{}:{}", upstream.host, upstream.port);
         let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let tracked = conns.clone();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (tracked, counted) = (conns.clone(), accepted.clone());
         let accept = tokio::spawn(async move {
             while let Ok((mut down, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
                 let target = target.clone();
                 let conn = tokio::spawn(async move {
                     if let Ok(mut up) = TcpStream::connect(&target).await {
@@ -31,7 +35,12 @@ impl Proxy {
                 tracked.lock().unwrap().push(conn);
             }
         });
-        Proxy { port, conns, accept }
+        Proxy { port, conns, accepted, accept }
+    }
+
+    /// Connections accepted so far.
+    pub(crate) fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     pub(crate) fn url(&self) -> MqttUrl {
