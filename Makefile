@@ -48,8 +48,10 @@ fmt: node
 	cargo fmt --all
 	$(MAKE) -C $(CONTRACTS) fmt
 
+# The workspace builds the demo in (its tests enable `dev`); the default build is linted too.
 clippy:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo clippy -p kippu -p kippu-web -p kippu-payments --lib --bins --locked -- -D warnings
 
 contracts-test: node
 	$(MAKE) -C $(CONTRACTS) fmt-check test-ci snapshot-check

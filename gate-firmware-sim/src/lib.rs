@@ -72,6 +72,10 @@ pub enum GateError {
     /// Options that cannot work (offline mode without trusted keys).
     #[error("setup: {0}")]
     Setup(String),
+    /// An image the gate will not decode at all (too many pixels): refused to whoever
+    /// presented it, not judged as a scan.
+    #[error("{0}")]
+    Image(ReadError),
 }
 
 /// Why an image gave no QR text.
@@ -404,6 +408,7 @@ impl SimGate {
     pub async fn present_image_outcome(&self, image_bytes: &[u8]) -> Result<Outcome, GateError> {
         match read_qr(image_bytes) {
             Ok(text) => self.present_text_outcome(&text).await,
+            Err(e @ ReadError::TooLarge { .. }) => Err(GateError::Image(e)),
             Err(e) => {
                 tracing::info!(gate = %self.path.key(), error = %e, "unreadable frame");
                 Ok(Outcome::online(VerdictMessage::deny("", DenyReason::UnreadableQr, None)))

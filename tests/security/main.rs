@@ -8,5 +8,10 @@
 
 mod backup;
 mod chain;
+mod gates;
+#[path = "../../services/kippu-mqtt/tests/support/mod.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod mqtt_support;
 mod runtime;
 mod support;
+mod web;

@@ -95,6 +95,12 @@ async fn serve_refuses_anvils_well_known_keys() {
     })
     .await
     .expect("anvil prints its accounts");
+    // Keep reading what it prints, so it never writes into a closed pipe.
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt as _;
+        let mut sink = [0u8; 4096];
+        while matches!(stdout.read(&mut sink).await, Ok(n) if n > 0) {}
+    });
     let section = &out[out.find("Private Keys").unwrap()..];
     let keys: Vec<&str> = section.split_whitespace().filter(|w| w.starts_with("0x") && w.len() == 66).collect();
     assert_eq!(keys.len(), 20, "{section}");

@@ -36,30 +36,43 @@ pub(crate) fn stripe_secret(prefix: &str) -> String {
     format!("{prefix}{}", hex::encode(rand::random::<[u8; 16]>()))
 }
 
-/// The `kippu` binary cargo built next to this test. `make test` builds it (with the whole
-/// workspace); refuse a missing or stale one rather than test old code.
+/// The `kippu` binary cargo built next to this test, rebuilt first when it is missing or older
+/// than its sources (`cargo test -p kippu-e2e --test security` alone does not build it).
 pub(crate) fn kippu_bin() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap().to_owned();
     let bin = dir.join("kippu");
-    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).unwrap_or_else(|_| {
-        panic!("{} is missing: build it first (cargo build -p kippu --features dev)", bin.display())
+    BUILT.call_once(|| {
+        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+        let newest = ["services", "gate-firmware-sim/src", "migrations"]
+            .iter()
+            .map(|d| newest_mtime(&kippu_e2e::repo().join(d)))
+            .max()
+            .unwrap();
+        if built.is_none_or(|b| b < newest) {
+            let status = std::process::Command::new(env!("CARGO"))
+                .args(["build", "-p", "kippu", "--features", "dev", "--locked"])
+                .current_dir(kippu_e2e::repo())
+                .status()
+                .unwrap();
+            assert!(status.success(), "building the kippu binary");
+        }
     });
-    let src = kippu_e2e::repo().join("services/kippu/src");
-    let newest = newest_mtime(&src);
-    assert!(
-        built >= newest,
-        "{} is older than services/kippu/src: rebuild it (cargo build -p kippu --features dev)",
-        bin.display()
-    );
     bin
 }
 
 fn newest_mtime(dir: &Path) -> std::time::SystemTime {
     let mut newest = std::time::UNIX_EPOCH;
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
-        let t = if p.is_dir() { newest_mtime(&p) } else { e.metadata().unwrap().modified().unwrap() };
+        let t = if p.is_dir() {
+            newest_mtime(&p)
+        } else if p.extension().is_some_and(|x| x == "rs" || x == "sql" || x == "toml") {
+            e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH)
+        } else {
+            continue;
+        };
         newest = newest.max(t);
     }
     newest
@@ -136,13 +149,15 @@ pub(crate) struct Prod {
     pub init: kippu::init::Initialised,
     /// The web port `cfg` binds.
     pub web_port: u16,
-    /// Stand-in for api.stripe.com, delivering webhooks to `web_port`.
-    pub stripe: FakeStripeHandle,
+    /// Stand-in for api.stripe.com, delivering webhooks to `web_port` (kept alive here).
+    pub _stripe: FakeStripeHandle,
 }
 
 impl Prod {
     /// Deploys and configures; nothing is served yet.
     pub(crate) async fn new(tag: &str) -> Self {
+        // Any rebuild of the binary happens now, before anything runs on this runtime.
+        kippu_bin();
         let anvil = AnvilProcess::spawn(&kippu_e2e::repo().join("contracts/node_modules/.bin/anvil"), 0, 31337, None)
             .await
             .expect("anvil starts");
@@ -180,7 +195,7 @@ impl Prod {
         let catalog: kippu::catalog::Catalog = toml::from_str(CATALOG).unwrap();
         let ops = kippu::ops::Ops::open(&cfg).await.expect("a fresh deployment passes the checks");
         catalog.apply(&ops.chain, &ops.store, &ops.keystore, &ops.authority()).await.expect("catalogue applied");
-        Self { anvil, dir, cfg, init, web_port, stripe }
+        Self { anvil, dir, cfg, init, web_port, _stripe: stripe }
     }
 
     /// `kippu serve`, in this process.

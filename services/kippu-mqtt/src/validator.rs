@@ -28,6 +28,13 @@ pub trait TicketLookup: Send + Sync {
     async fn card(&self, _card_key: [u8; 32]) -> Option<CardRecord> {
         None
     }
+
+    /// A gate registered after this validator started (`kippu gate add`). Asked only for a
+    /// gate the validator does not know, and only a gate holding a valid login can publish on
+    /// its scan topic, so this cannot be driven by strangers.
+    async fn gate(&self, _gate_key: &str) -> Option<kippu_domain::GateInfo> {
+        None
+    }
 }
 
 /// Where accepted taps are made durable.
@@ -387,6 +394,11 @@ impl Worker {
     /// it. Only for registered gates, so an unregistered publisher cannot make
     /// us hammer the database.
     async fn ensure_ticket(&self, gate_key: &str, req: &ScanRequest) {
+        if !self.validator.lock().await.knows_gate(gate_key) {
+            if let Some(info) = self.lookup.gate(gate_key).await {
+                self.validator.lock().await.add_gate(gate_key, info);
+            }
+        }
         let ticket_id = if req.pass.starts_with(CARD_TAP_PREFIX) {
             self.ensure_card(gate_key, &req.pass).await
         } else {

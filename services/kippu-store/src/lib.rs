@@ -281,17 +281,17 @@ impl Store {
         let rows = sqlx::query("SELECT gate_key, operator_id, station, stop_id, on_board FROM gates ORDER BY gate_key")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(GateRow {
-                    gate_key: r.try_get(0)?,
-                    operator_id: r.try_get::<i64, _>(1)? as u32,
-                    station: r.try_get(2)?,
-                    stop_id: r.try_get(3)?,
-                    on_board: r.try_get::<i64, _>(4)? != 0,
-                })
-            })
-            .collect()
+        rows.iter().map(gate_from_row).collect()
+    }
+
+    /// One registered gate.
+    pub async fn gate(&self, gate_key: &str) -> Result<Option<GateRow>> {
+        let row =
+            sqlx::query("SELECT gate_key, operator_id, station, stop_id, on_board FROM gates WHERE gate_key = $1")
+                .bind(gate_key)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(gate_from_row).transpose()
     }
 
     // ---- travelers and sessions -------------------------------------------
@@ -889,6 +889,16 @@ fn ticket_from_row(r: &AnyRow) -> Result<TicketRow> {
         rides: r.try_get::<i64, _>(7)? as u32,
         share: r.try_get(8)?,
         taps: r.try_get(9)?,
+    })
+}
+
+fn gate_from_row(r: &AnyRow) -> Result<GateRow> {
+    Ok(GateRow {
+        gate_key: r.try_get(0)?,
+        operator_id: r.try_get::<i64, _>(1)? as u32,
+        station: r.try_get(2)?,
+        stop_id: r.try_get(3)?,
+        on_board: r.try_get::<i64, _>(4)? != 0,
     })
 }
 

@@ -174,7 +174,7 @@ pub struct InsuranceConfig {
     /// Minutes of delay that trigger a voucher.
     pub threshold_minutes: u32,
     /// Voucher value (minor units).
-    pub voucher_value: u128,
+    pub voucher_value: u64,
     /// Voucher lifetime (seconds).
     pub voucher_lifetime_secs: u64,
     /// A GTFS-Realtime TripUpdates URL to poll (none: no live feed).
@@ -332,6 +332,16 @@ pub enum ConfigError {
 
 type Setter = fn(&mut Config, String) -> Result<(), ConfigError>;
 
+/// A [`Setter`] from an assignment (which may use `?` on the value's parse).
+macro_rules! set {
+    (|$c:ident, $v:ident| $body:expr) => {
+        |$c: &mut Config, $v: String| -> Result<(), ConfigError> {
+            $body;
+            Ok(())
+        }
+    };
+}
+
 fn num<T: std::str::FromStr>(k: &'static str, v: String) -> Result<T, ConfigError> {
     v.parse().map_err(|_| ConfigError::Env(k, v))
 }
@@ -351,69 +361,91 @@ fn list(v: &str) -> impl Iterator<Item = &str> {
 /// Every `KIPPU_*` variable, the key it sets, and how. Values arrive as written: a secret is
 /// never reinterpreted.
 pub const ENV: &[(&str, &str, Setter)] = &[
-    ("KIPPU_DATA_DIR", "data_dir", |c, v| Ok(c.data_dir = v.into())),
-    ("KIPPU_SECRETS_FILE", "secrets_file", |c, v| Ok(c.secrets_file = Some(v.into()))),
-    ("KIPPU_DEPLOYMENT_FILE", "deployment_file", |c, v| Ok(c.deployment_file = Some(v.into()))),
-    ("KIPPU_SEED_DEMO", "seed_demo", |c, v| Ok(c.seed_demo = flag("KIPPU_SEED_DEMO", v)?)),
-    ("KIPPU_WEB_BIND", "web.bind", |c, v| Ok(c.web.bind = v)),
-    ("KIPPU_PUBLIC_URL", "web.public_url", |c, v| Ok(c.web.public_url = Some(v))),
-    ("KIPPU_DEV_ROUTES", "web.dev_routes", |c, v| Ok(c.web.dev_routes = Some(flag("KIPPU_DEV_ROUTES", v)?))),
-    ("KIPPU_PORTAL_PASSWORD", "web.portal_password", |c, v| Ok(c.web.portal_password = Some(v))),
+    ("KIPPU_DATA_DIR", "data_dir", set!(|c, v| c.data_dir = v.into())),
+    ("KIPPU_SECRETS_FILE", "secrets_file", set!(|c, v| c.secrets_file = Some(v.into()))),
+    ("KIPPU_DEPLOYMENT_FILE", "deployment_file", set!(|c, v| c.deployment_file = Some(v.into()))),
+    ("KIPPU_SEED_DEMO", "seed_demo", set!(|c, v| c.seed_demo = flag("KIPPU_SEED_DEMO", v)?)),
+    ("KIPPU_WEB_BIND", "web.bind", set!(|c, v| c.web.bind = v)),
+    ("KIPPU_PUBLIC_URL", "web.public_url", set!(|c, v| c.web.public_url = Some(v))),
+    ("KIPPU_DEV_ROUTES", "web.dev_routes", set!(|c, v| c.web.dev_routes = Some(flag("KIPPU_DEV_ROUTES", v)?))),
+    ("KIPPU_PORTAL_PASSWORD", "web.portal_password", set!(|c, v| c.web.portal_password = Some(v))),
     ("KIPPU_TRUSTED_PROXIES", "web.trusted_proxies", |c, v| {
         c.web.trusted_proxies = list(&v)
             .map(|p| p.parse().map_err(|e| ConfigError::Env("KIPPU_TRUSTED_PROXIES", format!("{p:?}: {e}"))))
             .collect::<Result<_, _>>()?;
         Ok(())
     }),
-    ("KIPPU_METRICS_BIND", "web.metrics_bind", |c, v| Ok(c.web.metrics_bind = Some(v))),
-    ("KIPPU_DATABASE_URL", "database.url", |c, v| Ok(c.database.url = Some(v))),
-    ("KIPPU_MQTT_URL", "mqtt.url", |c, v| Ok(c.mqtt.url = Some(v))),
-    ("KIPPU_MQTT_EMBEDDED_BIND", "mqtt.embedded_bind", |c, v| Ok(c.mqtt.embedded_bind = v)),
-    ("KIPPU_MQTT_CA_FILE", "mqtt.ca_file", |c, v| Ok(c.mqtt.ca_file = Some(v.into()))),
-    ("KIPPU_MQTT_TLS_CERT_FILE", "mqtt.tls_cert_file", |c, v| Ok(c.mqtt.tls_cert_file = Some(v.into()))),
-    ("KIPPU_MQTT_TLS_KEY_FILE", "mqtt.tls_key_file", |c, v| Ok(c.mqtt.tls_key_file = Some(v.into()))),
-    ("KIPPU_MQTT_CREDENTIAL_RECHECK_SECS", "mqtt.credential_recheck_secs", |c, v| {
-        Ok(c.mqtt.credential_recheck_secs = num("KIPPU_MQTT_CREDENTIAL_RECHECK_SECS", v)?)
-    }),
-    ("KIPPU_MOSQUITTO_PASSWORD_FILE", "mqtt.mosquitto_password_file", |c, v| {
-        Ok(c.mqtt.mosquitto_password_file = Some(v.into()))
-    }),
-    ("KIPPU_MOSQUITTO_ACL_FILE", "mqtt.mosquitto_acl_file", |c, v| Ok(c.mqtt.mosquitto_acl_file = Some(v.into()))),
-    ("KIPPU_MOSQUITTO_PID_FILE", "mqtt.mosquitto_pid_file", |c, v| Ok(c.mqtt.mosquitto_pid_file = Some(v.into()))),
-    ("KIPPU_RPC_URL", "chain.rpc_url", |c, v| Ok(c.chain.rpc_url = Some(v))),
-    ("KIPPU_ANVIL_BIN", "chain.anvil_bin", |c, v| Ok(c.chain.anvil_bin = v.into())),
-    ("KIPPU_ANVIL_PORT", "chain.anvil_port", |c, v| Ok(c.chain.anvil_port = num("KIPPU_ANVIL_PORT", v)?)),
-    ("KIPPU_CHAIN_ID", "chain.chain_id", |c, v| Ok(c.chain.chain_id = num("KIPPU_CHAIN_ID", v)?)),
-    ("KIPPU_ADMIN_KEY", "chain.admin_key", |c, v| Ok(c.chain.admin_key = Some(v))),
-    ("KIPPU_CONFIRMATIONS", "chain.confirmations", |c, v| Ok(c.chain.confirmations = num("KIPPU_CONFIRMATIONS", v)?)),
-    ("KIPPU_POLL_MS", "chain.poll_ms", |c, v| Ok(c.chain.poll_ms = num("KIPPU_POLL_MS", v)?)),
-    ("KIPPU_RECONCILE_SECS", "chain.reconcile_secs", |c, v| {
-        Ok(c.chain.reconcile_secs = num("KIPPU_RECONCILE_SECS", v)?)
-    }),
-    ("KIPPU_STRIPE_API_BASE", "stripe.api_base", |c, v| Ok(c.stripe.api_base = Some(v))),
-    ("KIPPU_STRIPE_SECRET_KEY", "stripe.secret_key", |c, v| Ok(c.stripe.secret_key = v)),
-    ("KIPPU_STRIPE_WEBHOOK_SECRET", "stripe.webhook_secret", |c, v| Ok(c.stripe.webhook_secret = v)),
-    ("KIPPU_STRIPE_FAKE_BIND", "stripe.fake_bind", |c, v| Ok(c.stripe.fake_bind = v)),
-    ("KIPPU_STRIPE_CURRENCY", "stripe.currency", |c, v| Ok(c.stripe.currency = v)),
-    ("KIPPU_MASTER_KEY", "identity.master_key", |c, v| Ok(c.identity.master_key = Some(v))),
-    ("KIPPU_MASTER_KEY_FILE", "identity.master_key_file", |c, v| Ok(c.identity.master_key_file = Some(v.into()))),
-    ("KIPPU_ATTESTOR_KEY", "identity.attestor_key", |c, v| Ok(c.identity.attestor_key = Some(v))),
-    ("KIPPU_MAX_CONCESSION_BPS", "identity.max_concession_bps", |c, v| {
-        Ok(c.identity.max_concession_bps = num("KIPPU_MAX_CONCESSION_BPS", v)?)
-    }),
-    ("KIPPU_DID_FETCH_ALLOW_HOSTS", "identity.did_fetch_allow_hosts", |c, v| {
-        Ok(c.identity.did_fetch_allow_hosts = list(&v).map(str::to_owned).collect())
-    }),
-    ("KIPPU_GTFS_RT_URL", "insurance.feed_url", |c, v| Ok(c.insurance.feed_url = Some(v))),
-    ("KIPPU_INSURANCE_POLL_SECS", "insurance.poll_secs", |c, v| {
-        Ok(c.insurance.poll_secs = num("KIPPU_INSURANCE_POLL_SECS", v)?)
-    }),
-    ("KIPPU_INSURANCE_QUORUM", "insurance.quorum", |c, v| Ok(c.insurance.quorum = num("KIPPU_INSURANCE_QUORUM", v)?)),
-    ("KIPPU_REPORTER_KEYS", "insurance.reporter_keys", |c, v| {
-        Ok(c.insurance.reporter_keys = list(&v).map(str::to_owned).collect())
-    }),
-    ("KIPPU_PERIOD_SECS", "settlement.period_secs", |c, v| Ok(c.settlement.period_secs = num("KIPPU_PERIOD_SECS", v)?)),
-    ("KIPPU_ANCHOR_SECS", "settlement.anchor_secs", |c, v| Ok(c.settlement.anchor_secs = num("KIPPU_ANCHOR_SECS", v)?)),
+    ("KIPPU_METRICS_BIND", "web.metrics_bind", set!(|c, v| c.web.metrics_bind = Some(v))),
+    ("KIPPU_DATABASE_URL", "database.url", set!(|c, v| c.database.url = Some(v))),
+    ("KIPPU_MQTT_URL", "mqtt.url", set!(|c, v| c.mqtt.url = Some(v))),
+    ("KIPPU_MQTT_EMBEDDED_BIND", "mqtt.embedded_bind", set!(|c, v| c.mqtt.embedded_bind = v)),
+    ("KIPPU_MQTT_CA_FILE", "mqtt.ca_file", set!(|c, v| c.mqtt.ca_file = Some(v.into()))),
+    ("KIPPU_MQTT_TLS_CERT_FILE", "mqtt.tls_cert_file", set!(|c, v| c.mqtt.tls_cert_file = Some(v.into()))),
+    ("KIPPU_MQTT_TLS_KEY_FILE", "mqtt.tls_key_file", set!(|c, v| c.mqtt.tls_key_file = Some(v.into()))),
+    (
+        "KIPPU_MQTT_CREDENTIAL_RECHECK_SECS",
+        "mqtt.credential_recheck_secs",
+        set!(|c, v| c.mqtt.credential_recheck_secs = num("KIPPU_MQTT_CREDENTIAL_RECHECK_SECS", v)?),
+    ),
+    (
+        "KIPPU_MOSQUITTO_PASSWORD_FILE",
+        "mqtt.mosquitto_password_file",
+        set!(|c, v| c.mqtt.mosquitto_password_file = Some(v.into())),
+    ),
+    ("KIPPU_MOSQUITTO_ACL_FILE", "mqtt.mosquitto_acl_file", set!(|c, v| c.mqtt.mosquitto_acl_file = Some(v.into()))),
+    ("KIPPU_MOSQUITTO_PID_FILE", "mqtt.mosquitto_pid_file", set!(|c, v| c.mqtt.mosquitto_pid_file = Some(v.into()))),
+    ("KIPPU_RPC_URL", "chain.rpc_url", set!(|c, v| c.chain.rpc_url = Some(v))),
+    ("KIPPU_ANVIL_BIN", "chain.anvil_bin", set!(|c, v| c.chain.anvil_bin = v.into())),
+    ("KIPPU_ANVIL_PORT", "chain.anvil_port", set!(|c, v| c.chain.anvil_port = num("KIPPU_ANVIL_PORT", v)?)),
+    ("KIPPU_CHAIN_ID", "chain.chain_id", set!(|c, v| c.chain.chain_id = num("KIPPU_CHAIN_ID", v)?)),
+    ("KIPPU_ADMIN_KEY", "chain.admin_key", set!(|c, v| c.chain.admin_key = Some(v))),
+    ("KIPPU_CONFIRMATIONS", "chain.confirmations", set!(|c, v| c.chain.confirmations = num("KIPPU_CONFIRMATIONS", v)?)),
+    ("KIPPU_POLL_MS", "chain.poll_ms", set!(|c, v| c.chain.poll_ms = num("KIPPU_POLL_MS", v)?)),
+    (
+        "KIPPU_RECONCILE_SECS",
+        "chain.reconcile_secs",
+        set!(|c, v| c.chain.reconcile_secs = num("KIPPU_RECONCILE_SECS", v)?),
+    ),
+    ("KIPPU_STRIPE_API_BASE", "stripe.api_base", set!(|c, v| c.stripe.api_base = Some(v))),
+    ("KIPPU_STRIPE_SECRET_KEY", "stripe.secret_key", set!(|c, v| c.stripe.secret_key = v)),
+    ("KIPPU_STRIPE_WEBHOOK_SECRET", "stripe.webhook_secret", set!(|c, v| c.stripe.webhook_secret = v)),
+    ("KIPPU_STRIPE_FAKE_BIND", "stripe.fake_bind", set!(|c, v| c.stripe.fake_bind = v)),
+    ("KIPPU_STRIPE_CURRENCY", "stripe.currency", set!(|c, v| c.stripe.currency = v)),
+    ("KIPPU_MASTER_KEY", "identity.master_key", set!(|c, v| c.identity.master_key = Some(v))),
+    ("KIPPU_MASTER_KEY_FILE", "identity.master_key_file", set!(|c, v| c.identity.master_key_file = Some(v.into()))),
+    ("KIPPU_ATTESTOR_KEY", "identity.attestor_key", set!(|c, v| c.identity.attestor_key = Some(v))),
+    (
+        "KIPPU_MAX_CONCESSION_BPS",
+        "identity.max_concession_bps",
+        set!(|c, v| c.identity.max_concession_bps = num("KIPPU_MAX_CONCESSION_BPS", v)?),
+    ),
+    (
+        "KIPPU_DID_FETCH_ALLOW_HOSTS",
+        "identity.did_fetch_allow_hosts",
+        set!(|c, v| c.identity.did_fetch_allow_hosts = list(&v).map(str::to_owned).collect()),
+    ),
+    ("KIPPU_GTFS_RT_URL", "insurance.feed_url", set!(|c, v| c.insurance.feed_url = Some(v))),
+    (
+        "KIPPU_INSURANCE_POLL_SECS",
+        "insurance.poll_secs",
+        set!(|c, v| c.insurance.poll_secs = num("KIPPU_INSURANCE_POLL_SECS", v)?),
+    ),
+    ("KIPPU_INSURANCE_QUORUM", "insurance.quorum", set!(|c, v| c.insurance.quorum = num("KIPPU_INSURANCE_QUORUM", v)?)),
+    (
+        "KIPPU_REPORTER_KEYS",
+        "insurance.reporter_keys",
+        set!(|c, v| c.insurance.reporter_keys = list(&v).map(str::to_owned).collect()),
+    ),
+    (
+        "KIPPU_PERIOD_SECS",
+        "settlement.period_secs",
+        set!(|c, v| c.settlement.period_secs = num("KIPPU_PERIOD_SECS", v)?),
+    ),
+    (
+        "KIPPU_ANCHOR_SECS",
+        "settlement.anchor_secs",
+        set!(|c, v| c.settlement.anchor_secs = num("KIPPU_ANCHOR_SECS", v)?),
+    ),
 ];
 
 impl Config {
@@ -547,7 +579,15 @@ mod tests {
         // Commented-out keys count as documented: uncomment them to parse the full set.
         let uncommented: String = text
             .lines()
-            .map(|l| l.strip_prefix("# ").filter(|r| r.contains(" = ") && !r.starts_with(' ')).unwrap_or(l))
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| {
+                        r.split_once(" = ").is_some_and(|(k, _)| {
+                            !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                        })
+                    })
+                    .unwrap_or(l)
+            })
             .collect::<Vec<_>>()
             .join("\n");
         let example: Config = toml::from_str(&uncommented).expect("the example parses as a Config");

@@ -128,7 +128,7 @@ pub async fn init(cfg: &Config, opts: &InitOptions) -> anyhow::Result<Initialise
     );
     let terms = InsuranceTerms {
         threshold_minutes: cfg.insurance.threshold_minutes,
-        voucher_value: cfg.insurance.voucher_value,
+        voucher_value: u128::from(cfg.insurance.voucher_value),
         voucher_operator_id: opts.voucher_operator_id,
         voucher_lifetime: cfg.insurance.voucher_lifetime_secs,
     };

@@ -513,11 +513,20 @@ pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<crate::dev::De
     // Periods close on schedule here, or by `kippu close-period`; never by an open route.
     if cfg.settlement.period_secs > 0 {
         let (close_core, period) = (core.clone(), cfg.settlement.period_secs as i64);
-        tasks.push(every("period_close", Duration::from_secs(60), move || {
+        // Checked every minute (or every period, when periods are shorter than that).
+        let check = Duration::from_secs(cfg.settlement.period_secs.clamp(1, 60));
+        tasks.push(every("period_close", check, move || {
             let core = close_core.clone();
             Box::pin(async move {
-                let last = core.store.last_period_close().await?.map(|c| c.closed_at);
-                if last.is_none_or(|at| now() - at >= period) {
+                // The first period runs from the deployment's block.
+                let since = match core.store.last_period_close().await? {
+                    Some(c) => c.closed_at,
+                    None => {
+                        let block = core.chain.deployment().deploy_block;
+                        core.chain.block_header(block).await?.map_or(0, |(_, _, at)| at as i64)
+                    }
+                };
+                if now() - since >= period {
                     let closed = core.close_period().await?;
                     tracing::info!(period = closed.period_id, "scheduled period close");
                 }

@@ -36,6 +36,16 @@ impl TicketLookup for StoreLookup {
         }
     }
 
+    async fn gate(&self, gate_key: &str) -> Option<GateInfo> {
+        match self.0.gate(gate_key).await {
+            Ok(g) => g.map(|g| GateInfo { operator_id: g.operator_id }),
+            Err(e) => {
+                tracing::error!(error = %e, gate = gate_key, "gate lookup failed");
+                None
+            }
+        }
+    }
+
     async fn card(&self, card_key: [u8; 32]) -> Option<CardRecord> {
         match self.0.card_binding(&card_key).await {
             Ok(b) => b.map(|b| CardRecord { ticket_id: b.ticket_id, sig: b.sig }),

@@ -195,7 +195,12 @@ fn test_conf(shipped: &str, port: u16, dir: &Path) -> String {
 }
 
 pub(crate) fn deploy_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/mosquitto")
+    // This module is also compiled into the end-to-end security tests, from another crate.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|p| p.join("deploy/mosquitto"))
+        .find(|p| p.exists())
+        .expect("deploy/mosquitto in the repository")
 }
 
 fn free_port() -> u16 {

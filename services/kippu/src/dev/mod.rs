@@ -246,7 +246,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     };
     let terms = InsuranceTerms {
         threshold_minutes: cfg.insurance.threshold_minutes,
-        voucher_value: cfg.insurance.voucher_value,
+        voucher_value: u128::from(cfg.insurance.voucher_value),
         voucher_operator_id: seed::TAXI,
         voucher_lifetime: cfg.insurance.voucher_lifetime_secs,
     };
@@ -271,7 +271,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
             if cfg.seed_demo {
                 let catalog = seed::catalog(
                     cfg.insurance.threshold_minutes,
-                    u64::try_from(cfg.insurance.voucher_value)?,
+                    cfg.insurance.voucher_value,
                     cfg.insurance.voucher_lifetime_secs,
                 );
                 seed::seed(&c, &store, &keystore, &catalog, &authority).await.context("seeding the demo")?;
