@@ -167,6 +167,16 @@ impl Browser {
         Self { client, base: base.trim_end_matches('/').to_string(), shots, tmp, _driver: driver }
     }
 
+    /// Signs this browser in to the staff portal on its sign-in page, landing on `next`.
+    async fn staff_sign_in(&self, next: &str) {
+        self.goto(&format!("/portal/signin?next={next}")).await;
+        let password = self.wait_for(Locator::Id("password")).await;
+        password.send_keys(kippu::dev::DEV_PORTAL_PASSWORD).await.unwrap();
+        let sign_in = self.wait_for(Locator::Id("portal-signin")).await;
+        self.click(&sign_in, "portal sign-in").await;
+        self.wait_for_path(next).await;
+    }
+
     async fn goto(&self, path: &str) {
         let url = format!("{}{path}", self.base);
         self.client.goto(&url).await.unwrap_or_else(|e| panic!("opening {url}: {e}"));
@@ -847,8 +857,8 @@ async fn traveler_journey_in_browser() {
     b.click(&switch, "the English switch").await;
     b.wait_for_text(Locator::Css("h1"), "Hello, Hana Sato").await;
 
-    // The operators' side: the fleet of gates and the settlement report.
-    b.goto("/gates").await;
+    // The operators' side, for staff: the fleet of gates and the settlement report.
+    b.staff_sign_in("/gates").await;
     b.wait_for_text(Locator::Css(".gate"), "metro/central/g1").await;
     b.fits_phone("gates").await;
     b.screenshot("gates").await;
@@ -950,15 +960,16 @@ async fn operator_report_in_browser() {
     settlement::two_days_of_settlement(&stack).await;
     let b = Browser::start(&stack.web_url).await;
 
-    // The overview is open; the bus's report asks staff to sign in, then opens.
+    // The overview and the reports are for staff: the overview asks to sign in, then opens.
     b.goto("/operators/report").await;
-    let details = b.wait_for(Locator::Css("tr[data-operator='2'] a.details")).await;
-    b.click(&details, "the bus's report link").await;
     b.wait_for_path("/portal/signin").await;
     let password = b.wait_for(Locator::Id("password")).await;
     password.send_keys(kippu::dev::DEV_PORTAL_PASSWORD).await.unwrap();
     let sign_in = b.wait_for(Locator::Id("portal-signin")).await;
     b.click(&sign_in, "portal sign-in").await;
+    b.wait_for_path("/operators/report").await;
+    let details = b.wait_for(Locator::Css("tr[data-operator='2'] a.details")).await;
+    b.click(&details, "the bus's report link").await;
     let title = b.wait_for_text(Locator::Css("h1.report-title"), "Settlement report").await;
     assert!(title.text().await.unwrap().starts_with("Bull Runner Bus"));
     assert_eq!(b.path().await, "/operators/bus/report");

@@ -115,6 +115,7 @@ async fn delay_feed_polled_from_a_url_pays_once() {
     let (_, diffs) = kippu::reconcile::reconcile(&stack.chain, &stack.store, 1).await.unwrap().unwrap();
     assert!(diffs.is_empty(), "{diffs:?}");
     assert_eq!(stack.store.account_balance("insurer_pool").await.unwrap(), 1500);
+    c.staff_sign_in().await;
     let dash = c.page("/operators/insurance").await;
     assert!(dash.contains("<td>City Taxi</td><td class=\"num\">1</td><td class=\"num\">15.00</td><td class=\"num\">1</td><td class=\"num\">15.00</td>"), "{dash}");
     let metrics = c.page("/metrics").await;
@@ -198,6 +199,7 @@ async fn each_insured_product_pays_its_affected_travelers_on_its_own_terms() {
     assert_eq!((out["cancelled"].as_u64(), out["alerts"].as_u64()), (Some(1), Some(1)), "{out}");
     // The alert reaches travelers whose tickets cover route C, and the dashboard.
     assert!(aiko.page("/").await.contains("data-alert=\"c-suspended\""), "alert on Aiko's home");
+    aiko.staff_sign_in().await;
     assert!(aiko.page("/operators/insurance").await.contains("Route C: one run cancelled"));
     assert_eq!(out["affected"], serde_json::json!([[aiko_policy, "not_carried"]]), "{out}");
     assert_eq!(aiko.me().await["vouchers"][0]["value"], 800);
@@ -355,7 +357,7 @@ async fn gtfs_import_refuses_a_broken_feed_and_keeps_the_previous_one() {
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
-    let real = std::fs::read(kippu_e2e::repo().join("services/kippu/seed/bullrunner-gtfs.zip")).unwrap();
+    let real = std::fs::read(kippu_e2e::repo().join("services/kippu/src/dev/data/bullrunner-gtfs.zip")).unwrap();
     assert_eq!(post(real.clone(), false).await.0, 401, "only operator staff import timetables");
     let (status, body) = post(b"PK\x03\x04 truncated".to_vec(), true).await;
     assert_eq!(status, 422, "{body}");

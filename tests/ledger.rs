@@ -142,6 +142,7 @@ async fn run_ledger(cfg: Config) {
     let (_, _, stored) = stack.store.latest_reconciliation().await.unwrap().unwrap();
     assert!(stored.contains("operator:1 owed"), "{stored}");
     // The portal flags it.
+    c.staff_sign_in().await;
     let page = c.page("/operators/report").await;
     assert!(
         page.contains("does not reconcile") && page.contains("operator:1 owed: ledger 31.60 FARE, chain 30.60 FARE"),

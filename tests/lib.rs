@@ -108,6 +108,14 @@ impl Client {
             .unwrap()
     }
 
+    /// Signs this client in to the staff portal (the demo's staff password): the operator
+    /// report, insurance dashboard, gate fleet and metrics are for staff.
+    pub async fn staff_sign_in(&self) {
+        let (status, _, body) =
+            self.form("/portal/signin", &[("password", kippu::dev::DEV_PORTAL_PASSWORD), ("next", "/gates")]).await;
+        assert_eq!(status, 200, "staff sign-in: {body}");
+    }
+
     /// POST a form; returns the final status, URL and body.
     pub async fn form(&self, path: &str, form: &[(&str, &str)]) -> (u16, String, String) {
         let r = self.http.post(format!("{}{path}", self.base)).form(form).send().await.unwrap();

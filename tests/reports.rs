@@ -278,6 +278,7 @@ async fn run_reports(cfg: Config) {
     assert!(print.contains("header.top, footer, .no-print { display: none"), "{print}");
 
     // The open overview links every operator's report.
+    c.staff_sign_in().await;
     let overview = c.page("/operators/report").await;
     for (_, slug) in OPERATORS {
         assert!(overview.contains(&format!("href=\"/operators/{slug}/report\"")), "{slug} linked");

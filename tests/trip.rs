@@ -220,6 +220,7 @@ async fn run_trip(cfg: Config) {
     let home = c.http.get(format!("{}/", c.base)).send().await.unwrap().text().await.unwrap();
     assert!(home.contains("data-voucher="), "voucher visible in the app");
     // The dashboard: late runs on routes A and D (trip 7 was refused, trip 3 under threshold), one voucher.
+    c.staff_sign_in().await;
     let dash = c.page("/operators/insurance").await;
     assert_eq!(dash.matches("<tr data-route=").count(), 2, "{dash}");
     assert!(dash.contains("id=\"delays-chart\"") && dash.contains("id=\"vouchers-chart\""), "{dash}");

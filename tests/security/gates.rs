@@ -199,6 +199,36 @@ async fn gates_and_validators_reach_mosquitto_over_tls_with_the_logins_kippu_wri
     stack.shutdown().await;
 }
 
+/// The embedded broker serves TLS with the certificate `kippu init` made for it: a gate that
+/// trusts the deployment's CA logs in over TLS; plain MQTT and a client trusting only the public
+/// roots are refused.
+#[tokio::test]
+async fn the_embedded_broker_serves_tls_with_the_certificate_init_made() {
+    let mut prod = Prod::new("embedded-tls").await;
+    let (ca, cert, key) = prod.init.broker_tls.clone().expect("init made the broker's certificate");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    prod.cfg.mqtt.tls_cert_file = Some(cert);
+    prod.cfg.mqtt.tls_key_file = Some(key);
+    prod.cfg.mqtt.ca_file = Some(ca.clone());
+    let stack = prod.serve().await;
+    assert!(stack.mqtt_url.starts_with("mqtts://"), "{}", stack.mqtt_url);
+    let path = kippu::gates::parse_gate("metro/central/g1").unwrap();
+    let password = kippu::gates::add(&stack.store, &path, "Central", None, false).await.unwrap();
+    let tls = MqttUrl::parse(&stack.mqtt_url)
+        .unwrap()
+        .with_tls(kippu_mqtt::ClientTls::from_ca_file(&ca).unwrap())
+        .with_login("metro/central/g1", &password);
+    assert!(logs_in(&tls).await, "over TLS, trusting the deployment's CA");
+    let public_roots = MqttUrl::parse(&stack.mqtt_url).unwrap().with_login("metro/central/g1", &password);
+    assert!(!logs_in(&public_roots).await, "a client trusting only the public roots");
+    let plain = MqttUrl::parse(&stack.mqtt_url.replace("mqtts://", "mqtt://"))
+        .unwrap()
+        .with_login("metro/central/g1", &password);
+    assert!(!logs_in(&plain).await, "plain MQTT");
+    stack.shutdown().await;
+}
+
 /// Whatever a gate publishes on its scan topic — noise, truncated or oversized JSON, scans with
 /// garbage fields — `kippu serve`'s validator answers with exactly one verdict, closed, with a
 /// reason, signed with the deployment's verdict key.

@@ -318,6 +318,7 @@ async fn init_writes_its_files_private_and_never_overwrites_them() {
         admin: None,
         fund_hot_keys_wei: 0,
         voucher_operator_id: 0,
+        mqtt_hosts: vec![],
     };
     let again = kippu::init::init(&prod.cfg, &opts).await.unwrap_err().to_string();
     assert!(again.contains("initialised already"), "{again}");

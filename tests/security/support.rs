@@ -190,6 +190,7 @@ impl Prod {
             admin: None,
             fund_hot_keys_wei: 10u128.pow(20),
             voucher_operator_id: 0,
+            mqtt_hosts: vec![],
         };
         let init = kippu::init::init(&cfg, &opts).await.expect("kippu init");
         let catalog: kippu::catalog::Catalog = toml::from_str(CATALOG).unwrap();

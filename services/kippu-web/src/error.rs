@@ -95,6 +95,10 @@ fn explain_revert(r: &str) -> String {
         t("revert.paused").into()
     } else if r.contains("UnknownBundle") {
         t("plans.err.not_on_sale").into()
+    } else if r.contains("TicketAlreadyUsed") {
+        // A ride the chain knows of (e.g. forwarded by a gate that was offline) that this
+        // page had not seen yet.
+        t("refund.used").into()
     } else {
         tf("revert.other", r)
     }

@@ -29,6 +29,9 @@ pub struct InitOptions {
     pub fund_hot_keys_wei: u128,
     /// The operator whose vouchers the insurance's default terms name (0: none yet).
     pub voucher_operator_id: u32,
+    /// Host names and addresses gates reach the embedded broker at, for its TLS certificate
+    /// (`localhost`, `127.0.0.1` and the public URL's host are always in it).
+    pub mqtt_hosts: Vec<String>,
 }
 
 /// What `kippu init` did.
@@ -46,6 +49,39 @@ pub struct Initialised {
     pub secrets_file: PathBuf,
     /// The deployment record's file.
     pub deployment_file: PathBuf,
+    /// The embedded broker's TLS files `(CA for gates, certificate chain, key)`, when made.
+    pub broker_tls: Option<(PathBuf, PathBuf, PathBuf)>,
+}
+
+/// A CA of this deployment and a certificate it signs for the embedded broker: the broker
+/// serves TLS from its first start, and gates trust the CA (written beside, public).
+fn broker_certificate(cfg: &Config, extra_hosts: &[String]) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    if let Some(url) = &cfg.web.public_url {
+        let host = url.split("://").nth(1).unwrap_or(url).split(['/', ':']).next().unwrap_or("");
+        if !host.is_empty() {
+            hosts.push(host.to_owned());
+        }
+    }
+    hosts.extend(extra_hosts.iter().cloned());
+    hosts.sort();
+    hosts.dedup();
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.distinguished_name.push(DnType::CommonName, "Kippu gate broker CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
+    let key = KeyPair::generate()?;
+    let mut server = CertificateParams::new(hosts)?;
+    server.distinguished_name.push(DnType::CommonName, "Kippu gate broker");
+    let cert = server.signed_by(&key, &ca)?;
+    let (ca_file, cert_file, key_file) =
+        (cfg.data_dir.join("mqtt-ca.pem"), cfg.data_dir.join("mqtt-server.pem"), cfg.data_dir.join("mqtt-server.key"));
+    for (path, text) in [(&ca_file, ca.pem()), (&cert_file, cert.pem()), (&key_file, key.serialize_pem())] {
+        secrets::create_private(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok((ca_file, cert_file, key_file))
 }
 
 fn read_key_file(path: &Path) -> anyhow::Result<PrivateKeySigner> {
@@ -144,6 +180,12 @@ pub async fn init(cfg: &Config, opts: &InitOptions) -> anyhow::Result<Initialise
     secrets::create_private(&deployment_file, &serde_json::to_vec_pretty(&deployment)?)
         .with_context(|| format!("writing {}", deployment_file.display()))?;
     crate::gates::sync_mosquitto(cfg, &store).await?;
+    let embedded_without_tls = cfg.mqtt.url.is_none() && cfg.mqtt.tls_cert_file.is_none();
+    let broker_tls = if embedded_without_tls && !cfg.data_dir.join("mqtt-server.pem").exists() {
+        Some(broker_certificate(cfg, &opts.mqtt_hosts)?)
+    } else {
+        None
+    };
     Ok(Initialised {
         deployment,
         master_key_file,
@@ -151,5 +193,6 @@ pub async fn init(cfg: &Config, opts: &InitOptions) -> anyhow::Result<Initialise
         staff_password: secrets.text(SecretName::StaffPassword),
         secrets_file,
         deployment_file,
+        broker_tls,
     })
 }

@@ -34,6 +34,10 @@ enum Cmd {
         /// Wei the deployer sends each hot key for gas (on chains that charge gas).
         #[arg(long, default_value_t = 1_000_000_000_000_000_000)]
         fund_hot_keys_wei: u128,
+        /// A host name or address gates reach the embedded broker at, for its TLS certificate
+        /// (repeatable; localhost, 127.0.0.1 and the public URL's host are always included).
+        #[arg(long)]
+        mqtt_host: Vec<String>,
     },
     /// Run one more gate validator beside a running platform: it shares the platform's database
     /// and broker (`KIPPU_DATABASE_URL`, `KIPPU_MQTT_URL`) and splits the scans with the other
@@ -203,8 +207,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             wait_for_stop().await?;
             stack.shutdown().await;
         }
-        Cmd::Init { deployer_key_file, admin, fund_hot_keys_wei } => {
-            let opts = kippu::init::InitOptions { deployer_key_file, admin, fund_hot_keys_wei, voucher_operator_id: 0 };
+        Cmd::Init { deployer_key_file, admin, fund_hot_keys_wei, mqtt_host } => {
+            let opts = kippu::init::InitOptions {
+                deployer_key_file,
+                admin,
+                fund_hot_keys_wei,
+                voucher_operator_id: 0,
+                mqtt_hosts: mqtt_host,
+            };
             let done = kippu::init::init(&cfg, &opts).await?;
             let d = &done.deployment;
             println!("Kippu is initialised on chain {} (block {}).", d.chain_id, d.deploy_block);
@@ -224,6 +234,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             println!("  staff password     {} (shown once)", done.staff_password);
+            if let Some((ca, cert, key)) = &done.broker_tls {
+                println!(
+                    "  broker TLS         {} (gates trust this CA), {}, {}",
+                    ca.display(),
+                    cert.display(),
+                    key.display()
+                );
+                println!(
+                    "                     serve them: [mqtt] tls_cert_file = {:?}, tls_key_file = {:?}",
+                    cert, key
+                );
+            }
             println!("Next: `kippu catalog apply`, `kippu gate add`, then `kippu serve`.");
         }
         Cmd::Validator { operator, refresh_secs } => {

@@ -262,7 +262,7 @@ pub fn check_settings(cfg: &Config) -> Vec<Refusal> {
                     push(Some(refusal(
                         "mqtt.tls_cert_file / mqtt.tls_key_file",
                         "the embedded broker listens beyond this host without TLS",
-                        "set both (kippu init wrote mqtt-server.pem and mqtt-server.key in the data directory)",
+                        "set both (kippu init wrote mqtt-server.pem and mqtt-server.key in the data directory; gates trust mqtt-ca.pem)",
                     )))
                 }
                 Ok(_) => {}
