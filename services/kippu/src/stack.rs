@@ -122,7 +122,6 @@ impl Stack {
 pub struct Core {
     pub(crate) indexer: Indexer,
     pub(crate) fleet: FleetWatcher,
-    pub(crate) stations: HashMap<String, String>,
     /// The in-process validator's state (revocations reach it at once).
     pub(crate) validator_state: Arc<Mutex<Validator>>,
     pub(crate) insurer: DelayInsurer,
@@ -154,14 +153,22 @@ impl Platform for Services {
 
     async fn gates(&self) -> Vec<GateStatus> {
         let fleet = self.0.fleet.snapshot();
-        // Registered gates plus any gate the broker reports, registered or not.
-        let mut keys: Vec<&String> = self.0.stations.keys().chain(fleet.keys()).collect();
+        // Registered gates (read each time: `kippu gate add` runs in another process) plus any
+        // gate the broker reports, registered or not.
+        let stations: HashMap<String, String> = match self.0.store.gates().await {
+            Ok(rows) => rows.into_iter().map(|g| (g.gate_key, g.station)).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "gates not read for the fleet page");
+                HashMap::new()
+            }
+        };
+        let mut keys: Vec<&String> = stations.keys().chain(fleet.keys()).collect();
         keys.sort();
         keys.dedup();
         keys.into_iter()
             .map(|k| GateStatus {
                 key: k.clone(),
-                station: self.0.stations.get(k).cloned().unwrap_or_else(|| "not registered".into()),
+                station: stations.get(k).cloned().unwrap_or_else(|| "not registered".into()),
                 state: match fleet.get(k) {
                     Some(MqttGateStatus::Online) => "online",
                     Some(MqttGateStatus::Offline) => "offline",
@@ -439,7 +446,6 @@ pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<crate::dev::De
 
     // Validator: gates, tickets, revocations and cards preloaded, misses looked up in the database.
     let v = crate::validator::load_state(&store, chain.deployment().chain_id).await?;
-    let gate_rows = store.gates().await?;
     let validator_state = Arc::new(Mutex::new(v));
     // A reorg can take tickets away: the gates must stop honouring them at once.
     let (mut rollbacks, reorg_state, reorg_store) = (indexer.rollbacks(), validator_state.clone(), store.clone());
@@ -503,7 +509,6 @@ pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<crate::dev::De
     let core = Arc::new(Core {
         indexer: indexer.clone(),
         fleet,
-        stations: gate_rows.iter().map(|g| (g.gate_key.clone(), g.station.clone())).collect(),
         validator_state,
         insurer,
         chain: chain.clone(),
@@ -540,7 +545,7 @@ pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<crate::dev::De
     #[cfg(feature = "dev")]
     let (demo, dev_platform) = match dev {
         Some(d) => {
-            let (demo, p) = d.attach(&cfg, &core, &broker, &verdict_key, &gate_rows).await?;
+            let (demo, p) = d.attach(&core, &broker, &verdict_key, &store.gates().await?).await?;
             (Some(demo), Some(p))
         }
         None => (None, None),

@@ -92,7 +92,6 @@ impl DevStart {
     /// key, deciding offline from the last snapshot under `data_dir/gates/`).
     pub(crate) async fn attach(
         self,
-        cfg: &Config,
         core: &Arc<Core>,
         broker: &Broker,
         verdict_key: &ed25519_dalek::SigningKey,
@@ -115,7 +114,6 @@ impl DevStart {
             gates.insert(g.gate_key.clone(), SimGate::connect_with(setup).await?);
             urls.push((g.gate_key.clone(), url));
         }
-        let _ = cfg;
         let platform = Arc::new(DevServices { core: core.clone(), gates, last: Mutex::default() });
         Ok((Demo { anvil: self.anvil, fake_stripe: self.fake_stripe, gate_mqtt_urls: urls }, platform))
     }
