@@ -11,7 +11,7 @@ KIPPU_TEST_POSTGRES ?= postgres://127.0.0.1:5432/test
 KIPPU_TEST_MOSQUITTO ?= mqtt://127.0.0.1:1883
 export KIPPU_TEST_POSTGRES KIPPU_TEST_MOSQUITTO
 
-.PHONY: dev test node browser fmt-check clippy contracts-test abi check-abi interop-selftest rust-test web-js-test fmt prod-build
+.PHONY: dev test deny node browser fmt-check clippy contracts-test abi check-abi interop-selftest rust-test web-js-test fmt prod-build
 
 # npm ci only when the lockfile changed since the last install.
 $(CONTRACTS)/node_modules/.installed: $(CONTRACTS)/package-lock.json
@@ -38,8 +38,14 @@ browser:
 dev: node
 	cargo run -p kippu --features dev -- dev
 
-test: fmt-check clippy contracts-test check-abi interop-selftest web-js-test prod-build rust-test
+test: deny fmt-check clippy contracts-test check-abi interop-selftest web-js-test prod-build rust-test
 	@echo "make test: all checks passed"
+
+# Dependency policy (deny.toml): allowed licenses, no wildcard versions, crates.io only;
+# duplicate versions are warnings (`cargo deny check bans` without the flag shows who pulls
+# each). cargo-deny comes from `cargo install --locked cargo-deny` (.ci/run installs it).
+deny:
+	cargo deny --locked check --hide-inclusion-graph licenses bans sources
 
 fmt-check:
 	cargo fmt --all --check

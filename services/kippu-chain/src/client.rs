@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy::network::EthereumWallet;
-use alloy::primitives::{keccak256, Address, B256, U256};
+use alloy::primitives::{keccak256, Address, Bytes, B256, U256};
 use alloy::providers::{DynProvider, PendingTransactionBuilder, Provider, ProviderBuilder};
 use alloy::rpc::types::{Filter, TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
@@ -17,7 +17,7 @@ use kippu_domain::events::{ChainEvent, EventMeta};
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::{Clearing, DelayInsurance, FareToken, Permit, PlanMarket, Ticket};
-use crate::{decode_log, ChainError, Deployment, HotKeys, Result};
+use crate::{decode_log, ChainError, ContractRejection, Deployment, HotKeys, Result};
 
 /// How to reach the chain with one key in every role (the embedded default, tests).
 #[derive(Debug, Clone)]
@@ -257,27 +257,36 @@ fn purchased(r: &TransactionReceipt) -> Result<(u64, B256)> {
     Ok((plan.planId, r.transaction_hash))
 }
 
-/// Decodes a revert into the contract's custom error name and arguments; a wrong period
-/// becomes [`ChainError::WrongPeriod`], which a closer acts on.
+/// Classifies a failed call or send: a revert becomes [`ChainError::Rejected`] when one of the
+/// Kippu contracts' errors decodes it (so callers match a [`ContractRejection`], never text),
+/// [`ChainError::Reverted`] with its data otherwise. Anything else (the node unreachable, a
+/// transaction the node itself refused, such as a key without gas) is [`ChainError::Rpc`]: the
+/// contract never judged it, and callers retry those rather than treat them as a refusal.
 pub(crate) fn revert(e: alloy::contract::Error) -> ChainError {
-    if let Some(w) = e.as_decoded_error::<Clearing::WrongPeriod>() {
-        return ChainError::WrongPeriod { given: w.given, current: w.current };
+    match revert_data(&e) {
+        Some(data) => match crate::rejection::decode(&data) {
+            Some(r) => ChainError::Rejected(r),
+            None => ChainError::Reverted { data },
+        },
+        None => rpc(e),
     }
-    macro_rules! try_decode {
-        ($($errs:ty),*) => {$(
-            if let Some(err) = e.as_decoded_interface_error::<$errs>() {
-                return ChainError::Revert(format!("{err:?}"));
-            }
-        )*};
+}
+
+/// The revert data of a failed call, `None` when it did not revert. A bare `revert()` comes
+/// back as empty data, or from some nodes (geth) as a plain "execution reverted" error with no
+/// data field at all: the node's message is then the only sign of a revert, and is read by the
+/// same rule alloy's `as_revert_data` applies. This classifies the failure; it never tells
+/// one contract error from another.
+fn revert_data(e: &alloy::contract::Error) -> Option<Bytes> {
+    if let Some(data) = e.as_revert_data() {
+        return Some(data);
     }
-    try_decode!(
-        PlanMarket::PlanMarketErrors,
-        FareToken::FareTokenErrors,
-        Ticket::TicketErrors,
-        DelayInsurance::DelayInsuranceErrors,
-        Clearing::ClearingErrors
-    );
-    ChainError::Revert(e.to_string())
+    match e {
+        alloy::contract::Error::TransportError(t) => {
+            t.as_error_resp().filter(|r| r.message.contains("revert")).map(|_| Bytes::new())
+        }
+        _ => None,
+    }
 }
 
 /// Longest wait for a transaction to be mined.
@@ -429,7 +438,7 @@ impl Chain {
     }
 
     /// Mints FARE for a card payment (minter key); the contract refuses a second mint of the
-    /// same payment.
+    /// same payment ([`ContractRejection::PaymentAlreadyMinted`]).
     pub async fn mint_fare(&self, to: Address, amount: u128, payment_ref: B256) -> Result<B256> {
         let f = FareToken::new(self.d.fare, &self.provider);
         let r = send!(&self.minter, f.mint(to, U256::from(amount), payment_ref))?;
@@ -657,8 +666,8 @@ impl Chain {
 
     /// Closes clearing period `period_id`, paying every operator (vouchers redeemed are
     /// paid out of the insurer's claim first). A period that is not the current one is
-    /// refused with [`ChainError::WrongPeriod`] (`given < current`: it is closed already,
-    /// by an earlier send or another closer), so a close never settles twice.
+    /// refused with [`ContractRejection::WrongPeriod`] (`given < current`: it is closed
+    /// already, by an earlier send or another closer), so a close never settles twice.
     pub async fn close_period(&self, period_id: u64) -> Result<B256> {
         let c = Clearing::new(self.d.clearing, &self.provider);
         let r = send!(&self.settler, c.closePeriod(period_id));
@@ -687,11 +696,14 @@ impl Chain {
     }
 
     /// A close that passed estimation but failed when mined lost a race with another closer
-    /// of the same period: report it as the wrong period it now is.
+    /// of the same period: report it as the refusal a later send gets, the wrong period it
+    /// now is.
     async fn closed(&self, period_id: u64, sent: Result<TransactionReceipt>) -> Result<TransactionReceipt> {
         match sent {
             Err(ChainError::TxFailed(tx)) => match self.current_period().await? {
-                current if current != period_id => Err(ChainError::WrongPeriod { given: period_id, current }),
+                current if current != period_id => {
+                    Err(ChainError::Rejected(ContractRejection::WrongPeriod { given: period_id, current }))
+                }
                 _ => Err(ChainError::TxFailed(tx)),
             },
             other => other,
@@ -744,10 +756,10 @@ impl Chain {
         let guard = self.settler.lock.lock().await;
         let sent = t.recordRides(batch_key, sorted).from(self.settler.from).send().await;
         drop(guard);
-        let pending = match sent {
+        let pending = match sent.map_err(revert) {
             Ok(p) => p,
-            Err(e) if e.as_decoded_error::<Ticket::RidesAlreadyRecorded>().is_some() => return Ok(already),
-            Err(e) => return Err(revert(e)),
+            Err(ChainError::Rejected(ContractRejection::RidesAlreadyRecorded { .. })) => return Ok(already),
+            Err(e) => return Err(e),
         };
         let r = match mined(pending).await {
             Ok(r) => r,

@@ -7,7 +7,7 @@
 //! role holders and the contracts' code hashes, which [`verify_deployment`] checks
 //! before [`connect`] is used.
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, Bytes};
 
 /// Sends one transaction from `$sender` (a [`client::Sender`]) and waits, bounded,
 /// for its receipt; evaluates to `Result<TransactionReceipt>`. Sends of one key are
@@ -33,6 +33,8 @@ mod client;
 mod decode;
 mod deploy;
 mod keys;
+mod port;
+mod rejection;
 
 pub use client::{
     connect, voucher_category, BundleSpec, Chain, ChainConfig, InsuranceTerms, OperatorSpec, ProductCover, ProductSpec,
@@ -41,6 +43,8 @@ pub use client::{
 pub use decode::decode_log;
 pub use deploy::{deploy, deploy_single_key, verify_deployment, CodeHashes, Deployment};
 pub use keys::{HotKeys, RoleHolders};
+/// Why a contract refused a call ([`ChainError::Rejected`]), re-exported for callers.
+pub use kippu_domain::ContractRejection;
 
 /// Chain adapter errors.
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +52,17 @@ pub enum ChainError {
     /// The node could not be reached or answered with an error.
     #[error("rpc error: {0}")]
     Rpc(String),
-    /// A contract call reverted; the text is the decoded custom error when known.
-    #[error("contract reverted: {0}")]
-    Revert(String),
+    /// A contract refused the call with one of the Kippu contracts' errors (decoded from the
+    /// revert data; callers match on it, never on text). `Display` names the Solidity error.
+    #[error("contract refused: {0}")]
+    Rejected(ContractRejection),
+    /// A contract call reverted with data no Kippu contract's error decodes: a `require`
+    /// message, a panic, or no data at all.
+    #[error("contract reverted: {}", rejection::describe_undecoded(.data))]
+    Reverted {
+        /// The raw revert data.
+        data: Bytes,
+    },
     /// The transaction was mined but failed.
     #[error("transaction {0} failed")]
     TxFailed(String),
@@ -101,15 +113,16 @@ pub enum ChainError {
         /// [`MAX_RIDES_PER_TX`].
         max: usize,
     },
-    /// A period close named another period than the current one: the period it meant
-    /// was already closed (`given < current`), or the close ran ahead.
-    #[error("period {given} is not the current period {current}")]
-    WrongPeriod {
-        /// The period the close named.
-        given: u64,
-        /// Clearing's current period.
-        current: u64,
-    },
+}
+
+impl ChainError {
+    /// The contract's refusal, when this is one.
+    pub fn rejection(&self) -> Option<&ContractRejection> {
+        match self {
+            Self::Rejected(r) => Some(r),
+            _ => None,
+        }
+    }
 }
 
 /// Result alias of this crate.

@@ -4,9 +4,11 @@
 //! mode) and the web app.
 
 pub mod card;
+pub mod contract_error;
 pub mod device_pass;
 pub mod events;
 pub mod merkle;
+pub mod model;
 pub mod money;
 pub mod pass;
 pub mod pricing;
@@ -17,6 +19,7 @@ pub mod validation;
 pub mod verdict;
 pub mod voucher;
 
+pub use contract_error::ContractRejection;
 pub use pass::{Pass, PassError, PASS_WINDOW_SECS};
 pub use validation::{GateInfo, PeerEntry, TicketState, Validator, ValidatorConfig};
 pub use verdict::{DenyReason, ScanRequest, TripRef, VerdictMessage};

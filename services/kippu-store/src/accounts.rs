@@ -6,22 +6,7 @@ use sqlx::Row;
 
 use crate::{addr, parse_addr, Result, Store, StoreError};
 
-/// A phone whose device key the account certified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceRow {
-    /// Ed25519 public key.
-    pub device_key: [u8; 32],
-    /// The account that certified it.
-    pub holder: Address,
-    /// Certificate expiry, unix seconds.
-    pub cert_expiry: i64,
-    /// What the browser said it was (user agent summary), for the traveler's device list.
-    pub label: String,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Unix seconds, once revoked.
-    pub revoked_at: Option<i64>,
-}
+pub use kippu_domain::model::{DeviceRow, PasskeyRow, PlanReceipt};
 
 fn key32(text: &str, what: &'static str) -> Result<[u8; 32]> {
     alloy_primitives::hex::decode(text).ok().and_then(|k| <[u8; 32]>::try_from(k).ok()).ok_or(StoreError::Corrupt(what))
@@ -175,28 +160,6 @@ impl Store {
     }
 }
 
-/// A plan as bought, for its receipt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanReceipt {
-    /// Plan id.
-    pub plan_id: u64,
-    /// The buyer.
-    pub traveler: Address,
-    /// Bundle bought.
-    pub bundle_id: u32,
-    /// FARE paid, minor units.
-    pub price: i64,
-    /// Validity start, unix seconds.
-    pub valid_from: i64,
-    /// The purchase transaction.
-    pub tx_hash: String,
-    /// Its block.
-    pub block_number: i64,
-    /// The legs as sold (`LegSold`): `(ticket id, operator id, product id, share)`, in sale
-    /// order, refunded legs included, so the receipt never changes after the sale.
-    pub legs: Vec<(u64, u32, u32, i64)>,
-}
-
 impl Store {
     /// A plan with the transaction that bought it.
     pub async fn plan_receipt(&self, plan_id: u64) -> Result<Option<PlanReceipt>> {
@@ -261,25 +224,6 @@ impl Store {
         }
         Ok(None)
     }
-}
-
-/// A passkey as stored (bytes as webauthn_rp encodes them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasskeyRow {
-    /// Credential id.
-    pub credential_id: Vec<u8>,
-    /// The account.
-    pub holder: Address,
-    /// The WebAuthn user handle of the account (64 random bytes, the same for all its passkeys).
-    pub user_handle: Vec<u8>,
-    /// Public key and extensions.
-    pub static_state: Vec<u8>,
-    /// Sign counter and flags.
-    pub dynamic_state: Vec<u8>,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Unix seconds.
-    pub last_used: Option<i64>,
 }
 
 fn unhex(text: &str, what: &'static str) -> Result<Vec<u8>> {

@@ -3,39 +3,11 @@
 //! PostgreSQL: the schema holds only `BIGINT` and `TEXT` columns, carried as JSON integers and
 //! strings. The copy is read in one transaction, so it is consistent.
 
-use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::{Result, Store, StoreError};
 
-/// One table's rows.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TableDump {
-    /// Table name.
-    pub name: String,
-    /// Column names, in order.
-    pub columns: Vec<String>,
-    /// Which columns are integers (the others are text).
-    pub integer: Vec<bool>,
-    /// Rows: each value an integer, a string or null.
-    pub rows: Vec<Vec<serde_json::Value>>,
-}
-
-/// The whole database.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Dump {
-    /// The newest migration applied where it was taken (restore needs the same schema).
-    pub schema_version: i64,
-    /// Tables, in creation order.
-    pub tables: Vec<TableDump>,
-}
-
-impl Dump {
-    /// Rows in all tables.
-    pub fn row_count(&self) -> usize {
-        self.tables.iter().map(|t| t.rows.len()).sum()
-    }
-}
+pub use kippu_domain::model::{Dump, TableDump};
 
 fn ident(name: &str) -> Result<&str> {
     // Table and column names come from the catalogue, but they are spliced into SQL: refuse

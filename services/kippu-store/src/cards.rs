@@ -5,20 +5,7 @@ use sqlx::Row;
 
 use crate::{addr, parse_addr, Result, Store, StoreError};
 
-/// A card binding as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CardBindingRow {
-    /// The card's Ed25519 public key.
-    pub card_key: [u8; 32],
-    /// The ticket its taps present.
-    pub ticket_id: u64,
-    /// The account that bound it.
-    pub holder: Address,
-    /// The account's EIP-712 binding signature (`r | s | v`).
-    pub sig: Vec<u8>,
-    /// Unix seconds.
-    pub bound_at: i64,
-}
+pub use kippu_domain::model::CardBindingRow;
 
 const COLUMNS: &str = "card_key, ticket_id, holder, sig, bound_at";
 

@@ -4,86 +4,7 @@ use sqlx::Row;
 
 use crate::{Result, Store};
 
-/// Late runs per route.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteDelays {
-    /// GTFS route id.
-    pub route_id: String,
-    /// Late trip runs.
-    pub runs: i64,
-    /// Worst delay, minutes.
-    pub worst_minutes: i64,
-    /// Runs cancelled.
-    pub cancelled: i64,
-}
-
-/// Terms of one insured product (mirrored on chain by `DelayInsurance.setProductTerms`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CoverTerms {
-    /// The insured product.
-    pub product_id: u32,
-    /// Minutes late that make a rider affected.
-    pub threshold_minutes: u32,
-    /// What the voucher is for (e.g. `taxi`): operators of that kind accept it.
-    pub voucher_kind: String,
-    /// Operator that issues and always accepts the voucher.
-    pub voucher_operator_id: u32,
-    /// Voucher value, FARE minor units.
-    pub voucher_value: i64,
-    /// Voucher lifetime after issue.
-    pub voucher_lifetime_secs: i64,
-    /// Vouchers this product pays for one delayed run, all travelers together (0 = no cap).
-    pub max_per_trip: u16,
-    /// Vouchers one policy receives per UTC day (0 = no cap).
-    pub max_per_day: u16,
-}
-
-/// A tap by a ticket of a plan, for deciding who rode or waited for a late run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanTap {
-    /// Plan of the ticket tapped.
-    pub plan_id: u64,
-    /// Ticket tapped.
-    pub ticket_id: u64,
-    /// Its product.
-    pub product_id: u32,
-    /// Its operator.
-    pub operator_id: u32,
-    /// Unix seconds.
-    pub at: i64,
-    /// Run named by an on-board validator.
-    pub trip_id: Option<String>,
-    /// That run's service day.
-    pub trip_date: Option<String>,
-    /// GTFS stop of the stop gate.
-    pub stop_id: Option<String>,
-}
-
-/// An active insurance policy and the plan it covers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InsuredPlan {
-    /// Policy (the insured ticket's id).
-    pub policy_id: u64,
-    /// Plan whose legs it covers.
-    pub plan_id: u64,
-    /// The insurance product, whose terms apply.
-    pub product_id: u32,
-}
-
-/// Vouchers per redeeming operator.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VoucherStats {
-    /// Operator the vouchers are redeemable at.
-    pub operator_id: u32,
-    /// Issued (count).
-    pub issued: i64,
-    /// Issued value, FARE minor units.
-    pub issued_value: i64,
-    /// Redeemed (count).
-    pub redeemed: i64,
-    /// Redeemed value, FARE minor units.
-    pub redeemed_value: i64,
-}
+pub use kippu_domain::model::{CoverTerms, InsuredPlan, PlanTap, RouteDelays, TimetableRow, VoucherStats};
 
 impl Store {
     /// Records (or raises) the delay of one late trip run.
@@ -286,21 +207,6 @@ impl Store {
             })
             .collect()
     }
-}
-
-/// An operator's imported timetable version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimetableRow {
-    /// Operator slug.
-    pub operator_slug: String,
-    /// 1, 2, …
-    pub version: i64,
-    /// Unix seconds.
-    pub imported_at: i64,
-    /// The import summary, JSON.
-    pub summary: String,
-    /// The GTFS zip, base64.
-    pub feed: String,
 }
 
 impl Store {

@@ -16,6 +16,7 @@ mod cards;
 mod identity;
 mod ingest;
 mod insurance;
+mod port;
 mod production;
 mod reports;
 mod rows;

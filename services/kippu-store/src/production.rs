@@ -6,22 +6,7 @@ use sqlx::Row;
 
 use crate::{addr, parse_addr, tap_from_row, Result, Store, StoreError, TapRow};
 
-/// An MQTT login as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialRow {
-    /// MQTT username: a gate key `operator/station/gate`, or `validator`.
-    pub username: String,
-    /// `gate` or `validator`.
-    pub kind: String,
-    /// SHA-256 (hex) of the password.
-    pub secret_sha256: String,
-    /// `username:$7$…` for Mosquitto's password file.
-    pub mosquitto_line: String,
-    /// When it was issued (Unix seconds).
-    pub issued_at: i64,
-    /// When it was revoked, if it was.
-    pub revoked_at: Option<i64>,
-}
+pub use kippu_domain::model::{CredentialRow, OpenBatch};
 
 fn credential_from_row(r: &sqlx::any::AnyRow) -> Result<CredentialRow> {
     Ok(CredentialRow {
@@ -35,17 +20,6 @@ fn credential_from_row(r: &sqlx::any::AnyRow) -> Result<CredentialRow> {
 }
 
 const CREDENTIAL_COLUMNS: &str = "username, kind, secret_sha256, mosquitto_line, issued_at, revoked_at";
-
-/// A tap batch not yet fully on chain: its key and its taps.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenBatch {
-    /// The batch key (Merkle root of its taps, hex).
-    pub batch_key: String,
-    /// Whether its rides are recorded on chain already (only the anchor is left).
-    pub rides_recorded: bool,
-    /// Its taps, in batch order.
-    pub taps: Vec<TapRow>,
-}
 
 impl Store {
     // ---- MQTT credentials ------------------------------------------------

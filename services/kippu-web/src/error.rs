@@ -71,8 +71,12 @@ impl From<kippu_store::StoreError> for AppError {
 
 impl From<kippu_chain::ChainError> for AppError {
     fn from(e: kippu_chain::ChainError) -> Self {
+        use kippu_chain::ChainError;
         match e {
-            kippu_chain::ChainError::Revert(r) => Self::Refused(explain_revert(&r)),
+            ChainError::Rejected(r) => Self::Refused(explain_rejection(&r)),
+            // A revert no Kippu contract's error names (a panic, a bare revert): still the
+            // contract's refusal, said in its own words.
+            e @ ChainError::Reverted { .. } => Self::Refused(crate::i18n::tf("revert.other", e)),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -84,23 +88,34 @@ impl From<askama::Error> for AppError {
     }
 }
 
-/// Turns a decoded custom error into traveler language.
-fn explain_revert(r: &str) -> String {
+/// Turns a contract's refusal into traveler language: the one place a [`ContractRejection`]
+/// becomes what a traveler reads. The refusals a traveler's own action (a purchase, a refund)
+/// can run into have their own text; the rest are Kippu's or an operator's to fix, and
+/// name the contract's error after a generic sentence, which is enough to report it.
+///
+/// [`ContractRejection`]: kippu_chain::ContractRejection
+fn explain_rejection(r: &kippu_chain::ContractRejection) -> String {
     use crate::i18n::{t, tf};
-    if r.contains("ERC20InsufficientBalance") || r.contains("ERC20InsufficientAllowance") {
-        t("revert.balance").into()
-    } else if r.contains("PriceAboveMax") {
-        t("revert.price").into()
-    } else if r.contains("EnforcedPause") {
-        t("revert.paused").into()
-    } else if r.contains("UnknownBundle") {
-        t("plans.err.not_on_sale").into()
-    } else if r.contains("TicketAlreadyUsed") {
+    use kippu_chain::ContractRejection as R;
+    match r {
+        R::InsufficientBalance { .. } | R::InsufficientAllowance { .. } => t("revert.balance").into(),
+        R::PriceAboveMax { .. } => t("revert.price").into(),
+        R::Paused => t("revert.paused").into(),
+        R::UnknownBundle { .. } => t("plans.err.not_on_sale").into(),
         // A ride the chain knows of (e.g. forwarded by a gate that was offline) that this
         // page had not seen yet.
-        t("refund.used").into()
-    } else {
-        tf("revert.other", r)
+        R::TicketAlreadyUsed { .. } => t("refund.used").into(),
+        // The offer shown on the page lapsed (or was taken) before the refund was mined.
+        R::NotRefundable { .. } | R::RefundWindowClosed { .. } => t("refund.not_refundable").into(),
+        // The concession attestation Kippu made for this purchase was refused: nothing was
+        // bought, and the traveler can try again (or buy at the full price).
+        R::ConcessionAboveMax { .. }
+        | R::ConcessionExpired { .. }
+        | R::ConcessionReplayed { .. }
+        | R::ConcessionWrongHolder { .. }
+        | R::UntrustedConcessionIssuer { .. }
+        | R::InvalidConcession => t("revert.concession").into(),
+        other => tf("revert.other", other),
     }
 }
 
@@ -142,5 +157,39 @@ impl IntoResponse for AppError {
         };
         let page = ErrorPage { title, message: &message, chain_id: 0 }.render().unwrap_or_else(|_| message.clone());
         (status, Html(page)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kippu_chain::{ChainError, ContractRejection as R};
+
+    use super::AppError;
+    use crate::i18n::t;
+
+    fn refused(e: ChainError) -> String {
+        match AppError::from(e) {
+            AppError::Refused(m) => m,
+            other => panic!("expected Refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_contract_refusal_reads_as_its_reason() {
+        let ticket = R::TicketAlreadyUsed { ticket: 4 };
+        assert_eq!(refused(ChainError::Rejected(ticket)), t("refund.used"));
+        assert_eq!(refused(ChainError::Rejected(R::Paused)), t("revert.paused"));
+        let concession = R::ConcessionAboveMax { discount_bps: 5001, max_bps: 5000 };
+        assert_eq!(refused(ChainError::Rejected(concession)), t("revert.concession"));
+        // the rest say which error it was, for the traveler to report
+        let other = refused(ChainError::Rejected(R::UnknownPolicy { policy: 9 }));
+        assert!(other.starts_with("The ticketing contract refused: UnknownPolicy"), "{other}");
+        let undecoded = refused(ChainError::Reverted { data: vec![0xde, 0xad, 0xbe, 0xef].into() });
+        assert!(undecoded.ends_with("undecoded revert data 0xdeadbeef"), "{undecoded}");
+    }
+
+    #[test]
+    fn a_node_failure_is_internal() {
+        assert!(matches!(AppError::from(ChainError::Rpc("connection refused".into())), AppError::Internal(_)));
     }
 }

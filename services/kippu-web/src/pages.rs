@@ -438,7 +438,7 @@ pub(crate) async fn buy(
     let signer = custodial_signer(&s, me, "buy from their wallet").await?;
     let (list_price, _) = match s.chain.quote(bundle_id).await {
         Ok(q) => q,
-        Err(kippu_chain::ChainError::Revert(_)) => {
+        Err(kippu_chain::ChainError::Rejected(kippu_chain::ContractRejection::UnknownBundle { .. })) => {
             return Err(AppError::NotFound(crate::i18n::t("plans.err.not_on_sale").into()))
         }
         Err(e) => return Err(e.into()),
@@ -1016,7 +1016,9 @@ pub(crate) async fn redeem_voucher(
                 .into_response())
         }
         // The chain is the authority: a redemption that raced another one loses there.
-        Err(kippu_chain::ChainError::Revert(r)) if r.contains("UnknownVoucher") => deny(RedeemDeny::AlreadyRedeemed),
+        Err(kippu_chain::ChainError::Rejected(kippu_chain::ContractRejection::UnknownVoucher { .. })) => {
+            deny(RedeemDeny::AlreadyRedeemed)
+        }
         Err(e) => Err(e.into()),
     }
 }

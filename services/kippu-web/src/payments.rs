@@ -165,7 +165,10 @@ async fn mint_for(
     let payment_ref = keccak256(session_id.as_bytes());
     let tx = match s.chain.mint_fare(p.traveler, p.amount as u128, payment_ref).await {
         Ok(tx) => format!("{tx:#x}"),
-        Err(kippu_chain::ChainError::Revert(r)) if r.contains("PaymentAlreadyMinted") => "already-minted".into(),
+        // minted by an earlier delivery of this webhook whose bookkeeping did not finish
+        Err(kippu_chain::ChainError::Rejected(kippu_chain::ContractRejection::PaymentAlreadyMinted { .. })) => {
+            "already-minted".into()
+        }
         Err(e) => return Err(internal(e.to_string())),
     };
     s.store.mark_minted(session_id, &tx).await.map_err(|e| internal(e.to_string()))?;

@@ -42,6 +42,8 @@ pub struct Config {
     pub insurance: InsuranceConfig,
     /// Settlement: period closes and tap batches.
     pub settlement: SettlementConfig,
+    /// Background jobs: each one's section (on/off, back-off).
+    pub jobs: crate::jobs::JobsConfig,
     /// `kippu dev` only: seed demo operators, products, travelers and gates.
     pub seed_demo: bool,
 }
@@ -214,6 +216,7 @@ impl Default for Config {
             identity: IdentityConfig::default(),
             insurance: InsuranceConfig::default(),
             settlement: SettlementConfig::default(),
+            jobs: crate::jobs::JobsConfig::default(),
             seed_demo: false,
         }
     }

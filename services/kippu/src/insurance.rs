@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use alloy::primitives::B256;
-use kippu_chain::{Chain, ChainError};
+use kippu_chain::{Chain, ChainError, ContractRejection};
 use kippu_gtfs::{affected, affected_by, delay_minutes, Accepted, FeedGuard, RiderIndex, RiderTap, Windows};
 use kippu_store::{CoverTerms, Product, Store};
 use kippu_web::DelayOutcome;
@@ -233,13 +233,25 @@ impl DelayInsurer {
                 Ok(None) => {
                     tracing::info!(policy = policy_id, reporter = %reporter.admin(), "delay vote recorded, below quorum")
                 }
-                Err(ChainError::Revert(r)) if is_cap(&r) => {
+                // This reporter's vote is on chain already (an earlier attempt whose receipt was
+                // lost, or a retry after a later reporter failed): counted, ask the next one.
+                Err(ChainError::Rejected(ContractRejection::AlreadyVoted { .. })) => {
+                    tracing::info!(policy = policy_id, reporter = %reporter.admin(), "delay vote already on chain")
+                }
+                // The voucher was issued by an earlier attempt whose receipt was lost.
+                Err(ChainError::Rejected(ContractRejection::AlreadyCompensated { .. })) => {
+                    tracing::info!(policy = policy_id, "delay already compensated on chain");
+                    return Ok("voucher");
+                }
+                Err(ChainError::Rejected(r)) if r.is_voucher_cap() => {
                     tracing::warn!(policy = policy_id, revert = %r, "voucher capped by the product's terms");
                     out.capped += 1;
                     return Ok("capped");
                 }
-                Err(ChainError::Revert(r)) => {
-                    tracing::warn!(policy = policy_id, revert = %r, "delay report refused");
+                // Any other refusal (below the threshold, not covered, …), or a revert no Kippu
+                // error names: this claim gets nothing.
+                Err(e @ (ChainError::Rejected(_) | ChainError::Reverted { .. })) => {
+                    tracing::warn!(policy = policy_id, revert = %e, "delay report refused");
                     status = "refused";
                     break;
                 }
@@ -248,10 +260,6 @@ impl DelayInsurer {
         }
         Ok(status)
     }
-}
-
-fn is_cap(revert: &str) -> bool {
-    ["TripCapReached", "DailyCapReached", "PoolCapReached"].iter().any(|c| revert.contains(c))
 }
 
 fn rejection_code(r: &kippu_gtfs::FeedRejection) -> &'static str {
@@ -266,43 +274,26 @@ fn rejection_code(r: &kippu_gtfs::FeedRejection) -> &'static str {
     }
 }
 
-/// Polls a GTFS-Realtime URL every `every` and hands each message to the insurer;
-/// the guard turns an unchanged feed into a no-op (duplicate), so polling often is safe.
-pub async fn poll(insurer: DelayInsurer, url: String, every: std::time::Duration) {
-    let http = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build() {
-        Ok(c) => c,
-        Err(e) => return tracing::error!(error = %e, "delay feed poller not started"),
-    };
-    let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
-        let bytes = match http.get(&url).send().await.and_then(|r| r.error_for_status()) {
-            Ok(r) => match r.bytes().await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(%url, error = %e, "delay feed body unreadable");
-                    continue;
-                }
-            },
-            Err(e) => {
-                tracing::warn!(%url, error = %e, "delay feed unreachable");
-                continue;
-            }
-        };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        match insurer.ingest(&bytes, now).await {
-            Ok(out) if out.rejected.is_none() => {
-                tracing::info!(
-                    trips = out.trips,
-                    delayed = out.delayed,
-                    vouchers = out.vouchers.len(),
-                    "delay feed polled"
-                )
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "delay feed processing failed; next poll retries"),
-        }
+/// One poll of a GTFS-Realtime URL, handed to the insurer (the `delay_feed` job runs it on
+/// `insurance.poll_secs`); the guard turns an unchanged feed into a no-op (duplicate), so
+/// polling often is safe. An unreachable feed fails the round, for the supervisor to retry.
+pub async fn poll_once(insurer: &DelayInsurer, http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let bytes = http
+        .get(url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .with_context(|| format!("delay feed {url} unreachable"))?
+        .bytes()
+        .await
+        .with_context(|| format!("delay feed {url}: body unreadable"))?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let out = insurer.ingest(&bytes, now).await?;
+    if out.rejected.is_none() {
+        tracing::info!(trips = out.trips, delayed = out.delayed, vouchers = out.vouchers.len(), "delay feed polled");
     }
+    Ok(())
 }
 
 /// One trip of a timetable: whose, on which route, when.

@@ -12,13 +12,17 @@ pub mod gates;
 pub mod indexer;
 pub mod init;
 pub mod insurance;
+pub mod jobs;
 pub mod ops;
+pub mod platform;
 pub mod reconcile;
 pub mod secrets;
 pub mod serve;
 pub mod settle;
+pub mod snapshots;
 pub mod stack;
 pub mod validator;
+pub mod wiring;
 
 pub use config::Config;
 #[cfg(feature = "dev")]

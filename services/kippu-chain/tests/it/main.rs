@@ -1,7 +1,7 @@
 //! kippu-chain against a real anvil (`contracts/node_modules/.bin/anvil`, from `npm ci`):
 //! a deployment with separate keys and its verification, what each key can and cannot
-//! do, rides on chain blocking refunds, idempotent ride batches and period closes.
-//! Each test starts its own anvil.
+//! do, rides on chain blocking refunds, idempotent ride batches and period closes, and
+//! contract refusals coming back as typed [`ContractRejection`]s. Each test starts its own anvil.
 
 use std::path::PathBuf;
 
@@ -11,8 +11,9 @@ use alloy::signers::local::PrivateKeySigner;
 use kippu_chain::anvil::{AnvilProcess, DEV_ADMIN_KEY};
 use kippu_chain::bindings::{PlanMarket, Ticket};
 use kippu_chain::{
-    connect, deploy, deploy_single_key, verify_deployment, BundleSpec, Chain, ChainConfig, ChainError, Deployment,
-    HotKeys, InsuranceTerms, OperatorSpec, ProductSpec, RideRefusal, RoleHolders, Validity, MAX_RIDES_PER_TX,
+    connect, deploy, deploy_single_key, verify_deployment, BundleSpec, Chain, ChainConfig, ChainError,
+    ContractRejection, Deployment, HotKeys, InsuranceTerms, OperatorSpec, ProductSpec, RideRefusal, RoleHolders,
+    Validity, MAX_RIDES_PER_TX,
 };
 
 /// anvil's second dev account (funded), the cold admin here.
@@ -124,7 +125,7 @@ fn role(name: &str) -> B256 {
 
 fn assert_unauthorized<T: std::fmt::Debug>(r: kippu_chain::Result<T>) {
     match r {
-        Err(ChainError::Revert(e)) => assert!(e.contains("AccessControlUnauthorizedAccount"), "{e}"),
+        Err(ChainError::Rejected(ContractRejection::Unauthorized { .. })) => {}
         other => panic!("expected an access-control revert, got {other:?}"),
     }
 }
@@ -237,7 +238,9 @@ async fn each_hot_key_does_its_job_and_no_other() {
     chain.mint_fare(traveler.address(), 1_000, B256::random()).await.unwrap();
     assert_unauthorized(wrong.buy_with_permit(&traveler, BUNDLE, 300, 0).await); // the minter cannot relay
     match wrong.refund(ticket).await {
-        Err(ChainError::Revert(e)) => assert!(e.contains("NotTicketHolder"), "{e}"),
+        Err(ChainError::Rejected(ContractRejection::NotTicketHolder { ticket: t, caller })) => {
+            assert_eq!((t, caller), (ticket, k.minter.address()))
+        }
         other => panic!("expected NotTicketHolder, got {other:?}"),
     }
     assert_unauthorized(wrong.anchor_taps(B256::repeat_byte(2), 1).await);
@@ -282,7 +285,7 @@ async fn a_recorded_ride_blocks_the_refund_and_a_replay_changes_nothing() {
 
     // the relayer (and so the holder's refund button) cannot refund a ridden ticket
     match chain.refund(ridden).await {
-        Err(ChainError::Revert(e)) => assert!(e.contains("TicketAlreadyUsed"), "{e}"),
+        Err(ChainError::Rejected(ContractRejection::TicketAlreadyUsed { ticket })) => assert_eq!(ticket, ridden),
         other => panic!("expected TicketAlreadyUsed, got {other:?}"),
     }
     assert!(chain.refund(unused).await.unwrap() > 0);
@@ -332,15 +335,72 @@ async fn a_period_close_names_its_period() {
     let chain = net.chain().await;
     assert_eq!(chain.current_period().await.unwrap(), 1);
     chain.close_period(1).await.unwrap();
+    let wrong = |given, current| ContractRejection::WrongPeriod { given, current };
     match chain.close_period(1).await {
-        Err(ChainError::WrongPeriod { given, current }) => assert_eq!((given, current), (1, 2)),
+        Err(e) => {
+            assert_eq!(e.rejection(), Some(&wrong(1, 2)));
+            // logs keep the Solidity error's name and the periods
+            assert_eq!(e.to_string(), "contract refused: WrongPeriod: period 1 is not the current period 2");
+        }
         other => panic!("expected WrongPeriod, got {other:?}"),
     }
     let (_, closed) = chain.settle_period(2, &[]).await.unwrap();
     assert_eq!(closed, 2);
-    assert!(matches!(chain.settle_period(2, &[]).await, Err(ChainError::WrongPeriod { given: 2, current: 3 })));
-    assert!(matches!(chain.close_period(9).await, Err(ChainError::WrongPeriod { given: 9, current: 3 })));
+    assert_eq!(chain.settle_period(2, &[]).await.unwrap_err().rejection(), Some(&wrong(2, 3)));
+    assert_eq!(chain.close_period(9).await.unwrap_err().rejection(), Some(&wrong(9, 3)));
     assert_eq!(chain.current_period().await.unwrap(), 3);
+}
+
+/// What a traveler's purchase, a top-up and a refund can run into comes back as the
+/// contract's own refusal, with its arguments, including errors raised by a contract the
+/// called one calls (FareToken's balance check under PlanMarket's purchase).
+#[tokio::test]
+async fn refusals_come_back_as_typed_rejections() {
+    let net = Net::start().await;
+    let chain = net.chain().await;
+    net.list(&chain).await;
+    let rejection = |r: kippu_chain::Result<_>| -> ContractRejection {
+        match r {
+            Err(ChainError::Rejected(r)) => r,
+            other => panic!("expected a contract refusal, got {other:?}"),
+        }
+    };
+
+    // a second mint of one card payment
+    let traveler = PrivateKeySigner::random();
+    let payment = B256::repeat_byte(0x11);
+    chain.mint_fare(traveler.address(), 1_000, payment).await.unwrap();
+    let r = rejection(chain.mint_fare(traveler.address(), 1_000, payment).await.map(drop));
+    assert_eq!(r, ContractRejection::PaymentAlreadyMinted { payment_ref: payment });
+
+    // a bundle that is not on sale, and a price above what the traveler agreed to
+    assert_eq!(rejection(chain.quote(7).await.map(drop)), ContractRejection::UnknownBundle { bundle: 7 });
+    let r = rejection(chain.buy_with_permit(&traveler, BUNDLE, 299, 0).await.map(drop));
+    assert_eq!(r, ContractRejection::PriceAboveMax { price: U256::from(300), max_price: U256::from(299) });
+
+    // no FARE: the market's transfer fails in FareToken
+    let poor = PrivateKeySigner::random();
+    let r = rejection(chain.buy_with_permit(&poor, BUNDLE, 300, 0).await.map(drop));
+    assert_eq!(
+        r,
+        ContractRejection::InsufficientBalance {
+            account: poor.address(),
+            balance: U256::ZERO,
+            needed: U256::from(300)
+        }
+    );
+
+    // concessions: above the deployment's maximum (5000 bps), or signed by a non-issuer
+    let r = chain.buy_with_permit_and_concession(&traveler, &net.attestor, BUNDLE, 300, 0, 1, 5001).await;
+    assert_eq!(rejection(r.map(drop)), ContractRejection::ConcessionAboveMax { discount_bps: 5001, max_bps: 5000 });
+    let stranger = PrivateKeySigner::random();
+    let r = chain.buy_with_permit_and_concession(&traveler, &stranger, BUNDLE, 300, 0, 1, 1000).await;
+    assert_eq!(rejection(r.map(drop)), ContractRejection::UntrustedConcessionIssuer { signer: stranger.address() });
+
+    // a refunded ticket is burnt: refunding it again fails in Ticket
+    let ticket = net.buy(&chain).await;
+    assert!(chain.refund(ticket).await.unwrap() > 0);
+    assert_eq!(rejection(chain.refund(ticket).await.map(drop)), ContractRejection::NonexistentToken { token: ticket });
 }
 
 #[tokio::test]

@@ -1,0 +1,241 @@
+//! The ports: what the application needs from the outside, as traits. Adapters implement them
+//! (`kippu_store::Store`, `kippu_chain::Chain`); `Arc<dyn …>` of them sits in the web layer's
+//! state and the jobs.
+
+use alloy_primitives::{Address, B256};
+use async_trait::async_trait;
+use kippu_domain::model::*;
+use kippu_domain::ContractRejection;
+
+/// Why a store call failed. The adapter's own error is kept as text: callers only tell
+/// "the database could not answer" from "a stored value is corrupt".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    /// The database refused or failed the query (unreachable, a constraint, a timeout).
+    #[error("database error: {0}")]
+    Unavailable(String),
+    /// A stored value does not parse.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+/// Result of a store call.
+pub type PortResult<T> = Result<T, PortError>;
+
+/// Why a chain call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainFailure {
+    /// The contract refused the call (a decoded custom error).
+    #[error("{0}")]
+    Rejected(ContractRejection),
+    /// The node could not be reached, the transaction failed or timed out, or a reply made no sense.
+    #[error("chain unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Result of a chain call.
+pub type ChainResult<T> = Result<T, ChainFailure>;
+
+/// The database: what the application reads and writes (kippu-store implements it).
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Puts a credential in a traveler's wallet (replacing a copy with the same id).
+    async fn add_to_wallet(&self, holder: &Address, id: &str, body: &str, now: i64) -> PortResult<()>;
+    /// Binds a card to a ticket; a card bound before is moved (one ticket per card).
+    async fn bind_card(&self, b: &CardBindingRow) -> PortResult<()>;
+    /// All bundles by id.
+    async fn bundles(&self) -> PortResult<Vec<Bundle>>;
+    /// A card's binding.
+    async fn card_binding(&self, card_key: &[u8; 32]) -> PortResult<Option<CardBindingRow>>;
+    /// Creates an account: the traveler and its password login together, so a sign-up that
+    /// loses a race for its e-mail leaves no traveler behind. `false` if the e-mail is taken.
+    async fn create_account(&self, t: &Traveler, email: &str, hash: &str, now: i64) -> PortResult<bool>;
+    /// Records a new Checkout Session.
+    async fn create_payment(&self, session_id: &str, traveler: &Address, amount: i64, now: i64) -> PortResult<()>;
+    /// Opens a session.
+    async fn create_session(&self, token: &str, address: &Address, expires_at: i64) -> PortResult<()>;
+    /// Each operator's current (newest) timetable.
+    async fn current_timetables(&self) -> PortResult<Vec<TimetableRow>>;
+    /// Late runs per route, most first.
+    async fn delays_per_route(&self) -> PortResult<Vec<RouteDelays>>;
+    /// Ends a session.
+    async fn delete_session(&self, token: &str) -> PortResult<()>;
+    /// A device by key.
+    async fn device(&self, key: &[u8; 32]) -> PortResult<Option<DeviceRow>>;
+    /// The e-mail an account signs in with, if it has a password login.
+    async fn email_of(&self, address: &Address) -> PortResult<Option<String>>;
+    /// settlement still balances; top-up records are kept for accounting law
+    /// but no longer link to a name. The address is left revoked, so nobody
+    /// can sign in as it again.
+    async fn erase_personal_data(&self, address: &Address, did: &str, now: i64) -> PortResult<()>;
+    /// Everything Kippu holds about a traveler (GDPR article 15), as JSON.
+    async fn export_personal_data(&self, address: &Address, did: &str) -> PortResult<serde_json::Value>;
+    /// Remembers a webhook event id; false if it was seen before (a duplicate delivery).
+    async fn first_webhook_delivery(&self, event_id: &str, now: i64) -> PortResult<bool>;
+    /// Stores a new passkey; `false` if its credential id is taken.
+    async fn insert_passkey(&self, p: &PasskeyRow) -> PortResult<bool>;
+    /// All hosted issuers.
+    async fn issuers(&self) -> PortResult<Vec<IssuerRow>>;
+    /// When and why an account key was revoked, if it was.
+    async fn key_revocation(&self, address: &Address) -> PortResult<Option<(i64, String)>>;
+    /// The newest reconciliation: `(checked at, block, differences JSON)`.
+    async fn latest_reconciliation(&self) -> PortResult<Option<(i64, u64, String)>>;
+    /// Records the mint transaction of a payment.
+    async fn mark_minted(&self, session_id: &str, tx_hash: &str) -> PortResult<()>;
+    /// Moves a payment from `open` to `paid`; returns the payment only on the
+    /// first transition, so concurrent deliveries mint at most once.
+    async fn mark_paid(&self, session_id: &str) -> PortResult<Option<Payment>>;
+    /// Each bundle's part in one operator's revenue: its `LegSold` shares and the
+    /// refunds of those legs, by the bundle of the plan each leg was sold in.
+    async fn operator_bundles(&self, operator_id: u32) -> PortResult<Vec<BundleShare>>;
+    /// One operator's figures per UTC day: legs sold and their revenue, refunds,
+    /// vouchers redeemed and payouts from the ledger, rides from the taps.
+    async fn operator_daily(&self, operator_id: u32) -> PortResult<OperatorDaily>;
+    /// The events behind one of an operator's figures, in chain order: `limit` of them
+    /// from `offset` (all when `limit` is `None`), with the totals of all that match.
+    async fn operator_events(
+        &self,
+        operator_id: u32,
+        filter: &EventFilter,
+        offset: i64,
+        limit: Option<i64>,
+    ) -> PortResult<EventPage>;
+    /// Each operator's revenue share, legs sold, rides and vouchers redeemed,
+    /// straight from the ledger and read models.
+    async fn operator_report(&self) -> PortResult<Vec<OperatorReport>>;
+    /// The rides (taps) behind a rides figure, oldest first: `limit` from `offset`
+    /// (all when `None`), on one UTC day (days since the epoch) or all days.
+    async fn operator_rides(
+        &self,
+        operator_id: u32,
+        day: Option<i64>,
+        offset: i64,
+        limit: Option<i64>,
+    ) -> PortResult<RidePage>;
+    /// One operator's statement for a period: what it was owed at the start, what the
+    /// period booked by kind, and what it was owed at the end.
+    async fn operator_statement(&self, operator_id: u32, period: &Period) -> PortResult<Statement>;
+    /// All operators by id.
+    async fn operators(&self) -> PortResult<Vec<Operator>>;
+    /// A passkey by credential id.
+    async fn passkey(&self, credential_id: &[u8]) -> PortResult<Option<PasskeyRow>>;
+    /// Records a sign-in with a passkey: its new counter and flags.
+    async fn passkey_used(&self, credential_id: &[u8], dynamic_state: &[u8], now: i64) -> PortResult<()>;
+    /// An account's passkeys, oldest first.
+    async fn passkeys_of(&self, holder: &Address) -> PortResult<Vec<PasskeyRow>>;
+    /// The account and password hash for an e-mail.
+    async fn password_login(&self, email: &str) -> PortResult<Option<(Address, String)>>;
+    /// One payment.
+    async fn payment(&self, session_id: &str) -> PortResult<Option<Payment>>;
+    /// One period by id, if the ledger knows it.
+    async fn period(&self, period_id: u64) -> PortResult<Option<Period>>;
+    /// The clearing periods the ledger knows of, oldest first: every closed period
+    /// (one `PeriodClosed` each, also when nothing was owed), then the open one.
+    async fn periods(&self) -> PortResult<Vec<Period>>;
+    /// A plan with the transaction that bought it.
+    async fn plan_receipt(&self, plan_id: u64) -> PortResult<Option<PlanReceipt>>;
+    /// All products by id.
+    async fn products(&self) -> PortResult<Vec<Product>>;
+    /// What ticket `ticket_id` of `traveler` was refunded (`TicketRefunded`), if it was.
+    async fn refund_of(&self, ticket_id: u64, traveler: &Address) -> PortResult<Option<i64>>;
+    /// Revokes one of `holder`'s devices and ends every session of the account but
+    /// `keep_session` (the one revoking); `false`, changing nothing, if it has no such device.
+    /// A lost phone is usually still signed in: left so, it would just have a new key certified.
+    async fn revoke_device(&self, key: &[u8; 32], holder: &Address, now: i64, keep_session: &str) -> PortResult<bool>;
+    /// Revokes an issued credential; `false` if it was unknown or already revoked.
+    async fn revoke_issued(&self, issuer_slug: &str, id: &str, now: i64) -> PortResult<bool>;
+    /// Revokes an account key: it can no longer sign in or sign passes, and its sessions end.
+    async fn revoke_key(&self, address: &Address, reason: &str, now: i64) -> PortResult<()>;
+    /// Status indices an issuer has revoked: its status list's set bits.
+    async fn revoked_indices(&self, issuer_slug: &str) -> PortResult<Vec<u64>>;
+    /// Stores a newly accepted timetable as the operator's next version; returns the version.
+    async fn save_timetable(&self, slug: &str, summary: &str, feed_b64: &str, now: i64) -> PortResult<i64>;
+    /// The address behind a live session token.
+    async fn session(&self, token: &str, now: i64) -> PortResult<Option<Address>>;
+    /// Taps of one ticket, newest first.
+    async fn taps_of_ticket(&self, ticket_id: u64) -> PortResult<Vec<TapRow>>;
+    /// One ticket.
+    async fn ticket(&self, id: u64) -> PortResult<Option<TicketRow>>;
+    /// Tickets held by a traveler, newest first.
+    async fn tickets_of(&self, holder: &Address) -> PortResult<Vec<TicketRow>>;
+    /// One traveler by address.
+    async fn traveler(&self, address: &Address) -> PortResult<Option<Traveler>>;
+    /// All travelers.
+    async fn travelers(&self) -> PortResult<Vec<Traveler>>;
+    /// The whole trust list as (issuer DID, concession) pairs.
+    async fn trust_list(&self) -> PortResult<Vec<(String, String)>>;
+    /// Removes a card's binding if `holder` made it; returns whether one was removed.
+    async fn unbind_card(&self, card_key: &[u8; 32], holder: &Address) -> PortResult<bool>;
+    /// Inserts or updates an operator.
+    async fn upsert_operator(&self, o: &Operator) -> PortResult<()>;
+    /// One voucher by id.
+    async fn voucher(&self, id: u64) -> PortResult<Option<VoucherRow>>;
+    /// Vouchers issued and redeemed, per operator they are redeemable at.
+    async fn voucher_stats(&self) -> PortResult<Vec<VoucherStats>>;
+    /// Vouchers of a traveler, newest first.
+    async fn vouchers_of(&self, holder: &Address) -> PortResult<Vec<VoucherRow>>;
+    /// A traveler's wallet.
+    async fn wallet(&self, holder: &Address) -> PortResult<Vec<WalletCredential>>;
+}
+
+/// The chain: reads and the transactions the application sends (kippu-chain implements it).
+#[async_trait]
+pub trait Chain: Send + Sync {
+    /// The chain id passes, DIDs and EIP-712 domains name.
+    fn chain_id(&self) -> u64;
+    /// FARE held by `who` (minor units).
+    async fn fare_balance(&self, who: Address) -> ChainResult<u128>;
+    /// FARE held in settlement escrow.
+    async fn escrow_balance(&self) -> ChainResult<u128>;
+    /// Mints FARE for a card payment, once per `payment_ref`.
+    async fn mint_fare(&self, to: Address, amount: u128, payment_ref: B256) -> ChainResult<B256>;
+    /// Whether a payment's FARE was minted.
+    async fn payment_minted(&self, payment_ref: B256) -> ChainResult<bool>;
+    /// A bundle's price and each leg's share.
+    async fn quote(&self, bundle_id: u32) -> ChainResult<(u128, Vec<u128>)>;
+    /// A bundle's price after a concession discount.
+    async fn quote_with_concession(&self, bundle_id: u32, concession_bps: u16) -> ChainResult<u128>;
+    /// Buys a bundle for `traveler`, who signs the FARE permit; the relayer pays the gas.
+    /// Returns the plan id and the transaction.
+    async fn buy_with_permit(
+        &self,
+        traveler: &alloy_signer_local::PrivateKeySigner,
+        bundle_id: u32,
+        max_price: u128,
+        valid_from: u64,
+    ) -> ChainResult<(u64, B256)>;
+    /// As [`Chain::buy_with_permit`], at a concession price the attestor vouches for.
+    #[allow(clippy::too_many_arguments)]
+    async fn buy_with_permit_and_concession(
+        &self,
+        traveler: &alloy_signer_local::PrivateKeySigner,
+        attestor: &alloy_signer_local::PrivateKeySigner,
+        bundle_id: u32,
+        max_price: u128,
+        valid_from: u64,
+        kind: u8,
+        discount_bps: u16,
+    ) -> ChainResult<(u64, B256)>;
+    /// The refund still available for a ticket, and until when.
+    async fn refundable(&self, ticket_id: u64) -> ChainResult<(u128, u64)>;
+    /// Refunds an unused ticket (relayed); returns the amount.
+    async fn refund(&self, ticket_id: u64) -> ChainResult<u128>;
+    /// Redeems a voucher at an operator.
+    async fn redeem_voucher(&self, voucher_id: u64, operator_id: u32) -> ChainResult<B256>;
+}
+
+/// The time, so rules and tests agree on "now".
+pub trait Clock: Send + Sync {
+    /// Unix seconds.
+    fn now(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    }
+}
