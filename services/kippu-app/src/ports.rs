@@ -28,6 +28,11 @@ pub enum ChainFailure {
     /// The contract refused the call (a decoded custom error).
     #[error("{0}")]
     Rejected(ContractRejection),
+    /// The contract reverted with data no Kippu contract's error names (a panic, a bare
+    /// revert): still a refusal, said in the contract's own words.
+    /// Holds the revert data as the adapter describes it (a `require` message, a panic code).
+    #[error("contract reverted: {0}")]
+    Reverted(String),
     /// The node could not be reached, the transaction failed or timed out, or a reply made no sense.
     #[error("chain unavailable: {0}")]
     Unavailable(String),
@@ -39,6 +44,27 @@ pub type ChainResult<T> = Result<T, ChainFailure>;
 /// The database: what the application reads and writes (kippu-store implements it).
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// Current service alerts as stored JSON bodies, by id.
+    async fn alerts(&self) -> PortResult<Vec<String>>;
+    /// The cards an account bound, newest first.
+    async fn cards_of(&self, holder: &Address) -> PortResult<Vec<CardBindingRow>>;
+    /// Claims per reason and outcome: `(reason, status, count)`.
+    async fn claim_counts(&self) -> PortResult<Vec<(String, String, i64)>>;
+    /// Every insured product's terms, by product id.
+    async fn cover_terms(&self) -> PortResult<Vec<CoverTerms>>;
+    /// An account's devices, newest first.
+    async fn devices_of(&self, holder: &Address) -> PortResult<Vec<DeviceRow>>;
+    /// All registered gates.
+    async fn gates(&self) -> PortResult<Vec<GateRow>>;
+    /// An issuer's register, newest first.
+    async fn issued_by(&self, issuer_slug: &str) -> PortResult<Vec<IssuedCredential>>;
+    /// Records an issued credential at a free, randomly drawn status index.
+    /// Returns the index.
+    async fn record_issued(&self, c: &IssuedCredential, list_len: i64) -> PortResult<i64>;
+    /// Records (or re-certifies) a device.
+    async fn upsert_device(&self, d: &DeviceRow) -> PortResult<()>;
+    /// Adds a traveler, or refreshes its name and key if the address exists.
+    async fn upsert_traveler(&self, t: &Traveler) -> PortResult<()>;
     /// Puts a credential in a traveler's wallet (replacing a copy with the same id).
     async fn add_to_wallet(&self, holder: &Address, id: &str, body: &str, now: i64) -> PortResult<()>;
     /// Binds a card to a ticket; a card bound before is moved (one ticket per card).
@@ -238,4 +264,38 @@ impl Clock for SystemClock {
     fn now(&self) -> i64 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
     }
+}
+
+/// A card payment page to open for a traveler (Stripe Checkout in production).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutRequest {
+    /// Whom to credit when the payment completes.
+    pub traveler: Address,
+    /// Amount to charge in minor units (cents).
+    pub amount_minor: i64,
+    /// Where the provider sends the browser after payment (may hold `{CHECKOUT_SESSION_ID}`).
+    pub success_url: String,
+    /// Where the provider sends the browser if the traveler backs out.
+    pub cancel_url: String,
+}
+
+/// An opened payment page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutPage {
+    /// The provider's session id (`cs_…`), the payment's reference.
+    pub id: String,
+    /// Where to send the traveler.
+    pub url: String,
+}
+
+/// Why a payment page could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("payment provider: {0}")]
+pub struct PaymentFailure(pub String);
+
+/// The card payment provider (kippu-payments implements it over Stripe Checkout).
+#[async_trait]
+pub trait Payments: Send + Sync {
+    /// Opens a hosted payment page.
+    async fn open_checkout(&self, req: &CheckoutRequest) -> Result<CheckoutPage, PaymentFailure>;
 }

@@ -12,6 +12,7 @@ use crate::{Chain, ChainError};
 fn failure(e: ChainError) -> ChainFailure {
     match e {
         ChainError::Rejected(r) => ChainFailure::Rejected(r),
+        ChainError::Reverted { data } => ChainFailure::Reverted(crate::rejection::describe_undecoded(&data)),
         other => ChainFailure::Unavailable(other.to_string()),
     }
 }

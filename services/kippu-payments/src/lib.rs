@@ -16,6 +16,7 @@ mod config;
 mod error;
 #[cfg(feature = "fake")]
 pub mod fake;
+mod port;
 mod webhook;
 
 pub use checkout::{Checkout, CheckoutSession, TopUpRequest};

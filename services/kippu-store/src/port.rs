@@ -16,6 +16,46 @@ fn port(e: StoreError) -> PortError {
 
 #[async_trait]
 impl kippu_app::ports::Store for Store {
+    async fn alerts(&self) -> PortResult<Vec<String>> {
+        Store::alerts(self).await.map_err(port)
+    }
+
+    async fn cards_of(&self, holder: &Address) -> PortResult<Vec<CardBindingRow>> {
+        Store::cards_of(self, holder).await.map_err(port)
+    }
+
+    async fn claim_counts(&self) -> PortResult<Vec<(String, String, i64)>> {
+        Store::claim_counts(self).await.map_err(port)
+    }
+
+    async fn cover_terms(&self) -> PortResult<Vec<CoverTerms>> {
+        Store::cover_terms(self).await.map_err(port)
+    }
+
+    async fn devices_of(&self, holder: &Address) -> PortResult<Vec<DeviceRow>> {
+        Store::devices_of(self, holder).await.map_err(port)
+    }
+
+    async fn gates(&self) -> PortResult<Vec<GateRow>> {
+        Store::gates(self).await.map_err(port)
+    }
+
+    async fn issued_by(&self, issuer_slug: &str) -> PortResult<Vec<IssuedCredential>> {
+        Store::issued_by(self, issuer_slug).await.map_err(port)
+    }
+
+    async fn record_issued(&self, c: &IssuedCredential, list_len: i64) -> PortResult<i64> {
+        Store::record_issued(self, c, list_len).await.map_err(port)
+    }
+
+    async fn upsert_device(&self, d: &DeviceRow) -> PortResult<()> {
+        Store::upsert_device(self, d).await.map_err(port)
+    }
+
+    async fn upsert_traveler(&self, t: &Traveler) -> PortResult<()> {
+        Store::upsert_traveler(self, t).await.map_err(port)
+    }
+
     async fn add_to_wallet(&self, holder: &Address, id: &str, body: &str, now: i64) -> PortResult<()> {
         Store::add_to_wallet(self, holder, id, body, now).await.map_err(port)
     }

@@ -23,8 +23,8 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use axum_extra::extract::cookie::CookieJar;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use kippu_domain::model::{DeviceRow, Traveler as TravelerRow};
 use kippu_identity::did_pkh;
-use kippu_store::{DeviceRow, Traveler as TravelerRow};
 
 use crate::i18n::{t, tf};
 use crate::pages::custodial_signer;
@@ -217,7 +217,7 @@ pub(crate) async fn signup_page(State(s): State<AppState>) -> Result<Html<String
 }
 
 fn chain(s: &AppState) -> u64 {
-    s.chain.deployment().chain_id
+    s.chain.chain_id()
 }
 
 #[derive(serde::Deserialize)]

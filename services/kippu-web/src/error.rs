@@ -63,20 +63,20 @@ pub(crate) fn busy_json(message: &str, retry_after_secs: u64) -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, retry_after(retry_after_secs), body).into_response()
 }
 
-impl From<kippu_store::StoreError> for AppError {
-    fn from(e: kippu_store::StoreError) -> Self {
+impl From<kippu_app::PortError> for AppError {
+    fn from(e: kippu_app::PortError) -> Self {
         Self::Internal(e.to_string())
     }
 }
 
-impl From<kippu_chain::ChainError> for AppError {
-    fn from(e: kippu_chain::ChainError) -> Self {
-        use kippu_chain::ChainError;
+impl From<kippu_app::ChainFailure> for AppError {
+    fn from(e: kippu_app::ChainFailure) -> Self {
+        use kippu_app::ChainFailure;
         match e {
-            ChainError::Rejected(r) => Self::Refused(explain_rejection(&r)),
+            ChainFailure::Rejected(r) => Self::Refused(explain_rejection(&r)),
             // A revert no Kippu contract's error names (a panic, a bare revert): still the
             // contract's refusal, said in its own words.
-            e @ ChainError::Reverted { .. } => Self::Refused(crate::i18n::tf("revert.other", e)),
+            e @ ChainFailure::Reverted(_) => Self::Refused(crate::i18n::tf("revert.other", e)),
             other => Self::Internal(other.to_string()),
         }
     }
@@ -93,10 +93,10 @@ impl From<askama::Error> for AppError {
 /// can run into have their own text; the rest are Kippu's or an operator's to fix, and
 /// name the contract's error after a generic sentence, which is enough to report it.
 ///
-/// [`ContractRejection`]: kippu_chain::ContractRejection
-fn explain_rejection(r: &kippu_chain::ContractRejection) -> String {
+/// [`ContractRejection`]: kippu_domain::ContractRejection
+fn explain_rejection(r: &kippu_domain::ContractRejection) -> String {
     use crate::i18n::{t, tf};
-    use kippu_chain::ContractRejection as R;
+    use kippu_domain::ContractRejection as R;
     match r {
         R::InsufficientBalance { .. } | R::InsufficientAllowance { .. } => t("revert.balance").into(),
         R::PriceAboveMax { .. } => t("revert.price").into(),
@@ -162,7 +162,8 @@ impl IntoResponse for AppError {
 
 #[cfg(test)]
 mod tests {
-    use kippu_chain::{ChainError, ContractRejection as R};
+    use kippu_app::ChainFailure as ChainError;
+    use kippu_domain::ContractRejection as R;
 
     use super::AppError;
     use crate::i18n::t;
@@ -184,12 +185,12 @@ mod tests {
         // the rest say which error it was, for the traveler to report
         let other = refused(ChainError::Rejected(R::UnknownPolicy { policy: 9 }));
         assert!(other.starts_with("The ticketing contract refused: UnknownPolicy"), "{other}");
-        let undecoded = refused(ChainError::Reverted { data: vec![0xde, 0xad, 0xbe, 0xef].into() });
+        let undecoded = refused(ChainError::Reverted("undecoded revert data 0xdeadbeef".into()));
         assert!(undecoded.ends_with("undecoded revert data 0xdeadbeef"), "{undecoded}");
     }
 
     #[test]
     fn a_node_failure_is_internal() {
-        assert!(matches!(AppError::from(ChainError::Rpc("connection refused".into())), AppError::Internal(_)));
+        assert!(matches!(AppError::from(ChainError::Unavailable("connection refused".into())), AppError::Internal(_)));
     }
 }

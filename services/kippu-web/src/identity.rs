@@ -18,8 +18,8 @@ use kippu_credentials::{
     did_web, Concession, CredentialError, Credentials, IssuerKey, NewConcession, StatusEntry, StatusSource, TrustList,
     VerifiedConcession, STATUS_LIST_LEN,
 };
+use kippu_domain::model::{IssuedCredential, IssuerRow};
 use kippu_identity::{did_pkh, Keystore};
-use kippu_store::{IssuedCredential, IssuerRow};
 use serde_json::{json, Value};
 
 use crate::portal::Staff;
@@ -154,7 +154,7 @@ async fn verify_one(s: &AppState, trust: &TrustList, vc: &Value) -> Result<Verif
 pub(crate) async fn best_concession(s: &AppState, me: Address) -> Result<Option<(Concession, u16, Value)>, AppError> {
     let trust = trust_list(s).await?;
     let mut best: Option<(Concession, u16, Value)> = None;
-    let did = did_pkh(s.chain.deployment().chain_id, me);
+    let did = did_pkh(s.chain.chain_id(), me);
     for w in s.store.wallet(&me).await? {
         let Ok(vc) = serde_json::from_str::<Value>(&w.body) else { continue };
         let Ok(ok) = verify_one(s, &trust, &vc).await else { continue };
@@ -177,7 +177,7 @@ pub(crate) async fn present_and_verify(
     signer: &PrivateKeySigner,
     vc: &Value,
 ) -> Result<VerifiedConcession, AppError> {
-    let did = did_pkh(s.chain.deployment().chain_id, signer.address());
+    let did = did_pkh(s.chain.chain_id(), signer.address());
     let domain = s.identity.authority.clone();
     let now_s = now() as u64;
     let challenge = s.presentation_challenges.issue(&domain, now_s)?;
@@ -299,13 +299,7 @@ async fn wallet_page(s: &AppState, me: Address, notice: Option<String>, error: O
             },
         });
     }
-    html(WalletPage {
-        did: did_pkh(s.chain.deployment().chain_id, me),
-        credentials,
-        notice,
-        error,
-        chain_id: s.chain.deployment().chain_id,
-    })
+    html(WalletPage { did: did_pkh(s.chain.chain_id(), me), credentials, notice, error, chain_id: s.chain.chain_id() })
 }
 
 /// Why a credential in the wallet does not hold, in the page's language.
@@ -361,7 +355,7 @@ pub(crate) async fn wallet_import(
     let trust = trust_list(&s).await?;
     match verify_one(&s, &trust, &vc).await {
         Err(e) => refuse(crate::i18n::tf("cred.not_added", credential_state(&e))).await,
-        Ok(ok) if ok.subject != did_pkh(s.chain.deployment().chain_id, me) => {
+        Ok(ok) if ok.subject != did_pkh(s.chain.chain_id(), me) => {
             refuse(crate::i18n::tf("cred.not_yours", &ok.subject)).await
         }
         Ok(ok) => {
@@ -443,7 +437,7 @@ async fn issuer_page(s: &AppState, slug: &str, notice: Option<String>, error: Op
         default_until: day(now() + 365 * 86_400),
         notice,
         error,
-        chain_id: s.chain.deployment().chain_id,
+        chain_id: s.chain.chain_id(),
     })
 }
 
@@ -578,7 +572,7 @@ pub(crate) async fn revoke(
 
 /// Everything Kippu holds about the traveler, as a JSON download (GDPR art. 15).
 pub(crate) async fn export(State(s): State<AppState>, Traveler(me): Traveler) -> Result<Response, AppError> {
-    let did = did_pkh(s.chain.deployment().chain_id, me);
+    let did = did_pkh(s.chain.chain_id(), me);
     let data = s.store.export_personal_data(&me, &did).await?;
     let body = serde_json::to_string_pretty(&data).map_err(|e| AppError::Internal(e.to_string()))?;
     Ok((
@@ -606,7 +600,7 @@ pub(crate) async fn erase(
     if f.confirm.as_deref() != Some("erase") {
         return Err(AppError::BadRequest(crate::i18n::t("data.err.erase_confirm").into()));
     }
-    let did = did_pkh(s.chain.deployment().chain_id, me);
+    let did = did_pkh(s.chain.chain_id(), me);
     s.store.erase_personal_data(&me, &did, now()).await?;
     s.platform.key_revoked(me).await;
     tracing::info!(address = %me, "personal data erased at the traveler's request");
@@ -687,10 +681,10 @@ pub(crate) async fn wallet_signin(
 ) -> Result<Response, AppError> {
     let did = kippu_identity::normalize_did_pkh(f.did.trim()).map_err(|e| AppError::BadRequest(e.to_string()))?;
     let (chain_id, address) = kippu_identity::parse_did_pkh(&did).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    if chain_id != s.chain.deployment().chain_id {
+    if chain_id != s.chain.chain_id() {
         return Err(AppError::BadRequest(format!(
             "This DID is on chain {chain_id}; Kippu runs on chain {}.",
-            s.chain.deployment().chain_id
+            s.chain.chain_id()
         )));
     }
     let now_s = now() as u64;
@@ -706,7 +700,7 @@ pub(crate) async fn wallet_signin(
     if s.store.traveler(&address).await?.is_none() {
         let short = format!("{address:#x}");
         s.store
-            .upsert_traveler(&kippu_store::Traveler {
+            .upsert_traveler(&kippu_domain::model::Traveler {
                 address,
                 did: did.clone(),
                 display_name: format!("Wallet {}…{}", &short[..6], &short[short.len() - 4..]),

@@ -27,10 +27,7 @@ use async_trait::async_trait;
 use axum::http::header::{self, CONTENT_TYPE};
 use axum::routing::{get, post};
 use axum::Router;
-use kippu_chain::Chain;
 use kippu_identity::{ChallengeBook, Keystore};
-use kippu_payments::Checkout;
-use kippu_store::Store;
 
 pub use accounts::LoginLimits;
 #[cfg(feature = "dev")]
@@ -113,9 +110,9 @@ pub struct AppState {
 /// What [`AppState`] holds.
 pub struct Inner {
     /// Database.
-    pub store: Store,
+    pub store: Arc<dyn kippu_app::ports::Store>,
     /// Chain adapter.
-    pub chain: Chain,
+    pub chain: Arc<dyn kippu_app::ports::Chain>,
     /// Custodial keys.
     pub keystore: Keystore,
     /// Pending sign-in challenges (wallet sign-in).
@@ -124,8 +121,8 @@ pub struct Inner {
     /// presented at purchase): a book of their own, so a flood of one kind cannot lock
     /// travelers out of the other.
     pub presentation_challenges: ChallengeBook,
-    /// Stripe Checkout client.
-    pub checkout: Checkout,
+    /// The card payment provider (Stripe Checkout).
+    pub checkout: Arc<dyn kippu_app::ports::Payments>,
     /// Stripe webhook signing secret.
     pub webhook_secret: String,
     /// Base URL travelers reach the app at (for Stripe's redirect URLs).

@@ -11,9 +11,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use axum_extra::extract::cookie::CookieJar;
+use kippu_domain::model::{Operator, Product, TicketRow};
 use kippu_domain::money::format_fare;
 use kippu_identity::{did_pkh, SealedKey};
-use kippu_store::{Operator, Product, TicketRow};
 
 use crate::portal::Staff;
 use crate::session::{now, MaybeTraveler, Traveler, COOKIE};
@@ -61,13 +61,7 @@ pub(crate) async fn signin_with(s: &AppState, error: Option<String>, email: Stri
     let travelers = crate::dev::demo_travelers(s).await?;
     #[cfg(not(feature = "dev"))]
     let travelers = Vec::new();
-    html(SigninPage {
-        travelers,
-        error,
-        email,
-        passkeys: s.passkeys.available(),
-        chain_id: s.chain.deployment().chain_id,
-    })
+    html(SigninPage { travelers, error, email, passkeys: s.passkeys.available(), chain_id: s.chain.chain_id() })
 }
 
 pub(crate) async fn signout(State(s): State<AppState>, jar: CookieJar) -> Result<Response, AppError> {
@@ -119,7 +113,7 @@ pub(crate) fn concession_name(kind: &str) -> String {
 }
 
 /// How a voucher stands, in words.
-fn voucher_state(v: &kippu_store::VoucherRow) -> String {
+fn voucher_state(v: &kippu_domain::model::VoucherRow) -> String {
     match v.redeemed_by {
         Some(_) => crate::i18n::t("voucher.redeemed").into(),
         None if v.expiry < now() => crate::i18n::t("voucher.expired").into(),
@@ -224,7 +218,7 @@ pub(crate) async fn receipt(State(s): State<AppState>, Traveler(me): Traveler, P
                 (ticket, cat.product_name(product), cat.operator(operator), format_fare(i128::from(share)))
             })
             .collect(),
-        chain_id: s.chain.deployment().chain_id,
+        chain_id: s.chain.chain_id(),
     })
 }
 
@@ -285,7 +279,7 @@ pub(crate) async fn home(State(s): State<AppState>, MaybeTraveler(me): MaybeTrav
         tickets,
         vouchers,
         alerts,
-        chain_id: s.chain.deployment().chain_id,
+        chain_id: s.chain.chain_id(),
     })?
     .into_response())
 }
@@ -354,7 +348,7 @@ pub(crate) async fn api_me(
         .collect();
     Ok(Json(serde_json::json!({
         "address": format!("{me:#x}"),
-        "did": did_pkh(s.chain.deployment().chain_id, me),
+        "did": did_pkh(s.chain.chain_id(), me),
         "balance": balance as u64,
         "tickets": tickets,
         "vouchers": vouchers,
@@ -415,13 +409,7 @@ async fn plans_with(s: &AppState, me: Address, error: Option<String>) -> Page {
     let concession = concession.map(|(c, bps, _)| {
         crate::i18n::tn2("plans.concession_kind", "kind", concession_name(c.as_str()), "pct", bps / 100)
     });
-    html(PlansPage {
-        bundles,
-        concession,
-        balance: format_fare(balance as i128),
-        error,
-        chain_id: s.chain.deployment().chain_id,
-    })
+    html(PlansPage { bundles, concession, balance: format_fare(balance as i128), error, chain_id: s.chain.chain_id() })
 }
 
 pub(crate) async fn plans(State(s): State<AppState>, Traveler(me): Traveler) -> Page {
@@ -438,7 +426,7 @@ pub(crate) async fn buy(
     let signer = custodial_signer(&s, me, "buy from their wallet").await?;
     let (list_price, _) = match s.chain.quote(bundle_id).await {
         Ok(q) => q,
-        Err(kippu_chain::ChainError::Rejected(kippu_chain::ContractRejection::UnknownBundle { .. })) => {
+        Err(kippu_app::ChainFailure::Rejected(kippu_domain::ContractRejection::UnknownBundle { .. })) => {
             return Err(AppError::NotFound(crate::i18n::t("plans.err.not_on_sale").into()))
         }
         Err(e) => return Err(e.into()),
@@ -515,7 +503,7 @@ pub(crate) async fn tickets(
         }
         _ => None,
     };
-    html(TicketsPage { tickets, notice, bought, chain_id: s.chain.deployment().chain_id })
+    html(TicketsPage { tickets, notice, bought, chain_id: s.chain.chain_id() })
 }
 
 async fn own_ticket(s: &AppState, me: Address, id: u64) -> Result<TicketRow, AppError> {
@@ -572,7 +560,7 @@ async fn pass_page_with(s: &AppState, me: Address, id: u64, card_error: Option<S
         operator: v.operator,
         rides: v.rides,
         gates,
-        chain_id: s.chain.deployment().chain_id,
+        chain_id: s.chain.chain_id(),
         account: format!("{me:#x}"),
         cards: s
             .store
@@ -650,9 +638,15 @@ pub(crate) async fn bind_card(
         }
     }
     let signer = custodial_signer(&s, me, "link cards with their wallet").await?;
-    let digest = kippu_domain::card::binding_digest(s.chain.deployment().chain_id, &card_key, t.id);
+    let digest = kippu_domain::card::binding_digest(s.chain.chain_id(), &card_key, t.id);
     let sig = signer.sign_hash_sync(&digest).map_err(|e| AppError::Internal(e.to_string()))?.as_bytes().to_vec();
-    let row = kippu_store::CardBindingRow { card_key, ticket_id: t.id, holder: me, sig: sig.clone(), bound_at: now() };
+    let row = kippu_domain::model::CardBindingRow {
+        card_key,
+        ticket_id: t.id,
+        holder: me,
+        sig: sig.clone(),
+        bound_at: now(),
+    };
     s.store.bind_card(&row).await?;
     s.platform.card_bound(card_key, t.id, sig).await;
     tracing::info!(ticket = t.id, "card bound");
@@ -713,7 +707,7 @@ pub(crate) async fn gates(_staff: Staff, State(s): State<AppState>) -> Page {
         .into_iter()
         .map(|g| GateView { key: g.key, station: g.station, state: g.state, last: g.last, did: g.did })
         .collect();
-    html(GatesPage { gates, chain_id: s.chain.deployment().chain_id })
+    html(GatesPage { gates, chain_id: s.chain.chain_id() })
 }
 
 pub(crate) struct ReportRowView {
@@ -782,13 +776,7 @@ pub(crate) async fn report(_staff: Staff, State(s): State<AppState>) -> Page {
         })
         .collect();
     let reconciled = reconciliation(&s).await?;
-    html(ReportPage {
-        rows,
-        chart,
-        escrow: format_fare(escrow as i128),
-        reconciled,
-        chain_id: s.chain.deployment().chain_id,
-    })
+    html(ReportPage { rows, chart, escrow: format_fare(escrow as i128), reconciled, chain_id: s.chain.chain_id() })
 }
 
 #[derive(Template)]
@@ -796,7 +784,7 @@ pub(crate) async fn report(_staff: Staff, State(s): State<AppState>) -> Page {
 struct InsurancePage {
     delays_chart: String,
     vouchers_chart: String,
-    routes: Vec<kippu_store::RouteDelays>,
+    routes: Vec<kippu_domain::model::RouteDelays>,
     vouchers: Vec<(String, i64, String, i64, String)>,
     terms: Vec<TermsView>,
     claims: Vec<(String, String, i64)>,
@@ -915,7 +903,7 @@ pub(crate) async fn insurance(_staff: Staff, State(s): State<AppState>) -> Page 
         terms,
         claims,
         alerts,
-        chain_id: s.chain.deployment().chain_id,
+        chain_id: s.chain.chain_id(),
     })
 }
 
@@ -929,7 +917,7 @@ struct VoucherPage {
     chain_id: u64,
 }
 
-async fn own_voucher(s: &AppState, me: Address, id: u64) -> Result<kippu_store::VoucherRow, AppError> {
+async fn own_voucher(s: &AppState, me: Address, id: u64) -> Result<kippu_domain::model::VoucherRow, AppError> {
     match s.store.voucher(id).await? {
         Some(v) if v.holder == me => Ok(v),
         _ => Err(AppError::NotFound(crate::i18n::tf("voucher.not_yours", id))),
@@ -945,7 +933,7 @@ pub(crate) async fn voucher_page(State(s): State<AppState>, Traveler(me): Travel
         value: format_fare(i128::from(v.value)),
         operator: cat.operator(v.operator_id),
         state: voucher_state(&v),
-        chain_id: s.chain.deployment().chain_id,
+        chain_id: s.chain.chain_id(),
     })
 }
 
@@ -1016,7 +1004,7 @@ pub(crate) async fn redeem_voucher(
                 .into_response())
         }
         // The chain is the authority: a redemption that raced another one loses there.
-        Err(kippu_chain::ChainError::Rejected(kippu_chain::ContractRejection::UnknownVoucher { .. })) => {
+        Err(kippu_app::ChainFailure::Rejected(kippu_domain::ContractRejection::UnknownVoucher { .. })) => {
             deny(RedeemDeny::AlreadyRedeemed)
         }
         Err(e) => Err(e.into()),

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use kippu_domain::money::{format_fare, parse_fare};
-use kippu_payments::{verify_webhook, TopUpRequest, CHECKOUT_SESSION_COMPLETED, DEFAULT_TOLERANCE_SECS};
+use kippu_payments::{verify_webhook, CHECKOUT_SESSION_COMPLETED, DEFAULT_TOLERANCE_SECS};
 
 use crate::session::{now, Traveler};
 use crate::{AppError, AppState};
@@ -31,7 +31,7 @@ struct TopupPage {
 }
 
 pub(crate) async fn topup_page(State(s): State<AppState>, Traveler(_): Traveler) -> Result<Html<String>, AppError> {
-    Ok(Html(TopupPage { error: None, chain_id: s.chain.deployment().chain_id }.render()?))
+    Ok(Html(TopupPage { error: None, chain_id: s.chain.chain_id() }.render()?))
 }
 
 #[derive(serde::Deserialize)]
@@ -54,17 +54,17 @@ pub(crate) async fn topup(
                 "max",
                 format_fare(i128::from(MAX_TOPUP)),
             ));
-            let page = TopupPage { error, chain_id: s.chain.deployment().chain_id }.render()?;
+            let page = TopupPage { error, chain_id: s.chain.chain_id() }.render()?;
             return Ok((StatusCode::BAD_REQUEST, Html(page)).into_response());
         }
     };
-    let req = TopUpRequest {
-        traveler: format!("{me:#x}"),
+    let req = kippu_app::ports::CheckoutRequest {
+        traveler: me,
         amount_minor: amount,
         success_url: format!("{}/topup/done?session_id={{CHECKOUT_SESSION_ID}}", s.public_url),
         cancel_url: format!("{}/topup", s.public_url),
     };
-    let session = s.checkout.create_session(&req).await.map_err(|e| AppError::Internal(format!("stripe: {e}")))?;
+    let session = s.checkout.open_checkout(&req).await.map_err(|e| AppError::Internal(format!("stripe: {e}")))?;
     s.store.create_payment(&session.id, &me, amount, now()).await?;
     Ok(Redirect::to(&session.url).into_response())
 }
@@ -106,7 +106,7 @@ pub(crate) async fn topup_done(
             message,
             balance: format_fare(balance as i128),
             done,
-            chain_id: s.chain.deployment().chain_id,
+            chain_id: s.chain.chain_id(),
         }
         .render()?,
     ))
@@ -166,7 +166,7 @@ async fn mint_for(
     let tx = match s.chain.mint_fare(p.traveler, p.amount as u128, payment_ref).await {
         Ok(tx) => format!("{tx:#x}"),
         // minted by an earlier delivery of this webhook whose bookkeeping did not finish
-        Err(kippu_chain::ChainError::Rejected(kippu_chain::ContractRejection::PaymentAlreadyMinted { .. })) => {
+        Err(kippu_app::ChainFailure::Rejected(kippu_domain::ContractRejection::PaymentAlreadyMinted { .. })) => {
             "already-minted".into()
         }
         Err(e) => return Err(internal(e.to_string())),

@@ -184,7 +184,7 @@ pub(crate) async fn signin_page(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Html<String>, AppError> {
-    let page = SigninPage { next: safe_next(q.get("next")), error: None, chain_id: s.chain.deployment().chain_id };
+    let page = SigninPage { next: safe_next(q.get("next")), error: None, chain_id: s.chain.chain_id() };
     Ok(Html(page.render()?))
 }
 
@@ -204,7 +204,7 @@ pub(crate) async fn signin(
         // A fixed pause per wrong attempt bounds guessing to one try per second per connection.
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         tracing::warn!("issuer portal: wrong password");
-        let page = SigninPage { next, error: Some("Wrong password.".into()), chain_id: s.chain.deployment().chain_id };
+        let page = SigninPage { next, error: Some("Wrong password.".into()), chain_id: s.chain.chain_id() };
         return Ok((StatusCode::UNAUTHORIZED, Html(page.render()?)).into_response());
     }
     let cookie = Cookie::build((COOKIE, s.identity.portal.open()))

@@ -13,11 +13,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use kippu_domain::money::format_fare;
-use kippu_store::{
+use kippu_domain::model::{
     BundleShare, EventFilter, EventPage, Operator, OperatorDay, OperatorEvent, Period, RideRow, Statement, DAY_SECS,
     OPERATOR_EVENT_KINDS,
 };
+use kippu_domain::money::format_fare;
 use serde_json::{json, Value};
 
 use crate::chart::{self, Column};
@@ -186,7 +186,7 @@ fn operator_json(op: &Operator) -> Value {
         "name": op.name,
         "kind": op.kind,
         "payee": format!("{:#x}", op.payee),
-        "account": kippu_store::operator_account(op.id),
+        "account": kippu_domain::model::operator_account(op.id),
     })
 }
 
@@ -739,7 +739,7 @@ async fn report_as(
                 bundles,
                 periods,
                 reconciles,
-                chain_id: s.chain.deployment().chain_id,
+                chain_id: s.chain.chain_id(),
             })
         }
     }
@@ -979,7 +979,7 @@ async fn events_as(
         Format::Html => {
             let pages = pages_of(found.total_count);
             html_response(EventsPage {
-                account: kippu_store::operator_account(op.id),
+                account: kippu_domain::model::operator_account(op.id),
                 filter: filter_text,
                 rows: found.events.iter().map(EventView::of).collect(),
                 total_count: found.total_count,
@@ -992,7 +992,7 @@ async fn events_as(
                 csv: with("/events.csv", ""),
                 json: with("/events.json", ""),
                 op,
-                chain_id: s.chain.deployment().chain_id,
+                chain_id: s.chain.chain_id(),
             })
         }
     }
@@ -1136,7 +1136,7 @@ async fn rides_as(
                 csv: with("/rides.csv", ""),
                 json: with("/rides.json", ""),
                 op,
-                chain_id: s.chain.deployment().chain_id,
+                chain_id: s.chain.chain_id(),
             })
         }
     }
@@ -1293,7 +1293,7 @@ pub(crate) async fn statement(
             check += &format!(" − {} = {}", fare(st.payouts), fare(st.computed_closing()));
             html_response(StatementPage {
                 payee: format!("{:#x}", op.payee),
-                account: kippu_store::operator_account(op.id),
+                account: kippu_domain::model::operator_account(op.id),
                 period_id,
                 closed: period.closed(),
                 span: period_span(&period),
@@ -1309,7 +1309,7 @@ pub(crate) async fn statement(
                 json: format!("{}?format=json", links.statement(period_id)),
                 generated: fmt_time(Some(crate::session::now())),
                 op,
-                chain_id: s.chain.deployment().chain_id,
+                chain_id: s.chain.chain_id(),
             })
         }
     }

@@ -97,7 +97,7 @@ fn deployment() -> kippu_chain::Deployment {
 }
 
 /// A scratch SQLite file, removed (with its journal files) when dropped.
-pub(crate) struct ScratchDb(std::path::PathBuf);
+pub(crate) struct ScratchDb(std::path::PathBuf, pub(crate) kippu_store::Store);
 
 impl Drop for ScratchDb {
     fn drop(&mut self) {
@@ -112,9 +112,9 @@ impl Drop for ScratchDb {
 /// An app state over a scratch database (keep the [`ScratchDb`] for the test's length);
 /// `tweak` adjusts it before it is frozen.
 pub(crate) async fn state(tweak: impl FnOnce(&mut Inner)) -> (AppState, ScratchDb) {
-    let db =
-        ScratchDb(std::env::temp_dir().join(format!("kippu-web-test-{}.db", hex::encode(rand::random::<[u8; 8]>()))));
-    let store = kippu_store::Store::connect(&format!("sqlite://{}", db.0.display())).await.unwrap();
+    let path = std::env::temp_dir().join(format!("kippu-web-test-{}.db", hex::encode(rand::random::<[u8; 8]>())));
+    let store = kippu_store::Store::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let db = ScratchDb(path, store.clone());
     let admin = alloy::signers::local::PrivateKeySigner::random();
     let chain = kippu_chain::Chain::attach(
         &kippu_chain::ChainConfig { rpc_url: zero_node().await, admin_key: hex::encode(admin.to_bytes()) },
@@ -135,12 +135,12 @@ pub(crate) async fn state(tweak: impl FnOnce(&mut Inner)) -> (AppState, ScratchD
         std::time::Duration::from_secs(60),
     );
     let mut inner = Inner {
-        store,
-        chain,
+        store: Arc::new(store),
+        chain: Arc::new(chain),
         keystore: Keystore::new([7; 32]),
         challenges: ChallengeBook::default(),
         presentation_challenges: ChallengeBook::default(),
-        checkout,
+        checkout: Arc::new(checkout),
         webhook_secret: "whsec_unused".into(),
         public_url: "http://localhost:8080".into(),
         platform: Arc::new(FakePlatform),
@@ -367,7 +367,7 @@ mod dev {
     async fn with_dev_services_the_demo_routes_work_as_before() {
         let fake = Arc::new(FakeDev::default());
         let dev: Arc<dyn DevPlatform> = fake.clone();
-        let (s, _db) = state(|i| i.dev = Some(dev)).await;
+        let (s, db) = state(|i| i.dev = Some(dev)).await;
         let traveler = seed_traveler(&s).await;
         let app = crate::router(s.clone());
         // The sign-in page offers the seeded traveler, and one click signs them in.
@@ -412,16 +412,15 @@ mod dev {
         };
         s.store.upsert_operator(&bus).await.unwrap();
         for (gate_key, on_board) in [("metro/central/g1", false), ("bus/b7/onboard", true)] {
-            s.store
-                .upsert_gate(&kippu_store::GateRow {
-                    gate_key: gate_key.into(),
-                    operator_id: 2,
-                    station: "S".into(),
-                    stop_id: None,
-                    on_board,
-                })
-                .await
-                .unwrap();
+            db.1.upsert_gate(&kippu_store::GateRow {
+                gate_key: gate_key.into(),
+                operator_id: 2,
+                station: "S".into(),
+                stop_id: None,
+                on_board,
+            })
+            .await
+            .unwrap();
         }
         let buttons = crate::dev::gate_buttons(&s).await.unwrap();
         let shown: Vec<_> = buttons.iter().map(|b| (b.key.as_str(), b.runs.len())).collect();

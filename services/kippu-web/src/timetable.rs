@@ -88,7 +88,7 @@ pub(crate) async fn import(
 
 /// Products of `operator_id` naming a route or zone that `summary` does not have.
 fn products_left_without_network(
-    products: &[kippu_store::Product],
+    products: &[kippu_domain::model::Product],
     operator_id: u32,
     summary: &kippu_gtfs::TimetableSummary,
 ) -> Vec<String> {
@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn a_feed_dropping_a_route_or_zone_a_product_is_sold_for_is_refused() {
-        let product = |id, operator_id, routes: &[&str], zones: &[&str]| kippu_store::Product {
+        let product = |id, operator_id, routes: &[&str], zones: &[&str]| kippu_domain::model::Product {
             id,
             operator_id,
             name: format!("p{id}"),

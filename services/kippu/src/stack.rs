@@ -193,12 +193,12 @@ pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<crate::dev::De
         None => (None, None),
     };
     let state = AppState::new(Inner {
-        store: store.clone(),
-        chain: chain.clone(),
+        store: Arc::new(store.clone()),
+        chain: Arc::new(chain.clone()),
         keystore: w.keystore,
         challenges: ChallengeBook::default(),
         presentation_challenges: ChallengeBook::default(),
-        checkout: w.checkout,
+        checkout: Arc::new(w.checkout),
         webhook_secret: cfg.stripe.webhook_secret.clone(),
         public_url: web_url.clone(),
         platform: Arc::new(Services(core.clone())),
