@@ -2,42 +2,46 @@
 //! rotating QR pass), the Stripe webhook, and the operator report. Handlers
 //! stay thin: rules live in `kippu-domain`, IO in the adapters in [`AppState`].
 
-mod accounts;
-mod chart;
+// The audiences, each a router of its own with its own extractor; they never import
+// one another (tests/architecture.rs). What they share sits beside them as leaf modules.
+mod admin;
 #[cfg(feature = "dev")]
 mod dev;
+mod portal;
+mod public;
+mod scanner;
+mod traveler;
+mod traveler_api;
+
+mod auth;
+mod chart;
+mod custody;
+#[cfg(feature = "dev")]
+mod demo;
 mod error;
 mod i18n;
 mod identity;
-mod pages;
-mod passkeys;
-mod payments;
-mod portal;
 mod qr;
-mod reports;
 mod security;
 mod session;
 #[cfg(test)]
 mod tests_http;
-mod timetable;
+mod views;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::http::header::{self, CONTENT_TYPE};
-use axum::routing::{get, post};
 use axum::Router;
 use kippu_identity::{ChallengeBook, Keystore};
 
-pub use accounts::LoginLimits;
+pub use auth::PortalAuth;
 #[cfg(feature = "dev")]
 pub use dev::DevPlatform;
 pub use error::AppError;
 pub use i18n::catalogue_texts;
 pub use identity::IdentityServices;
-pub use passkeys::Passkeys;
-pub use portal::PortalAuth;
 pub use qr::{pass_png, qr_png, sign_pass};
+pub use traveler::{LoginLimits, Passkeys};
 
 /// A gate as shown on the fleet page.
 #[derive(Debug, Clone)]
@@ -139,9 +143,9 @@ pub struct Inner {
     /// DIDs, credentials and concessions.
     pub identity: IdentityServices,
     /// Password sign-in attempts per e-mail and client.
-    pub login_limits: accounts::LoginLimits,
+    pub login_limits: LoginLimits,
     /// Passkey ceremonies and the relying party.
-    pub passkeys: passkeys::Passkeys,
+    pub passkeys: Passkeys,
     /// Where Stripe's hosted Checkout lives (`https://checkout.stripe.com`, or the loopback
     /// fake's origin): the one place besides this app a form may lead.
     pub checkout_origin: String,
@@ -166,108 +170,21 @@ impl std::ops::Deref for AppState {
     }
 }
 
-// Assets are compiled in so the binary runs from any directory.
-const CSS: &str = include_str!("../../../web/static/kippu.css");
-const PASS_JS: &str = include_str!("../../../web/static/pass.js");
-const LIVE_JS: &str = include_str!("../../../web/static/live.js");
-const QRCODE_JS: &str = include_str!("../../../web/static/vendor/qrcode-generator.js");
-const DEVICE_JS: &str = include_str!("../../../web/static/device.js");
-const SW_JS: &str = include_str!("../../../web/static/sw.js");
-const PASSKEY_JS: &str = include_str!("../../../web/static/passkey.js");
-const PRINT_JS: &str = include_str!("../../../web/static/print.js");
-
-/// The app's router.
+/// The app's router: one per audience, merged.
 pub fn router(state: AppState) -> Router {
     let guard_state = state.clone();
     let csp = axum::http::HeaderValue::from_str(&security::csp(&state.checkout_origin))
         .expect("the CSP is a valid header value");
     let r = Router::new()
-        .route("/", get(pages::home))
-        .route("/signin", get(pages::signin_page))
-        .route("/signin/password", post(accounts::password_signin))
-        .route("/signup", get(accounts::signup_page).post(accounts::signup))
-        .route("/passkeys/register/start", post(passkeys::register_start))
-        .route("/passkeys/register/finish", post(passkeys::register_finish))
-        .route("/passkeys/signin/start", post(passkeys::signin_start))
-        .route("/passkeys/signin/finish", post(passkeys::signin_finish))
-        .route("/account", get(accounts::account))
-        .route("/account/devices/revoke", post(accounts::revoke_device))
-        .route("/api/device", post(accounts::certify_device))
-        .route("/api/device/{key}", get(accounts::device_status))
-        .route("/signout", post(pages::signout))
-        .route("/lang/{code}", get(i18n::switch))
-        .route("/signin/wallet/challenge", get(identity::wallet_challenge))
-        .route("/signin/wallet", post(identity::wallet_signin))
-        .route("/topup", get(payments::topup_page).post(payments::topup))
-        .route("/topup/done", get(payments::topup_done))
-        .route("/webhooks/stripe", post(payments::stripe_webhook))
-        .route("/plans", get(pages::plans))
-        .route("/plans/{id}/buy", post(pages::buy))
-        .route("/plans/{id}/receipt", get(pages::receipt))
-        .route("/tickets", get(pages::tickets))
-        .route("/tickets/{id}/pass", get(pages::pass_page))
-        .route("/tickets/{id}/pass.png", get(pages::pass_image))
-        .route("/tickets/{id}/cards", post(pages::bind_card))
-        .route("/tickets/{id}/refund", post(pages::refund_ticket))
-        .route("/tickets/{id}/cards/remove", post(pages::unbind_card))
-        .route("/gates", get(pages::gates))
-        .route("/operators/report", get(pages::report))
-        .route("/operators/insurance", get(pages::insurance))
-        .route("/operators/{slug}/report", get(reports::report))
-        .route("/operators/{slug}/report.csv", get(reports::report_csv))
-        .route("/operators/{slug}/report.json", get(reports::report_json))
-        .route("/operators/{slug}/events", get(reports::events))
-        .route("/operators/{slug}/events.csv", get(reports::events_csv))
-        .route("/operators/{slug}/events.json", get(reports::events_json))
-        .route("/operators/{slug}/rides", get(reports::rides))
-        .route("/operators/{slug}/rides.csv", get(reports::rides_csv))
-        .route("/operators/{slug}/rides.json", get(reports::rides_json))
-        .route("/operators/{slug}/statements/{period}", get(reports::statement))
-        .route("/operators/{slug}/vouchers/redeem", post(pages::redeem_voucher))
-        .route("/operators/{slug}/scanner-token", get(portal::scanner_token))
-        .route(
-            "/operators/{slug}/timetable",
-            // GTFS zips of real agencies run to tens of MB; everything else stays under the 1 MiB default.
-            get(timetable::current)
-                .post(timetable::import)
-                .layer(axum::extract::DefaultBodyLimit::max(kippu_gtfs::ImportLimits::DEFAULT.max_zip_bytes)),
-        )
-        .route("/vouchers/{id}", get(pages::voucher_page))
-        .route("/vouchers/{id}/code.png", get(pages::voucher_code))
-        .route("/api/me", get(pages::api_me))
-        .route("/api/events", get(pages::events))
-        .route("/.well-known/did.json", get(identity::well_known_did))
-        .route("/{kind}/{slug}/did.json", get(identity::path_did))
-        .route("/credentials/status/{slug}", get(identity::status_list))
-        .route("/credentials", get(identity::wallet))
-        .route("/credentials/import", post(identity::wallet_import))
-        .route("/credentials/download", get(identity::wallet_download))
-        .route("/portal/signin", get(portal::signin_page).post(portal::signin))
-        .route("/portal/issuers/{slug}", get(identity::issuer))
-        .route("/portal/issuers/{slug}/issue", post(identity::issue))
-        .route("/portal/issuers/{slug}/revoke", post(identity::revoke))
-        .route("/api/presentations/challenge", get(identity::presentation_challenge))
-        .route("/api/presentations", post(identity::verify_presentation_api))
-        .route("/me/data", get(identity::export))
-        .route("/me/erase", post(identity::erase))
-        .route("/me/revoke-key", post(identity::revoke_key))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(portal::metrics));
+        .merge(public::routes())
+        .merge(traveler::routes())
+        .merge(traveler_api::routes())
+        .merge(scanner::routes())
+        .merge(portal::routes())
+        .merge(admin::routes());
     #[cfg(feature = "dev")]
     let r = if state.dev.is_some() { dev::routes(r) } else { r };
-    r.route("/static/kippu.css", get(|| async { ([(CONTENT_TYPE, "text/css")], CSS) }))
-        .route("/static/pass.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], PASS_JS) }))
-        .route("/static/live.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], LIVE_JS) }))
-        .route("/static/device.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], DEVICE_JS) }))
-        .route("/static/passkey.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], PASSKEY_JS) }))
-        .route("/static/print.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], PRINT_JS) }))
-        // At the root so its scope covers the pass pages.
-        .route(
-            "/sw.js",
-            get(|| async { ([(CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "no-cache")], SW_JS) }),
-        )
-        .route("/static/vendor/qrcode-generator.js", get(|| async { ([(CONTENT_TYPE, "text/javascript")], QRCODE_JS) }))
-        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+    r.layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
         .layer(axum::middleware::from_fn(i18n::scope))
         .layer(axum::middleware::from_fn(move |req, next| security::guard(guard_state.clone(), csp.clone(), req, next)))
         .with_state(state)
@@ -325,6 +242,6 @@ mod tests {
         let (_, statement) = templates().into_iter().find(|(n, _)| n == "operator_statement.html").unwrap();
         assert!(statement.contains("<script src=\"/static/print.js\"></script>"));
         assert!(statement.contains("data-print"), "the Print button is found by the script");
-        assert!(super::PRINT_JS.contains("[data-print]") && super::PRINT_JS.contains("window.print()"));
+        assert!(super::public::PRINT_JS.contains("[data-print]") && super::public::PRINT_JS.contains("window.print()"));
     }
 }

@@ -1,14 +1,26 @@
-//! Session cookie: an opaque random token mapped to the traveler in the
-//! database, so a session can be ended server-side.
+//! The traveler's session cookie, and the extractors that read it.
 
+use crate::{AppError, AppState};
 use alloy::primitives::Address;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
 
-use crate::{AppError, AppState};
+pub(crate) async fn start_session(
+    s: &AppState,
+    jar: CookieJar,
+    address: Address,
+    to: &str,
+) -> Result<Response, AppError> {
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    s.store.create_session(&token, &address, now() + SESSION_SECS).await?;
+    Ok((jar.add(new_cookie(token, s.secure_cookies())), Redirect::to(to)).into_response())
+}
 
 pub(crate) const COOKIE: &str = "kippu_session";
+
 pub(crate) const SESSION_SECS: i64 = 12 * 3600;
 
 /// The signed-in traveler.

@@ -212,7 +212,7 @@ async fn staff_pages_need_the_staff_login() {
         // A browser is sent to the portal sign-in, and back here afterwards.
         let a = send(&app, get(path, &[])).await;
         assert_eq!(a.status, StatusCode::SEE_OTHER, "{path}");
-        assert_eq!(a.headers[header::LOCATION], format!("/portal/signin?next={}", crate::identity::urlencode(path)));
+        assert_eq!(a.headers[header::LOCATION], format!("/portal/signin?next={}", crate::views::urlencode(path)));
         // A wrong password or a traveler's session opens nothing.
         let a = send(&app, get(path, &[("authorization", "Bearer guess")])).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}");
@@ -360,7 +360,7 @@ mod dev {
         let (s, _db) = state(|i| i.dev = None).await;
         let traveler = seed_traveler(&s).await;
         assert_no_demo(&crate::router(s.clone()), traveler).await;
-        assert!(crate::dev::gate_buttons(&s).await.unwrap().is_empty(), "no simulated gates on the pass page");
+        assert!(crate::demo::gate_buttons(&s).await.unwrap().is_empty(), "no simulated gates on the pass page");
     }
 
     #[tokio::test]
@@ -422,7 +422,7 @@ mod dev {
             .await
             .unwrap();
         }
-        let buttons = crate::dev::gate_buttons(&s).await.unwrap();
+        let buttons = crate::demo::gate_buttons(&s).await.unwrap();
         let shown: Vec<_> = buttons.iter().map(|b| (b.key.as_str(), b.runs.len())).collect();
         assert_eq!(shown, [("bus/b7/onboard", 1), ("metro/central/g1", 0)]);
         assert_eq!(buttons[0].runs, [("run-of-2".to_owned(), "A".to_owned())]);

@@ -323,7 +323,7 @@ fn traveler_pages() -> Vec<(&'static str, String)> {
                 credentials: vec![
                     WalletView {
                         id: "urn:uuid:1".into(),
-                        concession: crate::pages::concession_name("student"),
+                        concession: crate::views::concession_name("student"),
                         issuer: "南フロリダ大学".into(),
                         valid_until: "2026-03-31".into(),
                         state: t("cred.valid").into(),
@@ -331,7 +331,7 @@ fn traveler_pages() -> Vec<(&'static str, String)> {
                     },
                     WalletView {
                         id: "urn:uuid:2".into(),
-                        concession: crate::pages::concession_name("senior"),
+                        concession: crate::views::concession_name("senior"),
                         issuer: "福祉事務所".into(),
                         valid_until: "2026-03-31".into(),
                         state: t("cred.state.REVOKED").into(),
@@ -465,7 +465,7 @@ fn traveler_pages() -> Vec<(&'static str, String)> {
                 concession: Some(tn2(
                     "plans.concession_kind",
                     "kind",
-                    crate::pages::concession_name("student"),
+                    crate::views::concession_name("student"),
                     "pct",
                     30,
                 )),

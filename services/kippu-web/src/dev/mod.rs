@@ -1,10 +1,12 @@
-//! Everything that exists only for the demo (`kippu dev`), compiled only with the `dev`
-//! feature and mounted only when the binary hands the app a [`DevPlatform`]
-//! ([`crate::Inner::dev`]): one-click sign-in as a seeded traveler, simulated gates (a
-//! pass's PNG or a simulated card presented from the pass page), the hand-fed delay feed
-//! and the period close button. None of it authenticates its caller: a production binary
-//! has none of this code, and a `dev` binary running `kippu serve` passes `None`.
+//! The demo's routes and controls (`kippu dev` only): one-click sign-in, simulated gates,
+//! a hand-fed delay feed, an open period close.
 
+use crate::custody::open_key;
+use crate::custody::refuse_revoked;
+use crate::session::new_cookie;
+use crate::session::now;
+use crate::session::SESSION_SECS;
+use crate::{AppError, AppState, DelayOutcome};
 use alloy::primitives::Address;
 use async_trait::async_trait;
 use axum::body::Bytes;
@@ -16,10 +18,6 @@ use axum::{Form, Json, Router};
 use axum_extra::extract::cookie::CookieJar;
 use kippu_domain::VerdictMessage;
 use kippu_identity::{sign_challenge, verify_did_auth};
-
-use crate::pages::{open_key, refuse_revoked, signin_with, GateButton, TravelerCard};
-use crate::session::{new_cookie, now, SESSION_SECS};
-use crate::{AppError, AppState, DelayOutcome};
 
 /// The simulator and demo services, implemented by the `kippu` binary's dev stack.
 #[async_trait]
@@ -55,37 +53,8 @@ pub(crate) fn routes(r: Router<AppState>) -> Router<AppState> {
 }
 
 /// The dev services, or 404 (the routes are mounted only when they exist, so this is a guard).
-fn dev(s: &AppState) -> Result<&dyn DevPlatform, AppError> {
+pub(crate) fn dev(s: &AppState) -> Result<&dyn DevPlatform, AppError> {
     s.dev.as_deref().ok_or_else(|| AppError::NotFound("Development routes are off.".into()))
-}
-
-/// The seeded travelers the sign-in page offers with one click, when the dev routes are on.
-pub(crate) async fn demo_travelers(s: &AppState) -> Result<Vec<TravelerCard>, AppError> {
-    if s.dev.is_none() {
-        return Ok(vec![]);
-    }
-    Ok(s.store
-        .travelers()
-        .await?
-        .into_iter()
-        .filter(|t| t.sealed_key.is_some())
-        .map(|t| TravelerCard { address: format!("{:#x}", t.address), name: t.display_name, did: t.did })
-        .collect())
-}
-
-/// The simulated gates shown under a pass, when the dev routes are on; an on-board one
-/// offers the runs its vehicle may be working.
-pub(crate) async fn gate_buttons(s: &AppState) -> Result<Vec<GateButton>, AppError> {
-    let Some(dev) = s.dev.as_deref() else { return Ok(vec![]) };
-    Ok(s.store
-        .gates()
-        .await?
-        .into_iter()
-        .map(|g| GateButton {
-            runs: if g.on_board { dev.runs_of(g.operator_id).into_iter().take(200).collect() } else { vec![] },
-            key: g.gate_key,
-        })
-        .collect())
 }
 
 #[derive(serde::Deserialize)]
@@ -102,10 +71,17 @@ async fn signin(State(s): State<AppState>, jar: CookieJar, Form(f): Form<SigninF
     let address: Address =
         f.address.parse().map_err(|_| AppError::BadRequest("That is not an account address.".into()))?;
     if let Err(e) = refuse_revoked(&s, address).await {
-        return Ok((StatusCode::FORBIDDEN, signin_with(&s, Some(e.to_string()), String::new()).await?).into_response());
+        return Ok((
+            StatusCode::FORBIDDEN,
+            crate::traveler::signin_with(&s, Some(e.to_string()), String::new()).await?,
+        )
+            .into_response());
     }
     let Some(t) = s.store.traveler(&address).await? else {
-        return Ok((StatusCode::NOT_FOUND, signin_with(&s, Some("No such traveler.".into()), String::new()).await?)
+        return Ok((
+            StatusCode::NOT_FOUND,
+            crate::traveler::signin_with(&s, Some("No such traveler.".into()), String::new()).await?,
+        )
             .into_response());
     };
     let sealed = t

@@ -1,6 +1,8 @@
-//! Operators import their static GTFS feed (staff only). A refused feed is
-//! answered with everything wrong in it and the current timetable stays.
+//! An operator's timetable: the current one, and importing a GTFS zip.
 
+use crate::portal::Staff;
+use crate::session::now;
+use crate::{AppError, AppState};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -8,10 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
 use serde_json::json;
-
-use crate::portal::Staff;
-use crate::session::now;
-use crate::{AppError, AppState};
 
 /// Held while a feed is imported.
 static IMPORTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -1,39 +1,32 @@
-//! Traveler accounts: sign-up and sign-in by e-mail and password (Argon2id, rate-limited),
-//! and the phones whose device keys the account key certified to sign passes.
-//!
-//! Every account gets a custodial key in the keystore at sign-up (envelope-encrypted under
-//! the configured master key, used only inside this process); its address is the traveler's
-//! `did:pkh`. The password only unlocks the session: it never derives or touches the key.
+//! Password accounts: sign-up, sign-in (rate limited), the account page and its devices.
 
+use crate::i18n::{t, tf};
+use crate::session::now;
+use crate::session::start_session;
+use crate::session::Traveler;
+use crate::session::COOKIE;
+use crate::{AppError, AppState};
+use alloy::primitives::Address;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use askama::Template;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use axum_extra::extract::cookie::CookieJar;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use kippu_domain::model::Traveler as TravelerRow;
+use kippu_identity::did_pkh;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use alloy::primitives::Address;
-use alloy::signers::SignerSync;
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
-use askama::Template;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::{Form, Json};
-use axum_extra::extract::cookie::CookieJar;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use kippu_domain::model::{DeviceRow, Traveler as TravelerRow};
-use kippu_identity::did_pkh;
-
-use crate::i18n::{t, tf};
-use crate::pages::custodial_signer;
-use crate::session::{new_cookie, now, Traveler, COOKIE, SESSION_SECS};
-use crate::{AppError, AppState};
-
-/// How long a device certificate vouches for a phone's key before the phone asks again.
-pub(crate) const DEVICE_CERT_SECS: i64 = 30 * 24 * 3600;
 const MIN_PASSWORD: usize = 10;
+
 const MAX_PASSWORD: usize = 128;
 
 /// Sign-in attempts allowed per e-mail and per client, and sign-ups per client: a short
@@ -195,7 +188,6 @@ fn decoy_hash() -> &'static str {
 }
 
 // ---- sign-up -------------------------------------------------------------------
-
 #[derive(Template)]
 #[template(path = "signup.html")]
 struct SignupPage {
@@ -216,7 +208,7 @@ pub(crate) async fn signup_page(State(s): State<AppState>) -> Result<Html<String
     Ok(Html(page.render()?))
 }
 
-fn chain(s: &AppState) -> u64 {
+pub(crate) fn chain(s: &AppState) -> u64 {
     s.chain.chain_id()
 }
 
@@ -297,19 +289,7 @@ pub(crate) async fn signup(
     start_session(&s, jar, address, "/").await
 }
 
-pub(crate) async fn start_session(
-    s: &AppState,
-    jar: CookieJar,
-    address: Address,
-    to: &str,
-) -> Result<Response, AppError> {
-    let token = hex::encode(rand::random::<[u8; 32]>());
-    s.store.create_session(&token, &address, now() + SESSION_SECS).await?;
-    Ok((jar.add(new_cookie(token, s.secure_cookies())), Redirect::to(to)).into_response())
-}
-
 // ---- password sign-in ----------------------------------------------------------
-
 #[derive(serde::Deserialize)]
 pub(crate) struct PasswordForm {
     email: String,
@@ -373,89 +353,8 @@ pub(crate) async fn password_signin(
         PasswordOutcome::Throttled => (StatusCode::TOO_MANY_REQUESTS, t("signin.err.throttled").to_owned()),
         PasswordOutcome::Revoked(reason) => (StatusCode::FORBIDDEN, tf("signin.err.closed", reason)),
     };
-    let page = crate::pages::signin_with(&s, Some(msg), f.email.trim().to_owned()).await?;
+    let page = crate::traveler::home::signin_with(&s, Some(msg), f.email.trim().to_owned()).await?;
     Ok((status, page).into_response())
-}
-
-// ---- devices ---------------------------------------------------------------------
-
-#[derive(serde::Deserialize)]
-pub(crate) struct DeviceRequest {
-    /// The phone's Ed25519 public key, hex.
-    public_key: String,
-}
-
-/// `POST /api/device`: the phone sends the public half of the key it just generated (the
-/// private half is non-extractable in its WebCrypto store) and gets the account key's
-/// EIP-712 certificate, which it attaches to every pass it signs from then on.
-pub(crate) async fn certify_device(
-    State(s): State<AppState>,
-    Traveler(me): Traveler,
-    headers: HeaderMap,
-    Json(req): Json<DeviceRequest>,
-) -> Result<Response, AppError> {
-    let key = alloy::hex::decode(req.public_key.trim().trim_start_matches("0x"))
-        .ok()
-        .and_then(|k| <[u8; 32]>::try_from(k).ok())
-        .filter(|k| ed25519_dalek::VerifyingKey::from_bytes(k).is_ok())
-        .ok_or_else(|| AppError::BadRequest("public_key must be an Ed25519 public key, 64 hex digits.".into()))?;
-    if let Some(d) = s.store.device(&key).await? {
-        if d.holder != me || d.revoked_at.is_some() {
-            return Err(AppError::Refused("This device key was revoked; the phone must make a new one.".into()));
-        }
-    }
-    let signer = custodial_signer(&s, me, "certify devices with their wallet").await?;
-    let expiry = now() + DEVICE_CERT_SECS;
-    let chain_id = chain(&s);
-    let digest = kippu_domain::device_pass::cert_digest(chain_id, &key, expiry as u64);
-    let sig = signer.sign_hash_sync(&digest).map_err(|e| AppError::Internal(e.to_string()))?;
-    let label = device_label(&headers);
-    s.store
-        .upsert_device(&DeviceRow {
-            device_key: key,
-            holder: me,
-            cert_expiry: expiry,
-            label,
-            created_at: now(),
-            revoked_at: None,
-        })
-        .await?;
-    metrics::counter!("kippu_devices_certified_total").increment(1);
-    Ok(Json(serde_json::json!({
-        "cert_expiry": expiry,
-        "cert_sig": alloy::hex::encode(sig.as_bytes()),
-        "chain_id": chain_id,
-        "holder": format!("{me:#x}"),
-    }))
-    .into_response())
-}
-
-/// A short, human name for the phone from its user agent ("Chrome on Android").
-fn device_label(headers: &HeaderMap) -> String {
-    let ua = headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let browser = ["Edg/", "Firefox/", "Chrome/", "Safari/"]
-        .iter()
-        .find(|b| ua.contains(*b))
-        .map(|b| match *b {
-            "Edg/" => "Edge",
-            "Firefox/" => "Firefox",
-            "Chrome/" => "Chrome",
-            _ => "Safari",
-        })
-        .unwrap_or("Browser");
-    let os = [
-        ("Android", "Android"),
-        ("iPhone", "iPhone"),
-        ("iPad", "iPad"),
-        ("Windows", "Windows"),
-        ("Mac OS", "macOS"),
-        ("Linux", "Linux"),
-    ]
-    .iter()
-    .find(|(k, _)| ua.contains(k))
-    .map(|(_, n)| *n)
-    .unwrap_or("unknown system");
-    format!("{browser} on {os}")
 }
 
 pub(crate) struct DeviceView {
@@ -516,7 +415,6 @@ pub(crate) async fn revoke_device(
 }
 
 // ---- the account page -------------------------------------------------------------
-
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage {
@@ -538,31 +436,11 @@ pub(crate) async fn account(State(s): State<AppState>, Traveler(me): Traveler) -
         address: format!("{me:#x}"),
         email: s.store.email_of(&me).await?,
         devices: devices_of(&s, me).await?,
-        passkeys: crate::passkeys::count(&s, me).await?,
+        passkeys: crate::traveler::passkeys::count(&s, me).await?,
         passkeys_available: s.passkeys.available(),
         chain_id: chain(&s),
     };
     Ok(Html(page.render()?))
-}
-
-/// `GET /api/device/{key}`: whether this phone's certificate still stands (the pass page asks
-/// when it has signal, so a revoked or erased phone learns it must stop).
-pub(crate) async fn device_status(
-    State(s): State<AppState>,
-    Traveler(me): Traveler,
-    Path(key): Path<String>,
-) -> Result<Response, AppError> {
-    let key = alloy::hex::decode(key.trim()).ok().and_then(|k| <[u8; 32]>::try_from(k).ok());
-    let d = match key {
-        Some(k) => s.store.device(&k).await?,
-        None => None,
-    };
-    let state = match d {
-        Some(d) if d.holder == me && d.revoked_at.is_none() => "certified",
-        Some(d) if d.holder == me => "revoked",
-        _ => "unknown",
-    };
-    Ok(Json(serde_json::json!({ "state": state })).into_response())
 }
 
 #[cfg(test)]
@@ -664,16 +542,5 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         l.prune();
         assert_eq!((l.per_email.len(), l.per_client.len(), l.signups.len()), (0, 0, 0));
-    }
-
-    #[test]
-    fn device_labels() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "user-agent",
-            "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/156.0 Mobile Safari/537.36".parse().unwrap(),
-        );
-        assert_eq!(device_label(&h), "Chrome on Android");
-        assert_eq!(device_label(&HeaderMap::new()), "Browser on unknown system");
     }
 }

@@ -1,20 +1,8 @@
-//! Passkeys (WebAuthn) for traveler accounts, on `webauthn_rp` (pure Rust, RustCrypto).
-//!
-//! A signed-in traveler adds a passkey from the account page; from then on the sign-in page
-//! signs them in with it, no password typed (discoverable credentials: the authenticator
-//! names the account). Ceremonies are held in memory for their five minutes and taken once,
-//! so a response cannot be replayed. At most [`Passkeys::DEFAULT_MAX_CEREMONIES`] of each
-//! kind are held: when full, the expired ones are dropped, and if that frees nothing the
-//! new ceremony is refused (503, `Retry-After`) rather than held.
-//!
-//! WebAuthn needs the relying party ID to be a domain: when the app is served from a bare
-//! IP address (`http://127.0.0.1:8080`) the passkey routes say so and the pages offer the
-//! password instead; `http://localhost:8080` works.
+//! Passkeys (WebAuthn): registering one and signing in with it.
 
-use std::num::NonZeroU32;
-use std::sync::Mutex;
-use std::time::Duration;
-
+use crate::session::now;
+use crate::session::Traveler;
+use crate::{AppError, AppState};
 use alloy::primitives::Address;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -22,6 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use axum_extra::extract::cookie::CookieJar;
 use kippu_domain::model::PasskeyRow;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
 use webauthn_rp::bin::{Decode, Encode};
 use webauthn_rp::request::auth::AuthenticationVerificationOptions;
 use webauthn_rp::request::register::{
@@ -36,9 +27,6 @@ use webauthn_rp::{
     AuthenticatedCredential, DiscoverableAuthentication64, DiscoverableAuthenticationServerState,
     DiscoverableCredentialRequestOptions, PublicKeyCredentialCreationOptions, Registration, RegistrationServerState,
 };
-
-use crate::session::{now, Traveler};
-use crate::{AppError, AppState};
 
 type StoredKey = StaticState<CompressedPubKey<[u8; 32], [u8; 32], [u8; 48], Vec<u8>>>;
 
@@ -314,7 +302,7 @@ pub(crate) async fn signin_finish(
         return Ok(refused(crate::i18n::tf("signin.err.closed", reason)));
     }
     tracing::info!(holder = %row.holder, "signed in with a passkey");
-    let res = crate::accounts::start_session(&s, jar, row.holder, "/").await?;
+    let res = crate::session::start_session(&s, jar, row.holder, "/").await?;
     // The page follows `to` itself (a fetch does not navigate); the cookie rides on this answer.
     let (mut parts, _) = res.into_parts();
     parts.status = StatusCode::OK;
