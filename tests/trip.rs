@@ -65,7 +65,7 @@ async fn run_trip(cfg: Config) {
     assert!(r.url().path().starts_with("/topup/done"), "{}", r.url());
     assert_eq!(c.me().await["balance"], 15_000);
     // Stripe delivers again: nothing more is minted.
-    let fake = stack.demo.as_ref().and_then(|d| d.fake_stripe.as_ref()).expect("fake stripe");
+    let fake = kippu::dev::demo(&stack).and_then(|d| d.fake_stripe.as_ref()).expect("fake stripe");
     for id in fake.event_ids() {
         fake.redeliver(&id).await.expect("redelivered");
     }

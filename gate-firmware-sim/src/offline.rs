@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use ed25519_dalek::VerifyingKey;
 use kippu_domain::card::{CardTap, CARD_TAP_PREFIX};
-use kippu_domain::pass::ticket_of;
+use kippu_domain::device_pass::ticket_of;
 use kippu_domain::snapshot::{GateSnapshot, SignedSnapshot, SnapshotError};
 use kippu_domain::validation::Decision;
 use kippu_domain::{PeerEntry, ScanRequest, TicketState, Validator, ValidatorConfig, PASS_WINDOW_SECS};

@@ -1,6 +1,11 @@
 //! The ports: what the application needs from the outside, as traits. Adapters implement them
 //! (`kippu_store::Store`, `kippu_chain::Chain`); `Arc<dyn …>` of them sits in the web layer's
 //! state and the jobs.
+//!
+//! Besides the store, the chain, payments and the clock: the [`Notifier`] (what the gates must
+//! learn at once), the [`Ledger`] (the follower that books chain events into the store),
+//! [`Clearing`] (the settler's chain calls a period close makes) and [`Concessions`] (the
+//! traveler's concession credential, presented and verified at purchase).
 
 use alloy_primitives::{Address, B256};
 use async_trait::async_trait;
@@ -174,6 +179,19 @@ pub trait Store: Send + Sync {
     async fn revoke_key(&self, address: &Address, reason: &str, now: i64) -> PortResult<()>;
     /// Status indices an issuer has revoked: its status list's set bits.
     async fn revoked_indices(&self, issuer_slug: &str) -> PortResult<Vec<u64>>;
+    /// The last period Kippu closed, if any.
+    async fn last_period_close(&self) -> PortResult<Option<PeriodCloseRow>>;
+    /// The books of a period close: plans whose validity began in `[from, to)`, re-apportioned
+    /// under their bundles' rules, with each operator's position.
+    async fn close_period_books(&self, from: i64, to: i64) -> PortResult<PeriodClose>;
+    /// Positions carried from earlier closes (what could not move on chain then), by operator.
+    async fn settlement_carry(&self) -> PortResult<std::collections::BTreeMap<u32, i64>>;
+    /// Records a period Kippu closed and replaces the carried positions, in one transaction.
+    async fn record_period_close(
+        &self,
+        c: &PeriodCloseRow,
+        carry: &std::collections::BTreeMap<u32, i64>,
+    ) -> PortResult<()>;
     /// Stores a newly accepted timetable as the operator's next version; returns the version.
     async fn save_timetable(&self, slug: &str, summary: &str, feed_b64: &str, now: i64) -> PortResult<i64>;
     /// The address behind a live session token.
@@ -248,6 +266,122 @@ pub trait Chain: Send + Sync {
     async fn refund(&self, ticket_id: u64) -> ChainResult<u128>;
     /// Redeems a voucher at an operator.
     async fn redeem_voucher(&self, voucher_id: u64, operator_id: u32) -> ChainResult<B256>;
+}
+
+/// Settlement balances held by the contracts at one block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettlementState {
+    /// The block they were read at.
+    pub block: u64,
+    /// FARE held by Clearing.
+    pub escrow: u128,
+    /// Clearing's `totalUnpaid`.
+    pub total_unpaid: u128,
+    /// `Clearing.unpaid(operator)` per operator.
+    pub unpaid: Vec<(u32, u128)>,
+    /// `DelayInsurance.payableTo(operator)` per operator.
+    pub payable: Vec<(u32, u128)>,
+    /// `DelayInsurance.totalPayable`.
+    pub total_payable: u128,
+}
+
+/// The chain calls of a period close (kippu-chain implements it with the settler's key). A
+/// port of its own: only the settling job needs it, and chain doubles for the traveler's use
+/// cases need not implement it.
+#[async_trait]
+pub trait Clearing: Send + Sync {
+    /// Clearing's current (open) period: the one a close must name.
+    async fn current_period(&self) -> ChainResult<u64>;
+    /// The newest block's number.
+    async fn block_number(&self) -> ChainResult<u64>;
+    /// A block's `(hash, parent hash, timestamp)`, if the chain has it.
+    async fn block_header(&self, n: u64) -> ChainResult<Option<(B256, B256, u64)>>;
+    /// What the contracts hold for settlement at block `block`, for `operators`.
+    async fn settlement_state(&self, block: u64, operators: &[u32]) -> ChainResult<SettlementState>;
+    /// The insurer operator whose claim pays redeemed vouchers, if one is set.
+    async fn insurer(&self) -> ChainResult<Option<u32>>;
+    /// Closes period `period_id` with netted adjustments `(from, to, amount)` moved between
+    /// operators' claims first; returns the transaction and the period it closed. A period
+    /// that is not the current one is refused (`WrongPeriod`), so a close never settles twice.
+    async fn settle_period(&self, period_id: u64, adjustments: &[(u32, u32, i64)]) -> ChainResult<(B256, u64)>;
+}
+
+/// Why the ledger could not catch up (the chain or the store failed under it), in the
+/// follower's own words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LedgerFailure(pub String);
+
+/// The ledger follower: books chain events into the store (the indexer implements it).
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Books everything mined up to the confirmed head; returns the events booked.
+    async fn catch_up(&self) -> Result<usize, LedgerFailure>;
+    /// The first block the ledger has not booked, if it has booked any.
+    async fn next_block(&self) -> PortResult<Option<u64>>;
+}
+
+/// What the gates (and the insurer's matcher) must learn at once rather than at their next
+/// sync. Each call is a notice: it cannot fail (an adapter logs what it could not deliver;
+/// the gates catch up from the store anyway).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// An account key was revoked: its passes must stop opening gates now.
+    async fn key_revoked(&self, holder: Address);
+    /// A traveler revoked a phone's device key: its passes must stop opening gates now.
+    async fn device_revoked(&self, device_key: [u8; 32]);
+    /// A traveler bound a contactless card to a ticket (`sig`: their EIP-712 binding).
+    async fn card_bound(&self, card_key: [u8; 32], ticket_id: u64, sig: Vec<u8>);
+    /// A card's binding was removed (lost card): its taps must stop opening gates now.
+    async fn card_unbound(&self, card_key: [u8; 32]);
+    /// An operator imported a new timetable: delays on its trips are matched from now on.
+    async fn timetable_imported(&self, operator_id: u32, timetable: kippu_gtfs::Timetable);
+}
+
+/// A concession the traveler presented at purchase and that verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresentedConcession {
+    /// The contract's concession kind (`Concession::kind`).
+    pub kind: u8,
+    /// The discount it earns, in basis points.
+    pub discount_bps: u16,
+}
+
+/// Why a concession could not be presented.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConcessionFailure {
+    /// Too many presentation challenges are open: try again after `retry_after_secs`.
+    #[error("too many presentation challenges open; retry after {retry_after_secs} s")]
+    Busy {
+        /// When to try again.
+        retry_after_secs: u64,
+    },
+    /// The presentation's challenge could not be issued or taken.
+    #[error("{0}")]
+    Challenge(String),
+    /// The presentation did not verify (revoked, expired, untrusted issuer …): the reason.
+    #[error("{0}")]
+    NotVerified(String),
+    /// The presentation verified but proved no concession.
+    #[error("no concession presented")]
+    NonePresented,
+    /// Anything internal (the store, signing the presentation).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// The traveler's concession credentials (kippu-web implements it over its credential
+/// services: the wallet, the trust list, status lists). A port because verifying a
+/// credential fetches other issuers' status lists.
+#[async_trait]
+pub trait Concessions: Send + Sync {
+    /// The traveler's best currently valid concession, presented with their key exactly as a
+    /// wallet would and verified afresh (it may have been revoked since a page showed it);
+    /// `None` when they hold none.
+    async fn present_best(
+        &self,
+        traveler: &alloy_signer_local::PrivateKeySigner,
+    ) -> Result<Option<PresentedConcession>, ConcessionFailure>;
 }
 
 /// The time, so rules and tests agree on "now".

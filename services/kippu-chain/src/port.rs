@@ -1,11 +1,11 @@
-//! kippu-chain as the application's [`kippu_app::ports::Chain`]: each method forwards to the
-//! [`Chain`] method of the same name; a contract's refusal stays typed, anything else is the
-//! chain being unavailable.
+//! kippu-chain as the application's [`kippu_app::ports::Chain`] and
+//! [`kippu_app::ports::Clearing`]: each method forwards to the [`Chain`] method of the same
+//! name; a contract's refusal stays typed, anything else is the chain being unavailable.
 
 use alloy::primitives::{Address, B256};
 use alloy::signers::local::PrivateKeySigner;
 use async_trait::async_trait;
-use kippu_app::ports::{ChainFailure, ChainResult};
+use kippu_app::ports::{ChainFailure, ChainResult, SettlementState};
 
 use crate::{Chain, ChainError};
 
@@ -91,5 +91,40 @@ impl kippu_app::ports::Chain for Chain {
 
     async fn redeem_voucher(&self, voucher_id: u64, operator_id: u32) -> ChainResult<B256> {
         Chain::redeem_voucher(self, voucher_id, operator_id).await.map_err(failure)
+    }
+}
+
+#[async_trait]
+impl kippu_app::ports::Clearing for Chain {
+    async fn current_period(&self) -> ChainResult<u64> {
+        Chain::current_period(self).await.map_err(failure)
+    }
+
+    async fn block_number(&self) -> ChainResult<u64> {
+        Chain::block_number(self).await.map_err(failure)
+    }
+
+    async fn block_header(&self, n: u64) -> ChainResult<Option<(B256, B256, u64)>> {
+        Chain::block_header(self, n).await.map_err(failure)
+    }
+
+    async fn settlement_state(&self, block: u64, operators: &[u32]) -> ChainResult<SettlementState> {
+        let s = Chain::settlement_state(self, block, operators).await.map_err(failure)?;
+        Ok(SettlementState {
+            block: s.block,
+            escrow: s.escrow,
+            total_unpaid: s.total_unpaid,
+            unpaid: s.unpaid,
+            payable: s.payable,
+            total_payable: s.total_payable,
+        })
+    }
+
+    async fn insurer(&self) -> ChainResult<Option<u32>> {
+        Chain::insurer(self).await.map_err(failure)
+    }
+
+    async fn settle_period(&self, period_id: u64, adjustments: &[(u32, u32, i64)]) -> ChainResult<(B256, u64)> {
+        Chain::settle_period(self, period_id, adjustments).await.map_err(failure)
     }
 }

@@ -213,6 +213,16 @@ impl Device {
     }
 }
 
+/// The ticket a pass of either kind presents, without checking anything else; `None`
+/// when the text is not a readable pass.
+pub fn ticket_of(text: &str) -> Option<u64> {
+    if text.starts_with(DEVICE_PASS_PREFIX) {
+        DevicePass::decode(text).ok().map(|p| p.ticket_id)
+    } else {
+        crate::pass::Pass::decode(text).ok().map(|p| p.ticket_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,16 +57,6 @@ pub struct Pass {
     pub signature: [u8; 65],
 }
 
-/// The ticket a pass of either kind presents, without checking anything else; `None`
-/// when the text is not a readable pass.
-pub fn ticket_of(text: &str) -> Option<u64> {
-    if text.starts_with(crate::device_pass::DEVICE_PASS_PREFIX) {
-        crate::device_pass::DevicePass::decode(text).ok().map(|p| p.ticket_id)
-    } else {
-        Pass::decode(text).ok().map(|p| p.ticket_id)
-    }
-}
-
 /// Window number for a unix time.
 pub fn window_at(unix_secs: u64) -> u32 {
     (unix_secs / PASS_WINDOW_SECS) as u32

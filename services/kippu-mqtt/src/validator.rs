@@ -402,7 +402,7 @@ impl Worker {
         let ticket_id = if req.pass.starts_with(CARD_TAP_PREFIX) {
             self.ensure_card(gate_key, &req.pass).await
         } else {
-            kippu_domain::pass::ticket_of(&req.pass)
+            kippu_domain::device_pass::ticket_of(&req.pass)
         };
         let Some(ticket_id) = ticket_id else {
             return;

@@ -236,6 +236,26 @@ impl kippu_app::ports::Store for Store {
         Store::revoked_indices(self, issuer_slug).await.map_err(port)
     }
 
+    async fn last_period_close(&self) -> PortResult<Option<PeriodCloseRow>> {
+        Store::last_period_close(self).await.map_err(port)
+    }
+
+    async fn close_period_books(&self, from: i64, to: i64) -> PortResult<PeriodClose> {
+        Store::close_period_books(self, from, to).await.map_err(port)
+    }
+
+    async fn settlement_carry(&self) -> PortResult<std::collections::BTreeMap<u32, i64>> {
+        Store::settlement_carry(self).await.map_err(port)
+    }
+
+    async fn record_period_close(
+        &self,
+        c: &PeriodCloseRow,
+        carry: &std::collections::BTreeMap<u32, i64>,
+    ) -> PortResult<()> {
+        Store::record_period_close(self, c, carry).await.map_err(port)
+    }
+
     async fn save_timetable(&self, slug: &str, summary: &str, feed_b64: &str, now: i64) -> PortResult<i64> {
         Store::save_timetable(self, slug, summary, feed_b64, now).await.map_err(port)
     }

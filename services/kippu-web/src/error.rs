@@ -82,6 +82,30 @@ impl From<kippu_app::ChainFailure> for AppError {
     }
 }
 
+impl From<kippu_app::credentials::IssuerKeyError> for AppError {
+    fn from(e: kippu_app::credentials::IssuerKeyError) -> Self {
+        use kippu_app::credentials::IssuerKeyError as E;
+        match e {
+            e @ E::UnknownIssuer { .. } => Self::NotFound(e.to_string()),
+            E::Keystore(m) => Self::Internal(m),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<kippu_app::ports::ConcessionFailure> for AppError {
+    fn from(e: kippu_app::ports::ConcessionFailure) -> Self {
+        use kippu_app::ports::ConcessionFailure as F;
+        match e {
+            F::Busy { retry_after_secs } => Self::busy(retry_after_secs),
+            F::Challenge(m) => Self::BadRequest(m),
+            F::NotVerified(why) => Self::Refused(format!("Your concession could not be verified: {why}")),
+            F::NonePresented => Self::Refused("No concession presented.".into()),
+            F::Unavailable(m) => Self::Internal(m),
+        }
+    }
+}
+
 impl From<askama::Error> for AppError {
     fn from(e: askama::Error) -> Self {
         Self::Internal(e.to_string())

@@ -6,11 +6,12 @@ use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use kippu_app::ports::{ConcessionFailure, Concessions, PresentedConcession};
 use kippu_credentials::{
     Concession, CredentialError, Credentials, IssuerKey, StatusSource, TrustList, VerifiedConcession,
 };
 use kippu_domain::model::IssuerRow;
-use kippu_identity::{did_pkh, Keystore};
+use kippu_identity::did_pkh;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -41,19 +42,7 @@ pub(crate) fn status_url(s: &AppState, slug: &str) -> String {
 }
 
 pub(crate) async fn issuer_key(s: &AppState, slug: &str) -> Result<(IssuerRow, IssuerKey), AppError> {
-    let row = s
-        .store
-        .issuers()
-        .await?
-        .into_iter()
-        .find(|i| i.slug == slug)
-        .ok_or_else(|| AppError::NotFound(format!("No issuer {slug:?} is hosted here.")))?;
-    let seed = open_issuer_seed(&s.keystore, &row)?;
-    Ok((row, IssuerKey::from_seed(seed)))
-}
-
-fn open_issuer_seed(keystore: &Keystore, row: &IssuerRow) -> Result<[u8; 32], AppError> {
-    keystore.open_seed(&row.did, &row.sealed_seed).map(|s| *s).map_err(|e| AppError::Internal(e.to_string()))
+    Ok(kippu_app::credentials::issuer_key(&*s.store, &s.keystore, slug).await?)
 }
 
 pub(crate) async fn signed_status_list(s: &AppState, slug: &str) -> Result<Value, AppError> {
@@ -89,13 +78,7 @@ impl StatusSource for Lists<'_> {
 }
 
 pub(crate) async fn trust_list(s: &AppState) -> Result<TrustList, AppError> {
-    let mut t = TrustList::default();
-    for (issuer, concession) in s.store.trust_list().await? {
-        if let Ok(c) = Concession::parse(&concession) {
-            t.trust(&issuer, c);
-        }
-    }
-    Ok(t)
+    Ok(kippu_app::credentials::trust_list(&*s.store).await?)
 }
 
 pub(crate) async fn verify_one(
@@ -133,28 +116,62 @@ pub(crate) async fn present_and_verify(
     s: &AppState,
     signer: &PrivateKeySigner,
     vc: &Value,
-) -> Result<VerifiedConcession, AppError> {
+) -> Result<VerifiedConcession, ConcessionFailure> {
     let did = did_pkh(s.chain.chain_id(), signer.address());
     let domain = s.identity.authority.clone();
     let now_s = now() as u64;
-    let challenge = s.presentation_challenges.issue(&domain, now_s)?;
+    let challenge = s.presentation_challenges.issue(&domain, now_s).map_err(|e| match e {
+        kippu_identity::IdentityError::TooManyChallenges { retry_after_secs, .. } => {
+            ConcessionFailure::Busy { retry_after_secs }
+        }
+        other => ConcessionFailure::Challenge(other.to_string()),
+    })?;
     let secret: [u8; 32] = signer.to_bytes().0;
     let vp = s
         .identity
         .credentials
         .present(&secret, &did, std::slice::from_ref(vc), &challenge.nonce, &domain)
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    let challenge =
-        s.presentation_challenges.take(&challenge.nonce, now_s).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let trust = trust_list(s).await?;
+        .map_err(|e| ConcessionFailure::Unavailable(e.to_string()))?;
+    let challenge = s
+        .presentation_challenges
+        .take(&challenge.nonce, now_s)
+        .map_err(|e| ConcessionFailure::Challenge(e.to_string()))?;
+    let trust = trust_list(s).await.map_err(unavailable)?;
     let verified = s
         .identity
         .credentials
         .verify_presentation(&vp, &challenge.nonce, &domain, &trust, &Lists(s), chrono_now())
         .await
-        .map_err(|e| AppError::Refused(format!("Your concession could not be verified: {e}")))?;
-    verified.concessions.into_iter().next().ok_or_else(|| AppError::Refused("No concession presented.".into()))
+        .map_err(|e| ConcessionFailure::NotVerified(e.to_string()))?;
+    verified.concessions.into_iter().next().ok_or(ConcessionFailure::NonePresented)
+}
+
+/// An internal failure (the store) while presenting a concession.
+fn unavailable(e: AppError) -> ConcessionFailure {
+    match e {
+        AppError::Internal(m) => ConcessionFailure::Unavailable(m),
+        other => ConcessionFailure::Unavailable(other.to_string()),
+    }
+}
+
+/// The traveler's concession credentials as the purchase use case's port: the best one
+/// held, presented with the traveler's key and verified afresh.
+pub(crate) struct HeldConcessions<'a>(pub(crate) &'a AppState);
+
+#[async_trait::async_trait]
+impl Concessions for HeldConcessions<'_> {
+    async fn present_best(
+        &self,
+        traveler: &PrivateKeySigner,
+    ) -> Result<Option<PresentedConcession>, ConcessionFailure> {
+        let s = self.0;
+        let Some((_, bps, vc)) = best_concession(s, traveler.address()).await.map_err(unavailable)? else {
+            return Ok(None);
+        };
+        let ok = present_and_verify(s, traveler, &vc).await?;
+        Ok(Some(PresentedConcession { kind: ok.concession.kind(), discount_bps: bps }))
+    }
 }
 
 /// Why a credential in the wallet does not hold, in the page's language.
@@ -174,14 +191,6 @@ pub(crate) fn credential_state(e: &CredentialError) -> String {
         | CredentialError::UnresolvableDid { .. } => t(&format!("cred.state.{}", e.code())).into(),
         other => tf("cred.state.other", other.code()),
     }
-}
-
-pub(crate) fn uuid_v4() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 /// The answer to a challenge book that refused to issue: 503 with `Retry-After`.

@@ -1,6 +1,7 @@
 //! Kippu's web app: traveler pages (sign-in, top-up, plans, tickets, the
 //! rotating QR pass), the Stripe webhook, and the operator report. Handlers
-//! stay thin: rules live in `kippu-domain`, IO in the adapters in [`AppState`].
+//! stay thin: they parse, authorize, call one of `kippu-app`'s use cases and render
+//! (each typed error as its status and message); IO is the adapters' in [`AppState`].
 
 // The audiences, each a router of its own with its own extractor; they never import
 // one another (tests/architecture.rs). What they share sits beside them as leaf modules.
@@ -160,6 +161,43 @@ impl AppState {
     /// Cookies carry `Secure` when travelers reach the app over HTTPS.
     pub(crate) fn secure_cookies(&self) -> bool {
         self.public_url.starts_with("https://")
+    }
+}
+
+/// The clock the use cases read: the system's.
+pub(crate) const CLOCK: kippu_app::ports::SystemClock = kippu_app::ports::SystemClock;
+
+/// The platform as the use cases' [`kippu_app::ports::Notifier`]: what the gates (and the
+/// insurer's matcher) must learn at once goes to the [`Platform`] method of the same name.
+pub(crate) struct Notices<'a>(pub(crate) &'a dyn Platform);
+
+#[async_trait]
+impl kippu_app::ports::Notifier for Notices<'_> {
+    async fn key_revoked(&self, holder: alloy::primitives::Address) {
+        self.0.key_revoked(holder).await;
+    }
+
+    async fn device_revoked(&self, device_key: [u8; 32]) {
+        self.0.device_revoked(device_key).await;
+    }
+
+    async fn card_bound(&self, card_key: [u8; 32], ticket_id: u64, sig: Vec<u8>) {
+        self.0.card_bound(card_key, ticket_id, sig).await;
+    }
+
+    async fn card_unbound(&self, card_key: [u8; 32]) {
+        self.0.card_unbound(card_key).await;
+    }
+
+    async fn timetable_imported(&self, operator_id: u32, timetable: kippu_gtfs::Timetable) {
+        self.0.timetable_imported(operator_id, timetable).await;
+    }
+}
+
+impl AppState {
+    /// The platform as the use cases' notifier.
+    pub(crate) fn notices(&self) -> Notices<'_> {
+        Notices(&*self.platform)
     }
 }
 

@@ -66,7 +66,7 @@ pub async fn backup(cfg: &Config, out: &Path) -> anyhow::Result<Summary> {
     let sealed = secrets::read_sealed(&cfg.secrets_path())?;
     let store = Store::connect(&cfg.database_url()).await.context("connecting the database")?;
     let database = store.dump().await?;
-    let b = Backup { format: FORMAT.into(), created_at: crate::stack::now(), deployment, secrets: sealed, database };
+    let b = Backup { format: FORMAT.into(), created_at: crate::clock::now(), deployment, secrets: sealed, database };
     secrets::create_private(out, &serde_json::to_vec(&b)?)
         .with_context(|| format!("writing {} (it must not exist yet)", out.display()))?;
     Ok(Summary { what: "backed up", tables: b.database.tables.len(), rows: b.database.row_count(), file: out.into() })

@@ -14,6 +14,7 @@ use kippu_mqtt::{Identity, StoreUnavailable};
 use kippu_store::{GateRow, Store};
 
 use crate::config::Config;
+use crate::secrets::{SecretName, Secrets};
 
 /// Username of the validators' (and other platform services') MQTT login.
 pub const VALIDATOR: &str = kippu_mqtt::VALIDATOR_USERNAME;
@@ -48,7 +49,7 @@ pub async fn issue(store: &Store, username: &str, kind: &str) -> anyhow::Result<
             kind,
             &kippu_mqtt::credential_hash(&password),
             &kippu_mqtt::mosquitto_password_line(username, &password),
-            crate::stack::now(),
+            crate::clock::now(),
         )
         .await?;
     Ok(password)
@@ -135,8 +136,23 @@ pub async fn rotate(store: &Store, gate: &GatePath) -> anyhow::Result<String> {
 
 /// Revokes a gate's credential: it can no longer log in, and a live connection is cut.
 pub async fn revoke(store: &Store, gate: &GatePath) -> anyhow::Result<()> {
-    if !store.revoke_credential(&gate.key(), crate::stack::now()).await? {
+    if !store.revoke_credential(&gate.key(), crate::clock::now()).await? {
         anyhow::bail!("gate {} has no active credential", gate.key());
     }
+    Ok(())
+}
+
+/// Registers the validators' MQTT login (its password is the sealed secret).
+pub async fn register_validator_login(store: &Store, secrets: &Secrets) -> anyhow::Result<()> {
+    let password = secrets.text(SecretName::MqttValidatorPassword);
+    store
+        .put_credential(
+            crate::gates::VALIDATOR,
+            "validator",
+            &kippu_mqtt::credential_hash(&password),
+            &kippu_mqtt::mosquitto_password_line(crate::gates::VALIDATOR, &password),
+            crate::clock::now(),
+        )
+        .await?;
     Ok(())
 }

@@ -159,3 +159,16 @@ impl Indexer {
         }
     }
 }
+
+/// The indexer as kippu-app's ledger port (the period close catches it up and reads how far
+/// it booked).
+#[async_trait::async_trait]
+impl kippu_app::ports::Ledger for Indexer {
+    async fn catch_up(&self) -> Result<usize, kippu_app::ports::LedgerFailure> {
+        Indexer::catch_up(self).await.map_err(|e| kippu_app::ports::LedgerFailure(format!("{e:#}")))
+    }
+
+    async fn next_block(&self) -> kippu_app::PortResult<Option<u64>> {
+        self.store.cursor(CURSOR).await.map_err(|e| kippu_app::PortError::Unavailable(e.to_string()))
+    }
+}

@@ -103,21 +103,6 @@ fn master_key(cfg: &Config) -> anyhow::Result<(Keystore, Option<PathBuf>)> {
     Ok((Keystore::new(*bytes), Some(path)))
 }
 
-/// Registers the validators' MQTT login (its password is the sealed secret).
-pub async fn register_validator_login(store: &Store, secrets: &Secrets) -> anyhow::Result<()> {
-    let password = secrets.text(SecretName::MqttValidatorPassword);
-    store
-        .put_credential(
-            crate::gates::VALIDATOR,
-            "validator",
-            &kippu_mqtt::credential_hash(&password),
-            &kippu_mqtt::mosquitto_password_line(crate::gates::VALIDATOR, &password),
-            crate::stack::now(),
-        )
-        .await?;
-    Ok(())
-}
-
 /// Runs `kippu init`. Resumable: when a previous run sealed the secrets but did not record a
 /// deployment (the chain was unreachable, say), it deploys with those secrets.
 pub async fn init(cfg: &Config, opts: &InitOptions) -> anyhow::Result<Initialised> {
@@ -171,7 +156,7 @@ pub async fn init(cfg: &Config, opts: &InitOptions) -> anyhow::Result<Initialise
 
     // The database first: a deployment nobody can use (no validator login) is worse than none.
     let store = Store::connect(&cfg.database_url()).await.context("connecting the database")?;
-    register_validator_login(&store, &secrets).await?;
+    crate::gates::register_validator_login(&store, &secrets).await?;
 
     let deployment =
         kippu_chain::deploy(&rpc, &deployer, &roles, &terms, cfg.identity.max_concession_bps, opts.fund_hot_keys_wei)

@@ -124,8 +124,11 @@ impl Supervisor {
                 let wait = match outcome {
                     Ok(Ok(())) => {
                         failures = 0;
-                        metrics::gauge!("kippu_job_last_success_seconds", "job" => name)
-                            .set(crate::stack::now() as f64);
+                        metrics::gauge!("kippu_job_last_success_seconds", "job" => name).set(
+                            std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0.0, |d| d.as_secs_f64()),
+                        );
                         every
                     }
                     Ok(Err(e)) => {

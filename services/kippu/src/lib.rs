@@ -5,6 +5,7 @@
 pub mod anchor;
 pub mod backup;
 pub mod catalog;
+pub mod clock;
 pub mod config;
 #[cfg(feature = "dev")]
 pub mod dev;
@@ -21,7 +22,9 @@ pub mod serve;
 pub mod settle;
 pub mod snapshots;
 pub mod stack;
+pub mod telemetry;
 pub mod validator;
+pub mod validator_process;
 pub mod wiring;
 
 pub use config::Config;

@@ -250,7 +250,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Validator { operator, refresh_secs } => {
             let every = std::time::Duration::from_secs(refresh_secs.max(1));
-            kippu::validator::run(&cfg, operator, every, wait_for_stop()).await?;
+            kippu::validator_process::run(&cfg, operator, every, wait_for_stop()).await?;
         }
         Cmd::Gate { cmd } => gate(&cfg, cmd).await?,
         Cmd::Catalog { cmd: CatalogCmd::Apply { file } } => {
@@ -367,7 +367,7 @@ async fn gate(cfg: &kippu::Config, cmd: GateCmd) -> anyhow::Result<()> {
 #[cfg(feature = "dev")]
 async fn dev(cfg: kippu::Config) -> anyhow::Result<()> {
     let stack = kippu::dev::start(cfg).await?;
-    let demo = stack.demo.as_ref().expect("the demo has its extras");
+    let demo = kippu::dev::demo(&stack).expect("the demo has its extras");
     println!();
     println!("Kippu is running (demo).");
     println!("  web app         {}", stack.web_url);

@@ -45,7 +45,7 @@ impl Ops {
     /// Closes the current period (the ledger is brought up to date first).
     pub async fn close_period(&self) -> anyhow::Result<crate::settle::Closed> {
         let indexer = Indexer::new(self.chain.clone(), self.store.clone(), self.cfg.chain.confirmations);
-        crate::settle::close_period(&self.chain, &self.store, &indexer, crate::stack::now()).await
+        crate::settle::close_period(&self.chain, &self.store, &indexer, crate::clock::now()).await
     }
 }
 

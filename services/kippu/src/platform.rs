@@ -12,9 +12,10 @@ use kippu_store::Store;
 use kippu_web::{GateStatus, Platform};
 use tokio::sync::Mutex;
 
+use crate::clock::now;
 use crate::indexer::Indexer;
 use crate::insurance::DelayInsurer;
-use crate::stack::{now, prometheus};
+use crate::telemetry::prometheus;
 
 /// What the platform's core runs: what the web layer and the demo reach through [`Platform`].
 pub struct Core {

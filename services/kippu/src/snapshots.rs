@@ -47,7 +47,7 @@ impl Snapshots {
             }
             stored.apply(&mut v);
         }
-        let now = crate::stack::now() as u64;
+        let now = crate::clock::now() as u64;
         let mut operators: Vec<u32> = gates.iter().map(|g| g.operator_id).collect();
         operators.sort_unstable();
         operators.dedup();

@@ -8,51 +8,23 @@ use std::time::Duration;
 
 use anyhow::Context;
 use kippu_chain::Chain;
-use kippu_identity::{ChallengeBook, Keystore};
+use kippu_identity::ChallengeBook;
 use kippu_mqtt::{FleetWatcher, ValidatorHandle};
-use kippu_payments::Checkout;
 use kippu_store::Store;
 use kippu_web::{AppState, Inner};
 use tokio::sync::Mutex;
 
+use crate::clock::now;
 use crate::config::Config;
 use crate::indexer::Indexer;
 use crate::insurance::DelayInsurer;
 use crate::jobs::Supervisor;
 pub use crate::platform::Core;
 use crate::platform::Services;
-use crate::secrets::{SecretName, Secrets};
+use crate::secrets::SecretName;
 pub(crate) use crate::wiring::Broker;
+pub use crate::wiring::Wiring;
 use crate::wiring::{current_timetables, identity_services, serve_metrics, serve_web, start_broker};
-
-/// Everything the platform is started from, made by `kippu serve` (checked, sealed secrets, an
-/// existing deployment) or `kippu dev` (a fresh anvil, deployment and seed).
-pub struct Wiring {
-    /// Configuration.
-    pub cfg: Config,
-    /// Database.
-    pub store: Store,
-    /// Chain adapter sending with the hot keys.
-    pub chain: Chain,
-    /// JSON-RPC URL.
-    pub rpc_url: String,
-    /// Keystore (the master key).
-    pub keystore: Keystore,
-    /// Generated secrets.
-    pub secrets: Secrets,
-    /// The web listener, bound by the caller (so a taken port fails before anything starts).
-    pub listener: tokio::net::TcpListener,
-    /// Stripe Checkout client.
-    pub checkout: Checkout,
-    /// Stripe API base.
-    pub stripe_url: String,
-    /// Where Stripe's hosted Checkout pages live (the one origin besides the app forms lead to).
-    pub checkout_origin: String,
-    /// The delay oracles this process reports as.
-    pub reporters: Vec<Chain>,
-    /// The staff password of the portal.
-    pub staff_password: String,
-}
 
 /// A running platform. Dropping it stops its tasks (and, in the demo, anvil).
 pub struct Stack {
@@ -80,9 +52,10 @@ pub struct Stack {
     pub validator: ValidatorHandle,
     /// The public key gates trust for verdicts and snapshots.
     pub verdict_key: ed25519_dalek::VerifyingKey,
-    /// The demo's extras (anvil, fake Stripe, simulated gates).
+    /// What an add-on keeps running beside the platform (the demo's anvil, fake Stripe and
+    /// simulated gates; `kippu::dev::demo` reads it back).
     #[cfg(feature = "dev")]
-    pub demo: Option<crate::dev::Demo>,
+    pub demo: Option<Box<dyn Extra>>,
     /// The running core (indexer, validator state, insurer, period close).
     pub core: Arc<Core>,
     /// The supervised jobs and tasks of this process.
@@ -111,28 +84,36 @@ impl Stack {
     }
 }
 
-/// The process-wide Prometheus recorder; installed once, even when a test process starts
-/// several stacks.
-pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
-    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
-    HANDLE.get_or_init(|| {
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-        let handle = recorder.handle();
-        if metrics::set_global_recorder(recorder).is_err() {
-            tracing::warn!("a metrics recorder was already installed; /metrics shows only this handle's view");
-        }
-        handle
-    })
+/// What an add-on started beside the platform keeps running: the stack holds it and stops
+/// it on shutdown. The stack knows only this trait, never the demo that implements it.
+#[cfg(feature = "dev")]
+#[async_trait::async_trait]
+pub trait Extra: Send + Sync {
+    /// Stops what it runs.
+    async fn stop(self: Box<Self>);
+    /// For its owner to read it back.
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+/// An add-on that attaches to the running core once it is up: `kippu dev` gives one that
+/// connects its simulated gates and serves the demo's controls.
+#[cfg(feature = "dev")]
+#[async_trait::async_trait]
+pub trait AddOn: Send {
+    /// Attaches to `core`; returns what it keeps running and the web app's demo controls.
+    async fn attach(
+        self: Box<Self>,
+        core: &Arc<Core>,
+        broker: &kippu_mqtt::MqttUrl,
+        verdict_key: &ed25519_dalek::SigningKey,
+        gates: &[kippu_store::GateRow],
+    ) -> anyhow::Result<(Box<dyn Extra>, Arc<dyn kippu_web::DevPlatform>)>;
 }
 
 /// Starts the platform from `w`: the composition root. The demo passes `dev` to add its
 /// simulated gates and routes.
-pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<crate::dev::DevStart>) -> anyhow::Result<Stack> {
-    prometheus();
+pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<Box<dyn AddOn>>) -> anyhow::Result<Stack> {
+    crate::telemetry::prometheus();
     let cfg = w.cfg.clone();
     let (store, chain) = (w.store.clone(), w.chain.clone());
     let web_url = cfg.web.public_url.clone().unwrap_or_else(|| format!("http://{}", w.listener.local_addr().unwrap()));
@@ -187,7 +168,7 @@ pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<crate::dev::De
     #[cfg(feature = "dev")]
     let (demo, dev_platform) = match dev {
         Some(d) => {
-            let (demo, p) = d.attach(&core, &broker, &verdict_key, &store.gates().await?).await?;
+            let (demo, p) = d.attach(&core, &broker.url, &verdict_key, &store.gates().await?).await?;
             (Some(demo), Some(p))
         }
         None => (None, None),

@@ -14,7 +14,10 @@ use kippu_web::IdentityServices;
 
 use crate::config::Config;
 use crate::secrets::SecretName;
-use crate::stack::Wiring;
+use crate::secrets::Secrets;
+use kippu_chain::Chain;
+use kippu_identity::Keystore;
+use kippu_payments::Checkout;
 
 /// Every operator's current timetable, as imported.
 pub(crate) async fn current_timetables(store: &Store) -> anyhow::Result<Vec<(u32, kippu_gtfs::Timetable)>> {
@@ -128,7 +131,7 @@ pub(crate) async fn serve_metrics(bind: &str) -> anyhow::Result<(String, tokio::
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(|| async {
-            ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::stack::prometheus().render())
+            ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::prometheus().render())
         }),
     );
     let task = tokio::spawn(async move {
@@ -137,4 +140,33 @@ pub(crate) async fn serve_metrics(bind: &str) -> anyhow::Result<(String, tokio::
         }
     });
     Ok((url, task))
+}
+
+/// Everything the platform is started from, made by `kippu serve` (checked, sealed secrets, an
+/// existing deployment) or `kippu dev` (a fresh anvil, deployment and seed).
+pub struct Wiring {
+    /// Configuration.
+    pub cfg: Config,
+    /// Database.
+    pub store: Store,
+    /// Chain adapter sending with the hot keys.
+    pub chain: Chain,
+    /// JSON-RPC URL.
+    pub rpc_url: String,
+    /// Keystore (the master key).
+    pub keystore: Keystore,
+    /// Generated secrets.
+    pub secrets: Secrets,
+    /// The web listener, bound by the caller (so a taken port fails before anything starts).
+    pub listener: tokio::net::TcpListener,
+    /// Stripe Checkout client.
+    pub checkout: Checkout,
+    /// Stripe API base.
+    pub stripe_url: String,
+    /// Where Stripe's hosted Checkout pages live (the one origin besides the app forms lead to).
+    pub checkout_origin: String,
+    /// The delay oracles this process reports as.
+    pub reporters: Vec<Chain>,
+    /// The staff password of the portal.
+    pub staff_password: String,
 }

@@ -1,11 +1,8 @@
 //! An issuer's portal: issuing and revoking concession credentials.
 
-use crate::identity::chrono_now;
 use crate::identity::day;
 use crate::identity::issuer_key;
 use crate::identity::status_url;
-use crate::identity::trust_list;
-use crate::identity::uuid_v4;
 use crate::portal::Staff;
 use crate::session::now;
 use crate::views::html;
@@ -17,8 +14,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
-use kippu_credentials::{Concession, NewConcession, StatusEntry, STATUS_LIST_LEN};
-use kippu_domain::model::IssuedCredential;
+use kippu_app::credentials::{
+    issue_credential, revoke_credential, IssueCredential, IssueCredentialError, RevokeCredentialError,
+};
 use std::collections::HashMap;
 
 // ---- issuer portal --------------------------------------------------------------------
@@ -119,72 +117,35 @@ pub(crate) async fn issue(
             )
         }
     };
-    let holder = match kippu_identity::normalize_did_pkh(f.holder.trim()) {
-        Ok(d) => d,
-        Err(e) => return refuse(format!("The holder must be a traveler's did:pkh DID: {e}.")).await,
+    let req = IssueCredential {
+        issuer_slug: slug.clone(),
+        holder: f.holder,
+        concession: f.concession,
+        valid_until: f.valid_until,
+        status_list_url: status_url(&s, &slug),
     };
-    let Ok(concession) = Concession::parse(&f.concession) else {
-        return refuse(format!("Unknown concession {:?}.", f.concession)).await;
+    let issued = match issue_credential(&*s.store, &s.keystore, &s.identity.credentials, &crate::CLOCK, req).await {
+        Ok(issued) => issued,
+        Err(
+            e @ (IssueCredentialError::BadHolder(_)
+            | IssueCredentialError::UnknownConcession(_)
+            | IssueCredentialError::BadDate
+            | IssueCredentialError::NotInFuture
+            | IssueCredentialError::NotTrusted { .. }),
+        ) => return refuse(e.to_string()).await,
+        Err(IssueCredentialError::Issuer(e)) => return Err(e.into()),
+        Err(IssueCredentialError::Signing(e)) => return Err(AppError::Internal(e)),
+        Err(e @ IssueCredentialError::HolderAddress(_)) => return Err(AppError::BadRequest(e.to_string())),
+        Err(IssueCredentialError::Store(e)) => return Err(e.into()),
     };
-    let until = match chrono::NaiveDate::parse_from_str(&f.valid_until, "%Y-%m-%d") {
-        Ok(d) => d.and_hms_opt(23, 59, 59).expect("valid time").and_utc(),
-        Err(_) => return refuse("Valid until must be a date (YYYY-MM-DD).".into()).await,
-    };
-    let issued_at = chrono_now();
-    if until <= issued_at {
-        return refuse("Valid until must be in the future.".into()).await;
-    }
-    let (row, key) = issuer_key(&s, &slug).await?;
-    if !trust_list(&s).await?.allows(&row.did, concession) {
-        return refuse(format!("{} is not on the trust list for {concession} concessions.", row.name)).await;
-    }
-    let id = format!("urn:uuid:{}", uuid_v4());
-    let index = s
-        .store
-        .record_issued(
-            &IssuedCredential {
-                id: id.clone(),
-                issuer_slug: slug.clone(),
-                holder_did: holder.clone(),
-                concession: concession.to_string(),
-                status_index: 0,
-                issued_at: issued_at.timestamp(),
-                valid_until: until.timestamp(),
-                revoked_at: None,
-            },
-            STATUS_LIST_LEN as i64,
-        )
-        .await?;
-    let vc = s
-        .identity
-        .credentials
-        .issue(
-            &row.did,
-            &key,
-            &NewConcession {
-                id: id.clone(),
-                subject_did: holder.clone(),
-                concession,
-                valid_from: issued_at,
-                valid_until: until,
-                status: Some(StatusEntry { list_url: status_url(&s, &slug), index: index as u64 }),
-            },
-        )
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    let (_, address) = kippu_identity::parse_did_pkh(&holder).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let delivered = if s.store.traveler(&address).await?.is_some() {
-        s.store.add_to_wallet(&address, &id, &vc.to_string(), now()).await?;
-        "delivered to the traveler's Kippu wallet"
-    } else {
-        "the traveler can import it in their wallet"
-    };
-    metrics::counter!("kippu_credentials_issued_total", "concession" => concession.as_str()).increment(1);
-    tracing::info!(issuer = %row.did, %id, %concession, "concession credential issued");
     if wants_json {
-        return Ok(Json(vc).into_response());
+        return Ok(Json(issued.vc).into_response());
     }
-    let notice = format!("Issued {concession} credential {id}: {delivered}.");
+    let delivered = match issued.delivered {
+        true => "delivered to the traveler's Kippu wallet",
+        false => "the traveler can import it in their wallet",
+    };
+    let notice = format!("Issued {} credential {}: {delivered}.", issued.concession, issued.id);
     Ok(Redirect::to(&format!("/portal/issuers/{slug}?notice={}", urlencode(&notice))).into_response())
 }
 
@@ -199,10 +160,11 @@ pub(crate) async fn revoke(
     Path(slug): Path<String>,
     Form(f): Form<RevokeForm>,
 ) -> Result<Response, AppError> {
-    if !s.store.revoke_issued(&slug, &f.id, now()).await? {
-        return Err(AppError::NotFound(format!("{} is not an unrevoked credential of this issuer.", f.id)));
+    match revoke_credential(&*s.store, &crate::CLOCK, &slug, &f.id).await {
+        Ok(()) => {}
+        Err(e @ RevokeCredentialError::NotFound { .. }) => return Err(AppError::NotFound(e.to_string())),
+        Err(RevokeCredentialError::Store(e)) => return Err(e.into()),
     }
-    tracing::info!(issuer = %slug, id = %f.id, "concession credential revoked");
     let notice = format!("Revoked {}: its status list bit is set.", f.id);
     Ok(Redirect::to(&format!("/portal/issuers/{slug}?notice={}", urlencode(&notice))).into_response())
 }

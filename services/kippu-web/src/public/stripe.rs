@@ -2,11 +2,11 @@
 
 use crate::session::now;
 use crate::AppState;
-use alloy::primitives::keccak256;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use kippu_app::topup::{credit_payment, CompletedPayment, CreditPaymentError, Credited};
 use kippu_payments::{verify_webhook, CHECKOUT_SESSION_COMPLETED, DEFAULT_TOLERANCE_SECS};
 
 /// Stripe's webhook. 2xx tells Stripe to stop retrying, so it is returned only
@@ -47,28 +47,17 @@ async fn mint_for(
     amount: i64,
     traveler: &str,
 ) -> Result<&'static str, (StatusCode, String)> {
-    let internal = |e: String| (StatusCode::INTERNAL_SERVER_ERROR, e);
-    let p = s.store.payment(session_id).await.map_err(|e| internal(e.to_string()))?;
-    let Some(p) = p else {
-        return Err((StatusCode::NOT_FOUND, "unknown checkout session".into()));
-    };
-    if p.amount != amount || !traveler.eq_ignore_ascii_case(&format!("{:#x}", p.traveler)) {
-        return Err((StatusCode::BAD_REQUEST, "session does not match the recorded top-up".into()));
-    }
-    if p.status == "minted" {
-        return Ok("already minted");
-    }
-    s.store.mark_paid(session_id).await.map_err(|e| internal(e.to_string()))?;
-    let payment_ref = keccak256(session_id.as_bytes());
-    let tx = match s.chain.mint_fare(p.traveler, p.amount as u128, payment_ref).await {
-        Ok(tx) => format!("{tx:#x}"),
-        // minted by an earlier delivery of this webhook whose bookkeeping did not finish
-        Err(kippu_app::ChainFailure::Rejected(kippu_domain::ContractRejection::PaymentAlreadyMinted { .. })) => {
-            "already-minted".into()
+    let paid = CompletedPayment { session_id: session_id.to_owned(), amount, traveler: traveler.to_owned() };
+    match credit_payment(&*s.store, &*s.chain, &paid).await {
+        Ok(Credited::Minted { .. }) => {
+            s.platform.catch_up().await;
+            Ok("minted")
         }
-        Err(e) => return Err(internal(e.to_string())),
-    };
-    s.store.mark_minted(session_id, &tx).await.map_err(|e| internal(e.to_string()))?;
-    s.platform.catch_up().await;
-    Ok("minted")
+        Ok(Credited::AlreadyMinted) => Ok("already minted"),
+        Err(e @ CreditPaymentError::UnknownSession) => Err((StatusCode::NOT_FOUND, e.to_string())),
+        Err(e @ CreditPaymentError::Mismatch) => Err((StatusCode::BAD_REQUEST, e.to_string())),
+        Err(e @ (CreditPaymentError::Store(_) | CreditPaymentError::Chain(_))) => {
+            Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        }
+    }
 }

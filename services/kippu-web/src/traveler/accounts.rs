@@ -1,15 +1,11 @@
 //! Password accounts: sign-up, sign-in (rate limited), the account page and its devices.
 
 use crate::i18n::{t, tf};
-use crate::session::now;
 use crate::session::start_session;
 use crate::session::Traveler;
 use crate::session::COOKIE;
 use crate::{AppError, AppState};
 use alloy::primitives::Address;
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use askama::Template;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
@@ -18,16 +14,14 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use axum_extra::extract::cookie::CookieJar;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use kippu_domain::model::Traveler as TravelerRow;
-use kippu_identity::did_pkh;
+use kippu_app::accounts::{
+    sign_in_with_password, sign_up, EmailProblem, PasswordSignInError, SignUp, SignUpError, SignUpProblem,
+};
+use kippu_app::devices::{revoke_device as revoke_device_of, RevokeDevice, RevokeDeviceError};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-const MIN_PASSWORD: usize = 10;
-
-const MAX_PASSWORD: usize = 128;
 
 /// Sign-in attempts allowed per e-mail and per client, and sign-ups per client: a short
 /// burst, then one a minute per e-mail (ten a minute per client), so guessing a password
@@ -77,7 +71,7 @@ impl LoginLimits {
         self.prune();
         // Keyed as stored (so case and spaces make no new bucket, and a key is at most 254
         // bytes); what is no e-mail matches no account and counts against the client alone.
-        let email = normalize_email(email).ok();
+        let email = kippu_app::accounts::normalize_email(email).ok();
         // The client's bucket first: a spray over many e-mails is stopped without touching theirs.
         self.per_client.check_key(&client).is_ok() && email.is_none_or(|e| self.per_email.check_key(&e).is_ok())
     }
@@ -156,37 +150,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     }
 }
 
-fn normalize_email(raw: &str) -> Result<String, &'static str> {
-    let e = raw.trim().to_lowercase();
-    let (local, domain) = e.split_once('@').ok_or_else(|| t("signup.err.email"))?;
-    if local.is_empty() || !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') || e.len() > 254 {
-        return Err(t("signup.err.email"));
-    }
-    if e.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(t("signup.err.email_spaces"));
-    }
-    Ok(e)
-}
-
-fn hash_password(password: &str) -> Result<String, AppError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AppError::Internal(format!("password hashing: {e}")))
-}
-
-fn password_matches(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-}
-
-/// A hash of nothing anyone types, checked when the e-mail is unknown so that a wrong
-/// e-mail takes as long as a wrong password and does not reveal who has an account.
-fn decoy_hash() -> &'static str {
-    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| hash_password(&hex::encode(rand::random::<[u8; 16]>())).unwrap_or_default())
-}
-
 // ---- sign-up -------------------------------------------------------------------
 #[derive(Template)]
 #[template(path = "signup.html")]
@@ -233,60 +196,34 @@ pub(crate) async fn signup(
         let page = SignupPage { errors, name: f.name, email: f.email.trim().to_owned(), chain_id: chain(&s) };
         return Ok((StatusCode::TOO_MANY_REQUESTS, Html(page.render()?)).into_response());
     }
-    let mut errors = Vec::new();
     let name = f.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 60 {
-        errors.push(("name", t("signup.err.name").to_owned()));
-    }
-    let email = match normalize_email(&f.email) {
-        Ok(e) => Some(e),
-        Err(msg) => {
-            errors.push(("email", msg.to_owned()));
-            None
-        }
-    };
-    let len = f.password.chars().count();
-    if len < MIN_PASSWORD {
-        errors.push(("password", tf("signup.err.short", MIN_PASSWORD)));
-    } else if len > MAX_PASSWORD {
-        errors.push(("password", tf("signup.err.long", MAX_PASSWORD)));
-    }
-    if f.confirm != f.password {
-        errors.push(("confirm", t("signup.err.confirm").to_owned()));
-    }
-    let taken = match &email {
-        Some(e) => s.store.password_login(e).await?.is_some(),
-        None => false,
-    };
-    if taken {
-        errors.push(("email", t("signup.err.taken").to_owned()));
-    }
-    let (Some(email), true) = (email, errors.is_empty()) else {
-        let page = SignupPage { errors, name, email: f.email.trim().to_owned(), chain_id: chain(&s) };
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response());
-    };
-    let password = f.password;
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))??;
-    let (address, sealed) = s.keystore.create().map_err(|e| AppError::Internal(e.to_string()))?;
-    let did = did_pkh(chain(&s), address);
-    let traveler = TravelerRow {
-        address,
-        did: did.clone(),
-        display_name: name,
-        sealed_key: Some(sealed.to_string()),
-        created_at: now(),
-    };
-    if !s.store.create_account(&traveler, &email, &hash, now()).await? {
+    let typed_email = f.email.trim().to_owned();
+    let form = SignUp { name: f.name, email: f.email, password: f.password, confirm: f.confirm };
+    let (errors, name, email) = match sign_up(&*s.store, &*s.chain, &s.keystore, &crate::CLOCK, form).await {
+        Ok(up) => return start_session(&s, jar, up.address, "/").await,
+        Err(SignUpError::Invalid(problems)) => (problems.into_iter().map(problem).collect(), name, typed_email),
         // Two sign-ups raced for one e-mail; the other won. The key made here is dropped unused.
-        let msg = t("signup.err.taken").to_owned();
-        let page = SignupPage { errors: vec![("email", msg)], name: String::new(), email, chain_id: chain(&s) };
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response());
+        Err(SignUpError::EmailTaken { email }) => {
+            (vec![("email", t("signup.err.taken").to_owned())], String::new(), email)
+        }
+        Err(SignUpError::Hashing(e) | SignUpError::Keystore(e)) => return Err(AppError::Internal(e)),
+        Err(SignUpError::Store(e)) => return Err(e.into()),
+    };
+    let page = SignupPage { errors, name, email, chain_id: chain(&s) };
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page.render()?)).into_response())
+}
+
+/// A sign-up form's problem as the page shows it: the field and what to fix.
+fn problem(p: SignUpProblem) -> (&'static str, String) {
+    match p {
+        SignUpProblem::Name => ("name", t("signup.err.name").to_owned()),
+        SignUpProblem::Email(EmailProblem::Invalid) => ("email", t("signup.err.email").to_owned()),
+        SignUpProblem::Email(EmailProblem::Spaces) => ("email", t("signup.err.email_spaces").to_owned()),
+        SignUpProblem::PasswordTooShort { min } => ("password", tf("signup.err.short", min)),
+        SignUpProblem::PasswordTooLong { max } => ("password", tf("signup.err.long", max)),
+        SignUpProblem::ConfirmMismatch => ("confirm", t("signup.err.confirm").to_owned()),
+        SignUpProblem::EmailTaken => ("email", t("signup.err.taken").to_owned()),
     }
-    tracing::info!(%did, "account created");
-    metrics::counter!("kippu_accounts_created_total").increment(1);
-    start_session(&s, jar, address, "/").await
 }
 
 // ---- password sign-in ----------------------------------------------------------
@@ -315,25 +252,12 @@ pub(crate) async fn check_password(
         metrics::counter!("kippu_signin_throttled_total").increment(1);
         return Ok(PasswordOutcome::Throttled);
     }
-    let email = normalize_email(email).ok();
-    let found = match &email {
-        Some(e) => s.store.password_login(e).await?,
-        None => None,
-    };
-    let hash = found.as_ref().map_or_else(|| decoy_hash().to_owned(), |(_, h)| h.clone());
-    let password = password.to_owned();
-    let ok = tokio::task::spawn_blocking(move || password_matches(&password, &hash))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    match (found, ok) {
-        (Some((address, _)), true) => match s.store.key_revocation(&address).await? {
-            Some((_, reason)) => Ok(PasswordOutcome::Revoked(reason)),
-            None => Ok(PasswordOutcome::SignedIn(address)),
-        },
-        _ => {
-            metrics::counter!("kippu_signin_failed_total").increment(1);
-            Ok(PasswordOutcome::Wrong)
-        }
+    match sign_in_with_password(&*s.store, email, password).await {
+        Ok(address) => Ok(PasswordOutcome::SignedIn(address)),
+        Err(PasswordSignInError::Wrong) => Ok(PasswordOutcome::Wrong),
+        Err(PasswordSignInError::KeyRevoked { reason }) => Ok(PasswordOutcome::Revoked(reason)),
+        Err(PasswordSignInError::Internal(e)) => Err(AppError::Internal(e)),
+        Err(PasswordSignInError::Store(e)) => Err(e.into()),
     }
 }
 
@@ -406,12 +330,12 @@ pub(crate) async fn revoke_device(
         .ok_or_else(|| AppError::BadRequest("That is not a device key.".into()))?;
     // `Traveler` found the session, so the cookie is there.
     let keep = jar.get(COOKIE).map(|c| c.value().to_owned()).unwrap_or_default();
-    if !s.store.revoke_device(&key, &me, now(), &keep).await? {
-        return Err(AppError::NotFound("You have no such device.".into()));
+    let req = RevokeDevice { holder: me, device_key: key, keep_session: keep };
+    match revoke_device_of(&*s.store, &s.notices(), &crate::CLOCK, req).await {
+        Ok(()) => Ok(Redirect::to("/account#devices").into_response()),
+        Err(e @ RevokeDeviceError::NoSuchDevice) => Err(AppError::NotFound(e.to_string())),
+        Err(RevokeDeviceError::Store(e)) => Err(e.into()),
     }
-    s.platform.device_revoked(key).await;
-    tracing::info!(holder = %me, "device revoked");
-    Ok(Redirect::to("/account#devices").into_response())
 }
 
 // ---- the account page -------------------------------------------------------------
@@ -446,25 +370,6 @@ pub(crate) async fn account(State(s): State<AppState>, Traveler(me): Traveler) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn emails_are_normalized_and_checked() {
-        assert_eq!(normalize_email("  Ben@Example.COM ").unwrap(), "ben@example.com");
-        for bad in ["", "ben", "ben@", "@example.com", "ben@example", "ben@.com", "be n@example.com"] {
-            assert!(normalize_email(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn passwords_hash_with_argon2id_and_verify() {
-        let h = hash_password("correct horse battery staple").unwrap();
-        assert!(h.starts_with("$argon2id$"), "{h}");
-        assert!(password_matches("correct horse battery staple", &h));
-        assert!(!password_matches("correct horse battery stapler", &h));
-        assert!(!password_matches("anything", "not a hash"));
-        assert_ne!(h, hash_password("correct horse battery staple").unwrap(), "salted");
-        assert!(!password_matches("", decoy_hash()));
-    }
 
     #[test]
     fn login_attempts_are_limited_per_email_and_client() {

@@ -1,6 +1,5 @@
 //! A traveler's own data: export, erasure, revoking their account key.
 
-use crate::session::now;
 use crate::session::Traveler;
 use crate::session::COOKIE;
 use crate::{AppError, AppState};
@@ -42,10 +41,7 @@ pub(crate) async fn erase(
     if f.confirm.as_deref() != Some("erase") {
         return Err(AppError::BadRequest(crate::i18n::t("data.err.erase_confirm").into()));
     }
-    let did = did_pkh(s.chain.chain_id(), me);
-    s.store.erase_personal_data(&me, &did, now()).await?;
-    s.platform.key_revoked(me).await;
-    tracing::info!(address = %me, "personal data erased at the traveler's request");
+    kippu_app::accounts::erase_account(&*s.store, &*s.chain, &s.notices(), &crate::CLOCK, me).await?;
     Ok((jar.remove(axum_extra::extract::cookie::Cookie::from(COOKIE)), Redirect::to("/signin?erased=1"))
         .into_response())
 }
@@ -61,9 +57,7 @@ pub(crate) async fn revoke_key(
     if f.confirm.as_deref() != Some("revoke") {
         return Err(AppError::BadRequest(crate::i18n::t("data.err.revoke_confirm").into()));
     }
-    s.store.revoke_key(&me, "revoked by the traveler", now()).await?;
-    s.platform.key_revoked(me).await;
-    tracing::info!(address = %me, "account key revoked");
+    kippu_app::accounts::revoke_account_key(&*s.store, &s.notices(), &crate::CLOCK, me).await?;
     Ok((jar.remove(axum_extra::extract::cookie::Cookie::from(COOKIE)), Redirect::to("/signin?revoked=1"))
         .into_response())
 }

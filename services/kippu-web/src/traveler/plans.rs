@@ -1,6 +1,7 @@
 //! The catalogue of plans, buying one, and its receipt.
 
-use crate::custody::custodial_signer;
+use crate::custody::signer_error;
+use crate::identity::HeldConcessions;
 use crate::session::Traveler;
 use crate::views::concession_name;
 use crate::views::fmt_time;
@@ -12,6 +13,7 @@ use alloy::primitives::Address;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use kippu_app::purchase::{buy_plan, BuyPlan, BuyPlanError};
 use kippu_domain::money::format_fare;
 
 #[derive(Template)]
@@ -126,47 +128,25 @@ pub(crate) async fn buy(
     Traveler(me): Traveler,
     Path(bundle_id): Path<u32>,
 ) -> Result<Response, AppError> {
-    let signer = custodial_signer(&s, me, "buy from their wallet").await?;
-    let (list_price, _) = match s.chain.quote(bundle_id).await {
-        Ok(q) => q,
-        Err(kippu_app::ChainFailure::Rejected(kippu_domain::ContractRejection::UnknownBundle { .. })) => {
-            return Err(AppError::NotFound(crate::i18n::t("plans.err.not_on_sale").into()))
+    let req = BuyPlan { traveler: me, bundle_id, attestor: &s.identity.attestor };
+    let plan_id = match buy_plan(&*s.store, &*s.chain, &s.keystore, &HeldConcessions(&s), req).await {
+        Ok(bought) => bought.plan_id,
+        Err(BuyPlanError::Signer(e)) => return Err(signer_error(e, "buy from their wallet")),
+        Err(BuyPlanError::NotOnSale) => return Err(AppError::NotFound(crate::i18n::t("plans.err.not_on_sale").into())),
+        Err(BuyPlanError::Concession(e)) => return Err(e.into()),
+        Err(BuyPlanError::InsufficientFare { needed, have }) => {
+            let msg = crate::i18n::tn2(
+                "plans.err.short",
+                "price",
+                format_fare(needed as i128),
+                "balance",
+                format_fare(have as i128),
+            );
+            let page = plans_with(&s, me, Some(msg)).await?;
+            return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
-        Err(e) => return Err(e.into()),
+        Err(BuyPlanError::Chain(e)) => return Err(e.into()),
     };
-    // A held concession is presented (and verified afresh: it may have been revoked since the page was shown).
-    let concession = match crate::identity::best_concession(&s, me).await? {
-        Some((_, bps, vc)) => {
-            let ok = crate::identity::present_and_verify(&s, &signer, &vc).await?;
-            Some((ok.concession, bps))
-        }
-        None => None,
-    };
-    let price = match concession {
-        Some((_, bps)) => s.chain.quote_with_concession(bundle_id, bps).await?,
-        None => list_price,
-    };
-    let balance = s.chain.fare_balance(me).await?;
-    if balance < price {
-        let msg = crate::i18n::tn2(
-            "plans.err.short",
-            "price",
-            format_fare(price as i128),
-            "balance",
-            format_fare(balance as i128),
-        );
-        return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, plans_with(&s, me, Some(msg)).await?).into_response());
-    }
-    let (plan_id, tx) = match concession {
-        Some((c, bps)) => {
-            s.chain
-                .buy_with_permit_and_concession(&signer, &s.identity.attestor, bundle_id, price, 0, c.kind(), bps)
-                .await?
-        }
-        None => s.chain.buy_with_permit(&signer, bundle_id, price, 0).await?,
-    };
-    tracing::info!(plan_id, %tx, "plan bought");
-    metrics::counter!("kippu_plans_bought_total").increment(1);
     s.platform.catch_up().await;
     Ok(Redirect::to(&format!("/tickets?bought={plan_id}")).into_response())
 }

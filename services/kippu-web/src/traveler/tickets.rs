@@ -1,6 +1,6 @@
 //! A traveler's tickets: the list, the rotating pass, contactless cards, refunds.
 
-use crate::custody::custodial_signer;
+use crate::custody::{custodial_signer, signer_error};
 use crate::session::now;
 use crate::session::Traveler;
 use crate::views::fmt_time;
@@ -11,12 +11,14 @@ use crate::views::Page;
 use crate::views::TicketView;
 use crate::{qr, AppError, AppState};
 use alloy::primitives::Address;
-use alloy::signers::SignerSync;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
+use kippu_app::tickets::{
+    bind_card as bind_card_to, unbind_card as unbind_card_from, BindCard, CardError, RefundTicketError,
+};
 use kippu_domain::model::TicketRow;
 use kippu_domain::money::format_fare;
 use std::collections::HashMap;
@@ -60,10 +62,12 @@ pub(crate) async fn tickets(
 }
 
 async fn own_ticket(s: &AppState, me: Address, id: u64) -> Result<TicketRow, AppError> {
-    match s.store.ticket(id).await? {
-        Some(t) if t.holder == me => Ok(t),
-        _ => Err(AppError::NotFound(crate::i18n::tf("ticket.not_yours", id))),
-    }
+    kippu_app::tickets::own_ticket(&*s.store, me, id).await?.ok_or_else(|| not_yours(id))
+}
+
+/// Someone else's ticket, or none: the two read the same.
+fn not_yours(id: u64) -> AppError {
+    AppError::NotFound(crate::i18n::tf("ticket.not_yours", id))
 }
 
 #[derive(Template)]
@@ -128,14 +132,7 @@ async fn pass_page_with(s: &AppState, me: Address, id: u64, card_error: Option<S
 
 /// The refund an unused ticket would get now, if its product allows one.
 async fn refund_offer(s: &AppState, id: u64) -> Option<String> {
-    match s.chain.refundable(id).await {
-        Ok((amount, deadline)) if amount > 0 && deadline > now() as u64 => Some(format_fare(amount as i128)),
-        Ok(_) => None,
-        Err(e) => {
-            tracing::warn!(ticket = id, error = %e, "refund offer unknown");
-            None
-        }
-    }
+    kippu_app::tickets::refund_offer(&*s.chain, &crate::CLOCK, id).await.map(|amount| format_fare(amount as i128))
 }
 
 /// Refunds an unused ticket (gasless: Kippu relays; the FARE goes to the holder). A ticket
@@ -145,17 +142,17 @@ pub(crate) async fn refund_ticket(
     Traveler(me): Traveler,
     Path(id): Path<u64>,
 ) -> Result<Response, AppError> {
-    own_ticket(&s, me, id).await?;
-    if !s.store.taps_of_ticket(id).await?.is_empty() {
-        return Err(AppError::Refused(crate::i18n::t("refund.used").into()));
+    match kippu_app::tickets::refund_ticket(&*s.store, &*s.chain, &crate::CLOCK, me, id).await {
+        Ok(_) => {
+            s.platform.catch_up().await;
+            Ok(Redirect::to(&format!("/tickets?refunded={id}")).into_response())
+        }
+        Err(RefundTicketError::NotYours { ticket_id }) => Err(not_yours(ticket_id)),
+        Err(RefundTicketError::Used) => Err(AppError::Refused(crate::i18n::t("refund.used").into())),
+        Err(RefundTicketError::NotRefundable) => Err(AppError::Refused(crate::i18n::t("refund.not_refundable").into())),
+        Err(RefundTicketError::Chain(e)) => Err(e.into()),
+        Err(RefundTicketError::Store(e)) => Err(e.into()),
     }
-    if refund_offer(&s, id).await.is_none() {
-        return Err(AppError::Refused(crate::i18n::t("refund.not_refundable").into()));
-    }
-    let amount = s.chain.refund(id).await?;
-    s.platform.catch_up().await;
-    tracing::info!(ticket = id, amount, "ticket refunded");
-    Ok(Redirect::to(&format!("/tickets?refunded={id}")).into_response())
 }
 
 #[derive(serde::Deserialize)]
@@ -171,33 +168,28 @@ pub(crate) async fn bind_card(
     Path(id): Path<u64>,
     Form(f): Form<CardForm>,
 ) -> Result<Response, AppError> {
-    let t = own_ticket(&s, me, id).await?;
-    let Some(card_key) = kippu_domain::card::parse_card_key(&f.card) else {
-        let msg = crate::i18n::t("card.err.format");
-        return Ok(
-            (StatusCode::UNPROCESSABLE_ENTITY, pass_page_with(&s, me, id, Some(msg.into())).await?).into_response()
-        );
+    let req = BindCard { holder: me, ticket_id: id, card: f.card };
+    let msg = match bind_card_to(&*s.store, &*s.chain, &s.keystore, &s.notices(), &crate::CLOCK, req).await {
+        Ok(_) => return Ok(Redirect::to(&format!("/tickets/{id}/pass#cards")).into_response()),
+        Err(CardError::NotACard) => (StatusCode::UNPROCESSABLE_ENTITY, crate::i18n::t("card.err.format")),
+        Err(CardError::CardTaken) => (StatusCode::CONFLICT, crate::i18n::t("card.err.taken")),
+        Err(e) => return Err(card_error(e, "link cards with their wallet")),
     };
-    if let Some(other) = s.store.card_binding(&card_key).await? {
-        if other.holder != me {
-            let msg = crate::i18n::t("card.err.taken");
-            return Ok((StatusCode::CONFLICT, pass_page_with(&s, me, id, Some(msg.into())).await?).into_response());
-        }
+    let (status, msg) = msg;
+    Ok((status, pass_page_with(&s, me, id, Some(msg.into())).await?).into_response())
+}
+
+/// A card refusal with no page of its own.
+fn card_error(e: CardError, do_instead: &str) -> AppError {
+    match e {
+        CardError::NotYours { ticket_id } => not_yours(ticket_id),
+        CardError::NotACard => AppError::BadRequest(crate::i18n::t("card.err.not_card").into()),
+        CardError::CardTaken => AppError::Refused(crate::i18n::t("card.err.taken").into()),
+        CardError::NotBound => AppError::NotFound(crate::i18n::t("card.err.none").into()),
+        CardError::Signer(e) => signer_error(e, do_instead),
+        CardError::Signing(e) => AppError::Internal(e),
+        CardError::Store(e) => e.into(),
     }
-    let signer = custodial_signer(&s, me, "link cards with their wallet").await?;
-    let digest = kippu_domain::card::binding_digest(s.chain.chain_id(), &card_key, t.id);
-    let sig = signer.sign_hash_sync(&digest).map_err(|e| AppError::Internal(e.to_string()))?.as_bytes().to_vec();
-    let row = kippu_domain::model::CardBindingRow {
-        card_key,
-        ticket_id: t.id,
-        holder: me,
-        sig: sig.clone(),
-        bound_at: now(),
-    };
-    s.store.bind_card(&row).await?;
-    s.platform.card_bound(card_key, t.id, sig).await;
-    tracing::info!(ticket = t.id, "card bound");
-    Ok(Redirect::to(&format!("/tickets/{id}/pass#cards")).into_response())
 }
 
 /// Removes a card's binding (a lost card).
@@ -207,14 +199,10 @@ pub(crate) async fn unbind_card(
     Path(id): Path<u64>,
     Form(f): Form<CardForm>,
 ) -> Result<Response, AppError> {
-    own_ticket(&s, me, id).await?;
-    let card_key = kippu_domain::card::parse_card_key(&f.card)
-        .ok_or_else(|| AppError::BadRequest(crate::i18n::t("card.err.not_card").into()))?;
-    if !s.store.unbind_card(&card_key, &me).await? {
-        return Err(AppError::NotFound(crate::i18n::t("card.err.none").into()));
+    match unbind_card_from(&*s.store, &s.notices(), me, id, &f.card).await {
+        Ok(_) => Ok(Redirect::to(&format!("/tickets/{id}/pass#cards")).into_response()),
+        Err(e) => Err(card_error(e, "link cards with their wallet")),
     }
-    s.platform.card_unbound(card_key).await;
-    Ok(Redirect::to(&format!("/tickets/{id}/pass#cards")).into_response())
 }
 
 /// A freshly signed pass as PNG. Signed in-process by the custodial key; the

@@ -1,6 +1,5 @@
 //! Topping up FARE by card (Stripe Checkout).
 
-use crate::session::now;
 use crate::session::Traveler;
 use crate::{AppError, AppState};
 use askama::Template;
@@ -8,12 +7,8 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
+use kippu_app::topup::{open_top_up, OpenTopUp, OpenTopUpError, MAX_TOPUP, MIN_TOPUP};
 use kippu_domain::money::{format_fare, parse_fare};
-
-/// Smallest and largest top-up, in minor units.
-const MIN_TOPUP: i64 = 100;
-
-const MAX_TOPUP: i64 = 50_000;
 
 #[derive(Template)]
 #[template(path = "topup.html")]
@@ -36,28 +31,30 @@ pub(crate) async fn topup(
     Traveler(me): Traveler,
     Form(f): Form<TopupForm>,
 ) -> Result<Response, AppError> {
-    let amount = match parse_fare(&f.amount) {
-        Some(a) if (MIN_TOPUP..=MAX_TOPUP).contains(&a) => a,
-        _ => {
-            let error = Some(crate::i18n::tn2(
-                "topup.err.amount",
-                "min",
-                format_fare(i128::from(MIN_TOPUP)),
-                "max",
-                format_fare(i128::from(MAX_TOPUP)),
-            ));
-            let page = TopupPage { error, chain_id: s.chain.chain_id() }.render()?;
-            return Ok((StatusCode::BAD_REQUEST, Html(page)).into_response());
-        }
+    let refuse = || -> Result<Response, AppError> {
+        let error = Some(crate::i18n::tn2(
+            "topup.err.amount",
+            "min",
+            format_fare(i128::from(MIN_TOPUP)),
+            "max",
+            format_fare(i128::from(MAX_TOPUP)),
+        ));
+        let page = TopupPage { error, chain_id: s.chain.chain_id() }.render()?;
+        Ok((StatusCode::BAD_REQUEST, Html(page)).into_response())
     };
-    let req = kippu_app::ports::CheckoutRequest {
+    let Some(amount) = parse_fare(&f.amount) else { return refuse() };
+    let req = OpenTopUp {
         traveler: me,
         amount_minor: amount,
         success_url: format!("{}/topup/done?session_id={{CHECKOUT_SESSION_ID}}", s.public_url),
         cancel_url: format!("{}/topup", s.public_url),
     };
-    let session = s.checkout.open_checkout(&req).await.map_err(|e| AppError::Internal(format!("stripe: {e}")))?;
-    s.store.create_payment(&session.id, &me, amount, now()).await?;
+    let session = match open_top_up(&*s.checkout, &*s.store, &crate::CLOCK, req).await {
+        Ok(page) => page,
+        Err(OpenTopUpError::AmountOutOfRange { .. }) => return refuse(),
+        Err(OpenTopUpError::Payments(e)) => return Err(AppError::Internal(format!("stripe: {e}"))),
+        Err(OpenTopUpError::Store(e)) => return Err(e.into()),
+    };
     Ok(Redirect::to(&session.url).into_response())
 }
 

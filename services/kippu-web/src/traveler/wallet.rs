@@ -160,39 +160,17 @@ pub(crate) async fn wallet_signin(
     jar: CookieJar,
     Json(f): Json<WalletSignin>,
 ) -> Result<Response, AppError> {
-    let did = kippu_identity::normalize_did_pkh(f.did.trim()).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let (chain_id, address) = kippu_identity::parse_did_pkh(&did).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    if chain_id != s.chain.chain_id() {
-        return Err(AppError::BadRequest(format!(
-            "This DID is on chain {chain_id}; Kippu runs on chain {}.",
-            s.chain.chain_id()
-        )));
-    }
-    let now_s = now() as u64;
-    let challenge =
-        s.challenges.take(&f.nonce, now_s).map_err(|e| AppError::BadRequest(format!("Sign-in refused: {e}.")))?;
-    let verified = kippu_identity::verify_did_auth(&did, &challenge, &f.signature, now_s)
-        .await
-        .map_err(|e| AppError::BadRequest(format!("DID authentication failed: {e}.")))?;
-    if verified != address {
-        return Err(AppError::BadRequest("DID authentication failed: signer mismatch.".into()));
-    }
-    crate::custody::refuse_revoked(&s, address).await?;
-    if s.store.traveler(&address).await?.is_none() {
-        let short = format!("{address:#x}");
-        s.store
-            .upsert_traveler(&kippu_domain::model::Traveler {
-                address,
-                did: did.clone(),
-                display_name: format!("Wallet {}…{}", &short[..6], &short[short.len() - 4..]),
-                sealed_key: None,
-                created_at: now(),
-            })
-            .await?;
-    }
+    use kippu_app::accounts::{sign_in_with_wallet, WalletSignIn, WalletSignInError};
+    let answer = WalletSignIn { did: f.did, nonce: f.nonce, signature: f.signature };
+    let signed_in = match sign_in_with_wallet(&*s.store, &*s.chain, &s.challenges, &crate::CLOCK, answer).await {
+        Ok(w) => w,
+        Err(WalletSignInError::KeyRevoked { at, reason }) => return Err(crate::custody::key_revoked(at, reason)),
+        Err(WalletSignInError::Store(e)) => return Err(e.into()),
+        Err(e) => return Err(AppError::BadRequest(e.to_string())),
+    };
+    let (address, did) = (signed_in.address, signed_in.did);
     let token = hex::encode(rand::random::<[u8; 32]>());
     s.store.create_session(&token, &address, now() + crate::session::SESSION_SECS).await?;
-    tracing::info!(%did, "wallet signed in");
     Ok((jar.add(crate::session::new_cookie(token, s.secure_cookies())), Json(json!({"did": did, "signed_in": true})))
         .into_response())
 }

@@ -1,18 +1,13 @@
 //! Certifying a phone's device key for offline passes, and its status.
 
-use crate::custody::custodial_signer;
-use crate::session::now;
+use crate::custody::signer_error;
 use crate::session::Traveler;
 use crate::{AppError, AppState};
-use alloy::signers::SignerSync;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use kippu_domain::model::DeviceRow;
-
-/// How long a device certificate vouches for a phone's key before the phone asks again.
-pub(crate) const DEVICE_CERT_SECS: i64 = 30 * 24 * 3600;
+use kippu_app::devices::{certify_device as certify_device_of, device_state, CertifyDevice, CertifyDeviceError};
 
 // ---- devices ---------------------------------------------------------------------
 #[derive(serde::Deserialize)]
@@ -30,38 +25,25 @@ pub(crate) async fn certify_device(
     headers: HeaderMap,
     Json(req): Json<DeviceRequest>,
 ) -> Result<Response, AppError> {
+    let bad_key = || AppError::BadRequest(CertifyDeviceError::NotEd25519.to_string());
     let key = alloy::hex::decode(req.public_key.trim().trim_start_matches("0x"))
         .ok()
         .and_then(|k| <[u8; 32]>::try_from(k).ok())
-        .filter(|k| ed25519_dalek::VerifyingKey::from_bytes(k).is_ok())
-        .ok_or_else(|| AppError::BadRequest("public_key must be an Ed25519 public key, 64 hex digits.".into()))?;
-    if let Some(d) = s.store.device(&key).await? {
-        if d.holder != me || d.revoked_at.is_some() {
-            return Err(AppError::Refused("This device key was revoked; the phone must make a new one.".into()));
-        }
-    }
-    let signer = custodial_signer(&s, me, "certify devices with their wallet").await?;
-    let expiry = now() + DEVICE_CERT_SECS;
-    let chain_id = s.chain.chain_id();
-    let digest = kippu_domain::device_pass::cert_digest(chain_id, &key, expiry as u64);
-    let sig = signer.sign_hash_sync(&digest).map_err(|e| AppError::Internal(e.to_string()))?;
-    let label = device_label(&headers);
-    s.store
-        .upsert_device(&DeviceRow {
-            device_key: key,
-            holder: me,
-            cert_expiry: expiry,
-            label,
-            created_at: now(),
-            revoked_at: None,
-        })
-        .await?;
-    metrics::counter!("kippu_devices_certified_total").increment(1);
+        .ok_or_else(bad_key)?;
+    let req = CertifyDevice { holder: me, device_key: key, label: device_label(&headers) };
+    let cert = match certify_device_of(&*s.store, &*s.chain, &s.keystore, &crate::CLOCK, req).await {
+        Ok(c) => c,
+        Err(CertifyDeviceError::NotEd25519) => return Err(bad_key()),
+        Err(e @ CertifyDeviceError::Revoked) => return Err(AppError::Refused(e.to_string())),
+        Err(CertifyDeviceError::Signer(e)) => return Err(signer_error(e, "certify devices with their wallet")),
+        Err(CertifyDeviceError::Signing(e)) => return Err(AppError::Internal(e)),
+        Err(CertifyDeviceError::Store(e)) => return Err(e.into()),
+    };
     Ok(Json(serde_json::json!({
-        "cert_expiry": expiry,
-        "cert_sig": alloy::hex::encode(sig.as_bytes()),
-        "chain_id": chain_id,
-        "holder": format!("{me:#x}"),
+        "cert_expiry": cert.cert_expiry,
+        "cert_sig": alloy::hex::encode(cert.cert_sig),
+        "chain_id": cert.chain_id,
+        "holder": format!("{:#x}", cert.holder),
     }))
     .into_response())
 }
@@ -102,16 +84,8 @@ pub(crate) async fn device_status(
     Path(key): Path<String>,
 ) -> Result<Response, AppError> {
     let key = alloy::hex::decode(key.trim()).ok().and_then(|k| <[u8; 32]>::try_from(k).ok());
-    let d = match key {
-        Some(k) => s.store.device(&k).await?,
-        None => None,
-    };
-    let state = match d {
-        Some(d) if d.holder == me && d.revoked_at.is_none() => "certified",
-        Some(d) if d.holder == me => "revoked",
-        _ => "unknown",
-    };
-    Ok(Json(serde_json::json!({ "state": state })).into_response())
+    let state = device_state(&*s.store, me, key).await?;
+    Ok(Json(serde_json::json!({ "state": state.as_str() })).into_response())
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use tokio::sync::Mutex;
 
 use crate::config::Config;
 use crate::secrets::{self, Secrets};
-use crate::stack::{Broker, Core, Stack, Wiring};
+use crate::stack::{Core, Stack, Wiring};
 
 /// The staff password of the demo portal (public, like every dev value; `kippu serve` refuses it).
 pub const DEV_PORTAL_PASSWORD: &str = "kippu-dev-portal";
@@ -71,12 +71,22 @@ pub struct Demo {
     pub gate_mqtt_urls: Vec<(String, String)>,
 }
 
-impl Demo {
-    pub(crate) async fn stop(mut self) {
+#[async_trait::async_trait]
+impl crate::stack::Extra for Demo {
+    async fn stop(mut self: Box<Self>) {
         if let Some(a) = self.anvil.take() {
             a.stop().await;
         }
     }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// The demo's extras of a stack `kippu dev` started.
+pub fn demo(stack: &Stack) -> Option<&Demo> {
+    stack.demo.as_ref().and_then(|d| d.as_any().downcast_ref::<Demo>())
 }
 
 /// What the demo hands the core to attach its simulated gates.
@@ -87,21 +97,22 @@ pub struct DevStart {
     data_dir: std::path::PathBuf,
 }
 
-impl DevStart {
+#[async_trait::async_trait]
+impl crate::stack::AddOn for DevStart {
     /// Connects the simulated gates (each with its own login, trusting only the validator's
     /// key, deciding offline from the last snapshot under `data_dir/gates/`).
-    pub(crate) async fn attach(
-        self,
+    async fn attach(
+        self: Box<Self>,
         core: &Arc<Core>,
-        broker: &Broker,
+        broker: &kippu_mqtt::MqttUrl,
         verdict_key: &ed25519_dalek::SigningKey,
         gate_rows: &[GateRow],
-    ) -> anyhow::Result<(Demo, Arc<dyn DevPlatform>)> {
+    ) -> anyhow::Result<(Box<dyn crate::stack::Extra>, Arc<dyn DevPlatform>)> {
         let mut gates = HashMap::new();
         let mut urls = Vec::new();
         for g in gate_rows {
             let Some(password) = self.gate_passwords.get(&g.gate_key) else { continue };
-            let url = url_with_login(&broker.url, &g.gate_key, password);
+            let url = url_with_login(broker, &g.gate_key, password);
             let dir = self.data_dir.join("gates").join(g.gate_key.replace('/', "_"));
             std::fs::create_dir_all(&dir)?;
             let mut offline = gate_firmware_sim::OfflineOptions::in_dir(&dir);
@@ -115,7 +126,8 @@ impl DevStart {
             urls.push((g.gate_key.clone(), url));
         }
         let platform = Arc::new(DevServices { core: core.clone(), gates, last: Mutex::default() });
-        Ok((Demo { anvil: self.anvil, fake_stripe: self.fake_stripe, gate_mqtt_urls: urls }, platform))
+        let this = *self;
+        Ok((Box::new(Demo { anvil: this.anvil, fake_stripe: this.fake_stripe, gate_mqtt_urls: urls }), platform))
     }
 }
 
@@ -147,7 +159,7 @@ impl DevPlatform for DevServices {
     }
 
     async fn ingest_delays(&self, feed: &[u8]) -> Result<DelayOutcome, String> {
-        let out = self.core.insurer.ingest(feed, crate::stack::now()).await.map_err(|e| e.to_string())?;
+        let out = self.core.insurer.ingest(feed, crate::clock::now()).await.map_err(|e| e.to_string())?;
         metrics::counter!("kippu_vouchers_issued_total").increment(out.vouchers.len() as u64);
         if let Err(e) = self.core.indexer.catch_up().await {
             tracing::warn!(error = %e, "catch-up failed");
@@ -194,7 +206,7 @@ fn resolve_anvil(configured: &std::path::Path) -> std::path::PathBuf {
 /// Starts the demo from `cfg` (its empty settings filled with the demo's public values).
 pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     let cfg = cfg.with_dev_defaults();
-    crate::stack::prometheus();
+    crate::telemetry::prometheus();
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(&cfg.web.bind)
         .await
@@ -280,7 +292,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
     // The concession attestor signs with the sealed key, as in production.
     let attestor = secrets.evm_key(crate::secrets::SecretName::AttestorKey).address();
     chain.grant_concession_issuer(attestor).await.context("granting the concession attestor its role")?;
-    crate::init::register_validator_login(&store, &secrets).await?;
+    crate::gates::register_validator_login(&store, &secrets).await?;
     // Every simulated gate gets a fresh credential each run; the plaintext stays in memory.
     let mut gate_passwords = HashMap::new();
     for g in store.gates().await? {
@@ -330,7 +342,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         staff_password,
     };
     let dev = DevStart { anvil, fake_stripe, gate_passwords, data_dir };
-    crate::stack::start(wiring, Some(dev)).await
+    crate::stack::start(wiring, Some(Box::new(dev))).await
 }
 
 /// The delay oracles this process reports as. On a chain it deployed, it also sets the quorum

@@ -163,7 +163,7 @@ pub async fn seed(
     {
         use base64::Engine as _;
         let feed = base64::engine::general_purpose::STANDARD.encode(TIMETABLE);
-        store.save_timetable("bus", &summary, &feed, crate::stack::now()).await?;
+        store.save_timetable("bus", &summary, &feed, crate::clock::now()).await?;
     }
     for (key, operator_id, station, stop, on_board) in GATES {
         store
