@@ -6,7 +6,7 @@
 //! at the next settlement.
 
 use alloy_primitives::B256;
-use kippu_domain::voucher::{check_redemption, RedeemDeny, VoucherCode, VoucherState};
+use kippu_domain::voucher::{check_redemption, voucher_category, RedeemDeny, Redeemer, VoucherCode, VoucherState};
 
 use crate::ports::{Chain, Clock, Store};
 use crate::{ChainFailure, PortError};
@@ -62,13 +62,18 @@ pub async fn redeem_voucher(
         RedeemVoucherError::Denied(reason)
     };
     let code = VoucherCode::decode(code).map_err(deny)?;
-    let state = store.voucher(code.voucher_id).await?.map(|v| VoucherState {
-        holder: v.holder,
-        operator_id: v.operator_id,
-        expiry: v.expiry.max(0) as u64,
-        redeemed: v.redeemed_by.is_some(),
-    });
-    check_redemption(&code, state.as_ref(), operator.id, clock.now() as u64).map_err(deny)?;
+    let state = match store.voucher(code.voucher_id).await? {
+        Some(v) => Some(VoucherState {
+            holder: v.holder,
+            operator_id: v.operator_id,
+            category: voucher_kind(store, v.policy_id).await?.as_deref().and_then(voucher_category),
+            expiry: v.expiry.max(0) as u64,
+            redeemed: v.redeemed_by.is_some(),
+        }),
+        None => None,
+    };
+    let at = Redeemer { id: operator.id, kind: &operator.kind };
+    check_redemption(&code, state.as_ref(), at, clock.now() as u64).map_err(deny)?;
     match chain.redeem_voucher(code.voucher_id, operator.id).await {
         Ok(tx) => {
             tracing::info!(voucher = code.voucher_id, operator = %operator_slug, %tx, "voucher redeemed");
@@ -79,4 +84,12 @@ pub async fn redeem_voucher(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The kind of operator a voucher paid under `policy_id` is accepted by: the voucher kind of
+/// its cover's terms (the contract stamped the same category on the voucher when it paid).
+async fn voucher_kind(store: &dyn Store, policy_id: u64) -> Result<Option<String>, PortError> {
+    let Some(policy) = store.ticket(policy_id).await? else { return Ok(None) };
+    let terms = store.cover_terms().await?;
+    Ok(terms.into_iter().find(|t| t.product_id == policy.product_id).map(|t| t.voucher_kind))
 }

@@ -67,10 +67,28 @@ pub struct VoucherState {
     pub holder: Address,
     /// Operator it is redeemable at.
     pub operator_id: u32,
+    /// The kind of operator that also accepts it (any taxi, say), as the contract holds it
+    /// ([`voucher_category`]); `None` when only `operator_id` does.
+    pub category: Option<B256>,
     /// Expiry, unix seconds.
     pub expiry: u64,
     /// Whether it was redeemed.
     pub redeemed: bool,
+}
+
+/// The category of operators a voucher of `kind` is accepted by, as `DelayInsurance` keys
+/// it (`keccak256(kind)`); `None` for no kind.
+pub fn voucher_category(kind: &str) -> Option<B256> {
+    (!kind.is_empty()).then(|| keccak256(kind.as_bytes()))
+}
+
+/// Where a voucher is presented: the operator and its kind (`taxi`, `bus`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redeemer<'a> {
+    /// The operator's id.
+    pub id: u32,
+    /// The operator's kind, its voucher category.
+    pub kind: &'a str,
 }
 
 /// Window number for a unix time.
@@ -123,11 +141,13 @@ impl VoucherCode {
     }
 }
 
-/// Decides a redemption of `code` at `operator_id` at `now`, given the voucher's state.
+/// Decides a redemption of `code` at `at` at `now`, given the voucher's state. As the
+/// contract does, the voucher's own operator accepts it, and so does any operator of the
+/// voucher's category.
 pub fn check_redemption(
     code: &VoucherCode,
     voucher: Option<&VoucherState>,
-    operator_id: u32,
+    at: Redeemer<'_>,
     now: u64,
 ) -> Result<(), RedeemDeny> {
     let current = voucher_window(now);
@@ -138,7 +158,7 @@ pub fn check_redemption(
     if code.signer()? != v.holder {
         return Err(RedeemDeny::NotHolder);
     }
-    if v.operator_id != operator_id {
+    if v.operator_id != at.id && (v.category.is_none() || v.category != voucher_category(at.kind)) {
         return Err(RedeemDeny::WrongOperator);
     }
     if v.redeemed {
@@ -166,20 +186,37 @@ mod tests {
     #[test]
     fn each_refusal_has_its_reason() {
         let holder = PrivateKeySigner::random();
-        let v = VoucherState { holder: holder.address(), operator_id: 3, expiry: NOW + 100, redeemed: false };
+        let v = VoucherState {
+            holder: holder.address(),
+            operator_id: 3,
+            category: voucher_category("taxi"),
+            expiry: NOW + 100,
+            redeemed: false,
+        };
+        let taxi = |id| Redeemer { id, kind: "taxi" };
+        let bus = |id| Redeemer { id, kind: "bus" };
         let ok = code(&holder, 7, NOW);
         assert_eq!(VoucherCode::decode(&ok.encode()), Ok(ok.clone()));
-        assert_eq!(check_redemption(&ok, Some(&v), 3, NOW), Ok(()));
-        assert_eq!(check_redemption(&ok, Some(&v), 1, NOW), Err(RedeemDeny::WrongOperator));
-        assert_eq!(check_redemption(&ok, None, 3, NOW), Err(RedeemDeny::UnknownVoucher));
+        assert_eq!(check_redemption(&ok, Some(&v), taxi(3), NOW), Ok(()));
+        // another operator of the voucher's kind accepts it; one of another kind does not
+        assert_eq!(check_redemption(&ok, Some(&v), taxi(5), NOW), Ok(()));
+        assert_eq!(check_redemption(&ok, Some(&v), bus(1), NOW), Err(RedeemDeny::WrongOperator));
+        // a voucher of no kind is its operator's alone
+        let own = VoucherState { category: None, ..v };
+        assert_eq!(
+            check_redemption(&ok, Some(&own), Redeemer { id: 1, kind: "" }, NOW),
+            Err(RedeemDeny::WrongOperator)
+        );
+        assert_eq!(check_redemption(&ok, Some(&own), taxi(5), NOW), Err(RedeemDeny::WrongOperator));
+        assert_eq!(check_redemption(&ok, None, taxi(3), NOW), Err(RedeemDeny::UnknownVoucher));
         let thief = code(&PrivateKeySigner::random(), 7, NOW);
-        assert_eq!(check_redemption(&thief, Some(&v), 3, NOW), Err(RedeemDeny::NotHolder));
-        assert_eq!(check_redemption(&code(&holder, 7, NOW - 600), Some(&v), 3, NOW), Err(RedeemDeny::StaleCode));
-        assert_eq!(check_redemption(&code(&holder, 7, NOW + 600), Some(&v), 3, NOW), Err(RedeemDeny::StaleCode));
+        assert_eq!(check_redemption(&thief, Some(&v), taxi(3), NOW), Err(RedeemDeny::NotHolder));
+        assert_eq!(check_redemption(&code(&holder, 7, NOW - 600), Some(&v), taxi(3), NOW), Err(RedeemDeny::StaleCode));
+        assert_eq!(check_redemption(&code(&holder, 7, NOW + 600), Some(&v), taxi(3), NOW), Err(RedeemDeny::StaleCode));
         let used = VoucherState { redeemed: true, ..v };
-        assert_eq!(check_redemption(&ok, Some(&used), 3, NOW), Err(RedeemDeny::AlreadyRedeemed));
+        assert_eq!(check_redemption(&ok, Some(&used), taxi(3), NOW), Err(RedeemDeny::AlreadyRedeemed));
         let old = VoucherState { expiry: NOW, ..v };
-        assert_eq!(check_redemption(&ok, Some(&old), 3, NOW), Err(RedeemDeny::Expired));
+        assert_eq!(check_redemption(&ok, Some(&old), taxi(3), NOW), Err(RedeemDeny::Expired));
         for bad in ["", "KV1.", "KV1.@@@", "KP1.AAAA", &"KV1.".repeat(60)] {
             assert_eq!(VoucherCode::decode(bad), Err(RedeemDeny::Malformed), "{bad:?}");
         }

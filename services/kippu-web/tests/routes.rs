@@ -882,11 +882,10 @@ async fn redemption_refuses_other_operators_tokens_other_signers_and_chain_races
 }
 
 /// README: a voucher's terms name a kind (`taxi`), and "any operator in that category accepts
-/// it"; the contract does (`DelayInsurance.redeem` checks the operator's category), but the
-/// web layer's own check (`kippu_domain::voucher::check_redemption`) compares the operator id
-/// only, so a second taxi company's scanner is told `WRONG_OPERATOR` before the chain is asked.
+/// it", as the contract does (`DelayInsurance.redeem` checks the operator's category). The
+/// platform's own check once compared the operator id only, so a second taxi company's scanner
+/// was told `WRONG_OPERATOR` before the chain was asked.
 #[tokio::test]
-#[ignore = "bug: check_redemption refuses a voucher at another operator of its kind (WRONG_OPERATOR), which the contract and the README accept"]
 async fn a_voucher_is_accepted_by_any_operator_of_its_kind() {
     let mut catalogue = Catalogue::demo();
     catalogue.operators.push(kippu_domain::model::Operator {
