@@ -24,6 +24,7 @@
 pub mod accounts;
 pub mod credentials;
 pub mod devices;
+pub mod insurance;
 pub mod period;
 pub mod ports;
 pub mod purchase;

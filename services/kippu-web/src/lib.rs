@@ -59,28 +59,8 @@ pub struct GateStatus {
     pub did: String,
 }
 
-/// What delay-feed ingestion did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct DelayOutcome {
-    /// Trip updates in the feed.
-    pub trips: usize,
-    /// Trips at or over the threshold.
-    pub delayed: usize,
-    /// Vouchers issued on chain.
-    pub vouchers: Vec<u64>,
-    /// Trip updates dropped as older than one already used for the same trip.
-    pub superseded: usize,
-    /// Why the whole message was refused (duplicate, out of order, stale, malformed), if it was.
-    pub rejected: Option<String>,
-    /// Runs reported cancelled.
-    pub cancelled: usize,
-    /// Insured plans found affected (a claim each): `(policy id, "tapped" | "not_carried")`.
-    pub affected: Vec<(u64, String)>,
-    /// Claims the product's caps (per run, per day) or the pool cap stopped.
-    pub capped: usize,
-    /// Service alerts in the message.
-    pub alerts: usize,
-}
+/// What delay-feed ingestion did (the insurer's result; the demo's hand-fed feed shows it).
+pub use kippu_app::insurance::DelayOutcome;
 
 /// The running platform's services the web layer calls into, implemented by
 /// the `kippu` binary that wires the adapters together. Only what production pages

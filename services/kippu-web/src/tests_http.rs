@@ -346,9 +346,17 @@ mod dev {
             self.asked.lock().unwrap().push(format!("feed {}", feed.len()));
             Ok(DelayOutcome { trips: 1, ..Default::default() })
         }
-        async fn close_period(&self) -> Result<Value, String> {
+        async fn close_period(&self) -> Result<kippu_app::period::Closed, String> {
             self.asked.lock().unwrap().push("close".into());
-            Ok(json!({"closed": true}))
+            Ok(kippu_app::period::Closed {
+                period_id: 4,
+                tx: "0xabc".into(),
+                window: (10, 20),
+                plans: 2,
+                taps: 3,
+                transfers: vec![(1, 2, 50)],
+                carried: vec![],
+            })
         }
         fn runs_of(&self, operator_id: u32) -> Vec<(String, String)> {
             vec![(format!("run-of-{operator_id}"), "A".into())]
@@ -397,7 +405,9 @@ mod dev {
             (StatusCode::OK, json!(1))
         );
         let a = send(&app, post("/dev/close-period", "application/json", "")).await;
-        assert_eq!((a.status, a.body.as_str()), (StatusCode::OK, r#"{"closed":true}"#));
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        let closed: Value = serde_json::from_str(&a.body).unwrap();
+        assert_eq!((closed["period_id"].clone(), closed["transfers"].clone()), (json!(4), json!([[1, 2, 50]])));
         assert_eq!(
             *fake.asked.lock().unwrap(),
             ["scan metro/central/g1 10 Some(\"17\")", "tap metro/central/g1", "feed 3", "close"]

@@ -14,10 +14,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use alloy::primitives::B256;
+use kippu_app::insurance::DelayOutcome;
 use kippu_chain::{Chain, ChainError, ContractRejection};
 use kippu_gtfs::{affected, affected_by, delay_minutes, Accepted, FeedGuard, RiderIndex, RiderTap, Windows};
 use kippu_store::{CoverTerms, Product, Store};
-use kippu_web::DelayOutcome;
 
 /// Turns delays into vouchers.
 #[derive(Clone)]

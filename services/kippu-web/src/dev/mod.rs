@@ -37,7 +37,7 @@ pub trait DevPlatform: Send + Sync {
     async fn ingest_delays(&self, feed: &[u8]) -> Result<DelayOutcome, String>;
     /// Closes the clearing period on chain (usage settlement, vouchers, payouts) and
     /// returns what the close did.
-    async fn close_period(&self) -> Result<serde_json::Value, String>;
+    async fn close_period(&self) -> Result<kippu_app::period::Closed, String>;
     /// The runs of an operator's current timetable, `(trip id, route id)`, in trip order
     /// (offered next to an on-board simulated gate on the pass page).
     fn runs_of(&self, operator_id: u32) -> Vec<(String, String)>;

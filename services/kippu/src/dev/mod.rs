@@ -167,9 +167,8 @@ impl DevPlatform for DevServices {
         Ok(out)
     }
 
-    async fn close_period(&self) -> Result<serde_json::Value, String> {
-        let closed = self.core.close_period().await.map_err(|e| format!("{e:#}"))?;
-        serde_json::to_value(closed).map_err(|e| e.to_string())
+    async fn close_period(&self) -> Result<kippu_app::period::Closed, String> {
+        self.core.close_period().await.map_err(|e| format!("{e:#}"))
     }
 
     fn runs_of(&self, operator_id: u32) -> Vec<(String, String)> {
