@@ -11,7 +11,7 @@ KIPPU_TEST_POSTGRES ?= postgres://127.0.0.1:5432/test
 KIPPU_TEST_MOSQUITTO ?= mqtt://127.0.0.1:1883
 export KIPPU_TEST_POSTGRES KIPPU_TEST_MOSQUITTO
 
-.PHONY: dev test deny node browser fmt-check clippy contracts-test abi check-abi interop-selftest rust-test web-js-test fmt prod-build
+.PHONY: dev test fast deny node browser fmt-check clippy contracts-test abi check-abi interop-selftest rust-test web-js-test fmt prod-build
 
 # npm ci only when the lockfile changed since the last install.
 $(CONTRACTS)/node_modules/.installed: $(CONTRACTS)/package-lock.json
@@ -40,6 +40,12 @@ dev: node
 
 test: deny fmt-check clippy contracts-test check-abi interop-selftest web-js-test prod-build rust-test
 	@echo "make test: all checks passed"
+
+# The fast loop: the use cases and every web route over in-memory ports (no chain, broker or
+# database server), the module-cycle check. `make test` runs them too.
+fast:
+	cargo test -p kippu-app -p kippu-web -p kippu-testkit --locked
+	cargo test -p kippu-e2e --test architecture --locked
 
 # Dependency policy (deny.toml): allowed licenses, no wildcard versions, crates.io only;
 # duplicate versions are warnings (`cargo deny check bans` without the flag shows who pulls
@@ -78,9 +84,11 @@ web-js-test:
 	node web/static/test/kp2.test.mjs
 
 # A default build of the platform holds no demo: no simulator crate, no fake Stripe, no `dev`
-# command (the security tests check the same from the dependency graph).
+# command (the security tests check the same from the dependency graph). The web layer reaches
+# the store and the chain only through kippu-app's ports.
 prod-build:
 	cargo build -p kippu --locked
+	@! cargo tree -p kippu-web -e normal --locked | grep -qE "kippu-(store|chain) " || { echo "prod-build: kippu-web depends on an adapter"; exit 1; }
 	@! cargo tree -p kippu -e normal --locked | grep -q gate-firmware-sim || { echo "prod-build: gate-firmware-sim is linked"; exit 1; }
 	@! "$${CARGO_TARGET_DIR:-target}/debug/kippu" --help | grep -qw dev || { echo "prod-build: kippu --help offers dev"; exit 1; }
 	@! grep -qa "kippu-fake-stripe" "$${CARGO_TARGET_DIR:-target}/debug/kippu" || { echo "prod-build: the fake Stripe is in the binary"; exit 1; }
