@@ -6,6 +6,7 @@
 //! code or its ports matter. The demo's routes are checked from the demo where that is where
 //! they live.
 
+mod audit;
 mod backup;
 mod chain;
 mod gates;

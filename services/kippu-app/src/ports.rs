@@ -49,6 +49,8 @@ pub type ChainResult<T> = Result<T, ChainFailure>;
 /// The database: what the application reads and writes (kippu-store implements it).
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// Appends an entry to the audit log, chained to the newest one.
+    async fn append_audit(&self, record: &kippu_domain::audit::AuditRecord) -> PortResult<()>;
     /// Current service alerts as stored JSON bodies, by id.
     async fn alerts(&self) -> PortResult<Vec<String>>;
     /// The cards an account bound, newest first.

@@ -3,6 +3,7 @@
 //! the same code runs in the validator service, the gate simulator (offline
 //! mode) and the web app.
 
+pub mod audit;
 pub mod card;
 pub mod contract_error;
 pub mod device_pass;

@@ -11,6 +11,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 mod accounts;
+mod audit;
 mod backup;
 mod cards;
 mod identity;
@@ -23,6 +24,7 @@ mod rows;
 pub mod scratch;
 mod settlement;
 pub use accounts::{DeviceRow, PasskeyRow, PlanReceipt};
+pub use audit::AuditFilter;
 pub use backup::{Dump, TableDump};
 pub use cards::CardBindingRow;
 pub use identity::{IssuedCredential, IssuerRow, WalletCredential};

@@ -16,6 +16,10 @@ fn port(e: StoreError) -> PortError {
 
 #[async_trait]
 impl kippu_app::ports::Store for Store {
+    async fn append_audit(&self, record: &kippu_domain::audit::AuditRecord) -> PortResult<()> {
+        Store::append_audit(self, record).await.map(drop).map_err(port)
+    }
+
     async fn alerts(&self) -> PortResult<Vec<String>> {
         Store::alerts(self).await.map_err(port)
     }

@@ -14,6 +14,7 @@ mod scanner;
 mod traveler;
 mod traveler_api;
 
+mod audit;
 mod auth;
 mod chart;
 mod custody;
@@ -22,6 +23,7 @@ mod demo;
 mod error;
 mod i18n;
 mod identity;
+mod limits;
 mod qr;
 mod security;
 mod session;
@@ -41,8 +43,9 @@ pub use dev::DevPlatform;
 pub use error::AppError;
 pub use i18n::catalogue_texts;
 pub use identity::IdentityServices;
+pub use limits::LoginLimits;
 pub use qr::{pass_png, qr_png, sign_pass};
-pub use traveler::{LoginLimits, Passkeys};
+pub use traveler::Passkeys;
 
 /// A gate as shown on the fleet page.
 #[derive(Debug, Clone)]

@@ -3,6 +3,7 @@
 //! the end-to-end tests both start [`stack::start`].
 
 pub mod anchor;
+pub mod audit;
 pub mod backup;
 pub mod catalog;
 pub mod clock;

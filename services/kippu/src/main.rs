@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use kippu_domain::audit::AuditAction;
 
 #[derive(Parser)]
 #[command(name = "kippu", about = "Kippu: open MaaS ticketing")]
@@ -60,6 +61,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CatalogCmd,
     },
+    /// The audit log: who did what, chained so an edited or deleted row is found.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
     /// Close the clearing period now (plans settled by usage re-apportioned, redeemed vouchers
     /// paid from the insurer's claim, operators paid). `settlement.period_secs` closes on a schedule.
     ClosePeriod,
@@ -109,6 +115,30 @@ enum Cmd {
         /// without it an old recording is refused as stale, as it should be.
         #[arg(long, requires = "file")]
         as_live: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check every entry's hash and link; exits 1 naming the first broken entry. Prints the
+    /// head (`SEQ:HASH`): note it, and pass it to a later run as --expect-head to also find
+    /// entries cut off the end.
+    Verify {
+        /// A head printed by an earlier run.
+        #[arg(long)]
+        expect_head: Option<String>,
+    },
+    /// The newest entries as CSV, filtered.
+    List {
+        /// Only this organisation's (slug).
+        #[arg(long)]
+        organisation: Option<String>,
+        /// Only this action (e.g. `timetable.imported`).
+        #[arg(long)]
+        action: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
     },
 }
 
@@ -258,6 +288,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let ops = kippu::ops::Ops::open(&cfg).await?;
             let authority = ops.authority();
             catalog.apply(&ops.chain, &ops.store, &ops.keystore, &authority).await?;
+            let target = file.display().to_string();
+            kippu::audit::record(&ops.store, "cli", "kippu", AuditAction::CatalogueApplied, &target).await?;
             println!(
                 "catalogue applied: {} operators, {} products, {} bundles",
                 catalog.operators.len(),
@@ -268,7 +300,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::ClosePeriod => {
             let ops = kippu::ops::Ops::open(&cfg).await?;
             let closed = ops.close_period().await?;
+            let target = format!("period {}", closed.period_id);
+            kippu::audit::record(&ops.store, "cli", "kippu", AuditAction::PeriodClosed, &target).await?;
             println!("{}", serde_json::to_string_pretty(&closed)?);
+        }
+        Cmd::Audit { cmd } => {
+            let store = kippu_store::Store::connect(&cfg.database_url()).await.context("connecting the database")?;
+            match cmd {
+                AuditCmd::Verify { expect_head } => match kippu::audit::verify(&store, expect_head.as_deref()).await? {
+                    Ok(v) => println!(
+                        "audit log intact: {} entries, head {}",
+                        v.entries,
+                        v.head.as_deref().unwrap_or("(empty)")
+                    ),
+                    Err(broken) => {
+                        eprintln!("audit log BROKEN: {broken}");
+                        std::process::exit(1);
+                    }
+                },
+                AuditCmd::List { organisation, action, limit } => {
+                    let action = action
+                        .map(|a| AuditAction::parse(&a).with_context(|| format!("no audit action {a:?}")))
+                        .transpose()?;
+                    let filter = kippu_store::AuditFilter { organisation, action, ..Default::default() };
+                    print!("{}", kippu::audit::csv(&store, &filter, limit).await?);
+                }
+            }
         }
         Cmd::RotateMasterKey { new_key_file } => {
             let done = kippu::ops::rotate_master_key(&cfg, new_key_file.as_deref()).await?;
@@ -315,16 +372,19 @@ async fn gate(cfg: &kippu::Config, cmd: GateCmd) -> anyhow::Result<()> {
         GateCmd::Add { gate, station, stop, on_board, out, mqtt_url } => {
             let path = kippu::gates::parse_gate(&gate)?;
             let password = kippu::gates::add(&store, &path, &station, stop, on_board).await?;
+            kippu::audit::record(&store, "cli", &path.operator, AuditAction::GateAdded, &path.key()).await?;
             Some((path, password, out, mqtt_url))
         }
         GateCmd::Rotate { gate, out, mqtt_url } => {
             let path = kippu::gates::parse_gate(&gate)?;
             let password = kippu::gates::rotate(&store, &path).await?;
+            kippu::audit::record(&store, "cli", &path.operator, AuditAction::GateRotated, &path.key()).await?;
             Some((path, password, out, mqtt_url))
         }
         GateCmd::Revoke { gate } => {
             let path = kippu::gates::parse_gate(&gate)?;
             kippu::gates::revoke(&store, &path).await?;
+            kippu::audit::record(&store, "cli", &path.operator, AuditAction::GateRevoked, &path.key()).await?;
             println!("revoked {}", path.key());
             None
         }

@@ -320,6 +320,9 @@ fn start_jobs(
                     if now() - since >= period {
                         let closed = c.close_period().await?;
                         tracing::info!(period = closed.period_id, "scheduled period close");
+                        let target = format!("period {}", closed.period_id);
+                        use kippu_domain::audit::AuditAction::PeriodClosed;
+                        crate::audit::record(&c.store, "job:period_close", "kippu", PeriodClosed, &target).await?;
                     }
                     Ok(())
                 })

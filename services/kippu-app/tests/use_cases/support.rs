@@ -40,6 +40,8 @@ pub(crate) struct StoreState {
     /// e-mails `create_account` reports taken although `password_login` did not see them (a race).
     pub(crate) race_for: Vec<String>,
     pub(crate) revoked_keys: BTreeMap<Address, (i64, String)>,
+    /// Audit entries appended.
+    pub(crate) audit: Vec<kippu_domain::audit::AuditRecord>,
     pub(crate) erased: Vec<(Address, String)>,
     pub(crate) devices: BTreeMap<[u8; 32], DeviceRow>,
     /// Sessions kept by `revoke_device`.
@@ -102,6 +104,11 @@ impl FakeStore {
 
 #[async_trait]
 impl Store for FakeStore {
+    async fn append_audit(&self, record: &kippu_domain::audit::AuditRecord) -> PortResult<()> {
+        self.enter("append_audit")?.audit.push(record.clone());
+        Ok(())
+    }
+
     async fn password_login(&self, email: &str) -> PortResult<Option<(Address, String)>> {
         Ok(self.enter("password_login")?.logins.get(email).cloned())
     }

@@ -1,5 +1,6 @@
 //! An issuer's portal: issuing and revoking concession credentials.
 
+use crate::audit::ClientAddr;
 use crate::identity::day;
 use crate::identity::issuer_key;
 use crate::identity::status_url;
@@ -17,6 +18,7 @@ use axum::{Form, Json};
 use kippu_app::credentials::{
     issue_credential, revoke_credential, IssueCredential, IssueCredentialError, RevokeCredentialError,
 };
+use kippu_domain::audit::AuditAction;
 use std::collections::HashMap;
 
 // ---- issuer portal --------------------------------------------------------------------
@@ -99,6 +101,7 @@ pub(crate) struct IssueForm {
 pub(crate) async fn issue(
     _staff: Staff,
     State(s): State<AppState>,
+    client: ClientAddr,
     Path(slug): Path<String>,
     headers: axum::http::HeaderMap,
     Form(f): Form<IssueForm>,
@@ -138,6 +141,7 @@ pub(crate) async fn issue(
         Err(e @ IssueCredentialError::HolderAddress(_)) => return Err(AppError::BadRequest(e.to_string())),
         Err(IssueCredentialError::Store(e)) => return Err(e.into()),
     };
+    crate::audit::record(&s, "staff", &slug, AuditAction::CredentialIssued, &issued.id, &client).await;
     if wants_json {
         return Ok(Json(issued.vc).into_response());
     }
@@ -157,11 +161,12 @@ pub(crate) struct RevokeForm {
 pub(crate) async fn revoke(
     _staff: Staff,
     State(s): State<AppState>,
+    client: ClientAddr,
     Path(slug): Path<String>,
     Form(f): Form<RevokeForm>,
 ) -> Result<Response, AppError> {
     match revoke_credential(&*s.store, &crate::CLOCK, &slug, &f.id).await {
-        Ok(()) => {}
+        Ok(()) => crate::audit::record(&s, "staff", &slug, AuditAction::CredentialRevoked, &f.id, &client).await,
         Err(e @ RevokeCredentialError::NotFound { .. }) => return Err(AppError::NotFound(e.to_string())),
         Err(RevokeCredentialError::Store(e)) => return Err(e.into()),
     }

@@ -1,5 +1,6 @@
 //! Staff sign-in to the portal.
 
+use crate::audit::ClientAddr;
 use crate::auth::STAFF_COOKIE;
 use crate::auth::STAFF_SESSION_SECS;
 use crate::{AppError, AppState};
@@ -9,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use kippu_domain::audit::AuditAction;
 use std::collections::HashMap;
 
 #[derive(Template)]
@@ -44,17 +46,20 @@ pub(crate) struct SigninForm {
 
 pub(crate) async fn signin(
     State(s): State<AppState>,
+    client: ClientAddr,
     jar: CookieJar,
     Form(f): Form<SigninForm>,
 ) -> Result<Response, AppError> {
     let next = safe_next(f.next.as_ref());
     if !s.identity.portal.accepts(&f.password) {
+        crate::audit::record(&s, "staff", "kippu", AuditAction::SignInFailed, "portal", &client).await;
         // A fixed pause per wrong attempt bounds guessing to one try per second per connection.
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         tracing::warn!("issuer portal: wrong password");
         let page = SigninPage { next, error: Some("Wrong password.".into()), chain_id: s.chain.chain_id() };
         return Ok((StatusCode::UNAUTHORIZED, Html(page.render()?)).into_response());
     }
+    crate::audit::record(&s, "staff", "kippu", AuditAction::SignIn, "portal", &client).await;
     let cookie = Cookie::build((STAFF_COOKIE, s.identity.portal.open()))
         // Sent to the staff pages under /operators/ (reports, scanner tokens) as well as /portal/.
         .path("/")

@@ -1,5 +1,6 @@
 //! An operator's timetable: the current one, and importing a GTFS zip.
 
+use crate::audit::ClientAddr;
 use crate::portal::Staff;
 use crate::{AppError, AppState};
 use axum::body::Bytes;
@@ -8,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kippu_app::timetable::{import_timetable, ImportTimetableError, Imported};
+use kippu_domain::audit::AuditAction;
 use serde_json::json;
 
 async fn operator_exists(s: &AppState, slug: &str) -> Result<(), AppError> {
@@ -33,11 +35,14 @@ pub(crate) async fn current(State(s): State<AppState>, Path(slug): Path<String>)
 pub(crate) async fn import(
     _staff: Staff,
     State(s): State<AppState>,
+    client: ClientAddr,
     Path(slug): Path<String>,
     body: Bytes,
 ) -> Result<Response, AppError> {
     match import_timetable(&*s.store, &s.notices(), &crate::CLOCK, &slug, Vec::from(body)).await {
         Ok(Imported { version, summary }) => {
+            let target = format!("version {version}");
+            crate::audit::record(&s, "staff", &slug, AuditAction::TimetableImported, &target, &client).await;
             let summary = serde_json::to_value(&summary).unwrap_or_default();
             Ok(Json(json!({"imported": true, "version": version, "summary": summary})).into_response())
         }

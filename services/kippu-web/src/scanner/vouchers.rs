@@ -16,12 +16,17 @@ pub(crate) struct RedeemRequest {
 pub(crate) async fn redeem_voucher(
     _scanner: crate::scanner::Scanner,
     State(s): State<AppState>,
+    client: crate::audit::ClientAddr,
     Path(slug): Path<String>,
     Json(r): Json<RedeemRequest>,
 ) -> Result<Response, AppError> {
     use kippu_app::vouchers::{redeem_voucher as redeem, RedeemVoucherError};
     match redeem(&*s.store, &*s.chain, &crate::CLOCK, &slug, &r.code).await {
         Ok(done) => {
+            let target = format!("voucher {}", done.voucher_id);
+            let actor = format!("scanner:{slug}");
+            use kippu_domain::audit::AuditAction::VoucherRedeemed;
+            crate::audit::record(&s, &actor, &slug, VoucherRedeemed, &target, &client).await;
             s.platform.catch_up().await;
             Ok(Json(serde_json::json!({"redeemed": true, "voucher": done.voucher_id, "tx": format!("{:#x}", done.tx)}))
                 .into_response())

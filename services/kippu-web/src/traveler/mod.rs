@@ -15,7 +15,6 @@ mod wallet;
 use axum::routing::{get, post};
 use axum::Router;
 
-pub use accounts::LoginLimits;
 /// The demo's sign-in renders the traveler's sign-in page with its error.
 #[cfg(feature = "dev")]
 pub(crate) use home::signin_with;

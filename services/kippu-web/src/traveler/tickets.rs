@@ -140,10 +140,14 @@ async fn refund_offer(s: &AppState, id: u64) -> Option<String> {
 pub(crate) async fn refund_ticket(
     State(s): State<AppState>,
     Traveler(me): Traveler,
+    client: crate::audit::ClientAddr,
     Path(id): Path<u64>,
 ) -> Result<Response, AppError> {
     match kippu_app::tickets::refund_ticket(&*s.store, &*s.chain, &crate::CLOCK, me, id).await {
-        Ok(_) => {
+        Ok(refunded) => {
+            let (actor, target) = (format!("traveler:{me:#x}"), format!("ticket {id}: {}", refunded.amount));
+            use kippu_domain::audit::AuditAction::Refunded;
+            crate::audit::record(&s, &actor, "kippu", Refunded, &target, &client).await;
             s.platform.catch_up().await;
             Ok(Redirect::to(&format!("/tickets?refunded={id}")).into_response())
         }
