@@ -290,3 +290,39 @@ async fn a_payment_signed_with_the_demos_webhook_secret_mints_nothing() {
     assert_eq!(stack.chain.fare_balance(traveler).await.unwrap(), 0, "no FARE minted");
     stack.shutdown().await;
 }
+
+/// Failed staff sign-ins are counted in the database: twenty wrong passwords from one address
+/// through one process lock that address out of every process sharing the database, even with
+/// the right password, saying until when.
+#[tokio::test]
+async fn failed_staff_sign_ins_lock_the_address_in_every_process() {
+    let prod = Prod::new("throttle").await;
+    let a = prod.serve().await;
+    let mut cfg_b = prod.cfg.clone();
+    cfg_b.web.bind = format!("127.0.0.1:{}", crate::support::free_port());
+    cfg_b.mqtt.embedded_bind = format!("127.0.0.1:{}", crate::support::free_port());
+    let b = kippu::serve::serve(cfg_b).await.expect("a second process on the same database");
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let signin = |base: String, password: String| {
+        let http = http.clone();
+        async move { http.post(format!("{base}/portal/signin")).form(&[("password", password)]).send().await.unwrap() }
+    };
+    // At once: each wrong attempt pauses a second.
+    let mut wrong = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        wrong.spawn(signin(a.web_url.clone(), format!("guess {i}")));
+    }
+    let statuses: Vec<u16> = wrong.join_all().await.iter().map(|r| r.status().as_u16()).collect();
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 429), "{statuses:?}");
+    assert!(statuses.contains(&401), "{statuses:?}");
+    let staff = prod.secrets().text(kippu::secrets::SecretName::StaffPassword);
+    for stack in [&b, &a] {
+        let r = signin(stack.web_url.clone(), staff.clone()).await;
+        assert_eq!(r.status(), 429, "the other process refuses the right password too");
+        let retry: i64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((800..=900).contains(&retry), "{retry}");
+        assert!(r.text().await.unwrap().contains("try again after"));
+    }
+    b.shutdown().await;
+    a.shutdown().await;
+}

@@ -49,6 +49,18 @@ pub type ChainResult<T> = Result<T, ChainFailure>;
 /// The database: what the application reads and writes (kippu-store implements it).
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// Whether a throttled key (`scope`: what kind of key) may try now.
+    async fn throttle_verdict(&self, scope: &str, key: &str, now: i64) -> PortResult<kippu_domain::throttle::Verdict>;
+    /// Counts a failed attempt of a key; returns the verdict after it.
+    async fn throttle_failure(
+        &self,
+        scope: &str,
+        key: &str,
+        now: i64,
+        policy: &kippu_domain::throttle::Policy,
+    ) -> PortResult<kippu_domain::throttle::Verdict>;
+    /// Forgets a key's failures after a success (a lock in force stays).
+    async fn throttle_success(&self, scope: &str, key: &str, now: i64) -> PortResult<()>;
     /// Appends an entry to the audit log, chained to the newest one.
     async fn append_audit(&self, record: &kippu_domain::audit::AuditRecord) -> PortResult<()>;
     /// Current service alerts as stored JSON bodies, by id.

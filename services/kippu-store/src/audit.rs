@@ -50,13 +50,19 @@ fn entry(r: &sqlx::any::AnyRow) -> Result<AuditEntry> {
 const COLUMNS: &str = "seq, at, actor, organisation, action, target, client, prev_hash, hash";
 
 impl Store {
-    /// Appends `record` after the newest entry, in one transaction. Two processes appending at
-    /// once both read the same head; the second insert fails on `seq` and is retried on the new
-    /// head, so the chain never forks.
+    /// Appends `record` after the newest entry, in one transaction. Appends from several
+    /// processes take turns; should two ever read the same head, the second insert fails on
+    /// `seq` and is retried on the new head, so the chain never forks.
     pub async fn append_audit(&self, record: &AuditRecord) -> Result<AuditEntry> {
         let mut last_err = None;
         for _ in 0..APPEND_ATTEMPTS {
             let mut tx = self.pool.begin().await?;
+            // On PostgreSQL appends take turns (a transaction-scoped advisory lock), so the
+            // head read is the head written after; SQLite's writers take turns by themselves,
+            // and a loser of its lock upgrade retries below.
+            if self.batching != crate::ingest::Batching::SQLITE {
+                sqlx::query("SELECT pg_advisory_xact_lock(7262001)").execute(&mut *tx).await?;
+            }
             let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
                 .fetch_optional(&mut *tx)
                 .await?

@@ -23,6 +23,7 @@ mod reports;
 mod rows;
 pub mod scratch;
 mod settlement;
+mod throttle;
 pub use accounts::{DeviceRow, PasskeyRow, PlanReceipt};
 pub use audit::AuditFilter;
 pub use backup::{Dump, TableDump};

@@ -16,6 +16,24 @@ fn port(e: StoreError) -> PortError {
 
 #[async_trait]
 impl kippu_app::ports::Store for Store {
+    async fn throttle_verdict(&self, scope: &str, key: &str, now: i64) -> PortResult<kippu_domain::throttle::Verdict> {
+        Store::throttle_verdict(self, scope, key, now).await.map_err(port)
+    }
+
+    async fn throttle_failure(
+        &self,
+        scope: &str,
+        key: &str,
+        now: i64,
+        policy: &kippu_domain::throttle::Policy,
+    ) -> PortResult<kippu_domain::throttle::Verdict> {
+        Store::throttle_failure(self, scope, key, now, policy).await.map_err(port)
+    }
+
+    async fn throttle_success(&self, scope: &str, key: &str, now: i64) -> PortResult<()> {
+        Store::throttle_success(self, scope, key, now).await.map_err(port)
+    }
+
     async fn append_audit(&self, record: &kippu_domain::audit::AuditRecord) -> PortResult<()> {
         Store::append_audit(self, record).await.map(drop).map_err(port)
     }

@@ -104,6 +104,27 @@ impl FakeStore {
 
 #[async_trait]
 impl Store for FakeStore {
+    async fn throttle_verdict(&self, _: &str, _: &str, _: i64) -> PortResult<kippu_domain::throttle::Verdict> {
+        drop(self.enter("throttle_verdict")?);
+        Ok(kippu_domain::throttle::Verdict::Open)
+    }
+
+    async fn throttle_failure(
+        &self,
+        _: &str,
+        _: &str,
+        _: i64,
+        _: &kippu_domain::throttle::Policy,
+    ) -> PortResult<kippu_domain::throttle::Verdict> {
+        drop(self.enter("throttle_failure")?);
+        Ok(kippu_domain::throttle::Verdict::Open)
+    }
+
+    async fn throttle_success(&self, _: &str, _: &str, _: i64) -> PortResult<()> {
+        drop(self.enter("throttle_success")?);
+        Ok(())
+    }
+
     async fn append_audit(&self, record: &kippu_domain::audit::AuditRecord) -> PortResult<()> {
         self.enter("append_audit")?.audit.push(record.clone());
         Ok(())

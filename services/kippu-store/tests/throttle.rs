@@ -1,0 +1,63 @@
+//! Failed-attempt counts on a real database: failures counted at once from two handles (two
+//! processes) all count, the policy's maximum locks the key, an old window starts again, and a
+//! success forgets the failures. On SQLite always; on PostgreSQL when `KIPPU_TEST_POSTGRES` is set.
+
+use kippu_domain::throttle::{Policy, Verdict};
+use kippu_store::Store;
+
+const P: Policy = Policy { max_failures: 10, window_secs: 60, lock_secs: 300 };
+const NOW: i64 = 1_800_000_000;
+
+async fn counts_hold_across_handles(url: &str) {
+    let a = Store::connect(url).await.unwrap();
+    let b = Store::connect(url).await.unwrap();
+    let fail = |s: Store| async move {
+        let mut last = Verdict::Open;
+        for _ in 0..5 {
+            last = s.throttle_failure("client", "192.0.2.1", NOW, &P).await.unwrap();
+        }
+        last
+    };
+    let (x, y) = tokio::join!(fail(a.clone()), fail(b.clone()));
+    assert!([x, y].contains(&Verdict::Locked { until: NOW + 300 }), "the tenth failure locks: {x:?} {y:?}");
+    assert_eq!(b.throttle_verdict("client", "192.0.2.1", NOW + 1).await.unwrap(), Verdict::Locked { until: NOW + 300 });
+    assert_eq!(a.throttle_verdict("client", "192.0.2.2", NOW).await.unwrap(), Verdict::Open, "per key");
+    assert_eq!(a.throttle_verdict("client", "192.0.2.1", NOW + 300).await.unwrap(), Verdict::Open, "the lock ends");
+
+    // Nine failures, then the window passes: counting starts again.
+    for _ in 0..9 {
+        a.throttle_failure("account", "ops@metro", NOW, &P).await.unwrap();
+    }
+    assert_eq!(a.throttle_failure("account", "ops@metro", NOW + 61, &P).await.unwrap(), Verdict::Open);
+    // A success forgets the failures.
+    for _ in 0..8 {
+        a.throttle_failure("account", "ops@bus", NOW, &P).await.unwrap();
+    }
+    a.throttle_success("account", "ops@bus", NOW).await.unwrap();
+    assert_eq!(a.throttle_failure("account", "ops@bus", NOW, &P).await.unwrap(), Verdict::Open);
+}
+
+#[tokio::test]
+async fn sqlite() {
+    sqlx::any::install_default_drivers();
+    let dir = std::env::temp_dir().join(format!(
+        "kippu-throttle-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    counts_hold_across_handles(&format!("sqlite://{}", dir.join("t.db").display())).await;
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test]
+async fn postgres() {
+    let Some(server) = std::env::var("KIPPU_TEST_POSTGRES").ok().filter(|v| !v.is_empty()) else {
+        eprintln!("KIPPU_TEST_POSTGRES unset: the PostgreSQL run is skipped");
+        return;
+    };
+    let db =
+        kippu_store::scratch::ScratchDatabase::create(&server, "kippu_throttle").await.expect("postgres reachable");
+    counts_hold_across_handles(&db.url).await;
+    db.drop_now().await.unwrap();
+}
