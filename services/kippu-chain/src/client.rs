@@ -262,6 +262,19 @@ fn purchased(r: &TransactionReceipt) -> Result<(u64, B256)> {
 /// [`ChainError::Reverted`] with its data otherwise. Anything else (the node unreachable, a
 /// transaction the node itself refused, such as a key without gas) is [`ChainError::Rpc`]: the
 /// contract never judged it, and callers retry those rather than treat them as a refusal.
+/// Whether the node refused a transaction because it already has one from this key with this
+/// nonce (the same one, sent by another process holding the key). Nodes say so only in words:
+/// anvil and geth "already imported" / "already known", others "nonce too low" once it is mined.
+pub(crate) fn same_transaction_pending(e: &alloy::contract::Error) -> bool {
+    if revert_data(e).is_some() {
+        return false;
+    }
+    let text = e.to_string().to_ascii_lowercase();
+    ["already imported", "already known", "nonce too low", "replacement transaction underpriced"]
+        .iter()
+        .any(|m| text.contains(m))
+}
+
 pub(crate) fn revert(e: alloy::contract::Error) -> ChainError {
     match revert_data(&e) {
         Some(data) => match crate::rejection::decode(&data) {

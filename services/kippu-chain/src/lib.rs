@@ -14,12 +14,33 @@ use alloy::primitives::{Address, Bytes};
 /// serialized so each takes the next pending nonce the node reports: a call that
 /// reverts at estimation never consumes a nonce (a cached nonce would, leaving a gap
 /// that stalls every later transaction of that key).
+///
+/// Another process holding the same key may have sent the very same transaction (same nonce,
+/// same call) a moment before: the node then answers that it already has it. The send is
+/// retried after a pause, estimated afresh, so it either goes through with the next nonce or
+/// is refused for what the first one changed (a period already closed, say). Issue 20's
+/// outbox replaces this with one writer per key.
 macro_rules! send {
     ($sender:expr, $call:expr) => {
         async {
             let sender: &$crate::client::Sender = $sender;
             let guard = sender.lock.lock().await;
-            let pending = $call.from(sender.from).send().await.map_err($crate::client::revert)?;
+            // A `match` keeps the call's temporaries (the contract instance) alive for the loop.
+            let pending = match $call.from(sender.from) {
+                call => {
+                    let mut attempt = 0u32;
+                    loop {
+                        match call.send().await {
+                            Ok(p) => break Ok(p),
+                            Err(e) if attempt < 40 && $crate::client::same_transaction_pending(&e) => {
+                                attempt += 1;
+                                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                            }
+                            Err(e) => break Err($crate::client::revert(e)),
+                        }
+                    }
+                }
+            }?;
             drop(guard);
             $crate::client::mined(pending).await
         }
