@@ -57,11 +57,15 @@ impl Store {
         let mut last_err = None;
         for _ in 0..APPEND_ATTEMPTS {
             let mut tx = self.pool.begin().await?;
-            // On PostgreSQL appends take turns (a transaction-scoped advisory lock), so the
-            // head read is the head written after; SQLite's writers take turns by themselves,
-            // and a loser of its lock upgrade retries below.
+            // Appends take turns, so the head read is the head written after: on PostgreSQL
+            // under a transaction-scoped advisory lock, on SQLite under its write lock.
             if self.batching != crate::ingest::Batching::SQLITE {
                 sqlx::query("SELECT pg_advisory_xact_lock(7262001)").execute(&mut *tx).await?;
+            } else {
+                // Write first, so this transaction takes SQLite's write lock (waiting its busy
+                // timeout) before it reads the head: two readers that both then try to write
+                // would have one of them refused at once ("database is locked").
+                sqlx::query("UPDATE audit_log SET seq = seq WHERE seq < 0").execute(&mut *tx).await?;
             }
             let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
                 .fetch_optional(&mut *tx)
