@@ -20,6 +20,7 @@
 //! | import a timetable | [`timetable`] |
 //! | redeem a voucher | [`vouchers`] |
 //! | close a clearing period | [`period`] |
+//! | organisations, staff (invite, sign in, roles), API tokens | [`staff`] |
 
 pub mod accounts;
 pub mod credentials;
@@ -28,6 +29,7 @@ pub mod insurance;
 pub mod period;
 pub mod ports;
 pub mod purchase;
+pub mod staff;
 pub mod tickets;
 pub mod timetable;
 pub mod topup;

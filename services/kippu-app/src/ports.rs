@@ -63,6 +63,57 @@ pub trait Store: Send + Sync {
     async fn throttle_success(&self, scope: &str, key: &str, now: i64) -> PortResult<()>;
     /// Appends an entry to the audit log, chained to the newest one.
     async fn append_audit(&self, record: &kippu_domain::audit::AuditRecord) -> PortResult<()>;
+    /// The newest `limit` audit entries matching a filter, newest first.
+    async fn audit_search(
+        &self,
+        filter: &kippu_domain::audit::AuditFilter,
+        limit: i64,
+    ) -> PortResult<Vec<kippu_domain::audit::AuditEntry>>;
+    /// Adds an organisation; `false` if its slug is taken.
+    async fn add_organisation(&self, o: &Organisation) -> PortResult<bool>;
+    /// One organisation.
+    async fn organisation(&self, slug: &str) -> PortResult<Option<Organisation>>;
+    /// Every organisation, by slug.
+    async fn organisations(&self) -> PortResult<Vec<Organisation>>;
+    /// Adds a staff account with its one-time invitation; `false` if the e-mail has an account.
+    async fn add_staff(&self, a: &StaffAccount, invitation_hash: &str, invitation_expires: i64) -> PortResult<bool>;
+    /// A fresh invitation for an account; earlier unused ones stop working.
+    async fn reinvite_staff(&self, account_id: &str, invitation_hash: &str, expires: i64, now: i64) -> PortResult<()>;
+    /// The account an unused, unexpired invitation is for.
+    async fn invitation(&self, invitation_hash: &str, now: i64) -> PortResult<Option<StaffAccount>>;
+    /// Uses an invitation up and sets the password (once, of simultaneous uses).
+    async fn accept_invitation(
+        &self,
+        invitation_hash: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> PortResult<Option<StaffAccount>>;
+    /// The account an e-mail signs in with.
+    async fn staff_by_email(&self, email: &str) -> PortResult<Option<StaffAccount>>;
+    /// One account by id.
+    async fn staff_account(&self, id: &str) -> PortResult<Option<StaffAccount>>;
+    /// An organisation's staff, by e-mail.
+    async fn staff_of(&self, organisation: &str) -> PortResult<Vec<StaffAccount>>;
+    /// Changes an account's role; `false` if the organisation has no such account.
+    async fn set_staff_role(&self, organisation: &str, id: &str, role: kippu_domain::staff::Role) -> PortResult<bool>;
+    /// Disables an account and ends its sessions.
+    async fn disable_staff(&self, organisation: &str, id: &str, now: i64) -> PortResult<bool>;
+    /// Opens a staff session.
+    async fn open_staff_session(&self, token_hash: &str, account_id: &str, expires_at: i64) -> PortResult<()>;
+    /// The enabled account behind a live session.
+    async fn staff_session(&self, token_hash: &str, now: i64) -> PortResult<Option<StaffAccount>>;
+    /// Ends a staff session.
+    async fn end_staff_session(&self, token_hash: &str, now: i64) -> PortResult<()>;
+    /// Stores a new API token.
+    async fn issue_token(&self, t: &ApiToken) -> PortResult<()>;
+    /// A token by its public id.
+    async fn api_token(&self, id: &str) -> PortResult<Option<ApiToken>>;
+    /// An organisation's tokens, newest first.
+    async fn tokens_of(&self, organisation: &str) -> PortResult<Vec<ApiToken>>;
+    /// Revokes one of an organisation's tokens; `false` if it has no such live token.
+    async fn revoke_token(&self, organisation: &str, id: &str, now: i64) -> PortResult<bool>;
+    /// Notes that a token opened a request.
+    async fn token_used(&self, id: &str, now: i64) -> PortResult<()>;
     /// Current service alerts as stored JSON bodies, by id.
     async fn alerts(&self) -> PortResult<Vec<String>>;
     /// The cards an account bound, newest first.

@@ -15,6 +15,7 @@ pub mod pass;
 pub mod pricing;
 pub mod settlement;
 pub mod snapshot;
+pub mod staff;
 pub mod throttle;
 pub mod topics;
 pub mod validation;

@@ -9,20 +9,7 @@ use crate::{Result, Store, StoreError};
 /// How many times an append retries after losing a race for the next `seq` to another process.
 const APPEND_ATTEMPTS: usize = 8;
 
-/// What to show of the log.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuditFilter {
-    /// Only this organisation's entries.
-    pub organisation: Option<String>,
-    /// Only this action.
-    pub action: Option<AuditAction>,
-    /// Only entries whose actor contains this.
-    pub actor: Option<String>,
-    /// From this time (unix seconds, inclusive).
-    pub since: Option<i64>,
-    /// Before this time (unix seconds, exclusive).
-    pub until: Option<i64>,
-}
+pub use kippu_domain::audit::AuditFilter;
 
 fn hex32(s: &str) -> Result<[u8; 32]> {
     let mut out = [0u8; 32];

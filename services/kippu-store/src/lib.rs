@@ -23,6 +23,7 @@ mod reports;
 mod rows;
 pub mod scratch;
 mod settlement;
+mod staff;
 mod throttle;
 pub use accounts::{DeviceRow, PasskeyRow, PlanReceipt};
 pub use audit::AuditFilter;
@@ -34,6 +35,7 @@ pub use production::{CredentialRow, OpenBatch};
 pub use reports::*;
 pub use rows::*;
 pub use settlement::{OperatorClose, PeriodClose, PeriodCloseRow};
+pub use staff::{ApiToken, Organisation, StaffAccount};
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]

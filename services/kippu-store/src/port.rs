@@ -38,6 +38,99 @@ impl kippu_app::ports::Store for Store {
         Store::append_audit(self, record).await.map(drop).map_err(port)
     }
 
+    async fn audit_search(
+        &self,
+        filter: &kippu_domain::audit::AuditFilter,
+        limit: i64,
+    ) -> PortResult<Vec<kippu_domain::audit::AuditEntry>> {
+        Store::audit_search(self, filter, limit).await.map_err(port)
+    }
+
+    async fn add_organisation(&self, o: &Organisation) -> PortResult<bool> {
+        Store::add_organisation(self, o).await.map_err(port)
+    }
+
+    async fn organisation(&self, slug: &str) -> PortResult<Option<Organisation>> {
+        Store::organisation(self, slug).await.map_err(port)
+    }
+
+    async fn organisations(&self) -> PortResult<Vec<Organisation>> {
+        Store::organisations(self).await.map_err(port)
+    }
+
+    async fn add_staff(&self, a: &StaffAccount, invitation_hash: &str, invitation_expires: i64) -> PortResult<bool> {
+        Store::add_staff(self, a, invitation_hash, invitation_expires).await.map_err(port)
+    }
+
+    async fn reinvite_staff(&self, account_id: &str, invitation_hash: &str, expires: i64, now: i64) -> PortResult<()> {
+        Store::reinvite_staff(self, account_id, invitation_hash, expires, now).await.map_err(port)
+    }
+
+    async fn invitation(&self, invitation_hash: &str, now: i64) -> PortResult<Option<StaffAccount>> {
+        Store::invitation(self, invitation_hash, now).await.map_err(port)
+    }
+
+    async fn accept_invitation(
+        &self,
+        invitation_hash: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> PortResult<Option<StaffAccount>> {
+        Store::accept_invitation(self, invitation_hash, password_hash, now).await.map_err(port)
+    }
+
+    async fn staff_by_email(&self, email: &str) -> PortResult<Option<StaffAccount>> {
+        Store::staff_by_email(self, email).await.map_err(port)
+    }
+
+    async fn staff_account(&self, id: &str) -> PortResult<Option<StaffAccount>> {
+        Store::staff_account(self, id).await.map_err(port)
+    }
+
+    async fn staff_of(&self, organisation: &str) -> PortResult<Vec<StaffAccount>> {
+        Store::staff_of(self, organisation).await.map_err(port)
+    }
+
+    async fn set_staff_role(&self, organisation: &str, id: &str, role: kippu_domain::staff::Role) -> PortResult<bool> {
+        Store::set_staff_role(self, organisation, id, role).await.map_err(port)
+    }
+
+    async fn disable_staff(&self, organisation: &str, id: &str, now: i64) -> PortResult<bool> {
+        Store::disable_staff(self, organisation, id, now).await.map_err(port)
+    }
+
+    async fn open_staff_session(&self, token_hash: &str, account_id: &str, expires_at: i64) -> PortResult<()> {
+        Store::open_staff_session(self, token_hash, account_id, expires_at).await.map_err(port)
+    }
+
+    async fn staff_session(&self, token_hash: &str, now: i64) -> PortResult<Option<StaffAccount>> {
+        Store::staff_session(self, token_hash, now).await.map_err(port)
+    }
+
+    async fn end_staff_session(&self, token_hash: &str, now: i64) -> PortResult<()> {
+        Store::end_staff_session(self, token_hash, now).await.map_err(port)
+    }
+
+    async fn issue_token(&self, t: &ApiToken) -> PortResult<()> {
+        Store::issue_token(self, t).await.map_err(port)
+    }
+
+    async fn api_token(&self, id: &str) -> PortResult<Option<ApiToken>> {
+        Store::api_token(self, id).await.map_err(port)
+    }
+
+    async fn tokens_of(&self, organisation: &str) -> PortResult<Vec<ApiToken>> {
+        Store::tokens_of(self, organisation).await.map_err(port)
+    }
+
+    async fn revoke_token(&self, organisation: &str, id: &str, now: i64) -> PortResult<bool> {
+        Store::revoke_token(self, organisation, id, now).await.map_err(port)
+    }
+
+    async fn token_used(&self, id: &str, now: i64) -> PortResult<()> {
+        Store::token_used(self, id, now).await.map_err(port)
+    }
+
     async fn alerts(&self) -> PortResult<Vec<String>> {
         Store::alerts(self).await.map_err(port)
     }

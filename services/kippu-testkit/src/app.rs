@@ -16,7 +16,7 @@ use axum::Router;
 use kippu_credentials::{account_document, did_web, issuer_document, Concession, Credentials, IssuerKey, Resolver};
 use kippu_domain::model::Traveler;
 use kippu_identity::{did_pkh, ChallengeBook, Keystore};
-use kippu_web::{AppState, GateStatus, IdentityServices, Inner, LoginLimits, Passkeys, PortalAuth};
+use kippu_web::{AppState, GateStatus, IdentityServices, Inner, LoginLimits, Passkeys};
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
 
@@ -26,8 +26,17 @@ use crate::{memory_store, Catalogue, FakeChain, FakePayments, FakePlatform, Setu
 pub const PUBLIC_URL: &str = "https://kippu.test";
 /// Its did:web authority.
 pub const AUTHORITY: &str = "kippu.test";
-/// The staff password of the portal.
+/// The password of every seeded staff account ([`ADMIN`], [`AUDITOR`], [`staff_email`]).
 pub const STAFF_PASSWORD: &str = "staff-password-for-tests";
+/// The consortium's seeded admin.
+pub const ADMIN: &str = "admin@kippu.test";
+/// The consortium's seeded auditor (reads everything, changes nothing).
+pub const AUDITOR: &str = "auditor@kippu.test";
+
+/// The seeded member of staff (role `staff`) of an organisation: `staff@{slug}.test`.
+pub fn staff_email(slug: &str) -> String {
+    format!("staff@{slug}.test")
+}
 /// The bearer token Prometheus scrapes `/metrics` with.
 pub const METRICS_TOKEN: &str = "metrics-token-for-tests";
 /// The Stripe webhook signing secret.
@@ -128,6 +137,7 @@ impl TestAppBuilder {
         let authority = self.public_url.split("://").nth(1).unwrap_or(AUTHORITY).trim_end_matches('/').to_owned();
         let keystore = Keystore::new(MASTER_KEY);
         self.catalogue.apply(&store, &chain, &keystore, &authority).await?;
+        seed_staff(&store).await?;
         let payments = Arc::new(FakePayments::default());
         let platform = Arc::new(FakePlatform::new(self.gates));
 
@@ -159,7 +169,6 @@ impl TestAppBuilder {
                 (Concession::Senior, 5_000),
                 (Concession::Disability, 5_000),
             ]),
-            portal: PortalAuth::new(STAFF_PASSWORD),
         };
         let (challenges, presentation_challenges) = self.challenges.unwrap_or_default();
         let passkeys = match self.max_ceremonies {
@@ -197,6 +206,25 @@ impl TestAppBuilder {
             next_event: Mutex::new(0),
         })
     }
+}
+
+/// The consortium, one organisation per catalogue operator and issuer, and their staff: the
+/// consortium's [`ADMIN`] and [`AUDITOR`], and [`staff_email`] of each organisation, all with
+/// [`STAFF_PASSWORD`].
+async fn seed_staff(store: &Store) -> SetupResult<()> {
+    use kippu_app::staff::{add_staff_with_password, catalogue_organisations, first_admin};
+    use kippu_domain::staff::Role;
+    let now = 1;
+    let admin = first_admin(store, ADMIN, now).await?;
+    kippu_app::staff::accept_invitation(store, &admin.secret, STAFF_PASSWORD, now).await?;
+    let orgs = catalogue_organisations(&store.operators().await?, &store.issuers().await?, now);
+    add_staff_with_password(store, kippu_domain::staff::CONSORTIUM, AUDITOR, Role::Auditor, STAFF_PASSWORD, now)
+        .await?;
+    for o in orgs {
+        store.add_organisation(&o).await?;
+        add_staff_with_password(store, &o.slug, &staff_email(&o.slug), Role::Staff, STAFF_PASSWORD, now).await?;
+    }
+    Ok(())
 }
 
 /// Kippu's web app over fakes, for route tests.
@@ -251,6 +279,13 @@ impl TestApp {
     /// A client that is no browser (curl, a scanner, Stripe): no `Sec-Fetch-Site`, no `Origin`.
     pub fn machine(&self) -> Client<'_> {
         Client { app: self, jar: Mutex::default(), kind: Kind::Machine, address: Mutex::new(None) }
+    }
+
+    /// An API token of an organisation with `scopes`, valid 30 days, issued as `kippu token
+    /// issue` does (the bearer value; the store keeps its hash).
+    pub async fn token(&self, organisation: &str, scopes: &[kippu_domain::staff::Permission]) -> String {
+        let req = kippu_app::staff::TokenRequest { organisation, name: "test machine", scopes, days: 30 };
+        kippu_app::staff::issue_token(&self.store, None, &req, kippu_web_now()).await.expect("token issued").bearer
     }
 
     /// A browser on another site, whose writes carry `Sec-Fetch-Site: cross-site` and its `Origin`.
@@ -566,9 +601,16 @@ impl<'a> Client<'a> {
         self.post_form("/signout", &[]).await
     }
 
-    /// Signs in to the staff portal with the password (the session cookie goes in the jar).
+    /// Signs in to the staff portal as the consortium's [`ADMIN`] (the session cookie goes in the jar).
     pub async fn staff_sign_in(&self) -> Answer {
-        let a = self.post_form("/portal/signin", &[("password", STAFF_PASSWORD), ("next", "/gates")]).await;
+        self.staff_sign_in_as(ADMIN).await
+    }
+
+    /// Signs in to the staff portal as a seeded member of staff ([`staff_email`], [`AUDITOR`]).
+    pub async fn staff_sign_in_as(&self, email: &str) -> Answer {
+        let a = self
+            .post_form("/portal/signin", &[("email", email), ("password", STAFF_PASSWORD), ("next", "/portal")])
+            .await;
         a.assert_status(StatusCode::SEE_OTHER);
         assert!(self.cookie("kippu_portal").is_some(), "the portal session cookie is set");
         a
@@ -676,4 +718,9 @@ pub fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The clock the web app reads (the system's): tokens and sessions made for tests live from now.
+fn kippu_web_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }

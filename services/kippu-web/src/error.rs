@@ -31,6 +31,10 @@ pub enum AppError {
         /// When to try again (the `Retry-After` header).
         retry_after_secs: u64,
     },
+    /// Signed in, but this is not theirs (another organisation's, beyond a role or a token's
+    /// scopes); the message says why.
+    #[error("{0}")]
+    Forbidden(String),
     /// Anything internal.
     #[error("internal: {0}")]
     Internal(String),
@@ -164,6 +168,7 @@ impl IntoResponse for AppError {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, crate::i18n::t("error.bad_request")),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, crate::i18n::t("error.not_found")),
             Self::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, crate::i18n::t("error.refused")),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, crate::i18n::t("error.forbidden")),
             Self::Busy { message, retry_after_secs } => {
                 let page = ErrorPage { title: crate::i18n::t("error.busy"), message, chain_id: 0 }
                     .render()

@@ -25,8 +25,6 @@ pub struct IdentityServices {
     pub attestor: PrivateKeySigner,
     /// Discount per concession, in basis points.
     pub discounts: HashMap<Concession, u16>,
-    /// Staff sign-in for the issuer portal.
-    pub portal: crate::auth::PortalAuth,
 }
 
 pub(crate) fn chrono_now() -> DateTime<Utc> {

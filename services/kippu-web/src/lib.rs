@@ -37,7 +37,6 @@ use async_trait::async_trait;
 use axum::Router;
 use kippu_identity::{ChallengeBook, Keystore};
 
-pub use auth::PortalAuth;
 #[cfg(feature = "dev")]
 pub use dev::DevPlatform;
 pub use error::AppError;

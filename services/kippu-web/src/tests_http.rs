@@ -13,9 +13,11 @@ use kippu_identity::{ChallengeBook, Keystore};
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
 
-use crate::{AppState, GateStatus, IdentityServices, Inner, Platform, PortalAuth};
+use crate::{AppState, GateStatus, IdentityServices, Inner, Platform};
 
 pub(crate) const STAFF_PASSWORD: &str = "staff-password-for-tests";
+/// The consortium's admin the scratch database is seeded with.
+pub(crate) const ADMIN: &str = "admin@kippu.test";
 pub(crate) const METRICS_TOKEN: &str = "metrics-token-for-tests";
 
 /// Production services that do nothing.
@@ -115,6 +117,8 @@ pub(crate) async fn state(tweak: impl FnOnce(&mut Inner)) -> (AppState, ScratchD
     let path = std::env::temp_dir().join(format!("kippu-web-test-{}.db", hex::encode(rand::random::<[u8; 8]>())));
     let store = kippu_store::Store::connect(&format!("sqlite://{}", path.display())).await.unwrap();
     let db = ScratchDb(path, store.clone());
+    let admin_invitation = kippu_app::staff::first_admin(&store, ADMIN, 0).await.unwrap();
+    kippu_app::staff::accept_invitation(&store, &admin_invitation.secret, STAFF_PASSWORD, 0).await.unwrap();
     let admin = alloy::signers::local::PrivateKeySigner::random();
     let chain = kippu_chain::Chain::attach(
         &kippu_chain::ChainConfig { rpc_url: zero_node().await, admin_key: hex::encode(admin.to_bytes()) },
@@ -152,7 +156,6 @@ pub(crate) async fn state(tweak: impl FnOnce(&mut Inner)) -> (AppState, ScratchD
             authority,
             attestor: alloy::signers::local::PrivateKeySigner::random(),
             discounts: Default::default(),
-            portal: PortalAuth::new(STAFF_PASSWORD),
         },
         login_limits: crate::LoginLimits::default(),
         passkeys: crate::Passkeys::new("http://localhost:8080"),
@@ -188,9 +191,9 @@ pub(crate) fn post(path: &str, content_type: &str, body: impl Into<Body>) -> Req
     Request::post(path).header(header::CONTENT_TYPE, content_type).body(body.into()).unwrap()
 }
 
-/// A staff portal session cookie (`kippu_portal=…`), signed in with the password.
+/// A staff portal session cookie (`kippu_portal=…`) of the consortium's admin.
 pub(crate) async fn staff_cookie(app: &Router) -> String {
-    let form = format!("password={STAFF_PASSWORD}&next=%2Fgates");
+    let form = format!("email={ADMIN}&password={STAFF_PASSWORD}&next=%2Fgates");
     let a = send(app, post("/portal/signin", "application/x-www-form-urlencoded", form)).await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
     assert_eq!(a.headers[header::LOCATION], "/gates", "the sign-in leads back to the fleet page");
@@ -205,7 +208,6 @@ async fn staff_pages_need_the_staff_login() {
     let (s, _db) = state(|_| {}).await;
     let app = crate::router(s);
     let cookie = staff_cookie(&app).await;
-    let bearer = format!("Bearer {STAFF_PASSWORD}");
     for (path, shows) in
         [("/operators/report", "Operator"), ("/operators/insurance", "Late trip runs"), ("/gates", "metro/central/g1")]
     {
@@ -213,13 +215,15 @@ async fn staff_pages_need_the_staff_login() {
         let a = send(&app, get(path, &[])).await;
         assert_eq!(a.status, StatusCode::SEE_OTHER, "{path}");
         assert_eq!(a.headers[header::LOCATION], format!("/portal/signin?next={}", crate::views::urlencode(path)));
-        // A wrong password or a traveler's session opens nothing.
+        // A wrong token, the old shared password or a traveler's session opens nothing.
         let a = send(&app, get(path, &[("authorization", "Bearer guess")])).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}");
+        let old = format!("Bearer {STAFF_PASSWORD}");
+        assert_eq!(send(&app, get(path, &[("authorization", &old)])).await.status, StatusCode::UNAUTHORIZED, "{path}");
         let a = send(&app, get(path, &[("cookie", "kippu_session=abc; kippu_portal=forged")])).await;
         assert_eq!(a.status, StatusCode::SEE_OTHER, "{path}");
-        // Staff see the page, by cookie or by bearer password.
-        for auth in [("cookie", cookie.as_str()), ("authorization", bearer.as_str())] {
+        // The consortium's staff see the page.
+        for auth in [("cookie", cookie.as_str())] {
             let a = send(&app, get(path, &[auth])).await;
             assert_eq!(a.status, StatusCode::OK, "{path} with {}: {}", auth.0, a.body);
             assert!(a.body.contains(shows), "{path}: {}", a.body);
@@ -238,7 +242,7 @@ async fn metrics_need_the_metrics_token_or_the_staff_login() {
         (vec![("authorization", "Bearer ")], StatusCode::UNAUTHORIZED),
         (vec![("authorization", &format!("Bearer {METRICS_TOKEN}x") as &str)], StatusCode::UNAUTHORIZED),
         (vec![("authorization", &format!("Bearer {METRICS_TOKEN}") as &str)], StatusCode::OK),
-        (vec![("authorization", &format!("Bearer {STAFF_PASSWORD}") as &str)], StatusCode::OK),
+        (vec![("authorization", &format!("Bearer {STAFF_PASSWORD}") as &str)], StatusCode::UNAUTHORIZED),
         (vec![("cookie", cookie.as_str())], StatusCode::OK),
     ] {
         let a = send(&app, get("/metrics", &headers)).await;
@@ -255,17 +259,18 @@ async fn metrics_need_the_metrics_token_or_the_staff_login() {
     let (s, _db2) = state(|i| i.metrics_token = None).await;
     let app = crate::router(s);
     assert_eq!(send(&app, get("/metrics", &[("authorization", "Bearer ")])).await.status, StatusCode::UNAUTHORIZED);
-    let staff = format!("Bearer {STAFF_PASSWORD}");
-    assert_eq!(send(&app, get("/metrics", &[("authorization", &staff)])).await.status, StatusCode::OK);
+    let cookie = staff_cookie(&app).await;
+    assert_eq!(send(&app, get("/metrics", &[("cookie", &cookie)])).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn the_timetable_upload_is_bounded_by_the_gtfs_limit() {
     let (s, _db) = state(|_| {}).await;
     let app = crate::router(s);
+    let cookie = staff_cookie(&app).await;
     let too_big = vec![0u8; kippu_gtfs::ImportLimits::DEFAULT.max_zip_bytes + 1];
     let mut req = post("/operators/bus/timetable", "application/zip", too_big);
-    req.headers_mut().insert(header::AUTHORIZATION, format!("Bearer {STAFF_PASSWORD}").parse().unwrap());
+    req.headers_mut().insert(header::COOKIE, cookie.parse().unwrap());
     assert_eq!(send(&app, req).await.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
 

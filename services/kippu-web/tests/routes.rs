@@ -10,8 +10,9 @@ use alloy::primitives::{keccak256, Address};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::signers::SignerSync as _;
 use axum::http::{Method, StatusCode};
+use kippu_domain::staff::Permission::{TimetableRead, TimetableWrite, VouchersRedeem};
 use kippu_domain::ContractRejection as R;
-use kippu_testkit::app::{PASSWORD, STAFF_PASSWORD};
+use kippu_testkit::app::{staff_email, ADMIN, PASSWORD, STAFF_PASSWORD};
 use kippu_testkit::catalogue::*;
 use kippu_testkit::passkey::SoftAuthenticator;
 use kippu_testkit::{Client, PlatformCall, TestApp};
@@ -808,8 +809,7 @@ async fn a_taxi_scanner_redeems_a_voucher_once() {
     let app = TestApp::new().await;
     let (aiko, v) = with_voucher(&app, "Aiko").await;
     let holder = app.signer_of(aiko.address()).await;
-    let staff = staff(&app).await;
-    let token = staff.get("/operators/taxi/scanner-token").await.json()["token"].as_str().unwrap().to_owned();
+    let token = app.token("taxi", &[VouchersRedeem]).await;
     let scanner = app.machine();
     let redeem = |code: String| {
         let token = token.clone();
@@ -839,9 +839,8 @@ async fn redemption_refuses_other_operators_tokens_other_signers_and_chain_races
     let app = TestApp::new().await;
     let (aiko, v) = with_voucher(&app, "Aiko").await;
     let holder = app.signer_of(aiko.address()).await;
-    let staff = staff(&app).await;
-    let metro_token = staff.get("/operators/metro/scanner-token").await.json()["token"].as_str().unwrap().to_owned();
-    let taxi_token = staff.get("/operators/taxi/scanner-token").await.json()["token"].as_str().unwrap().to_owned();
+    let metro_token = app.token("metro", &[VouchersRedeem]).await;
+    let taxi_token = app.token("taxi", &[VouchersRedeem]).await;
     let scanner = app.machine();
     // The metro's scanner token redeems nothing at the taxi.
     let a = scanner
@@ -850,7 +849,8 @@ async fn redemption_refuses_other_operators_tokens_other_signers_and_chain_races
         .json(&json!({"code": voucher_code(&holder, v)}))
         .send()
         .await;
-    a.assert_status(StatusCode::UNAUTHORIZED).assert_contains("scanner token required");
+    a.assert_status(StatusCode::FORBIDDEN).assert_contains("another organisation");
+    assert_eq!(a.json()["redeemed"], false);
     // The metro's own scanner: not the voucher's operator.
     let a = scanner
         .request(Method::POST, "/operators/metro/vouchers/redeem")
@@ -898,8 +898,7 @@ async fn a_voucher_is_accepted_by_any_operator_of_its_kind() {
     let app = TestApp::builder().catalogue(catalogue).build().await.unwrap();
     let (aiko, v) = with_voucher(&app, "Aiko").await;
     let holder = app.signer_of(aiko.address()).await;
-    let token =
-        staff(&app).await.get("/operators/cab2/scanner-token").await.json()["token"].as_str().unwrap().to_owned();
+    let token = app.token("cab2", &[VouchersRedeem]).await;
     let a = app
         .machine()
         .request(Method::POST, "/operators/cab2/vouchers/redeem")
@@ -958,9 +957,11 @@ async fn the_staff_portal_sign_in_leads_only_to_staff_pages() {
     // An open redirect is not offered.
     let page = c.get("/portal/signin?next=https://evil.example").await;
     assert!(!page.body.contains("evil.example"));
-    let a = c.post_form("/portal/signin", &[("password", STAFF_PASSWORD), ("next", "//evil.example/")]).await;
+    let a = c
+        .post_form("/portal/signin", &[("email", ADMIN), ("password", STAFF_PASSWORD), ("next", "//evil.example/")])
+        .await;
     a.assert_status(SEE_OTHER);
-    assert_eq!(a.location(), "/portal/issuers/usf");
+    assert_eq!(a.location(), "/portal");
     assert!(a.header("set-cookie").unwrap().contains("SameSite=Strict"));
 }
 
@@ -969,8 +970,8 @@ async fn a_wrong_staff_password_is_refused_after_a_pause() {
     let app = TestApp::new().await;
     let c = app.client();
     let started = std::time::Instant::now();
-    let a = c.post_form("/portal/signin", &[("password", "guess"), ("next", "/gates")]).await;
-    a.assert_status(StatusCode::UNAUTHORIZED).assert_contains("Wrong password.");
+    let a = c.post_form("/portal/signin", &[("email", ADMIN), ("password", "guess"), ("next", "/gates")]).await;
+    a.assert_status(StatusCode::UNAUTHORIZED).assert_contains("Wrong e-mail or password.");
     assert!(started.elapsed() >= std::time::Duration::from_millis(900), "one guess a second");
     assert!(c.cookie("kippu_portal").is_none());
 }
@@ -998,7 +999,7 @@ async fn the_consortium_report_shows_revenue_and_escrow() {
         .assert_contains("35.70");
     let by_bearer =
         app.machine().request(Method::GET, "/operators/report").header("authorization", "Bearer wrong").send().await;
-    by_bearer.assert_status(StatusCode::UNAUTHORIZED).assert_contains("staff sign-in required");
+    by_bearer.assert_status(StatusCode::UNAUTHORIZED).assert_contains("unknown API token");
     app.chain.fail_next("rpc down").await;
     s.get("/operators/report").await.assert_status(StatusCode::INTERNAL_SERVER_ERROR);
 }
@@ -1007,13 +1008,12 @@ async fn the_consortium_report_shows_revenue_and_escrow() {
 async fn the_insurance_dashboard_shows_terms_and_vouchers() {
     let app = TestApp::new().await;
     with_voucher(&app, "Aiko").await;
-    let by_bearer = app
-        .machine()
-        .request(Method::GET, "/operators/insurance")
-        .header("authorization", &format!("Bearer {STAFF_PASSWORD}"))
-        .send()
-        .await;
-    by_bearer
+    // The insurer's own staff see its pool; an operator's do not.
+    let insurer = app.client();
+    insurer.staff_sign_in_as(&staff_email("insurer")).await;
+    insurer
+        .get("/operators/insurance")
+        .await
         .assert_status(OK)
         .assert_contains("Delay cover, 3 days")
         .assert_contains("15.00 FARE taxi voucher, valid 7 days, at City Taxi or any taxi operator")
@@ -1022,6 +1022,9 @@ async fn the_insurance_dashboard_shows_terms_and_vouchers() {
         app.client().get("/operators/insurance").await.location(),
         "/portal/signin?next=%2Foperators%2Finsurance"
     );
+    let bus = app.client();
+    bus.staff_sign_in_as(&staff_email("bus")).await;
+    bus.get("/operators/insurance").await.assert_status(StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
@@ -1145,27 +1148,13 @@ async fn a_closed_periods_statement_reconciles() {
 }
 
 #[tokio::test]
-async fn scanner_tokens_are_fetched_by_staff_per_operator() {
-    let app = TestApp::new().await;
-    let s = staff(&app).await;
-    let taxi = s.get("/operators/taxi/scanner-token").await;
-    taxi.assert_status(OK);
-    let metro = s.get("/operators/metro/scanner-token").await.json();
-    assert_eq!(taxi.json()["operator"], "taxi");
-    assert_ne!(taxi.json()["token"], metro["token"], "one token per operator");
-    assert_ne!(taxi.json()["token"], STAFF_PASSWORD);
-    s.get("/operators/nowhere/scanner-token").await.assert_status(StatusCode::NOT_FOUND);
-    let aiko = app.traveler("Aiko", 0).await;
-    assert!(aiko.get("/operators/taxi/scanner-token").await.location().starts_with("/portal/signin"));
-}
-
-#[tokio::test]
 async fn operators_import_their_timetable_and_a_broken_feed_is_refused() {
     let app = TestApp::new().await;
-    let none = app.client().get("/operators/bus/timetable").await;
+    let admin = staff(&app).await;
+    let none = admin.get("/operators/bus/timetable").await;
     none.assert_status(StatusCode::NOT_FOUND).assert_contains("has not imported a timetable");
-    app.client().get("/operators/nowhere/timetable").await.assert_status(StatusCode::NOT_FOUND);
-    let staff_bearer = format!("Bearer {STAFF_PASSWORD}");
+    admin.get("/operators/nowhere/timetable").await.assert_status(StatusCode::NOT_FOUND);
+    let staff_bearer = format!("Bearer {}", app.token("bus", &[TimetableRead, TimetableWrite]).await);
     let curl = app.machine();
     let broken = curl
         .request(Method::POST, "/operators/bus/timetable")
@@ -1188,7 +1177,8 @@ async fn operators_import_their_timetable_and_a_broken_feed_is_refused() {
     assert!(
         matches!(app.platform.calls()[..], [PlatformCall::TimetableImported { operator_id: BUS, trips }] if trips > 0)
     );
-    let current = app.client().get("/operators/bus/timetable").await;
+    let current =
+        curl.request(Method::GET, "/operators/bus/timetable").header("authorization", &staff_bearer).send().await;
     current.assert_status(OK);
     assert_eq!(current.json()["version"], 1);
     // Not staff.
@@ -1207,7 +1197,7 @@ async fn a_timetable_that_drops_a_route_a_product_is_sold_for_is_refused() {
     let a = app
         .machine()
         .request(Method::POST, "/operators/bus/timetable")
-        .header("authorization", &format!("Bearer {STAFF_PASSWORD}"))
+        .header("authorization", &format!("Bearer {}", app.token("bus", &[TimetableWrite]).await))
         .body("application/zip", BULL_RUNNER.to_vec())
         .send()
         .await;

@@ -80,44 +80,5 @@ pub async fn record(
 
 /// The log as CSV (newest first), filtered.
 pub async fn csv(store: &Store, filter: &AuditFilter, limit: i64) -> anyhow::Result<String> {
-    let mut out = String::from("seq,at,actor,organisation,action,target,client,hash\n");
-    for e in store.audit_search(filter, limit).await? {
-        let r = &e.record;
-        let fields = [
-            e.seq.to_string(),
-            r.at.to_string(),
-            r.actor.clone(),
-            r.organisation.clone(),
-            r.action.as_str().to_owned(),
-            r.target.clone(),
-            r.client.clone(),
-            hex::encode(e.hash),
-        ];
-        let quoted: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        out.push_str(&quoted.join(","));
-        out.push('\n');
-    }
-    Ok(out)
-}
-
-/// A CSV field, quoted when it must be; a leading `=`, `+`, `-` or `@` is defused so a
-/// spreadsheet does not run it as a formula.
-fn csv_field(f: &str) -> String {
-    let f = if f.starts_with(['=', '+', '-', '@']) { format!("'{f}") } else { f.to_owned() };
-    if f.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", f.replace('"', "\"\""))
-    } else {
-        f
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn csv_fields_are_quoted_and_formulas_defused() {
-        assert_eq!(super::csv_field("plain"), "plain");
-        assert_eq!(super::csv_field("a,b"), "\"a,b\"");
-        assert_eq!(super::csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(super::csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
-    }
+    Ok(kippu_domain::audit::to_csv(&store.audit_search(filter, limit).await?))
 }

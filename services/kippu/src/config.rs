@@ -59,8 +59,8 @@ pub struct WebConfig {
     /// `kippu dev` only: the demo's routes (one-click sign-in, simulated gates, hand-fed delays,
     /// open period close). `kippu serve` refuses to start with it on.
     pub dev_routes: Option<bool>,
-    /// Staff password of the portal. Unset in production: `kippu init` generates one and seals
-    /// it; setting it here overrides the sealed one (and is checked like any secret).
+    /// Removed: staff sign in with their own accounts (issue 19). Still read so that `kippu
+    /// serve` refuses a configuration that sets it, rather than ignore it silently.
     pub portal_password: Option<String>,
     /// Reverse proxies in front of the web app whose `X-Forwarded-For` names the client for
     /// rate limiting. Empty: the socket peer is the client and the header is ignored.

@@ -32,6 +32,8 @@ pub struct InitOptions {
     /// Host names and addresses gates reach the embedded broker at, for its TLS certificate
     /// (`localhost`, `127.0.0.1` and the public URL's host are always in it).
     pub mqtt_hosts: Vec<String>,
+    /// The e-mail of the consortium's first admin: they get a one-time link to set a password.
+    pub admin_email: String,
 }
 
 /// What `kippu init` did.
@@ -43,8 +45,8 @@ pub struct Initialised {
     pub master_key_file: Option<PathBuf>,
     /// Where a generated cold admin key was written.
     pub cold_admin_file: Option<PathBuf>,
-    /// The staff password, to show once.
-    pub staff_password: String,
+    /// The first admin's one-time invitation link, to show once.
+    pub admin_invitation: String,
     /// The sealed secrets' file.
     pub secrets_file: PathBuf,
     /// The deployment record's file.
@@ -82,6 +84,38 @@ fn broker_certificate(cfg: &Config, extra_hosts: &[String]) -> anyhow::Result<(P
         secrets::create_private(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok((ca_file, cert_file, key_file))
+}
+
+/// The consortium and its first admin, with their invitation link. A resumed `kippu init`
+/// (the admin was made, the deployment failed) gives the same admin a fresh link.
+async fn first_admin(cfg: &Config, store: &Store, email: &str) -> anyhow::Result<String> {
+    use kippu_app::staff::{InviteError, OrganisationError};
+    let now = crate::clock::now();
+    let url = cfg.web.public_url.clone().unwrap_or_else(|| format!("http://{}", cfg.web.bind));
+    let inv = match kippu_app::staff::first_admin(store, email, now).await {
+        Ok(inv) => inv,
+        Err(OrganisationError::FirstStaff(InviteError::Taken(_))) => {
+            let email = kippu_app::accounts::normalize_email(email).map_err(|e| anyhow::anyhow!("{email}: {e}"))?;
+            let a = store.staff_by_email(&email).await?.context("the admin account vanished")?;
+            anyhow::ensure!(
+                a.organisation == kippu_domain::staff::CONSORTIUM,
+                "{email} is staff of {}, not the consortium",
+                a.organisation
+            );
+            kippu_app::staff::reinvite(store, None, kippu_domain::staff::CONSORTIUM, &a.id, now).await?
+        }
+        Err(e) => anyhow::bail!("the first admin ({email}): {e}"),
+    };
+    let target = format!("{} ({})", inv.account.email, inv.account.role);
+    crate::audit::record(
+        store,
+        "cli",
+        kippu_domain::staff::CONSORTIUM,
+        kippu_domain::audit::AuditAction::StaffAdded,
+        &target,
+    )
+    .await?;
+    Ok(inv.link(&url))
 }
 
 fn read_key_file(path: &Path) -> anyhow::Result<PrivateKeySigner> {
@@ -157,6 +191,7 @@ pub async fn init(cfg: &Config, opts: &InitOptions) -> anyhow::Result<Initialise
     // The database first: a deployment nobody can use (no validator login) is worse than none.
     let store = Store::connect(&cfg.database_url()).await.context("connecting the database")?;
     crate::gates::register_validator_login(&store, &secrets).await?;
+    let admin_invitation = first_admin(cfg, &store, &opts.admin_email).await?;
 
     let deployment =
         kippu_chain::deploy(&rpc, &deployer, &roles, &terms, cfg.identity.max_concession_bps, opts.fund_hot_keys_wei)
@@ -175,7 +210,7 @@ pub async fn init(cfg: &Config, opts: &InitOptions) -> anyhow::Result<Initialise
         deployment,
         master_key_file,
         cold_admin_file,
-        staff_password: secrets.text(SecretName::StaffPassword),
+        admin_invitation,
         secrets_file,
         deployment_file,
         broker_tls,

@@ -23,6 +23,7 @@ pub mod serve;
 pub mod settle;
 pub mod snapshots;
 pub mod stack;
+pub mod staff;
 pub mod telemetry;
 pub mod validator;
 pub mod validator_process;

@@ -39,6 +39,10 @@ enum Cmd {
         /// (repeatable; localhost, 127.0.0.1 and the public URL's host are always included).
         #[arg(long)]
         mqtt_host: Vec<String>,
+        /// E-mail of the consortium's first admin: a one-time link to set their password is
+        /// printed once.
+        #[arg(long)]
+        admin_email: String,
     },
     /// Run one more gate validator beside a running platform: it shares the platform's database
     /// and broker (`KIPPU_DATABASE_URL`, `KIPPU_MQTT_URL`) and splits the scans with the other
@@ -60,6 +64,21 @@ enum Cmd {
     Catalog {
         #[command(subcommand)]
         cmd: CatalogCmd,
+    },
+    /// Organisations of the consortium (operators, issuers, the insurer).
+    Org {
+        #[command(subcommand)]
+        cmd: OrgCmd,
+    },
+    /// Staff accounts: invite (a one-time link to set a password).
+    Staff {
+        #[command(subcommand)]
+        cmd: StaffCmd,
+    },
+    /// API tokens of an organisation's machines (scanners, timetable uploads, reporting).
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
     },
     /// The audit log: who did what, chained so an edited or deleted row is found.
     Audit {
@@ -115,6 +134,71 @@ enum Cmd {
         /// without it an old recording is refused as stale, as it should be.
         #[arg(long, requires = "file")]
         as_live: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgCmd {
+    /// Add an organisation and invite its first member of staff (prints their one-time link).
+    Add {
+        /// URL slug; an operator's or issuer's is the one its catalogue entry uses.
+        #[arg(long)]
+        slug: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// operator, issuer or insurer.
+        #[arg(long)]
+        kind: kippu_domain::staff::OrgKind,
+        /// E-mail of its first member of staff.
+        #[arg(long)]
+        staff_email: String,
+    },
+    /// List organisations.
+    List,
+}
+
+#[derive(Subcommand)]
+enum StaffCmd {
+    /// Invite a member of staff, or print a fresh link for one who has an account.
+    Invite {
+        /// The organisation's slug (`kippu` for the consortium).
+        #[arg(long)]
+        organisation: String,
+        /// Their e-mail.
+        #[arg(long)]
+        email: String,
+        /// admin (consortium only), staff or auditor.
+        #[arg(long, default_value = "staff")]
+        role: kippu_domain::staff::Role,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Issue a token (printed once; stored hashed).
+    Issue {
+        /// The organisation it acts for.
+        #[arg(long)]
+        organisation: String,
+        /// What it is for.
+        #[arg(long)]
+        name: String,
+        /// A scope (repeatable): reports:read, timetable:read, timetable:write, vouchers:redeem,
+        /// credentials:read, credentials:write, audit:read.
+        #[arg(long, required = true)]
+        scope: Vec<String>,
+        /// Days it lives (at most 365).
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+    },
+    /// Revoke a token: refused from the next request on.
+    Revoke {
+        /// The organisation.
+        #[arg(long)]
+        organisation: String,
+        /// The token's id.
+        id: String,
     },
 }
 
@@ -237,13 +321,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             wait_for_stop().await?;
             stack.shutdown().await;
         }
-        Cmd::Init { deployer_key_file, admin, fund_hot_keys_wei, mqtt_host } => {
+        Cmd::Init { deployer_key_file, admin, fund_hot_keys_wei, mqtt_host, admin_email } => {
             let opts = kippu::init::InitOptions {
                 deployer_key_file,
                 admin,
                 fund_hot_keys_wei,
                 voucher_operator_id: 0,
                 mqtt_hosts: mqtt_host,
+                admin_email,
             };
             let done = kippu::init::init(&cfg, &opts).await?;
             let d = &done.deployment;
@@ -263,7 +348,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     p.display()
                 );
             }
-            println!("  staff password     {} (shown once)", done.staff_password);
+            println!("  first admin        {} (one-time link to set the password; shown once)", done.admin_invitation);
             if let Some((ca, cert, key)) = &done.broker_tls {
                 println!(
                     "  broker TLS         {} (gates trust this CA), {}, {}",
@@ -303,6 +388,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let target = format!("period {}", closed.period_id);
             kippu::audit::record(&ops.store, "cli", "kippu", AuditAction::PeriodClosed, &target).await?;
             println!("{}", serde_json::to_string_pretty(&closed)?);
+        }
+        Cmd::Org { cmd } => {
+            let store = kippu_store::Store::connect(&cfg.database_url()).await.context("connecting the database")?;
+            match cmd {
+                OrgCmd::Add { slug, name, kind, staff_email } => {
+                    let link = kippu::staff::org_add(&cfg, &store, &slug, &name, kind, &staff_email).await?;
+                    println!("organisation {slug} added; {staff_email} sets a password at (once):\n{link}");
+                }
+                OrgCmd::List => print!("{}", kippu::staff::org_list(&store).await?),
+            }
+        }
+        Cmd::Staff { cmd: StaffCmd::Invite { organisation, email, role } } => {
+            let store = kippu_store::Store::connect(&cfg.database_url()).await.context("connecting the database")?;
+            let link = kippu::staff::invite(&cfg, &store, &organisation, &email, role).await?;
+            println!("{email} sets a password at (once):\n{link}");
+        }
+        Cmd::Token { cmd } => {
+            let store = kippu_store::Store::connect(&cfg.database_url()).await.context("connecting the database")?;
+            match cmd {
+                TokenCmd::Issue { organisation, name, scope, days } => {
+                    let t = kippu::staff::token_issue(&store, &organisation, &name, &scope, days).await?;
+                    eprintln!("token {} for {organisation}, valid {days} days (shown once):", t.token.id);
+                    println!("{}", t.bearer);
+                }
+                TokenCmd::Revoke { organisation, id } => {
+                    kippu::staff::token_revoke(&store, &organisation, &id).await?;
+                    println!("token {id} revoked");
+                }
+            }
         }
         Cmd::Audit { cmd } => {
             let store = kippu_store::Store::connect(&cfg.database_url()).await.context("connecting the database")?;

@@ -223,13 +223,14 @@ pub fn check_settings(cfg: &Config) -> Vec<Refusal> {
             )));
         }
     }
-    if let Some(p) = &cfg.web.portal_password {
-        push(check_secret(
+    if cfg.web.portal_password.is_some() {
+        // Staff no longer share a password: a setting left from an older version would
+        // otherwise look like it still opens the portal.
+        push(Some(refusal(
             "web.portal_password (KIPPU_PORTAL_PASSWORD)",
-            p,
-            MIN_SECRET_CHARS,
-            "remove it to use the staff password `kippu init` generated, or choose a long random one",
-        ));
+            "staff sign in with their own accounts; there is no shared staff password any more",
+            "remove it; invite staff with `kippu staff invite` or from the portal",
+        )));
     }
     for (i, k) in cfg.insurance.reporter_keys.iter().enumerate() {
         push(check_secret(
@@ -394,8 +395,6 @@ pub async fn serve(cfg: Config) -> Result<Stack, ServeError> {
     let listener = tokio::net::TcpListener::bind(&cfg.web.bind).await.map_err(|e| {
         ServeError::Refused(vec![refusal("web.bind (KIPPU_WEB_BIND)", format!("cannot listen: {e}"), "free the port")])
     })?;
-    let staff_password =
-        cfg.web.portal_password.clone().unwrap_or_else(|| checked.secrets.text(SecretName::StaffPassword));
     let wiring = Wiring {
         cfg,
         store,
@@ -408,7 +407,6 @@ pub async fn serve(cfg: Config) -> Result<Stack, ServeError> {
         stripe_url,
         checkout_origin: "https://checkout.stripe.com".into(),
         reporters,
-        staff_password,
     };
     Ok(crate::stack::start(
         wiring,

@@ -68,13 +68,7 @@ pub(crate) async fn identity_services(w: &Wiring, web_url: &str) -> anyhow::Resu
         (Concession::Senior, cfg.identity.senior_discount_bps),
         (Concession::Disability, cfg.identity.disability_discount_bps),
     ]);
-    Ok(IdentityServices {
-        credentials: Credentials::new(resolver),
-        authority,
-        attestor,
-        discounts,
-        portal: kippu_web::PortalAuth::new(&w.staff_password),
-    })
+    Ok(IdentityServices { credentials: Credentials::new(resolver), authority, attestor, discounts })
 }
 
 /// The broker the platform uses: the embedded one (gates log in with their own credentials
@@ -167,6 +161,4 @@ pub struct Wiring {
     pub checkout_origin: String,
     /// The delay oracles this process reports as.
     pub reporters: Vec<Chain>,
-    /// The staff password of the portal.
-    pub staff_password: String,
 }

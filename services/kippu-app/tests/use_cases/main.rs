@@ -8,6 +8,7 @@ mod credentials;
 mod devices;
 mod period;
 mod purchase;
+mod staff;
 mod tickets;
 mod timetable;
 mod topup;

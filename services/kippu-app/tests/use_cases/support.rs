@@ -42,6 +42,13 @@ pub(crate) struct StoreState {
     pub(crate) revoked_keys: BTreeMap<Address, (i64, String)>,
     /// Audit entries appended.
     pub(crate) audit: Vec<kippu_domain::audit::AuditRecord>,
+    pub(crate) organisations: BTreeMap<String, Organisation>,
+    pub(crate) staff: BTreeMap<String, StaffAccount>,
+    /// invitation hash → (account id, expires at, used).
+    pub(crate) invitations: BTreeMap<String, (String, i64, bool)>,
+    /// session hash → (account id, expires at).
+    pub(crate) staff_sessions: BTreeMap<String, (String, i64)>,
+    pub(crate) tokens: BTreeMap<String, ApiToken>,
     pub(crate) erased: Vec<(Address, String)>,
     pub(crate) devices: BTreeMap<[u8; 32], DeviceRow>,
     /// Sessions kept by `revoke_device`.
@@ -127,6 +134,144 @@ impl Store for FakeStore {
 
     async fn append_audit(&self, record: &kippu_domain::audit::AuditRecord) -> PortResult<()> {
         self.enter("append_audit")?.audit.push(record.clone());
+        Ok(())
+    }
+
+    async fn audit_search(
+        &self,
+        _: &kippu_domain::audit::AuditFilter,
+        _: i64,
+    ) -> PortResult<Vec<kippu_domain::audit::AuditEntry>> {
+        drop(self.enter("audit_search")?);
+        Ok(Vec::new())
+    }
+
+    async fn add_organisation(&self, o: &Organisation) -> PortResult<bool> {
+        let mut s = self.enter("add_organisation")?;
+        if s.organisations.contains_key(&o.slug) {
+            return Ok(false);
+        }
+        s.organisations.insert(o.slug.clone(), o.clone());
+        Ok(true)
+    }
+
+    async fn organisation(&self, slug: &str) -> PortResult<Option<Organisation>> {
+        Ok(self.enter("organisation")?.organisations.get(slug).cloned())
+    }
+
+    async fn organisations(&self) -> PortResult<Vec<Organisation>> {
+        Ok(self.enter("organisations")?.organisations.values().cloned().collect())
+    }
+
+    async fn add_staff(&self, a: &StaffAccount, hash: &str, expires: i64) -> PortResult<bool> {
+        let mut s = self.enter("add_staff")?;
+        if s.staff.values().any(|x| x.email == a.email) {
+            return Ok(false);
+        }
+        s.staff.insert(a.id.clone(), a.clone());
+        s.invitations.insert(hash.into(), (a.id.clone(), expires, false));
+        Ok(true)
+    }
+
+    async fn reinvite_staff(&self, id: &str, hash: &str, expires: i64, _: i64) -> PortResult<()> {
+        let mut s = self.enter("reinvite_staff")?;
+        for v in s.invitations.values_mut().filter(|v| v.0 == id) {
+            v.2 = true;
+        }
+        s.invitations.insert(hash.into(), (id.into(), expires, false));
+        Ok(())
+    }
+
+    async fn invitation(&self, hash: &str, now: i64) -> PortResult<Option<StaffAccount>> {
+        let s = self.enter("invitation")?;
+        Ok(s.invitations
+            .get(hash)
+            .filter(|(_, exp, used)| !used && *exp > now)
+            .and_then(|(id, _, _)| s.staff.get(id).cloned()))
+    }
+
+    async fn accept_invitation(&self, hash: &str, pw: &str, now: i64) -> PortResult<Option<StaffAccount>> {
+        let mut s = self.enter("accept_invitation")?;
+        let Some((id, exp, used)) = s.invitations.get(hash).cloned() else { return Ok(None) };
+        if used || exp <= now {
+            return Ok(None);
+        }
+        s.invitations.insert(hash.into(), (id.clone(), exp, true));
+        let a = s.staff.get_mut(&id).expect("invited account");
+        a.password_hash = Some(pw.into());
+        Ok(Some(a.clone()))
+    }
+
+    async fn staff_by_email(&self, email: &str) -> PortResult<Option<StaffAccount>> {
+        Ok(self.enter("staff_by_email")?.staff.values().find(|a| a.email == email).cloned())
+    }
+
+    async fn staff_account(&self, id: &str) -> PortResult<Option<StaffAccount>> {
+        Ok(self.enter("staff_account")?.staff.get(id).cloned())
+    }
+
+    async fn staff_of(&self, org: &str) -> PortResult<Vec<StaffAccount>> {
+        Ok(self.enter("staff_of")?.staff.values().filter(|a| a.organisation == org).cloned().collect())
+    }
+
+    async fn set_staff_role(&self, org: &str, id: &str, role: kippu_domain::staff::Role) -> PortResult<bool> {
+        let mut s = self.enter("set_staff_role")?;
+        Ok(s.staff.get_mut(id).filter(|a| a.organisation == org).map(|a| a.role = role).is_some())
+    }
+
+    async fn disable_staff(&self, org: &str, id: &str, now: i64) -> PortResult<bool> {
+        let mut s = self.enter("disable_staff")?;
+        Ok(s.staff
+            .get_mut(id)
+            .filter(|a| a.organisation == org && a.disabled_at.is_none())
+            .map(|a| a.disabled_at = Some(now))
+            .is_some())
+    }
+
+    async fn open_staff_session(&self, hash: &str, id: &str, expires: i64) -> PortResult<()> {
+        self.enter("open_staff_session")?.staff_sessions.insert(hash.into(), (id.into(), expires));
+        Ok(())
+    }
+
+    async fn staff_session(&self, hash: &str, now: i64) -> PortResult<Option<StaffAccount>> {
+        let s = self.enter("staff_session")?;
+        Ok(s.staff_sessions
+            .get(hash)
+            .filter(|(_, exp)| *exp > now)
+            .and_then(|(id, _)| s.staff.get(id).filter(|a| a.disabled_at.is_none()).cloned()))
+    }
+
+    async fn end_staff_session(&self, hash: &str, _: i64) -> PortResult<()> {
+        self.enter("end_staff_session")?.staff_sessions.remove(hash);
+        Ok(())
+    }
+
+    async fn issue_token(&self, t: &ApiToken) -> PortResult<()> {
+        self.enter("issue_token")?.tokens.insert(t.id.clone(), t.clone());
+        Ok(())
+    }
+
+    async fn api_token(&self, id: &str) -> PortResult<Option<ApiToken>> {
+        Ok(self.enter("api_token")?.tokens.get(id).cloned())
+    }
+
+    async fn tokens_of(&self, org: &str) -> PortResult<Vec<ApiToken>> {
+        Ok(self.enter("tokens_of")?.tokens.values().filter(|t| t.organisation == org).cloned().collect())
+    }
+
+    async fn revoke_token(&self, org: &str, id: &str, now: i64) -> PortResult<bool> {
+        let mut s = self.enter("revoke_token")?;
+        Ok(s.tokens
+            .get_mut(id)
+            .filter(|t| t.organisation == org && t.revoked_at.is_none())
+            .map(|t| t.revoked_at = Some(now))
+            .is_some())
+    }
+
+    async fn token_used(&self, id: &str, now: i64) -> PortResult<()> {
+        if let Some(t) = self.enter("token_used")?.tokens.get_mut(id) {
+            t.last_used_at = Some(now);
+        }
         Ok(())
     }
 

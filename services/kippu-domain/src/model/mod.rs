@@ -12,6 +12,7 @@ pub mod insurance;
 pub mod payments;
 pub mod reports;
 pub mod settlement;
+pub mod staff;
 pub mod trips;
 
 pub use accounts::{CardBindingRow, DeviceRow, PasskeyRow, Traveler};
@@ -26,4 +27,5 @@ pub use reports::{
     OperatorReport, Period, RidePage, RideRow, Statement, DAY_SECS, OPERATOR_EVENT_KINDS,
 };
 pub use settlement::{OperatorClose, PeriodClose, PeriodCloseRow};
+pub use staff::{ApiToken, Organisation, StaffAccount};
 pub use trips::{OpenBatch, PlanReceipt, TapRow, TicketRow};

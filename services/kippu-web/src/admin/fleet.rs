@@ -5,6 +5,7 @@ use crate::views::Page;
 use crate::AppState;
 use askama::Template;
 use axum::extract::State;
+use kippu_domain::staff::{Permission, Target};
 
 pub(crate) struct GateView {
     key: String,
@@ -22,7 +23,8 @@ struct GatesPage {
 }
 
 /// The gate fleet: staff only (it shows where every gate stands and what it last decided).
-pub(crate) async fn gates(_admin: crate::admin::Admin, State(s): State<AppState>) -> Page {
+pub(crate) async fn gates(admin: crate::admin::Admin, State(s): State<AppState>) -> Page {
+    admin.may(Permission::ConsortiumRead, Target::Consortium)?;
     let gates = s
         .platform
         .gates()

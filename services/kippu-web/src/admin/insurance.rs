@@ -8,6 +8,7 @@ use crate::{chart, AppState};
 use askama::Template;
 use axum::extract::State;
 use kippu_domain::money::format_fare;
+use kippu_domain::staff::{Permission, Target};
 
 #[derive(Template)]
 #[template(path = "insurance.html")]
@@ -50,7 +51,8 @@ fn claim_words(reason: &str, status: &str) -> (String, String) {
 
 /// The delay-insurance dashboard for operators and the insurer: late runs per
 /// route (from the GTFS-Realtime feed) and vouchers issued and redeemed. Staff only.
-pub(crate) async fn insurance(_admin: crate::admin::Admin, State(s): State<AppState>) -> Page {
+pub(crate) async fn insurance(admin: crate::admin::Admin, State(s): State<AppState>) -> Page {
+    admin.may(Permission::InsuranceRead, Target::Consortium)?;
     let routes = s.store.delays_per_route().await?;
     let cat = Catalogue::load(&s).await?;
     let delays_chart = chart::bars_with(

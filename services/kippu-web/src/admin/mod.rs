@@ -6,24 +6,14 @@ mod insurance;
 mod metrics;
 mod overview;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
 use crate::AppState;
 
-/// Staff running the consortium. Today every staff sign-in is one; organisations and roles
-/// (issue 19) narrow it to the consortium's own staff.
-pub(crate) struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = Response;
-    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
-        crate::auth::require_staff(parts, s).map(|()| Admin).map_err(|r| *r)
-    }
-}
+/// Staff of the consortium (or, for the insurance pool, the insurer): each handler asks
+/// [`crate::auth::Caller::may`] for the consortium-wide permission it needs.
+pub(crate) type Admin = crate::auth::Caller;
 
 /// The admin routes.
 pub(crate) fn routes() -> Router<AppState> {

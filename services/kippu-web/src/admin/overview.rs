@@ -6,6 +6,7 @@ use crate::{chart, AppError, AppState};
 use askama::Template;
 use axum::extract::State;
 use kippu_domain::money::format_fare;
+use kippu_domain::staff::{Permission, Target};
 use std::collections::HashMap;
 
 pub(crate) struct ReportRowView {
@@ -54,7 +55,8 @@ async fn reconciliation(s: &AppState) -> Result<Option<(u64, Vec<String>)>, AppE
 }
 
 /// The consortium's report across operators: staff only.
-pub(crate) async fn report(_admin: crate::admin::Admin, State(s): State<AppState>) -> Page {
+pub(crate) async fn report(admin: crate::admin::Admin, State(s): State<AppState>) -> Page {
+    admin.may(Permission::ConsortiumRead, Target::Consortium)?;
     let rows = s.store.operator_report().await?;
     let chart = chart::bars(&rows.iter().map(|r| (r.name.clone(), r.revenue)).collect::<Vec<_>>());
     let escrow = s.chain.escrow_balance().await?;

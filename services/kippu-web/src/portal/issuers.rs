@@ -19,6 +19,7 @@ use kippu_app::credentials::{
     issue_credential, revoke_credential, IssueCredential, IssueCredentialError, RevokeCredentialError,
 };
 use kippu_domain::audit::AuditAction;
+use kippu_domain::staff::{Permission, Target};
 use std::collections::HashMap;
 
 // ---- issuer portal --------------------------------------------------------------------
@@ -81,11 +82,12 @@ async fn issuer_page(s: &AppState, slug: &str, notice: Option<String>, error: Op
 }
 
 pub(crate) async fn issuer(
-    _staff: Staff,
+    staff: Staff,
     State(s): State<AppState>,
     Path(slug): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Page {
+    staff.may(Permission::CredentialsRead, Target::Org(&slug))?;
     issuer_page(&s, &slug, q.get("notice").cloned(), None).await
 }
 
@@ -99,13 +101,14 @@ pub(crate) struct IssueForm {
 /// Issues a concession credential to a traveler's DID and delivers it to
 /// their Kippu wallet when they have one here.
 pub(crate) async fn issue(
-    _staff: Staff,
+    staff: Staff,
     State(s): State<AppState>,
     client: ClientAddr,
     Path(slug): Path<String>,
     headers: axum::http::HeaderMap,
     Form(f): Form<IssueForm>,
 ) -> Result<Response, AppError> {
+    staff.may(Permission::CredentialsWrite, Target::Org(&slug))?;
     // An issuer's own systems ask for JSON and get the credential to hand over themselves.
     let wants_json = headers
         .get(header::ACCEPT)
@@ -141,7 +144,7 @@ pub(crate) async fn issue(
         Err(e @ IssueCredentialError::HolderAddress(_)) => return Err(AppError::BadRequest(e.to_string())),
         Err(IssueCredentialError::Store(e)) => return Err(e.into()),
     };
-    crate::audit::record(&s, "staff", &slug, AuditAction::CredentialIssued, &issued.id, &client).await;
+    crate::audit::record(&s, &staff.actor, &slug, AuditAction::CredentialIssued, &issued.id, &client).await;
     if wants_json {
         return Ok(Json(issued.vc).into_response());
     }
@@ -159,14 +162,15 @@ pub(crate) struct RevokeForm {
 }
 
 pub(crate) async fn revoke(
-    _staff: Staff,
+    staff: Staff,
     State(s): State<AppState>,
     client: ClientAddr,
     Path(slug): Path<String>,
     Form(f): Form<RevokeForm>,
 ) -> Result<Response, AppError> {
+    staff.may(Permission::CredentialsWrite, Target::Org(&slug))?;
     match revoke_credential(&*s.store, &crate::CLOCK, &slug, &f.id).await {
-        Ok(()) => crate::audit::record(&s, "staff", &slug, AuditAction::CredentialRevoked, &f.id, &client).await,
+        Ok(()) => crate::audit::record(&s, &staff.actor, &slug, AuditAction::CredentialRevoked, &f.id, &client).await,
         Err(e @ RevokeCredentialError::NotFound { .. }) => return Err(AppError::NotFound(e.to_string())),
         Err(RevokeCredentialError::Store(e)) => return Err(e.into()),
     }

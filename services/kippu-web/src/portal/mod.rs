@@ -1,34 +1,42 @@
-//! The staff portal: an operator's reports, statements, timetable and scanner token, and an
-//! issuer's credentials. Every route but the sign-in takes [`Staff`].
+//! The staff portal: an operator's reports, statements and timetable, an issuer's credentials,
+//! each organisation's staff, API tokens and audit log, the consortium's organisations. Every
+//! route but the sign-in and the invitation takes [`Staff`] and asks it for its permission.
 
 mod issuers;
+mod log;
+mod people;
 mod reports;
-mod scanners;
 mod signin;
 mod timetable;
+mod tokens;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
 use crate::AppState;
 
-/// A signed-in member of staff (an issuer's, an operator's, the consortium's).
-pub(crate) struct Staff;
-
-impl FromRequestParts<AppState> for Staff {
-    type Rejection = Response;
-    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
-        crate::auth::require_staff(parts, s).map(|()| Staff).map_err(|r| *r)
-    }
-}
+/// A signed-in member of staff or an organisation's API token; each handler asks
+/// [`crate::auth::Caller::may`] for what it does to whose resource.
+pub(crate) type Staff = crate::auth::Caller;
 
 /// The portal's routes.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
+        .route("/portal", get(people::home))
         .route("/portal/signin", get(signin::signin_page).post(signin::signin))
+        .route("/portal/signout", post(signin::signout))
+        .route("/portal/invitations/{secret}", get(signin::invitation).post(signin::accept))
+        .route("/portal/organisations", get(people::organisations).post(people::add_organisation))
+        .route("/portal/orgs/{slug}/staff", get(people::staff_list).post(people::invite))
+        .route("/portal/orgs/{slug}/staff/{id}/role", post(people::set_role))
+        .route("/portal/orgs/{slug}/staff/{id}/reinvite", post(people::reinvite))
+        .route("/portal/orgs/{slug}/staff/{id}/disable", post(people::disable))
+        .route("/portal/orgs/{slug}/tokens", get(tokens::list).post(tokens::issue))
+        .route("/portal/orgs/{slug}/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/portal/audit", get(log::all))
+        .route("/portal/audit.csv", get(log::all_csv))
+        .route("/portal/orgs/{slug}/audit", get(log::org))
+        .route("/portal/orgs/{slug}/audit.csv", get(log::org_csv))
         .route("/portal/issuers/{slug}", get(issuers::issuer))
         .route("/portal/issuers/{slug}/issue", post(issuers::issue))
         .route("/portal/issuers/{slug}/revoke", post(issuers::revoke))
@@ -42,7 +50,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/operators/{slug}/rides.csv", get(reports::rides_csv))
         .route("/operators/{slug}/rides.json", get(reports::rides_json))
         .route("/operators/{slug}/statements/{period}", get(reports::statement))
-        .route("/operators/{slug}/scanner-token", get(scanners::scanner_token))
         .route(
             "/operators/{slug}/timetable",
             // GTFS zips of real agencies run to tens of MB; everything else stays under the 1 MiB default.

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kippu_app::timetable::{import_timetable, ImportTimetableError, Imported};
 use kippu_domain::audit::AuditAction;
+use kippu_domain::staff::{Permission, Target};
 use serde_json::json;
 
 async fn operator_exists(s: &AppState, slug: &str) -> Result<(), AppError> {
@@ -21,7 +22,12 @@ async fn operator_exists(s: &AppState, slug: &str) -> Result<(), AppError> {
 }
 
 /// The operator's current timetable: version, import time and summary.
-pub(crate) async fn current(State(s): State<AppState>, Path(slug): Path<String>) -> Result<Response, AppError> {
+pub(crate) async fn current(
+    staff: Staff,
+    State(s): State<AppState>,
+    Path(slug): Path<String>,
+) -> Result<Response, AppError> {
+    staff.may(Permission::TimetableRead, Target::Org(&slug))?;
     operator_exists(&s, &slug).await?;
     let Some(t) = s.store.current_timetables().await?.into_iter().find(|t| t.operator_slug == slug) else {
         return Err(AppError::NotFound(format!("{slug} has not imported a timetable.")));
@@ -33,16 +39,17 @@ pub(crate) async fn current(State(s): State<AppState>, Path(slug): Path<String>)
 
 /// Imports a GTFS zip (the request body) as the operator's next timetable version.
 pub(crate) async fn import(
-    _staff: Staff,
+    staff: Staff,
     State(s): State<AppState>,
     client: ClientAddr,
     Path(slug): Path<String>,
     body: Bytes,
 ) -> Result<Response, AppError> {
+    staff.may(Permission::TimetableWrite, Target::Org(&slug))?;
     match import_timetable(&*s.store, &s.notices(), &crate::CLOCK, &slug, Vec::from(body)).await {
         Ok(Imported { version, summary }) => {
             let target = format!("version {version}");
-            crate::audit::record(&s, "staff", &slug, AuditAction::TimetableImported, &target, &client).await;
+            crate::audit::record(&s, &staff.actor, &slug, AuditAction::TimetableImported, &target, &client).await;
             let summary = serde_json::to_value(&summary).unwrap_or_default();
             Ok(Json(json!({"imported": true, "version": version, "summary": summary})).into_response())
         }

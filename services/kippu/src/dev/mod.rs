@@ -29,8 +29,18 @@ use crate::config::Config;
 use crate::secrets::{self, Secrets};
 use crate::stack::{Core, Stack, Wiring};
 
-/// The staff password of the demo portal (public, like every dev value; `kippu serve` refuses it).
+/// The password of every demo staff account (public, like every dev value; only `kippu dev`
+/// seeds these accounts).
 pub const DEV_PORTAL_PASSWORD: &str = "kippu-dev-portal";
+/// The demo consortium's admin (signs in with [`DEV_PORTAL_PASSWORD`]).
+pub const DEV_ADMIN_EMAIL: &str = "admin@kippu.dev";
+/// The demo consortium's auditor.
+pub const DEV_AUDITOR_EMAIL: &str = "auditor@kippu.dev";
+
+/// The demo member of staff of an organisation (operator, issuer, insurer): `staff@{slug}.dev`.
+pub fn dev_staff_email(slug: &str) -> String {
+    format!("staff@{slug}.dev")
+}
 /// The demo's master key (public; `kippu serve` refuses it).
 pub const DEV_MASTER_KEY: &str = "6b697070752d6465762d6d61737465722d6b65792d6e6f742d7365637265742e";
 /// The demo's Stripe keys (public; `kippu serve` refuses them).
@@ -43,7 +53,6 @@ impl Config {
     pub fn with_dev_defaults(mut self) -> Self {
         self.seed_demo = true;
         self.web.dev_routes.get_or_insert(true);
-        self.web.portal_password.get_or_insert_with(|| DEV_PORTAL_PASSWORD.into());
         self.identity.master_key.get_or_insert_with(|| DEV_MASTER_KEY.into());
         if self.stripe.secret_key.is_empty() {
             self.stripe.secret_key = DEV_STRIPE_SECRET_KEY.into();
@@ -324,7 +333,6 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         None => "https://checkout.stripe.com".into(),
     };
     let reporters = oracle_reporters(&cfg, &chain, &rpc_url, fresh_chain).await?;
-    let staff_password = cfg.web.portal_password.clone().unwrap_or_else(|| DEV_PORTAL_PASSWORD.into());
     let data_dir = cfg.data_dir.clone();
     let wiring = Wiring {
         cfg,
@@ -338,7 +346,6 @@ pub async fn start(cfg: Config) -> anyhow::Result<Stack> {
         stripe_url,
         checkout_origin,
         reporters,
-        staff_password,
     };
     let dev = DevStart { anvil, fake_stripe, gate_passwords, data_dir };
     crate::stack::start(wiring, Some(Box::new(dev))).await

@@ -148,6 +148,27 @@ pub fn catalog(threshold: u32, voucher_value: u64, voucher_lifetime: u64) -> Cat
     }
 }
 
+/// The demo's organisations and staff: the consortium's admin and auditor, one member of
+/// staff per operator, issuer and the insurer, all with the demo's public password.
+async fn seed_staff(store: &Store) -> anyhow::Result<()> {
+    use kippu_app::staff::{accept_invitation, add_staff_with_password, catalogue_organisations, first_admin};
+    use kippu_domain::staff::{Role, CONSORTIUM};
+    let now = crate::clock::now();
+    let pw = super::DEV_PORTAL_PASSWORD;
+    let admin = first_admin(store, super::DEV_ADMIN_EMAIL, now).await?;
+    accept_invitation(store, &admin.secret, pw, now).await?;
+    add_staff_with_password(store, CONSORTIUM, super::DEV_AUDITOR_EMAIL, Role::Auditor, pw, now)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    for o in catalogue_organisations(&store.operators().await?, &store.issuers().await?, now) {
+        store.add_organisation(&o).await?;
+        add_staff_with_password(store, &o.slug, &super::dev_staff_email(&o.slug), Role::Staff, pw, now)
+            .await
+            .map_err(anyhow::Error::msg)?;
+    }
+    Ok(())
+}
+
 /// Seeds the demo: the catalogue, the bus timetable, the gates and the travelers.
 pub async fn seed(
     chain: &Chain,
@@ -176,6 +197,7 @@ pub async fn seed(
             })
             .await?;
     }
+    seed_staff(store).await?;
     let chain_id = chain.deployment().chain_id;
     for (i, (label, name, welcome)) in TRAVELERS.iter().enumerate() {
         let key = deterministic_demo_key(label);

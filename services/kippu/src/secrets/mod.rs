@@ -23,8 +23,6 @@ use zeroize::Zeroizing;
 pub enum SecretName {
     /// Ed25519 seed of the key that signs gate verdicts and offline snapshots.
     VerdictKey,
-    /// The staff password of the portal (until staff accounts arrive).
-    StaffPassword,
     /// Bearer token of `/metrics` on the web listener.
     MetricsToken,
     /// The validators' MQTT password (username `validator`).
@@ -43,9 +41,8 @@ pub enum SecretName {
 
 impl SecretName {
     /// Every secret, in file order.
-    pub const ALL: [SecretName; 9] = [
+    pub const ALL: [SecretName; 8] = [
         Self::VerdictKey,
-        Self::StaffPassword,
         Self::MetricsToken,
         Self::MqttValidatorPassword,
         Self::MinterKey,
@@ -59,7 +56,6 @@ impl SecretName {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::VerdictKey => "verdict-key",
-            Self::StaffPassword => "staff-password",
             Self::MetricsToken => "metrics-token",
             Self::MqttValidatorPassword => "mqtt-validator-password",
             Self::MinterKey => "minter-key",
@@ -304,7 +300,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let back = Secrets::load(&path, &keystore(1)).unwrap();
-        assert_eq!(back.text(SecretName::StaffPassword), s.text(SecretName::StaffPassword));
+        assert_eq!(back.text(SecretName::MetricsToken), s.text(SecretName::MetricsToken));
         assert_eq!(back.verdict_key().to_bytes(), s.verdict_key().to_bytes());
         assert!(matches!(Secrets::load(&path, &keystore(2)), Err(SecretsError::WrongMasterKey { .. })));
         assert!(matches!(Secrets::load(&dir.join("none.json"), &keystore(1)), Err(SecretsError::Missing { .. })));

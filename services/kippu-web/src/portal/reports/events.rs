@@ -7,6 +7,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use kippu_domain::model::{EventFilter, EventPage, Operator, OperatorEvent, DAY_SECS, OPERATOR_EVENT_KINDS};
+use kippu_domain::staff::{Permission, Target};
 use serde_json::json;
 
 #[derive(Template)]
@@ -46,27 +47,35 @@ fn event_record(e: &OperatorEvent) -> [String; 9] {
 }
 
 /// `GET /operators/{slug}/events?kind=&day=&period=&bundle=&page=`: the events behind a figure.
-pub(crate) async fn events(_: Staff, s: State<AppState>, slug: Path<String>, q: Pairs) -> Result<Response, AppError> {
+pub(crate) async fn events(
+    staff: Staff,
+    s: State<AppState>,
+    slug: Path<String>,
+    q: Pairs,
+) -> Result<Response, AppError> {
+    staff.may(Permission::ReportsRead, Target::Org(&slug.0))?;
     events_as(s, slug, q, None).await
 }
 
 /// `GET /operators/{slug}/events.csv`.
 pub(crate) async fn events_csv(
-    _: Staff,
+    staff: Staff,
     s: State<AppState>,
     slug: Path<String>,
     q: Pairs,
 ) -> Result<Response, AppError> {
+    staff.may(Permission::ReportsRead, Target::Org(&slug.0))?;
     events_as(s, slug, q, Some(Format::Csv)).await
 }
 
 /// `GET /operators/{slug}/events.json`.
 pub(crate) async fn events_json(
-    _: Staff,
+    staff: Staff,
     s: State<AppState>,
     slug: Path<String>,
     q: Pairs,
 ) -> Result<Response, AppError> {
+    staff.may(Permission::ReportsRead, Target::Org(&slug.0))?;
     events_as(s, slug, q, Some(Format::Json)).await
 }
 

@@ -8,6 +8,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use kippu_domain::model::{BundleShare, Operator, OperatorDay, Statement};
+use kippu_domain::staff::{Permission, Target};
 use serde_json::{json, Value};
 
 // ---- the report ---------------------------------------------------------------------
@@ -117,27 +118,35 @@ async fn statements(s: &AppState, operator_id: u32) -> Result<Vec<Statement>, Ap
 }
 
 /// `GET /operators/{slug}/report`: charts and tables of one operator's figures.
-pub(crate) async fn report(_: Staff, s: State<AppState>, slug: Path<String>, q: Pairs) -> Result<Response, AppError> {
+pub(crate) async fn report(
+    staff: Staff,
+    s: State<AppState>,
+    slug: Path<String>,
+    q: Pairs,
+) -> Result<Response, AppError> {
+    staff.may(Permission::ReportsRead, Target::Org(&slug.0))?;
     report_as(s, slug, q, None).await
 }
 
 /// `GET /operators/{slug}/report.csv`.
 pub(crate) async fn report_csv(
-    _: Staff,
+    staff: Staff,
     s: State<AppState>,
     slug: Path<String>,
     q: Pairs,
 ) -> Result<Response, AppError> {
+    staff.may(Permission::ReportsRead, Target::Org(&slug.0))?;
     report_as(s, slug, q, Some(Format::Csv)).await
 }
 
 /// `GET /operators/{slug}/report.json`.
 pub(crate) async fn report_json(
-    _: Staff,
+    staff: Staff,
     s: State<AppState>,
     slug: Path<String>,
     q: Pairs,
 ) -> Result<Response, AppError> {
+    staff.may(Permission::ReportsRead, Target::Org(&slug.0))?;
     report_as(s, slug, q, Some(Format::Json)).await
 }
 

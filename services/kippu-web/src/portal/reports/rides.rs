@@ -7,6 +7,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use kippu_domain::model::{Operator, RideRow, DAY_SECS};
+use kippu_domain::staff::{Permission, Target};
 use serde_json::{json, Value};
 
 // ---- drill-down: rides ----------------------------------------------------------------
@@ -48,27 +49,35 @@ fn ride_json(r: &RideRow) -> Value {
 }
 
 /// `GET /operators/{slug}/rides?day=&page=`: the taps behind a rides figure.
-pub(crate) async fn rides(_: Staff, s: State<AppState>, slug: Path<String>, q: Pairs) -> Result<Response, AppError> {
+pub(crate) async fn rides(
+    staff: Staff,
+    s: State<AppState>,
+    slug: Path<String>,
+    q: Pairs,
+) -> Result<Response, AppError> {
+    staff.may(Permission::ReportsRead, Target::Org(&slug.0))?;
     rides_as(s, slug, q, None).await
 }
 
 /// `GET /operators/{slug}/rides.csv`.
 pub(crate) async fn rides_csv(
-    _: Staff,
+    staff: Staff,
     s: State<AppState>,
     slug: Path<String>,
     q: Pairs,
 ) -> Result<Response, AppError> {
+    staff.may(Permission::ReportsRead, Target::Org(&slug.0))?;
     rides_as(s, slug, q, Some(Format::Csv)).await
 }
 
 /// `GET /operators/{slug}/rides.json`.
 pub(crate) async fn rides_json(
-    _: Staff,
+    staff: Staff,
     s: State<AppState>,
     slug: Path<String>,
     q: Pairs,
 ) -> Result<Response, AppError> {
+    staff.may(Permission::ReportsRead, Target::Org(&slug.0))?;
     rides_as(s, slug, q, Some(Format::Json)).await
 }
 

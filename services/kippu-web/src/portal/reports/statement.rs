@@ -7,6 +7,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use kippu_domain::model::{EventFilter, Operator};
+use kippu_domain::staff::{Permission, Target};
 use serde_json::json;
 
 // ---- statements -----------------------------------------------------------------------
@@ -45,11 +46,12 @@ struct StatementPage {
 /// `GET /operators/{slug}/statements/{period}`: the printable statement of one period
 /// (`?format=json|csv` for its figures and events).
 pub(crate) async fn statement(
-    _: Staff,
+    staff: Staff,
     State(s): State<AppState>,
     Path((slug, period)): Path<(String, String)>,
     q: Pairs,
 ) -> Result<Response, AppError> {
+    staff.may(Permission::ReportsRead, Target::Org(&slug))?;
     let q = Params::new(q, &["format"])?;
     let format = q.format(None)?;
     let period_id: u64 =
