@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use kippu::secrets::SecretName;
-
-use crate::support::{run_kippu, Prod};
+use crate::support::{accept_invitation, run_kippu, Prod, ADMIN_EMAIL, STAFF_PASSWORD};
 
 #[tokio::test]
 async fn an_audit_row_changed_or_cut_in_the_database_is_found() {
@@ -21,15 +19,20 @@ async fn an_audit_row_changed_or_cut_in_the_database_is_found() {
             run_kippu(&refs, &[], Duration::from_secs(60)).await
         }
     };
-    // Staff sign in to the portal, once with a wrong password; an operator's gate is added.
+    // `kippu init` invited the first admin, who sets a password and signs in to the portal, once
+    // with a wrong one; an operator's gate is added.
+    accept_invitation(&stack.web_url, &prod.init.admin_invitation).await;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let signin = |password: String| {
+    let signin = |password: &'static str| {
         let http = http.clone();
         let url = format!("{}/portal/signin", stack.web_url);
-        async move { http.post(url).form(&[("password", password.as_str())]).send().await.unwrap().status().as_u16() }
+        async move {
+            let form = [("email", ADMIN_EMAIL), ("password", password)];
+            http.post(url).form(&form).send().await.unwrap().status().as_u16()
+        }
     };
-    assert_eq!(signin("not the password".into()).await, 401);
-    assert_eq!(signin(prod.secrets().text(SecretName::StaffPassword)).await, 303);
+    assert_eq!(signin("not the password").await, 401);
+    assert_eq!(signin(STAFF_PASSWORD).await, 303);
     let out = prod.dir.join("g9.gate.toml");
     let (code, _, err) =
         cli(&["gate", "add", "metro/central/g9", "--station", "Central", "--out", out.to_str().unwrap()]).await;
@@ -38,31 +41,34 @@ async fn an_audit_row_changed_or_cut_in_the_database_is_found() {
     let (code, csv, err) = cli(&["audit", "list"]).await;
     assert_eq!(code, Some(0), "{err}");
     let rows: Vec<&str> = csv.lines().skip(1).collect();
-    assert_eq!(rows.len(), 3, "{csv}");
+    assert_eq!(rows.len(), 5, "{csv}");
     assert!(rows[0].contains(",cli,metro,gate.added,metro/central/g9,"), "{csv}");
-    assert!(rows[1].contains(",staff,kippu,staff.sign_in,portal,127.0.0.1,"), "{csv}");
-    assert!(rows[2].contains(",staff,kippu,staff.sign_in_failed,portal,127.0.0.1,"), "{csv}");
+    let admin = format!("staff:{ADMIN_EMAIL},kippu");
+    assert!(rows[1].contains(&format!(",{admin},staff.sign_in,portal,127.0.0.1,")), "{csv}");
+    assert!(rows[2].contains(&format!(",{admin},staff.sign_in_failed,portal,127.0.0.1,")), "{csv}");
+    assert!(rows[3].contains(&format!(",{admin},staff.invitation_accepted,{ADMIN_EMAIL},127.0.0.1,")), "{csv}");
+    assert!(rows[4].contains(&format!(",cli,kippu,staff.added,{ADMIN_EMAIL} (admin),")), "{csv}");
 
     let (code, text, err) = cli(&["audit", "verify"]).await;
     assert_eq!(code, Some(0), "{err}");
-    assert!(text.starts_with("audit log intact: 3 entries, head 3:"), "{text}");
+    assert!(text.starts_with("audit log intact: 5 entries, head 5:"), "{text}");
     let head = text.trim().rsplit(' ').next().unwrap().to_owned();
 
     // Someone with the database's password deletes the newest row: the chain left is valid,
     // but the head noted before is gone.
     let db = sqlx::AnyPool::connect(&prod.cfg.database_url()).await.unwrap();
-    sqlx::query("DELETE FROM audit_log WHERE seq = 3").execute(&db).await.unwrap();
+    sqlx::query("DELETE FROM audit_log WHERE seq = 5").execute(&db).await.unwrap();
     let (code, text, _) = cli(&["audit", "verify"]).await;
-    assert_eq!((code, text.starts_with("audit log intact: 2 entries")), (Some(0), true), "{text}");
+    assert_eq!((code, text.starts_with("audit log intact: 4 entries")), (Some(0), true), "{text}");
     let (code, _, err) = cli(&["audit", "verify", "--expect-head", &head]).await;
     assert_eq!(code, Some(1));
-    assert!(err.contains("audit log BROKEN: entry 3 follows entry 2"), "{err}");
+    assert!(err.contains("audit log BROKEN: entry 5 follows entry 4"), "{err}");
 
     // … and rewrites who signed in.
-    sqlx::query("UPDATE audit_log SET actor = 'staff:someone-else' WHERE seq = 2").execute(&db).await.unwrap();
+    sqlx::query("UPDATE audit_log SET actor = 'staff:someone-else' WHERE seq = 4").execute(&db).await.unwrap();
     let (code, _, err) = cli(&["audit", "verify"]).await;
     assert_eq!(code, Some(1));
-    assert!(err.contains("entry 2 was changed after it was written"), "{err}");
+    assert!(err.contains("entry 4 was changed after it was written"), "{err}");
     db.close().await;
     stack.shutdown().await;
 }

@@ -13,6 +13,7 @@ mod gates;
 #[path = "../../services/kippu-mqtt/tests/support/mod.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod mqtt_support;
+mod organisations;
 mod runtime;
 mod support;
 mod web;

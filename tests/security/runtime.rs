@@ -319,6 +319,7 @@ async fn init_writes_its_files_private_and_never_overwrites_them() {
         fund_hot_keys_wei: 0,
         voucher_operator_id: 0,
         mqtt_hosts: vec![],
+        admin_email: crate::support::ADMIN_EMAIL.into(),
     };
     let again = kippu::init::init(&prod.cfg, &opts).await.unwrap_err().to_string();
     assert!(again.contains("initialised already"), "{again}");
@@ -358,7 +359,7 @@ async fn rotating_the_master_key_changes_no_gate_password_or_signature_key() {
     let after = prod.secrets();
     use kippu::secrets::SecretName as N;
     assert_eq!(before.verdict_key().to_bytes(), after.verdict_key().to_bytes());
-    for n in [N::StaffPassword, N::MetricsToken, N::MqttValidatorPassword] {
+    for n in [N::MetricsToken, N::MqttValidatorPassword] {
         assert_eq!(before.text(n), after.text(n));
     }
     for n in [N::MinterKey, N::RelayerKey, N::SettlerKey, N::CatalogKey, N::AttestorKey] {
@@ -410,7 +411,7 @@ async fn two_deployments_share_no_secret() {
     let (sa, sb) = (a.secrets(), b.secrets());
     use kippu::secrets::SecretName as N;
     assert_ne!(sa.verdict_key().to_bytes(), sb.verdict_key().to_bytes());
-    for n in [N::StaffPassword, N::MetricsToken, N::MqttValidatorPassword] {
+    for n in [N::MetricsToken, N::MqttValidatorPassword] {
         assert_ne!(sa.text(n), sb.text(n));
     }
     assert_ne!(std::fs::read(a.cfg.master_key_path()).unwrap(), std::fs::read(b.cfg.master_key_path()).unwrap());

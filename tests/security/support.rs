@@ -137,6 +137,45 @@ name = "University"
 concessions = ["student"]
 "#;
 
+/// The consortium's first admin, whom `kippu init` invites.
+pub(crate) const ADMIN_EMAIL: &str = "root@kippu.example";
+/// The password every test's staff choose when they accept their invitation.
+pub(crate) const STAFF_PASSWORD: &str = "a long staff password for tests";
+
+/// A client like a browser: keeps cookies, does not follow redirects.
+pub(crate) fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// Accepts an invitation link (as printed by `kippu init`, `kippu org add`, the portal) on the
+/// server at `base`: opens the form, sets [`STAFF_PASSWORD`].
+pub(crate) async fn accept_invitation(base: &str, link: &str) {
+    let path = &link[link.find("/portal/invitations/").expect("an invitation link")..];
+    let http = browser();
+    let form = http.get(format!("{base}{path}")).send().await.unwrap();
+    assert_eq!(form.status(), 200, "the invitation opens");
+    let done = http
+        .post(format!("{base}{path}"))
+        .form(&[("password", STAFF_PASSWORD), ("confirm", STAFF_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303, "the password is set: {}", done.text().await.unwrap_or_default());
+}
+
+/// A browser signed in to the portal at `base` as `email`.
+pub(crate) async fn signed_in(base: &str, email: &str) -> reqwest::Client {
+    let http = browser();
+    let r = http
+        .post(format!("{base}/portal/signin"))
+        .form(&[("email", email), ("password", STAFF_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{email} signs in: {}", r.text().await.unwrap_or_default());
+    http
+}
+
 /// A production deployment: anvil, `kippu init`, the catalogue, a loopback Stripe.
 pub(crate) struct Prod {
     /// The chain.
@@ -191,12 +230,19 @@ impl Prod {
             fund_hot_keys_wei: 10u128.pow(20),
             voucher_operator_id: 0,
             mqtt_hosts: vec![],
+            admin_email: ADMIN_EMAIL.into(),
         };
         let init = kippu::init::init(&cfg, &opts).await.expect("kippu init");
         let catalog: kippu::catalog::Catalog = toml::from_str(CATALOG).unwrap();
         let ops = kippu::ops::Ops::open(&cfg).await.expect("a fresh deployment passes the checks");
         catalog.apply(&ops.chain, &ops.store, &ops.keystore, &ops.authority()).await.expect("catalogue applied");
         Self { anvil, dir, cfg, init, web_port, _stripe: stripe }
+    }
+
+    /// The consortium's admin, signed in at `base` (their invitation accepted first).
+    pub(crate) async fn admin(&self, base: &str) -> reqwest::Client {
+        accept_invitation(base, &self.init.admin_invitation).await;
+        signed_in(base, ADMIN_EMAIL).await
     }
 
     /// `kippu serve`, in this process.

@@ -123,7 +123,7 @@ pub async fn invite(
     let org =
         store.organisation(organisation).await?.ok_or_else(|| InviteError::NoOrganisation(organisation.into()))?;
     if !role.fits(org.kind) {
-        return Err(InviteError::BadRole(format!("a {} organisation has no {role}s", org.kind)));
+        return Err(InviteError::BadRole(format!("{} organisations have no {role}s", org.kind)));
     }
     let email = normalize_email(email).map_err(|_| InviteError::BadEmail(email.into()))?;
     let account = StaffAccount {
@@ -375,7 +375,7 @@ pub async fn set_role(
 ) -> Result<StaffAccount, StaffChangeError> {
     let (a, org) = colleague(store, who, me, organisation, id).await?;
     if !role.fits(org.kind) {
-        return Err(StaffChangeError::BadRole(format!("a {} organisation has no {role}s", org.kind)));
+        return Err(StaffChangeError::BadRole(format!("{} organisations have no {role}s", org.kind)));
     }
     if role == Role::Admin && who.grant != Grant::Role(Role::Admin) {
         return Err(StaffChangeError::BadRole("only the consortium's admins make admins".into()));
@@ -485,8 +485,9 @@ pub async fn sign_in(
         });
     }
     let account = found.expect("usable implies found");
+    // Only the account's count is forgiven: the address's decays with its window, or one
+    // valid account would let its holder guess others' passwords without end.
     store.throttle_success(SIGNIN_ACCOUNT, &email, now).await?;
-    store.throttle_success(SIGNIN_CLIENT, client, now).await?;
     let session = new_secret();
     store.open_staff_session(&digest(&session), &account.id, now + SESSION_SECS).await?;
     Ok(SignedIn { account, session })
@@ -526,7 +527,7 @@ pub enum IssueTokenError {
     #[error("there is no organisation {0:?}")]
     NoOrganisation(String),
     /// A scope this organisation's tokens cannot carry.
-    #[error("a {kind} organisation's token cannot carry {scope}")]
+    #[error("the tokens of {kind} organisations cannot carry {scope}")]
     ScopeUnfit {
         /// The organisation's kind.
         kind: OrgKind,

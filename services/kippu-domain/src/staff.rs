@@ -334,7 +334,7 @@ pub enum Denied {
         need: Permission,
     },
     /// Nothing of this kind belongs to an organisation like the caller's.
-    #[error("a {kind} organisation has no {need}")]
+    #[error("{kind} organisations have no {need}")]
     NotForKind {
         /// The caller's organisation's kind.
         kind: OrgKind,
