@@ -12,7 +12,7 @@ use alloy::signers::SignerSync as _;
 use axum::http::{Method, StatusCode};
 use kippu_domain::staff::Permission::{TimetableRead, TimetableWrite, VouchersRedeem};
 use kippu_domain::ContractRejection as R;
-use kippu_testkit::app::{staff_email, ADMIN, PASSWORD, STAFF_PASSWORD};
+use kippu_testkit::app::{staff_email, ADMIN, PASSWORD, PUBLIC_URL, STAFF_PASSWORD};
 use kippu_testkit::catalogue::*;
 use kippu_testkit::passkey::SoftAuthenticator;
 use kippu_testkit::{Client, PlatformCall, TestApp};
@@ -1660,4 +1660,212 @@ async fn snapshot_traveler_pages() {
         insta::assert_snapshot!("page_signin", signin.body);
         insta::assert_snapshot!("page_signup_errors", signup_error.body);
     });
+}
+
+// ---- organisations, staff, tokens, the audit log ------------------------------------------
+
+/// The text between `<code id="{id}">` and `</code>` of a page.
+fn code_by_id(body: &str, id: &str) -> String {
+    let open = format!("<code id=\"{id}\">");
+    let start = body.find(&open).unwrap_or_else(|| panic!("no {id} in {body}")) + open.len();
+    body[start..start + body[start..].find("</code>").unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn an_invited_colleague_sets_a_password_once_and_signs_in() {
+    let app = TestApp::new().await;
+    let bus = app.client();
+    bus.staff_sign_in_as(&staff_email("bus")).await;
+    let page = bus.post_form("/portal/orgs/bus/staff", &[("email", " New@Bus.test "), ("role", "staff")]).await;
+    page.assert_status(OK).assert_contains("new@bus.test").assert_contains("is not shown again");
+    let link = code_by_id(&page.body, "invitation-link");
+    let path = link.strip_prefix(PUBLIC_URL).expect("a link to this app").to_owned();
+    // The same e-mail twice, a role an operator has not.
+    bus.post_form("/portal/orgs/bus/staff", &[("email", "new@bus.test"), ("role", "staff")])
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY)
+        .assert_contains("has a staff account already");
+    bus.post_form("/portal/orgs/bus/staff", &[("email", "x@bus.test"), ("role", "admin")])
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    let new = app.client();
+    new.get(&path).await.assert_status(OK).assert_contains("new@bus.test").assert_contains("staff");
+    new.post_form(&path, &[("password", "long enough password"), ("confirm", "another one entirely")])
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY)
+        .assert_contains("differ");
+    new.post_form(&path, &[("password", "short"), ("confirm", "short")])
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY)
+        .assert_contains("at least 12");
+    let done = new.post_form(&path, &[("password", "long enough password"), ("confirm", "long enough password")]).await;
+    assert!(done.assert_status(SEE_OTHER).location().starts_with("/portal/signin?notice="));
+    new.get(&path).await.assert_status(StatusCode::NOT_FOUND).assert_contains("unknown, used or expired");
+    let signin =
+        new.post_form("/portal/signin", &[("email", "new@bus.test"), ("password", "long enough password")]).await;
+    assert_eq!(signin.assert_status(SEE_OTHER).location(), "/portal");
+    new.get("/portal")
+        .await
+        .assert_status(OK)
+        .assert_contains("new@bus.test")
+        .assert_contains("/operators/bus/report")
+        .assert_contains("/portal/orgs/bus/tokens");
+    // The consortium's pages are not among its links.
+    let home = new.get("/portal").await.body;
+    let links = &home[home.find("portal-links").unwrap()..];
+    assert!(!links[..links.find("</ul>").unwrap()].contains("/gates"), "{links}");
+}
+
+#[tokio::test]
+async fn a_disabled_colleague_is_signed_out_at_once_and_a_role_change_applies_at_once() {
+    let app = TestApp::new().await;
+    let bus = app.client();
+    bus.staff_sign_in_as(&staff_email("bus")).await;
+    let page = bus.post_form("/portal/orgs/bus/staff", &[("email", "clerk@bus.test"), ("role", "staff")]).await;
+    let link = code_by_id(&page.body, "invitation-link");
+    let path = link.strip_prefix(PUBLIC_URL).unwrap().to_owned();
+    let clerk = app.client();
+    clerk.post_form(&path, &[("password", "clerk's password"), ("confirm", "clerk's password")]).await;
+    clerk.post_form("/portal/signin", &[("email", "clerk@bus.test"), ("password", "clerk's password")]).await;
+    clerk.get("/portal/orgs/bus/tokens").await.assert_status(OK).assert_contains("Issue a token");
+    let id = app.store.staff_by_email("clerk@bus.test").await.unwrap().unwrap().id;
+    // Made an auditor: reads, changes nothing.
+    bus.post_form(&format!("/portal/orgs/bus/staff/{id}/role"), &[("role", "auditor")]).await.assert_status(SEE_OTHER);
+    let tokens = clerk.get("/portal/orgs/bus/tokens").await;
+    assert!(!tokens.assert_status(OK).body.contains("Issue a token"));
+    clerk
+        .post_form("/portal/orgs/bus/tokens", &[("name", "x"), ("days", "3"), ("scope", "reports:read")])
+        .await
+        .assert_status(StatusCode::FORBIDDEN)
+        .assert_contains("can read but not change");
+    // Nobody changes their own account; then disabled: the open session ends.
+    let me = app.store.staff_by_email(&staff_email("bus")).await.unwrap().unwrap().id;
+    bus.post_form(&format!("/portal/orgs/bus/staff/{me}/disable"), &[])
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY)
+        .assert_contains("ask a colleague");
+    bus.post_form(&format!("/portal/orgs/bus/staff/{id}/disable"), &[]).await.assert_status(SEE_OTHER);
+    assert!(clerk.get("/portal/orgs/bus/tokens").await.location().starts_with("/portal/signin"));
+    let again =
+        clerk.post_form("/portal/signin", &[("email", "clerk@bus.test"), ("password", "clerk's password")]).await;
+    again.assert_status(StatusCode::UNAUTHORIZED);
+    // Another operator's staff cannot touch bus's accounts.
+    let metro = app.client();
+    metro.staff_sign_in_as(&staff_email("metro")).await;
+    metro
+        .post_form(&format!("/portal/orgs/bus/staff/{me}/role"), &[("role", "auditor")])
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn tokens_are_issued_shown_once_listed_and_revoked_from_the_portal() {
+    let app = TestApp::new().await;
+    let metro = app.client();
+    metro.staff_sign_in_as(&staff_email("metro")).await;
+    let page = metro
+        .post_form(
+            "/portal/orgs/metro/tokens",
+            &[("name", "reporting"), ("days", "30"), ("scope", "reports:read"), ("scope", "audit:read")],
+        )
+        .await;
+    page.assert_status(OK).assert_contains("not shown again");
+    let token = code_by_id(&page.body, "token-secret");
+    let list = metro.get("/portal/orgs/metro/tokens").await;
+    list.assert_status(OK)
+        .assert_contains("reporting")
+        .assert_contains("reports:read audit:read")
+        .assert_contains("never");
+    assert!(!list.body.contains(&token), "the secret is shown once");
+    let machine = app.machine();
+    let report = |t: String| {
+        let machine = &machine;
+        async move {
+            machine
+                .request(Method::GET, "/operators/metro/report.json")
+                .header("authorization", &format!("Bearer {t}"))
+                .send()
+                .await
+        }
+    };
+    report(token.clone()).await.assert_status(OK);
+    // Refused: a scope the organisation's kind has not, a scope unknown, too long a life.
+    for (scope, days, why) in [
+        ("credentials:write", "30", "have no credentials:write"),
+        ("staff:write", "30", "unknown token scope"),
+        ("reports:read", "400", "1 to 365 days"),
+    ] {
+        let a = metro.post_form("/portal/orgs/metro/tokens", &[("name", "x"), ("days", days), ("scope", scope)]).await;
+        assert!(matches!(a.status.as_u16(), 400 | 403 | 422), "{scope}: {}", a.status);
+        a.assert_contains(why);
+    }
+    let id = app.store.tokens_of("metro").await.unwrap()[0].id.clone();
+    metro.post_form(&format!("/portal/orgs/metro/tokens/{id}/revoke"), &[]).await.assert_status(SEE_OTHER);
+    report(token).await.assert_status(StatusCode::UNAUTHORIZED).assert_contains("revoked");
+    metro.get("/portal/orgs/metro/tokens").await.assert_contains("revoked");
+    metro.post_form(&format!("/portal/orgs/metro/tokens/{id}/revoke"), &[]).await.assert_status(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_audit_log_is_filtered_exported_and_scoped_to_the_organisation() {
+    let app = TestApp::new().await;
+    let metro = app.client();
+    metro.staff_sign_in_as(&staff_email("metro")).await;
+    metro.post_form("/portal/orgs/metro/tokens", &[("name", "bi"), ("days", "7"), ("scope", "reports:read")]).await;
+    let bus = app.client();
+    bus.staff_sign_in_as(&staff_email("bus")).await;
+    let admin = staff(&app).await;
+    let all = admin.get("/portal/audit").await;
+    all.assert_status(OK).assert_contains("token.issued").assert_contains(&format!("staff:{}", staff_email("bus")));
+    let filtered = admin.get("/portal/audit?action=token.issued").await;
+    assert!(filtered.body.contains("<code>token.issued</code>"), "{}", filtered.body);
+    assert!(!filtered.body.contains("<code>staff.sign_in</code>"), "{}", filtered.body);
+    let csv = admin.get("/portal/audit.csv?organisation=metro").await;
+    assert!(csv.assert_status(OK).header("content-type").unwrap().starts_with("text/csv"));
+    assert!(csv.body.starts_with("seq,at,actor,organisation,action,target,client,hash\n"), "{}", csv.body);
+    assert!(csv.body.lines().skip(1).all(|l| l.split(',').nth(3) == Some("metro")), "{}", csv.body);
+    assert!(csv.body.contains("token.issued"));
+    admin.get("/portal/audit?action=nonsense").await.assert_status(StatusCode::BAD_REQUEST);
+    admin.get("/portal/audit?since=yesterday").await.assert_status(StatusCode::BAD_REQUEST);
+    // An organisation's staff see theirs only.
+    let own = metro.get("/portal/orgs/metro/audit.csv").await;
+    assert!(own.assert_status(OK).body.contains("token.issued"));
+    assert!(!own.body.contains("staff@bus.test"), "{}", own.body);
+    metro.get("/portal/audit").await.assert_status(StatusCode::FORBIDDEN);
+    metro.get("/portal/orgs/bus/audit").await.assert_status(StatusCode::FORBIDDEN);
+    // The consortium's auditor reads all of it.
+    let auditor = app.client();
+    auditor.staff_sign_in_as(kippu_testkit::app::AUDITOR).await;
+    auditor.get("/portal/audit.csv").await.assert_status(OK).assert_contains("staff@bus.test");
+}
+
+#[tokio::test]
+async fn the_admin_adds_an_organisation_and_invites_its_first_member() {
+    let app = TestApp::new().await;
+    let admin = staff(&app).await;
+    let form = [("slug", "ferry"), ("name", "Harbour Ferry"), ("kind", "operator"), ("email", "ops@ferry.test")];
+    let page = admin.post_form("/portal/organisations", &form).await;
+    page.assert_status(OK).assert_contains("ops@ferry.test").assert_contains("Harbour Ferry");
+    let link = code_by_id(&page.body, "invitation-link");
+    assert!(link.starts_with(&format!("{PUBLIC_URL}/portal/invitations/")), "{link}");
+    assert_eq!(app.store.staff_of("ferry").await.unwrap().len(), 1);
+    admin
+        .post_form("/portal/organisations", &form)
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY)
+        .assert_contains("already");
+    let bad = [("slug", "Ferry!"), ("name", "x"), ("kind", "operator"), ("email", "a@b.test")];
+    admin
+        .post_form("/portal/organisations", &bad)
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY)
+        .assert_contains("slug");
+    let second = [("slug", "kippu2"), ("name", "x"), ("kind", "consortium"), ("email", "a@b.test")];
+    admin.post_form("/portal/organisations", &second).await.assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    let bus = app.client();
+    bus.staff_sign_in_as(&staff_email("bus")).await;
+    let again = [("slug", "mole"), ("name", "Mole"), ("kind", "operator"), ("email", "m@mole.test")];
+    bus.post_form("/portal/organisations", &again).await.assert_status(StatusCode::FORBIDDEN);
+    bus.get("/portal/organisations").await.assert_status(StatusCode::FORBIDDEN).assert_contains("another organisation");
+    assert!(app.store.organisation("mole").await.unwrap().is_none());
 }
