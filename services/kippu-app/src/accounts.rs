@@ -220,6 +220,13 @@ pub enum PasswordSignInError {
         /// The stored reason.
         reason: String,
     },
+    /// Too many failed sign-ins for this account or from this address (counted in the database,
+    /// so in every process).
+    #[error("too many failed sign-ins: try again after {until}")]
+    Locked {
+        /// Unix seconds.
+        until: i64,
+    },
     /// Checking the password could not finish.
     #[error("{0}")]
     Internal(String),
@@ -254,6 +261,50 @@ pub async fn sign_in_with_password(
             metrics::counter!("kippu_signin_failed_total").increment(1);
             Err(PasswordSignInError::Wrong)
         }
+    }
+}
+
+/// Throttle scope of travelers' failed password sign-ins per account (e-mail).
+pub const SIGNIN_ACCOUNT: &str = "traveler-signin-account";
+/// Throttle scope of travelers' failed password sign-ins per client address.
+pub const SIGNIN_CLIENT: &str = "traveler-signin-client";
+
+/// [`sign_in_with_password`], with failures counted in the database per account and per client
+/// address (`client`), so a lock set through one process holds in all: ten wrong passwords
+/// for an account in a quarter of an hour lock it for a quarter of an hour, twenty from an
+/// address lock the address. A success forgives the account's count only.
+pub async fn sign_in_throttled(
+    store: &dyn Store,
+    email: &str,
+    password: &str,
+    client: &str,
+    now: i64,
+) -> Result<Address, PasswordSignInError> {
+    use kippu_domain::throttle::{Policy, Verdict};
+    // Travelers forget passwords more than staff: more tries before the account locks.
+    const ACCOUNT: Policy = Policy { max_failures: 10, ..Policy::ACCOUNT };
+    let key = normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
+    for (scope, k) in [(SIGNIN_ACCOUNT, key.as_str()), (SIGNIN_CLIENT, client)] {
+        if let Verdict::Locked { until } = store.throttle_verdict(scope, k, now).await? {
+            return Err(PasswordSignInError::Locked { until });
+        }
+    }
+    match sign_in_with_password(store, email, password).await {
+        Err(PasswordSignInError::Wrong) => {
+            let a = store.throttle_failure(SIGNIN_ACCOUNT, &key, now, &ACCOUNT).await?;
+            let c = store.throttle_failure(SIGNIN_CLIENT, client, now, &Policy::CLIENT).await?;
+            match (a, c) {
+                (Verdict::Locked { until }, _) | (_, Verdict::Locked { until }) => {
+                    Err(PasswordSignInError::Locked { until })
+                }
+                _ => Err(PasswordSignInError::Wrong),
+            }
+        }
+        Ok(address) => {
+            store.throttle_success(SIGNIN_ACCOUNT, &key, now).await?;
+            Ok(address)
+        }
+        other => other,
     }
 }
 

@@ -35,6 +35,37 @@ async fn counts_hold_across_handles(url: &str) {
     }
     a.throttle_success("account", "ops@bus", NOW).await.unwrap();
     assert_eq!(a.throttle_failure("account", "ops@bus", NOW, &P).await.unwrap(), Verdict::Open);
+    travelers_wrong_passwords_lock_the_account_through_every_handle(&a, &b).await;
+}
+
+/// A traveler's password sign-in (the use case over this store): ten wrong passwords through
+/// two handles lock the account, and then the right password is refused too, until the lock
+/// ends; another account from another address is not affected.
+async fn travelers_wrong_passwords_lock_the_account_through_every_handle(a: &Store, b: &Store) {
+    use kippu_app::accounts::{hash_password, sign_in_throttled, PasswordSignInError};
+    let t = kippu_domain::model::Traveler {
+        address: alloy_primitives::Address::repeat_byte(7),
+        did: "did:pkh:eip155:31337:0x0707070707070707070707070707070707070707".into(),
+        display_name: "Ada".into(),
+        sealed_key: None,
+        created_at: 0,
+    };
+    let hash = hash_password("analytical engine").unwrap();
+    assert!(a.create_account(&t, "ada@example.org", &hash, NOW).await.unwrap());
+    for i in 0..10 {
+        let via = if i % 2 == 0 { a } else { b };
+        let r = sign_in_throttled(via, "ADA@example.org", "wrong", &format!("198.51.100.{i}"), NOW).await;
+        let want = if i < 9 {
+            PasswordSignInError::Wrong
+        } else {
+            PasswordSignInError::Locked { until: NOW + Policy::ACCOUNT.lock_secs }
+        };
+        assert_eq!(r, Err(want), "attempt {i}");
+    }
+    let right = sign_in_throttled(b, "ada@example.org", "analytical engine", "203.0.113.9", NOW + 1).await;
+    assert!(matches!(right, Err(PasswordSignInError::Locked { .. })), "{right:?}");
+    let later = NOW + Policy::ACCOUNT.lock_secs;
+    assert_eq!(sign_in_throttled(a, "ada@example.org", "analytical engine", "203.0.113.9", later).await, Ok(t.address));
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
 use axum_extra::extract::cookie::CookieJar;
 use kippu_app::accounts::{
-    sign_in_with_password, sign_up, EmailProblem, PasswordSignInError, SignUp, SignUpError, SignUpProblem,
+    sign_in_throttled, sign_up, EmailProblem, PasswordSignInError, SignUp, SignUpError, SignUpProblem,
 };
 use kippu_app::devices::{revoke_device as revoke_device_of, RevokeDevice, RevokeDeviceError};
 use std::net::SocketAddr;
@@ -107,6 +107,7 @@ pub(crate) enum PasswordOutcome {
     SignedIn(Address),
     Wrong,
     Throttled,
+    Locked(i64),
     Revoked(String),
 }
 
@@ -121,8 +122,13 @@ pub(crate) async fn check_password(
         metrics::counter!("kippu_signin_throttled_total").increment(1);
         return Ok(PasswordOutcome::Throttled);
     }
-    match sign_in_with_password(&*s.store, email, password).await {
+    let client = s.login_limits.client(peer, headers).to_string();
+    match sign_in_throttled(&*s.store, email, password, &client, crate::session::now()).await {
         Ok(address) => Ok(PasswordOutcome::SignedIn(address)),
+        Err(PasswordSignInError::Locked { until }) => {
+            metrics::counter!("kippu_signin_locked_total").increment(1);
+            Ok(PasswordOutcome::Locked(until))
+        }
         Err(PasswordSignInError::Wrong) => Ok(PasswordOutcome::Wrong),
         Err(PasswordSignInError::KeyRevoked { reason }) => Ok(PasswordOutcome::Revoked(reason)),
         Err(PasswordSignInError::Internal(e)) => Err(AppError::Internal(e)),
@@ -144,6 +150,9 @@ pub(crate) async fn password_signin(
         }
         PasswordOutcome::Wrong => (StatusCode::UNAUTHORIZED, t("signin.err.wrong").to_owned()),
         PasswordOutcome::Throttled => (StatusCode::TOO_MANY_REQUESTS, t("signin.err.throttled").to_owned()),
+        PasswordOutcome::Locked(until) => {
+            (StatusCode::TOO_MANY_REQUESTS, tf("signin.err.locked", crate::views::fmt_time(until)))
+        }
         PasswordOutcome::Revoked(reason) => (StatusCode::FORBIDDEN, tf("signin.err.closed", reason)),
     };
     let page = crate::traveler::home::signin_with(&s, Some(msg), f.email.trim().to_owned()).await?;
