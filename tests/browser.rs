@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use kippu_domain::device_pass::DevicePass;
+use kippu_domain::staff::Permission;
 use kippu_e2e::{config, repo};
 use kippu_identity::{deterministic_demo_key, did_pkh};
 use serde_json::{json, Value};
@@ -167,14 +168,21 @@ impl Browser {
         Self { client, base: base.trim_end_matches('/').to_string(), shots, tmp, _driver: driver }
     }
 
-    /// Signs this browser in to the staff portal on its sign-in page, landing on `next`.
-    async fn staff_sign_in(&self, next: &str) {
+    /// Signs this browser in to the staff portal as the demo account `email` on its sign-in
+    /// page, landing on `next`.
+    async fn staff_sign_in(&self, email: &str, next: &str) {
         self.goto(&format!("/portal/signin?next={next}")).await;
-        let password = self.wait_for(Locator::Id("password")).await;
-        password.send_keys(kippu::dev::DEV_PORTAL_PASSWORD).await.unwrap();
+        self.type_staff_sign_in(email).await;
+        self.wait_for_path(next).await;
+    }
+
+    /// Types the demo account `email`'s e-mail and password into the staff sign-in form on
+    /// screen and signs in.
+    async fn type_staff_sign_in(&self, email: &str) {
+        self.fill("email", email).await;
+        self.fill("password", kippu::dev::DEV_PORTAL_PASSWORD).await;
         let sign_in = self.wait_for(Locator::Id("portal-signin")).await;
         self.click(&sign_in, "portal sign-in").await;
-        self.wait_for_path(next).await;
     }
 
     async fn goto(&self, path: &str) {
@@ -764,19 +772,10 @@ async fn traveler_journey_in_browser() {
     assert_eq!(decoded.voucher_id, voucher_id);
     b.fits_phone("voucher").await;
     b.axe("voucher").await;
-    let staff = reqwest::Client::new();
-    let token: Value = staff
-        .get(format!("{}/operators/taxi/scanner-token", stack.web_url))
-        .bearer_auth(kippu::dev::DEV_PORTAL_PASSWORD)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let r = staff
+    let scanner = kippu_e2e::staff_token(&stack, "taxi", &[Permission::VouchersRedeem]).await;
+    let r = reqwest::Client::new()
         .post(format!("{}/operators/taxi/vouchers/redeem", stack.web_url))
-        .bearer_auth(token["token"].as_str().expect("the taxi's scanner token"))
+        .bearer_auth(scanner)
         .json(&json!({ "code": code }))
         .send()
         .await
@@ -858,7 +857,7 @@ async fn traveler_journey_in_browser() {
     b.wait_for_text(Locator::Css("h1"), "Hello, Hana Sato").await;
 
     // The operators' side, for staff: the fleet of gates and the settlement report.
-    b.staff_sign_in("/gates").await;
+    b.staff_sign_in(kippu::dev::DEV_ADMIN_EMAIL, "/gates").await;
     b.wait_for_text(Locator::Css(".gate"), "metro/central/g1").await;
     b.fits_phone("gates").await;
     b.screenshot("gates").await;
@@ -910,10 +909,7 @@ async fn concession_credential_in_browser() {
 
     // University staff sign in to the issuer portal and issue her a student credential.
     b.goto("/portal/issuers/usf").await;
-    let password = b.wait_for(Locator::Id("password")).await;
-    password.send_keys(kippu::dev::DEV_PORTAL_PASSWORD).await.unwrap();
-    let sign_in = b.wait_for(Locator::Id("portal-signin")).await;
-    b.click(&sign_in, "portal sign-in").await;
+    b.type_staff_sign_in(&kippu::dev::dev_staff_email("usf")).await;
     b.wait_for_text(Locator::Css("h1"), "University of South Florida").await;
     let holder = b.wait_for(Locator::Id("holder")).await;
     holder.send_keys(&did).await.unwrap();
@@ -963,10 +959,7 @@ async fn operator_report_in_browser() {
     // The overview and the reports are for staff: the overview asks to sign in, then opens.
     b.goto("/operators/report").await;
     b.wait_for_path("/portal/signin").await;
-    let password = b.wait_for(Locator::Id("password")).await;
-    password.send_keys(kippu::dev::DEV_PORTAL_PASSWORD).await.unwrap();
-    let sign_in = b.wait_for(Locator::Id("portal-signin")).await;
-    b.click(&sign_in, "portal sign-in").await;
+    b.type_staff_sign_in(kippu::dev::DEV_ADMIN_EMAIL).await;
     b.wait_for_path("/operators/report").await;
     let details = b.wait_for(Locator::Css("tr[data-operator='2'] a.details")).await;
     b.click(&details, "the bus's report link").await;

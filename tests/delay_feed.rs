@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::routing::get;
-use kippu_e2e::{config, now, Client};
+use kippu_domain::staff::Permission;
+use kippu_e2e::{config, now, staff_token, Client};
 use kippu_identity::deterministic_demo_key;
 use serde_json::Value;
 
@@ -67,17 +68,22 @@ async fn delay_feed_polled_from_a_url_pays_once() {
     let png = c.http.get(format!("{}/vouchers/{id}/code.png", c.base)).send().await.unwrap().bytes().await.unwrap();
     let code = read_qr(&png);
     assert!(code.starts_with("KV1."), "{code}");
-    // Each operator's scanners hold their own token, which staff fetch from the portal.
-    let staff = reqwest::Client::new();
-    let token = |slug: &'static str| {
-        let (staff, base) = (&staff, &c.base);
-        async move {
-            let r = staff.get(format!("{base}/operators/{slug}/scanner-token"));
-            let v: Value = r.bearer_auth(kippu::dev::DEV_PORTAL_PASSWORD).send().await.unwrap().json().await.unwrap();
-            v["token"].as_str().unwrap().to_owned()
-        }
-    };
-    let (taxi_token, bus_token) = (token("taxi").await, token("bus").await);
+    // Each operator's scanners hold their own API token (`vouchers:redeem` of that operator),
+    // which its staff issue in the portal.
+    let taxi_staff = Client::new(&c.base);
+    taxi_staff.staff_sign_in_as(&kippu::dev::dev_staff_email("taxi"), "/portal").await;
+    let r = taxi_staff
+        .http
+        .post(format!("{}/portal/orgs/taxi/tokens", c.base))
+        .header("accept", "application/json")
+        .form(&[("name", "taxi scanner"), ("days", "30"), ("scope", "vouchers:redeem")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "the taxi's staff issue their scanner's token");
+    let v: Value = r.json().await.unwrap();
+    let taxi_token = v["token"].as_str().unwrap_or_else(|| panic!("a token: {v}")).to_owned();
+    let bus_token = staff_token(&stack, "bus", &[Permission::VouchersRedeem]).await;
     let redeem_as = |slug: &'static str, code: String, auth: Option<String>| {
         let c = &c;
         async move {
@@ -92,7 +98,12 @@ async fn delay_feed_polled_from_a_url_pays_once() {
         }
     };
     assert_eq!(redeem_as("taxi", code.clone(), None).await.0, 401, "no token, no redemption");
-    assert_eq!(redeem_as("taxi", code.clone(), Some(bus_token.clone())).await.0, 401, "the bus's token at the taxi");
+    let (status, v) = redeem_as("taxi", code.clone(), Some(bus_token.clone())).await;
+    assert_eq!((status, v["redeemed"].as_bool()), (403, Some(false)), "the bus's token at the taxi: {v}");
+    assert!(v["error"].as_str().unwrap_or("").contains("another organisation"), "{v}");
+    let reader = staff_token(&stack, "taxi", &[Permission::ReportsRead]).await;
+    let (status, v) = redeem_as("taxi", code.clone(), Some(reader)).await;
+    assert_eq!((status, v["redeemed"].as_bool()), (403, Some(false)), "a taxi token without vouchers:redeem: {v}");
     let redeem = |slug: &'static str, code: String| {
         let token = if slug == "taxi" { taxi_token.clone() } else { bus_token.clone() };
         redeem_as(slug, code, Some(token))
@@ -343,29 +354,46 @@ async fn gtfs_import_refuses_a_broken_feed_and_keeps_the_previous_one() {
     let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
     let stack = kippu::start(config("gtfs-import", None, None)).await.expect("stack starts");
     let c = Client::new(&stack.web_url);
-    let current = c.json("/operators/bus/timetable").await;
+    // The bus's timetable machine: reads and imports the bus's timetable with its API token.
+    let token = staff_token(&stack, "bus", &[Permission::TimetableRead, Permission::TimetableWrite]).await;
+    let timetable = |token: String| {
+        let c = &c;
+        async move {
+            let r = c.http.get(format!("{}/operators/bus/timetable", c.base)).bearer_auth(token);
+            let r = r.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let current = timetable(token.clone()).await;
     assert_eq!(current["version"], 1, "the seed imported the real Bull Runner feed: {current}");
     assert_eq!(current["summary"]["routes"].as_object().unwrap().len(), 6);
-    let post = |body: Vec<u8>, auth: bool| {
+    let r = c.http.get(format!("{}/operators/bus/timetable", c.base)).send().await.unwrap();
+    assert_eq!(r.url().path(), "/portal/signin", "only operator staff read timetables");
+    let post = |body: Vec<u8>, auth: Option<String>| {
         let c = &c;
         async move {
             let mut r = c.http.post(format!("{}/operators/bus/timetable", c.base)).body(body);
-            if auth {
-                r = r.bearer_auth(kippu::dev::DEV_PORTAL_PASSWORD);
+            if let Some(t) = auth {
+                r = r.bearer_auth(t);
             }
             let r = r.send().await.unwrap();
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
     let real = std::fs::read(kippu_e2e::repo().join("services/kippu/src/dev/data/bullrunner-gtfs.zip")).unwrap();
-    assert_eq!(post(real.clone(), false).await.0, 401, "only operator staff import timetables");
-    let (status, body) = post(b"PK\x03\x04 truncated".to_vec(), true).await;
+    assert_eq!(post(real.clone(), None).await.0, 401, "only operator staff import timetables");
+    let reader = staff_token(&stack, "bus", &[Permission::TimetableRead]).await;
+    assert_eq!(post(real.clone(), Some(reader)).await.0, 403, "a token without timetable:write imports nothing");
+    let taxi = staff_token(&stack, "taxi", &[Permission::TimetableRead, Permission::TimetableWrite]).await;
+    assert_eq!(post(real.clone(), Some(taxi)).await.0, 403, "the taxi's token imports no bus timetable");
+    let (status, body) = post(b"PK\x03\x04 truncated".to_vec(), Some(token.clone())).await;
     assert_eq!(status, 422, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert!(!v["problems"].as_array().unwrap().is_empty() && v["current_version"] == 1, "{v}");
-    assert_eq!(c.json("/operators/bus/timetable").await["version"], 1, "the previous timetable stays");
-    let (status, body) = post(real, true).await;
+    assert_eq!(timetable(token.clone()).await["version"], 1, "the previous timetable stays");
+    let (status, body) = post(real, Some(token.clone())).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(c.json("/operators/bus/timetable").await["version"], 2);
+    assert_eq!(timetable(token).await["version"], 2);
     stack.shutdown().await;
 }

@@ -12,7 +12,8 @@ use alloy::signers::SignerSync;
 use chrono::{TimeZone, Utc};
 use kippu::Config;
 use kippu_credentials::{did_web, Concession, Credentials, IssuerKey, NewConcession, Resolver};
-use kippu_e2e::{config, production_parts, Client};
+use kippu_domain::staff::Permission;
+use kippu_e2e::{config, production_parts, staff_token, Client};
 use kippu_identity::{deterministic_demo_key, did_pkh};
 use serde_json::{json, Value};
 
@@ -60,12 +61,13 @@ async fn present(c: &Client, w: &Wallet, vcs: &[Value]) -> Value {
     submit(c, &w.present(vcs, &nonce, &domain).await).await
 }
 
-async fn issue_json(c: &Client, issuer: &str, holder: &str, concession: &str) -> Value {
+/// Issues over the issuer's JSON API, as its machines do with its API token (`credentials:write`).
+async fn issue_json(c: &Client, token: &str, issuer: &str, holder: &str, concession: &str) -> Value {
     let r = c
         .http
         .post(format!("{}/portal/issuers/{issuer}/issue", c.base))
         .header("accept", "application/json")
-        .bearer_auth(kippu::dev::DEV_PORTAL_PASSWORD)
+        .bearer_auth(token)
         .form(&[("holder", holder), ("concession", concession), ("valid_until", one_year().as_str())])
         .send()
         .await
@@ -106,7 +108,7 @@ async fn run(cfg: Config) {
 
     // The portal is for the issuer's staff only.
     let page = c.page("/portal/issuers/usf").await;
-    assert!(page.contains("Staff password"), "unauthenticated portal visit goes to the staff sign-in");
+    assert!(page.contains("id=\"portal-signin\""), "unauthenticated portal visit goes to the staff sign-in");
     let (status, _, _) = c
         .form(
             "/portal/issuers/usf/issue",
@@ -115,12 +117,18 @@ async fn run(cfg: Config) {
         .await;
     assert_eq!(status, 401, "nobody but staff issues credentials");
     assert!(stack.store.issued_by("usf").await.unwrap().is_empty());
-    let (status, _, _) = c.form("/portal/signin", &[("password", "guess"), ("next", "/portal/issuers/usf")]).await;
-    assert_eq!(status, 401);
-    let (status, url, _) = c
-        .form("/portal/signin", &[("password", kippu::dev::DEV_PORTAL_PASSWORD), ("next", "/portal/issuers/usf")])
+    let usf_staff = kippu::dev::dev_staff_email("usf");
+    let (status, _, page) = c
+        .form("/portal/signin", &[("email", &usf_staff), ("password", "guess"), ("next", "/portal/issuers/usf")])
         .await;
-    assert_eq!((status, url.ends_with("/portal/issuers/usf")), (200, true), "{url}");
+    assert_eq!(status, 401);
+    assert!(page.contains("Wrong e-mail or password."), "{page}");
+    // Another issuer's staff (the city's) may not open the university's register.
+    let city = Client::new(&stack.web_url);
+    city.staff_sign_in_as(&kippu::dev::dev_staff_email("tampa-welfare"), "/portal").await;
+    let r = city.http.get(format!("{}/portal/issuers/usf", c.base)).send().await.unwrap();
+    assert_eq!(r.status(), 403, "another issuer's staff in the university's register");
+    c.staff_sign_in_as(&usf_staff, "/portal/issuers/usf").await;
 
     // The university issues her a student credential in the portal; it lands in her wallet.
     let (status, url, page) = c
@@ -179,7 +187,8 @@ async fn run(cfg: Config) {
 
     // A self-custodied wallet: its credential comes over the issuer's JSON API; it presents on its own.
     let w = Wallet::new();
-    let vc = issue_json(&c, "usf", &w.did, "student").await;
+    let usf_machine = staff_token(&stack, "usf", &[Permission::CredentialsWrite]).await;
+    let vc = issue_json(&c, &usf_machine, "usf", &w.did, "student").await;
     // It signs in with its own key (DID challenge-response, personal_sign on the wallet side).
     let wc = Client::new(&stack.web_url);
     let ch: Value = wc.json(&format!("/signin/wallet/challenge?did={}", w.did)).await;

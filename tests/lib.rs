@@ -1,11 +1,13 @@
 //! Support for Kippu's end-to-end tests (`trip.rs`, `identity.rs`, `browser.rs`):
-//! a platform configuration on ephemeral ports, a cookie-keeping HTTP client,
-//! and a fresh PostgreSQL database per run for the production-parts variants.
+//! a platform configuration on ephemeral ports, a cookie-keeping HTTP client, staff
+//! sign-in and API tokens, and a fresh PostgreSQL database per run for the production-parts
+//! variants.
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use kippu::Config;
+use kippu_domain::staff::Permission;
 use serde_json::Value;
 
 /// Unix seconds.
@@ -108,12 +110,19 @@ impl Client {
             .unwrap()
     }
 
-    /// Signs this client in to the staff portal (the demo's staff password): the operator
-    /// report, insurance dashboard, gate fleet and metrics are for staff.
+    /// Signs this client in to the staff portal as the demo consortium's admin: the operators'
+    /// overview, insurance dashboard, gate fleet and metrics are the consortium's.
     pub async fn staff_sign_in(&self) {
-        let (status, _, body) =
-            self.form("/portal/signin", &[("password", kippu::dev::DEV_PORTAL_PASSWORD), ("next", "/gates")]).await;
-        assert_eq!(status, 200, "staff sign-in: {body}");
+        self.staff_sign_in_as(kippu::dev::DEV_ADMIN_EMAIL, "/gates").await;
+    }
+
+    /// Signs this client in to the staff portal as the demo account `email` (all share the
+    /// demo's password; [`kippu::dev::dev_staff_email`] names an organisation's), landing on `next`.
+    pub async fn staff_sign_in_as(&self, email: &str, next: &str) {
+        let form = [("email", email), ("password", kippu::dev::DEV_PORTAL_PASSWORD), ("next", next)];
+        let (status, url, body) = self.form("/portal/signin", &form).await;
+        assert_eq!(status, 200, "staff sign-in as {email}: {body}");
+        assert!(url.ends_with(next), "staff sign-in as {email} landed on {url}, not {next}");
     }
 
     /// POST a form; returns the final status, URL and body.
@@ -122,6 +131,14 @@ impl Client {
         let (status, url) = (r.status().as_u16(), r.url().to_string());
         (status, url, r.text().await.unwrap())
     }
+}
+
+/// A new API token of organisation `org` (an operator's, an issuer's slug) with `scopes`, as
+/// `kippu token issue` makes one: the bearer value its machines send (`kippu_<id>_<secret>`).
+pub async fn staff_token(stack: &kippu::Stack, org: &str, scopes: &[Permission]) -> String {
+    let req = kippu_app::staff::TokenRequest { organisation: org, name: "e2e", scopes, days: 30 };
+    let issued = kippu_app::staff::issue_token(&stack.store, None, &req, now() as i64).await;
+    issued.unwrap_or_else(|e| panic!("a token of {org} with {scopes:?}: {e}")).bearer
 }
 
 /// A fresh PostgreSQL database for one run, when `KIPPU_TEST_POSTGRES` and

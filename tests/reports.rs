@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use kippu::Config;
 use kippu_domain::events::ChainEvent;
-use kippu_e2e::{config, production_parts, Client};
+use kippu_domain::staff::Permission;
+use kippu_e2e::{config, production_parts, staff_token, Client};
 use serde_json::Value;
 
 #[path = "scenario/settlement.rs"]
@@ -152,15 +153,35 @@ impl Truth {
     }
 }
 
-/// Staff's view: the portal password as a bearer token.
+/// Staff's view: each operator's own reporting machine, with its API token (`reports:read`)
+/// for its own reports; the consortium's admin, signed in, for the rest (the insurer's
+/// report, unknown operators).
 struct Staff {
     http: reqwest::Client,
     base: String,
+    /// Operator slug -> its token's bearer value.
+    tokens: HashMap<&'static str, String>,
+    admin: Client,
 }
 
 impl Staff {
+    async fn new(stack: &kippu::Stack) -> Self {
+        let mut tokens = HashMap::new();
+        for slug in ["metro", "bus", "taxi"] {
+            tokens.insert(slug, staff_token(stack, slug, &[Permission::ReportsRead]).await);
+        }
+        let admin = Client::new(&stack.web_url);
+        admin.staff_sign_in().await;
+        Self { http: reqwest::Client::new(), base: stack.web_url.clone(), tokens, admin }
+    }
+
     async fn get(&self, path: &str) -> reqwest::Response {
-        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(kippu::dev::DEV_PORTAL_PASSWORD);
+        let url = format!("{}{path}", self.base);
+        let slug = path.strip_prefix("/operators/").and_then(|p| p.split(['/', '?', '.']).next());
+        let r = match slug.and_then(|s| self.tokens.get(s)) {
+            Some(token) => self.http.get(url).bearer_auth(token),
+            None => self.admin.http.get(url),
+        };
         r.send().await.unwrap()
     }
 
@@ -225,7 +246,7 @@ async fn run_reports(cfg: Config) {
     let truth = Truth::read(&stack).await;
     let chain_days: BTreeSet<i64> = truth.days.keys().map(|k| k.1).collect();
     assert!(chain_days.len() >= 2, "activity on two days: {chain_days:?}");
-    let staff = Staff { http: reqwest::Client::new(), base: stack.web_url.clone() };
+    let staff = Staff::new(&stack).await;
 
     // ---- Staff only; unknown operators and bad parameters are refused with a reason.
     let anonymous = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
@@ -243,15 +264,41 @@ async fn run_reports(cfg: Config) {
         let to = r.headers()["location"].to_str().unwrap();
         assert!(to.starts_with("/portal/signin?next="), "{path}: {to}");
         let r = anonymous.get(format!("{}{path}", stack.web_url)).bearer_auth("guess").send().await.unwrap();
-        assert_eq!(r.status(), 401, "{path} with a wrong password");
+        assert_eq!(r.status(), 401, "{path} with a wrong token");
     }
     // A browser signs in on the portal and lands on the report it asked for (the staff cookie reaches it).
     let browser = Client::new(&stack.web_url);
+    let bus_staff = kippu::dev::dev_staff_email("bus");
     let (status, url, body) = browser
-        .form("/portal/signin", &[("password", kippu::dev::DEV_PORTAL_PASSWORD), ("next", "/operators/bus/report")])
+        .form(
+            "/portal/signin",
+            &[
+                ("email", bus_staff.as_str()),
+                ("password", kippu::dev::DEV_PORTAL_PASSWORD),
+                ("next", "/operators/bus/report"),
+            ],
+        )
         .await;
     assert_eq!((status, url.ends_with("/operators/bus/report")), (200, true), "{url}");
     assert!(body.contains("Bull Runner Bus <span>Settlement report</span>"), "{body}");
+    // Each operator reads its own reports only: not the metro's, with the bus's session or token.
+    let r = browser.http.get(format!("{}/operators/metro/report", stack.web_url)).send().await.unwrap();
+    assert_eq!(r.status(), 403, "the bus's staff on the metro's report");
+    assert!(r.text().await.unwrap().contains("another organisation"));
+    let r = anonymous
+        .get(format!("{}/operators/metro/report.json", stack.web_url))
+        .bearer_auth(&staff.tokens["bus"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "the bus's token on the metro's report");
+    assert!(r.text().await.unwrap().contains("another organisation"));
+    // A token reads reports only if issued for it.
+    let scanner = staff_token(&stack, "bus", &[Permission::VouchersRedeem]).await;
+    let r = anonymous.get(format!("{}/operators/bus/report.json", stack.web_url)).bearer_auth(scanner).send().await;
+    let r = r.unwrap();
+    assert_eq!(r.status(), 403, "a scanner's token on the bus's report");
+    assert!(r.text().await.unwrap().contains("do not include reports:read"));
     staff.refused("/operators/nope/report", 404, "No operator").await;
     staff.refused("/operators/nope/events.csv", 404, "No operator").await;
     staff.refused("/operators/nope/statements/1", 404, "No operator").await;

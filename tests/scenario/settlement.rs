@@ -8,7 +8,8 @@ use alloy::primitives::{B256, U256};
 use alloy::providers::ProviderBuilder;
 use alloy::signers::local::PrivateKeySigner;
 use kippu_chain::bindings::{FareToken, PlanMarket};
-use kippu_e2e::{now, Client};
+use kippu_domain::staff::Permission;
+use kippu_e2e::{now, staff_token, Client};
 use kippu_identity::deterministic_demo_key;
 use serde_json::Value;
 
@@ -30,6 +31,8 @@ pub(crate) async fn two_days_of_settlement(stack: &kippu::Stack) {
     let (status, _, _) = c.form("/signin", &[("address", &format!("{:#x}", aiko.address()))]).await;
     assert_eq!(status, 200);
     stack.chain.mint_fare(aiko.address(), 100_000, B256::repeat_byte(7)).await.unwrap();
+    // The taxi's scanner holds the taxi's API token for redeeming vouchers.
+    let scanner = staff_token(stack, "taxi", &[Permission::VouchersRedeem]).await;
 
     // ---- Day 1, period 1: two Explorer plans and a Commuter plan, rides, two refunds, vouchers.
     let (a, b, commuter) = (buy(&c, 1).await, buy(&c, 1).await, buy(&c, 2).await);
@@ -59,14 +62,14 @@ pub(crate) async fn two_days_of_settlement(stack: &kippu::Stack) {
     let vouchers: Vec<u64> =
         c.me().await["vouchers"].as_array().unwrap().iter().map(|v| v["id"].as_u64().unwrap()).collect();
     assert_eq!(vouchers.len(), 2);
-    redeem_at_taxi(&c, &aiko, vouchers[0]).await;
+    redeem_at_taxi(&c, &scanner, &aiko, vouchers[0]).await;
     close_period(&c).await;
 
     // ---- Day 2, period 2: another Explorer, the other voucher, a close.
     next_chain_day(stack).await;
     stack.chain.fund(aiko.address(), 10u128.pow(18)).await.unwrap();
     buy_directly(stack, &aiko, 1).await;
-    redeem_at_taxi(&c, &aiko, vouchers[1]).await;
+    redeem_at_taxi(&c, &scanner, &aiko, vouchers[1]).await;
     close_period(&c).await;
     // ---- Period 3 stays open: a Commuter plan.
     buy_directly(stack, &aiko, 2).await;
@@ -79,7 +82,7 @@ async fn buy(c: &Client, bundle: u32) -> u64 {
     plan.parse().unwrap()
 }
 
-async fn redeem_at_taxi(c: &Client, aiko: &PrivateKeySigner, voucher: u64) {
+async fn redeem_at_taxi(c: &Client, scanner: &str, aiko: &PrivateKeySigner, voucher: u64) {
     let window = kippu_domain::voucher::voucher_window(now());
     let digest = kippu_domain::voucher::VoucherCode::digest(voucher, window);
     let sig = alloy::signers::SignerSync::sign_hash_sync(aiko, &digest).unwrap();
@@ -87,7 +90,7 @@ async fn redeem_at_taxi(c: &Client, aiko: &PrivateKeySigner, voucher: u64) {
     let r = c
         .http
         .post(format!("{}/operators/taxi/vouchers/redeem", c.base))
-        .bearer_auth(kippu::dev::DEV_PORTAL_PASSWORD)
+        .bearer_auth(scanner)
         .json(&serde_json::json!({ "code": code }))
         .send()
         .await
