@@ -153,9 +153,9 @@ impl Truth {
     }
 }
 
-/// Staff's view: each operator's own reporting machine, with its API token (`reports:read`)
-/// for its own reports; the consortium's admin, signed in, for the rest (the insurer's
-/// report, unknown operators).
+/// Staff's view: each operator's (and the insurer's) own reporting machine, with its API token
+/// (`reports:read`) for its own reports; the consortium's admin, signed in, for the rest
+/// (unknown operators).
 struct Staff {
     http: reqwest::Client,
     base: String,
@@ -167,7 +167,7 @@ struct Staff {
 impl Staff {
     async fn new(stack: &kippu::Stack) -> Self {
         let mut tokens = HashMap::new();
-        for slug in ["metro", "bus", "taxi"] {
+        for slug in ["metro", "bus", "taxi", "insurer"] {
             tokens.insert(slug, staff_token(stack, slug, &[Permission::ReportsRead]).await);
         }
         let admin = Client::new(&stack.web_url);

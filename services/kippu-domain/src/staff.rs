@@ -218,10 +218,10 @@ impl Permission {
     fn kinds(self) -> &'static [OrgKind] {
         use OrgKind::*;
         match self {
-            Permission::ReportsRead
-            | Permission::TimetableRead
-            | Permission::TimetableWrite
-            | Permission::VouchersRedeem => &[Operator],
+            // The insurer is an operator in settlement (it pays vouchers out of its pool): it
+            // reads its own report and statements.
+            Permission::ReportsRead => &[Operator, Insurer],
+            Permission::TimetableRead | Permission::TimetableWrite | Permission::VouchersRedeem => &[Operator],
             Permission::CredentialsRead | Permission::CredentialsWrite => &[Issuer],
             Permission::InsuranceRead => &[Insurer, Consortium],
             Permission::ConsortiumRead | Permission::OrganisationsWrite => &[Consortium],
@@ -440,6 +440,8 @@ mod tests {
         assert!(authorize(&usf, Permission::CredentialsWrite, Target::Org("other")).is_err());
         let insurer = who("mutual", OrgKind::Insurer, Grant::Role(Role::Staff));
         assert_eq!(authorize(&insurer, Permission::InsuranceRead, Target::Consortium), Ok(()));
+        assert_eq!(authorize(&insurer, Permission::ReportsRead, Target::Org("mutual")), Ok(()));
+        assert!(authorize(&insurer, Permission::TimetableWrite, Target::Org("mutual")).is_err());
         assert!(authorize(&insurer, Permission::ConsortiumRead, Target::Consortium).is_err());
         // The whole audit log: not for an organisation's staff, nor for the consortium's staff.
         assert!(authorize(&bus, Permission::AuditRead, Target::Consortium).is_err());
