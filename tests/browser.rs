@@ -1039,3 +1039,89 @@ async fn passkey_sign_in_in_browser() {
     b.close().await;
     stack.shutdown().await;
 }
+
+/// The staff portal on a phone: the consortium's admin adds an organisation and gets its first
+/// member's one-time link; that member sets a password through it, signs in, issues a scanner
+/// token (shown once) and is refused another organisation's report with the reason; the admin
+/// reads the audit log. Each page fits the phone and is screenshotted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn staff_portal_in_browser() {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
+    chromedriver_bin();
+    let stack = kippu::start(config("browser-portal", None, None)).await.expect("stack starts");
+    let b = Browser::start(&stack.web_url).await;
+
+    b.staff_sign_in(kippu::dev::DEV_ADMIN_EMAIL, "/portal").await;
+    b.wait_for_text(Locator::Id("portal-links"), "Organisations").await;
+    b.fits_phone("portal home").await;
+    b.screenshot("portal-home").await;
+    b.goto("/portal/organisations").await;
+    b.fill("org-name", "Harbour Ferry").await;
+    b.fill("org-slug", "ferry").await;
+    let kind = b.wait_for(Locator::Id("org-kind")).await;
+    kind.select_by_value("operator").await.unwrap();
+    b.fill("org-email", "ops@ferry.example").await;
+    let add = b.wait_for(Locator::Id("add-organisation")).await;
+    b.click(&add, "Add and invite").await;
+    let link = b.wait_for(Locator::Id("invitation-link")).await.text().await.unwrap();
+    b.wait_for_text(Locator::Css("table.register"), "Harbour Ferry").await;
+    b.fits_phone("organisations").await;
+    b.screenshot("portal-organisations").await;
+
+    // The new member of staff, on their own phone (signed out here first).
+    b.goto("/portal").await;
+    let sign_out = b.wait_for(Locator::Id("portal-signout")).await;
+    b.click(&sign_out, "Sign out").await;
+    b.wait_for_path("/portal/signin").await;
+    let path = &link[link.find("/portal/invitations/").expect("an invitation link")..];
+    b.goto(path).await;
+    b.wait_for_text(Locator::Css("main"), "ops@ferry.example").await;
+    b.fits_phone("invitation").await;
+    b.fill("password", "ferry's long password").await;
+    b.fill("confirm", "ferry's long password").await;
+    let set = b.wait_for(Locator::Id("set-password")).await;
+    b.click(&set, "Set my password").await;
+    b.wait_for_path("/portal/signin").await;
+    b.fill("email", "ops@ferry.example").await;
+    b.fill("password", "ferry's long password").await;
+    let sign_in = b.wait_for(Locator::Id("portal-signin")).await;
+    b.click(&sign_in, "portal sign-in").await;
+    b.wait_for_path("/portal").await;
+    b.wait_for_text(Locator::Id("portal-links"), "Harbour Ferry: API tokens").await;
+
+    // A scanner token: the secret is shown once.
+    b.goto("/portal/orgs/ferry/tokens").await;
+    b.fill("token-name", "deck scanner 1").await;
+    let scope = b.wait_for(Locator::Css("input[name=scope][value='vouchers:redeem']")).await;
+    b.click(&scope, "the vouchers:redeem scope").await;
+    let issue = b.wait_for(Locator::Id("issue-token")).await;
+    b.click(&issue, "Issue").await;
+    let secret = b.wait_for(Locator::Id("token-secret")).await.text().await.unwrap();
+    assert!(secret.starts_with("kippu_"), "{secret}");
+    b.wait_for_text(Locator::Css("table.register"), "deck scanner 1").await;
+    b.fits_phone("tokens").await;
+    b.screenshot("portal-tokens").await;
+    b.goto("/portal/orgs/ferry/tokens").await;
+    b.wait_for_text(Locator::Css("table.register"), "vouchers:redeem").await;
+    assert!(!b.client.source().await.unwrap().contains(&secret), "the secret is shown once");
+
+    // Another operator's report: refused, saying why.
+    b.goto("/operators/taxi/report").await;
+    b.wait_for_text(Locator::Css("main"), "another organisation").await;
+    b.fits_phone("forbidden").await;
+    b.screenshot("forbidden").await;
+
+    // The admin reads what happened.
+    b.goto("/portal").await;
+    let sign_out = b.wait_for(Locator::Id("portal-signout")).await;
+    b.click(&sign_out, "Sign out").await;
+    b.wait_for_path("/portal/signin").await;
+    b.staff_sign_in(kippu::dev::DEV_ADMIN_EMAIL, "/portal/audit?organisation=ferry").await;
+    b.wait_for_text(Locator::Id("audit"), "token.issued").await;
+    b.wait_for_text(Locator::Id("audit"), "staff.invitation_accepted").await;
+    b.fits_phone("audit log").await;
+    b.screenshot("portal-audit").await;
+
+    b.close().await;
+    stack.shutdown().await;
+}

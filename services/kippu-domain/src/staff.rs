@@ -233,6 +233,12 @@ impl Permission {
         }
     }
 
+    /// Whether organisations of `kind` have resources this permission is about (an issuer has
+    /// no report, an operator no credentials).
+    pub fn fits(self, kind: OrgKind) -> bool {
+        self.kinds().contains(&kind)
+    }
+
     /// Whether an organisation of `kind` can be given a token with this scope.
     pub fn scope_fits(self, kind: OrgKind) -> bool {
         Self::SCOPES.contains(&self) && self.kinds().contains(&kind)

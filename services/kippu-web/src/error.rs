@@ -153,11 +153,13 @@ struct ErrorPage<'a> {
     title: &'a str,
     message: &'a str,
     chain_id: u64,
+    /// Offer the staff portal (a 403: the caller's own pages are there).
+    portal: bool,
 }
 
 /// A full error page with `status`.
 pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
-    let page = ErrorPage { title, message, chain_id: 0 }.render().unwrap_or_else(|_| message.to_owned());
+    let page = ErrorPage { title, message, chain_id: 0, portal: false }.render().unwrap_or_else(|_| message.to_owned());
     (status, Html(page)).into_response()
 }
 
@@ -170,7 +172,7 @@ impl IntoResponse for AppError {
             Self::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, crate::i18n::t("error.refused")),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, crate::i18n::t("error.forbidden")),
             Self::Busy { message, retry_after_secs } => {
-                let page = ErrorPage { title: crate::i18n::t("error.busy"), message, chain_id: 0 }
+                let page = ErrorPage { title: crate::i18n::t("error.busy"), message, chain_id: 0, portal: false }
                     .render()
                     .unwrap_or_else(|_| message.clone());
                 return (StatusCode::SERVICE_UNAVAILABLE, retry_after(*retry_after_secs), Html(page)).into_response();
@@ -182,9 +184,16 @@ impl IntoResponse for AppError {
         };
         let message = match &self {
             Self::Internal(_) => crate::i18n::t("error.try_again").to_string(),
+            // The rule's reason is a clause ("this belongs to another organisation …"): a sentence here.
+            Self::Forbidden(why) => {
+                let mut c = why.chars();
+                c.next().map(|f| format!("{}{}.", f.to_uppercase(), c.as_str())).unwrap_or_default()
+            }
             other => other.to_string(),
         };
-        let page = ErrorPage { title, message: &message, chain_id: 0 }.render().unwrap_or_else(|_| message.clone());
+        let portal = matches!(self, Self::Forbidden(_));
+        let page =
+            ErrorPage { title, message: &message, chain_id: 0, portal }.render().unwrap_or_else(|_| message.clone());
         (status, Html(page)).into_response()
     }
 }

@@ -157,6 +157,7 @@ struct ErrorPage {
     title: &'static str,
     message: String,
     chain_id: u64,
+    portal: bool,
 }
 
 #[derive(Template)]
@@ -430,7 +431,11 @@ fn traveler_pages() -> Vec<(&'static str, String)> {
             }
             .render(),
         ),
-        ("error", ErrorPage { title: t("error.refused"), message: t("refund.used").into(), chain_id: 31337 }.render()),
+        (
+            "error",
+            ErrorPage { title: t("error.refused"), message: t("refund.used").into(), chain_id: 31337, portal: false }
+                .render(),
+        ),
         (
             "tickets",
             Tickets { tickets: tickets(), notice: Some(tf("tickets.bought", 4)), bought: Some(4), chain_id: 31337 }

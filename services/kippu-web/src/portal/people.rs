@@ -36,7 +36,7 @@ struct HomePage {
 /// What one organisation's staff find in the portal, checked against the rule so the page
 /// shows only links that open.
 fn org_links(staff: &Staff, o: &Organisation) -> Vec<Link> {
-    let may = |p: Permission| staff.can(p, Target::Org(&o.slug));
+    let may = |p: Permission| p.fits(o.kind) && staff.can(p, Target::Org(&o.slug));
     let mut out = Vec::new();
     let mut add = |ok: bool, href: String, label: String| {
         if ok {
@@ -127,7 +127,11 @@ async fn organisations_page(s: &AppState, staff: &Staff, invited: Option<Shown>,
         .await?
         .into_iter()
         .map(|o| OrgRow {
-            links: org_links(staff, &o),
+            // The row names the organisation already: its links say only what they open.
+            links: org_links(staff, &o)
+                .into_iter()
+                .map(|l| Link { label: l.label.trim_start_matches(&format!("{}: ", o.name)).to_owned(), href: l.href })
+                .collect(),
             slug: o.slug,
             name: o.name,
             kind: o.kind.to_string(),
