@@ -71,11 +71,16 @@ const ROUTES: &[(&str, &str, Body, Owner)] = &[
 ];
 
 /// Routes any signed-in member of staff, or anyone, may use: not about an organisation.
+/// (A passkey is added to the signed-in person's own account, whatever their organisation.)
 const NOT_STAFF_ROUTES: &[&str] = &[
     "/portal",
     "/portal/signin",
     "/portal/signout",
     "/portal/invitations/{secret}",
+    "/portal/passkeys/register/start",
+    "/portal/passkeys/register/finish",
+    "/portal/passkeys/signin/start",
+    "/portal/passkeys/signin/finish",
     "/api/presentations/challenge",
     "/api/presentations",
 ];

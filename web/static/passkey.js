@@ -1,5 +1,6 @@
 // Passkeys: add one from the account page (#add-passkey), sign in with one from the sign-in
-// page (#passkey-signin). The server's options and the browser's answers travel as the
+// page (#passkey-signin); a button's data-base names the endpoints (travelers' /passkeys by
+// default, staff's /portal/passkeys). The server's options and the browser's answers travel as the
 // WebAuthn JSON forms (PublicKeyCredential.parse*OptionsFromJSON / toJSON).
 (function () {
   'use strict';
@@ -28,11 +29,12 @@
     add.addEventListener('click', async function () {
       add.disabled = true;
       try {
-        const options = await post('/passkeys/register/start');
+        const base = add.dataset.base || '/passkeys';
+        const options = await post(base + '/register/start');
         const cred = await navigator.credentials.create({
           publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options.publicKey || options),
         });
-        await post('/passkeys/register/finish', cred.toJSON());
+        await post(base + '/register/finish', cred.toJSON());
         say(add.dataset.done || 'Passkey added.', false);
         setTimeout(() => location.reload(), 800);
       } catch (e) {
@@ -49,11 +51,12 @@
     signin.addEventListener('click', async function () {
       signin.disabled = true;
       try {
-        const options = await post('/passkeys/signin/start');
+        const base = signin.dataset.base || '/passkeys';
+        const options = await post(base + '/signin/start');
         const cred = await navigator.credentials.get({
           publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options.publicKey || options),
         });
-        const done = await post('/passkeys/signin/finish', cred.toJSON());
+        const done = await post(base + '/signin/finish', cred.toJSON());
         location.assign(done.to || '/');
       } catch (e) {
         say((signin.dataset.failed || 'Passkey sign-in failed: ') + e.message, true);

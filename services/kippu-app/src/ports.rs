@@ -114,6 +114,14 @@ pub trait Store: Send + Sync {
     async fn revoke_token(&self, organisation: &str, id: &str, now: i64) -> PortResult<bool>;
     /// Notes that a token opened a request.
     async fn token_used(&self, id: &str, now: i64) -> PortResult<()>;
+    /// Stores a staff account's new passkey; `false` if its credential id is taken.
+    async fn insert_staff_passkey(&self, p: &StaffPasskeyRow) -> PortResult<bool>;
+    /// A staff passkey by credential id.
+    async fn staff_passkey(&self, credential_id: &[u8]) -> PortResult<Option<StaffPasskeyRow>>;
+    /// A staff account's passkeys, oldest first.
+    async fn staff_passkeys_of(&self, account_id: &str) -> PortResult<Vec<StaffPasskeyRow>>;
+    /// Records a sign-in with a staff passkey.
+    async fn staff_passkey_used(&self, credential_id: &[u8], dynamic_state: &[u8], now: i64) -> PortResult<()>;
     /// Current service alerts as stored JSON bodies, by id.
     async fn alerts(&self) -> PortResult<Vec<String>>;
     /// The cards an account bound, newest first.

@@ -488,9 +488,16 @@ pub async fn sign_in(
     // Only the account's count is forgiven: the address's decays with its window, or one
     // valid account would let its holder guess others' passwords without end.
     store.throttle_success(SIGNIN_ACCOUNT, &email, now).await?;
+    let session = open_session(store, &account, now).await?;
+    Ok(SignedIn { account, session })
+}
+
+/// Opens a session for an account that proved who it is (a password, a passkey): the cookie's
+/// value, stored only as its digest.
+pub async fn open_session(store: &dyn Store, account: &StaffAccount, now: i64) -> Result<String, PortError> {
     let session = new_secret();
     store.open_staff_session(&digest(&session), &account.id, now + SESSION_SECS).await?;
-    Ok(SignedIn { account, session })
+    Ok(session)
 }
 
 /// The account behind a session cookie.

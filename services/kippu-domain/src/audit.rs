@@ -22,6 +22,8 @@ pub enum AuditAction {
     OrganisationAdded,
     /// A staff account was added.
     StaffAdded,
+    /// A member of staff added a passkey to their account.
+    PasskeyAdded,
     /// An invited member of staff set their password (the invitation is used up).
     InvitationAccepted,
     /// A staff account's role changed.
@@ -56,13 +58,14 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the log's filter offers them.
-    pub const ALL: [AuditAction; 20] = [
+    pub const ALL: [AuditAction; 21] = [
         Self::SignIn,
         Self::SignInFailed,
         Self::SignOut,
         Self::OrganisationAdded,
         Self::StaffAdded,
         Self::InvitationAccepted,
+        Self::PasskeyAdded,
         Self::RoleChanged,
         Self::StaffDisabled,
         Self::TokenIssued,
@@ -88,6 +91,7 @@ impl AuditAction {
             Self::OrganisationAdded => "organisation.added",
             Self::StaffAdded => "staff.added",
             Self::InvitationAccepted => "staff.invitation_accepted",
+            Self::PasskeyAdded => "staff.passkey_added",
             Self::RoleChanged => "staff.role_changed",
             Self::StaffDisabled => "staff.disabled",
             Self::TokenIssued => "token.issued",

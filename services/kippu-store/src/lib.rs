@@ -35,7 +35,7 @@ pub use production::{CredentialRow, OpenBatch};
 pub use reports::*;
 pub use rows::*;
 pub use settlement::{OperatorClose, PeriodClose, PeriodCloseRow};
-pub use staff::{ApiToken, Organisation, StaffAccount};
+pub use staff::{ApiToken, Organisation, StaffAccount, StaffPasskeyRow};
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]

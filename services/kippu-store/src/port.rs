@@ -131,6 +131,22 @@ impl kippu_app::ports::Store for Store {
         Store::token_used(self, id, now).await.map_err(port)
     }
 
+    async fn insert_staff_passkey(&self, p: &StaffPasskeyRow) -> PortResult<bool> {
+        Store::insert_staff_passkey(self, p).await.map_err(port)
+    }
+
+    async fn staff_passkey(&self, credential_id: &[u8]) -> PortResult<Option<StaffPasskeyRow>> {
+        Store::staff_passkey(self, credential_id).await.map_err(port)
+    }
+
+    async fn staff_passkeys_of(&self, account_id: &str) -> PortResult<Vec<StaffPasskeyRow>> {
+        Store::staff_passkeys_of(self, account_id).await.map_err(port)
+    }
+
+    async fn staff_passkey_used(&self, credential_id: &[u8], dynamic_state: &[u8], now: i64) -> PortResult<()> {
+        Store::staff_passkey_used(self, credential_id, dynamic_state, now).await.map_err(port)
+    }
+
     async fn alerts(&self) -> PortResult<Vec<String>> {
         Store::alerts(self).await.map_err(port)
     }

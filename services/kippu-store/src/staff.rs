@@ -7,12 +7,31 @@ use sqlx::Row;
 
 use crate::{Result, Store, StoreError};
 
-pub use kippu_domain::model::{ApiToken, Organisation, StaffAccount};
+pub use kippu_domain::model::{ApiToken, Organisation, StaffAccount, StaffPasskeyRow};
 
 const ACCOUNT_COLUMNS: &str =
     "a.id, a.email, a.organisation, a.role, a.password_hash, a.created_at, a.created_by, a.disabled_at";
 const TOKEN_COLUMNS: &str =
     "id, organisation, name, scopes, token_hash, created_by, created_at, expires_at, revoked_at, last_used_at";
+
+const PASSKEY_COLUMNS: &str =
+    "credential_id, account_id, user_handle, static_state, dynamic_state, created_at, last_used";
+
+fn unhex(s: &str, what: &'static str) -> Result<Vec<u8>> {
+    hex::decode(s).map_err(|_| StoreError::Corrupt(what))
+}
+
+fn passkey(r: &AnyRow) -> Result<StaffPasskeyRow> {
+    Ok(StaffPasskeyRow {
+        credential_id: unhex(&r.try_get::<String, _>(0)?, "staff passkey id")?,
+        account_id: r.try_get(1)?,
+        user_handle: unhex(&r.try_get::<String, _>(2)?, "staff passkey user handle")?,
+        static_state: unhex(&r.try_get::<String, _>(3)?, "staff passkey static state")?,
+        dynamic_state: unhex(&r.try_get::<String, _>(4)?, "staff passkey dynamic state")?,
+        created_at: r.try_get(5)?,
+        last_used: r.try_get(6)?,
+    })
+}
 
 fn organisation(r: &AnyRow) -> Result<Organisation> {
     let kind: String = r.try_get(2)?;
@@ -339,6 +358,56 @@ impl Store {
         .bind(now - 60)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Stores a staff account's new passkey; `false` if its credential id is taken.
+    pub async fn insert_staff_passkey(&self, p: &StaffPasskeyRow) -> Result<bool> {
+        let done = sqlx::query(&format!(
+            "INSERT INTO staff_passkeys ({PASSKEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, NULL)
+             ON CONFLICT (credential_id) DO NOTHING"
+        ))
+        .bind(hex::encode(&p.credential_id))
+        .bind(&p.account_id)
+        .bind(hex::encode(&p.user_handle))
+        .bind(hex::encode(&p.static_state))
+        .bind(hex::encode(&p.dynamic_state))
+        .bind(p.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A staff passkey by credential id.
+    pub async fn staff_passkey(&self, credential_id: &[u8]) -> Result<Option<StaffPasskeyRow>> {
+        sqlx::query(&format!("SELECT {PASSKEY_COLUMNS} FROM staff_passkeys WHERE credential_id = $1"))
+            .bind(hex::encode(credential_id))
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(passkey)
+            .transpose()
+    }
+
+    /// A staff account's passkeys, oldest first.
+    pub async fn staff_passkeys_of(&self, account_id: &str) -> Result<Vec<StaffPasskeyRow>> {
+        sqlx::query(&format!("SELECT {PASSKEY_COLUMNS} FROM staff_passkeys WHERE account_id = $1 ORDER BY created_at"))
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(passkey)
+            .collect()
+    }
+
+    /// Records a sign-in with a staff passkey: its new counter and flags.
+    pub async fn staff_passkey_used(&self, credential_id: &[u8], dynamic_state: &[u8], now: i64) -> Result<()> {
+        sqlx::query("UPDATE staff_passkeys SET dynamic_state = $2, last_used = $3 WHERE credential_id = $1")
+            .bind(hex::encode(credential_id))
+            .bind(hex::encode(dynamic_state))
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }

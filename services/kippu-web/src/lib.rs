@@ -24,6 +24,7 @@ mod error;
 mod i18n;
 mod identity;
 mod limits;
+mod passkeys;
 mod qr;
 mod security;
 mod session;
@@ -43,8 +44,8 @@ pub use error::AppError;
 pub use i18n::catalogue_texts;
 pub use identity::IdentityServices;
 pub use limits::LoginLimits;
+pub use passkeys::Passkeys;
 pub use qr::{pass_png, qr_png, sign_pass};
-pub use traveler::Passkeys;
 
 /// A gate as shown on the fleet page.
 #[derive(Debug, Clone)]

@@ -1869,3 +1869,61 @@ async fn the_admin_adds_an_organisation_and_invites_its_first_member() {
     bus.get("/portal/organisations").await.assert_status(StatusCode::FORBIDDEN).assert_contains("another organisation");
     assert!(app.store.organisation("mole").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn staff_sign_in_with_a_passkey_and_no_traveler_passkey_opens_a_staff_session() {
+    let app = TestApp::new().await;
+    let bus = app.client();
+    bus.staff_sign_in_as(&staff_email("bus")).await;
+    let mut theirs = SoftAuthenticator::new(&app.origin());
+    let options = bus.post_json("/portal/passkeys/register/start", &json!({})).await;
+    let registration = theirs.register(&options.assert_status(OK).json());
+    bus.post_json("/portal/passkeys/register/finish", &registration).await.assert_status(OK);
+    bus.get("/portal").await.assert_contains("has 1 passkey");
+    // On another device: the passkey opens a staff session.
+    let phone = app.client();
+    let options = phone.post_json("/portal/passkeys/signin/start", &json!({})).await;
+    let a = phone.post_json("/portal/passkeys/signin/finish", &theirs.sign_in(&options.json())).await;
+    assert_eq!(a.assert_status(OK).json(), json!({"ok": true, "to": "/portal"}));
+    phone.get("/portal/orgs/bus/staff").await.assert_status(OK);
+    phone.get("/portal/orgs/metro/staff").await.assert_status(StatusCode::FORBIDDEN);
+
+    // A traveler's passkey opens no staff session, and a staff passkey no traveler's.
+    let aiko = app.traveler("Aiko", 0).await;
+    let mut hers = SoftAuthenticator::new(&app.origin());
+    let o = aiko.post_json("/passkeys/register/start", &json!({})).await.json();
+    aiko.post_json("/passkeys/register/finish", &hers.register(&o)).await.assert_status(OK);
+    let stranger = app.client();
+    let o = stranger.post_json("/portal/passkeys/signin/start", &json!({})).await.json();
+    stranger
+        .post_json("/portal/passkeys/signin/finish", &hers.sign_in(&o))
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY)
+        .assert_contains("not a Kippu staff passkey");
+    let o = stranger.post_json("/passkeys/signin/start", &json!({})).await.json();
+    stranger
+        .post_json("/passkeys/signin/finish", &theirs.sign_in(&o))
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY)
+        .assert_contains("not registered");
+    assert!(stranger.cookie("kippu_portal").is_none() && stranger.cookie("kippu_session").is_none());
+
+    // A machine's token adds no passkey; a disabled account's passkey opens nothing.
+    let token = app.token("bus", &[kippu_domain::staff::Permission::ReportsRead]).await;
+    app.machine()
+        .request(Method::POST, "/portal/passkeys/register/start")
+        .header("authorization", &format!("Bearer {token}"))
+        .send()
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    let id = app.store.staff_by_email(&staff_email("bus")).await.unwrap().unwrap().id;
+    staff(&app).await.post_form(&format!("/portal/orgs/bus/staff/{id}/disable"), &[]).await.assert_status(SEE_OTHER);
+    let later = app.client();
+    let o = later.post_json("/portal/passkeys/signin/start", &json!({})).await.json();
+    later
+        .post_json("/portal/passkeys/signin/finish", &theirs.sign_in(&o))
+        .await
+        .assert_status(StatusCode::FORBIDDEN)
+        .assert_contains("disabled");
+    assert!(later.cookie("kippu_portal").is_none());
+}

@@ -548,9 +548,11 @@ async fn dev(cfg: kippu::Config) -> anyhow::Result<()> {
     println!("  operator report {}/operators/report", stack.web_url);
     println!("  gates           {}/gates", stack.web_url);
     println!(
-        "  issuer portal   {}/portal/issuers/usf  (staff password: {})",
+        "  staff portal    {}/portal  (password {} for {}, {}, or staff@SLUG.dev: staff@usf.dev, staff@taxi.dev, …)",
         stack.web_url,
-        kippu::dev::DEV_PORTAL_PASSWORD
+        kippu::dev::DEV_PORTAL_PASSWORD,
+        kippu::dev::DEV_ADMIN_EMAIL,
+        kippu::dev::DEV_AUDITOR_EMAIL
     );
     println!("  MQTT broker     {}  (per-gate logins and topic ACL)", stack.mqtt_url);
     if let Some((gate, url)) = demo.gate_mqtt_urls.first() {

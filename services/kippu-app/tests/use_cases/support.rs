@@ -49,6 +49,7 @@ pub(crate) struct StoreState {
     /// session hash → (account id, expires at).
     pub(crate) staff_sessions: BTreeMap<String, (String, i64)>,
     pub(crate) tokens: BTreeMap<String, ApiToken>,
+    pub(crate) staff_passkeys: Vec<StaffPasskeyRow>,
     pub(crate) erased: Vec<(Address, String)>,
     pub(crate) devices: BTreeMap<[u8; 32], DeviceRow>,
     /// Sessions kept by `revoke_device`.
@@ -266,6 +267,37 @@ impl Store for FakeStore {
             .filter(|t| t.organisation == org && t.revoked_at.is_none())
             .map(|t| t.revoked_at = Some(now))
             .is_some())
+    }
+
+    async fn insert_staff_passkey(&self, p: &StaffPasskeyRow) -> PortResult<bool> {
+        let mut s = self.enter("insert_staff_passkey")?;
+        if s.staff_passkeys.iter().any(|x| x.credential_id == p.credential_id) {
+            return Ok(false);
+        }
+        s.staff_passkeys.push(p.clone());
+        Ok(true)
+    }
+
+    async fn staff_passkey(&self, id: &[u8]) -> PortResult<Option<StaffPasskeyRow>> {
+        Ok(self.enter("staff_passkey")?.staff_passkeys.iter().find(|p| p.credential_id == id).cloned())
+    }
+
+    async fn staff_passkeys_of(&self, account_id: &str) -> PortResult<Vec<StaffPasskeyRow>> {
+        Ok(self
+            .enter("staff_passkeys_of")?
+            .staff_passkeys
+            .iter()
+            .filter(|p| p.account_id == account_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn staff_passkey_used(&self, id: &[u8], dynamic: &[u8], now: i64) -> PortResult<()> {
+        for p in self.enter("staff_passkey_used")?.staff_passkeys.iter_mut().filter(|p| p.credential_id == id) {
+            p.dynamic_state = dynamic.to_vec();
+            p.last_used = Some(now);
+        }
+        Ok(())
     }
 
     async fn token_used(&self, id: &str, now: i64) -> PortResult<()> {

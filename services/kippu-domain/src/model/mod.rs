@@ -27,5 +27,5 @@ pub use reports::{
     OperatorReport, Period, RidePage, RideRow, Statement, DAY_SECS, OPERATOR_EVENT_KINDS,
 };
 pub use settlement::{OperatorClose, PeriodClose, PeriodCloseRow};
-pub use staff::{ApiToken, Organisation, StaffAccount};
+pub use staff::{ApiToken, Organisation, StaffAccount, StaffPasskeyRow};
 pub use trips::{OpenBatch, PlanReceipt, TapRow, TicketRow};

@@ -60,3 +60,22 @@ pub struct ApiToken {
     /// When it last opened a request.
     pub last_used_at: Option<i64>,
 }
+
+/// A staff account's passkey.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffPasskeyRow {
+    /// Credential id.
+    pub credential_id: Vec<u8>,
+    /// The staff account's id.
+    pub account_id: String,
+    /// The WebAuthn user handle of the account (64 random bytes, the same for all its passkeys).
+    pub user_handle: Vec<u8>,
+    /// Public key and extensions.
+    pub static_state: Vec<u8>,
+    /// Sign counter and flags.
+    pub dynamic_state: Vec<u8>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub last_used: Option<i64>,
+}

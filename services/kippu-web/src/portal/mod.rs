@@ -4,6 +4,7 @@
 
 mod issuers;
 mod log;
+mod passkeys;
 mod people;
 mod reports;
 mod signin;
@@ -25,6 +26,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/portal", get(people::home))
         .route("/portal/signin", get(signin::signin_page).post(signin::signin))
         .route("/portal/signout", post(signin::signout))
+        .route("/portal/passkeys/register/start", post(passkeys::register_start))
+        .route("/portal/passkeys/register/finish", post(passkeys::register_finish))
+        .route("/portal/passkeys/signin/start", post(passkeys::signin_start))
+        .route("/portal/passkeys/signin/finish", post(passkeys::signin_finish))
         .route("/portal/invitations/{secret}", get(signin::invitation).post(signin::accept))
         .route("/portal/organisations", get(people::organisations).post(people::add_organisation))
         .route("/portal/orgs/{slug}/staff", get(people::staff_list).post(people::invite))

@@ -30,6 +30,8 @@ struct HomePage {
     organisation: String,
     kind: String,
     links: Vec<Link>,
+    /// The signed-in person's passkeys (`None`: a token, or passkeys do not work here).
+    passkeys: Option<usize>,
     chain_id: u64,
 }
 
@@ -86,6 +88,10 @@ pub(crate) async fn home(staff: Staff, State(s): State<AppState>) -> Page {
         organisation: own.as_ref().map_or_else(|| staff.organisation().to_owned(), |o| o.name.clone()),
         kind: staff.principal.kind.to_string(),
         links,
+        passkeys: match &staff.account {
+            Some(a) if s.passkeys.available() => Some(s.store.staff_passkeys_of(&a.id).await?.len()),
+            _ => None,
+        },
         chain_id: s.chain.chain_id(),
     })
 }

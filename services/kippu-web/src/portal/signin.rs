@@ -18,6 +18,8 @@ use std::collections::HashMap;
 #[derive(Template)]
 #[template(path = "portal_signin.html")]
 struct SigninPage {
+    /// Offer passkey sign-in (the app is reached by a domain name).
+    passkeys: bool,
     next: String,
     email: String,
     error: Option<String>,
@@ -43,6 +45,7 @@ pub(crate) async fn signin_page(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Html<String>, AppError> {
     let page = SigninPage {
+        passkeys: s.passkeys.available(),
         next: safe_next(q.get("next")),
         email: String::new(),
         error: None,
@@ -60,7 +63,7 @@ pub(crate) struct SigninForm {
     next: Option<String>,
 }
 
-fn session_cookie(value: String, secure: bool) -> Cookie<'static> {
+pub(super) fn session_cookie(value: String, secure: bool) -> Cookie<'static> {
     Cookie::build((STAFF_COOKIE, value))
         // Sent to the staff pages under /operators/ and /gates as well as /portal/.
         .path("/")
@@ -81,6 +84,7 @@ pub(crate) async fn signin(
     let at = now();
     let page = |status: StatusCode, error: String| -> Result<Response, AppError> {
         let p = SigninPage {
+            passkeys: s.passkeys.available(),
             next: next.clone(),
             email: f.email.clone(),
             error: Some(error),

@@ -18,7 +18,6 @@ use axum::Router;
 /// The demo's sign-in renders the traveler's sign-in page with its error.
 #[cfg(feature = "dev")]
 pub(crate) use home::signin_with;
-pub use passkeys::Passkeys;
 
 use crate::AppState;
 
