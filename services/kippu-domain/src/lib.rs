@@ -11,6 +11,7 @@ pub mod events;
 pub mod merkle;
 pub mod model;
 pub mod money;
+pub mod outbox;
 pub mod pass;
 pub mod pricing;
 pub mod settlement;
