@@ -1,0 +1,172 @@
+//! The chain-write outbox's table (issue 20): writes recorded once per business key, their
+//! stage as the sender follows them, and the open ones the sender works through. The rules
+//! are `kippu_domain::outbox`'s; this only stores them.
+
+use kippu_domain::outbox::{Stage, Write, WriteKey, WriteKind};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{Result, Store, StoreError};
+
+/// A recorded write with what to send and who sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedWrite {
+    /// The write and where it stands.
+    pub write: Write,
+    /// The call to make (contract, function, arguments), as recorded: a re-send makes it again.
+    pub call: String,
+    /// The key that sends it (its nonces are the sender's to manage).
+    pub sender: String,
+    /// The nonce of the latest attempt.
+    pub nonce: Option<u64>,
+}
+
+const COLUMNS: &str = "kind, business_id, call, sender, stage, nonce, tx_hash, sent_at, block, block_hash, attempts, \
+                       confirmed_once, reason";
+
+fn h32(s: Option<String>, what: &'static str) -> Result<[u8; 32]> {
+    let s = s.ok_or(StoreError::Corrupt(what))?;
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s.trim_start_matches("0x"), &mut out).map_err(|_| StoreError::Corrupt(what))?;
+    Ok(out)
+}
+
+fn u(v: Option<i64>, what: &'static str) -> Result<u64> {
+    v.and_then(|v| u64::try_from(v).ok()).ok_or(StoreError::Corrupt(what))
+}
+
+fn recorded(r: &AnyRow) -> Result<RecordedWrite> {
+    let kind: String = r.try_get(0)?;
+    let stage: String = r.try_get(4)?;
+    let tx: Option<String> = r.try_get(6)?;
+    let block: Option<i64> = r.try_get(8)?;
+    let stage = match stage.as_str() {
+        "recorded" => Stage::Recorded,
+        "sent" => Stage::Sent {
+            tx: h32(tx, "chain_writes.tx_hash")?,
+            at: r.try_get::<Option<i64>, _>(7)?.ok_or(StoreError::Corrupt("chain_writes.sent_at"))?,
+        },
+        "included" => Stage::Included {
+            tx: h32(tx, "chain_writes.tx_hash")?,
+            block: u(block, "chain_writes.block")?,
+            block_hash: h32(r.try_get(9)?, "chain_writes.block_hash")?,
+        },
+        "confirmed" => {
+            Stage::Confirmed { tx: h32(tx, "chain_writes.tx_hash")?, block: u(block, "chain_writes.block")? }
+        }
+        "failed" => Stage::Failed { reason: r.try_get::<Option<String>, _>(12)?.unwrap_or_default() },
+        _ => return Err(StoreError::Corrupt("chain_writes.stage")),
+    };
+    let attempts: i64 = r.try_get(10)?;
+    let confirmed_once: i64 = r.try_get(11)?;
+    Ok(RecordedWrite {
+        write: Write {
+            key: WriteKey {
+                kind: kind.parse::<WriteKind>().map_err(|_| StoreError::Corrupt("chain_writes.kind"))?,
+                id: r.try_get(1)?,
+            },
+            stage,
+            attempts: u32::try_from(attempts).map_err(|_| StoreError::Corrupt("chain_writes.attempts"))?,
+            confirmed_once: confirmed_once != 0,
+        },
+        call: r.try_get(2)?,
+        sender: r.try_get(3)?,
+        nonce: r.try_get::<Option<i64>, _>(5)?.and_then(|n| u64::try_from(n).ok()),
+    })
+}
+
+fn hex32(b: &[u8; 32]) -> String {
+    format!("0x{}", hex::encode(b))
+}
+
+impl Store {
+    /// Records a write for `key`, once: `false` (nothing changed) if the key has one already,
+    /// so a business fact retried records no second write.
+    pub async fn record_write(&self, key: &WriteKey, call: &str, sender: &str, now: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO chain_writes (kind, business_id, call, sender, stage, attempts, confirmed_once, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'recorded', 0, 0, $5, $5) ON CONFLICT (kind, business_id) DO NOTHING",
+        )
+        .bind(key.kind.as_str())
+        .bind(&key.id)
+        .bind(call)
+        .bind(sender)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// One write by key.
+    pub async fn recorded_write(&self, key: &WriteKey) -> Result<Option<RecordedWrite>> {
+        sqlx::query(&format!("SELECT {COLUMNS} FROM chain_writes WHERE kind = $1 AND business_id = $2"))
+            .bind(key.kind.as_str())
+            .bind(&key.id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(recorded)
+            .transpose()
+    }
+
+    /// Writes not yet confirmed nor failed, least recently touched first: what the sender
+    /// follows. Confirmed ones are followed by reconciliation instead.
+    pub async fn open_writes(&self, limit: i64) -> Result<Vec<RecordedWrite>> {
+        sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM chain_writes WHERE stage IN ('recorded', 'sent', 'included')
+             ORDER BY updated_at, kind, business_id LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(recorded)
+        .collect()
+    }
+
+    /// Records a write's new stage (and, for a new attempt, its nonce and count). Once
+    /// confirmed, a write stays marked as having been confirmed, whatever happens after.
+    pub async fn set_write_stage(
+        &self,
+        key: &WriteKey,
+        stage: &Stage,
+        attempts: u32,
+        nonce: Option<u64>,
+        now: i64,
+    ) -> Result<()> {
+        let (name, tx, sent_at, block, block_hash, reason) = match stage {
+            Stage::Recorded => ("recorded", None, None, None, None, None),
+            Stage::Sent { tx, at } => ("sent", Some(hex32(tx)), Some(*at), None, None, None),
+            Stage::Included { tx, block, block_hash } => {
+                ("included", Some(hex32(tx)), None, Some(*block), Some(hex32(block_hash)), None)
+            }
+            Stage::Confirmed { tx, block } => ("confirmed", Some(hex32(tx)), None, Some(*block), None, None),
+            Stage::Failed { reason } => ("failed", None, None, None, None, Some(reason.clone())),
+        };
+        let block = block.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
+        let nonce = nonce.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let done = sqlx::query(
+            "UPDATE chain_writes SET stage = $3, tx_hash = COALESCE($4, tx_hash), sent_at = COALESCE($5, sent_at),
+                 block = $6, block_hash = $7, reason = $8, attempts = $9, nonce = COALESCE($10, nonce),
+                 confirmed_once = CASE WHEN $3 = 'confirmed' THEN 1 ELSE confirmed_once END, updated_at = $11
+             WHERE kind = $1 AND business_id = $2",
+        )
+        .bind(key.kind.as_str())
+        .bind(&key.id)
+        .bind(name)
+        .bind(tx)
+        .bind(sent_at)
+        .bind(block)
+        .bind(block_hash)
+        .bind(reason)
+        .bind(i64::from(attempts))
+        .bind(nonce)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Corrupt("chain_writes: no such write"));
+        }
+        Ok(())
+    }
+}
