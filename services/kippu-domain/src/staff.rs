@@ -57,11 +57,7 @@ pub struct UnknownName {
 impl FromStr for OrgKind {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, UnknownName> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| UnknownName {
-            what: "organisation kind",
-            got: s.into(),
-            allowed: Self::ALL.map(|k| k.as_str()).join(", "),
-        })
+        by_name(&Self::ALL, Self::as_str, "organisation kind", s)
     }
 }
 
@@ -107,11 +103,7 @@ impl fmt::Display for Role {
 impl FromStr for Role {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, UnknownName> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| UnknownName {
-            what: "role",
-            got: s.into(),
-            allowed: Self::ALL.map(|r| r.as_str()).join(", "),
-        })
+        by_name(&Self::ALL, Self::as_str, "role", s)
     }
 }
 
@@ -254,12 +246,17 @@ impl fmt::Display for Permission {
 impl FromStr for Permission {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, UnknownName> {
-        Self::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| UnknownName {
-            what: "permission",
-            got: s.into(),
-            allowed: Self::ALL.map(|p| p.as_str()).join(", "),
-        })
+        by_name(&Self::ALL, Self::as_str, "permission", s)
     }
+}
+
+/// The one of `all` named `got`, or which names there are.
+fn by_name<T: Copy>(all: &[T], name: fn(T) -> &'static str, what: &'static str, got: &str) -> Result<T, UnknownName> {
+    all.iter().copied().find(|x| name(*x) == got).ok_or_else(|| UnknownName {
+        what,
+        got: got.into(),
+        allowed: all.iter().map(|x| name(*x)).collect::<Vec<_>>().join(", "),
+    })
 }
 
 /// Parses a token's scopes (space- or comma-separated), refusing names no token can carry.

@@ -2,6 +2,8 @@
 //! make one chain with no gaps, and a row changed or deleted in the database is found. On
 //! SQLite always; on PostgreSQL when `KIPPU_TEST_POSTGRES` names a server (`make test` does).
 
+mod support;
+
 use kippu_domain::audit::{verify, AuditAction, AuditBreak, AuditRecord};
 use kippu_store::{AuditFilter, Store};
 
@@ -56,26 +58,4 @@ async fn two_writers_one_chain_and_tampering_found(url: &str) {
     pool.close().await;
 }
 
-#[tokio::test]
-async fn sqlite() {
-    sqlx::any::install_default_drivers();
-    let dir = std::env::temp_dir().join(format!("kippu-audit-{}-{}", std::process::id(), rand_suffix()));
-    std::fs::create_dir_all(&dir).unwrap();
-    two_writers_one_chain_and_tampering_found(&format!("sqlite://{}", dir.join("a.db").display())).await;
-    std::fs::remove_dir_all(dir).ok();
-}
-
-#[tokio::test]
-async fn postgres() {
-    let Some(server) = std::env::var("KIPPU_TEST_POSTGRES").ok().filter(|v| !v.is_empty()) else {
-        eprintln!("KIPPU_TEST_POSTGRES unset: the PostgreSQL run is skipped");
-        return;
-    };
-    let db = kippu_store::scratch::ScratchDatabase::create(&server, "kippu_audit").await.expect("postgres reachable");
-    two_writers_one_chain_and_tampering_found(&db.url).await;
-    db.drop_now().await.unwrap();
-}
-
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
-}
+support::on_sqlite_and_postgres!("audit", two_writers_one_chain_and_tampering_found);

@@ -3,6 +3,8 @@
 //! and a write once confirmed stays marked so when it is reorganised away. On SQLite always;
 //! on PostgreSQL when `KIPPU_TEST_POSTGRES` is set.
 
+mod support;
+
 use kippu_domain::outbox::{Stage, WriteKey, WriteKind};
 use kippu_store::Store;
 
@@ -60,26 +62,4 @@ async fn outbox_round_trip(url: &str) {
         .is_err());
 }
 
-#[tokio::test]
-async fn sqlite() {
-    sqlx::any::install_default_drivers();
-    let dir = std::env::temp_dir().join(format!(
-        "kippu-outbox-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    outbox_round_trip(&format!("sqlite://{}", dir.join("o.db").display())).await;
-    std::fs::remove_dir_all(dir).ok();
-}
-
-#[tokio::test]
-async fn postgres() {
-    let Some(server) = std::env::var("KIPPU_TEST_POSTGRES").ok().filter(|v| !v.is_empty()) else {
-        eprintln!("KIPPU_TEST_POSTGRES unset: the PostgreSQL run is skipped");
-        return;
-    };
-    let db = kippu_store::scratch::ScratchDatabase::create(&server, "kippu_outbox").await.expect("postgres reachable");
-    outbox_round_trip(&db.url).await;
-    db.drop_now().await.unwrap();
-}
+support::on_sqlite_and_postgres!("outbox", outbox_round_trip);

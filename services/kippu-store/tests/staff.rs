@@ -3,6 +3,8 @@
 //! account's sessions end, a revoked token stays revoked. On SQLite always; on PostgreSQL when
 //! `KIPPU_TEST_POSTGRES` is set.
 
+mod support;
+
 use kippu_domain::model::{ApiToken, Organisation, StaffAccount, StaffPasskeyRow};
 use kippu_domain::staff::{OrgKind, Permission, Role};
 use kippu_store::Store;
@@ -89,26 +91,4 @@ async fn staff_round_trip(url: &str) {
     assert_eq!(a.staff_passkeys_of("a1").await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn sqlite() {
-    sqlx::any::install_default_drivers();
-    let dir = std::env::temp_dir().join(format!(
-        "kippu-staff-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    staff_round_trip(&format!("sqlite://{}", dir.join("s.db").display())).await;
-    std::fs::remove_dir_all(dir).ok();
-}
-
-#[tokio::test]
-async fn postgres() {
-    let Some(server) = std::env::var("KIPPU_TEST_POSTGRES").ok().filter(|v| !v.is_empty()) else {
-        eprintln!("KIPPU_TEST_POSTGRES unset: the PostgreSQL run is skipped");
-        return;
-    };
-    let db = kippu_store::scratch::ScratchDatabase::create(&server, "kippu_staff").await.expect("postgres reachable");
-    staff_round_trip(&db.url).await;
-    db.drop_now().await.unwrap();
-}
+support::on_sqlite_and_postgres!("staff", staff_round_trip);

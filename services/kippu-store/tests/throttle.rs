@@ -2,6 +2,8 @@
 //! processes) all count, the policy's maximum locks the key, an old window starts again, and a
 //! success forgets the failures. On SQLite always; on PostgreSQL when `KIPPU_TEST_POSTGRES` is set.
 
+mod support;
+
 use kippu_domain::throttle::{Policy, Verdict};
 use kippu_store::Store;
 
@@ -68,27 +70,4 @@ async fn travelers_wrong_passwords_lock_the_account_through_every_handle(a: &Sto
     assert_eq!(sign_in_throttled(a, "ada@example.org", "analytical engine", "203.0.113.9", later).await, Ok(t.address));
 }
 
-#[tokio::test]
-async fn sqlite() {
-    sqlx::any::install_default_drivers();
-    let dir = std::env::temp_dir().join(format!(
-        "kippu-throttle-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    counts_hold_across_handles(&format!("sqlite://{}", dir.join("t.db").display())).await;
-    std::fs::remove_dir_all(dir).ok();
-}
-
-#[tokio::test]
-async fn postgres() {
-    let Some(server) = std::env::var("KIPPU_TEST_POSTGRES").ok().filter(|v| !v.is_empty()) else {
-        eprintln!("KIPPU_TEST_POSTGRES unset: the PostgreSQL run is skipped");
-        return;
-    };
-    let db =
-        kippu_store::scratch::ScratchDatabase::create(&server, "kippu_throttle").await.expect("postgres reachable");
-    counts_hold_across_handles(&db.url).await;
-    db.drop_now().await.unwrap();
-}
+support::on_sqlite_and_postgres!("throttle", counts_hold_across_handles);

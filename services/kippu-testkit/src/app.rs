@@ -212,17 +212,40 @@ impl TestAppBuilder {
 /// consortium's [`ADMIN`] and [`AUDITOR`], and [`staff_email`] of each organisation, all with
 /// [`STAFF_PASSWORD`].
 async fn seed_staff(store: &Store) -> SetupResult<()> {
-    use kippu_app::staff::{add_staff_with_password, catalogue_organisations, first_admin};
-    use kippu_domain::staff::Role;
+    use kippu_app::staff::{catalogue_organisations, digest, new_secret};
+    use kippu_domain::model::{Organisation, StaffAccount};
+    use kippu_domain::staff::{OrgKind, Role, CONSORTIUM};
+    // One Argon2id hash of STAFF_PASSWORD for every seeded account and every TestApp: hashing
+    // per account made each app's set-up take a third of a second (sign-in still checks it).
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let hash = HASH.get_or_init(|| kippu_app::accounts::hash_password(STAFF_PASSWORD).expect("argon2"));
     let now = 1;
-    let admin = first_admin(store, ADMIN, now).await?;
-    kippu_app::staff::accept_invitation(store, &admin.secret, STAFF_PASSWORD, now).await?;
-    let orgs = catalogue_organisations(&store.operators().await?, &store.issuers().await?, now);
-    add_staff_with_password(store, kippu_domain::staff::CONSORTIUM, AUDITOR, Role::Auditor, STAFF_PASSWORD, now)
-        .await?;
-    for o in orgs {
-        store.add_organisation(&o).await?;
-        add_staff_with_password(store, &o.slug, &staff_email(&o.slug), Role::Staff, STAFF_PASSWORD, now).await?;
+    let consortium = Organisation {
+        slug: CONSORTIUM.into(),
+        name: "Kippu consortium".into(),
+        kind: OrgKind::Consortium,
+        created_at: now,
+    };
+    let mut staff =
+        vec![(consortium.clone(), ADMIN.to_owned(), Role::Admin), (consortium, AUDITOR.to_owned(), Role::Auditor)];
+    for o in catalogue_organisations(&store.operators().await?, &store.issuers().await?, now) {
+        let email = staff_email(&o.slug);
+        staff.push((o, email, Role::Staff));
+    }
+    for (i, (org, email, role)) in staff.into_iter().enumerate() {
+        store.add_organisation(&org).await?;
+        let account = StaffAccount {
+            id: format!("seed{i}"),
+            email,
+            organisation: org.slug,
+            role,
+            password_hash: Some(hash.clone()),
+            created_at: now,
+            created_by: "testkit".into(),
+            disabled_at: None,
+        };
+        // The invitation is used up at once: its secret is never known.
+        store.add_staff(&account, &digest(&new_secret()), now).await?;
     }
     Ok(())
 }

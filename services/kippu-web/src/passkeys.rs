@@ -9,14 +9,18 @@ use axum::Json;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::Duration;
+use webauthn_rp::bin::{Decode, Encode};
+use webauthn_rp::request::auth::AuthenticationVerificationOptions;
+use webauthn_rp::request::register::UserHandle64;
 use webauthn_rp::request::{AsciiDomain, FixedCapHashSet, InsertResult, RpId, TimedCeremony};
-use webauthn_rp::response::register::{CompressedPubKey, StaticState};
-use webauthn_rp::response::SentChallenge;
-#[cfg(test)]
-use webauthn_rp::DiscoverableCredentialRequestOptions;
-use webauthn_rp::{DiscoverableAuthenticationServerState, RegistrationServerState};
+use webauthn_rp::response::register::{CompressedPubKey, DynamicState, StaticState};
+use webauthn_rp::response::{CredentialId, SentChallenge};
+use webauthn_rp::{
+    AuthenticatedCredential, DiscoverableAuthentication64, DiscoverableAuthenticationServerState,
+    DiscoverableCredentialRequestOptions, RegistrationServerState,
+};
 
-pub(crate) type StoredKey = StaticState<CompressedPubKey<[u8; 32], [u8; 32], [u8; 48], Vec<u8>>>;
+type StoredKey = StaticState<CompressedPubKey<[u8; 32], [u8; 32], [u8; 48], Vec<u8>>>;
 
 /// Passkey ceremonies in flight and the relying party they are for.
 pub struct Passkeys {
@@ -134,6 +138,94 @@ impl Passkeys {
 }
 
 /// 503 with `Retry-After` when too many ceremonies of a kind are open.
+/// Whose passkeys a sign-in is for: each has its own ceremonies (and its own table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Audience {
+    /// Travelers (`/passkeys/…`).
+    Traveler,
+    /// Staff (`/portal/passkeys/…`).
+    Staff,
+}
+
+/// A stored passkey, as a sign-in is verified against it.
+pub(crate) struct Stored<'a> {
+    pub(crate) credential_id: &'a [u8],
+    pub(crate) user_handle: &'a [u8],
+    pub(crate) static_state: &'a [u8],
+    pub(crate) dynamic_state: &'a [u8],
+}
+
+impl Passkeys {
+    fn sign_ins(&self, who: Audience) -> &Ceremonies<DiscoverableAuthenticationServerState> {
+        match who {
+            Audience::Traveler => &self.signing_in,
+            Audience::Staff => &self.staff_signing_in,
+        }
+    }
+
+    /// Request options for a discoverable sign-in (the authenticator picks the account), its
+    /// ceremony held; 503 when too many are open.
+    pub(crate) fn start_sign_in(&self, who: Audience) -> Result<Response, AppError> {
+        let mut options = DiscoverableCredentialRequestOptions::passkey(self.rp()?);
+        options.0.timeout = self.timeout;
+        let (server, client) =
+            options.start_ceremony().map_err(|e| AppError::Internal(format!("passkey options: {e}")))?;
+        let body = serde_json::to_value(&client).map_err(|e| AppError::Internal(e.to_string()))?;
+        if let Err(full) = self.sign_ins(who).hold(server) {
+            tracing::warn!(?who, "passkey sign-ins: too many in progress");
+            return Ok(busy(full));
+        }
+        Ok(Json(body).into_response())
+    }
+
+    /// Reads a sign-in answer (`PublicKeyCredential.toJSON()`) and takes its ceremony, once.
+    pub(crate) fn take_sign_in(
+        &self,
+        who: Audience,
+        body: &[u8],
+    ) -> Result<(DiscoverableAuthentication64, DiscoverableAuthenticationServerState), Box<Response>> {
+        let auth = serde_json::from_slice::<DiscoverableAuthentication64>(body).map_err(|e| {
+            tracing::warn!(error = %e, "unreadable passkey sign-in");
+            Box::new(refused(format!("That is not a passkey sign-in ({e}).")))
+        })?;
+        let challenge = auth.challenge().map_err(|_| Box::new(refused("That is not a passkey sign-in.")))?;
+        let server = self
+            .sign_ins(who)
+            .take(&challenge)
+            .ok_or_else(|| Box::new(refused("This sign-in expired or was already used; try again.")))?;
+        Ok((auth, server))
+    }
+
+    /// Verifies a sign-in against its stored passkey: the passkey's new dynamic state (counter
+    /// and flags) to store, or the refusal to answer.
+    pub(crate) fn verify_sign_in(
+        &self,
+        server: DiscoverableAuthenticationServerState,
+        auth: &DiscoverableAuthentication64,
+        stored: Stored<'_>,
+    ) -> Result<Result<Vec<u8>, Response>, AppError> {
+        let internal = |e: String| AppError::Internal(e);
+        let user_bytes: [u8; 64] = stored.user_handle.try_into().map_err(|_| internal("user handle".into()))?;
+        let user = UserHandle64::decode(user_bytes).unwrap_or_else(|never| match never {});
+        if *auth.response().user_handle() != user {
+            return Ok(Err(refused("This passkey belongs to another account.")));
+        }
+        let static_state = StoredKey::decode(stored.static_state).map_err(|e| internal(e.to_string()))?;
+        let dyn_bytes: [u8; 7] = stored.dynamic_state.try_into().map_err(|_| internal("dynamic state".into()))?;
+        let dynamic = DynamicState::decode(dyn_bytes).map_err(|e| internal(e.to_string()))?;
+        let id = CredentialId::<&[u8]>::decode(stored.credential_id).map_err(|e| internal(e.to_string()))?;
+        let mut cred =
+            AuthenticatedCredential::new(id, &user, static_state, dynamic).map_err(|e| internal(e.to_string()))?;
+        let origins = [self.origin.as_str()];
+        let opts = AuthenticationVerificationOptions::<&str, &str> { allowed_origins: &origins, ..Default::default() };
+        if let Err(e) = server.verify(self.rp()?, auth, &mut cred, &opts) {
+            tracing::warn!(error = %e, "passkey sign-in refused");
+            return Ok(Err(refused(format!("The passkey could not be verified: {e}"))));
+        }
+        Ok(Ok(cred.dynamic_state().encode().map(|d| d.to_vec()).unwrap_or_else(|never| match never {})))
+    }
+}
+
 pub(crate) fn busy(full: Full) -> Response {
     let message = crate::i18n::tf("error.busy_text", full.retry_after_secs);
     crate::error::busy_json(&message, full.retry_after_secs)

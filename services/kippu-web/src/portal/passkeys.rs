@@ -3,7 +3,7 @@
 //! neither kind of passkey opens the other kind of account.
 
 use crate::audit::ClientAddr;
-use crate::passkeys::{busy, refused, StoredKey};
+use crate::passkeys::{busy, refused, Audience, Stored};
 use crate::portal::Staff;
 use crate::session::now;
 use crate::{AppError, AppState};
@@ -15,17 +15,12 @@ use axum_extra::extract::cookie::CookieJar;
 use kippu_domain::audit::AuditAction;
 use kippu_domain::model::{StaffAccount, StaffPasskeyRow};
 use webauthn_rp::bin::{Decode, Encode};
-use webauthn_rp::request::auth::AuthenticationVerificationOptions;
 use webauthn_rp::request::register::{
     CredProtect, PublicKeyCredentialUserEntity, RegistrationVerificationOptions, UserHandle64, Username,
 };
 use webauthn_rp::request::{ExtensionInfo, PublicKeyCredentialDescriptor};
-use webauthn_rp::response::register::DynamicState;
 use webauthn_rp::response::{AuthTransports, CredentialId};
-use webauthn_rp::{
-    AuthenticatedCredential, DiscoverableAuthentication64, DiscoverableCredentialRequestOptions,
-    PublicKeyCredentialCreationOptions, Registration,
-};
+use webauthn_rp::{PublicKeyCredentialCreationOptions, Registration};
 
 /// Passkeys are a person's: a machine's token adds none.
 fn person(staff: &Staff) -> Result<&StaffAccount, AppError> {
@@ -103,15 +98,7 @@ pub(crate) async fn register_finish(
 
 /// `POST /portal/passkeys/signin/start`: request options; the authenticator picks the account.
 pub(crate) async fn signin_start(State(s): State<AppState>) -> Result<Response, AppError> {
-    let rp = s.passkeys.rp()?;
-    let mut options = DiscoverableCredentialRequestOptions::passkey(rp);
-    options.0.timeout = s.passkeys.timeout;
-    let (server, client) = options.start_ceremony().map_err(|e| AppError::Internal(format!("passkey options: {e}")))?;
-    let body = serde_json::to_value(&client).map_err(|e| AppError::Internal(e.to_string()))?;
-    if let Err(full) = s.passkeys.staff_signing_in.hold(server) {
-        return Ok(busy(full));
-    }
-    Ok(Json(body).into_response())
+    s.passkeys.start_sign_in(Audience::Staff)
 }
 
 /// `POST /portal/passkeys/signin/finish`: verifies the assertion against a staff passkey and
@@ -122,40 +109,27 @@ pub(crate) async fn signin_finish(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    let rp = s.passkeys.rp()?;
-    let Ok(auth) = serde_json::from_slice::<DiscoverableAuthentication64>(&body) else {
-        return Ok(refused("That is not a passkey sign-in."));
-    };
-    let Ok(challenge) = auth.challenge() else {
-        return Ok(refused("That is not a passkey sign-in."));
-    };
-    let Some(server) = s.passkeys.staff_signing_in.take(&challenge) else {
-        return Ok(refused("This sign-in expired or was already used; try again."));
+    let (auth, server) = match s.passkeys.take_sign_in(Audience::Staff, &body) {
+        Ok(taken) => taken,
+        Err(refusal) => return Ok(*refusal),
     };
     let raw_id: Vec<u8> = auth.raw_id().as_ref().to_vec();
     let Some(row) = s.store.staff_passkey(&raw_id).await? else {
         return Ok(refused("This passkey is not a Kippu staff passkey (it may have been removed)."));
     };
-    let user_bytes: [u8; 64] =
-        row.user_handle.as_slice().try_into().map_err(|_| AppError::Internal("user handle".into()))?;
-    let user = UserHandle64::decode(user_bytes).unwrap_or_else(|never| match never {});
-    if *auth.response().user_handle() != user {
-        return Ok(refused("This passkey belongs to another account."));
-    }
-    let static_state = StoredKey::decode(row.static_state.as_slice()).map_err(|e| AppError::Internal(e.to_string()))?;
-    let dyn_bytes: [u8; 7] =
-        row.dynamic_state.as_slice().try_into().map_err(|_| AppError::Internal("dynamic state".into()))?;
-    let dynamic = DynamicState::decode(dyn_bytes).map_err(|e| AppError::Internal(e.to_string()))?;
-    let id = CredentialId::<&[u8]>::decode(&row.credential_id).map_err(|e| AppError::Internal(e.to_string()))?;
-    let mut cred = AuthenticatedCredential::new(id, &user, static_state, dynamic)
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    let origins = [s.passkeys.origin.as_str()];
-    let opts = AuthenticationVerificationOptions::<&str, &str> { allowed_origins: &origins, ..Default::default() };
-    if let Err(e) = server.verify(rp, &auth, &mut cred, &opts) {
-        metrics::counter!("kippu_staff_signin_failed_total").increment(1);
-        return Ok(refused(format!("The passkey could not be verified: {e}")));
-    }
-    let dynamic = cred.dynamic_state().encode().map(|d| d.to_vec()).unwrap_or_else(|never| match never {});
+    let stored = Stored {
+        credential_id: &row.credential_id,
+        user_handle: &row.user_handle,
+        static_state: &row.static_state,
+        dynamic_state: &row.dynamic_state,
+    };
+    let dynamic = match s.passkeys.verify_sign_in(server, &auth, stored)? {
+        Ok(d) => d,
+        Err(refusal) => {
+            metrics::counter!("kippu_staff_signin_failed_total").increment(1);
+            return Ok(refusal);
+        }
+    };
     let at = now();
     s.store.staff_passkey_used(&row.credential_id, &dynamic, at).await?;
     let Some(account) = s.store.staff_account(&row.account_id).await?.filter(|a| a.disabled_at.is_none()) else {

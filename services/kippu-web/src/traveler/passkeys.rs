@@ -1,7 +1,7 @@
 //! Travelers' passkeys: registering one and signing in with it (the ceremonies are
 //! [`crate::passkeys`]').
 
-use crate::passkeys::{busy, refused, StoredKey};
+use crate::passkeys::{busy, refused, Audience, Stored};
 use crate::session::now;
 use crate::session::Traveler;
 use crate::{AppError, AppState};
@@ -13,17 +13,12 @@ use axum::Json;
 use axum_extra::extract::cookie::CookieJar;
 use kippu_domain::model::PasskeyRow;
 use webauthn_rp::bin::{Decode, Encode};
-use webauthn_rp::request::auth::AuthenticationVerificationOptions;
 use webauthn_rp::request::register::{
     CredProtect, Nickname, PublicKeyCredentialUserEntity, RegistrationVerificationOptions, UserHandle64, Username,
 };
 use webauthn_rp::request::{ExtensionInfo, PublicKeyCredentialDescriptor};
-use webauthn_rp::response::register::DynamicState;
 use webauthn_rp::response::{AuthTransports, CredentialId};
-use webauthn_rp::{
-    AuthenticatedCredential, DiscoverableAuthentication64, DiscoverableCredentialRequestOptions,
-    PublicKeyCredentialCreationOptions, Registration,
-};
+use webauthn_rp::{PublicKeyCredentialCreationOptions, Registration};
 
 /// The account's WebAuthn user handle: the one its passkeys already use, else a new random one.
 async fn user_handle(s: &AppState, me: Address) -> Result<UserHandle64, AppError> {
@@ -115,16 +110,7 @@ pub(crate) async fn register_finish(
 
 /// `POST /passkeys/signin/start`: request options; the authenticator picks the account.
 pub(crate) async fn signin_start(State(s): State<AppState>) -> Result<Response, AppError> {
-    let rp = s.passkeys.rp()?;
-    let mut options = DiscoverableCredentialRequestOptions::passkey(rp);
-    options.0.timeout = s.passkeys.timeout;
-    let (server, client) = options.start_ceremony().map_err(|e| AppError::Internal(format!("passkey options: {e}")))?;
-    let body = serde_json::to_value(&client).map_err(|e| AppError::Internal(e.to_string()))?;
-    if let Err(full) = s.passkeys.signing_in.hold(server) {
-        tracing::warn!("passkey sign-ins: too many in progress");
-        return Ok(busy(full));
-    }
-    Ok(Json(body).into_response())
+    s.passkeys.start_sign_in(Audience::Traveler)
 }
 
 /// `POST /passkeys/signin/finish`: verifies the assertion and starts a session.
@@ -133,45 +119,27 @@ pub(crate) async fn signin_finish(
     jar: CookieJar,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    let rp = s.passkeys.rp()?;
-    let auth = match serde_json::from_slice::<DiscoverableAuthentication64>(&body) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!(error = %e, "unreadable passkey sign-in");
-            return Ok(refused(format!("That is not a passkey sign-in ({e}).")));
-        }
-    };
-    let Ok(challenge) = auth.challenge() else {
-        return Ok(refused("That is not a passkey sign-in."));
-    };
-    let Some(server) = s.passkeys.signing_in.take(&challenge) else {
-        return Ok(refused("This sign-in expired or was already used; try again."));
+    let (auth, server) = match s.passkeys.take_sign_in(Audience::Traveler, &body) {
+        Ok(taken) => taken,
+        Err(refusal) => return Ok(*refusal),
     };
     let raw_id: Vec<u8> = auth.raw_id().as_ref().to_vec();
     let Some(row) = s.store.passkey(&raw_id).await? else {
         return Ok(refused("This passkey is not registered with Kippu (it may have been removed)."));
     };
-    let user_bytes: [u8; 64] =
-        row.user_handle.as_slice().try_into().map_err(|_| AppError::Internal("user handle".into()))?;
-    let user = UserHandle64::decode(user_bytes).unwrap_or_else(|never| match never {});
-    if *auth.response().user_handle() != user {
-        return Ok(refused("This passkey belongs to another account."));
-    }
-    let static_state = StoredKey::decode(row.static_state.as_slice()).map_err(|e| AppError::Internal(e.to_string()))?;
-    let dyn_bytes: [u8; 7] =
-        row.dynamic_state.as_slice().try_into().map_err(|_| AppError::Internal("dynamic state".into()))?;
-    let dynamic = DynamicState::decode(dyn_bytes).map_err(|e| AppError::Internal(e.to_string()))?;
-    let id = CredentialId::<&[u8]>::decode(&row.credential_id).map_err(|e| AppError::Internal(e.to_string()))?;
-    let mut cred = AuthenticatedCredential::new(id, &user, static_state, dynamic)
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    let origins = [s.passkeys.origin.as_str()];
-    let opts = AuthenticationVerificationOptions::<&str, &str> { allowed_origins: &origins, ..Default::default() };
-    if let Err(e) = server.verify(rp, &auth, &mut cred, &opts) {
-        tracing::warn!(error = %e, "passkey sign-in refused");
-        metrics::counter!("kippu_signin_failed_total").increment(1);
-        return Ok(refused(format!("The passkey could not be verified: {e}")));
-    }
-    let dynamic = cred.dynamic_state().encode().map(|d| d.to_vec()).unwrap_or_else(|never| match never {});
+    let stored = Stored {
+        credential_id: &row.credential_id,
+        user_handle: &row.user_handle,
+        static_state: &row.static_state,
+        dynamic_state: &row.dynamic_state,
+    };
+    let dynamic = match s.passkeys.verify_sign_in(server, &auth, stored)? {
+        Ok(d) => d,
+        Err(refusal) => {
+            metrics::counter!("kippu_signin_failed_total").increment(1);
+            return Ok(refusal);
+        }
+    };
     s.store.passkey_used(&row.credential_id, &dynamic, now()).await?;
     if let Some((_, reason)) = s.store.key_revocation(&row.holder).await? {
         return Ok(refused(crate::i18n::tf("signin.err.closed", reason)));
