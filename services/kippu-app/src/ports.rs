@@ -10,6 +10,7 @@
 use alloy_primitives::{Address, B256};
 use async_trait::async_trait;
 use kippu_domain::model::*;
+use kippu_domain::outbox::{RecordedWrite, StageChange, WriteKey};
 use kippu_domain::ContractRejection;
 
 /// Why a store call failed. The adapter's own error is kept as text: callers only tell
@@ -41,6 +42,10 @@ pub enum ChainFailure {
     /// The node could not be reached, the transaction failed or timed out, or a reply made no sense.
     #[error("chain unavailable: {0}")]
     Unavailable(String),
+    /// The write is recorded in the outbox and being sent, not yet in a block: it will take
+    /// effect once, later. Not a refusal, and not to be retried as a new fact.
+    #[error("recorded and pending on chain: {0}")]
+    Pending(String),
 }
 
 /// Result of a chain call.
@@ -293,6 +298,24 @@ pub trait Store: Send + Sync {
     async fn vouchers_of(&self, holder: &Address) -> PortResult<Vec<VoucherRow>>;
     /// A traveler's wallet.
     async fn wallet(&self, holder: &Address) -> PortResult<Vec<WalletCredential>>;
+}
+
+/// The chain-write outbox (kippu-store implements it): every transaction Kippu sends is first
+/// a row here, keyed by its business fact; the sender (kippu-chain) follows it to depth.
+#[async_trait]
+pub trait ChainWrites: Send + Sync {
+    /// Records a write for `key` once: `false` when the key has one already.
+    async fn record_write(&self, key: &WriteKey, call: &str, sender: &str, now: i64) -> PortResult<bool>;
+    /// One write by key.
+    async fn recorded_write(&self, key: &WriteKey) -> PortResult<Option<RecordedWrite>>;
+    /// Writes not yet confirmed nor failed, least recently changed first.
+    async fn open_writes(&self, limit: i64) -> PortResult<Vec<RecordedWrite>>;
+    /// Confirmed writes in block `from_block` or later, to check they are still on chain.
+    async fn confirmed_writes_since(&self, from_block: u64) -> PortResult<Vec<RecordedWrite>>;
+    /// Everything not confirmed, then the latest confirmed, most recently changed first.
+    async fn recent_writes(&self, limit: i64) -> PortResult<Vec<RecordedWrite>>;
+    /// Records a write's new stage.
+    async fn set_write_stage(&self, key: &WriteKey, change: &StageChange, now: i64) -> PortResult<()>;
 }
 
 /// The chain: reads and the transactions the application sends (kippu-chain implements it).

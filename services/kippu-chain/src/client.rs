@@ -14,6 +14,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::signers::SignerSync;
 use alloy::sol_types::{eip712_domain, SolEvent, SolStruct};
 use kippu_domain::events::{ChainEvent, EventMeta};
+use kippu_domain::outbox::{WriteKey, WriteKind};
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::{Clearing, DelayInsurance, FareToken, Permit, PlanMarket, Ticket};
@@ -240,6 +241,10 @@ pub struct Chain {
     catalog: Sender,
     /// One of the hot keys when it is also the deployment's admin (single-key mode only).
     admin: Option<Sender>,
+    /// The hot keys, for the outbox's sender to sign with.
+    pub(crate) wallet: EthereumWallet,
+    /// Where business writes are recorded before they are sent ([`Chain::with_outbox`]).
+    pub(crate) outbox: Option<Arc<crate::Outbox>>,
 }
 
 pub(crate) fn rpc<E: std::fmt::Display>(e: E) -> ChainError {
@@ -314,6 +319,34 @@ pub(crate) async fn mined(pending: PendingTransactionBuilder<alloy::network::Eth
     Ok(receipt)
 }
 
+/// Sends `req` from `sender` and waits (bounded) for its receipt: a write made without an
+/// outbox (the deployment, tests of the adapter itself). Retries as `send!` does.
+pub(crate) async fn send_direct(
+    provider: &DynProvider,
+    sender: &Sender,
+    req: TransactionRequest,
+) -> Result<TransactionReceipt> {
+    let req = req.from(sender.from);
+    let guard = sender.lock.lock().await;
+    let mut attempt = 0u32;
+    let pending = loop {
+        match provider.send_transaction(req.clone()).await {
+            Ok(p) => break p,
+            Err(e) => {
+                let e = alloy::contract::Error::TransportError(e);
+                if attempt < 40 && same_transaction_pending(&e) {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                } else {
+                    return Err(revert(e));
+                }
+            }
+        }
+    };
+    drop(guard);
+    mined(pending).await
+}
+
 /// Sends `wei` of the chain's coin from `sender` to `to`.
 pub(crate) async fn send_value(provider: &DynProvider, sender: &Sender, to: Address, wei: u128) -> Result<()> {
     let tx = TransactionRequest::default().from(sender.from).to(to).value(U256::from(wei));
@@ -321,6 +354,18 @@ pub(crate) async fn send_value(provider: &DynProvider, sender: &Sender, to: Addr
     let pending = provider.send_transaction(tx).await.map_err(rpc)?;
     drop(guard);
     mined(pending).await.map(drop)
+}
+
+/// The key of a catalogue or governance change. Such changes set a value (setting it twice
+/// changes nothing), and the same item may be set to the same value again later, so each
+/// change is its own write: the item and the moment.
+fn catalogue(item: &str) -> WriteKey {
+    change(WriteKind::Catalogue, item)
+}
+
+fn change(kind: WriteKind, item: &str) -> WriteKey {
+    let at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    WriteKey { kind, id: format!("{item}@{at}") }
 }
 
 pub(crate) fn role(name: &str) -> B256 {
@@ -371,7 +416,17 @@ pub async fn connect(rpc_url: &str, keys: HotKeys, d: Deployment) -> Result<Chai
     let senders = keys.signers().map(|k| sender(k.address()));
     let admin = keys.signers().iter().any(|k| k.address() == d.roles.admin).then(|| sender(d.roles.admin));
     let [minter, relayer, settler, catalog] = senders;
-    Ok(Chain { provider: provider(rpc_url, wallet)?, d, minter, relayer, settler, catalog, admin })
+    Ok(Chain {
+        provider: provider(rpc_url, wallet.clone())?,
+        d,
+        minter,
+        relayer,
+        settler,
+        catalog,
+        admin,
+        wallet,
+        outbox: None,
+    })
 }
 
 impl Chain {
@@ -407,7 +462,12 @@ impl Chain {
     /// registered operator is the admin's (governance), so it reverts here with hot keys.
     pub async fn set_operator(&self, op: &OperatorSpec) -> Result<()> {
         let c = Clearing::new(self.d.clearing, &self.provider);
-        send!(&self.catalog, c.setOperator(op.id, op.payee))?;
+        self.write(
+            catalogue(&format!("operator:{}", op.id)),
+            &self.catalog,
+            c.setOperator(op.id, op.payee).into_transaction_request(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -427,14 +487,24 @@ impl Chain {
             refundBps: p.refund_bps,
             refundWindow: p.refund_window,
         };
-        send!(&self.catalog, m.setProduct(p.id, c))?;
+        self.write(
+            catalogue(&format!("product:{}", p.id)),
+            &self.catalog,
+            m.setProduct(p.id, c).into_transaction_request(),
+        )
+        .await?;
         Ok(())
     }
 
     /// Lists a bundle (catalog key).
     pub async fn list_bundle(&self, b: &BundleSpec) -> Result<()> {
         let m = PlanMarket::new(self.d.market, &self.provider);
-        send!(&self.catalog, m.setBundle(b.id, b.product_ids.clone(), b.discount_bps))?;
+        self.write(
+            catalogue(&format!("bundle:{}", b.id)),
+            &self.catalog,
+            m.setBundle(b.id, b.product_ids.clone(), b.discount_bps).into_transaction_request(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -454,7 +524,10 @@ impl Chain {
     /// same payment ([`ContractRejection::PaymentAlreadyMinted`]).
     pub async fn mint_fare(&self, to: Address, amount: u128, payment_ref: B256) -> Result<B256> {
         let f = FareToken::new(self.d.fare, &self.provider);
-        let r = send!(&self.minter, f.mint(to, U256::from(amount), payment_ref))?;
+        let key = WriteKey { kind: WriteKind::Mint, id: format!("{payment_ref:#x}") };
+        let r = self
+            .write(key, &self.minter, f.mint(to, U256::from(amount), payment_ref).into_transaction_request())
+            .await?;
         Ok(r.transaction_hash)
     }
 
@@ -488,7 +561,11 @@ impl Chain {
         let owner = traveler.address();
         let (value, deadline, v, r, s) = self.permit(traveler, max_price).await?;
         let m = PlanMarket::new(self.d.market, &self.provider);
-        let r = send!(&self.relayer, m.buyWithPermit(owner, bundle_id, valid_from, value, deadline, v, r, s))?;
+        // Until PlanMarket takes a purchase request id, each purchase is its own key: a dropped
+        // purchase is broadcast again as the same transaction (one nonce, one effect).
+        let key = WriteKey { kind: WriteKind::Purchase, id: format!("{:#x}", B256::from(rand::random::<[u8; 32]>())) };
+        let call = m.buyWithPermit(owner, bundle_id, valid_from, value, deadline, v, r, s);
+        let r = self.write(key, &self.relayer, call.into_transaction_request()).await?;
         purchased(&r)
     }
 
@@ -504,7 +581,13 @@ impl Chain {
     /// [`ChainError::MissingKey`].
     pub async fn grant_concession_issuer(&self, account: Address) -> Result<()> {
         let m = PlanMarket::new(self.d.market, &self.provider);
-        send!(self.governance()?, m.grantRole(keccak256("CONCESSION_ISSUER_ROLE"), account))?;
+        let key = change(WriteKind::Role, &format!("concession_issuer:{account:#x}"));
+        self.write(
+            key,
+            self.governance()?,
+            m.grantRole(keccak256("CONCESSION_ISSUER_ROLE"), account).into_transaction_request(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -538,18 +621,18 @@ impl Chain {
             attestor.sign_hash_sync(&digest).map_err(|e| ChainError::Config(e.to_string()))?.as_bytes();
         let (value, deadline, v, r, s) = self.permit(traveler, max_price).await?;
         let permit = PlanMarket::PermitSig { deadline, v, r, s };
-        let r = send!(
-            &self.relayer,
-            m.buyWithPermitAndConcession(
-                owner,
-                bundle_id,
-                valid_from,
-                value,
-                permit.clone(),
-                concession.clone(),
-                concession_sig.to_vec().into()
-            )
-        )?;
+        // The attestation's nonce is single-use on chain (`ConcessionReplayed`): the key.
+        let key = WriteKey { kind: WriteKind::Purchase, id: format!("{:#x}", concession.nonce) };
+        let call = m.buyWithPermitAndConcession(
+            owner,
+            bundle_id,
+            valid_from,
+            value,
+            permit.clone(),
+            concession.clone(),
+            concession_sig.to_vec().into(),
+        );
+        let r = self.write(key, &self.relayer, call.into_transaction_request()).await?;
         purchased(&r)
     }
 
@@ -585,7 +668,8 @@ impl Chain {
     /// from the ticket's validFrom only the relayer may refund.
     pub async fn refund(&self, ticket_id: u64) -> Result<u128> {
         let m = PlanMarket::new(self.d.market, &self.provider);
-        let r = send!(&self.relayer, m.refund(U256::from(ticket_id)))?;
+        let key = WriteKey { kind: WriteKind::Refund, id: ticket_id.to_string() };
+        let r = self.write(key, &self.relayer, m.refund(U256::from(ticket_id)).into_transaction_request()).await?;
         let e = r
             .inner
             .logs()
@@ -600,7 +684,11 @@ impl Chain {
     /// recorded a vote (k-of-n reporting, fewer than k so far).
     pub async fn report_delay(&self, delay_id: B256, policy_id: u64, delay_minutes: u32) -> Result<Option<u64>> {
         let c = DelayInsurance::new(self.d.insurance, &self.provider);
-        let r = send!(&self.settler, c.reportDelay(delay_id, U256::from(policy_id), delay_minutes))?;
+        // one vote per reporter: the key names the reporting key too
+        let key =
+            WriteKey { kind: WriteKind::Voucher, id: format!("{delay_id:#x}:{policy_id}:{:#x}", self.settler.from) };
+        let call = c.reportDelay(delay_id, U256::from(policy_id), delay_minutes);
+        let r = self.write(key, &self.settler, call.into_transaction_request()).await?;
         r.inner
             .logs()
             .iter()
@@ -621,7 +709,12 @@ impl Chain {
             maxPerTrip: t.max_per_trip,
             maxPerDay: t.max_per_day,
         };
-        send!(&self.catalog, c.setProductTerms(product_id, terms))?;
+        self.write(
+            catalogue(&format!("terms:{product_id}")),
+            &self.catalog,
+            c.setProductTerms(product_id, terms).into_transaction_request(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -636,7 +729,9 @@ impl Chain {
     /// Puts an operator in a voucher category: it then accepts vouchers of that kind (catalog key).
     pub async fn set_operator_category(&self, operator_id: u32, kind: &str) -> Result<()> {
         let c = DelayInsurance::new(self.d.insurance, &self.provider);
-        send!(&self.catalog, c.setOperatorCategory(operator_id, voucher_category(kind)))?;
+        let call = c.setOperatorCategory(operator_id, voucher_category(kind));
+        self.write(catalogue(&format!("category:{operator_id}")), &self.catalog, call.into_transaction_request())
+            .await?;
         Ok(())
     }
 
@@ -644,7 +739,7 @@ impl Chain {
     /// governance ([`ChainError::MissingKey`] without the admin's key).
     pub async fn set_quorum(&self, quorum: u8) -> Result<()> {
         let c = DelayInsurance::new(self.d.insurance, &self.provider);
-        send!(self.governance()?, c.setQuorum(quorum))?;
+        self.write(catalogue("quorum"), self.governance()?, c.setQuorum(quorum).into_transaction_request()).await?;
         Ok(())
     }
 
@@ -652,7 +747,9 @@ impl Chain {
     /// ([`ChainError::MissingKey`] without the admin's key).
     pub async fn grant_oracle(&self, account: Address) -> Result<()> {
         let c = DelayInsurance::new(self.d.insurance, &self.provider);
-        send!(self.governance()?, c.grantRole(role("ORACLE_ROLE"), account))?;
+        let key = change(WriteKind::Role, &format!("oracle:{account:#x}"));
+        self.write(key, self.governance()?, c.grantRole(role("ORACLE_ROLE"), account).into_transaction_request())
+            .await?;
         Ok(())
     }
 
@@ -669,7 +766,9 @@ impl Chain {
     /// Redeems a voucher at an operator (relayer key).
     pub async fn redeem_voucher(&self, voucher_id: u64, operator_id: u32) -> Result<B256> {
         let c = DelayInsurance::new(self.d.insurance, &self.provider);
-        Ok(send!(&self.relayer, c.redeem(U256::from(voucher_id), operator_id))?.transaction_hash)
+        let key = WriteKey { kind: WriteKind::Redemption, id: voucher_id.to_string() };
+        let call = c.redeem(U256::from(voucher_id), operator_id);
+        Ok(self.write(key, &self.relayer, call.into_transaction_request()).await?.transaction_hash)
     }
 
     /// Clearing's current (open) period: the one a close must name.
@@ -683,7 +782,8 @@ impl Chain {
     /// already, by an earlier send or another closer), so a close never settles twice.
     pub async fn close_period(&self, period_id: u64) -> Result<B256> {
         let c = Clearing::new(self.d.clearing, &self.provider);
-        let r = send!(&self.settler, c.closePeriod(period_id));
+        let key = WriteKey { kind: WriteKind::PeriodClose, id: period_id.to_string() };
+        let r = self.write(key, &self.settler, c.closePeriod(period_id).into_transaction_request()).await;
         Ok(self.closed(period_id, r).await?.transaction_hash)
     }
 
@@ -696,7 +796,8 @@ impl Chain {
             .iter()
             .map(|&(from, to, amount)| Clearing::Transfer { from, to, amount: U256::from(amount.max(0) as u64) })
             .collect();
-        let r = send!(&self.settler, c.settlePeriod(period_id, transfers));
+        let key = WriteKey { kind: WriteKind::PeriodClose, id: period_id.to_string() };
+        let r = self.write(key, &self.settler, c.settlePeriod(period_id, transfers).into_transaction_request()).await;
         let r = self.closed(period_id, r).await?;
         let period = r
             .inner
@@ -733,14 +834,16 @@ impl Chain {
     /// Names the insurer whose claim pays redeemed vouchers at each close (catalog key).
     pub async fn set_insurer(&self, operator_id: u32) -> Result<()> {
         let c = Clearing::new(self.d.clearing, &self.provider);
-        send!(&self.catalog, c.setInsurance(self.d.insurance, operator_id))?;
+        let call = c.setInsurance(self.d.insurance, operator_id);
+        self.write(catalogue("insurer"), &self.catalog, call.into_transaction_request()).await?;
         Ok(())
     }
 
     /// Anchors a tap batch's Merkle root (settler key); returns the batch id.
     pub async fn anchor_taps(&self, root: B256, count: u32) -> Result<u64> {
         let c = Clearing::new(self.d.clearing, &self.provider);
-        let r = send!(&self.settler, c.anchorTapBatch(root, count))?;
+        let key = WriteKey { kind: WriteKind::Anchor, id: format!("{root:#x}") };
+        let r = self.write(key, &self.settler, c.anchorTapBatch(root, count).into_transaction_request()).await?;
         r.inner
             .logs()
             .iter()
@@ -766,16 +869,11 @@ impl Chain {
         sorted.sort_unstable_by_key(|r| (r.time, r.tokenId));
         let already = RidesOutcome { already_recorded: true, ..Default::default() };
         let t = Ticket::new(self.d.ticket, &self.provider);
-        let guard = self.settler.lock.lock().await;
-        let sent = t.recordRides(batch_key, sorted).from(self.settler.from).send().await;
-        drop(guard);
-        let pending = match sent.map_err(revert) {
-            Ok(p) => p,
-            Err(ChainError::Rejected(ContractRejection::RidesAlreadyRecorded { .. })) => return Ok(already),
-            Err(e) => return Err(e),
-        };
-        let r = match mined(pending).await {
+        let key = WriteKey { kind: WriteKind::Anchor, id: format!("rides:{batch_key:#x}") };
+        let r = match self.write(key, &self.settler, t.recordRides(batch_key, sorted).into_transaction_request()).await
+        {
             Ok(r) => r,
+            Err(ChainError::Rejected(ContractRejection::RidesAlreadyRecorded { .. })) => return Ok(already),
             // estimated before another sender's copy of the batch was mined
             Err(ChainError::TxFailed(_)) if self.rides_recorded(batch_key).await? => return Ok(already),
             Err(e) => return Err(e),

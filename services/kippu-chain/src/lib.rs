@@ -54,6 +54,7 @@ mod client;
 mod decode;
 mod deploy;
 mod keys;
+mod outbox;
 mod port;
 mod rejection;
 
@@ -66,6 +67,7 @@ pub use deploy::{deploy, deploy_single_key, verify_deployment, CodeHashes, Deplo
 pub use keys::{HotKeys, RoleHolders};
 /// Why a contract refused a call ([`ChainError::Rejected`]), re-exported for callers.
 pub use kippu_domain::ContractRejection;
+pub use outbox::{Outbox, OutboxStats, INCLUSION_WAIT};
 
 /// Chain adapter errors.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +86,13 @@ pub enum ChainError {
         /// The raw revert data.
         data: Bytes,
     },
+    /// The write is recorded and being sent (dropped, re-sent, or the chain is slow): it is not
+    /// in a block yet, and will be sent until it is. Not a refusal.
+    #[error("chain write {0} is pending: recorded, not yet in a block")]
+    Pending(String),
+    /// The outbox's database failed.
+    #[error("chain-write outbox: {0}")]
+    Outbox(String),
     /// The transaction was mined but failed.
     #[error("transaction {0} failed")]
     TxFailed(String),

@@ -13,6 +13,7 @@ fn failure(e: ChainError) -> ChainFailure {
     match e {
         ChainError::Rejected(r) => ChainFailure::Rejected(r),
         ChainError::Reverted { data } => ChainFailure::Reverted(crate::rejection::describe_undecoded(&data)),
+        ChainError::Pending(key) => ChainFailure::Pending(key),
         other => ChainFailure::Unavailable(other.to_string()),
     }
 }

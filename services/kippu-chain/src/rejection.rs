@@ -36,6 +36,15 @@ pub(crate) fn decode(data: &[u8]) -> Option<R> {
 
 /// What a revert that [`decode`] does not know says, for logs: a `require` message or a
 /// panic when it is one of those, else the raw data in hex.
+/// A revert's data as the adapter's error: the typed refusal when a Kippu contract's error
+/// decodes it, the raw data otherwise.
+pub(crate) fn classify(data: Bytes) -> crate::ChainError {
+    match decode(&data) {
+        Some(r) => crate::ChainError::Rejected(r),
+        None => crate::ChainError::Reverted { data },
+    }
+}
+
 pub(crate) fn describe_undecoded(data: &Bytes) -> String {
     match GenericContractError::abi_decode(data) {
         Ok(e) => e.to_string(),

@@ -136,6 +136,69 @@ pub struct Write {
     pub confirmed_once: bool,
 }
 
+/// A recorded write as the store keeps it: the write, what to send and who sends it, and the
+/// latest attempt (its nonce and signed bytes, so a dropped transaction is broadcast again as
+/// the very same transaction: one nonce can be included once, so it cannot take effect twice).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedWrite {
+    /// The write and where it stands.
+    pub write: Write,
+    /// The call to make (contract and calldata), as recorded: every attempt makes it again.
+    pub call: String,
+    /// The address that sends it (its nonces are the sender's to manage).
+    pub sender: String,
+    /// The nonce of the latest attempt.
+    pub nonce: Option<u64>,
+    /// The latest attempt's signed transaction (0x-hex), broadcast again while its nonce is free.
+    pub raw_tx: Option<String>,
+    /// A failed write's revert data (0x-hex), so its waiting caller gets the typed refusal.
+    pub revert_data: Option<String>,
+    /// When it was recorded (unix seconds).
+    pub created_at: i64,
+    /// When its stage last changed.
+    pub updated_at: i64,
+}
+
+/// A new stage for a write, with the attempt it comes from when it is a new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageChange {
+    /// The stage.
+    pub stage: Stage,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// A new attempt's nonce (`None` keeps the last one's).
+    pub nonce: Option<u64>,
+    /// A new attempt's signed transaction (`None` keeps the last one's).
+    pub raw_tx: Option<String>,
+    /// For [`Stage::Failed`]: the contract's revert data.
+    pub revert_data: Option<String>,
+}
+
+impl StageChange {
+    /// A stage reached without a new attempt.
+    pub fn to(stage: Stage, attempts: u32) -> Self {
+        Self { stage, attempts, nonce: None, raw_tx: None, revert_data: None }
+    }
+}
+
+/// Whether `r` is the contract's refusal of a second effect for this kind's business key: an
+/// earlier attempt (or an earlier process) already did what the write asks.
+pub fn already_done(kind: WriteKind, r: &crate::ContractRejection) -> bool {
+    use crate::ContractRejection as R;
+    if let (WriteKind::PeriodClose, R::WrongPeriod { given, current }) = (kind, r) {
+        // a period before the current one is closed already; a later one is a real mistake
+        return given < current;
+    }
+    matches!(
+        (kind, r),
+        (WriteKind::Mint, R::PaymentAlreadyMinted { .. })
+            | (WriteKind::Voucher, R::AlreadyCompensated { .. } | R::AlreadyVoted { .. })
+            | (WriteKind::Anchor, R::RidesAlreadyRecorded { .. })
+            | (WriteKind::Redemption, R::UnknownVoucher { .. })
+            | (WriteKind::Refund, R::UnknownTicket { .. } | R::NonexistentToken { .. })
+    )
+}
+
 /// Why a mined transaction reverted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Revert {
@@ -359,5 +422,17 @@ mod tests {
         assert!(stuck(&w, &P));
         w.stage = Stage::Confirmed { tx: TX, block: 1 };
         assert!(!stuck(&w, &P));
+    }
+
+    #[test]
+    fn only_the_business_key_s_own_refusal_counts_as_already_done() {
+        use crate::ContractRejection as R;
+        let minted = R::PaymentAlreadyMinted { payment_ref: Default::default() };
+        assert!(already_done(WriteKind::Mint, &minted));
+        assert!(!already_done(WriteKind::Voucher, &minted), "another kind's refusal is a failure");
+        assert!(!already_done(WriteKind::Mint, &R::ZeroAmount));
+        assert!(already_done(WriteKind::PeriodClose, &R::WrongPeriod { given: 6, current: 7 }), "closed before");
+        assert!(!already_done(WriteKind::PeriodClose, &R::WrongPeriod { given: 8, current: 7 }), "not yet open");
+        assert!(already_done(WriteKind::Redemption, &R::UnknownVoucher { voucher: 3 }));
     }
 }

@@ -32,7 +32,7 @@ pub use backup::{Dump, TableDump};
 pub use cards::CardBindingRow;
 pub use identity::{IssuedCredential, IssuerRow, WalletCredential};
 pub use insurance::{CoverTerms, InsuredPlan, PlanTap, RouteDelays, TimetableRow, VoucherStats};
-pub use outbox::RecordedWrite;
+pub use kippu_domain::outbox::RecordedWrite;
 pub use production::{CredentialRow, OpenBatch};
 pub use reports::*;
 pub use rows::*;

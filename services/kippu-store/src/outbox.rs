@@ -2,27 +2,14 @@
 //! stage as the sender follows them, and the open ones the sender works through. The rules
 //! are `kippu_domain::outbox`'s; this only stores them.
 
-use kippu_domain::outbox::{Stage, Write, WriteKey, WriteKind};
+use kippu_domain::outbox::{RecordedWrite, Stage, StageChange, Write, WriteKey, WriteKind};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::{Result, Store, StoreError};
 
-/// A recorded write with what to send and who sends it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedWrite {
-    /// The write and where it stands.
-    pub write: Write,
-    /// The call to make (contract, function, arguments), as recorded: a re-send makes it again.
-    pub call: String,
-    /// The key that sends it (its nonces are the sender's to manage).
-    pub sender: String,
-    /// The nonce of the latest attempt.
-    pub nonce: Option<u64>,
-}
-
 const COLUMNS: &str = "kind, business_id, call, sender, stage, nonce, tx_hash, sent_at, block, block_hash, attempts, \
-                       confirmed_once, reason";
+                       confirmed_once, reason, raw_tx, revert_data, created_at, updated_at";
 
 fn h32(s: Option<String>, what: &'static str) -> Result<[u8; 32]> {
     let s = s.ok_or(StoreError::Corrupt(what))?;
@@ -72,6 +59,10 @@ fn recorded(r: &AnyRow) -> Result<RecordedWrite> {
         call: r.try_get(2)?,
         sender: r.try_get(3)?,
         nonce: r.try_get::<Option<i64>, _>(5)?.and_then(|n| u64::try_from(n).ok()),
+        raw_tx: r.try_get(13)?,
+        revert_data: r.try_get(14)?,
+        created_at: r.try_get(15)?,
+        updated_at: r.try_get(16)?,
     })
 }
 
@@ -124,17 +115,40 @@ impl Store {
         .collect()
     }
 
-    /// Records a write's new stage (and, for a new attempt, its nonce and count). Once
-    /// confirmed, a write stays marked as having been confirmed, whatever happens after.
-    pub async fn set_write_stage(
-        &self,
-        key: &WriteKey,
-        stage: &Stage,
-        attempts: u32,
-        nonce: Option<u64>,
-        now: i64,
-    ) -> Result<()> {
-        let (name, tx, sent_at, block, block_hash, reason) = match stage {
+    /// Writes that were confirmed in block `from_block` or later: reconciliation checks they
+    /// are still on the chain.
+    pub async fn confirmed_writes_since(&self, from_block: u64) -> Result<Vec<RecordedWrite>> {
+        sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM chain_writes WHERE stage = 'confirmed' AND block >= $1 ORDER BY block, kind, business_id"
+        ))
+        .bind(i64::try_from(from_block).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(recorded)
+        .collect()
+    }
+
+    /// The admin page's list: every write not confirmed (pending, stuck, failed, gone) and the
+    /// latest confirmed ones, most recently changed first.
+    pub async fn recent_writes(&self, limit: i64) -> Result<Vec<RecordedWrite>> {
+        sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM chain_writes
+             ORDER BY CASE WHEN stage = 'confirmed' THEN 1 ELSE 0 END, updated_at DESC, kind, business_id LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(recorded)
+        .collect()
+    }
+
+    /// Records a write's new stage (and, for a new attempt, its nonce, signed transaction and
+    /// count). Once confirmed, a write stays marked as having been confirmed, whatever happens
+    /// after.
+    pub async fn set_write_stage(&self, key: &WriteKey, change: &StageChange, now: i64) -> Result<()> {
+        let (name, tx, sent_at, block, block_hash, reason) = match &change.stage {
             Stage::Recorded => ("recorded", None, None, None, None, None),
             Stage::Sent { tx, at } => ("sent", Some(hex32(tx)), Some(*at), None, None, None),
             Stage::Included { tx, block, block_hash } => {
@@ -144,10 +158,11 @@ impl Store {
             Stage::Failed { reason } => ("failed", None, None, None, None, Some(reason.clone())),
         };
         let block = block.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
-        let nonce = nonce.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let nonce = change.nonce.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         let done = sqlx::query(
             "UPDATE chain_writes SET stage = $3, tx_hash = COALESCE($4, tx_hash), sent_at = COALESCE($5, sent_at),
                  block = $6, block_hash = $7, reason = $8, attempts = $9, nonce = COALESCE($10, nonce),
+                 raw_tx = COALESCE($12, raw_tx), revert_data = $13,
                  confirmed_once = CASE WHEN $3 = 'confirmed' THEN 1 ELSE confirmed_once END, updated_at = $11
              WHERE kind = $1 AND business_id = $2",
         )
@@ -159,9 +174,11 @@ impl Store {
         .bind(block)
         .bind(block_hash)
         .bind(reason)
-        .bind(i64::from(attempts))
+        .bind(i64::from(change.attempts))
         .bind(nonce)
         .bind(now)
+        .bind(change.raw_tx.clone())
+        .bind(change.revert_data.clone())
         .execute(&self.pool)
         .await?;
         if done.rows_affected() != 1 {

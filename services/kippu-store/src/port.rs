@@ -443,3 +443,41 @@ impl kippu_app::ports::Store for Store {
         Store::wallet(self, holder).await.map_err(port)
     }
 }
+
+#[async_trait]
+impl kippu_app::ports::ChainWrites for Store {
+    async fn record_write(
+        &self,
+        key: &kippu_domain::outbox::WriteKey,
+        call: &str,
+        sender: &str,
+        now: i64,
+    ) -> PortResult<bool> {
+        Store::record_write(self, key, call, sender, now).await.map_err(port)
+    }
+
+    async fn recorded_write(&self, key: &kippu_domain::outbox::WriteKey) -> PortResult<Option<RecordedWrite>> {
+        Store::recorded_write(self, key).await.map_err(port)
+    }
+
+    async fn open_writes(&self, limit: i64) -> PortResult<Vec<RecordedWrite>> {
+        Store::open_writes(self, limit).await.map_err(port)
+    }
+
+    async fn confirmed_writes_since(&self, from_block: u64) -> PortResult<Vec<RecordedWrite>> {
+        Store::confirmed_writes_since(self, from_block).await.map_err(port)
+    }
+
+    async fn recent_writes(&self, limit: i64) -> PortResult<Vec<RecordedWrite>> {
+        Store::recent_writes(self, limit).await.map_err(port)
+    }
+
+    async fn set_write_stage(
+        &self,
+        key: &kippu_domain::outbox::WriteKey,
+        change: &kippu_domain::outbox::StageChange,
+        now: i64,
+    ) -> PortResult<()> {
+        Store::set_write_stage(self, key, change, now).await.map_err(port)
+    }
+}

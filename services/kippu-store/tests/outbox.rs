@@ -5,7 +5,7 @@
 
 mod support;
 
-use kippu_domain::outbox::{Stage, WriteKey, WriteKind};
+use kippu_domain::outbox::{Stage, StageChange, WriteKey, WriteKind};
 use kippu_store::Store;
 
 const NOW: i64 = 1_800_000_000;
@@ -30,16 +30,26 @@ async fn outbox_round_trip(url: &str) {
     // Sent, included, confirmed: each read back as written.
     let tx = [0xaa; 32];
     let sent = Stage::Sent { tx, at: NOW + 2 };
-    a.set_write_stage(&mint, &sent, 1, Some(5), NOW + 2).await.unwrap();
+    let attempt = StageChange { nonce: Some(5), raw_tx: Some("0xf86b05".into()), ..StageChange::to(sent.clone(), 1) };
+    a.set_write_stage(&mint, &attempt, NOW + 2).await.unwrap();
     let w = b.recorded_write(&mint).await.unwrap().unwrap();
-    assert_eq!((w.write.stage, w.write.attempts, w.nonce), (sent, 1, Some(5)));
+    assert_eq!(
+        (w.write.stage, w.write.attempts, w.nonce, w.raw_tx.as_deref(), w.created_at, w.updated_at),
+        (sent, 1, Some(5), Some("0xf86b05"), NOW, NOW + 2)
+    );
     let included = Stage::Included { tx, block: 40, block_hash: [0xbb; 32] };
-    a.set_write_stage(&mint, &included, 1, None, NOW + 3).await.unwrap();
+    a.set_write_stage(&mint, &StageChange::to(included.clone(), 1), NOW + 3).await.unwrap();
     assert_eq!(b.recorded_write(&mint).await.unwrap().unwrap().write.stage, included);
     let confirmed = Stage::Confirmed { tx, block: 40 };
-    a.set_write_stage(&mint, &confirmed, 1, None, NOW + 4).await.unwrap();
+    a.set_write_stage(&mint, &StageChange::to(confirmed.clone(), 1), NOW + 4).await.unwrap();
     let w = b.recorded_write(&mint).await.unwrap().unwrap();
-    assert_eq!((w.write.stage, w.write.confirmed_once, w.nonce), (confirmed, true, Some(5)));
+    assert_eq!(
+        (w.write.stage, w.write.confirmed_once, w.nonce, w.raw_tx.as_deref()),
+        (confirmed, true, Some(5), Some("0xf86b05")),
+        "a stage without a new attempt keeps the last attempt's nonce and transaction"
+    );
+    assert_eq!(a.confirmed_writes_since(40).await.unwrap().len(), 1);
+    assert!(a.confirmed_writes_since(41).await.unwrap().is_empty());
     let open = a.open_writes(10).await.unwrap();
     assert_eq!(
         open.iter().map(|w| w.write.key.clone()).collect::<Vec<_>>(),
@@ -49,15 +59,21 @@ async fn outbox_round_trip(url: &str) {
 
     // Reorganised away and sent again: open once more, and still known to have been confirmed.
     let again = Stage::Sent { tx: [0xcc; 32], at: NOW + 9 };
-    a.set_write_stage(&mint, &again, 2, Some(9), NOW + 9).await.unwrap();
+    let resent = StageChange { nonce: Some(9), raw_tx: Some("0xf86b09".into()), ..StageChange::to(again.clone(), 2) };
+    a.set_write_stage(&mint, &resent, NOW + 9).await.unwrap();
     let w = b.recorded_write(&mint).await.unwrap().unwrap();
     assert_eq!((w.write.stage, w.write.attempts, w.write.confirmed_once, w.nonce), (again, 2, true, Some(9)));
     // Failed: the contract's reason kept.
     let failed = Stage::Failed { reason: "PeriodNotOver(7)".into() };
-    b.set_write_stage(&close, &failed, 1, Some(1), NOW + 10).await.unwrap();
-    assert_eq!(a.recorded_write(&close).await.unwrap().unwrap().write.stage, failed);
+    let refused = StageChange { revert_data: Some("0xdeadbeef".into()), ..StageChange::to(failed.clone(), 1) };
+    b.set_write_stage(&close, &refused, NOW + 10).await.unwrap();
+    let w = a.recorded_write(&close).await.unwrap().unwrap();
+    assert_eq!((w.write.stage, w.revert_data.as_deref()), (failed, Some("0xdeadbeef")));
+    // The admin page's list: the failed and the re-sent first, newest change first.
+    let listed: Vec<_> = a.recent_writes(10).await.unwrap().into_iter().map(|w| w.write.key).collect();
+    assert_eq!(listed, vec![close.clone(), mint.clone()]);
     assert!(a
-        .set_write_stage(&WriteKey { kind: WriteKind::Role, id: "x".into() }, &Stage::Recorded, 0, None, NOW)
+        .set_write_stage(&WriteKey { kind: WriteKind::Role, id: "x".into() }, &StageChange::to(Stage::Recorded, 0), NOW)
         .await
         .is_err());
 }

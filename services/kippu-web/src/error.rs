@@ -81,6 +81,10 @@ impl From<kippu_app::ChainFailure> for AppError {
             // A revert no Kippu contract's error names (a panic, a bare revert): still the
             // contract's refusal, said in its own words.
             e @ ChainFailure::Reverted(_) => Self::Refused(crate::i18n::tf("revert.other", e)),
+            // Recorded and being sent: it takes effect once; the traveler looks again shortly.
+            ChainFailure::Pending(_) => {
+                Self::Busy { message: crate::i18n::t("chain.pending").to_owned(), retry_after_secs: 10 }
+            }
             other => Self::Internal(other.to_string()),
         }
     }

@@ -125,6 +125,9 @@ pub struct ChainSection {
     pub poll_ms: u64,
     /// How often the ledger is reconciled with the contracts (seconds).
     pub reconcile_secs: u64,
+    /// A sent chain write the node no longer knows, or has not mined, after this many seconds
+    /// is sent again (the outbox).
+    pub resend_after_secs: u64,
 }
 
 /// Stripe settings.
@@ -263,6 +266,7 @@ impl Default for ChainSection {
             confirmations: 0,
             poll_ms: 250,
             reconcile_secs: 30,
+            resend_after_secs: 15,
         }
     }
 }
@@ -408,6 +412,11 @@ pub const ENV: &[(&str, &str, Setter)] = &[
         "KIPPU_RECONCILE_SECS",
         "chain.reconcile_secs",
         set!(|c, v| c.chain.reconcile_secs = num("KIPPU_RECONCILE_SECS", v)?),
+    ),
+    (
+        "KIPPU_RESEND_AFTER_SECS",
+        "chain.resend_after_secs",
+        set!(|c, v| c.chain.resend_after_secs = num("KIPPU_RESEND_AFTER_SECS", v)?),
     ),
     ("KIPPU_STRIPE_API_BASE", "stripe.api_base", set!(|c, v| c.stripe.api_base = Some(v))),
     ("KIPPU_STRIPE_SECRET_KEY", "stripe.secret_key", set!(|c, v| c.stripe.secret_key = v)),

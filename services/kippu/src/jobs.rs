@@ -33,7 +33,7 @@ impl Default for JobSettings {
 }
 
 /// The jobs' sections: `[jobs.follower]`, `[jobs.reconciler]`, `[jobs.tap_batches]`,
-/// `[jobs.snapshots]`, `[jobs.period_close]`, `[jobs.delay_feed]`.
+/// `[jobs.snapshots]`, `[jobs.period_close]`, `[jobs.delay_feed]`, `[jobs.outbox]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JobsConfig {
@@ -49,6 +49,9 @@ pub struct JobsConfig {
     pub period_close: JobSettings,
     /// The GTFS-Realtime poller (interval: `insurance.poll_secs`; off without `insurance.feed_url`).
     pub delay_feed: JobSettings,
+    /// The chain-write outbox's sender (a round every `chain.poll_ms`, and at once when a
+    /// write is recorded here). Until leader election (issue 21), run it in one process only.
+    pub outbox: JobSettings,
 }
 
 /// The snapshot publisher's section: a job's settings and its interval.

@@ -115,7 +115,36 @@ pub trait AddOn: Send {
 pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<Box<dyn AddOn>>) -> anyhow::Result<Stack> {
     crate::telemetry::prometheus();
     let cfg = w.cfg.clone();
-    let (store, chain) = (w.store.clone(), w.chain.clone());
+    let store = w.store.clone();
+    // Every business write goes through the outbox: recorded first, sent and followed to
+    // depth by the sender below (issue 20). Clones of `chain` share it.
+    let outbox = Arc::new(kippu_chain::Outbox::new(
+        Arc::new(store.clone()),
+        kippu_domain::outbox::Policy {
+            confirmations: cfg.chain.confirmations.max(1),
+            resend_after_secs: cfg.chain.resend_after_secs.max(1) as i64,
+            stuck_after_attempts: 5,
+        },
+    ));
+    let chain = w.chain.clone().with_outbox(outbox.clone());
+    // The sender runs before anything below can write, so no write waits on it.
+    let mut jobs = Supervisor::default();
+    let c = chain.clone();
+    let every = Duration::from_millis(cfg.chain.poll_ms.max(1));
+    jobs.service(
+        "outbox",
+        &cfg.jobs.outbox,
+        Box::new(move || {
+            let c = c.clone();
+            Box::pin(async move {
+                c.run_outbox(every).await;
+                Ok(())
+            })
+        }),
+    );
+    // The settler's own reporter writes through the outbox too (one sender per key).
+    let reporters: Vec<Chain> =
+        w.reporters.iter().map(|r| if r.admin() == chain.admin() { chain.clone() } else { r.clone() }).collect();
     let web_url = cfg.web.public_url.clone().unwrap_or_else(|| format!("http://{}", w.listener.local_addr().unwrap()));
 
     let broker = start_broker(&cfg, &store)?;
@@ -149,7 +178,7 @@ pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<Box<dyn AddOn>
         store.clone(),
         cfg.insurance.threshold_minutes,
         cfg.insurance.feed_max_age_secs,
-        w.reporters.clone(),
+        reporters,
         current_timetables(&store).await?,
     );
     let core = Arc::new(Core {
@@ -161,7 +190,6 @@ pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<Box<dyn AddOn>
         store: store.clone(),
         closing: Mutex::new(()),
     });
-    let mut jobs = Supervisor::default();
     start_jobs(&mut jobs, &cfg, &core, &mqtt, &verdict_key);
 
     let identity = identity_services(&w, &web_url).await?;
