@@ -128,6 +128,10 @@ pub struct ChainSection {
     /// A sent chain write the node no longer knows, or has not mined, after this many seconds
     /// is sent again (the outbox).
     pub resend_after_secs: u64,
+    /// Business writes go through the chain-write outbox (recorded, sent by `[jobs.outbox]`,
+    /// followed to depth). Off until the ledger's reorganisation tests and leader election
+    /// are adapted to writes that come back after a reorganisation (issue 20).
+    pub outbox: bool,
 }
 
 /// Stripe settings.
@@ -267,6 +271,7 @@ impl Default for ChainSection {
             poll_ms: 250,
             reconcile_secs: 30,
             resend_after_secs: 15,
+            outbox: false,
         }
     }
 }
@@ -413,6 +418,7 @@ pub const ENV: &[(&str, &str, Setter)] = &[
         "chain.reconcile_secs",
         set!(|c, v| c.chain.reconcile_secs = num("KIPPU_RECONCILE_SECS", v)?),
     ),
+    ("KIPPU_OUTBOX", "chain.outbox", set!(|c, v| c.chain.outbox = v == "true" || v == "1")),
     (
         "KIPPU_RESEND_AFTER_SECS",
         "chain.resend_after_secs",

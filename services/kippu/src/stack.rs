@@ -18,7 +18,7 @@ use crate::clock::now;
 use crate::config::Config;
 use crate::indexer::Indexer;
 use crate::insurance::DelayInsurer;
-use crate::jobs::Supervisor;
+use crate::jobs::{JobSettings, Supervisor};
 pub use crate::platform::Core;
 use crate::platform::Services;
 use crate::secrets::SecretName;
@@ -126,14 +126,16 @@ pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<Box<dyn AddOn>
             stuck_after_attempts: 5,
         },
     ));
-    let chain = w.chain.clone().with_outbox(outbox.clone());
+    let chain = if cfg.chain.outbox { w.chain.clone().with_outbox(outbox) } else { w.chain.clone() };
     // The sender runs before anything below can write, so no write waits on it.
     let mut jobs = Supervisor::default();
     let c = chain.clone();
     let every = Duration::from_millis(cfg.chain.poll_ms.max(1));
+    let outbox_job =
+        if cfg.chain.outbox { cfg.jobs.outbox.clone() } else { JobSettings { enabled: false, ..Default::default() } };
     jobs.service(
         "outbox",
-        &cfg.jobs.outbox,
+        &outbox_job,
         Box::new(move || {
             let c = c.clone();
             Box::pin(async move {
