@@ -32,7 +32,11 @@ async fn aiko_with_fare(stack: &kippu::Stack) -> (Client, alloy::signers::local:
     (c, aiko)
 }
 
-async fn run_ledger(cfg: Config) {
+async fn run_ledger(mut cfg: Config) {
+    // The blocks replaced here hold transactions as if another writer had sent them: nothing
+    // sends them again, so the ledger's rollback is seen on its own. Kippu's own writes come
+    // back after a reorganisation (the outbox), which the test after this one checks.
+    cfg.chain.outbox = false;
     let stack = kippu::start(cfg).await.expect("stack starts");
     let (c, aiko) = aiko_with_fare(&stack).await;
 
@@ -148,6 +152,60 @@ async fn run_ledger(cfg: Config) {
         page.contains("does not reconcile") && page.contains("operator:1 owed: ledger 31.60 FARE, chain 30.60 FARE"),
         "{page}"
     );
+    stack.shutdown().await;
+}
+
+/// With the outbox (the default), a purchase Kippu made and a reorganisation took away is
+/// sent again: the ledger rolls it back, then books it once more, exactly once, and escrow on
+/// chain equals what the ledger owes operators again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_purchase_reorganised_away_is_sent_again_and_booked_once() {
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
+    let cfg = config("ledger-outbox", None, None);
+    assert!(cfg.chain.outbox, "the outbox is on by default");
+    let stack = kippu::start(cfg).await.expect("stack starts");
+    let (c, aiko) = aiko_with_fare(&stack).await;
+    let funded = stack.chain.fare_balance(aiko.address()).await.unwrap();
+    buy(&c).await;
+    stack.indexer.catch_up().await.unwrap();
+    assert_eq!(books(&stack).await, (3570, 3570, 1, 0));
+    let price = funded - stack.chain.fare_balance(aiko.address()).await.unwrap();
+    let before = stack.chain.block_number().await.unwrap();
+    buy(&c).await;
+    stack.chain.mine(3).await.unwrap();
+    stack.indexer.catch_up().await.unwrap();
+    assert_eq!(books(&stack).await, (7140, 7140, 2, 0));
+    let depth = stack.chain.block_number().await.unwrap() - before;
+    stack.chain.reorg(depth).await.unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        stack.indexer.catch_up().await.unwrap();
+        let rolled_back = !stack.store.reorgs(kippu::indexer::CURSOR).await.unwrap().is_empty();
+        if rolled_back && books(&stack).await == (7140, 7140, 2, 0) {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 60, "not re-booked: {:?}", books(&stack).await);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let reorgs = stack.store.reorgs(kippu::indexer::CURSOR).await.unwrap();
+    assert!(reorgs.iter().any(|r| r.2 > 0), "the purchase's events were rolled back first: {reorgs:?}");
+    let purchases: Vec<_> = stack
+        .store
+        .recent_writes(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|w| w.write.key.kind == kippu_domain::outbox::WriteKind::Purchase)
+        .collect();
+    assert_eq!(purchases.len(), 2, "{purchases:?}");
+    assert!(purchases.iter().any(|w| w.write.attempts >= 2), "the reorganised purchase was sent again: {purchases:?}");
+    assert_eq!(
+        stack.chain.fare_balance(aiko.address()).await.unwrap(),
+        funded - 2 * price,
+        "paid for twice, not thrice"
+    );
+    let (_, diffs) = kippu::reconcile::reconcile(&stack.chain, &stack.store, 1).await.unwrap().unwrap();
+    assert!(diffs.is_empty(), "{diffs:?}");
     stack.shutdown().await;
 }
 

@@ -261,6 +261,12 @@ async fn run_trip(cfg: Config) {
     // Prometheus metrics count what happened.
     let m = c.http.get(format!("{}/metrics", c.base)).send().await.unwrap().text().await.unwrap();
     assert!(m.contains("kippu_gate_verdicts_total") && m.contains("kippu_ledger_events_booked_total"), "{m}");
+    // every write of the trip went through the outbox, and none vanished
+    let writes = |what: &str| {
+        let prefix = format!("kippu_chain_writes_total{{what=\"{what}\"}} ");
+        m.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    assert!(writes("sent").is_some_and(|n| n > 0) && writes("gone") == Some(0), "{m}");
 
     // A contactless card linked on the ticket page opens the gate with its answer to the
     // gate's challenge (a tap recorded like a pass's); a typo, someone else's ticket, an

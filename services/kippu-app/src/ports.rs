@@ -318,6 +318,14 @@ pub trait ChainWrites: Send + Sync {
     async fn set_write_stage(&self, key: &WriteKey, change: &StageChange, now: i64) -> PortResult<()>;
 }
 
+/// Leases (kippu-store implements them): a job that must run in one process at a time runs
+/// where its lease is held.
+#[async_trait]
+pub trait Leases: Send + Sync {
+    /// Takes or renews lease `name` for `holder` until `now + ttl_secs`; whether it holds it.
+    async fn lead(&self, name: &str, holder: &str, now: i64, ttl_secs: i64) -> PortResult<bool>;
+}
+
 /// The chain: reads and the transactions the application sends (kippu-chain implements it).
 #[async_trait]
 pub trait Chain: Send + Sync {

@@ -320,7 +320,16 @@ pub(crate) async fn mined(pending: PendingTransactionBuilder<alloy::network::Eth
 }
 
 /// Sends `req` from `sender` and waits (bounded) for its receipt: a write made without an
-/// outbox (the deployment, tests of the adapter itself). Retries as `send!` does.
+/// outbox (the deployment, funding, tests of the adapter itself). Sends of one key are
+/// serialized so each takes the next pending nonce the node reports: a call that reverts at
+/// estimation never consumes a nonce (a cached nonce would, leaving a gap that stalls every
+/// later transaction of that key).
+///
+/// Another process holding the same key may have sent the very same transaction (same nonce,
+/// same call) a moment before: the node then answers that it already has it. The send is
+/// retried after a pause, estimated afresh, so it either goes through with the next nonce or
+/// is refused for what the first one changed (a period already closed, say). Business writes
+/// go through the outbox instead ([`crate::Outbox`]), one sender per key.
 pub(crate) async fn send_direct(
     provider: &DynProvider,
     sender: &Sender,
@@ -349,20 +358,17 @@ pub(crate) async fn send_direct(
 
 /// Sends `wei` of the chain's coin from `sender` to `to`.
 pub(crate) async fn send_value(provider: &DynProvider, sender: &Sender, to: Address, wei: u128) -> Result<()> {
-    let tx = TransactionRequest::default().from(sender.from).to(to).value(U256::from(wei));
-    let guard = sender.lock.lock().await;
-    let pending = provider.send_transaction(tx).await.map_err(rpc)?;
-    drop(guard);
-    mined(pending).await.map(drop)
+    send_direct(provider, sender, TransactionRequest::default().to(to).value(U256::from(wei))).await.map(drop)
 }
 
-/// The key of a catalogue or governance change. Such changes set a value (setting it twice
-/// changes nothing), and the same item may be set to the same value again later, so each
-/// change is its own write: the item and the moment.
+/// The key of a catalogue change. Such changes set a value (setting it twice changes
+/// nothing), and the same item may be set to the same value again later, so each change is
+/// its own write: the item and the moment.
 fn catalogue(item: &str) -> WriteKey {
     change(WriteKind::Catalogue, item)
 }
 
+/// The key of a catalogue or governance change of `kind`: the item and the moment.
 fn change(kind: WriteKind, item: &str) -> WriteKey {
     let at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     WriteKey { kind, id: format!("{item}@{at}") }

@@ -9,7 +9,7 @@ use alloy::signers::local::PrivateKeySigner;
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::{Clearing, DelayInsurance, FareToken, PlanMarket, Ticket};
-use crate::client::{provider, revert, role, rpc, send_value, Sender};
+use crate::client::{provider, revert, role, rpc, send_direct, send_value, Sender};
 use crate::{connect, Chain, ChainConfig, ChainError, HotKeys, InsuranceTerms, Result, RoleHolders};
 
 /// `DEFAULT_ADMIN_ROLE` of OpenZeppelin's AccessControl.
@@ -175,34 +175,64 @@ async fn deploy_contracts(
     let m = *market.address();
 
     // contract to contract
-    send!(deployer, ticket.grantRole(role("MINTER_ROLE"), m))?;
-    send!(deployer, clearing.grantRole(role("MARKET_ROLE"), m))?;
-    send!(deployer, insurance.grantRole(role("MARKET_ROLE"), m))?;
+    send_direct(provider, deployer, ticket.grantRole(role("MINTER_ROLE"), m).into_transaction_request()).await?;
+    send_direct(provider, deployer, clearing.grantRole(role("MARKET_ROLE"), m).into_transaction_request()).await?;
+    send_direct(provider, deployer, insurance.grantRole(role("MARKET_ROLE"), m).into_transaction_request()).await?;
     // insured legs are covered through the Ticket contract's own data
-    send!(deployer, insurance.setTicketContract(*ticket.address()))?;
+    send_direct(provider, deployer, insurance.setTicketContract(*ticket.address()).into_transaction_request()).await?;
     // Clearing pays redeemed vouchers out of the insurer's claim at each close
-    send!(deployer, insurance.grantRole(role("CLEARING_ROLE"), *clearing.address()))?;
+    send_direct(
+        provider,
+        deployer,
+        insurance.grantRole(role("CLEARING_ROLE"), *clearing.address()).into_transaction_request(),
+    )
+    .await?;
 
     // each role to its key
     if roles.admin != me {
-        send!(deployer, fare.grantRole(ADMIN_ROLE, roles.admin))?;
-        send!(deployer, ticket.grantRole(ADMIN_ROLE, roles.admin))?;
-        send!(deployer, clearing.grantRole(ADMIN_ROLE, roles.admin))?;
-        send!(deployer, insurance.grantRole(ADMIN_ROLE, roles.admin))?;
-        send!(deployer, market.grantRole(ADMIN_ROLE, roles.admin))?;
+        send_direct(provider, deployer, fare.grantRole(ADMIN_ROLE, roles.admin).into_transaction_request()).await?;
+        send_direct(provider, deployer, ticket.grantRole(ADMIN_ROLE, roles.admin).into_transaction_request()).await?;
+        send_direct(provider, deployer, clearing.grantRole(ADMIN_ROLE, roles.admin).into_transaction_request()).await?;
+        send_direct(provider, deployer, insurance.grantRole(ADMIN_ROLE, roles.admin).into_transaction_request())
+            .await?;
+        send_direct(provider, deployer, market.grantRole(ADMIN_ROLE, roles.admin).into_transaction_request()).await?;
     }
-    send!(deployer, market.grantRole(role("PAUSER_ROLE"), roles.admin))?;
-    send!(deployer, fare.grantRole(role("MINTER_ROLE"), roles.minter))?;
-    send!(deployer, market.grantRole(role("RELAYER_ROLE"), roles.relayer))?;
-    send!(deployer, insurance.grantRole(role("REDEEMER_ROLE"), roles.relayer))?;
-    send!(deployer, clearing.grantRole(role("SETTLER_ROLE"), roles.settler))?;
-    send!(deployer, clearing.grantRole(role("ANCHOR_ROLE"), roles.settler))?;
-    send!(deployer, ticket.grantRole(role("VALIDATOR_ROLE"), roles.settler))?;
-    send!(deployer, insurance.grantRole(role("ORACLE_ROLE"), roles.settler))?;
-    send!(deployer, market.grantRole(role("CATALOG_ROLE"), roles.catalog))?;
-    send!(deployer, clearing.grantRole(role("CATALOG_ROLE"), roles.catalog))?;
-    send!(deployer, insurance.grantRole(role("CATALOG_ROLE"), roles.catalog))?;
-    send!(deployer, market.grantRole(role("CONCESSION_ISSUER_ROLE"), roles.attestor))?;
+    send_direct(provider, deployer, market.grantRole(role("PAUSER_ROLE"), roles.admin).into_transaction_request())
+        .await?;
+    send_direct(provider, deployer, fare.grantRole(role("MINTER_ROLE"), roles.minter).into_transaction_request())
+        .await?;
+    send_direct(provider, deployer, market.grantRole(role("RELAYER_ROLE"), roles.relayer).into_transaction_request())
+        .await?;
+    send_direct(
+        provider,
+        deployer,
+        insurance.grantRole(role("REDEEMER_ROLE"), roles.relayer).into_transaction_request(),
+    )
+    .await?;
+    send_direct(provider, deployer, clearing.grantRole(role("SETTLER_ROLE"), roles.settler).into_transaction_request())
+        .await?;
+    send_direct(provider, deployer, clearing.grantRole(role("ANCHOR_ROLE"), roles.settler).into_transaction_request())
+        .await?;
+    send_direct(provider, deployer, ticket.grantRole(role("VALIDATOR_ROLE"), roles.settler).into_transaction_request())
+        .await?;
+    send_direct(provider, deployer, insurance.grantRole(role("ORACLE_ROLE"), roles.settler).into_transaction_request())
+        .await?;
+    send_direct(provider, deployer, market.grantRole(role("CATALOG_ROLE"), roles.catalog).into_transaction_request())
+        .await?;
+    send_direct(provider, deployer, clearing.grantRole(role("CATALOG_ROLE"), roles.catalog).into_transaction_request())
+        .await?;
+    send_direct(
+        provider,
+        deployer,
+        insurance.grantRole(role("CATALOG_ROLE"), roles.catalog).into_transaction_request(),
+    )
+    .await?;
+    send_direct(
+        provider,
+        deployer,
+        market.grantRole(role("CONCESSION_ISSUER_ROLE"), roles.attestor).into_transaction_request(),
+    )
+    .await?;
 
     // what the node really holds, immutables included
     let code_hashes = CodeHashes {
@@ -233,10 +263,35 @@ async fn code_hash(provider: &DynProvider, address: Address) -> Result<B256> {
 /// [`deploy_contracts`] left it (it is never one of the holders in production).
 async fn renounce(provider: &DynProvider, deployer: &Sender, d: &Deployment) -> Result<()> {
     let me = deployer.from;
-    send!(deployer, FareToken::new(d.fare, provider).renounceRole(ADMIN_ROLE, me))?;
-    send!(deployer, Ticket::new(d.ticket, provider).renounceRole(ADMIN_ROLE, me))?;
-    send!(deployer, Clearing::new(d.clearing, provider).renounceRole(ADMIN_ROLE, me))?;
-    send!(deployer, DelayInsurance::new(d.insurance, provider).renounceRole(ADMIN_ROLE, me))?;
-    send!(deployer, PlanMarket::new(d.market, provider).renounceRole(ADMIN_ROLE, me))?;
+    send_direct(
+        provider,
+        deployer,
+        FareToken::new(d.fare, provider).renounceRole(ADMIN_ROLE, me).into_transaction_request(),
+    )
+    .await?;
+    send_direct(
+        provider,
+        deployer,
+        Ticket::new(d.ticket, provider).renounceRole(ADMIN_ROLE, me).into_transaction_request(),
+    )
+    .await?;
+    send_direct(
+        provider,
+        deployer,
+        Clearing::new(d.clearing, provider).renounceRole(ADMIN_ROLE, me).into_transaction_request(),
+    )
+    .await?;
+    send_direct(
+        provider,
+        deployer,
+        DelayInsurance::new(d.insurance, provider).renounceRole(ADMIN_ROLE, me).into_transaction_request(),
+    )
+    .await?;
+    send_direct(
+        provider,
+        deployer,
+        PlanMarket::new(d.market, provider).renounceRole(ADMIN_ROLE, me).into_transaction_request(),
+    )
+    .await?;
     Ok(())
 }

@@ -9,45 +9,6 @@
 
 use alloy::primitives::{Address, Bytes};
 
-/// Sends one transaction from `$sender` (a [`client::Sender`]) and waits, bounded,
-/// for its receipt; evaluates to `Result<TransactionReceipt>`. Sends of one key are
-/// serialized so each takes the next pending nonce the node reports: a call that
-/// reverts at estimation never consumes a nonce (a cached nonce would, leaving a gap
-/// that stalls every later transaction of that key).
-///
-/// Another process holding the same key may have sent the very same transaction (same nonce,
-/// same call) a moment before: the node then answers that it already has it. The send is
-/// retried after a pause, estimated afresh, so it either goes through with the next nonce or
-/// is refused for what the first one changed (a period already closed, say). Issue 20's
-/// outbox replaces this with one writer per key.
-macro_rules! send {
-    ($sender:expr, $call:expr) => {
-        async {
-            let sender: &$crate::client::Sender = $sender;
-            let guard = sender.lock.lock().await;
-            // A `match` keeps the call's temporaries (the contract instance) alive for the loop.
-            let pending = match $call.from(sender.from) {
-                call => {
-                    let mut attempt = 0u32;
-                    loop {
-                        match call.send().await {
-                            Ok(p) => break Ok(p),
-                            Err(e) if attempt < 40 && $crate::client::same_transaction_pending(&e) => {
-                                attempt += 1;
-                                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-                            }
-                            Err(e) => break Err($crate::client::revert(e)),
-                        }
-                    }
-                }
-            }?;
-            drop(guard);
-            $crate::client::mined(pending).await
-        }
-        .await
-    };
-}
-
 pub mod anvil;
 pub mod bindings;
 mod client;
@@ -67,7 +28,7 @@ pub use deploy::{deploy, deploy_single_key, verify_deployment, CodeHashes, Deplo
 pub use keys::{HotKeys, RoleHolders};
 /// Why a contract refused a call ([`ChainError::Rejected`]), re-exported for callers.
 pub use kippu_domain::ContractRejection;
-pub use outbox::{Outbox, OutboxStats, INCLUSION_WAIT};
+pub use outbox::{Outbox, OutboxStats, INCLUSION_WAIT, SENDER_LEASE, SENDER_LEASE_SECS};
 
 /// Chain adapter errors.
 #[derive(Debug, thiserror::Error)]

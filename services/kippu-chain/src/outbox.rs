@@ -30,7 +30,7 @@ use alloy::network::{NetworkWallet, TransactionBuilder};
 use alloy::primitives::{Address, Bytes, B256};
 use alloy::providers::Provider;
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
-use kippu_app::ports::ChainWrites;
+use kippu_app::ports::{ChainWrites, Leases};
 use kippu_domain::outbox::{self, Policy, RecordedWrite, Revert, Seen, Stage, StageChange, Step, WriteKey};
 use serde::{Deserialize, Serialize};
 
@@ -65,9 +65,21 @@ pub const INCLUSION_WAIT: Duration = Duration::from_secs(60);
 /// than this are not expected of a consortium chain with finality).
 const RECHECK_BLOCKS: u64 = 64;
 
+/// The lease the sender runs under: one sender at a time over one database, so two
+/// processes never hand out nonces for the same key. Renewed every round; a sender that died
+/// is taken over once it expires.
+pub const SENDER_LEASE: &str = "outbox-sender";
+
+/// How long a sender's lease lasts without renewal (seconds): the longest a dead sender's
+/// writes wait for another process to take over.
+pub const SENDER_LEASE_SECS: i64 = 10;
+
 /// The outbox a [`crate::Chain`] records its writes in, and the sender's state.
 pub struct Outbox {
     pub(crate) writes: Arc<dyn ChainWrites>,
+    leases: Arc<dyn Leases>,
+    /// This sender's name in the lease (random per process).
+    holder: String,
     pub(crate) policy: Policy,
     /// Woken when a write is recorded, so the sender does not wait for its next round.
     pub(crate) wake: tokio::sync::Notify,
@@ -75,6 +87,9 @@ pub struct Outbox {
     pub(crate) progress: tokio::sync::Notify,
     /// The next nonce this sender hands out per sending address.
     nonces: tokio::sync::Mutex<HashMap<Address, u64>>,
+    /// The head the last round saw (number, hash): confirmed writes are checked again only
+    /// when that block is no longer on the chain, i.e. after a reorganisation.
+    last_head: tokio::sync::Mutex<Option<(u64, B256)>>,
     /// What the sender did.
     pub stats: OutboxStats,
 }
@@ -86,14 +101,18 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Outbox {
-    /// An outbox on `writes`, following writes by `policy`.
-    pub fn new(writes: Arc<dyn ChainWrites>, policy: Policy) -> Self {
+    /// An outbox on `writes`, its sender running under a lease of `leases`, following writes
+    /// by `policy`.
+    pub fn new(writes: Arc<dyn ChainWrites>, leases: Arc<dyn Leases>, policy: Policy) -> Self {
         Self {
             writes,
+            leases,
+            holder: format!("{:016x}", rand::random::<u64>()),
             policy,
             wake: tokio::sync::Notify::new(),
             progress: tokio::sync::Notify::new(),
             nonces: tokio::sync::Mutex::default(),
+            last_head: tokio::sync::Mutex::default(),
             stats: OutboxStats::default(),
         }
     }
@@ -204,11 +223,15 @@ impl crate::Chain {
         }
     }
 
-    /// One pass over the open writes (in nonce order per sender, so re-broadcasts fill gaps
+    /// One pass, when this process holds the sender's lease, over the open writes (in nonce order per sender, so re-broadcasts fill gaps
     /// from the lowest), then a check that recently confirmed writes are still on the chain.
     /// Returns how many writes changed stage.
     pub async fn outbox_round(&self) -> Result<usize> {
         let o = self.outbox.clone().ok_or_else(|| ChainError::Config("no outbox".into()))?;
+        if !o.leases.lead(SENDER_LEASE, &o.holder, now(), SENDER_LEASE_SECS).await.map_err(store)? {
+            // another process sends; this one's requests wait for its progress in the database
+            return Ok(0);
+        }
         let head = self.provider().get_block_number().await.map_err(crate::client::rpc)?;
         let mut open = o.writes.open_writes(1_000).await.map_err(store)?;
         open.sort_by(|a, b| {
@@ -237,17 +260,37 @@ impl crate::Chain {
                 Err(e) => tracing::warn!(write = %w.write.key, error = %e, "following a chain write failed"),
             }
         }
-        for w in o.writes.confirmed_writes_since(head.saturating_sub(RECHECK_BLOCKS)).await.map_err(store)? {
-            match self.follow(&o, &w, head).await {
-                Ok(true) => changed += 1,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(write = %w.write.key, error = %e, "checking a confirmed write failed"),
+        if self.reorganised(&o, head).await? {
+            for w in o.writes.confirmed_writes_since(head.saturating_sub(RECHECK_BLOCKS)).await.map_err(store)? {
+                match self.follow(&o, &w, head).await {
+                    Ok(true) => changed += 1,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(write = %w.write.key, error = %e, "checking a confirmed write failed"),
+                }
             }
         }
         if changed > 0 {
             o.progress.notify_waiters();
         }
         Ok(changed)
+    }
+
+    /// Whether the head the last round saw is gone from the chain (or this is the first round):
+    /// only then can a confirmed write have vanished, so only then are they checked again.
+    /// One read per round instead of two per recently confirmed write.
+    async fn reorganised(&self, o: &Outbox, head: u64) -> Result<bool> {
+        let block = |n: u64| async move {
+            self.provider().get_block_by_number(BlockNumberOrTag::Number(n)).await.map_err(crate::client::rpc)
+        };
+        let mut last = o.last_head.lock().await;
+        let moved = match *last {
+            None => true,
+            Some((n, hash)) => block(n).await?.is_none_or(|b| b.header.hash != hash),
+        };
+        if let Some(b) = block(head).await? {
+            *last = Some((head, b.header.hash));
+        }
+        Ok(moved)
     }
 
     /// Asks the node about `w`'s latest transaction and does what [`outbox::step`] says.
@@ -348,7 +391,7 @@ impl crate::Chain {
         let last =
             w.raw_tx.as_deref().and_then(unhex).and_then(|raw| TxEnvelope::decode_2718(&mut raw.as_slice()).ok());
         if let (Some(last), Some(nonce)) = (&last, w.nonce) {
-            if nonce >= mined_nonce && why != "stuck in the pool" {
+            if nonce >= mined_nonce && why != outbox::STUCK_IN_POOL {
                 let raw = last.encoded_2718();
                 if let Err(e) = self.provider().send_raw_transaction(&raw).await {
                     if !known_or_consumed(&e.to_string()) {
@@ -379,7 +422,7 @@ impl crate::Chain {
             let change = StageChange { revert_data: Some(hex(&data)), ..StageChange::to(stage, w.write.attempts) };
             return o.writes.set_write_stage(key, &change, now()).await.map_err(store);
         }
-        let replace = why == "stuck in the pool" && w.nonce.is_some_and(|n| n >= mined_nonce);
+        let replace = why == outbox::STUCK_IN_POOL && w.nonce.is_some_and(|n| n >= mined_nonce);
         let nonce = match (replace, w.nonce) {
             (true, Some(n)) => n,
             _ => self.next_nonce(o, from).await?,

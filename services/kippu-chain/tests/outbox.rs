@@ -61,7 +61,7 @@ impl Rig {
 
     fn sender(bare: &Chain, store: &Store) -> (Arc<Outbox>, Chain, tokio::task::JoinHandle<()>) {
         let policy = Policy { confirmations: CONFIRMATIONS, resend_after_secs: 2, stuck_after_attempts: 5 };
-        let outbox = Arc::new(Outbox::new(Arc::new(store.clone()), policy));
+        let outbox = Arc::new(Outbox::new(Arc::new(store.clone()), Arc::new(store.clone()), policy));
         let chain = bare.clone().with_outbox(outbox.clone());
         let c = chain.clone();
         let sender = tokio::spawn(async move { c.run_outbox(Duration::from_millis(200)).await });
@@ -69,7 +69,7 @@ impl Rig {
     }
 
     /// A process restart: the sender stops wherever it is, a new one starts on the same
-    /// database with nothing in memory.
+    /// database with nothing in memory (and waits for the dead one's lease to expire).
     fn restart_sender(&mut self) {
         self.sender.abort();
         let (outbox, chain, sender) = Self::sender(&self.chain, &self.store);
@@ -105,31 +105,60 @@ fn mint_key(payment: &str) -> WriteKey {
     WriteKey { kind: WriteKind::Mint, id: format!("{:#x}", keccak256(payment)) }
 }
 
-fn report(fault: &str, rig: &Rig, secs: f64, attempts: u32) {
+fn report(fault: &str, secs: f64, attempts: u32) {
     println!(
-        "outbox fault {fault:<34} re-confirmed in {secs:>5.1} s, attempts {attempts}, re-sent by the sender {} (block time 1 s, {CONFIRMATIONS} confirmations)",
-        rig.outbox.stats.resent.load(Ordering::Relaxed)
+        "outbox fault {fault:<40} re-confirmed in {secs:>5.1} s, attempts of the write {attempts} (block time 1 s, {CONFIRMATIONS} confirmations)"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mint_reorganised_away_at_depth_one_and_three_is_sent_again_and_minted_once() {
     let rig = Rig::start("reorg").await;
-    for (depth, payment, who) in
-        [(1u64, "cs_reorg_1", Address::repeat_byte(0x11)), (3, "cs_reorg_3", Address::repeat_byte(0x33))]
+    for (depth, payment, who, wait_confirmed) in
+        [(1u64, "cs_reorg_1", Address::repeat_byte(0x11), false), (3, "cs_reorg_3", Address::repeat_byte(0x33), true)]
     {
         let key = mint_key(payment);
-        rig.chain.mint_fare(who, 700, keccak256(payment)).await.unwrap();
-        assert_eq!(rig.minted(who).await, 700, "in a block when mint_fare returns");
-        // The block holding it (and the ones after) replaced by empty ones: the mint is gone.
+        // Blocks mined by hand until the reorganisation, so it replaces exactly the mint's
+        // block and the `depth - 1` on top of it.
+        rig.rpc("evm_setIntervalMining", serde_json::json!([0])).await;
+        let c = rig.chain.clone();
+        let waiting = tokio::spawn(async move { c.mint_fare(who, 700, keccak256(payment)).await });
+        while !matches!(rig.stage(&key).await, Stage::Sent { .. }) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        rig.rpc("evm_mine", serde_json::json!([])).await;
+        waiting.await.unwrap().expect("in a block when mint_fare returns");
+        assert_eq!(rig.minted(who).await, 700);
+        let block = rig.chain.block_number().await.unwrap();
+        for _ in 1..depth {
+            rig.rpc("evm_mine", serde_json::json!([])).await;
+        }
+        if wait_confirmed {
+            // confirmed at depth first: its disappearance is then the alert
+            rig.confirmed(&key, Instant::now()).await;
+        }
+        assert_eq!(rig.chain.block_number().await.unwrap(), block + depth - 1);
+        let gone_before = rig.outbox.stats.gone.load(Ordering::Relaxed);
+        // The mint's block and the ones after replaced by empty ones: the mint is gone.
         let at = Instant::now();
         rig.rpc("anvil_reorg", serde_json::json!([depth, []])).await;
-        let gone = rig.minted(who).await;
+        assert_eq!(rig.minted(who).await, 0, "the reorganisation took the mint away");
+        rig.rpc("evm_setIntervalMining", serde_json::json!([1])).await;
+        if wait_confirmed {
+            // still marked confirmed until the sender sees it gone: wait for the alert first
+            while rig.outbox.stats.gone.load(Ordering::Relaxed) == gone_before {
+                assert!(at.elapsed() < Duration::from_secs(30), "the vanished confirmed mint was not noticed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         let secs = rig.confirmed(&key, at).await;
         let w = rig.store.recorded_write(&key).await.unwrap().unwrap();
-        assert_eq!(rig.minted(who).await, 700, "minted exactly once after the reorganisation (was {gone} in between)");
-        assert!(w.write.attempts >= 2 || gone == 700, "the mint was sent again: {w:?}");
-        report(&format!("reorg depth {depth}"), &rig, secs, w.write.attempts);
+        assert_eq!(rig.minted(who).await, 700, "minted exactly once after the reorganisation");
+        assert!(w.write.attempts >= 2, "the mint was sent again: {w:?}");
+        let gone = rig.outbox.stats.gone.load(Ordering::Relaxed) - gone_before;
+        assert_eq!(gone > 0, wait_confirmed, "a confirmed write that vanished is an alert, an included one is not");
+        let fault = format!("reorg depth {depth}{}", if wait_confirmed { " after confirmation" } else { "" });
+        report(&fault, secs, w.write.attempts);
     }
 }
 
@@ -153,7 +182,7 @@ async fn a_mint_dropped_from_the_pool_is_sent_again_and_minted_once() {
     let w = rig.store.recorded_write(&key).await.unwrap().unwrap();
     assert_eq!(rig.minted(who).await, 900, "minted exactly once");
     assert!(w.write.attempts >= 2, "sent again after the drop: {w:?}");
-    report("dropAllTransactions", &rig, secs, w.write.attempts);
+    report("dropAllTransactions", secs, w.write.attempts);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +209,7 @@ async fn a_node_restarted_from_saved_state_loses_its_pool_and_the_mint_is_sent_a
     let secs = rig.confirmed(&key, at).await;
     let w = rig.store.recorded_write(&key).await.unwrap().unwrap();
     assert_eq!(rig.minted(who).await, 1_200, "both mints, each exactly once");
-    report("node restart (pool lost)", &rig, secs, w.write.attempts);
+    report("node restart (pool lost)", secs, w.write.attempts);
     std::fs::remove_file(path).ok();
 }
 
@@ -207,5 +236,5 @@ async fn a_sender_stopped_between_sent_and_receipt_is_replaced_and_the_mint_land
     rig.chain.mint_fare(who, 1_300, keccak256("cs_kill")).await.unwrap();
     let w = rig.store.recorded_write(&key).await.unwrap().unwrap();
     assert_eq!(rig.minted(who).await, 1_300, "minted exactly once");
-    report("sender restarted after sent", &rig, secs, w.write.attempts);
+    report("sender restarted after sent (lease expiry)", secs, w.write.attempts);
 }

@@ -244,6 +244,10 @@ impl Default for Policy {
     }
 }
 
+/// Why a write sent and still in the node's pool is sent again: it waited too long there
+/// (underpriced, say), so the sender replaces it at the same nonce rather than re-broadcasting it.
+pub const STUCK_IN_POOL: &str = "stuck in the pool";
+
 /// What the sender does next with a write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -314,7 +318,7 @@ pub fn step(
             Step::Send { why: "the node lost it" }
         }
         (Stage::Sent { at, .. }, Some(Seen::Pending)) if now - at >= p.resend_after_secs => {
-            Step::Send { why: "stuck in the pool" }
+            Step::Send { why: STUCK_IN_POOL }
         }
         (Stage::Sent { .. }, _) => Step::Wait,
         // Confirmed: reconciliation's check that it stays so.

@@ -17,6 +17,7 @@ mod cards;
 mod identity;
 mod ingest;
 mod insurance;
+mod leases;
 mod outbox;
 mod port;
 mod production;

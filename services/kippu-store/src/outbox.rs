@@ -88,6 +88,15 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The writes a `WHERE … ORDER BY … ` clause with one integer parameter selects.
+    async fn writes_where(&self, clause: &str, param: i64) -> Result<Vec<RecordedWrite>> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM chain_writes {clause}"))
+            .bind(param)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(recorded).collect()
+    }
+
     /// One write by key.
     pub async fn recorded_write(&self, key: &WriteKey) -> Result<Option<RecordedWrite>> {
         sqlx::query(&format!("SELECT {COLUMNS} FROM chain_writes WHERE kind = $1 AND business_id = $2"))
@@ -103,45 +112,29 @@ impl Store {
     /// Writes not yet confirmed nor failed, least recently touched first: what the sender
     /// follows. Confirmed ones are followed by reconciliation instead.
     pub async fn open_writes(&self, limit: i64) -> Result<Vec<RecordedWrite>> {
-        sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM chain_writes WHERE stage IN ('recorded', 'sent', 'included')
-             ORDER BY updated_at, kind, business_id LIMIT $1"
-        ))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(recorded)
-        .collect()
+        self.writes_where(
+            "WHERE stage IN ('recorded', 'sent', 'included') ORDER BY updated_at, kind, business_id LIMIT $1",
+            limit,
+        )
+        .await
     }
 
     /// Writes that were confirmed in block `from_block` or later: reconciliation checks they
     /// are still on the chain.
     pub async fn confirmed_writes_since(&self, from_block: u64) -> Result<Vec<RecordedWrite>> {
-        sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM chain_writes WHERE stage = 'confirmed' AND block >= $1 ORDER BY block, kind, business_id"
-        ))
-        .bind(i64::try_from(from_block).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(recorded)
-        .collect()
+        let from_block = i64::try_from(from_block).unwrap_or(i64::MAX);
+        self.writes_where("WHERE stage = 'confirmed' AND block >= $1 ORDER BY block, kind, business_id", from_block)
+            .await
     }
 
     /// The admin page's list: every write not confirmed (pending, stuck, failed, gone) and the
     /// latest confirmed ones, most recently changed first.
     pub async fn recent_writes(&self, limit: i64) -> Result<Vec<RecordedWrite>> {
-        sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM chain_writes
-             ORDER BY CASE WHEN stage = 'confirmed' THEN 1 ELSE 0 END, updated_at DESC, kind, business_id LIMIT $1"
-        ))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(recorded)
-        .collect()
+        self.writes_where(
+            "ORDER BY CASE WHEN stage = 'confirmed' THEN 1 ELSE 0 END, updated_at DESC, kind, business_id LIMIT $1",
+            limit,
+        )
+        .await
     }
 
     /// Records a write's new stage (and, for a new attempt, its nonce, signed transaction and

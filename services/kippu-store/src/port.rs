@@ -481,3 +481,10 @@ impl kippu_app::ports::ChainWrites for Store {
         Store::set_write_stage(self, key, change, now).await.map_err(port)
     }
 }
+
+#[async_trait]
+impl kippu_app::ports::Leases for Store {
+    async fn lead(&self, name: &str, holder: &str, now: i64, ttl_secs: i64) -> PortResult<bool> {
+        Store::lead(self, name, holder, now, ttl_secs).await.map_err(port)
+    }
+}

@@ -128,9 +128,9 @@ pub struct ChainSection {
     /// A sent chain write the node no longer knows, or has not mined, after this many seconds
     /// is sent again (the outbox).
     pub resend_after_secs: u64,
-    /// Business writes go through the chain-write outbox (recorded, sent by `[jobs.outbox]`,
-    /// followed to depth). Off until the ledger's reorganisation tests and leader election
-    /// are adapted to writes that come back after a reorganisation (issue 20).
+    /// Business writes go through the chain-write outbox: recorded, sent by whichever process
+    /// holds the sender's lease (`[jobs.outbox]`), followed to depth and sent again when lost.
+    /// Off sends each write directly and forgets it once mined (tests of the follower alone).
     pub outbox: bool,
 }
 
@@ -271,7 +271,7 @@ impl Default for ChainSection {
             poll_ms: 250,
             reconcile_secs: 30,
             resend_after_secs: 15,
-            outbox: false,
+            outbox: true,
         }
     }
 }

@@ -103,6 +103,20 @@ impl Platform for Services {
     }
 
     fn metrics(&self) -> String {
+        // The outbox's sender counts what it did (in the process holding its lease).
+        if let Some(o) = self.0.chain.outbox() {
+            use std::sync::atomic::Ordering::Relaxed;
+            let s = &o.stats;
+            for (what, n) in [
+                ("sent", &s.sent),
+                ("resent", &s.resent),
+                ("confirmed", &s.confirmed),
+                ("failed", &s.failed),
+                ("gone", &s.gone),
+            ] {
+                metrics::counter!("kippu_chain_writes_total", "what" => what).absolute(n.load(Relaxed));
+            }
+        }
         prometheus().render()
     }
 }

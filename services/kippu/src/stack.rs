@@ -120,6 +120,7 @@ pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<Box<dyn AddOn>
     // depth by the sender below (issue 20). Clones of `chain` share it.
     let outbox = Arc::new(kippu_chain::Outbox::new(
         Arc::new(store.clone()),
+        Arc::new(store.clone()),
         kippu_domain::outbox::Policy {
             confirmations: cfg.chain.confirmations.max(1),
             resend_after_secs: cfg.chain.resend_after_secs.max(1) as i64,
