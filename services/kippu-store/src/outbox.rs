@@ -72,11 +72,17 @@ fn hex32(b: &[u8; 32]) -> String {
 
 impl Store {
     /// Records a write for `key`, once: `false` (nothing changed) if the key has one already,
-    /// so a business fact retried records no second write.
+    /// so a business fact retried records no second write. A write the contract refused
+    /// (`failed`) is the exception: the fact retried (a webhook delivered again, the traveler
+    /// trying again once the reason is gone) re-opens it with the new call, as a fresh write.
     pub async fn record_write(&self, key: &WriteKey, call: &str, sender: &str, now: i64) -> Result<bool> {
         let done = sqlx::query(
             "INSERT INTO chain_writes (kind, business_id, call, sender, stage, attempts, confirmed_once, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'recorded', 0, 0, $5, $5) ON CONFLICT (kind, business_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, 'recorded', 0, 0, $5, $5)
+             ON CONFLICT (kind, business_id) DO UPDATE SET call = excluded.call, sender = excluded.sender,
+                 stage = 'recorded', reason = NULL, revert_data = NULL, raw_tx = NULL, nonce = NULL, tx_hash = NULL,
+                 updated_at = excluded.updated_at
+             WHERE chain_writes.stage = 'failed'",
         )
         .bind(key.kind.as_str())
         .bind(&key.id)

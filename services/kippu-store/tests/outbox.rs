@@ -69,6 +69,17 @@ async fn outbox_round_trip(url: &str) {
     b.set_write_stage(&close, &refused, NOW + 10).await.unwrap();
     let w = a.recorded_write(&close).await.unwrap().unwrap();
     assert_eq!((w.write.stage, w.revert_data.as_deref()), (failed, Some("0xdeadbeef")));
+    // The fact retried after a refusal re-opens the write, with the new call; a confirmed or
+    // open write is never re-opened.
+    assert!(a.record_write(&close, r#"{"again":1}"#, "settler", NOW + 11).await.unwrap());
+    let w = b.recorded_write(&close).await.unwrap().unwrap();
+    assert_eq!(
+        (w.write.stage, w.call.as_str(), w.revert_data, w.nonce),
+        (Stage::Recorded, r#"{"again":1}"#, None, None)
+    );
+    assert!(!a.record_write(&close, "{}", "settler", NOW + 12).await.unwrap());
+    assert!(!a.record_write(&mint, "{}", "minter", NOW + 12).await.unwrap());
+    b.set_write_stage(&close, &refused, NOW + 13).await.unwrap();
     // The admin page's list: the failed and the re-sent first, newest change first.
     let listed: Vec<_> = a.recent_writes(10).await.unwrap().into_iter().map(|w| w.write.key).collect();
     assert_eq!(listed, vec![close.clone(), mint.clone()]);
