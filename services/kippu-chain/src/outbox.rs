@@ -333,9 +333,11 @@ impl crate::Chain {
             }
             Step::Send { why } => self.send(o, w, why, head).await.map(|()| true),
             Step::ConfirmedWriteGone => {
-                o.stats.gone.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(write = %key, "a confirmed chain write is gone from the chain; sending it again");
-                self.send(o, w, "confirmed, then gone from the chain", head).await.map(|()| true)
+                self.send(o, w, "confirmed, then gone from the chain", head).await?;
+                // counted once its new stage is recorded, so the count never runs ahead of it
+                o.stats.gone.fetch_add(1, Ordering::Relaxed);
+                Ok(true)
             }
         }
     }
