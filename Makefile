@@ -28,7 +28,12 @@ tests/a11y/node_modules/.installed: tests/a11y/package-lock.json
 	cd tests/a11y && npm ci --no-audit --no-fund
 	touch $@
 
-node: $(CONTRACTS)/node_modules/.installed tests/interop/node_modules/.installed tests/a11y/node_modules/.installed
+# Hardhat's node (EDR), the second EVM implementation the trip and the outbox's fault tests run on.
+tests/hardhat/node_modules/.installed: tests/hardhat/package-lock.json
+	cd tests/hardhat && npm ci --no-audit --no-fund
+	touch $@
+
+node: $(CONTRACTS)/node_modules/.installed tests/interop/node_modules/.installed tests/a11y/node_modules/.installed tests/hardhat/node_modules/.installed
 
 # Debian's Chromium and ChromeDriver for the browser tests (does nothing when they are there).
 browser:

@@ -1122,6 +1122,16 @@ async fn staff_portal_in_browser() {
     b.fits_phone("audit log").await;
     b.screenshot("portal-audit").await;
 
+    // ...and how the platform's chain writes stand (the demo's, sent through the outbox).
+    b.goto("/portal").await;
+    let outbox = b.wait_for(Locator::Css("a[href='/portal/chain-writes']")).await;
+    b.click(&outbox, "Chain writes").await;
+    b.wait_for_path("/portal/chain-writes").await;
+    b.wait_for_text(Locator::Id("chain-write-counts"), "Confirmed").await;
+    b.fits_phone("chain writes").await;
+    b.axe("chain writes").await;
+    b.screenshot("portal-chain-writes").await;
+
     b.close().await;
     stack.shutdown().await;
 }

@@ -69,6 +69,8 @@ contract Clearing is AccessControl {
     uint64 private _currentPeriod = 1;
     uint64 private _nextBatchId = 1;
     mapping(uint64 batchId => bytes32 root) private _batchRoots;
+    /// @dev a batch's Merkle root (its business key off chain) to its id: anchored once
+    mapping(bytes32 root => uint64 batchId) private _batchOfRoot;
 
     event OperatorSet(uint32 indexed operatorId, address payee);
     event Credited(uint64 indexed planId, uint32 indexed operatorId, uint256 amount);
@@ -92,6 +94,8 @@ contract Clearing is AccessControl {
     error ZeroAmount();
     error UnknownInsurance(address insurance);
     error WrongPeriod(uint64 given, uint64 current);
+    /// @notice This root is anchored already, as batch `batchId`: nothing was anchored again.
+    error BatchAlreadyAnchored(bytes32 merkleRoot, uint64 batchId);
 
     /// @param insurance_ the DelayInsurance contract whose voucher payables settlement may pay
     ///        (see `setInsurance`); address(0) = never
@@ -306,16 +310,26 @@ contract Clearing is AccessControl {
         emit PeriodClosed(periodId, totalPaid);
     }
 
-    /// @notice Anchor the Merkle root of a batch of taps; O(1) whatever `tapCount` is.
+    /// @notice Anchor the Merkle root of a batch of taps; O(1) whatever `tapCount` is. The root
+    ///         is the batch's business key: anchoring it again is refused (`BatchAlreadyAnchored`),
+    ///         so a re-sent anchor never counts a batch twice.
     function anchorTapBatch(bytes32 merkleRoot, uint32 tapCount)
         external
         onlyRole(ANCHOR_ROLE)
         returns (uint64 batchId)
     {
         if (merkleRoot == bytes32(0)) revert ZeroRoot();
+        uint64 done = _batchOfRoot[merkleRoot];
+        if (done != 0) revert BatchAlreadyAnchored(merkleRoot, done);
         batchId = _nextBatchId++;
         _batchRoots[batchId] = merkleRoot;
+        _batchOfRoot[merkleRoot] = batchId;
         emit TapBatchAnchored(batchId, merkleRoot, tapCount);
+    }
+
+    /// @notice The batch `merkleRoot` was anchored as (0: not anchored).
+    function batchOf(bytes32 merkleRoot) external view returns (uint64) {
+        return _batchOfRoot[merkleRoot];
     }
 
     function batchRoot(uint64 batchId) external view returns (bytes32) {

@@ -132,6 +132,10 @@ contract PlanMarket is AccessControl, Pausable, EIP712 {
     mapping(uint32 bundleId => Bundle) private _bundles;
     mapping(bytes32 nonce => bool) private _concessionUsed;
     mapping(uint256 ticketId => RefundSlot) private _refunds;
+    /// @dev a purchase request id (chosen off chain, one per traveler intent) to the plan it
+    ///      bought, so a purchase sent again (a dropped or reorganised transaction re-signed at
+    ///      another nonce) cannot buy a second plan
+    mapping(bytes32 requestId => uint64 planId) private _purchases;
     uint64 private _nextPlanId = 1;
     // packed with _nextPlanId, which every purchase writes anyway
     uint16 private _maxConcessionBps;
@@ -184,6 +188,9 @@ contract PlanMarket is AccessControl, Pausable, EIP712 {
     error RefundWindowClosed(uint256 ticketId);
     error ConcessionAboveMax(uint16 discountBps, uint16 maxBps);
     error RefundNeedsRelayer(uint256 ticketId, uint64 validFrom);
+    error ZeroRequestId();
+    /// @notice This purchase request already bought plan `planId`: nothing was bought again.
+    error PurchaseAlreadyMade(bytes32 requestId, uint64 planId);
 
     /// @param maxConcession the largest concession discount a purchase may carry (see `setMaxConcessionBps`)
     constructor(
@@ -306,6 +313,11 @@ contract PlanMarket is AccessControl, Pausable, EIP712 {
         (price, legShares,,) = _quote(bundleId, concessionBps);
     }
 
+    /// @notice The plan purchase request `requestId` bought (0: none).
+    function purchaseOf(bytes32 requestId) external view returns (uint64) {
+        return _purchases[requestId];
+    }
+
     function concessionUsed(bytes32 nonce) external view returns (bool) {
         return _concessionUsed[nonce];
     }
@@ -325,14 +337,22 @@ contract PlanMarket is AccessControl, Pausable, EIP712 {
     // ------------------------------------------------------------------ purchase
 
     /// @notice Buy a bundle for yourself; needs a prior FARE approval of at least the price.
-    function buy(uint32 bundleId, uint64 validFrom, uint256 maxPrice) external whenNotPaused returns (uint64 planId) {
-        return _purchase(msg.sender, bundleId, validFrom, maxPrice, 0);
+    ///         `requestId` (nonzero, chosen by the buyer, one per purchase intent) makes the
+    ///         purchase idempotent: sent again, it is refused with `PurchaseAlreadyMade`.
+    function buy(bytes32 requestId, uint32 bundleId, uint64 validFrom, uint256 maxPrice)
+        external
+        whenNotPaused
+        returns (uint64 planId)
+    {
+        _claimRequest(requestId);
+        return _purchase(requestId, msg.sender, bundleId, validFrom, maxPrice, 0);
     }
 
     /// @notice Gasless purchase: Kippu relays the traveler's EIP-2612 permit (value = maxPrice).
     /// @dev The permit is wrapped in try/catch so a front-run permit (already consumed
     ///      nonce) does not block the purchase; transferFrom still enforces the allowance.
     function buyWithPermit(
+        bytes32 requestId,
         address traveler,
         uint32 bundleId,
         uint64 validFrom,
@@ -342,14 +362,16 @@ contract PlanMarket is AccessControl, Pausable, EIP712 {
         bytes32 r,
         bytes32 s
     ) external onlyRole(RELAYER_ROLE) whenNotPaused returns (uint64 planId) {
+        _claimRequest(requestId);
         try fareToken.permit(traveler, address(this), maxPrice, deadline, v, r, s) {} catch {}
-        return _purchase(traveler, bundleId, validFrom, maxPrice, 0);
+        return _purchase(requestId, traveler, bundleId, validFrom, maxPrice, 0);
     }
 
     /// @notice Gasless purchase at a concession price. `concession` must be signed (EIP-712,
     ///         domain "Kippu PlanMarket" v1) by a CONCESSION_ISSUER_ROLE account, name the
     ///         traveler, be unexpired and unused. All legs are minted non-transferable.
     function buyWithPermitAndConcession(
+        bytes32 requestId,
         address traveler,
         uint32 bundleId,
         uint64 validFrom,
@@ -358,10 +380,12 @@ contract PlanMarket is AccessControl, Pausable, EIP712 {
         Concession calldata concession,
         bytes calldata concessionSig
     ) external onlyRole(RELAYER_ROLE) whenNotPaused returns (uint64 planId) {
+        // the request first: a purchase sent again is told it is done, not that its attestation was used
+        _claimRequest(requestId);
         _useConcession(traveler, concession, concessionSig);
         try fareToken.permit(traveler, address(this), maxPrice, permit.deadline, permit.v, permit.r, permit.s) {}
             catch {}
-        planId = _purchase(traveler, bundleId, validFrom, maxPrice, concession.discountBps);
+        planId = _purchase(requestId, traveler, bundleId, validFrom, maxPrice, concession.discountBps);
         emit ConcessionApplied(planId, concession.nonce, concession.kind, concession.discountBps);
     }
 
@@ -397,6 +421,13 @@ contract PlanMarket is AccessControl, Pausable, EIP712 {
     }
 
     // ------------------------------------------------------------------ internals
+
+    /// @dev refuses a request id already used (before any permit or attestation is spent)
+    function _claimRequest(bytes32 requestId) private view {
+        if (requestId == bytes32(0)) revert ZeroRequestId();
+        uint64 done = _purchases[requestId];
+        if (done != 0) revert PurchaseAlreadyMade(requestId, done);
+    }
 
     function _useConcession(address traveler, Concession calldata c, bytes calldata sig) private {
         if (c.kind == 0 || c.kind > 3) revert InvalidConcession();
@@ -449,15 +480,20 @@ contract PlanMarket is AccessControl, Pausable, EIP712 {
         shares[n - 1] = price - allocated;
     }
 
-    function _purchase(address traveler, uint32 bundleId, uint64 validFrom, uint256 maxPrice, uint16 concessionBps)
-        private
-        returns (uint64 planId)
-    {
+    function _purchase(
+        bytes32 requestId,
+        address traveler,
+        uint32 bundleId,
+        uint64 validFrom,
+        uint256 maxPrice,
+        uint16 concessionBps
+    ) private returns (uint64 planId) {
         (uint256 price, uint256[] memory shares, uint32[] memory ids, ProductSlot[] memory ps) =
             _quote(bundleId, concessionBps);
         if (price > maxPrice) revert PriceAboveMax(price, maxPrice);
         if (validFrom == 0) validFrom = uint64(block.timestamp);
         planId = _nextPlanId++;
+        _purchases[requestId] = planId;
 
         IERC20(address(fareToken)).safeTransferFrom(traveler, address(clearingContract), price);
         emit PlanPurchased(planId, traveler, bundleId, price, validFrom);

@@ -234,6 +234,19 @@ contract ClearingTest is Fixture {
         vm.stopPrank();
     }
 
+    /// Issue 20: the root is the batch's key; anchoring it again (a re-sent anchor) is refused.
+    function test_RevertWhen_AnchorSentAgain() public {
+        bytes32 root = keccak256("root");
+        vm.startPrank(anchor);
+        assertEq(clearing.anchorTapBatch(root, 3), 1);
+        vm.expectRevert(abi.encodeWithSelector(Clearing.BatchAlreadyAnchored.selector, root, 1));
+        clearing.anchorTapBatch(root, 3);
+        vm.stopPrank();
+        assertEq(clearing.batchOf(root), 1);
+        assertEq(clearing.batchRoot(2), bytes32(0), "no second batch");
+        assertEq(clearing.batchOf(keccak256("other")), 0);
+    }
+
     function test_RevertWhen_AnchorUnauthorized() public {
         bytes32 role = clearing.ANCHOR_ROLE();
         vm.prank(settler);

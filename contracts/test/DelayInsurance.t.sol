@@ -365,7 +365,7 @@ contract DelayInsuranceProductTermsTest is Fixture {
     function _buy(address who, uint32 bundleId) internal returns (uint256 ticketId) {
         ticketId = ticket.nextTicketId();
         vm.prank(who);
-        market.buy(bundleId, 0, type(uint256).max);
+        market.buy(_rid(), bundleId, 0, type(uint256).max);
     }
 
     function _pt(uint32 threshold, uint128 value, uint64 lifetime, bytes32 category, uint16 maxTrip, uint16 maxDay)

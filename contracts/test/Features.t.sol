@@ -62,14 +62,14 @@ contract FeaturesTest is Fixture {
     function _buy(uint32 bundleId) internal returns (uint256 firstTicket) {
         firstTicket = ticket.nextTicketId();
         vm.prank(traveler);
-        market.buy(bundleId, 0, type(uint256).max);
+        market.buy(_rid(), bundleId, 0, type(uint256).max);
     }
 
     /// @dev bought for a start `AHEAD` from now: the holder may refund it until then
     function _buyAhead(uint32 bundleId) internal returns (uint256 firstTicket) {
         firstTicket = ticket.nextTicketId();
         vm.prank(traveler);
-        market.buy(bundleId, uint64(block.timestamp + AHEAD), type(uint256).max);
+        market.buy(_rid(), bundleId, uint64(block.timestamp + AHEAD), type(uint256).max);
     }
 
     // ------------------------------------------------------------------ products
@@ -176,7 +176,7 @@ contract FeaturesTest is Fixture {
 
     function test_BatchLazyOwnershipAndHeadTransfer() public {
         vm.prank(traveler);
-        market.buy(BUNDLE, 0, type(uint256).max);
+        market.buy(_rid(), BUNDLE, 0, type(uint256).max);
         assertEq(ticket.balanceOf(traveler), 3);
         for (uint256 id = 1; id <= 3; ++id) {
             assertEq(ticket.ownerOf(id), traveler);
@@ -362,7 +362,7 @@ contract FeaturesTest is Fixture {
         wait = uint32(bound(wait, 0, 2 days));
         uint256 id = ticket.nextTicketId();
         vm.prank(traveler);
-        market.buy(B_CARNET, uint64(block.timestamp + ahead), type(uint256).max);
+        market.buy(_rid(), B_CARNET, uint64(block.timestamp + ahead), type(uint256).max);
         (, uint64 deadline) = market.refundable(id);
         vm.warp(block.timestamp + wait);
         uint64 validFrom = ticket.ticketData(id).validFrom;
@@ -401,7 +401,7 @@ contract FeaturesTest is Fixture {
         (uint256 price,) = market.quoteWithConcession(BUNDLE, c.discountBps);
         PlanMarket.PermitSig memory p = _permit(price);
         vm.prank(relayer);
-        return market.buyWithPermitAndConcession(traveler, BUNDLE, 0, price, p, c, sig);
+        return market.buyWithPermitAndConcession(_rid(), traveler, BUNDLE, 0, price, p, c, sig);
     }
 
     function test_ConcessionPurchase() public {
@@ -426,7 +426,7 @@ contract FeaturesTest is Fixture {
         PlanMarket.PermitSig memory p = _permit(10_000);
         vm.prank(relayer);
         vm.expectRevert(err);
-        market.buyWithPermitAndConcession(traveler, BUNDLE, 0, 10_000, p, c, sig);
+        market.buyWithPermitAndConcession(_rid(), traveler, BUNDLE, 0, 10_000, p, c, sig);
     }
 
     function test_RevertWhen_ConcessionUntrustedSigner() public {
@@ -506,6 +506,23 @@ contract FeaturesTest is Fixture {
         _expectConcessionRevert(c, sig, abi.encodeWithSelector(PlanMarket.ConcessionReplayed.selector, c.nonce));
     }
 
+    /// Issue 20: the same concession purchase sent again is told it is done (its request id), not
+    /// that its attestation was used, and nothing is bought or spent twice.
+    function test_RevertWhen_ConcessionPurchaseSentAgain() public {
+        PlanMarket.Concession memory c = _concession(traveler, 5000, keccak256("n8"));
+        bytes memory sig = _sign(issuerKey, c);
+        PlanMarket.PermitSig memory p = _permit(10_000);
+        bytes32 rid = _rid();
+        vm.prank(relayer);
+        uint64 planId = market.buyWithPermitAndConcession(rid, traveler, BUNDLE, 0, 10_000, p, c, sig);
+        uint256 balance = fare.balanceOf(traveler);
+        vm.prank(relayer);
+        vm.expectRevert(abi.encodeWithSelector(PlanMarket.PurchaseAlreadyMade.selector, rid, planId));
+        market.buyWithPermitAndConcession(rid, traveler, BUNDLE, 0, 10_000, p, c, sig);
+        assertEq(fare.balanceOf(traveler), balance);
+        assertEq(market.purchaseOf(rid), planId);
+    }
+
     function test_RevertWhen_ConcessionNotRelayer() public {
         PlanMarket.Concession memory c = _concession(traveler, 5000, keccak256("n7"));
         PlanMarket.PermitSig memory p = _permit(10_000);
@@ -513,7 +530,7 @@ contract FeaturesTest is Fixture {
         bytes32 role = market.RELAYER_ROLE();
         vm.prank(stranger);
         vm.expectRevert(unauthorized(stranger, role));
-        market.buyWithPermitAndConcession(traveler, BUNDLE, 0, 10_000, p, c, sig);
+        market.buyWithPermitAndConcession(_rid(), traveler, BUNDLE, 0, 10_000, p, c, sig);
     }
 
     // ------------------------------------------------------------------ insurance

@@ -38,7 +38,7 @@ contract GasBench is Fixture {
         fund(payer2, 100_000);
         vm.startPrank(payer2);
         fare.approve(address(market), type(uint256).max);
-        market.buy(BUNDLE4, 0, type(uint256).max);
+        market.buy(_rid(), BUNDLE4, 0, type(uint256).max);
         vm.stopPrank();
     }
 
@@ -72,11 +72,12 @@ contract GasBench is Fixture {
         (uint256 price,) = market.quote(BUNDLE4);
         uint256 deadline = block.timestamp + 1 hours;
         (uint8 v, bytes32 r, bytes32 s) = signPermit(travelerKey, address(market), price, deadline);
+        bytes32 rid = _rid();
         bytes memory data =
-            abi.encodeCall(market.buyWithPermit, (traveler, BUNDLE4, uint64(0), price, deadline, v, r, s));
+            abi.encodeCall(market.buyWithPermit, (rid, traveler, BUNDLE4, uint64(0), price, deadline, v, r, s));
         _coolAll();
         vm.prank(relayer);
-        market.buyWithPermit(traveler, BUNDLE4, 0, price, deadline, v, r, s);
+        market.buyWithPermit(rid, traveler, BUNDLE4, 0, price, deadline, v, r, s);
         txGas = _report("buyWithPermit, 4-leg bundle (1 insured leg, 4 operators)", data);
     }
 
@@ -100,11 +101,13 @@ contract GasBench is Fixture {
         (uint256 price,) = market.quote(bundle);
         uint256 deadline = block.timestamp + 1 hours;
         (uint8 v, bytes32 r, bytes32 s) = signPermit(key, address(market), price, deadline);
-        bytes memory data = abi.encodeCall(market.buyWithPermit, (who, bundle, uint64(0), price, deadline, v, r, s));
+        bytes32 rid = _rid();
+        bytes memory data =
+            abi.encodeCall(market.buyWithPermit, (rid, who, bundle, uint64(0), price, deadline, v, r, s));
         _coolAll();
         vm.cool(who);
         vm.prank(relayer);
-        market.buyWithPermit(who, bundle, 0, price, deadline, v, r, s);
+        market.buyWithPermit(rid, who, bundle, 0, price, deadline, v, r, s);
         return _report("buyWithPermit, first purchase of a new traveler", data);
     }
 
@@ -124,10 +127,11 @@ contract GasBench is Fixture {
     }
 
     function _anchor(uint32 taps) internal returns (uint256) {
-        bytes memory data = abi.encodeCall(clearing.anchorTapBatch, (keccak256("root"), taps));
+        bytes32 root = keccak256(abi.encode("root", taps)); // a root anchors once
+        bytes memory data = abi.encodeCall(clearing.anchorTapBatch, (root, taps));
         _coolAll();
         vm.prank(anchor);
-        clearing.anchorTapBatch(keccak256("root"), taps);
+        clearing.anchorTapBatch(root, taps);
         return _report(string.concat("anchorTapBatch, ", vm.toString(taps), " taps"), data);
     }
 
@@ -149,7 +153,7 @@ contract GasBench is Fixture {
         vm.startPrank(traveler);
         fare.approve(address(market), price * plans);
         for (uint256 i; i < plans; ++i) {
-            market.buy(BUNDLE4, 0, price);
+            market.buy(_rid(), BUNDLE4, 0, price);
         }
         vm.stopPrank();
         uint256 first = ticket.nextTicketId() - n;

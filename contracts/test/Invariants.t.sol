@@ -27,6 +27,7 @@ contract KippuHandler is Test {
     address internal validator;
     address internal settler;
     address internal relayer;
+    address internal anchorer;
 
     address[] internal actors;
     uint32[] internal bundles;
@@ -77,6 +78,19 @@ contract KippuHandler is Test {
     uint64 internal lastSettledPeriod;
     Clearing.Transfer[] internal lastAdjustments;
 
+    /// @dev every write Kippu made that took effect, as sent: who, to which contract, what
+    struct Sent {
+        address from;
+        address to;
+        bytes data;
+    }
+
+    Sent[] internal sent;
+    uint256 public ghostResent; // recorded writes sent again
+    uint256 public ghostResentEffects; // ...that went through or changed anything: must stay 0
+    uint256 public ghostAnchors;
+    uint256 internal requestNonce;
+
     constructor(
         FareToken fare_,
         Ticket ticket_,
@@ -97,6 +111,7 @@ contract KippuHandler is Test {
         settler = settler_;
         relayer = relayer_;
         bundles = bundles_;
+        anchorer = makeAddr("anchor"); // Fixture's ANCHOR_ROLE holder
         for (uint256 i; i < 4; ++i) {
             actors.push(makeAddr(string.concat("actor", vm.toString(i))));
         }
@@ -130,6 +145,67 @@ contract KippuHandler is Test {
         vm.prank(fareMinter);
         fare.mint(to, amount, ref);
         ghostMinted += amount;
+        _sent(fareMinter, address(fare), abi.encodeCall(fare.mint, (to, amount, ref)));
+    }
+
+    function _sent(address from, address to, bytes memory data) internal {
+        sent.push(Sent(from, to, data));
+    }
+
+    function sentCount() external view returns (uint256) {
+        return sent.length;
+    }
+
+    /// @dev Everything a replay could change: FARE (supply, escrow, every holder Kippu pays or
+    ///      sells to), claims and payables, the period, tickets, plans, batches and vouchers.
+    function _fingerprint() internal view returns (bytes32 h) {
+        h = keccak256(
+            abi.encode(
+                fare.totalSupply(),
+                fare.balanceOf(address(clearing)),
+                clearing.totalUnpaid(),
+                clearing.currentPeriod(),
+                ticket.nextTicketId(),
+                insurance.totalPayable()
+            )
+        );
+        for (uint256 i; i < voucherIds.length; ++i) {
+            h = keccak256(abi.encode(h, insurance.voucher(voucherIds[i])));
+        }
+        for (uint256 i; i < actors.length; ++i) {
+            h = keccak256(abi.encode(h, fare.balanceOf(actors[i]), insurance.balanceOf(actors[i])));
+        }
+        uint32[] memory ops = clearing.operatorIds();
+        for (uint256 i; i < ops.length; ++i) {
+            h = keccak256(abi.encode(h, clearing.unpaid(ops[i]), fare.balanceOf(clearing.operatorPayee(ops[i]))));
+        }
+        for (uint256 i; i < ticketIds.length; ++i) {
+            h = keccak256(abi.encode(h, _ridesLeft(ticketIds[i])));
+        }
+    }
+
+    /// @dev Any write Kippu made, sent again exactly as it was (a dropped or reorganised
+    ///      transaction re-signed at a new nonce, a retry after a lost receipt): the contracts
+    ///      must refuse it on its business key, and nothing may change.
+    function resend(uint256 seed) external {
+        uint256 n = sent.length;
+        if (n == 0) return;
+        Sent memory w = sent[seed % n];
+        bytes32 before = _fingerprint();
+        vm.prank(w.from);
+        (bool ok,) = w.to.call(w.data);
+        if (ok || _fingerprint() != before) ++ghostResentEffects;
+        ++ghostResent;
+    }
+
+    /// @dev a tap batch's root anchored (the root is the batch's key off chain)
+    function anchor(uint256 seed, uint32 taps) external {
+        bytes32 root = keccak256(abi.encode("tap batch", seed));
+        if (clearing.batchOf(root) != 0) return;
+        vm.prank(anchorer);
+        clearing.anchorTapBatch(root, taps);
+        _sent(anchorer, address(clearing), abi.encodeCall(clearing.anchorTapBatch, (root, taps)));
+        ++ghostAnchors;
     }
 
     function mintFare(uint256 actorSeed, uint256 amount) external {
@@ -152,11 +228,16 @@ contract KippuHandler is Test {
         if (fare.balanceOf(actor) < price) _mintFare(actor, price);
         uint64 validFrom = startOffset % 3 == 0 ? 0 : uint64(block.timestamp + bound(startOffset, 0, 2 days));
 
+        // an allowance left over (as wallets often approve more than one price) must not let a
+        // purchase sent again buy a second plan: the request id refuses it
+        if (fare.balanceOf(actor) < 2 * price) _mintFare(actor, price);
+        bytes32 requestId = keccak256(abi.encode("purchase request", ++requestNonce));
         uint256 firstTicket = ticket.nextTicketId();
         vm.startPrank(actor);
-        fare.approve(address(market), price);
-        market.buy(bundleId, validFrom, price);
+        fare.approve(address(market), 2 * price);
+        market.buy(requestId, bundleId, validFrom, price);
         vm.stopPrank();
+        _sent(actor, address(market), abi.encodeCall(market.buy, (requestId, bundleId, validFrom, price)));
         ghostSold += price;
         ++ghostPurchases;
 
@@ -197,6 +278,7 @@ contract KippuHandler is Test {
         vm.recordLogs();
         vm.prank(validator);
         uint32 recorded = ticket.recordRides(key, rides);
+        _sent(validator, address(ticket), abi.encodeCall(ticket.recordRides, (key, rides)));
         Vm.Log[] memory logs = vm.getRecordedLogs();
 
         uint256 item;
@@ -327,8 +409,10 @@ contract KippuHandler is Test {
         uint256 id = _recent(ticketSeed);
         if (burned[id]) return;
         uint64 validFrom = ticket.ticketData(id).validFrom;
-        vm.prank(byRelayer ? relayer : buyer[id]);
+        address by = byRelayer ? relayer : buyer[id];
+        vm.prank(by);
         try market.refund(id) returns (uint256 amount) {
+            _sent(by, address(market), abi.encodeCall(market.refund, (id)));
             assertEq(ridesTaken[id], 0, "refunded a ticket with a recorded ride");
             if (!byRelayer) {
                 assertLt(block.timestamp, validFrom, "holder refunded a valid ticket");
@@ -345,8 +429,10 @@ contract KippuHandler is Test {
         uint256 id = _recent(ticketSeed);
         bytes32 delayId = bytes32(delaySeed % 3);
         address o = oracles[oracleSeed % 2];
+        uint32 mins = uint32(bound(minutes_, 10, 120));
         vm.prank(o);
-        try insurance.reportDelay(delayId, id, uint32(bound(minutes_, 10, 120))) returns (uint256 vid) {
+        try insurance.reportDelay(delayId, id, mins) returns (uint256 vid) {
+            _sent(o, address(insurance), abi.encodeCall(insurance.reportDelay, (delayId, id, mins)));
             ++reporters[id][delayId];
             ++ghostVotes;
             if (vid != 0) {
@@ -381,6 +467,7 @@ contract KippuHandler is Test {
         if (v.category != bytes32(0) && opSeed % 2 == 1) op = categoryOps[(opSeed >> 1) % categoryOps.length];
         vm.prank(redeemer);
         insurance.redeem(vid, op);
+        _sent(redeemer, address(insurance), abi.encodeCall(insurance.redeem, (vid, op)));
         redeemed[vid] = true;
         ghostRedeemed += v.value;
         ++ghostRedemptions;
@@ -410,6 +497,13 @@ contract KippuHandler is Test {
         vm.prank(settler);
         if (withAdjustments) clearing.settlePeriod(period, adj);
         else clearing.closePeriod(period);
+        _sent(
+            settler,
+            address(clearing),
+            withAdjustments
+                ? abi.encodeCall(clearing.settlePeriod, (period, adj))
+                : abi.encodeCall(clearing.closePeriod, (period))
+        );
         lastSettledPeriod = period;
         delete lastAdjustments;
         for (uint256 i; i < adj.length; ++i) {
@@ -588,7 +682,7 @@ contract InvariantsTest is Fixture {
 
         targetContract(address(handler));
         // the actions only: the handler's getters would otherwise take most of each run's calls
-        bytes4[] memory actions = new bytes4[](14);
+        bytes4[] memory actions = new bytes4[](17);
         actions[0] = KippuHandler.mintFare.selector;
         actions[1] = KippuHandler.transferFare.selector;
         actions[2] = KippuHandler.buy.selector;
@@ -603,7 +697,16 @@ contract InvariantsTest is Fixture {
         actions[11] = KippuHandler.replaySettlement.selector;
         actions[12] = KippuHandler.warp.selector;
         actions[13] = KippuHandler.recordRides.selector; // twice: rides are the most frequent traffic
+        actions[14] = KippuHandler.anchor.selector;
+        actions[15] = KippuHandler.resend.selector;
+        actions[16] = KippuHandler.resend.selector; // twice: every kind of write gets sent again
         targetSelector(FuzzSelector({addr: address(handler), selectors: actions}));
+    }
+
+    /// @dev Issue 20: replaying any write Kippu recorded (purchase, mint, rides, refund, vote,
+    ///      redemption, settlement, anchor) changes nothing.
+    function invariant_ReplayingARecordedWriteChangesNothing() public view {
+        assertEq(handler.ghostResentEffects(), 0, "a write sent again took effect again");
     }
 
     function invariant_EscrowEqualsTotalUnpaid() public view {
@@ -760,6 +863,8 @@ contract InvariantsTest is Fixture {
         console.log("settlePeriod calls", handler.ghostSettlements());
         console.log("claim moves", handler.ghostClaimMoves());
         console.log("settlements paying vouchers", handler.ghostVoucherSettlements());
+        console.log("anchors", handler.ghostAnchors());
+        console.log("writes sent again (all refused)", handler.ghostResent());
     }
 
     /// @dev the handler's refund and quorum paths really fire (not only reverted-and-caught)
@@ -779,6 +884,31 @@ contract InvariantsTest is Fixture {
         invariant_EscrowEqualsTotalUnpaid();
         invariant_TicketRidesWithinIssued();
         invariant_ProductCapsHold();
+    }
+
+    /// @dev every kind of write the handler makes, then each sent again: all refused, nothing changes
+    function test_HandlerResendsEveryKindOfWrite() public {
+        handler.mintFare(0, 5000);
+        handler.buy(0, 2, 0); // REFUND_BUNDLE: bike leg (refundable) + insured rail leg
+        handler.reportDelayBoth(1, 0, 45); // the bike leg (as in test_HandlerPathsReachable): quorum, a voucher
+        assertEq(handler.voucherCount(), 1);
+        handler.redeem(0, 0);
+        handler.refund(1, true); // the bike leg, unused, by the relayer
+        assertEq(handler.ghostRefunds(), 1);
+        handler.buy(1, 0, 0);
+        handler.recordRides(7, 3);
+        handler.anchor(1, 3);
+        handler.settlePeriod(5);
+        handler.closePeriod();
+        uint256 n = handler.sentCount();
+        assertGe(n, 11, "every kind of write recorded");
+        for (uint256 i; i < n; ++i) {
+            handler.resend(i);
+        }
+        assertEq(handler.ghostResent(), n);
+        invariant_ReplayingARecordedWriteChangesNothing();
+        invariant_EscrowEqualsTotalUnpaid();
+        invariant_SalesConserved();
     }
 
     /// @dev the handler really runs into the product caps (the rail day pass: 2 per run, 1 per policy and day)

@@ -183,7 +183,7 @@ contract PlanMarketTest is Fixture {
         vm.expectEmit(true, true, true, true, address(market));
         emit PlanMarket.LegSold(1, 3, OP_BIKE, P_BIKE_WEEK, 226);
         vm.prank(traveler);
-        uint64 planId = market.buy(BUNDLE, 0, BUNDLE_PRICE);
+        uint64 planId = market.buy(_rid(), BUNDLE, 0, BUNDLE_PRICE);
 
         assertEq(planId, 1);
         assertEq(fare.balanceOf(traveler), 10_000 - BUNDLE_PRICE);
@@ -219,7 +219,7 @@ contract PlanMarketTest is Fixture {
         fare.approve(address(market), BUNDLE_PRICE);
         vm.recordLogs();
         vm.prank(traveler);
-        market.buy(BUNDLE, 0, BUNDLE_PRICE);
+        market.buy(_rid(), BUNDLE, 0, BUNDLE_PRICE);
         Vm.Log[] memory logs = vm.getRecordedLogs();
 
         uint256 purchasedAt = type(uint256).max;
@@ -240,8 +240,8 @@ contract PlanMarketTest is Fixture {
         uint64 start = uint64(block.timestamp + 3 days);
         vm.startPrank(traveler);
         fare.approve(address(market), type(uint256).max);
-        assertEq(market.buy(BUNDLE, start, BUNDLE_PRICE), 1);
-        assertEq(market.buy(BUNDLE, 0, BUNDLE_PRICE + 1), 2);
+        assertEq(market.buy(_rid(), BUNDLE, start, BUNDLE_PRICE), 1);
+        assertEq(market.buy(_rid(), BUNDLE, 0, BUNDLE_PRICE + 1), 2);
         vm.stopPrank();
         assertEq(ticket.ticketData(1).validFrom, start);
         assertEq(ticket.ticketData(1).validUntil, start + 1 days);
@@ -253,14 +253,14 @@ contract PlanMarketTest is Fixture {
     function test_RevertWhen_BuyUnknownBundle() public {
         vm.prank(traveler);
         vm.expectRevert(abi.encodeWithSelector(PlanMarket.UnknownBundle.selector, uint32(1)));
-        market.buy(1, 0, 1e9);
+        market.buy(_rid(), 1, 0, 1e9);
     }
 
     function test_RevertWhen_BuyPriceAboveMax() public {
         vm.startPrank(traveler);
         fare.approve(address(market), type(uint256).max);
         vm.expectRevert(abi.encodeWithSelector(PlanMarket.PriceAboveMax.selector, BUNDLE_PRICE, BUNDLE_PRICE - 1));
-        market.buy(BUNDLE, 0, BUNDLE_PRICE - 1);
+        market.buy(_rid(), BUNDLE, 0, BUNDLE_PRICE - 1);
         vm.stopPrank();
     }
 
@@ -269,7 +269,7 @@ contract PlanMarketTest is Fixture {
         vm.expectRevert(
             abi.encodeWithSelector(IERC20Errors.ERC20InsufficientAllowance.selector, address(market), 0, BUNDLE_PRICE)
         );
-        market.buy(BUNDLE, 0, BUNDLE_PRICE);
+        market.buy(_rid(), BUNDLE, 0, BUNDLE_PRICE);
     }
 
     function test_RevertWhen_BuyInsufficientBalance() public {
@@ -278,7 +278,7 @@ contract PlanMarketTest is Fixture {
         vm.expectRevert(
             abi.encodeWithSelector(IERC20Errors.ERC20InsufficientBalance.selector, stranger, 0, BUNDLE_PRICE)
         );
-        market.buy(BUNDLE, 0, BUNDLE_PRICE);
+        market.buy(_rid(), BUNDLE, 0, BUNDLE_PRICE);
         vm.stopPrank();
     }
 
@@ -290,7 +290,7 @@ contract PlanMarketTest is Fixture {
         vm.startPrank(traveler);
         fare.approve(address(market), 100);
         vm.expectRevert(abi.encodeWithSelector(Clearing.UnknownOperator.selector, uint32(42)));
-        market.buy(9, 0, 100);
+        market.buy(_rid(), 9, 0, 100);
         vm.stopPrank();
     }
 
@@ -298,7 +298,7 @@ contract PlanMarketTest is Fixture {
         vm.startPrank(traveler);
         fare.approve(address(market), BUNDLE_PRICE);
         vm.expectRevert(); // checked arithmetic panic on validFrom + duration
-        market.buy(BUNDLE, type(uint64).max, BUNDLE_PRICE);
+        market.buy(_rid(), BUNDLE, type(uint64).max, BUNDLE_PRICE);
         vm.stopPrank();
     }
 
@@ -312,7 +312,7 @@ contract PlanMarketTest is Fixture {
         vm.expectEmit(true, true, true, true, address(market));
         emit PlanMarket.PlanPurchased(1, traveler, BUNDLE, BUNDLE_PRICE, uint64(block.timestamp));
         vm.prank(relayer);
-        uint64 planId = market.buyWithPermit(traveler, BUNDLE, 0, maxPrice, deadline, v, r, s);
+        uint64 planId = market.buyWithPermit(_rid(), traveler, BUNDLE, 0, maxPrice, deadline, v, r, s);
 
         assertEq(planId, 1);
         assertEq(fare.nonces(traveler), 1);
@@ -324,6 +324,85 @@ contract PlanMarketTest is Fixture {
         assertEq(fare.balanceOf(relayer), 0);
     }
 
+    // ------------------------------------------------------------------ idempotent purchase (issue 20)
+
+    /// A purchase sent again (re-signed at a new nonce after a drop or a reorganisation) with an
+    /// allowance left over must not buy a second plan: the request id refuses it.
+    function test_RevertWhen_PurchaseRequestSentAgain() public {
+        bytes32 rid = _rid();
+        vm.startPrank(traveler);
+        fare.approve(address(market), 2 * BUNDLE_PRICE);
+        uint64 planId = market.buy(rid, BUNDLE, 0, BUNDLE_PRICE);
+        assertEq(market.purchaseOf(rid), planId);
+        uint256 balance = fare.balanceOf(traveler);
+        uint256 nextTicket = ticket.nextTicketId();
+        vm.expectRevert(abi.encodeWithSelector(PlanMarket.PurchaseAlreadyMade.selector, rid, planId));
+        market.buy(rid, BUNDLE, 0, BUNDLE_PRICE);
+        vm.stopPrank();
+        assertEq(fare.balanceOf(traveler), balance);
+        assertEq(ticket.nextTicketId(), nextTicket);
+        assertEq(fare.balanceOf(address(clearing)), BUNDLE_PRICE);
+    }
+
+    /// The relayed path: a permit for twice the price leaves an allowance a replay could spend.
+    function test_RevertWhen_RelayedPurchaseSentAgain() public {
+        uint256 deadline = block.timestamp + 10 minutes;
+        (uint8 v, bytes32 r, bytes32 s) = signPermit(travelerKey, address(market), 2 * BUNDLE_PRICE, deadline);
+        bytes32 rid = _rid();
+        vm.startPrank(relayer);
+        uint64 planId = market.buyWithPermit(rid, traveler, BUNDLE, 0, 2 * BUNDLE_PRICE, deadline, v, r, s);
+        vm.expectRevert(abi.encodeWithSelector(PlanMarket.PurchaseAlreadyMade.selector, rid, planId));
+        market.buyWithPermit(rid, traveler, BUNDLE, 0, 2 * BUNDLE_PRICE, deadline, v, r, s);
+        vm.stopPrank();
+        assertEq(fare.balanceOf(address(clearing)), BUNDLE_PRICE);
+        assertEq(fare.allowance(traveler, address(market)), BUNDLE_PRICE, "the allowance left is not spent");
+    }
+
+    function test_RevertWhen_PurchaseRequestIdZero() public {
+        vm.startPrank(traveler);
+        fare.approve(address(market), BUNDLE_PRICE);
+        vm.expectRevert(PlanMarket.ZeroRequestId.selector);
+        market.buy(bytes32(0), BUNDLE, 0, BUNDLE_PRICE);
+        vm.stopPrank();
+    }
+
+    /// Two purchases of the same bundle by the same traveler are two requests: both go through.
+    function test_TwoRequestsBuyTwoPlans() public {
+        vm.startPrank(traveler);
+        fare.approve(address(market), 2 * BUNDLE_PRICE);
+        bytes32 a = _rid();
+        bytes32 b = _rid();
+        assertEq(market.buy(a, BUNDLE, 0, BUNDLE_PRICE), 1);
+        assertEq(market.buy(b, BUNDLE, 0, BUNDLE_PRICE), 2);
+        vm.stopPrank();
+        assertEq(market.purchaseOf(a), 1);
+        assertEq(market.purchaseOf(b), 2);
+        assertEq(market.purchaseOf(keccak256("never")), 0);
+    }
+
+    /// A refund sent again finds the ticket burnt: nothing is paid twice.
+    function test_RevertWhen_RefundSentAgain() public {
+        PlanMarket.ProductConfig memory c = fixedProduct(OP_BIKE, 1000, 2 days, 3, false);
+        c.refundBps = 10_000;
+        c.refundWindow = 1 days;
+        vm.prank(catalog);
+        market.setProduct(91, c);
+        uint32[] memory ids = new uint32[](1);
+        ids[0] = 91;
+        vm.prank(catalog);
+        market.setBundle(91, ids, 0);
+        vm.startPrank(traveler);
+        fare.approve(address(market), 1000);
+        market.buy(_rid(), 91, uint64(block.timestamp + 1 hours), 1000);
+        uint256 id = ticket.nextTicketId() - 1;
+        assertEq(market.refund(id), 1000);
+        uint256 balance = fare.balanceOf(traveler);
+        vm.expectRevert(abi.encodeWithSignature("ERC721NonexistentToken(uint256)", id));
+        market.refund(id);
+        vm.stopPrank();
+        assertEq(fare.balanceOf(traveler), balance);
+    }
+
     function test_BuyWithPermitFrontRun() public {
         uint256 deadline = block.timestamp + 10 minutes;
         (uint8 v, bytes32 r, bytes32 s) = signPermit(travelerKey, address(market), BUNDLE_PRICE, deadline);
@@ -332,7 +411,7 @@ contract PlanMarketTest is Fixture {
         fare.permit(traveler, address(market), BUNDLE_PRICE, deadline, v, r, s);
 
         vm.prank(relayer);
-        uint64 planId = market.buyWithPermit(traveler, BUNDLE, 0, BUNDLE_PRICE, deadline, v, r, s);
+        uint64 planId = market.buyWithPermit(_rid(), traveler, BUNDLE, 0, BUNDLE_PRICE, deadline, v, r, s);
         assertEq(planId, 1);
         assertEq(fare.balanceOf(address(clearing)), BUNDLE_PRICE);
     }
@@ -341,12 +420,12 @@ contract PlanMarketTest is Fixture {
         uint256 deadline = block.timestamp + 10 minutes;
         (uint8 v, bytes32 r, bytes32 s) = signPermit(travelerKey, address(market), BUNDLE_PRICE, deadline);
         vm.startPrank(relayer);
-        market.buyWithPermit(traveler, BUNDLE, 0, BUNDLE_PRICE, deadline, v, r, s);
+        market.buyWithPermit(_rid(), traveler, BUNDLE, 0, BUNDLE_PRICE, deadline, v, r, s);
         // same signature again: permit fails (nonce used), allowance is spent
         vm.expectRevert(
             abi.encodeWithSelector(IERC20Errors.ERC20InsufficientAllowance.selector, address(market), 0, BUNDLE_PRICE)
         );
-        market.buyWithPermit(traveler, BUNDLE, 0, BUNDLE_PRICE, deadline, v, r, s);
+        market.buyWithPermit(_rid(), traveler, BUNDLE, 0, BUNDLE_PRICE, deadline, v, r, s);
         vm.stopPrank();
         assertEq(fare.balanceOf(traveler), 10_000 - BUNDLE_PRICE);
     }
@@ -359,7 +438,7 @@ contract PlanMarketTest is Fixture {
         vm.expectRevert(
             abi.encodeWithSelector(IERC20Errors.ERC20InsufficientAllowance.selector, address(market), 0, BUNDLE_PRICE)
         );
-        market.buyWithPermit(traveler, BUNDLE, 0, BUNDLE_PRICE, deadline, v, r, s);
+        market.buyWithPermit(_rid(), traveler, BUNDLE, 0, BUNDLE_PRICE, deadline, v, r, s);
         assertEq(fare.nonces(traveler), 0);
     }
 
@@ -370,7 +449,7 @@ contract PlanMarketTest is Fixture {
         vm.expectRevert(
             abi.encodeWithSelector(IERC20Errors.ERC20InsufficientAllowance.selector, address(market), 0, BUNDLE_PRICE)
         );
-        market.buyWithPermit(traveler, BUNDLE, 0, BUNDLE_PRICE, deadline, v, r, s);
+        market.buyWithPermit(_rid(), traveler, BUNDLE, 0, BUNDLE_PRICE, deadline, v, r, s);
     }
 
     function test_RevertWhen_BuyWithPermitPriceAboveMax() public {
@@ -378,7 +457,7 @@ contract PlanMarketTest is Fixture {
         (uint8 v, bytes32 r, bytes32 s) = signPermit(travelerKey, address(market), 1000, deadline);
         vm.prank(relayer);
         vm.expectRevert(abi.encodeWithSelector(PlanMarket.PriceAboveMax.selector, BUNDLE_PRICE, 1000));
-        market.buyWithPermit(traveler, BUNDLE, 0, 1000, deadline, v, r, s);
+        market.buyWithPermit(_rid(), traveler, BUNDLE, 0, 1000, deadline, v, r, s);
     }
 
     function test_RevertWhen_BuyWithPermitUnauthorized() public {
@@ -387,7 +466,7 @@ contract PlanMarketTest is Fixture {
         bytes32 role = market.RELAYER_ROLE();
         vm.prank(stranger);
         vm.expectRevert(unauthorized(stranger, role));
-        market.buyWithPermit(traveler, BUNDLE, 0, BUNDLE_PRICE, deadline, v, r, s);
+        market.buyWithPermit(_rid(), traveler, BUNDLE, 0, BUNDLE_PRICE, deadline, v, r, s);
     }
 
     // ------------------------------------------------------------------ pause
@@ -401,18 +480,18 @@ contract PlanMarketTest is Fixture {
 
         vm.prank(traveler);
         vm.expectRevert(Pausable.EnforcedPause.selector);
-        market.buy(BUNDLE, 0, BUNDLE_PRICE);
+        market.buy(_rid(), BUNDLE, 0, BUNDLE_PRICE);
 
         uint256 deadline = block.timestamp + 10 minutes;
         (uint8 v, bytes32 r, bytes32 s) = signPermit(travelerKey, address(market), BUNDLE_PRICE, deadline);
         vm.prank(relayer);
         vm.expectRevert(Pausable.EnforcedPause.selector);
-        market.buyWithPermit(traveler, BUNDLE, 0, BUNDLE_PRICE, deadline, v, r, s);
+        market.buyWithPermit(_rid(), traveler, BUNDLE, 0, BUNDLE_PRICE, deadline, v, r, s);
 
         vm.prank(pauser);
         market.unpause();
         vm.prank(traveler);
-        assertEq(market.buy(BUNDLE, 0, BUNDLE_PRICE), 1);
+        assertEq(market.buy(_rid(), BUNDLE, 0, BUNDLE_PRICE), 1);
     }
 
     function test_RevertWhen_PauseUnauthorized() public {
@@ -435,7 +514,7 @@ contract PlanMarketTest is Fixture {
         vm.startPrank(traveler);
         fare.approve(address(market), BUNDLE_PRICE);
         vm.expectRevert(unauthorized(address(market), role));
-        market.buy(BUNDLE, 0, BUNDLE_PRICE);
+        market.buy(_rid(), BUNDLE, 0, BUNDLE_PRICE);
         vm.stopPrank();
     }
 
@@ -487,7 +566,7 @@ contract PlanMarketTest is Fixture {
         fund(traveler, price + 1);
         vm.startPrank(traveler);
         fare.approve(address(market), price);
-        market.buy(70, 0, price);
+        market.buy(_rid(), 70, 0, price);
         vm.stopPrank();
         assertEq(clearing.totalUnpaid(), price);
         assertEq(clearing.unpaid(OP_RAIL) + clearing.unpaid(OP_BIKE), price);

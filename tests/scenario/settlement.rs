@@ -115,7 +115,14 @@ async fn buy_directly(stack: &kippu::Stack, aiko: &PrivateKeySigner, bundle: u32
     let r = fare.approve(d.market, U256::from(price)).send().await.unwrap().get_receipt().await.unwrap();
     assert!(r.status());
     let market = PlanMarket::new(d.market, &provider);
-    let r = market.buy(bundle, 0, U256::from(price)).send().await.unwrap().get_receipt().await.unwrap();
+    let r = market
+        .buy(alloy::primitives::B256::random(), bundle, 0, U256::from(price))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
     assert!(r.status());
 }
 

@@ -18,7 +18,7 @@ pub(crate) async fn buy_plan(stack: &kippu::Stack, who: &PrivateKeySigner) -> u6
     let reference = keccak256(format!("test-topup:{}", who.address()));
     stack.chain.mint_fare(who.address(), 10_000, reference).await.unwrap();
     let now = kippu_e2e::now();
-    let (plan, _) = stack.chain.buy_with_permit(who, 1, 10_000, now).await.unwrap();
+    let (plan, _) = stack.chain.buy_with_permit(alloy::primitives::B256::random(), who, 1, 10_000, now).await.unwrap();
     stack.indexer.catch_up().await.unwrap();
     plan
 }
@@ -112,7 +112,16 @@ async fn a_concession_above_the_configured_maximum_is_refused_on_chain() {
     stack.chain.mint_fare(who.address(), 10_000, keccak256("c1")).await.unwrap();
     let over = stack
         .chain
-        .buy_with_permit_and_concession(&who, &attestor, 1, 10_000, kippu_e2e::now(), 1, max + 1)
+        .buy_with_permit_and_concession(
+            alloy::primitives::B256::random(),
+            &who,
+            &attestor,
+            1,
+            10_000,
+            kippu_e2e::now(),
+            1,
+            max + 1,
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -122,7 +131,16 @@ async fn a_concession_above_the_configured_maximum_is_refused_on_chain() {
     );
     stack
         .chain
-        .buy_with_permit_and_concession(&who, &attestor, 1, 10_000, kippu_e2e::now(), 1, max)
+        .buy_with_permit_and_concession(
+            alloy::primitives::B256::random(),
+            &who,
+            &attestor,
+            1,
+            10_000,
+            kippu_e2e::now(),
+            1,
+            max,
+        )
         .await
         .expect("the maximum itself is accepted");
     stack.shutdown().await;

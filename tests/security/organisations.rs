@@ -64,6 +64,7 @@ const ROUTES: &[(&str, &str, Body, Owner)] = &[
     ("POST", "/portal/organisations", Form("slug=mole&name=Mole&kind=operator&email=m%40mole.example"), Consortium),
     ("GET", "/portal/audit", Empty, Consortium),
     ("GET", "/portal/audit.csv", Empty, Consortium),
+    ("GET", "/portal/chain-writes", Empty, Consortium),
     ("GET", "/gates", Empty, Consortium),
     ("GET", "/operators/report", Empty, Consortium),
     ("GET", "/operators/insurance", Empty, Consortium),

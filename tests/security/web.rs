@@ -111,7 +111,7 @@ async fn staff_pages_and_metrics_need_the_staff_login_or_the_metrics_token() {
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let base = &stack.web_url;
     let admin = prod.admin(base).await;
-    for path in ["/operators/report", "/operators/insurance", "/gates", "/metrics"] {
+    for path in ["/operators/report", "/operators/insurance", "/gates", "/portal/chain-writes", "/metrics"] {
         let r = http.get(format!("{base}{path}")).send().await.unwrap();
         assert!(matches!(r.status().as_u16(), 303 | 401), "GET {path} without a login: {}", r.status());
         if r.status() == 303 {
@@ -124,9 +124,16 @@ async fn staff_pages_and_metrics_need_the_staff_login_or_the_metrics_token() {
     }
     let r = http.get(format!("{base}/metrics")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("kippu_"), "Prometheus text");
+    let text = r.text().await.unwrap();
+    assert!(text.contains("kippu_"), "Prometheus text");
+    // The outbox's writes as they stand, read from the database at the scrape, on both listeners.
+    let outbox = |text: &str| text.contains("kippu_chain_writes_gone 0") && text.contains("kippu_chain_writes_open{");
+    assert!(outbox(&text), "{text}");
     let separate = stack.metrics_url.clone().expect("the metrics listener");
-    assert_eq!(http.get(&separate).send().await.unwrap().status(), 200);
+    let r = http.get(&separate).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(outbox(&text), "{text}");
     stack.shutdown().await;
 }
 

@@ -12,6 +12,13 @@ import {PlanMarket} from "../../src/PlanMarket.sol";
 /// @dev Full Kippu deployment with roles wired the way the deployer does it (one address per
 ///      role here, so a test shows which role a call needs).
 abstract contract Fixture is Test {
+    uint256 private _requestNonce;
+
+    /// @dev a fresh purchase request id (what Kippu chooses off chain for each purchase intent)
+    function _rid() internal returns (bytes32) {
+        return keccak256(abi.encode("purchase request", ++_requestNonce));
+    }
+
     bytes32 internal constant PERMIT_TYPEHASH =
         keccak256("Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)");
 

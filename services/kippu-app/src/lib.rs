@@ -21,8 +21,10 @@
 //! | redeem a voucher | [`vouchers`] |
 //! | close a clearing period | [`period`] |
 //! | organisations, staff (invite, sign in, roles), API tokens | [`staff`] |
+//! | the chain-write outbox at a glance (the admin page) | [`chain_writes`] |
 
 pub mod accounts;
+pub mod chain_writes;
 pub mod credentials;
 pub mod devices;
 pub mod insurance;

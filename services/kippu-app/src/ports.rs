@@ -10,7 +10,7 @@
 use alloy_primitives::{Address, B256};
 use async_trait::async_trait;
 use kippu_domain::model::*;
-use kippu_domain::outbox::{RecordedWrite, StageChange, WriteKey};
+use kippu_domain::outbox::{PreparedWrite, RecordedWrite, StageChange, WriteKey};
 use kippu_domain::ContractRejection;
 
 /// Why a store call failed. The adapter's own error is kept as text: callers only tell
@@ -194,6 +194,10 @@ pub trait Store: Send + Sync {
     /// Moves a payment from `open` to `paid`; returns the payment only on the
     /// first transition, so concurrent deliveries mint at most once.
     async fn mark_paid(&self, session_id: &str) -> PortResult<Option<Payment>>;
+    /// As [`Store::mark_paid`], recording the payment's mint in the same transaction: the
+    /// payment is never paid without its mint recorded, nor the mint recorded for an unpaid
+    /// payment. Recording is once per key (a delivery retried records no second mint).
+    async fn mark_paid_recording(&self, session_id: &str, mint: &PreparedWrite, now: i64) -> PortResult<()>;
     /// Each bundle's part in one operator's revenue: its `LegSold` shares and the
     /// refunds of those legs, by the bundle of the plan each leg was sold in.
     async fn operator_bundles(&self, operator_id: u32) -> PortResult<Vec<BundleShare>>;
@@ -316,6 +320,90 @@ pub trait ChainWrites: Send + Sync {
     async fn recent_writes(&self, limit: i64) -> PortResult<Vec<RecordedWrite>>;
     /// Records a write's new stage.
     async fn set_write_stage(&self, key: &WriteKey, change: &StageChange, now: i64) -> PortResult<()>;
+    /// How many writes stand where: the open ones by stage, of them the stuck (`stuck_after`
+    /// attempts or more) and the gone (confirmed once, open again), the failed, and those
+    /// confirmed at `confirmed_since` or later.
+    async fn write_counts(&self, stuck_after: u32, confirmed_since: i64) -> PortResult<WriteCounts>;
+    /// The writes in `state` (stuck: `stuck_after` attempts or more), most recently changed
+    /// first; [`WriteState::All`] lists as [`ChainWrites::recent_writes`] does.
+    async fn writes_in_state(&self, state: WriteState, stuck_after: u32, limit: i64) -> PortResult<Vec<RecordedWrite>>;
+}
+
+/// Which of the outbox's writes a person asks for (the admin page's filter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WriteState {
+    /// Not yet confirmed nor failed: recorded, sent or included.
+    Pending,
+    /// Pending and re-sent so often that a person should look (`kippu_domain::outbox::stuck`).
+    Stuck,
+    /// Refused by the contract for good.
+    Failed,
+    /// Confirmed once, then found gone from the chain, and pending again.
+    Gone,
+    /// Confirmed.
+    Confirmed,
+    /// Everything not confirmed, then the latest confirmed.
+    All,
+}
+
+impl WriteState {
+    /// Every state, in the order the admin page offers them.
+    pub const ALL: [WriteState; 6] = [
+        WriteState::All,
+        WriteState::Pending,
+        WriteState::Stuck,
+        WriteState::Failed,
+        WriteState::Gone,
+        WriteState::Confirmed,
+    ];
+
+    /// Its name in a query string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteState::Pending => "pending",
+            WriteState::Stuck => "stuck",
+            WriteState::Failed => "failed",
+            WriteState::Gone => "gone",
+            WriteState::Confirmed => "confirmed",
+            WriteState::All => "all",
+        }
+    }
+}
+
+impl std::str::FromStr for WriteState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|w| w.as_str() == s).ok_or_else(|| {
+            let names = Self::ALL.map(WriteState::as_str).join(", ");
+            format!("no chain-write state {s:?} (one of: {names})")
+        })
+    }
+}
+
+/// How many of the outbox's writes stand where ([`ChainWrites::write_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    /// Recorded, not sent yet.
+    pub recorded: u64,
+    /// Sent, not yet in a block.
+    pub sent: u64,
+    /// In a block, not yet deep enough.
+    pub included: u64,
+    /// Of the open ones: re-sent so often that a person should look.
+    pub stuck: u64,
+    /// Of the open ones: confirmed once, then gone from the chain (being sent again).
+    pub gone: u64,
+    /// Refused by the contract for good.
+    pub failed: u64,
+    /// Confirmed in the window asked for.
+    pub confirmed: u64,
+}
+
+impl WriteCounts {
+    /// Not yet confirmed nor failed.
+    pub fn pending(&self) -> u64 {
+        self.recorded + self.sent + self.included
+    }
 }
 
 /// Leases (kippu-store implements them): a job that must run in one process at a time runs
@@ -337,6 +425,13 @@ pub trait Chain: Send + Sync {
     async fn escrow_balance(&self) -> ChainResult<u128>;
     /// Mints FARE for a card payment, once per `payment_ref`.
     async fn mint_fare(&self, to: Address, amount: u128, payment_ref: B256) -> ChainResult<B256>;
+    /// The mint for a payment encoded for the store to record in the same transaction as the
+    /// payment marked paid ([`Store::mark_paid_recording`]); `None` when this chain sends
+    /// writes directly (no outbox): then [`Chain::mint_fare`].
+    fn prepare_mint(&self, to: Address, amount: u128, payment_ref: B256) -> ChainResult<Option<PreparedWrite>>;
+    /// Waits for a mint recorded from [`Chain::prepare_mint`] to be in a block; its transaction
+    /// (`ChainFailure::Pending` while it is still being sent).
+    async fn await_mint(&self, key: &WriteKey) -> ChainResult<B256>;
     /// Whether a payment's FARE was minted.
     async fn payment_minted(&self, payment_ref: B256) -> ChainResult<bool>;
     /// A bundle's price and each leg's share.
@@ -344,18 +439,25 @@ pub trait Chain: Send + Sync {
     /// A bundle's price after a concession discount.
     async fn quote_with_concession(&self, bundle_id: u32, concession_bps: u16) -> ChainResult<u128>;
     /// Buys a bundle for `traveler`, who signs the FARE permit; the relayer pays the gas.
-    /// Returns the plan id and the transaction.
+    /// Returns the plan id and the transaction. `request_id` is the purchase's business key
+    /// (one per traveler intent: a form submitted twice carries the same one): the same
+    /// request buys one plan however often it is sent, and answers with that plan.
     async fn buy_with_permit(
         &self,
+        request_id: B256,
         traveler: &alloy_signer_local::PrivateKeySigner,
         bundle_id: u32,
         max_price: u128,
         valid_from: u64,
     ) -> ChainResult<(u64, B256)>;
+    /// The plan purchase request `request_id` bought, its transaction and the price paid;
+    /// `None` while it has bought nothing.
+    async fn purchase_of(&self, request_id: B256) -> ChainResult<Option<(u64, B256, u128)>>;
     /// As [`Chain::buy_with_permit`], at a concession price the attestor vouches for.
     #[allow(clippy::too_many_arguments)]
     async fn buy_with_permit_and_concession(
         &self,
+        request_id: B256,
         traveler: &alloy_signer_local::PrivateKeySigner,
         attestor: &alloy_signer_local::PrivateKeySigner,
         bundle_id: u32,

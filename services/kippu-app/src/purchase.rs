@@ -16,6 +16,9 @@ pub struct BuyPlan<'a> {
     pub traveler: Address,
     /// The bundle.
     pub bundle_id: u32,
+    /// The purchase's business key, chosen once per traveler intent (the page's form carries
+    /// it, so a form submitted twice is one purchase): the same request buys one plan.
+    pub request_id: B256,
     /// The consortium's concession attestor, which vouches on chain for a concession price.
     pub attestor: &'a PrivateKeySigner,
 }
@@ -70,6 +73,11 @@ pub async fn buy_plan(
     req: BuyPlan<'_>,
 ) -> Result<Bought, BuyPlanError> {
     let signer = custodial_signer(store, keystore, req.traveler).await.map_err(BuyPlanError::Signer)?;
+    // The same request again (a form submitted twice, a reload after a slow answer): its plan,
+    // not a second one, nor a refusal because the first already spent the balance.
+    if let Some((plan_id, tx, price)) = chain.purchase_of(req.request_id).await? {
+        return Ok(Bought { plan_id, tx, price, concession: None });
+    }
     let (list_price, _) = match chain.quote(req.bundle_id).await {
         Ok(q) => q,
         Err(ChainFailure::Rejected(kippu_domain::ContractRejection::UnknownBundle { .. })) => {
@@ -89,10 +97,19 @@ pub async fn buy_plan(
     let (plan_id, tx) = match concession {
         Some(c) => {
             chain
-                .buy_with_permit_and_concession(&signer, req.attestor, req.bundle_id, price, 0, c.kind, c.discount_bps)
+                .buy_with_permit_and_concession(
+                    req.request_id,
+                    &signer,
+                    req.attestor,
+                    req.bundle_id,
+                    price,
+                    0,
+                    c.kind,
+                    c.discount_bps,
+                )
                 .await?
         }
-        None => chain.buy_with_permit(&signer, req.bundle_id, price, 0).await?,
+        None => chain.buy_with_permit(req.request_id, &signer, req.bundle_id, price, 0).await?,
     };
     tracing::info!(plan_id, %tx, "plan bought");
     metrics::counter!("kippu_plans_bought_total").increment(1);

@@ -120,10 +120,13 @@ pub fn payment_ref(session_id: &str) -> B256 {
 
 /// Credits a completed payment: checks it against the top-up recorded, marks it paid, mints
 /// its FARE once per payment reference (a mint the chain already made counts as done) and
-/// marks it minted.
+/// marks it minted. With the chain's outbox, the mint is recorded in the same database
+/// transaction as the payment marked paid, so a crash anywhere after it leaves a mint the
+/// sender will make, and a crash before it leaves nothing half-done (the provider retries).
 pub async fn credit_payment(
     store: &dyn Store,
     chain: &dyn Chain,
+    clock: &dyn Clock,
     paid: &CompletedPayment,
 ) -> Result<Credited, CreditPaymentError> {
     let Some(p) = store.payment(&paid.session_id).await? else {
@@ -135,8 +138,18 @@ pub async fn credit_payment(
     if p.status == "minted" {
         return Ok(Credited::AlreadyMinted);
     }
-    store.mark_paid(&paid.session_id).await?;
-    let (tx, recorded) = match chain.mint_fare(p.traveler, p.amount as u128, payment_ref(&paid.session_id)).await {
+    let reference = payment_ref(&paid.session_id);
+    let minted = match chain.prepare_mint(p.traveler, p.amount as u128, reference)? {
+        Some(mint) => {
+            store.mark_paid_recording(&paid.session_id, &mint, clock.now()).await?;
+            chain.await_mint(&mint.key).await
+        }
+        None => {
+            store.mark_paid(&paid.session_id).await?;
+            chain.mint_fare(p.traveler, p.amount as u128, reference).await
+        }
+    };
+    let (tx, recorded) = match minted {
         Ok(tx) => (Some(tx), format!("{tx:#x}")),
         // minted by an earlier delivery of this payment whose bookkeeping did not finish
         Err(ChainFailure::Rejected(kippu_domain::ContractRejection::PaymentAlreadyMinted { .. })) => {

@@ -33,6 +33,32 @@ impl AnvilProcess {
         block_time: Option<u64>,
         load_state: Option<&Path>,
     ) -> Result<Self> {
+        Self::start(bin, port, chain_id, block_time, load_state, &[]).await
+    }
+
+    /// As [`AnvilProcess::spawn_with`], with gas that costs nothing, as a consortium chain is
+    /// configured (Besu's `min-gas-price=0`): a base fee of 0, a gas price of 0 (`eth_gasPrice`
+    /// answers 0: no minimum priority fee), and a block gas limit far above what Kippu's blocks
+    /// use, so the base fee stays 0.
+    pub async fn spawn_free_gas(
+        bin: &Path,
+        port: u16,
+        chain_id: u64,
+        block_time: Option<u64>,
+        load_state: Option<&Path>,
+    ) -> Result<Self> {
+        let free = ["--base-fee", "0", "--gas-price", "0", "--disable-min-priority-fee", "--gas-limit", "1000000000"];
+        Self::start(bin, port, chain_id, block_time, load_state, &free).await
+    }
+
+    async fn start(
+        bin: &Path,
+        port: u16,
+        chain_id: u64,
+        block_time: Option<u64>,
+        load_state: Option<&Path>,
+        extra: &[&str],
+    ) -> Result<Self> {
         let port = if port == 0 { free_port()? } else { port };
         let bin = native_binary(bin);
         let mut cmd = Command::new(&bin);
@@ -53,6 +79,7 @@ impl AnvilProcess {
         if let Some(state) = load_state {
             cmd.arg("--load-state").arg(state);
         }
+        cmd.args(extra);
         let mut child = cmd.spawn().map_err(|e| {
             ChainError::Anvil(format!("cannot start {} ({e}); run `npm ci` in contracts/ first", bin.display()))
         })?;
@@ -83,6 +110,11 @@ impl AnvilProcess {
     /// JSON-RPC URL.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Stops anvil now.

@@ -14,7 +14,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::signers::SignerSync;
 use alloy::sol_types::{eip712_domain, SolEvent, SolStruct};
 use kippu_domain::events::{ChainEvent, EventMeta};
-use kippu_domain::outbox::{WriteKey, WriteKind};
+use kippu_domain::outbox::{PreparedWrite, WriteKey, WriteKind};
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::{Clearing, DelayInsurance, FareToken, Permit, PlanMarket, Ticket};
@@ -537,6 +537,20 @@ impl Chain {
         Ok(r.transaction_hash)
     }
 
+    /// The mint for a payment, encoded for the caller to record in the same database
+    /// transaction as the payment marked paid; `None` without an outbox (then
+    /// [`Chain::mint_fare`] sends it). [`Chain::await_mint`] waits for it.
+    pub fn prepare_mint(&self, to: Address, amount: u128, payment_ref: B256) -> Result<Option<PreparedWrite>> {
+        let f = FareToken::new(self.d.fare, &self.provider);
+        let key = WriteKey { kind: WriteKind::Mint, id: format!("{payment_ref:#x}") };
+        self.prepare(key, &self.minter, &f.mint(to, U256::from(amount), payment_ref).into_transaction_request())
+    }
+
+    /// Waits for a mint recorded from [`Chain::prepare_mint`]; its transaction.
+    pub async fn await_mint(&self, key: &WriteKey) -> Result<B256> {
+        Ok(self.await_recorded(key).await?.transaction_hash)
+    }
+
     /// Whether a payment was already minted on chain.
     pub async fn payment_minted(&self, payment_ref: B256) -> Result<bool> {
         let f = FareToken::new(self.d.fare, &self.provider);
@@ -557,8 +571,13 @@ impl Chain {
     /// relayer pays the gas. `valid_from` 0 starts validity at the block's time
     /// (travelers may also buy ahead for a later start). Returns the plan id and
     /// transaction hash.
+    ///
+    /// `request_id` (nonzero) is the purchase's business key, on chain too: however often the
+    /// same request is sent (a form submitted twice, a transaction dropped and re-signed), it
+    /// buys one plan, and every call answers with that plan.
     pub async fn buy_with_permit(
         &self,
+        request_id: B256,
         traveler: &PrivateKeySigner,
         bundle_id: u32,
         max_price: u128,
@@ -567,12 +586,47 @@ impl Chain {
         let owner = traveler.address();
         let (value, deadline, v, r, s) = self.permit(traveler, max_price).await?;
         let m = PlanMarket::new(self.d.market, &self.provider);
-        // Until PlanMarket takes a purchase request id, each purchase is its own key: a dropped
-        // purchase is broadcast again as the same transaction (one nonce, one effect).
-        let key = WriteKey { kind: WriteKind::Purchase, id: format!("{:#x}", B256::from(rand::random::<[u8; 32]>())) };
-        let call = m.buyWithPermit(owner, bundle_id, valid_from, value, deadline, v, r, s);
-        let r = self.write(key, &self.relayer, call.into_transaction_request()).await?;
-        purchased(&r)
+        let call = m.buyWithPermit(request_id, owner, bundle_id, valid_from, value, deadline, v, r, s);
+        self.purchase(request_id, call.into_transaction_request()).await
+    }
+
+    /// Sends a purchase keyed by its request id; a request that bought its plan before
+    /// ([`ContractRejection::PurchaseAlreadyMade`]) answers with that plan and its transaction.
+    async fn purchase(&self, request_id: B256, req: TransactionRequest) -> Result<(u64, B256)> {
+        let key = WriteKey { kind: WriteKind::Purchase, id: format!("{request_id:#x}") };
+        match self.write(key, &self.relayer, req).await {
+            Ok(r) => purchased(&r),
+            Err(ChainError::Rejected(ContractRejection::PurchaseAlreadyMade { plan, .. })) => {
+                Ok((plan, self.plan_purchase(plan).await?.0))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The transaction that bought `plan` and the price paid (its `PlanPurchased` event, found
+    /// by the indexed plan id).
+    pub async fn plan_purchase(&self, plan: u64) -> Result<(B256, u128)> {
+        let filter = Filter::new()
+            .address(self.d.market)
+            .event_signature(PlanMarket::PlanPurchased::SIGNATURE_HASH)
+            .topic1(B256::from(U256::from(plan)))
+            .from_block(0);
+        let logs = self.provider.get_logs(&filter).await.map_err(rpc)?;
+        let log = logs.first().ok_or_else(|| ChainError::Rpc(format!("plan {plan} has no PlanPurchased event")))?;
+        let e = PlanMarket::PlanPurchased::decode_log_data(log.data()).map_err(rpc)?;
+        let tx = log.transaction_hash.ok_or_else(|| ChainError::Rpc("a mined log without its transaction".into()))?;
+        Ok((tx, u128::try_from(e.price).map_err(|_| ChainError::Rpc("price overflow".into()))?))
+    }
+
+    /// The plan purchase request `request_id` bought, its transaction and price, if it did.
+    pub async fn purchase_of(&self, request_id: B256) -> Result<Option<(u64, B256, u128)>> {
+        let m = PlanMarket::new(self.d.market, &self.provider);
+        let plan = m.purchaseOf(request_id).call().await.map_err(revert)?;
+        if plan == 0 {
+            return Ok(None);
+        }
+        let (tx, price) = self.plan_purchase(plan).await?;
+        Ok(Some((plan, tx, price)))
     }
 
     /// The bundle's price after a concession discount of `concession_bps`.
@@ -604,6 +658,7 @@ impl Chain {
     #[allow(clippy::too_many_arguments)]
     pub async fn buy_with_permit_and_concession(
         &self,
+        request_id: B256,
         traveler: &PrivateKeySigner,
         attestor: &PrivateKeySigner,
         bundle_id: u32,
@@ -627,9 +682,8 @@ impl Chain {
             attestor.sign_hash_sync(&digest).map_err(|e| ChainError::Config(e.to_string()))?.as_bytes();
         let (value, deadline, v, r, s) = self.permit(traveler, max_price).await?;
         let permit = PlanMarket::PermitSig { deadline, v, r, s };
-        // The attestation's nonce is single-use on chain (`ConcessionReplayed`): the key.
-        let key = WriteKey { kind: WriteKind::Purchase, id: format!("{:#x}", concession.nonce) };
         let call = m.buyWithPermitAndConcession(
+            request_id,
             owner,
             bundle_id,
             valid_from,
@@ -638,8 +692,7 @@ impl Chain {
             concession.clone(),
             concession_sig.to_vec().into(),
         );
-        let r = self.write(key, &self.relayer, call.into_transaction_request()).await?;
-        purchased(&r)
+        self.purchase(request_id, call.into_transaction_request()).await
     }
 
     /// Signs an EIP-2612 permit of `max_price` FARE to the market with the traveler's key.
@@ -849,7 +902,12 @@ impl Chain {
     pub async fn anchor_taps(&self, root: B256, count: u32) -> Result<u64> {
         let c = Clearing::new(self.d.clearing, &self.provider);
         let key = WriteKey { kind: WriteKind::Anchor, id: format!("{root:#x}") };
-        let r = self.write(key, &self.settler, c.anchorTapBatch(root, count).into_transaction_request()).await?;
+        let r = match self.write(key, &self.settler, c.anchorTapBatch(root, count).into_transaction_request()).await {
+            Ok(r) => r,
+            // anchored before (an earlier attempt, or another process): the same batch
+            Err(ChainError::Rejected(ContractRejection::BatchAlreadyAnchored { batch, .. })) => return Ok(batch),
+            Err(e) => return Err(e),
+        };
         r.inner
             .logs()
             .iter()
@@ -951,7 +1009,8 @@ impl Chain {
 
     /// Dev chains (anvil): snapshots the chain state; [`Chain::revert_to`] returns to it.
     pub async fn evm_snapshot(&self) -> Result<U256> {
-        self.provider.raw_request("evm_snapshot".into(), ()).await.map_err(rpc)
+        // `[]`, not `()` (sent as `null`): Hardhat's node refuses null params, anvil takes both
+        self.provider.raw_request("evm_snapshot".into(), [(); 0]).await.map_err(rpc)
     }
 
     /// Dev chains (anvil): reverts to a snapshot, dropping every later block.

@@ -14,6 +14,7 @@ pub mod bindings;
 mod client;
 mod decode;
 mod deploy;
+pub mod hardhat;
 mod keys;
 mod outbox;
 mod port;

@@ -31,7 +31,9 @@ use alloy::primitives::{Address, Bytes, B256};
 use alloy::providers::Provider;
 use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use kippu_app::ports::{ChainWrites, Leases};
-use kippu_domain::outbox::{self, Policy, RecordedWrite, Revert, Seen, Stage, StageChange, Step, WriteKey};
+use kippu_domain::outbox::{
+    self, Policy, PreparedWrite, RecordedWrite, Revert, Seen, Stage, StageChange, Step, WriteKey,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{ChainError, Result};
@@ -41,6 +43,13 @@ use crate::{ChainError, Result};
 pub(crate) struct Call {
     pub(crate) to: Address,
     pub(crate) data: Bytes,
+}
+
+fn prepared(key: WriteKey, sender: &crate::client::Sender, req: &TransactionRequest) -> Result<PreparedWrite> {
+    let to = req.to.and_then(|k| k.to().copied()).ok_or_else(|| ChainError::Config("a write needs a target".into()))?;
+    let call = Call { to, data: req.input.input().cloned().unwrap_or_default() };
+    let call = serde_json::to_string(&call).map_err(|e| ChainError::Outbox(e.to_string()))?;
+    Ok(PreparedWrite { key, call, sender: format!("{:#x}", sender.from) })
 }
 
 /// What the sender did, counted since the process started (Prometheus and the fault tests).
@@ -167,13 +176,30 @@ impl crate::Chain {
         req: TransactionRequest,
     ) -> Result<TransactionReceipt> {
         let Some(o) = &self.outbox else { return crate::client::send_direct(self.provider(), sender, req).await };
-        let to =
-            req.to.and_then(|k| k.to().copied()).ok_or_else(|| ChainError::Config("a write needs a target".into()))?;
-        let call = Call { to, data: req.input.input().cloned().unwrap_or_default() };
-        let json = serde_json::to_string(&call).map_err(|e| ChainError::Outbox(e.to_string()))?;
-        o.writes.record_write(&key, &json, &format!("{:#x}", sender.from), now()).await.map_err(store)?;
+        let w = prepared(key, sender, &req)?;
+        o.writes.record_write(&w.key, &w.call, &w.sender, now()).await.map_err(store)?;
         o.wake.notify_one();
-        self.await_write(&key, INCLUSION_WAIT).await
+        self.await_write(&w.key, INCLUSION_WAIT).await
+    }
+
+    /// The write `key` encoded for the caller to record with its business fact in one
+    /// database transaction; `None` without an outbox (the caller sends directly then).
+    pub(crate) fn prepare(
+        &self,
+        key: WriteKey,
+        sender: &crate::client::Sender,
+        req: &TransactionRequest,
+    ) -> Result<Option<PreparedWrite>> {
+        self.outbox.as_ref().map(|_| prepared(key, sender, req)).transpose()
+    }
+
+    /// Waits for a write the caller recorded itself (see [`crate::Chain::prepare_mint`]): the
+    /// sender is woken first, as it learns of such a write only from the database.
+    pub async fn await_recorded(&self, key: &WriteKey) -> Result<TransactionReceipt> {
+        if let Some(o) = &self.outbox {
+            o.wake.notify_one();
+        }
+        self.await_write(key, INCLUSION_WAIT).await
     }
 
     /// Waits up to `wait` for write `key` to be in a block; its receipt then, the contract's
@@ -192,6 +218,18 @@ impl crate::Chain {
                         if r.status() {
                             return Ok(r);
                         }
+                    }
+                    // Done by an attempt the sender lost sight of (its refusal of a fresh
+                    // attempt said so): the caller gets that refusal, which names the result
+                    // (the plan bought, the batch anchored), as no receipt of ours holds it.
+                    if let Some(done) = w
+                        .revert_data
+                        .as_deref()
+                        .and_then(unhex)
+                        .and_then(|d| crate::rejection::decode(&d))
+                        .filter(|r| outbox::already_done(key.kind, r))
+                    {
+                        return Err(ChainError::Rejected(done));
                     }
                 }
                 Stage::Failed { reason } => {

@@ -6,6 +6,7 @@ use alloy::primitives::{Address, B256};
 use alloy::signers::local::PrivateKeySigner;
 use async_trait::async_trait;
 use kippu_app::ports::{ChainFailure, ChainResult, SettlementState};
+use kippu_domain::outbox::{PreparedWrite, WriteKey};
 
 use crate::{Chain, ChainError};
 
@@ -48,18 +49,32 @@ impl kippu_app::ports::Chain for Chain {
         Chain::quote_with_concession(self, bundle_id, concession_bps).await.map_err(failure)
     }
 
+    fn prepare_mint(&self, to: Address, amount: u128, payment_ref: B256) -> ChainResult<Option<PreparedWrite>> {
+        Chain::prepare_mint(self, to, amount, payment_ref).map_err(failure)
+    }
+
+    async fn await_mint(&self, key: &WriteKey) -> ChainResult<B256> {
+        Chain::await_mint(self, key).await.map_err(failure)
+    }
+
     async fn buy_with_permit(
         &self,
+        request_id: B256,
         traveler: &PrivateKeySigner,
         bundle_id: u32,
         max_price: u128,
         valid_from: u64,
     ) -> ChainResult<(u64, B256)> {
-        Chain::buy_with_permit(self, traveler, bundle_id, max_price, valid_from).await.map_err(failure)
+        Chain::buy_with_permit(self, request_id, traveler, bundle_id, max_price, valid_from).await.map_err(failure)
+    }
+
+    async fn purchase_of(&self, request_id: B256) -> ChainResult<Option<(u64, B256, u128)>> {
+        Chain::purchase_of(self, request_id).await.map_err(failure)
     }
 
     async fn buy_with_permit_and_concession(
         &self,
+        request_id: B256,
         traveler: &PrivateKeySigner,
         attestor: &PrivateKeySigner,
         bundle_id: u32,
@@ -70,6 +85,7 @@ impl kippu_app::ports::Chain for Chain {
     ) -> ChainResult<(u64, B256)> {
         Chain::buy_with_permit_and_concession(
             self,
+            request_id,
             traveler,
             attestor,
             bundle_id,

@@ -86,6 +86,7 @@ fn market(e: PlanMarket::PlanMarketErrors) -> R {
         E::NotRefundable(e) => R::NotRefundable { ticket: id(e.ticketId) },
         E::NotTicketHolder(e) => R::NotTicketHolder { ticket: id(e.ticketId), caller: e.caller },
         E::PriceAboveMax(e) => R::PriceAboveMax { price: e.price, max_price: e.maxPrice },
+        E::PurchaseAlreadyMade(e) => R::PurchaseAlreadyMade { request_id: e.requestId, plan: e.planId },
         E::RefundNeedsRelayer(e) => R::RefundNeedsRelayer { ticket: id(e.ticketId), valid_from: e.validFrom },
         E::RefundWindowClosed(e) => R::RefundWindowClosed { ticket: id(e.ticketId) },
         E::SafeERC20FailedOperation(e) => other(e),
@@ -96,6 +97,7 @@ fn market(e: PlanMarket::PlanMarketErrors) -> R {
         E::UntrustedConcessionIssuer(e) => R::UntrustedConcessionIssuer { signer: e.signer },
         E::ValidityOverflow(_) => R::ValidityOverflow,
         E::ZeroAddress(_) => R::ZeroAddress,
+        E::ZeroRequestId(_) => R::ZeroRequestId,
     }
 }
 
@@ -191,6 +193,7 @@ fn clearing(e: Clearing::ClearingErrors) -> R {
     match e {
         E::AccessControlUnauthorizedAccount(e) => R::Unauthorized { account: e.account, role: e.neededRole },
         E::AccessControlBadConfirmation(e) => other(e),
+        E::BatchAlreadyAnchored(e) => R::BatchAlreadyAnchored { root: e.merkleRoot, batch: e.batchId },
         E::InsufficientEscrow(e) => R::InsufficientEscrow { balance: e.balance, required: e.required },
         E::InsufficientUnpaid(e) => {
             R::InsufficientUnpaid { operator: e.operatorId, unpaid: e.unpaid, required: e.required }
@@ -259,6 +262,14 @@ mod tests {
                 R::DailyCapReached { policy: 5, day: 20_000, cap: 2 },
             ),
             (data(Clearing::WrongPeriod { given: 1, current: 2 }), R::WrongPeriod { given: 1, current: 2 }),
+            (
+                data(PlanMarket::PurchaseAlreadyMade { requestId: B256::repeat_byte(7), planId: 42 }),
+                R::PurchaseAlreadyMade { request_id: B256::repeat_byte(7), plan: 42 },
+            ),
+            (
+                data(Clearing::BatchAlreadyAnchored { merkleRoot: B256::repeat_byte(9), batchId: 3 }),
+                R::BatchAlreadyAnchored { root: B256::repeat_byte(9), batch: 3 },
+            ),
             (
                 data(Clearing::AccessControlUnauthorizedAccount { account: traveler, neededRole: B256::ZERO }),
                 R::Unauthorized { account: traveler, role: B256::ZERO },

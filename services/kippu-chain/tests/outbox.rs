@@ -1,119 +1,26 @@
 //! The chain-write outbox against faults of a real anvil mining a block a second (not
-//! automine): a mint reorganised away at depth 1 and 3, transactions dropped from the node's
+//! automine) with gas that costs nothing (`--gas-price 0 --base-fee 0`, as a consortium chain):
+//! a mint reorganised away at depth 1 and 3, transactions dropped from the node's
 //! pool, the node restarted from its saved state with its pool lost, and the sender itself
 //! stopped between "sent" and "receipt" and replaced by a fresh one (a process restart). After
 //! each, the payment is minted exactly once, and the figures (attempts, seconds to
-//! re-confirm) are printed for BENCHMARKS.md.
+//! re-confirm) are printed for BENCHMARKS.md. `outbox_hardhat.rs` runs the faults Hardhat's
+//! node supports on it; the rig is shared (`support/`).
 
-use std::path::PathBuf;
+mod support;
+
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{keccak256, Address};
-use alloy::providers::Provider;
-use kippu_chain::anvil::{AnvilProcess, DEV_ADMIN_KEY};
-use kippu_chain::{deploy_single_key, Chain, ChainConfig, InsuranceTerms, Outbox};
-use kippu_domain::outbox::{Policy, Stage, WriteKey, WriteKind};
-use kippu_store::Store;
-
-const CHAIN_ID: u64 = 31337;
-const CONFIRMATIONS: u64 = 2;
-
-fn anvil_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../contracts/node_modules/.bin/anvil")
-}
-
-fn terms() -> InsuranceTerms {
-    InsuranceTerms { threshold_minutes: 15, voucher_value: 500, voucher_operator_id: 1, voucher_lifetime: 30 * 86_400 }
-}
-
-async fn store(tag: &str) -> Store {
-    sqlx::any::install_default_drivers();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    let dir = std::env::temp_dir().join(format!("kippu-outbox-{tag}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    Store::connect(&format!("sqlite://{}", dir.join("kippu.db").display())).await.unwrap()
-}
-
-/// anvil mining every second, Kippu deployed on it, and a chain connection whose writes go
-/// through an outbox on a fresh database, its sender running.
-struct Rig {
-    anvil: Option<AnvilProcess>,
-    port: u16,
-    chain: Chain,
-    store: Store,
-    outbox: Arc<Outbox>,
-    sender: tokio::task::JoinHandle<()>,
-}
-
-impl Rig {
-    async fn start(tag: &str) -> Self {
-        let anvil =
-            AnvilProcess::spawn(&anvil_bin(), 0, CHAIN_ID, Some(1)).await.expect("anvil (npm ci in contracts/)");
-        let port = anvil.url().rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
-        let cfg = ChainConfig { rpc_url: anvil.url(), admin_key: DEV_ADMIN_KEY.into() };
-        let bare = deploy_single_key(&cfg, &terms(), 5000).await.unwrap();
-        let store = store(tag).await;
-        let (outbox, chain, sender) = Self::sender(&bare, &store);
-        Self { anvil: Some(anvil), port, chain, store, outbox, sender }
-    }
-
-    fn sender(bare: &Chain, store: &Store) -> (Arc<Outbox>, Chain, tokio::task::JoinHandle<()>) {
-        let policy = Policy { confirmations: CONFIRMATIONS, resend_after_secs: 2, stuck_after_attempts: 5 };
-        let outbox = Arc::new(Outbox::new(Arc::new(store.clone()), Arc::new(store.clone()), policy));
-        let chain = bare.clone().with_outbox(outbox.clone());
-        let c = chain.clone();
-        let sender = tokio::spawn(async move { c.run_outbox(Duration::from_millis(200)).await });
-        (outbox, chain, sender)
-    }
-
-    /// A process restart: the sender stops wherever it is, a new one starts on the same
-    /// database with nothing in memory (and waits for the dead one's lease to expire).
-    fn restart_sender(&mut self) {
-        self.sender.abort();
-        let (outbox, chain, sender) = Self::sender(&self.chain, &self.store);
-        (self.outbox, self.chain, self.sender) = (outbox, chain, sender);
-    }
-
-    async fn rpc(&self, method: &'static str, params: serde_json::Value) {
-        let _: serde_json::Value = self.chain.provider().raw_request(method.into(), params).await.unwrap();
-    }
-
-    /// The write's stage, `Recorded` until the request has recorded it.
-    async fn stage(&self, key: &WriteKey) -> Stage {
-        self.store.recorded_write(key).await.unwrap().map_or(Stage::Recorded, |w| w.write.stage)
-    }
-
-    /// Waits until `key` is confirmed at depth again; the seconds it took.
-    async fn confirmed(&self, key: &WriteKey, since: Instant) -> f64 {
-        loop {
-            if matches!(self.stage(key).await, Stage::Confirmed { .. }) {
-                return since.elapsed().as_secs_f64();
-            }
-            assert!(since.elapsed() < Duration::from_secs(60), "{key} not re-confirmed: {:?}", self.stage(key).await);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn minted(&self, who: Address) -> u128 {
-        self.chain.fare_balance(who).await.unwrap()
-    }
-}
-
-fn mint_key(payment: &str) -> WriteKey {
-    WriteKey { kind: WriteKind::Mint, id: format!("{:#x}", keccak256(payment)) }
-}
-
-fn report(fault: &str, secs: f64, attempts: u32) {
-    println!(
-        "outbox fault {fault:<40} re-confirmed in {secs:>5.1} s, attempts of the write {attempts} (block time 1 s, {CONFIRMATIONS} confirmations)"
-    );
-}
+use kippu_chain::anvil::AnvilProcess;
+use kippu_chain::hardhat::NodeKind;
+use kippu_domain::outbox::Stage;
+use support::{anvil_bin, mint_key, Rig, BLOCK_TIME, CHAIN_ID};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mint_reorganised_away_at_depth_one_and_three_is_sent_again_and_minted_once() {
-    let rig = Rig::start("reorg").await;
+    let rig = Rig::start(NodeKind::Anvil, "reorg").await;
     for (depth, payment, who, wait_confirmed) in
         [(1u64, "cs_reorg_1", Address::repeat_byte(0x11), false), (3, "cs_reorg_3", Address::repeat_byte(0x33), true)]
     {
@@ -158,13 +65,13 @@ async fn a_mint_reorganised_away_at_depth_one_and_three_is_sent_again_and_minted
         let gone = rig.outbox.stats.gone.load(Ordering::Relaxed) - gone_before;
         assert_eq!(gone > 0, wait_confirmed, "a confirmed write that vanished is an alert, an included one is not");
         let fault = format!("reorg depth {depth}{}", if wait_confirmed { " after confirmation" } else { "" });
-        report(&fault, secs, w.write.attempts);
+        rig.report(&fault, &key, secs, w.write.attempts).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mint_dropped_from_the_pool_is_sent_again_and_minted_once() {
-    let rig = Rig::start("drop").await;
+    let rig = Rig::start(NodeKind::Anvil, "drop").await;
     let who = Address::repeat_byte(0x44);
     let key = mint_key("cs_drop");
     // Mining paused, so the mint waits in the pool when it is dropped.
@@ -182,12 +89,12 @@ async fn a_mint_dropped_from_the_pool_is_sent_again_and_minted_once() {
     let w = rig.store.recorded_write(&key).await.unwrap().unwrap();
     assert_eq!(rig.minted(who).await, 900, "minted exactly once");
     assert!(w.write.attempts >= 2, "sent again after the drop: {w:?}");
-    report("dropAllTransactions", secs, w.write.attempts);
+    rig.report("dropAllTransactions", &key, secs, w.write.attempts).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_restarted_from_saved_state_loses_its_pool_and_the_mint_is_sent_again_once() {
-    let mut rig = Rig::start("restart").await;
+    let mut rig = Rig::start(NodeKind::Anvil, "restart").await;
     let who = Address::repeat_byte(0x55);
     rig.chain.mint_fare(who, 100, keccak256("cs_before")).await.unwrap();
     let key = mint_key("cs_restart");
@@ -201,21 +108,22 @@ async fn a_node_restarted_from_saved_state_loses_its_pool_and_the_mint_is_sent_a
     let state = rig.chain.dump_state().await.unwrap();
     let path = std::env::temp_dir().join(format!("kippu-outbox-state-{}.json", std::process::id()));
     std::fs::write(&path, state).unwrap();
-    rig.anvil.take().unwrap().stop().await;
+    rig.node.take().unwrap().stop().await;
     let at = Instant::now();
-    let anvil = AnvilProcess::spawn_with(&anvil_bin(), rig.port, CHAIN_ID, Some(1), Some(&path)).await.unwrap();
-    rig.anvil = Some(anvil);
+    let anvil =
+        AnvilProcess::spawn_free_gas(&anvil_bin(), rig.port, CHAIN_ID, Some(BLOCK_TIME), Some(&path)).await.unwrap();
+    rig.node = Some(anvil.into());
     waiting.await.unwrap().expect("the request gets its receipt from the restarted node");
     let secs = rig.confirmed(&key, at).await;
     let w = rig.store.recorded_write(&key).await.unwrap().unwrap();
     assert_eq!(rig.minted(who).await, 1_200, "both mints, each exactly once");
-    report("node restart (pool lost)", secs, w.write.attempts);
+    rig.report("node restart (pool lost)", &key, secs, w.write.attempts).await;
     std::fs::remove_file(path).ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_stopped_between_sent_and_receipt_is_replaced_and_the_mint_lands_once() {
-    let mut rig = Rig::start("kill").await;
+    let mut rig = Rig::start(NodeKind::Anvil, "kill").await;
     let who = Address::repeat_byte(0x66);
     let key = mint_key("cs_kill");
     rig.rpc("evm_setIntervalMining", serde_json::json!([0])).await;
@@ -236,5 +144,5 @@ async fn a_sender_stopped_between_sent_and_receipt_is_replaced_and_the_mint_land
     rig.chain.mint_fare(who, 1_300, keccak256("cs_kill")).await.unwrap();
     let w = rig.store.recorded_write(&key).await.unwrap().unwrap();
     assert_eq!(rig.minted(who).await, 1_300, "minted exactly once");
-    report("sender restarted after sent (lease expiry)", secs, w.write.attempts);
+    rig.report("sender restarted after sent (lease expiry)", &key, secs, w.write.attempts).await;
 }

@@ -175,6 +175,18 @@ pub enum ContractRejection {
         /// Its expiry (unix seconds).
         expiry: u64,
     },
+    /// `ZeroRequestId`: a purchase without a purchase request id.
+    #[error("ZeroRequestId: a purchase needs a request id")]
+    ZeroRequestId,
+    /// `PurchaseAlreadyMade`: this purchase request bought its plan before (nothing was bought
+    /// again): a purchase sent again after a drop or a reorganisation.
+    #[error("PurchaseAlreadyMade: request {request_id} bought plan {plan} already")]
+    PurchaseAlreadyMade {
+        /// The purchase request id Kippu chose.
+        request_id: B256,
+        /// The plan it bought.
+        plan: u64,
+    },
     /// `ConcessionReplayed`: the attestation's nonce was used before.
     #[error("ConcessionReplayed: nonce {nonce} was used already")]
     ConcessionReplayed {
@@ -374,6 +386,14 @@ pub enum ContractRejection {
     /// `LengthMismatch`: parallel arrays of different lengths.
     #[error("LengthMismatch: the arrays differ in length")]
     LengthMismatch,
+    /// `BatchAlreadyAnchored`: this tap batch root was anchored before, as `batch`.
+    #[error("BatchAlreadyAnchored: root {root} is batch {batch} already")]
+    BatchAlreadyAnchored {
+        /// The batch's Merkle root.
+        root: B256,
+        /// The batch id it was anchored as.
+        batch: u64,
+    },
     /// `ZeroRoot`: a tap batch anchored with a zero Merkle root.
     #[error("ZeroRoot: the Merkle root is zero")]
     ZeroRoot,

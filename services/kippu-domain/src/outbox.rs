@@ -82,6 +82,19 @@ pub struct WriteKey {
     pub id: String,
 }
 
+/// A write encoded and ready to be recorded together with the business fact that causes it,
+/// in the same database transaction (a payment marked paid and its mint), so neither can
+/// exist without the other whatever crashes in between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedWrite {
+    /// Its business key.
+    pub key: WriteKey,
+    /// The call, as the outbox stores it (JSON of the target and calldata).
+    pub call: String,
+    /// The sending address, 0x-hex.
+    pub sender: String,
+}
+
 impl fmt::Display for WriteKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.kind.as_str(), self.id)
@@ -193,7 +206,8 @@ pub fn already_done(kind: WriteKind, r: &crate::ContractRejection) -> bool {
         (kind, r),
         (WriteKind::Mint, R::PaymentAlreadyMinted { .. })
             | (WriteKind::Voucher, R::AlreadyCompensated { .. } | R::AlreadyVoted { .. })
-            | (WriteKind::Anchor, R::RidesAlreadyRecorded { .. })
+            | (WriteKind::Purchase, R::PurchaseAlreadyMade { .. })
+            | (WriteKind::Anchor, R::RidesAlreadyRecorded { .. } | R::BatchAlreadyAnchored { .. })
             | (WriteKind::Redemption, R::UnknownVoucher { .. })
             | (WriteKind::Refund, R::UnknownTicket { .. } | R::NonexistentToken { .. })
     )
@@ -438,5 +452,11 @@ mod tests {
         assert!(already_done(WriteKind::PeriodClose, &R::WrongPeriod { given: 6, current: 7 }), "closed before");
         assert!(!already_done(WriteKind::PeriodClose, &R::WrongPeriod { given: 8, current: 7 }), "not yet open");
         assert!(already_done(WriteKind::Redemption, &R::UnknownVoucher { voucher: 3 }));
+        let bought = R::PurchaseAlreadyMade { request_id: Default::default(), plan: 4 };
+        assert!(already_done(WriteKind::Purchase, &bought), "the request bought its plan before");
+        assert!(!already_done(WriteKind::Purchase, &R::ConcessionReplayed { nonce: Default::default() }));
+        let anchored = R::BatchAlreadyAnchored { root: Default::default(), batch: 2 };
+        assert!(already_done(WriteKind::Anchor, &anchored));
+        assert!(!already_done(WriteKind::Purchase, &anchored));
     }
 }

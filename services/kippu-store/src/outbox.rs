@@ -2,7 +2,8 @@
 //! stage as the sender follows them, and the open ones the sender works through. The rules
 //! are `kippu_domain::outbox`'s; this only stores them.
 
-use kippu_domain::outbox::{RecordedWrite, Stage, StageChange, Write, WriteKey, WriteKind};
+use kippu_app::ports::{WriteCounts, WriteState};
+use kippu_domain::outbox::{PreparedWrite, RecordedWrite, Stage, StageChange, Write, WriteKey, WriteKind};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -70,28 +71,51 @@ fn hex32(b: &[u8; 32]) -> String {
     format!("0x{}", hex::encode(b))
 }
 
+/// Records a write once per key; a `failed` one is re-opened with the new call (see
+/// [`Store::record_write`]). Binds: kind, business id, call, sender, now.
+const RECORD_WRITE: &str =
+    "INSERT INTO chain_writes (kind, business_id, call, sender, stage, attempts, confirmed_once, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, 'recorded', 0, 0, $5, $5)
+     ON CONFLICT (kind, business_id) DO UPDATE SET call = excluded.call, sender = excluded.sender,
+         stage = 'recorded', reason = NULL, revert_data = NULL, raw_tx = NULL, nonce = NULL, tx_hash = NULL,
+         updated_at = excluded.updated_at
+     WHERE chain_writes.stage = 'failed'";
+
 impl Store {
     /// Records a write for `key`, once: `false` (nothing changed) if the key has one already,
     /// so a business fact retried records no second write. A write the contract refused
     /// (`failed`) is the exception: the fact retried (a webhook delivered again, the traveler
     /// trying again once the reason is gone) re-opens it with the new call, as a fresh write.
     pub async fn record_write(&self, key: &WriteKey, call: &str, sender: &str, now: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO chain_writes (kind, business_id, call, sender, stage, attempts, confirmed_once, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'recorded', 0, 0, $5, $5)
-             ON CONFLICT (kind, business_id) DO UPDATE SET call = excluded.call, sender = excluded.sender,
-                 stage = 'recorded', reason = NULL, revert_data = NULL, raw_tx = NULL, nonce = NULL, tx_hash = NULL,
-                 updated_at = excluded.updated_at
-             WHERE chain_writes.stage = 'failed'",
-        )
-        .bind(key.kind.as_str())
-        .bind(&key.id)
-        .bind(call)
-        .bind(sender)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(RECORD_WRITE)
+            .bind(key.kind.as_str())
+            .bind(&key.id)
+            .bind(call)
+            .bind(sender)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Marks a payment paid and records its mint, in one transaction (see
+    /// [`kippu_app::ports::Store::mark_paid_recording`]).
+    pub async fn mark_paid_recording(&self, session_id: &str, mint: &PreparedWrite, now: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE payments SET status = 'paid' WHERE session_id = $1 AND status = 'open'")
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(RECORD_WRITE)
+            .bind(mint.key.kind.as_str())
+            .bind(&mint.key.id)
+            .bind(&mint.call)
+            .bind(&mint.sender)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The writes a `WHERE … ORDER BY … ` clause with one integer parameter selects.
@@ -141,6 +165,64 @@ impl Store {
             limit,
         )
         .await
+    }
+
+    /// How many writes stand where: the open ones by stage, of them the stuck (`stuck_after`
+    /// attempts or more) and the gone (confirmed once, open again), the failed, and those
+    /// confirmed at `confirmed_since` or later. Reads only the open, failed and recently
+    /// confirmed rows (the `(stage, updated_at)` index), not the whole history.
+    pub async fn write_counts(&self, stuck_after: u32, confirmed_since: i64) -> Result<WriteCounts> {
+        let rows = sqlx::query(
+            "SELECT stage, COUNT(*), COUNT(CASE WHEN attempts >= $1 THEN 1 END),
+                 COUNT(CASE WHEN confirmed_once <> 0 THEN 1 END)
+             FROM chain_writes
+             WHERE stage IN ('recorded', 'sent', 'included', 'failed') OR (stage = 'confirmed' AND updated_at >= $2)
+             GROUP BY stage",
+        )
+        .bind(i64::from(stuck_after))
+        .bind(confirmed_since)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut c = WriteCounts::default();
+        for r in &rows {
+            let stage: String = r.try_get(0)?;
+            let n = |i: usize| -> Result<u64> {
+                u64::try_from(r.try_get::<i64, _>(i)?).map_err(|_| StoreError::Corrupt("chain_writes: a count"))
+            };
+            let open = match stage.as_str() {
+                "recorded" => &mut c.recorded,
+                "sent" => &mut c.sent,
+                "included" => &mut c.included,
+                "failed" => {
+                    c.failed = n(1)?;
+                    continue;
+                }
+                "confirmed" => {
+                    c.confirmed = n(1)?;
+                    continue;
+                }
+                _ => return Err(StoreError::Corrupt("chain_writes.stage")),
+            };
+            *open = n(1)?;
+            c.stuck += n(2)?;
+            c.gone += n(3)?;
+        }
+        Ok(c)
+    }
+
+    /// The writes in `state` (stuck: `stuck_after` attempts or more), most recently changed
+    /// first, at most `limit`; [`WriteState::All`] lists as [`Store::recent_writes`] does.
+    pub async fn writes_in_state(&self, state: WriteState, stuck_after: u32, limit: i64) -> Result<Vec<RecordedWrite>> {
+        const OPEN: &str = "stage IN ('recorded', 'sent', 'included')";
+        let clause = match state {
+            WriteState::All => return self.recent_writes(limit).await,
+            WriteState::Pending => format!("WHERE {OPEN}"),
+            WriteState::Stuck => format!("WHERE {OPEN} AND attempts >= {}", i64::from(stuck_after)),
+            WriteState::Gone => format!("WHERE {OPEN} AND confirmed_once <> 0"),
+            WriteState::Failed => "WHERE stage = 'failed'".to_owned(),
+            WriteState::Confirmed => "WHERE stage = 'confirmed'".to_owned(),
+        };
+        self.writes_where(&format!("{clause} ORDER BY updated_at DESC, kind, business_id LIMIT $1"), limit).await
     }
 
     /// Records a write's new stage (and, for a new attempt, its nonce, signed transaction and

@@ -271,6 +271,15 @@ impl kippu_app::ports::Store for Store {
         Store::mark_paid(self, session_id).await.map_err(port)
     }
 
+    async fn mark_paid_recording(
+        &self,
+        session_id: &str,
+        mint: &kippu_domain::outbox::PreparedWrite,
+        now: i64,
+    ) -> PortResult<()> {
+        Store::mark_paid_recording(self, session_id, mint, now).await.map_err(port)
+    }
+
     async fn operator_bundles(&self, operator_id: u32) -> PortResult<Vec<BundleShare>> {
         Store::operator_bundles(self, operator_id).await.map_err(port)
     }
@@ -479,6 +488,19 @@ impl kippu_app::ports::ChainWrites for Store {
         now: i64,
     ) -> PortResult<()> {
         Store::set_write_stage(self, key, change, now).await.map_err(port)
+    }
+
+    async fn write_counts(&self, stuck_after: u32, confirmed_since: i64) -> PortResult<kippu_app::ports::WriteCounts> {
+        Store::write_counts(self, stuck_after, confirmed_since).await.map_err(port)
+    }
+
+    async fn writes_in_state(
+        &self,
+        state: kippu_app::ports::WriteState,
+        stuck_after: u32,
+        limit: i64,
+    ) -> PortResult<Vec<RecordedWrite>> {
+        Store::writes_in_state(self, state, stuck_after, limit).await.map_err(port)
     }
 }
 

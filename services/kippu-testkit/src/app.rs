@@ -178,6 +178,8 @@ impl TestAppBuilder {
         let inner = Inner {
             store: Arc::new(store.clone()),
             chain: chain.clone(),
+            chain_writes: Arc::new(store.clone()),
+            outbox_policy: kippu_domain::outbox::Policy::default(),
             keystore,
             challenges,
             presentation_challenges,

@@ -191,6 +191,8 @@ struct State {
     unpaid: BTreeMap<u32, u128>,
     payable: BTreeMap<u32, u128>,
     minted: HashSet<B256>,
+    /// purchase request id -> (plan, transaction, price), as PlanMarket's `purchaseOf`
+    purchases: HashMap<B256, (u64, B256, u128)>,
     terms: HashMap<u32, ChainTerms>,
     next_plan: u64,
     next_ticket: u64,
@@ -225,6 +227,7 @@ impl State {
             unpaid: BTreeMap::new(),
             payable: BTreeMap::new(),
             minted: HashSet::new(),
+            purchases: HashMap::new(),
             terms: HashMap::new(),
             next_plan: 1,
             next_ticket: 1,
@@ -690,6 +693,7 @@ impl FakeChain {
     async fn purchase(
         &self,
         call: &'static str,
+        request_id: B256,
         traveler: Address,
         attestor: Option<Address>,
         bundle_id: u32,
@@ -701,6 +705,12 @@ impl FakeChain {
         st.enter(call)?;
         if st.paused {
             return Err(rejected(R::Paused));
+        }
+        if request_id == B256::ZERO {
+            return Err(rejected(R::ZeroRequestId));
+        }
+        if let Some(&(plan, _, _)) = st.purchases.get(&request_id) {
+            return Err(rejected(R::PurchaseAlreadyMade { request_id, plan }));
         }
         if let Some((kind, bps)) = concession {
             if kind == 0 || kind > 3 {
@@ -805,6 +815,7 @@ impl FakeChain {
         events.extend(sold);
         let tx = Tx::Purchase { traveler, bundle_id, plan_id, price, concession };
         let hash = self.mine(&mut st, tx, events).await;
+        st.purchases.insert(request_id, (plan_id, hash, price));
         Ok((plan_id, hash))
     }
 }
@@ -848,6 +859,21 @@ impl kippu_app::ports::Chain for FakeChain {
         Ok(self.mine(&mut st, Tx::Mint { to, amount: amount_minor, payment_ref }, vec![event]).await)
     }
 
+    /// The fake mines every write at once, as the adapter without an outbox: nothing to
+    /// prepare, [`FakeChain::mint_fare`] sends it.
+    fn prepare_mint(
+        &self,
+        _to: Address,
+        _amount: u128,
+        _payment_ref: B256,
+    ) -> ChainResult<Option<kippu_domain::outbox::PreparedWrite>> {
+        Ok(None)
+    }
+
+    async fn await_mint(&self, key: &kippu_domain::outbox::WriteKey) -> ChainResult<B256> {
+        Err(ChainFailure::Unavailable(format!("the fake chain has no outbox to await {key} in")))
+    }
+
     async fn payment_minted(&self, payment_ref: B256) -> ChainResult<bool> {
         let mut st = self.state.lock().await;
         st.enter("payment_minted")?;
@@ -867,16 +893,25 @@ impl kippu_app::ports::Chain for FakeChain {
 
     async fn buy_with_permit(
         &self,
+        request_id: B256,
         traveler: &PrivateKeySigner,
         bundle_id: u32,
         max_price: u128,
         valid_from: u64,
     ) -> ChainResult<(u64, B256)> {
-        self.purchase("buy_with_permit", traveler.address(), None, bundle_id, max_price, valid_from, None).await
+        self.purchase("buy_with_permit", request_id, traveler.address(), None, bundle_id, max_price, valid_from, None)
+            .await
+    }
+
+    async fn purchase_of(&self, request_id: B256) -> ChainResult<Option<(u64, B256, u128)>> {
+        let mut st = self.state.lock().await;
+        st.enter("purchase_of")?;
+        Ok(st.purchases.get(&request_id).copied())
     }
 
     async fn buy_with_permit_and_concession(
         &self,
+        request_id: B256,
         traveler: &PrivateKeySigner,
         attestor: &PrivateKeySigner,
         bundle_id: u32,
@@ -887,6 +922,7 @@ impl kippu_app::ports::Chain for FakeChain {
     ) -> ChainResult<(u64, B256)> {
         self.purchase(
             "buy_with_permit_and_concession",
+            request_id,
             traveler.address(),
             Some(attestor.address()),
             bundle_id,

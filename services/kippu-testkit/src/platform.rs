@@ -123,7 +123,7 @@ impl Platform for FakePlatform {
         self.state().calls.push(PlatformCall::DeviceRevoked(device_key));
     }
 
-    fn metrics(&self) -> String {
+    async fn metrics(&self) -> String {
         self.state().metrics.clone()
     }
 }

@@ -30,7 +30,7 @@ async fn buyer(chain: &FakeChain, fare: u128, bundle: u32) -> (PrivateKeySigner,
     let t = PrivateKeySigner::random();
     chain.fund(t.address(), fare).await.unwrap();
     let (price, _) = chain.quote(bundle).await.unwrap();
-    let (plan, _) = chain.buy_with_permit(&t, bundle, price, 0).await.unwrap();
+    let (plan, _) = chain.buy_with_permit(B256::random(), &t, bundle, price, 0).await.unwrap();
     (t, plan)
 }
 
@@ -100,16 +100,19 @@ async fn a_purchase_takes_the_price_into_escrow_and_books_plan_tickets_legs_and_
     let t = PrivateKeySigner::random();
     let me = t.address();
     assert_eq!(
-        rejection(chain.buy_with_permit(&t, EXPLORER, EXPLORER_PRICE, 0).await),
+        rejection(chain.buy_with_permit(B256::random(), &t, EXPLORER, EXPLORER_PRICE, 0).await),
         R::InsufficientBalance { account: me, balance: U256::ZERO, needed: U256::from(EXPLORER_PRICE) }
     );
     chain.fund(me, 5_000).await.unwrap();
     assert_eq!(
-        rejection(chain.buy_with_permit(&t, EXPLORER, EXPLORER_PRICE - 1, 0).await),
+        rejection(chain.buy_with_permit(B256::random(), &t, EXPLORER, EXPLORER_PRICE - 1, 0).await),
         R::PriceAboveMax { price: U256::from(EXPLORER_PRICE), max_price: U256::from(EXPLORER_PRICE - 1) }
     );
-    assert_eq!(rejection(chain.buy_with_permit(&t, 42, 10_000, 0).await), R::UnknownBundle { bundle: 42 });
-    let (plan, tx) = chain.buy_with_permit(&t, EXPLORER, EXPLORER_PRICE, 0).await.unwrap();
+    assert_eq!(
+        rejection(chain.buy_with_permit(B256::random(), &t, 42, 10_000, 0).await),
+        R::UnknownBundle { bundle: 42 }
+    );
+    let (plan, tx) = chain.buy_with_permit(B256::random(), &t, EXPLORER, EXPLORER_PRICE, 0).await.unwrap();
     assert_eq!(plan, 1);
     assert_eq!(chain.fare_balance(me).await.unwrap(), 5_000 - EXPLORER_PRICE);
     assert_eq!(chain.escrow_balance().await.unwrap(), EXPLORER_PRICE);
@@ -212,19 +215,26 @@ async fn concessions_need_a_trusted_attestor_and_stay_under_the_cap() {
     chain.fund(t.address(), 5_000).await.unwrap();
     let price = chain.quote_with_concession(EXPLORER, 2_000).await.unwrap();
     assert_eq!(
-        rejection(chain.buy_with_permit_and_concession(&t, &attestor, EXPLORER, price, 0, 1, 2_000).await),
+        rejection(
+            chain.buy_with_permit_and_concession(B256::random(), &t, &attestor, EXPLORER, price, 0, 1, 2_000).await
+        ),
         R::UntrustedConcessionIssuer { signer: attestor.address() }
     );
     chain.trust_attestor(attestor.address()).await;
     assert_eq!(
-        rejection(chain.buy_with_permit_and_concession(&t, &attestor, EXPLORER, price, 0, 0, 2_000).await),
+        rejection(
+            chain.buy_with_permit_and_concession(B256::random(), &t, &attestor, EXPLORER, price, 0, 0, 2_000).await
+        ),
         R::InvalidConcession
     );
     assert_eq!(
-        rejection(chain.buy_with_permit_and_concession(&t, &attestor, EXPLORER, 0, 0, 1, 6_000).await),
+        rejection(chain.buy_with_permit_and_concession(B256::random(), &t, &attestor, EXPLORER, 0, 0, 1, 6_000).await),
         R::ConcessionAboveMax { discount_bps: 6_000, max_bps: 5_000 }
     );
-    let (plan, _) = chain.buy_with_permit_and_concession(&t, &attestor, EXPLORER, price, 0, 1, 2_000).await.unwrap();
+    let (plan, _) = chain
+        .buy_with_permit_and_concession(B256::random(), &t, &attestor, EXPLORER, price, 0, 1, 2_000)
+        .await
+        .unwrap();
     assert_eq!(store.plan_receipt(plan).await.unwrap().unwrap().price, 2_856);
     assert!(!chain.ticket(1).await.unwrap().transferable, "concession tickets never change hands");
     assert!(matches!(chain.mined().await.last().unwrap().tx, Tx::Purchase { concession: Some((1, 2_000)), .. }));
@@ -246,10 +256,10 @@ async fn failures_can_be_injected() {
     chain.pause(true).await;
     let t = PrivateKeySigner::random();
     chain.fund(t.address(), 5_000).await.unwrap();
-    assert_eq!(rejection(chain.buy_with_permit(&t, EXPLORER, EXPLORER_PRICE, 0).await), R::Paused);
+    assert_eq!(rejection(chain.buy_with_permit(B256::random(), &t, EXPLORER, EXPLORER_PRICE, 0).await), R::Paused);
     assert_eq!(rejection(chain.refund(1).await), R::Paused);
     chain.pause(false).await;
-    chain.buy_with_permit(&t, EXPLORER, EXPLORER_PRICE, 0).await.unwrap();
+    chain.buy_with_permit(B256::random(), &t, EXPLORER, EXPLORER_PRICE, 0).await.unwrap();
     let calls = chain.calls().await;
     assert_eq!(&calls[..3], ["fare_balance", "fare_balance", "quote"]);
 }

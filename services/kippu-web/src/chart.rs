@@ -8,6 +8,17 @@ pub(crate) fn bars(items: &[(String, i64)]) -> String {
 
 /// Horizontal bars with each value shown by `show`; `title` is the chart's accessible name.
 pub(crate) fn bars_with(items: &[(String, i64)], title: &str, show: impl Fn(i64) -> String) -> String {
+    bars_coloured(items, &["#0b6e4f", "#1570ef", "#f5a524", "#7a5af8", "#b42318"], title, show)
+}
+
+/// [`bars_with`], the `i`-th bar in `colors[i]` (cycling), for bars whose colour means something
+/// (a state: red for failed, green for confirmed).
+pub(crate) fn bars_coloured(
+    items: &[(String, i64)],
+    colors: &[&str],
+    title: &str,
+    show: impl Fn(i64) -> String,
+) -> String {
     let max = items.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1);
     let row = 34;
     let height = row * items.len().max(1) + 10;
@@ -15,11 +26,10 @@ pub(crate) fn bars_with(items: &[(String, i64)], title: &str, show: impl Fn(i64)
         r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 640 {height}" role="img" aria-label="{}">"##,
         escape(title)
     );
-    let colors = ["#0b6e4f", "#1570ef", "#f5a524", "#7a5af8", "#b42318"];
     for (i, (label, v)) in items.iter().enumerate() {
         let y = 5 + i * row;
         let w = (*v as f64 / max as f64 * 400.0).round() as i64;
-        let c = colors[i % colors.len()];
+        let c = escape(colors.get(i % colors.len().max(1)).copied().unwrap_or("#0b6e4f"));
         svg.push_str(&format!(
             r##"<text x="0" y="{ty}" font-size="14" fill="#1b1f24">{label}</text><rect x="150" y="{y}" width="{w}" height="24" rx="4" fill="{c}"/><text x="{tx}" y="{ty}" font-size="14" fill="#1b1f24">{val}</text>"##,
             ty = y + 17,
@@ -108,6 +118,15 @@ mod tests {
         assert!(svg.contains(r#"width="200""#));
         assert!(svg.contains("Bus &lt;x&gt;"));
         assert!(svg.contains("2.00"));
+    }
+
+    #[test]
+    fn coloured_bars_take_their_colour_in_order() {
+        let items = [("Failed".to_owned(), 2), ("Confirmed".to_owned(), 4)];
+        let svg = super::bars_coloured(&items, &["#b42318", "#0b6e4f"], "Writes", |v| v.to_string());
+        assert!(svg.contains(r##"width="200" height="24" rx="4" fill="#b42318""##), "{svg}");
+        assert!(svg.contains(r##"width="400" height="24" rx="4" fill="#0b6e4f""##), "{svg}");
+        assert!(svg.contains(">4<"), "{svg}");
     }
 
     #[test]

@@ -85,8 +85,9 @@ pub trait Platform: Send + Sync {
     async fn card_unbound(&self, card_key: [u8; 32]);
     /// A traveler revoked a phone's device key: its passes must stop opening gates now.
     async fn device_revoked(&self, device_key: [u8; 32]);
-    /// Prometheus text exposition of the process's metrics.
-    fn metrics(&self) -> String;
+    /// Prometheus text exposition of the process's metrics (those read from the database,
+    /// such as the outbox's open writes, read now).
+    async fn metrics(&self) -> String;
 }
 
 /// Shared state of the web app.
@@ -101,6 +102,10 @@ pub struct Inner {
     pub store: Arc<dyn kippu_app::ports::Store>,
     /// Chain adapter.
     pub chain: Arc<dyn kippu_app::ports::Chain>,
+    /// The chain-write outbox, for the admin page that shows how its writes stand.
+    pub chain_writes: Arc<dyn kippu_app::ports::ChainWrites>,
+    /// When the outbox's sender re-sends and reports a write stuck (the admin page says which are).
+    pub outbox_policy: kippu_domain::outbox::Policy,
     /// Custodial keys.
     pub keystore: Keystore,
     /// Pending sign-in challenges (wallet sign-in).

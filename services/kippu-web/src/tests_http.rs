@@ -41,7 +41,7 @@ impl Platform for FakePlatform {
     async fn card_bound(&self, _card_key: [u8; 32], _ticket_id: u64, _sig: Vec<u8>) {}
     async fn card_unbound(&self, _card_key: [u8; 32]) {}
     async fn device_revoked(&self, _device_key: [u8; 32]) {}
-    fn metrics(&self) -> String {
+    async fn metrics(&self) -> String {
         "kippu_up 1\n".into()
     }
 }
@@ -139,8 +139,10 @@ pub(crate) async fn state(tweak: impl FnOnce(&mut Inner)) -> (AppState, ScratchD
         std::time::Duration::from_secs(60),
     );
     let mut inner = Inner {
-        store: Arc::new(store),
+        store: Arc::new(store.clone()),
         chain: Arc::new(chain),
+        chain_writes: Arc::new(store),
+        outbox_policy: kippu_domain::outbox::Policy::default(),
         keystore: Keystore::new([7; 32]),
         challenges: ChallengeBook::default(),
         presentation_challenges: ChallengeBook::default(),

@@ -577,6 +577,41 @@ async fn buying_a_plan_takes_fare_and_issues_its_tickets() {
     assert_eq!(aiko.me().await["tickets"].as_array().unwrap().len(), 4);
 }
 
+/// Issue 20: each buy form carries its own purchase request id, so the same form submitted
+/// twice (a double click, a resubmission after a slow answer) buys one plan and shows that
+/// plan both times, even though the first spent the FARE a second would need. A damaged id
+/// buys nothing rather than becoming a purchase of its own.
+#[tokio::test]
+async fn a_buy_form_submitted_twice_buys_one_plan() {
+    let app = TestApp::new().await;
+    let aiko = app.traveler("Aiko", EXPLORER_PRICE + 100).await;
+    let page = aiko.get("/plans").await;
+    page.assert_status(OK);
+    let request = page.body.split("name=\"request\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap();
+    assert_eq!(request.len(), 66, "{request}");
+    let first = aiko.post_form(&format!("/plans/{EXPLORER}/buy"), &[("request", request)]).await;
+    first.assert_status(StatusCode::SEE_OTHER);
+    let again = aiko.post_form(&format!("/plans/{EXPLORER}/buy"), &[("request", request)]).await;
+    again.assert_status(StatusCode::SEE_OTHER);
+    assert_eq!(first.location(), again.location(), "the same plan both times");
+    assert_eq!(aiko.me().await["tickets"].as_array().unwrap().len(), 4, "one plan's tickets");
+    assert_eq!(aiko.me().await["balance"], 100, "paid once");
+    // another page's form is another purchase (refused here for the balance)
+    let other = aiko.get("/plans").await;
+    let fresh = other.body.split("name=\"request\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap();
+    assert_ne!(fresh, request, "every page render gives a new request id");
+    aiko.post_form(&format!("/plans/{EXPLORER}/buy"), &[("request", fresh)])
+        .await
+        .assert_status(StatusCode::UNPROCESSABLE_ENTITY);
+    for bad in ["0x12", "nonsense", &format!("0x{}", "0".repeat(64)), &"ab".repeat(32)] {
+        aiko.post_form(&format!("/plans/{EXPLORER}/buy"), &[("request", bad)])
+            .await
+            .assert_status(StatusCode::BAD_REQUEST)
+            .assert_contains("This purchase form is damaged");
+    }
+    assert_eq!(aiko.me().await["tickets"].as_array().unwrap().len(), 4);
+}
+
 #[tokio::test]
 async fn a_purchase_the_chain_refuses_reads_as_its_reason() {
     let app = TestApp::new().await;
@@ -1584,6 +1619,8 @@ async fn fixed_history() -> TestApp {
 fn snapshot_settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
     s.add_filter(r"<dt>Issued</dt><dd>[^<]*</dd>", "<dt>Issued</dt><dd>[now]</dd>");
+    // every render gives each buy form a fresh purchase request id
+    s.add_filter(r#"name="request" value="0x[0-9a-f]{64}""#, r#"name="request" value="[request id]""#);
     s.set_prepend_module_to_snapshot(false);
     s
 }
@@ -1837,6 +1874,126 @@ async fn the_audit_log_is_filtered_exported_and_scoped_to_the_organisation() {
     let auditor = app.client();
     auditor.staff_sign_in_as(kippu_testkit::app::AUDITOR).await;
     auditor.get("/portal/audit.csv").await.assert_status(OK).assert_contains("staff@bus.test");
+}
+
+/// Seeds the outbox through its port: a write of each state the admin page tells apart.
+async fn seed_chain_writes(app: &TestApp) {
+    use kippu_app::ports::ChainWrites;
+    use kippu_domain::outbox::{Stage, StageChange, WriteKey, WriteKind};
+    let w = |kind, id: &str| WriteKey { kind, id: id.into() };
+    let now = kippu_testkit::app::now();
+    let store: &dyn ChainWrites = &app.store;
+    let tx = |b: u8| [b; 32];
+    let keys = [
+        w(WriteKind::Mint, "cs_recorded"),
+        w(WriteKind::Purchase, "req-stuck"),
+        w(WriteKind::Redemption, "voucher-gone"),
+        w(WriteKind::PeriodClose, "7"),
+        w(WriteKind::Anchor, "batch-done"),
+    ];
+    for k in &keys {
+        assert!(store.record_write(k, "{}", "0xsender", now - 600).await.unwrap());
+    }
+    let at = |stage, attempts, nonce| StageChange { nonce, ..StageChange::to(stage, attempts) };
+    let stuck = at(Stage::Sent { tx: tx(0x5a), at: now - 120 }, 6, Some(41));
+    store.set_write_stage(&keys[1], &stuck, now - 120).await.unwrap();
+    store
+        .set_write_stage(&keys[2], &at(Stage::Confirmed { tx: tx(0x01), block: 90 }, 1, Some(7)), now - 300)
+        .await
+        .unwrap();
+    let again = at(Stage::Sent { tx: tx(0x02), at: now - 60 }, 2, Some(8));
+    store.set_write_stage(&keys[2], &again, now - 60).await.unwrap();
+    let refused = at(Stage::Failed { reason: "PeriodNotOver(7)".into() }, 1, None);
+    store.set_write_stage(&keys[3], &refused, now - 30).await.unwrap();
+    let done = at(Stage::Confirmed { tx: tx(0xcd), block: 120 }, 1, Some(9));
+    store.set_write_stage(&keys[4], &done, now - 10).await.unwrap();
+}
+
+/// The `data-state` of each row of the page's table, in order.
+fn chain_write_rows(body: &str) -> Vec<String> {
+    let table = body.split("id=\"chain-writes\"").nth(1).unwrap_or("");
+    table.split("<tr data-state=\"").skip(1).map(|r| r[..r.find('"').unwrap()].to_owned()).collect()
+}
+
+#[tokio::test]
+async fn the_chain_write_outbox_is_shown_to_the_consortiums_admins_and_auditors_only() {
+    let app = TestApp::new().await;
+    seed_chain_writes(&app).await;
+    let admin = staff(&app).await;
+    admin.get("/portal").await.assert_contains("href=\"/portal/chain-writes\"");
+    let page = admin.get("/portal/chain-writes").await;
+    page.assert_status(OK)
+        // counts: pending (recorded, stuck, gone), stuck, failed, gone, confirmed lately
+        .assert_contains(r#"<li data-state="pending"><span class="label">Pending</span><a href="/portal/chain-writes?state=pending">3</a>"#)
+        .assert_contains(r#"<li data-state="stuck"><span class="label">Stuck</span><a href="/portal/chain-writes?state=stuck">1</a>"#)
+        .assert_contains(r#"<li data-state="failed"><span class="label">Failed</span><a href="/portal/chain-writes?state=failed">1</a>"#)
+        .assert_contains(r#"<li data-state="gone"><span class="label">Gone from chain</span><a href="/portal/chain-writes?state=gone">1</a>"#)
+        .assert_contains(r#"<li data-state="confirmed"><span class="label">Confirmed (24 h)</span><a href="/portal/chain-writes?state=confirmed">1</a>"#)
+        .assert_contains("<svg")
+        .assert_contains("Needs a look")
+        // the rows: what each is, its transaction shortened with the full hash in the title
+        .assert_contains("<code>period_close</code></td><td><code>7</code>")
+        .assert_contains("PeriodNotOver(7)")
+        .assert_contains("confirmed, then gone from the chain — being sent again")
+        .assert_contains("sent 6 times, not yet confirmed")
+        .assert_contains(&format!(r#"<code class="hash" title="0x{}">0x5a5a…5a5a</code>"#, "5a".repeat(32)))
+        .assert_contains("confirmed · block 120")
+        .assert_contains("<td class=\"num\">41</td>")
+        .assert_contains("10 min")
+        .assert_contains("2 min ago");
+    // Everything not confirmed first, newest change first; then the confirmed.
+    assert_eq!(chain_write_rows(&page.body), ["failed", "gone", "stuck", "pending", "confirmed"]);
+
+    // Filtered by state.
+    for (state, rows) in [
+        ("pending", &["gone", "stuck", "pending"][..]),
+        ("stuck", &["stuck"][..]),
+        ("failed", &["failed"][..]),
+        ("gone", &["gone"][..]),
+        ("confirmed", &["confirmed"][..]),
+        ("all", &["failed", "gone", "stuck", "pending", "confirmed"][..]),
+    ] {
+        let a = admin.get(&format!("/portal/chain-writes?state={state}")).await;
+        a.assert_status(OK).assert_contains(&format!("<option selected>{state}</option>"));
+        assert_eq!(chain_write_rows(&a.body), rows, "{state}");
+    }
+    let bad = admin.get("/portal/chain-writes?state=done").await;
+    bad.assert_status(StatusCode::BAD_REQUEST)
+        .assert_contains("no chain-write state")
+        .assert_contains("one of: all, pending, stuck, failed, gone, confirmed");
+
+    // The consortium's auditor reads it too.
+    let auditor = app.client();
+    auditor.staff_sign_in_as(kippu_testkit::app::AUDITOR).await;
+    auditor.get("/portal").await.assert_contains("href=\"/portal/chain-writes\"");
+    let a = auditor.get("/portal/chain-writes?state=failed").await;
+    a.assert_status(OK).assert_contains("PeriodNotOver(7)");
+
+    // An operator's staff get the consortium pages' refusal, and no link; a stranger is sent to sign in.
+    let metro = app.client();
+    metro.staff_sign_in_as(&staff_email("metro")).await;
+    let p = metro.get("/portal").await;
+    assert!(!p.body.contains("/portal/chain-writes"), "{}", p.body);
+    metro
+        .get("/portal/chain-writes")
+        .await
+        .assert_status(StatusCode::FORBIDDEN)
+        .assert_contains("another organisation");
+    let stranger = app.client().get("/portal/chain-writes?state=failed").await;
+    assert_eq!(
+        (stranger.status, stranger.location()),
+        (SEE_OTHER, "/portal/signin?next=%2Fportal%2Fchain-writes%3Fstate%3Dfailed")
+    );
+    assert!(!stranger.body.contains("PeriodNotOver"));
+}
+
+#[tokio::test]
+async fn an_empty_outbox_says_nothing_needs_a_look() {
+    let app = TestApp::new().await;
+    let page = staff(&app).await.get("/portal/chain-writes").await;
+    page.assert_status(OK).assert_contains("Nothing needs a look").assert_contains("No chain writes.");
+    assert!(!page.body.contains("<svg"), "no chart of nothing");
+    assert!(chain_write_rows(&page.body).is_empty());
 }
 
 #[tokio::test]

@@ -26,6 +26,8 @@ pub struct Core {
     pub(crate) insurer: DelayInsurer,
     pub(crate) chain: Chain,
     pub(crate) store: Store,
+    /// When the outbox's sender re-sends and reports a write stuck.
+    pub(crate) outbox_policy: kippu_domain::outbox::Policy,
     /// One close at a time in this process: each reads and replaces the carried positions.
     pub(crate) closing: Mutex<()>,
 }
@@ -36,6 +38,38 @@ impl Core {
     pub async fn close_period(&self) -> anyhow::Result<crate::settle::Closed> {
         let _one = self.closing.lock().await;
         crate::settle::close_period(&self.chain, &self.store, &self.indexer, now()).await
+    }
+
+    /// Brings the metrics that are not counted as things happen up to date before a scrape:
+    /// what the outbox's sender did (in the process holding its lease), and how its writes
+    /// stand now, read from the database (so every process reports the same).
+    pub(crate) async fn refresh_metrics(&self) {
+        if let Some(o) = self.chain.outbox() {
+            use std::sync::atomic::Ordering::Relaxed;
+            let s = &o.stats;
+            for (what, n) in [
+                ("sent", &s.sent),
+                ("resent", &s.resent),
+                ("confirmed", &s.confirmed),
+                ("failed", &s.failed),
+                ("gone", &s.gone),
+            ] {
+                metrics::counter!("kippu_chain_writes_total", "what" => what).absolute(n.load(Relaxed));
+            }
+        }
+        let window = kippu_app::chain_writes::CONFIRMED_WINDOW_SECS;
+        match self.store.write_counts(self.outbox_policy.stuck_after_attempts, now() - window).await {
+            Ok(c) => {
+                for (stage, n) in [("recorded", c.recorded), ("sent", c.sent), ("included", c.included)] {
+                    metrics::gauge!("kippu_chain_writes_open", "stage" => stage).set(n as f64);
+                }
+                // Confirmed once, and not on the chain now: each is an alert until it is confirmed again.
+                metrics::gauge!("kippu_chain_writes_gone").set(c.gone as f64);
+                metrics::gauge!("kippu_chain_writes_stuck").set(c.stuck as f64);
+            }
+            // The last figures stay; the scrape still answers.
+            Err(e) => tracing::warn!(error = %e, "the outbox's writes not counted for the metrics"),
+        }
     }
 }
 
@@ -102,21 +136,8 @@ impl Platform for Services {
         self.0.validator_state.lock().await.unbind_card(&card_key);
     }
 
-    fn metrics(&self) -> String {
-        // The outbox's sender counts what it did (in the process holding its lease).
-        if let Some(o) = self.0.chain.outbox() {
-            use std::sync::atomic::Ordering::Relaxed;
-            let s = &o.stats;
-            for (what, n) in [
-                ("sent", &s.sent),
-                ("resent", &s.resent),
-                ("confirmed", &s.confirmed),
-                ("failed", &s.failed),
-                ("gone", &s.gone),
-            ] {
-                metrics::counter!("kippu_chain_writes_total", "what" => what).absolute(n.load(Relaxed));
-            }
-        }
+    async fn metrics(&self) -> String {
+        self.0.refresh_metrics().await;
         prometheus().render()
     }
 }

@@ -118,15 +118,12 @@ pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<Box<dyn AddOn>
     let store = w.store.clone();
     // Every business write goes through the outbox: recorded first, sent and followed to
     // depth by the sender below (issue 20). Clones of `chain` share it.
-    let outbox = Arc::new(kippu_chain::Outbox::new(
-        Arc::new(store.clone()),
-        Arc::new(store.clone()),
-        kippu_domain::outbox::Policy {
-            confirmations: cfg.chain.confirmations.max(1),
-            resend_after_secs: cfg.chain.resend_after_secs.max(1) as i64,
-            stuck_after_attempts: 5,
-        },
-    ));
+    let outbox_policy = kippu_domain::outbox::Policy {
+        confirmations: cfg.chain.confirmations.max(1),
+        resend_after_secs: cfg.chain.resend_after_secs.max(1) as i64,
+        stuck_after_attempts: 5,
+    };
+    let outbox = Arc::new(kippu_chain::Outbox::new(Arc::new(store.clone()), Arc::new(store.clone()), outbox_policy));
     let chain = if cfg.chain.outbox { w.chain.clone().with_outbox(outbox) } else { w.chain.clone() };
     // The sender runs before anything below can write, so no write waits on it.
     let mut jobs = Supervisor::default();
@@ -191,6 +188,7 @@ pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<Box<dyn AddOn>
         insurer,
         chain: chain.clone(),
         store: store.clone(),
+        outbox_policy,
         closing: Mutex::new(()),
     });
     start_jobs(&mut jobs, &cfg, &core, &mqtt, &verdict_key);
@@ -207,6 +205,8 @@ pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<Box<dyn AddOn>
     let state = AppState::new(Inner {
         store: Arc::new(store.clone()),
         chain: Arc::new(chain.clone()),
+        chain_writes: Arc::new(store.clone()),
+        outbox_policy,
         keystore: w.keystore,
         challenges: ChallengeBook::default(),
         presentation_challenges: ChallengeBook::default(),
@@ -225,7 +225,7 @@ pub async fn start(w: Wiring, #[cfg(feature = "dev")] dev: Option<Box<dyn AddOn>
     jobs.task(serve_web(w.listener, kippu_web::router(state)));
     let metrics_url = match &cfg.web.metrics_bind {
         Some(bind) => {
-            let (url, task) = serve_metrics(bind).await?;
+            let (url, task) = serve_metrics(bind, core.clone()).await?;
             jobs.task(task);
             Some(url)
         }

@@ -119,13 +119,22 @@ pub(crate) fn serve_web(listener: tokio::net::TcpListener, app: axum::Router) ->
 
 /// Serves `/metrics` with no login on its own listener (`web.metrics_bind`, where only
 /// Prometheus reaches); returns its URL.
-pub(crate) async fn serve_metrics(bind: &str) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+pub(crate) async fn serve_metrics(
+    bind: &str,
+    core: std::sync::Arc<crate::platform::Core>,
+) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
     let l = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("web.metrics_bind {bind}"))?;
     let url = format!("http://{}/metrics", l.local_addr()?);
     let app = axum::Router::new().route(
         "/metrics",
-        axum::routing::get(|| async {
-            ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::telemetry::prometheus().render())
+        axum::routing::get(move || {
+            let core = core.clone();
+            async move {
+                // The same figures as the web app's `/metrics`, the outbox's read now.
+                core.refresh_metrics().await;
+                let text = crate::telemetry::prometheus().render();
+                ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+            }
         }),
     );
     let task = tokio::spawn(async move {

@@ -27,7 +27,16 @@ fn world(balance: u128) -> World {
 
 impl World {
     async fn buy(&self, concessions: &FakeConcessions, bundle_id: u32) -> Result<Bought, BuyPlanError> {
-        let req = BuyPlan { traveler: self.ada, bundle_id, attestor: &self.attestor };
+        self.buy_as(concessions, bundle_id, alloy_primitives::B256::from(rand::random::<[u8; 32]>())).await
+    }
+
+    async fn buy_as(
+        &self,
+        concessions: &FakeConcessions,
+        bundle_id: u32,
+        request_id: alloy_primitives::B256,
+    ) -> Result<Bought, BuyPlanError> {
+        let req = BuyPlan { traveler: self.ada, bundle_id, request_id, attestor: &self.attestor };
         buy_plan(&self.store, &self.chain, &self.ks, concessions, req).await
     }
 }
@@ -48,7 +57,24 @@ async fn a_plan_is_bought_at_the_quoted_price() {
         "the permit is capped at the price"
     );
     assert_eq!(*none.presented_by.lock().unwrap(), [w.ada], "a held concession is looked for with the traveler's key");
-    assert_eq!(w.chain.calls(), ["quote", "fare_balance", "buy_with_permit"]);
+    assert_eq!(w.chain.calls(), ["purchase_of", "quote", "fare_balance", "buy_with_permit"]);
+}
+
+/// Issue 20: a form submitted twice (the same request id) is one purchase; the second answer
+/// is the first plan, even though the first spent the balance a second would need.
+#[tokio::test]
+async fn the_same_purchase_request_twice_buys_one_plan_and_answers_with_it() {
+    let w = world(1_500);
+    let none = FakeConcessions::none();
+    let request = alloy_primitives::B256::repeat_byte(7);
+    let first = w.buy_as(&none, 1, request).await.unwrap();
+    let again = w.buy_as(&none, 1, request).await.unwrap();
+    assert_eq!((again.plan_id, again.tx, again.price), (first.plan_id, first.tx, first.price));
+    assert_eq!(w.chain.state().purchases.len(), 1);
+    assert_eq!(w.chain.state().balances[&w.ada], 500, "paid once");
+    // another request is another purchase (refused here only for the balance)
+    let other = w.buy_as(&none, 1, alloy_primitives::B256::repeat_byte(8)).await.unwrap_err();
+    assert_eq!(other, BuyPlanError::InsufficientFare { needed: 1_000, have: 500 });
 }
 
 #[tokio::test]
@@ -58,7 +84,10 @@ async fn a_concession_lowers_the_price_and_the_attestor_vouches_for_it() {
     assert_eq!((bought.price, bought.concession), (500, Some(STUDENT)));
     let p = w.chain.state().purchases[0].clone();
     assert_eq!((p.max_price, p.concession), (500, Some((w.attestor.address(), 1, 5_000))));
-    assert_eq!(w.chain.calls(), ["quote", "quote_with_concession", "fare_balance", "buy_with_permit_and_concession"]);
+    assert_eq!(
+        w.chain.calls(),
+        ["purchase_of", "quote", "quote_with_concession", "fare_balance", "buy_with_permit_and_concession"]
+    );
 }
 
 #[tokio::test]
@@ -97,7 +126,12 @@ async fn a_concession_that_does_not_verify_buys_nothing() {
 async fn a_key_that_cannot_sign_buys_nothing_and_asks_the_chain_nothing() {
     let w = world(1_500);
     let wallet = wallet_traveler(&w.store);
-    let req = BuyPlan { traveler: wallet.address(), bundle_id: 1, attestor: &w.attestor };
+    let req = BuyPlan {
+        traveler: wallet.address(),
+        bundle_id: 1,
+        request_id: alloy_primitives::B256::from(rand::random::<[u8; 32]>()),
+        attestor: &w.attestor,
+    };
     let err = buy_plan(&w.store, &w.chain, &w.ks, &FakeConcessions::none(), req).await.unwrap_err();
     assert_eq!(err, BuyPlanError::Signer(SignerError::WalletAccount));
     w.store.state().revoked_keys.insert(w.ada, (NOW, "leaked".into()));

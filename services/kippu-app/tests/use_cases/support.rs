@@ -34,6 +34,8 @@ pub(crate) static CLOCK: FixedClock = FixedClock(NOW);
 /// What the fake store holds.
 #[derive(Default)]
 pub(crate) struct StoreState {
+    /// Chain writes recorded with their business fact (`mark_paid_recording`), once per key.
+    pub(crate) writes: Vec<kippu_domain::outbox::PreparedWrite>,
     pub(crate) travelers: BTreeMap<Address, Traveler>,
     /// e-mail → (account, password hash).
     pub(crate) logins: BTreeMap<String, (Address, String)>,
@@ -395,6 +397,23 @@ impl Store for FakeStore {
         }))
     }
 
+    async fn mark_paid_recording(
+        &self,
+        session_id: &str,
+        mint: &kippu_domain::outbox::PreparedWrite,
+        _now: i64,
+    ) -> PortResult<()> {
+        // one lock: both or neither, as the store's one transaction
+        let mut s = self.enter("mark_paid_recording")?;
+        if let Some(p) = s.payments.get_mut(session_id).filter(|p| p.status == "open") {
+            p.status = "paid".into();
+        }
+        if !s.writes.iter().any(|w| w.key == mint.key) {
+            s.writes.push(mint.clone());
+        }
+        Ok(())
+    }
+
     async fn mark_minted(&self, session_id: &str, tx_hash: &str) -> PortResult<()> {
         if let Some(p) = self.enter("mark_minted")?.payments.get_mut(session_id) {
             p.status = "minted".into();
@@ -687,9 +706,12 @@ impl Store for FakeStore {
 /// A purchase the fake chain took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Purchase {
+    pub(crate) request_id: B256,
     pub(crate) buyer: Address,
     pub(crate) bundle_id: u32,
     pub(crate) max_price: u128,
+    /// What was charged.
+    pub(crate) price: u128,
     /// `(attestor, kind, discount)` of a concession purchase.
     pub(crate) concession: Option<(Address, u8, u16)>,
 }
@@ -708,6 +730,10 @@ pub(crate) struct ChainState {
     /// `(voucher, operator)` redeemed.
     pub(crate) redeemed: Vec<(u64, u32)>,
     pub(crate) purchases: Vec<Purchase>,
+    /// Writes go through an outbox: a mint is prepared for the store to record, then awaited.
+    pub(crate) outbox: bool,
+    /// Mints prepared and not yet made: key id → (to, amount, payment ref).
+    pub(crate) prepared: HashMap<String, (Address, u128, B256)>,
     /// Methods that fail, by name.
     pub(crate) fail: HashMap<&'static str, ChainFailure>,
     pub(crate) calls: Vec<&'static str>,
@@ -752,9 +778,11 @@ impl FakeChain {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn buy(
         &self,
         method: &'static str,
+        request_id: B256,
         buyer: Address,
         bundle_id: u32,
         max_price: u128,
@@ -762,6 +790,12 @@ impl FakeChain {
         concession: Option<(Address, u8, u16)>,
     ) -> ChainResult<(u64, B256)> {
         let mut s = self.enter(method)?;
+        if let Some(n) = s.purchases.iter().position(|p| p.request_id == request_id) {
+            return Err(ChainFailure::Rejected(ContractRejection::PurchaseAlreadyMade {
+                request_id,
+                plan: n as u64 + 1,
+            }));
+        }
         let list = *s
             .bundles
             .get(&bundle_id)
@@ -782,7 +816,7 @@ impl FakeChain {
             }));
         }
         *balance -= price;
-        s.purchases.push(Purchase { buyer, bundle_id, max_price, concession });
+        s.purchases.push(Purchase { request_id, buyer, bundle_id, max_price, price, concession });
         let n = s.purchases.len();
         Ok((n as u64, tx(n)))
     }
@@ -791,6 +825,19 @@ impl FakeChain {
 /// A concession price: the list price less `bps`.
 pub(crate) fn discounted(price: u128, bps: u16) -> u128 {
     price * u128::from(10_000 - bps) / 10_000
+}
+
+impl FakeChain {
+    /// The mint itself, once per payment reference as FareToken.
+    fn mint(&self, to: Address, amount: u128, payment_ref: B256) -> ChainResult<B256> {
+        let mut s = self.state();
+        if s.minted.iter().any(|m| m.2 == payment_ref) {
+            return Err(ChainFailure::Rejected(ContractRejection::PaymentAlreadyMinted { payment_ref }));
+        }
+        s.minted.push((to, amount, payment_ref));
+        *s.balances.entry(to).or_default() += amount;
+        Ok(tx(100 + s.minted.len()))
+    }
 }
 
 #[async_trait]
@@ -807,14 +854,39 @@ impl Chain for FakeChain {
         panic!("the use cases never call Chain::escrow_balance")
     }
 
-    async fn mint_fare(&self, to: Address, amount: u128, payment_ref: B256) -> ChainResult<B256> {
-        let mut s = self.enter("mint_fare")?;
-        if s.minted.iter().any(|m| m.2 == payment_ref) {
-            return Err(ChainFailure::Rejected(ContractRejection::PaymentAlreadyMinted { payment_ref }));
+    fn prepare_mint(
+        &self,
+        to: Address,
+        amount: u128,
+        payment_ref: B256,
+    ) -> ChainResult<Option<kippu_domain::outbox::PreparedWrite>> {
+        let mut s = self.enter("prepare_mint")?;
+        if !s.outbox {
+            return Ok(None);
         }
-        s.minted.push((to, amount, payment_ref));
-        *s.balances.entry(to).or_default() += amount;
-        Ok(tx(100 + s.minted.len()))
+        let key = kippu_domain::outbox::WriteKey {
+            kind: kippu_domain::outbox::WriteKind::Mint,
+            id: format!("{payment_ref:#x}"),
+        };
+        s.prepared.insert(key.id.clone(), (to, amount, payment_ref));
+        Ok(Some(kippu_domain::outbox::PreparedWrite {
+            key,
+            call: format!("mint {to:#x} {amount}"),
+            sender: "minter".into(),
+        }))
+    }
+
+    async fn await_mint(&self, key: &kippu_domain::outbox::WriteKey) -> ChainResult<B256> {
+        let (to, amount, payment_ref) = {
+            let s = self.enter("await_mint")?;
+            *s.prepared.get(&key.id).expect("a mint awaited was prepared")
+        };
+        self.mint(to, amount, payment_ref)
+    }
+
+    async fn mint_fare(&self, to: Address, amount: u128, payment_ref: B256) -> ChainResult<B256> {
+        drop(self.enter("mint_fare")?);
+        self.mint(to, amount, payment_ref)
     }
 
     async fn payment_minted(&self, payment_ref: B256) -> ChainResult<bool> {
@@ -841,16 +913,24 @@ impl Chain for FakeChain {
 
     async fn buy_with_permit(
         &self,
+        request_id: B256,
         traveler: &PrivateKeySigner,
         bundle_id: u32,
         max_price: u128,
         _valid_from: u64,
     ) -> ChainResult<(u64, B256)> {
-        self.buy("buy_with_permit", traveler.address(), bundle_id, max_price, None, None)
+        self.buy("buy_with_permit", request_id, traveler.address(), bundle_id, max_price, None, None)
+    }
+
+    async fn purchase_of(&self, request_id: B256) -> ChainResult<Option<(u64, B256, u128)>> {
+        let s = self.enter("purchase_of")?;
+        let n = s.purchases.iter().position(|p| p.request_id == request_id);
+        Ok(n.map(|n| (n as u64 + 1, tx(n + 1), s.purchases[n].price)))
     }
 
     async fn buy_with_permit_and_concession(
         &self,
+        request_id: B256,
         traveler: &PrivateKeySigner,
         attestor: &PrivateKeySigner,
         bundle_id: u32,
@@ -862,7 +942,15 @@ impl Chain for FakeChain {
         let list = self.state().bundles.get(&bundle_id).copied();
         let price = list.map(|p| discounted(p, discount_bps));
         let concession = Some((attestor.address(), kind, discount_bps));
-        self.buy("buy_with_permit_and_concession", traveler.address(), bundle_id, max_price, price, concession)
+        self.buy(
+            "buy_with_permit_and_concession",
+            request_id,
+            traveler.address(),
+            bundle_id,
+            max_price,
+            price,
+            concession,
+        )
     }
 
     async fn refundable(&self, ticket_id: u64) -> ChainResult<(u128, u64)> {

@@ -106,7 +106,7 @@ impl Net {
         let traveler = PrivateKeySigner::random();
         chain.mint_fare(traveler.address(), 1_000, B256::random()).await.unwrap();
         let next = Ticket::new(self.d.ticket, self.reader()).nextTicketId().call().await.unwrap();
-        chain.buy_with_permit(&traveler, BUNDLE, 300, 0).await.unwrap();
+        chain.buy_with_permit(B256::random(), &traveler, BUNDLE, 300, 0).await.unwrap();
         u64::try_from(next).unwrap()
     }
 
@@ -236,7 +236,7 @@ async fn each_hot_key_does_its_job_and_no_other() {
     assert_unauthorized(wrong.mint_fare(Address::repeat_byte(9), 1, B256::random()).await);
     let traveler = PrivateKeySigner::random();
     chain.mint_fare(traveler.address(), 1_000, B256::random()).await.unwrap();
-    assert_unauthorized(wrong.buy_with_permit(&traveler, BUNDLE, 300, 0).await); // the minter cannot relay
+    assert_unauthorized(wrong.buy_with_permit(B256::random(), &traveler, BUNDLE, 300, 0).await); // the minter cannot relay
     match wrong.refund(ticket).await {
         Err(ChainError::Rejected(ContractRejection::NotTicketHolder { ticket: t, caller })) => {
             assert_eq!((t, caller), (ticket, k.minter.address()))
@@ -375,12 +375,12 @@ async fn refusals_come_back_as_typed_rejections() {
 
     // a bundle that is not on sale, and a price above what the traveler agreed to
     assert_eq!(rejection(chain.quote(7).await.map(drop)), ContractRejection::UnknownBundle { bundle: 7 });
-    let r = rejection(chain.buy_with_permit(&traveler, BUNDLE, 299, 0).await.map(drop));
+    let r = rejection(chain.buy_with_permit(B256::random(), &traveler, BUNDLE, 299, 0).await.map(drop));
     assert_eq!(r, ContractRejection::PriceAboveMax { price: U256::from(300), max_price: U256::from(299) });
 
     // no FARE: the market's transfer fails in FareToken
     let poor = PrivateKeySigner::random();
-    let r = rejection(chain.buy_with_permit(&poor, BUNDLE, 300, 0).await.map(drop));
+    let r = rejection(chain.buy_with_permit(B256::random(), &poor, BUNDLE, 300, 0).await.map(drop));
     assert_eq!(
         r,
         ContractRejection::InsufficientBalance {
@@ -391,10 +391,11 @@ async fn refusals_come_back_as_typed_rejections() {
     );
 
     // concessions: above the deployment's maximum (5000 bps), or signed by a non-issuer
-    let r = chain.buy_with_permit_and_concession(&traveler, &net.attestor, BUNDLE, 300, 0, 1, 5001).await;
+    let r =
+        chain.buy_with_permit_and_concession(B256::random(), &traveler, &net.attestor, BUNDLE, 300, 0, 1, 5001).await;
     assert_eq!(rejection(r.map(drop)), ContractRejection::ConcessionAboveMax { discount_bps: 5001, max_bps: 5000 });
     let stranger = PrivateKeySigner::random();
-    let r = chain.buy_with_permit_and_concession(&traveler, &stranger, BUNDLE, 300, 0, 1, 1000).await;
+    let r = chain.buy_with_permit_and_concession(B256::random(), &traveler, &stranger, BUNDLE, 300, 0, 1, 1000).await;
     assert_eq!(rejection(r.map(drop)), ContractRejection::UntrustedConcessionIssuer { signer: stranger.address() });
 
     // a refunded ticket is burnt: refunding it again fails in Ticket

@@ -30,5 +30,5 @@ pub(crate) async fn metrics(State(s): State<AppState>, req: axum::extract::Reque
         )
             .into_response();
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.platform.metrics()).into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.platform.metrics().await).into_response()
 }

@@ -178,6 +178,7 @@ struct BundleView {
     list: String,
     saving: String,
     concession_price: Option<String>,
+    request: String,
 }
 
 #[derive(Template)]
@@ -455,6 +456,7 @@ fn traveler_pages() -> Vec<(&'static str, String)> {
                         list: "42.00".into(),
                         saving: "6.30".into(),
                         concession_price: None,
+                        request: format!("0x{}", "11".repeat(32)),
                     },
                     BundleView {
                         id: 2,
@@ -465,6 +467,7 @@ fn traveler_pages() -> Vec<(&'static str, String)> {
                         list: "32.00".into(),
                         saving: "2.00".into(),
                         concession_price: Some("21.00".into()),
+                        request: format!("0x{}", "22".repeat(32)),
                     },
                 ],
                 concession: Some(tn2(

@@ -1,7 +1,9 @@
 //! The staff portal: an operator's reports, statements and timetable, an issuer's credentials,
-//! each organisation's staff, API tokens and audit log, the consortium's organisations. Every
-//! route but the sign-in and the invitation takes [`Staff`] and asks it for its permission.
+//! each organisation's staff, API tokens and audit log, the consortium's organisations and its
+//! chain-write outbox. Every route but the sign-in and the invitation takes [`Staff`] and asks it
+//! for its permission.
 
+mod chain_writes;
 mod issuers;
 mod log;
 mod passkeys;
@@ -40,6 +42,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/portal/orgs/{slug}/tokens/{id}/revoke", post(tokens::revoke))
         .route("/portal/audit", get(log::all))
         .route("/portal/audit.csv", get(log::all_csv))
+        .route("/portal/chain-writes", get(chain_writes::list))
         .route("/portal/orgs/{slug}/audit", get(log::org))
         .route("/portal/orgs/{slug}/audit.csv", get(log::org_csv))
         .route("/portal/issuers/{slug}", get(issuers::issuer))

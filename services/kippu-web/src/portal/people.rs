@@ -69,6 +69,8 @@ pub(crate) async fn home(staff: Staff, State(s): State<AppState>) -> Page {
             "Organisations",
         ),
         (may(Permission::AuditRead), "/portal/audit", "Audit log (all organisations)"),
+        // The outbox is the platform's: its readers are the whole audit log's.
+        (may(Permission::AuditRead), "/portal/chain-writes", "Chain writes (outbox)"),
     ] {
         if ok {
             links.push(Link { href: href.into(), label: label.into() });

@@ -48,7 +48,7 @@ async fn mint_for(
     traveler: &str,
 ) -> Result<&'static str, (StatusCode, String)> {
     let paid = CompletedPayment { session_id: session_id.to_owned(), amount, traveler: traveler.to_owned() };
-    match credit_payment(&*s.store, &*s.chain, &paid).await {
+    match credit_payment(&*s.store, &*s.chain, &crate::CLOCK, &paid).await {
         Ok(Credited::Minted { .. }) => {
             s.platform.catch_up().await;
             Ok("minted")

@@ -9,7 +9,7 @@ use crate::views::html;
 use crate::views::Catalogue;
 use crate::views::Page;
 use crate::{AppError, AppState};
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -69,6 +69,8 @@ pub(crate) struct BundleView {
     list: String,
     saving: String,
     concession_price: Option<String>,
+    /// A fresh purchase request id for this form: submitted twice, it buys one plan.
+    request: String,
 }
 
 #[derive(Template)]
@@ -104,6 +106,7 @@ async fn plans_with(s: &AppState, me: Address, error: Option<String>) -> Page {
             price: format_fare(q.price as i128),
             list: format_fare(q.list_total as i128),
             saving: format_fare(q.saving() as i128),
+            request: format!("{:#x}", B256::from(rand::random::<[u8; 32]>())),
             concession_price: match &concession {
                 Some((_, bps, _)) => Some(format_fare(s.chain.quote_with_concession(b.id, *bps).await? as i128)),
                 None => None,
@@ -121,14 +124,38 @@ pub(crate) async fn plans(State(s): State<AppState>, Traveler(me): Traveler) -> 
     plans_with(&s, me, None).await
 }
 
+/// The buy form's fields.
+#[derive(serde::Deserialize)]
+struct BuyForm {
+    request: Option<String>,
+}
+
+/// The purchase request id the form carries (its page chose it), so a form submitted twice
+/// buys one plan; a client that sends none (an older page, a script) gets a fresh one. A
+/// malformed or zero id is refused, not replaced: it would silently turn a retry into a
+/// second purchase.
+fn purchase_request(body: &[u8]) -> Result<B256, AppError> {
+    let form: BuyForm = serde_urlencoded::from_bytes(body)
+        .map_err(|_| AppError::BadRequest(crate::i18n::t("plans.err.request").into()))?;
+    match form.request.as_deref().map(str::trim) {
+        None | Some("") => Ok(B256::from(rand::random::<[u8; 32]>())),
+        Some(r) => match r.parse::<B256>() {
+            Ok(id) if r.starts_with("0x") && r.len() == 66 && id != B256::ZERO => Ok(id),
+            _ => Err(AppError::BadRequest(crate::i18n::t("plans.err.request").into())),
+        },
+    }
+}
+
 /// Buys a bundle in one gasless transaction: the traveler's custodial key signs
 /// an EIP-2612 permit for exactly the quoted price, Kippu relays it.
 pub(crate) async fn buy(
     State(s): State<AppState>,
     Traveler(me): Traveler,
     Path(bundle_id): Path<u32>,
+    body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
-    let req = BuyPlan { traveler: me, bundle_id, attestor: &s.identity.attestor };
+    let request_id = purchase_request(&body)?;
+    let req = BuyPlan { traveler: me, bundle_id, request_id, attestor: &s.identity.attestor };
     let plan_id = match buy_plan(&*s.store, &*s.chain, &s.keystore, &HeldConcessions(&s), req).await {
         Ok(bought) => bought.plan_id,
         Err(BuyPlanError::Signer(e)) => return Err(signer_error(e, "buy from their wallet")),
