@@ -1,6 +1,7 @@
 //! The outbox and the contracts' business keys together (issue 20), on a real anvil mining a
-//! block a second with free gas: a purchase and a tap anchor reorganised away (depth 1 and 3)
-//! are sent again and take effect once — one plan per purchase request, one batch per root —
+//! block a second with free gas: a purchase, a tap anchor and a delay voucher reorganised away
+//! (depth 1 and 3) are sent again and take effect once — one plan per purchase request, one
+//! batch per root, one voucher per delay and policy —
 //! and a purchase request another sender already made answers with that plan, from the
 //! contract's own refusal (`PurchaseAlreadyMade`), buying nothing twice. Figures printed for
 //! BENCHMARKS.md as in `outbox.rs`.
@@ -9,7 +10,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use kippu_chain::bindings::{Clearing, PlanMarket};
 use kippu_chain::hardhat::NodeKind;
@@ -145,4 +146,54 @@ async fn a_purchase_request_made_elsewhere_answers_with_its_plan_and_buys_nothin
     let m = PlanMarket::new(rig.chain.deployment().market, rig.chain.provider());
     assert_eq!(m.purchaseOf(request).call().await.unwrap(), plan);
     sender.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delay_voucher_reorganised_away_is_sent_again_and_issued_once() {
+    use kippu_chain::bindings::{DelayInsurance, Ticket};
+    let rig = Rig::start(NodeKind::Anvil, "voucher-reorg").await;
+    list(&rig.chain).await;
+    // an insured product of its own, in a bundle of its own
+    let insured = ProductSpec {
+        id: PRODUCT + 1,
+        operator_id: OPERATOR,
+        zone: 0,
+        price: PRICE,
+        validity: Validity::Fixed,
+        duration: 86_400,
+        activation_window: 0,
+        rides: 2,
+        insurance: true,
+        transferable: false,
+        refund_bps: 0,
+        refund_window: 0,
+    };
+    rig.chain.list_product(&insured).await.unwrap();
+    let bundle = BundleSpec { id: BUNDLE + 1, product_ids: vec![PRODUCT + 1], discount_bps: 0 };
+    rig.chain.list_bundle(&bundle).await.unwrap();
+    let insurance = DelayInsurance::new(rig.chain.deployment().insurance, rig.chain.provider());
+    let tickets = Ticket::new(rig.chain.deployment().ticket, rig.chain.provider());
+    for depth in [1u64, 3] {
+        let traveler = PrivateKeySigner::random();
+        rig.chain.mint_fare(traveler.address(), PRICE, B256::random()).await.unwrap();
+        let ticket: u64 = tickets.nextTicketId().call().await.unwrap().try_into().unwrap();
+        rig.chain.buy_with_permit(B256::random(), &traveler, BUNDLE + 1, PRICE, 0).await.unwrap();
+        let delay = B256::random();
+        let key = WriteKey {
+            kind: WriteKind::Voucher,
+            id: format!("{delay:#x}:{ticket}:{:#x}", rig.chain.deployment().roles.settler),
+        };
+        rig.pause_mining().await;
+        let c = rig.chain.clone();
+        let reporting = tokio::spawn(async move { c.report_delay(delay, ticket, 30).await });
+        let at = reorganise_after(&rig, &key, depth).await;
+        assert_eq!(insurance.balanceOf(traveler.address()).call().await.unwrap(), U256::ZERO, "the voucher is gone");
+        rig.resume_mining().await;
+        let voucher = reporting.await.unwrap().expect("the report lands");
+        assert!(voucher.is_some(), "quorum 1: the report issues the voucher");
+        let secs = rig.confirmed(&key, at).await;
+        assert_eq!(insurance.balanceOf(traveler.address()).call().await.unwrap(), U256::from(1), "one voucher");
+        let w = rig.store.recorded_write(&key).await.unwrap().unwrap();
+        rig.report(&format!("delay voucher, reorg depth {depth}"), &key, secs, w.write.attempts).await;
+    }
 }
