@@ -110,39 +110,17 @@ async fn a_concession_above_the_configured_maximum_is_refused_on_chain() {
     let max = prod.cfg.identity.max_concession_bps;
     let who = traveler();
     stack.chain.mint_fare(who.address(), 10_000, keccak256("c1")).await.unwrap();
-    let over = stack
-        .chain
-        .buy_with_permit_and_concession(
-            alloy::primitives::B256::random(),
-            &who,
-            &attestor,
-            1,
-            10_000,
-            kippu_e2e::now(),
-            1,
-            max + 1,
-        )
-        .await
-        .unwrap_err();
+    let buy = |bps| {
+        let request = alloy::primitives::B256::random();
+        stack.chain.buy_with_permit_and_concession(request, &who, &attestor, 1, 10_000, kippu_e2e::now(), 1, bps)
+    };
+    let over = buy(max + 1).await.unwrap_err();
     assert_eq!(
         over.rejection(),
         Some(&ContractRejection::ConcessionAboveMax { discount_bps: max + 1, max_bps: max }),
         "{over}"
     );
-    stack
-        .chain
-        .buy_with_permit_and_concession(
-            alloy::primitives::B256::random(),
-            &who,
-            &attestor,
-            1,
-            10_000,
-            kippu_e2e::now(),
-            1,
-            max,
-        )
-        .await
-        .expect("the maximum itself is accepted");
+    buy(max).await.expect("the maximum itself is accepted");
     stack.shutdown().await;
 }
 

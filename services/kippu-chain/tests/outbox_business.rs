@@ -23,11 +23,10 @@ const PRODUCT: u32 = 10;
 const BUNDLE: u32 = 100;
 const PRICE: u128 = 300;
 
-/// An operator and a one-product bundle, through the outbox like every other write.
-async fn list(chain: &Chain) {
-    chain.set_operator(&OperatorSpec { id: OPERATOR, payee: Address::repeat_byte(0x0b) }).await.unwrap();
-    let product = ProductSpec {
-        id: PRODUCT,
+/// A day ticket of two rides at [`PRICE`], with delay cover or without.
+fn product(id: u32, insurance: bool) -> ProductSpec {
+    ProductSpec {
+        id,
         operator_id: OPERATOR,
         zone: 0,
         price: PRICE,
@@ -35,12 +34,17 @@ async fn list(chain: &Chain) {
         duration: 86_400,
         activation_window: 0,
         rides: 2,
-        insurance: false,
-        transferable: true,
+        insurance,
+        transferable: !insurance,
         refund_bps: 0,
         refund_window: 0,
-    };
-    chain.list_product(&product).await.unwrap();
+    }
+}
+
+/// An operator and a one-product bundle, through the outbox like every other write.
+async fn list(chain: &Chain) {
+    chain.set_operator(&OperatorSpec { id: OPERATOR, payee: Address::repeat_byte(0x0b) }).await.unwrap();
+    chain.list_product(&product(PRODUCT, false)).await.unwrap();
     chain.list_bundle(&BundleSpec { id: BUNDLE, product_ids: vec![PRODUCT], discount_bps: 0 }).await.unwrap();
 }
 
@@ -154,20 +158,7 @@ async fn a_delay_voucher_reorganised_away_is_sent_again_and_issued_once() {
     let rig = Rig::start(NodeKind::Anvil, "voucher-reorg").await;
     list(&rig.chain).await;
     // an insured product of its own, in a bundle of its own
-    let insured = ProductSpec {
-        id: PRODUCT + 1,
-        operator_id: OPERATOR,
-        zone: 0,
-        price: PRICE,
-        validity: Validity::Fixed,
-        duration: 86_400,
-        activation_window: 0,
-        rides: 2,
-        insurance: true,
-        transferable: false,
-        refund_bps: 0,
-        refund_window: 0,
-    };
+    let insured = product(PRODUCT + 1, true);
     rig.chain.list_product(&insured).await.unwrap();
     let bundle = BundleSpec { id: BUNDLE + 1, product_ids: vec![PRODUCT + 1], discount_bps: 0 };
     rig.chain.list_bundle(&bundle).await.unwrap();
