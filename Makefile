@@ -54,8 +54,9 @@ fast:
 
 # Dependency policy (deny.toml): allowed licenses, no wildcard versions, crates.io only;
 # duplicate versions are warnings (`cargo deny check bans` without the flag shows who pulls
-# each). cargo-deny comes from `cargo install --locked cargo-deny` (.ci/run installs it).
+# each). cargo-deny is built from crates.io (`cargo install --locked cargo-deny`) when missing.
 deny:
+	@cargo deny --version >/dev/null 2>&1 || env -u CARGO_TARGET_DIR cargo install --locked cargo-deny
 	cargo deny --locked check --hide-inclusion-graph licenses bans sources
 
 fmt-check:
